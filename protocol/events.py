@@ -1,0 +1,223 @@
+"""A flat view of an event or todo, and the way back: what the CSV, JSON and REST doors share.
+
+``view(text)`` reads a stored resource into an ``EventFields``; ``build(fields)`` makes the
+iCalendar component for one. Formats that cannot carry iCalendar themselves (Outlook CSV,
+Timeslot JSON, the slot API) go through these two functions and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import zoneinfo
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from icalendar import Alarm, Component, Event, Todo, vRecur
+
+from protocol.ical import (
+    DEFAULT_MAX_INSTANCES,
+    Resource,
+    main_component,
+    parse_resource,
+    resource_from_components,
+)
+
+#: Timeslot visibility <-> iCalendar CLASS (Timeslot writes the visibility upper-cased)
+VISIBILITIES = ("private", "friends", "foaf", "public")
+#: an extension property keeping what a format carries and iCalendar has no place for
+EXTRA_PROPERTY = "X-ALMANAC-EXTRA"
+
+
+def visibility_of(klass: str | None) -> str:
+    """Timeslot visibility for a CLASS value (RFC 5545: no CLASS means PUBLIC)."""
+    if klass is None:
+        return "public"
+    value = klass.lower()
+    if value in VISIBILITIES:
+        return value
+    return "private"  # CONFIDENTIAL and unknown classes are at least private
+
+
+def class_of(visibility: str) -> str:
+    return visibility.upper()
+
+
+@dataclass(slots=True)
+class EventFields:
+    """What CSV, JSON and the slot API can say about an event or todo."""
+
+    uid: str = ""
+    component: str = "VEVENT"
+    summary: str = ""
+    description: str = ""
+    location: str = ""
+    geo: tuple[float, float] | None = None
+    start: date | datetime | None = None
+    end: date | datetime | None = None
+    rrule: str | None = None
+    klass: str | None = None
+    categories: list[str] = field(default_factory=list)
+    #: the first display/audio alarm: a trigger relative to the start, or an absolute time
+    alarm: timedelta | datetime | None = None
+    priority: int | None = None
+    transparent: bool = False
+    #: X-MICROSOFT-CDO-BUSYSTATUS (FREE, TENTATIVE, BUSY, OOF)
+    busy_status: str | None = None
+    #: format-specific data kept verbatim (X-ALMANAC-EXTRA, a JSON object)
+    extra: dict[str, Any] = field(default_factory=dict)
+    created: datetime | None = None
+    modified: datetime | None = None
+
+    @property
+    def all_day(self) -> bool:
+        return isinstance(self.start, date) and not isinstance(self.start, datetime)
+
+    @property
+    def tzid(self) -> str | None:
+        """The IANA (or custom) zone of the start, None for UTC, floating and dates."""
+        start = self.start
+        if isinstance(start, datetime) and start.tzinfo is not None:
+            key = getattr(start.tzinfo, "key", None) or str(start.tzinfo)
+            return None if key in ("UTC", "Etc/UTC") else key
+        return None
+
+    @property
+    def visibility(self) -> str:
+        return visibility_of(self.klass)
+
+
+def _text(component: Component, name: str) -> str:
+    value = component.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def view(text: str) -> EventFields:
+    """The fields of a stored resource's master component."""
+    component = main_component(parse_resource(text))
+    if component is None:
+        return EventFields()
+    fields = EventFields(
+        uid=_text(component, "UID"),
+        component=component.name,
+        summary=_text(component, "SUMMARY"),
+        description=_text(component, "DESCRIPTION"),
+        location=_text(component, "LOCATION"),
+        klass=_text(component, "CLASS").upper() or None,
+    )
+    start = component.get("DTSTART")
+    fields.start = start.dt if start is not None else None
+    if "DTEND" in component:
+        fields.end = component["DTEND"].dt
+    elif "DUE" in component:
+        fields.end = component["DUE"].dt
+    elif "DURATION" in component and fields.start is not None:
+        fields.end = fields.start + component["DURATION"].dt
+    geo = component.get("GEO")
+    if geo is not None:
+        fields.geo = (float(geo.latitude), float(geo.longitude))
+    rrule = component.get("RRULE")
+    if rrule is not None:
+        rrule = rrule[0] if isinstance(rrule, list) else rrule
+        fields.rrule = rrule.to_ical().decode()
+    categories = component.get("CATEGORIES")
+    for item in categories if isinstance(categories, list) else [categories] if categories else []:
+        fields.categories.extend(str(c) for c in item.cats)
+    if "PRIORITY" in component:
+        try:
+            fields.priority = int(component["PRIORITY"])
+        except ValueError:
+            pass
+    fields.transparent = _text(component, "TRANSP").upper() == "TRANSPARENT"
+    fields.busy_status = _text(component, "X-MICROSOFT-CDO-BUSYSTATUS").upper() or None
+    for alarm in component.walk("VALARM"):
+        trigger = alarm.get("TRIGGER")
+        if trigger is not None and str(alarm.get("ACTION", "DISPLAY")).upper() in ("DISPLAY", "AUDIO"):
+            fields.alarm = trigger.dt
+            break
+    extra = component.get(EXTRA_PROPERTY)
+    if extra is not None:
+        try:
+            fields.extra = json.loads(str(extra))
+        except ValueError:
+            fields.extra = {}
+    for name, attr in (("CREATED", "created"), ("LAST-MODIFIED", "modified")):
+        if name in component:
+            setattr(fields, attr, component[name].dt)
+    return fields
+
+
+def build(fields: EventFields, stamp: datetime | None = None) -> Component:
+    """The iCalendar component for ``fields`` (UID must be set)."""
+    component: Component = Todo() if fields.component == "VTODO" else Event()
+    component.add("UID", fields.uid)
+    component.add("DTSTAMP", stamp or datetime.now(UTC).replace(microsecond=0))
+    if fields.start is not None:
+        component.add("DTSTART", fields.start)
+    if fields.end is not None:
+        component.add("DUE" if fields.component == "VTODO" else "DTEND", fields.end)
+    if fields.rrule:
+        component.add("RRULE", vRecur.from_ical(fields.rrule.removeprefix("RRULE:")))
+    if fields.summary:
+        component.add("SUMMARY", fields.summary)
+    if fields.description:
+        component.add("DESCRIPTION", fields.description)
+    if fields.location:
+        component.add("LOCATION", fields.location)
+    if fields.geo is not None:
+        component.add("GEO", fields.geo)
+    if fields.klass:
+        component.add("CLASS", fields.klass)
+    if fields.categories:
+        component.add("CATEGORIES", fields.categories)
+    if fields.priority is not None:
+        component.add("PRIORITY", fields.priority)
+    if fields.transparent:
+        component.add("TRANSP", "TRANSPARENT")
+    if fields.busy_status:
+        component.add("X-MICROSOFT-CDO-BUSYSTATUS", fields.busy_status)
+    if fields.extra:
+        component.add(EXTRA_PROPERTY, json.dumps(fields.extra, sort_keys=True, ensure_ascii=False))
+    if fields.alarm is not None:
+        alarm = Alarm()
+        alarm.add("ACTION", "DISPLAY")
+        alarm.add("DESCRIPTION", fields.summary or "Reminder")
+        alarm.add("TRIGGER", fields.alarm)
+        component.add_component(alarm)
+    return component
+
+
+def resource(fields: EventFields, line: int = 1, max_instances: int = DEFAULT_MAX_INSTANCES) -> Resource:
+    """A storable resource for ``fields``."""
+    return resource_from_components([build(fields)], max_instances, line)
+
+
+def localize(value: datetime, zone: str | None) -> datetime:
+    """Attach a zone to a naive wall-clock time (None keeps it floating)."""
+    if zone is None or value.tzinfo is not None:
+        return value
+    if zone.upper() == "UTC":
+        return value.replace(tzinfo=UTC)
+    return value.replace(tzinfo=zoneinfo.ZoneInfo(zone))
+
+
+def wall_clock(value: date | datetime, zone: str | None) -> date | datetime:
+    """A value as wall-clock time in ``zone`` (None: in its own zone); dates stay dates."""
+    if not isinstance(value, datetime) or value.tzinfo is None or zone is None:
+        return value
+    target = UTC if zone.upper() == "UTC" else zoneinfo.ZoneInfo(zone)
+    return value.astimezone(target)
+
+
+def valid_zone(name: str) -> bool:
+    if name.upper() == "UTC":
+        return True
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True

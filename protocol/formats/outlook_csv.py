@@ -1,0 +1,318 @@
+"""Microsoft Outlook calendar CSV: the real 22-column export and Timeslot's underscore variant.
+
+Real Outlook: quoted English headers ("Subject","Start Date",...), dates ``M/D/YYYY``, times
+``h:mm:ss AM/PM``, local times without a zone, CRLF. Timeslot's variant: an unquoted header
+``Subject,Start_Date,Start_Time,End_Date,End_Time,...``, ISO dates and 24-hour times, and an
+optional ``uid`` column. Both are read by one parser that matches headers by name (case,
+spaces and underscores do not matter). Unknown columns are an error: nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from datetime import date, datetime, time, timedelta
+
+import recurring_ical_events
+
+from protocol.events import EventFields, localize, resource, view, wall_clock
+from protocol.formats import ExportItem, LineError, ParseOptions, ParseResult
+from protocol.ical import make_uid, parse_resource
+
+OUTLOOK_HEADER = [
+    "Subject", "Start Date", "Start Time", "End Date", "End Time", "All day event",
+    "Reminder on/off", "Reminder Date", "Reminder Time", "Meeting Organizer",
+    "Required Attendees", "Optional Attendees", "Meeting Resources", "Billing Information",
+    "Categories", "Description", "Location", "Mileage", "Priority", "Private", "Sensitivity",
+    "Show time as",
+]  # fmt: skip
+TIMESLOT_HEADER = [
+    "Subject", "Start_Date", "Start_Time", "End_Date", "End_Time", "All_Day_Event",
+    "Categories", "Show_Time", "Location", "Description", "uid",
+]  # fmt: skip
+#: Outlook columns iCalendar has no property for: kept in the event's extra data
+KEPT_COLUMNS = (
+    "meeting organizer", "required attendees", "optional attendees", "meeting resources",
+    "billing information", "mileage",
+)  # fmt: skip
+KNOWN_COLUMNS = frozenset(
+    [re.sub(r"[\s_]+", " ", h.lower()) for h in OUTLOOK_HEADER + TIMESLOT_HEADER]
+)
+_TRUE = {"true", "yes", "1", "waar", "x", "on"}
+_FALSE = {"false", "no", "0", "onwaar", "", "off"}
+_PRIORITY_IN = {"high": 1, "normal": None, "low": 9}
+_SHOW_AS = {"0": "FREE", "1": "TENTATIVE", "2": "BUSY", "3": "OOF", "4": "WORKINGELSEWHERE"}
+_SHOW_AS_OUT = {v: k for k, v in _SHOW_AS.items()}
+#: recurring events are written one row per instance, up to this many, up to a year ahead
+MAX_ROWS_PER_EVENT = 1000
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[\s_]+", " ", name.strip().lower())
+
+
+def sniff_delimiter(header_line: str) -> str:
+    counts = {d: header_line.count(d) for d in ",;\t|"}
+    return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+
+
+def parse(text: str, options: ParseOptions) -> ParseResult:
+    result = ParseResult("outlook")
+    first_line = text.lstrip("\r\n").split("\n", 1)[0]
+    delimiter = options.delimiter or sniff_delimiter(first_line)
+    reader = csv.reader(io.StringIO(text.lstrip("\r\n"), newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error) as error:
+        result.errors.append(LineError(1, f"cannot read the CSV header: {error}"))
+        return result
+    keys = [normalize(h) for h in header]
+    unknown = [h for h, k in zip(header, keys, strict=True) if k not in KNOWN_COLUMNS]
+    if unknown:
+        result.errors.append(
+            LineError(1, "unknown columns: " + ", ".join(repr(u) for u in unknown), header)
+        )
+        return result
+    missing = [c for c in ("subject", "start date") if c not in keys]
+    if missing:
+        result.errors.append(LineError(1, "missing required columns: " + ", ".join(missing), header))
+        return result
+    duplicates = [k for k, n in Counter(keys).items() if n > 1]
+    if duplicates:
+        result.errors.append(LineError(1, "repeated columns: " + ", ".join(duplicates), header))
+        return result
+    seen_uids: dict[str, int] = {}
+    derived: Counter[str] = Counter()
+    line = reader.line_num
+    try:
+        for row in reader:
+            start_line, line = line + 1, reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(result.resources) >= options.max_components:
+                result.errors.append(
+                    LineError(start_line, f"more than {options.max_components} rows in one import")
+                )
+                break
+            if len(row) != len(keys):
+                result.errors.append(
+                    LineError(start_line, f"expected {len(keys)} fields, found {len(row)}", row)
+                )
+                continue
+            record = dict(zip(keys, (cell.strip() for cell in row), strict=True))
+            try:
+                fields = _fields(record, options.timezone)
+            except ValueError as error:
+                result.errors.append(LineError(start_line, str(error), row))
+                continue
+            uid = record.get("uid", "")
+            if not uid:
+                key = "\x1f".join(row)
+                derived[key] += 1
+                uid = make_uid("csv", key, str(derived[key]))
+            if uid in seen_uids:
+                result.errors.append(
+                    LineError(start_line, f"uid {uid} already used on line {seen_uids[uid]}", row)
+                )
+                continue
+            seen_uids[uid] = start_line
+            fields.uid = uid
+            result.resources.append(resource(fields, start_line, options.max_instances))
+    except csv.Error as error:
+        result.errors.append(LineError(reader.line_num, f"malformed CSV: {error}"))
+    if not result.resources and not result.errors:
+        result.errors.append(LineError(1, "the file has a header but no events"))
+    return result
+
+
+def _boolean(value: str, column: str) -> bool:
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"{column}: {value!r} is not True or False")
+
+
+def _date(value: str, column: str) -> date:
+    for pattern in ("%m/%d/%Y", "%Y-%m-%d", "%d.%m.%Y", "%m/%d/%y"):
+        try:
+            return datetime.strptime(value, pattern).date()
+        except ValueError:
+            continue
+    raise ValueError(f"{column}: {value!r} is not a date (M/D/YYYY or YYYY-MM-DD)")
+
+
+def _time(value: str, column: str) -> time:
+    cleaned = re.sub(r"\s+", " ", value.upper().replace(".", ""))
+    for pattern in ("%I:%M:%S %p", "%I:%M %p", "%H:%M:%S", "%H:%M"):
+        try:
+            return datetime.strptime(cleaned, pattern).time()
+        except ValueError:
+            continue
+    raise ValueError(f"{column}: {value!r} is not a time (h:mm:ss AM/PM or HH:MM)")
+
+
+def _fields(record: dict[str, str], zone: str | None) -> EventFields:
+    subject = record.get("subject", "")
+    if not subject:
+        raise ValueError("Subject is empty")
+    start_day = _date(record["start date"], "Start Date") if record["start date"] else None
+    if start_day is None:
+        raise ValueError("Start Date is empty")
+    start_clock = record.get("start time", "")
+    all_day = _boolean(record.get("all day event", ""), "All day event") or not start_clock
+    end_day = _date(record["end date"], "End Date") if record.get("end date") else None
+    end_clock = record.get("end time", "")
+    fields = EventFields(
+        summary=subject,
+        description=record.get("description", ""),
+        location=record.get("location", ""),
+    )
+    if all_day:
+        fields.start = start_day
+        fields.end = end_day if end_day and end_day > start_day else start_day + timedelta(days=1)
+    else:
+        start = datetime.combine(start_day, _time(start_clock, "Start Time"))
+        if end_clock:
+            end = datetime.combine(end_day or start_day, _time(end_clock, "End Time"))
+        elif end_day:
+            end = datetime.combine(end_day, start.time())
+        else:
+            end = start
+        if end < start:
+            raise ValueError("the end is before the start")
+        fields.start, fields.end = localize(start, zone), localize(end, zone)
+    if end_day and all_day and end_day < start_day:
+        raise ValueError("the end is before the start")
+    if _boolean(record.get("reminder on/off", ""), "Reminder on/off") and record.get("reminder date"):
+        reminder = datetime.combine(
+            _date(record["reminder date"], "Reminder Date"),
+            _time(record["reminder time"], "Reminder Time") if record.get("reminder time") else time(),
+        )
+        begin = fields.start if isinstance(fields.start, datetime) else datetime.combine(start_day, time())
+        fields.alarm = reminder - begin.replace(tzinfo=None)
+    fields.categories = [c.strip() for c in re.split(r"[;,]", record.get("categories", "")) if c.strip()]
+    priority = record.get("priority", "").lower()
+    if priority:
+        if priority not in _PRIORITY_IN:
+            raise ValueError(f"Priority: {record['priority']!r} is not High, Normal or Low")
+        fields.priority = _PRIORITY_IN[priority]
+    sensitivity = record.get("sensitivity", "").lower()
+    if _boolean(record.get("private", ""), "Private") or sensitivity == "private":
+        fields.klass = "PRIVATE"
+    elif sensitivity == "confidential":
+        fields.klass = "CONFIDENTIAL"
+    elif sensitivity not in ("", "normal"):
+        fields.extra.setdefault("outlook", {})["sensitivity"] = record["sensitivity"]
+    show_as = record.get("show time as") or record.get("show time") or ""
+    if show_as:
+        if show_as not in _SHOW_AS:
+            raise ValueError(f"Show time as: {show_as!r} is not 0 to 4")
+        fields.transparent = show_as == "0"
+        fields.busy_status = _SHOW_AS[show_as] if show_as != "2" else None
+    kept = {c: record[c] for c in KEPT_COLUMNS if record.get(c)}
+    if kept:
+        fields.extra.setdefault("outlook", {}).update(kept)
+    return fields
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _us_date(value: date) -> str:
+    return f"{value.month}/{value.day}/{value.year}"
+
+
+def _us_time(value: datetime) -> str:
+    hour = value.hour % 12 or 12
+    return f"{hour}:{value.minute:02d}:{value.second:02d} {'AM' if value.hour < 12 else 'PM'}"
+
+
+def _instances(text: str, fields: EventFields, horizon: datetime) -> Iterator[EventFields]:
+    """The fields of an event, one per instance when it recurs (CSV cannot carry RRULE)."""
+    if not fields.rrule:
+        yield fields
+        return
+    begin = fields.start
+    if isinstance(begin, datetime):
+        begin = begin.replace(tzinfo=None)  # naive bounds are read in the event's own zone
+    occurrences = recurring_ical_events.of(parse_resource(text)).between(begin, horizon)
+    for count, occurrence in enumerate(occurrences):
+        if count >= MAX_ROWS_PER_EVENT:
+            break
+        start = occurrence["DTSTART"].dt
+        end = occurrence["DTEND"].dt if "DTEND" in occurrence else start
+        yield replace(fields, start=start, end=end, rrule=None)
+
+
+def _row(fields: EventFields, flavor: str, zone: str | None) -> list[str]:
+    start, end = fields.start, fields.end if fields.end is not None else fields.start
+    assert start is not None and end is not None
+    start, end = wall_clock(start, zone), wall_clock(end, zone)
+    all_day = fields.all_day
+    kept = fields.extra.get("outlook", {})
+    if flavor == "timeslot":
+        clock = (lambda v: "") if all_day else (lambda v: v.strftime("%H:%M:%S"))
+        return [
+            fields.summary, start.isoformat()[:10], clock(start), end.isoformat()[:10], clock(end),
+            "TRUE" if all_day else "FALSE", ";".join(fields.categories),
+            _SHOW_AS_OUT.get(fields.busy_status or "", "0" if fields.transparent else ""),
+            fields.location, fields.description, fields.uid,
+        ]  # fmt: skip
+    clock = (lambda v: "") if all_day else _us_time
+    reminder_on, reminder_date, reminder_time = "False", "", ""
+    if fields.alarm is not None:
+        if isinstance(fields.alarm, timedelta):
+            base = start if isinstance(start, datetime) else datetime.combine(start, time())
+            moment = base + fields.alarm
+        else:
+            moment = wall_clock(fields.alarm, zone)  # type: ignore[assignment]
+        reminder_on, reminder_date, reminder_time = "True", _us_date(moment), _us_time(moment)
+    priority = {1: "High", 2: "High", 3: "High", 4: "High", 9: "Low", 8: "Low", 7: "Low", 6: "Low"}
+    sensitivity = {"PRIVATE": "Private", "CONFIDENTIAL": "Confidential"}.get(
+        fields.klass or "", kept.get("sensitivity", "Normal")
+    )
+    return [
+        fields.summary, _us_date(start), clock(start), _us_date(end), clock(end),
+        "True" if all_day else "False", reminder_on, reminder_date, reminder_time,
+        kept.get("meeting organizer", ""), kept.get("required attendees", ""),
+        kept.get("optional attendees", ""), kept.get("meeting resources", ""),
+        kept.get("billing information", ""), ";".join(fields.categories), fields.description,
+        fields.location, kept.get("mileage", ""), priority.get(fields.priority or 5, "Normal"),
+        "True" if fields.klass == "PRIVATE" else "False", sensitivity,
+        _SHOW_AS_OUT.get(fields.busy_status or "", "0" if fields.transparent else "2"),
+    ]  # fmt: skip
+
+
+def dump(
+    items: Iterable[ExportItem],
+    flavor: str = "outlook",
+    timezone: str | None = None,
+    horizon: datetime | None = None,
+) -> Iterator[str]:
+    """CSV rows for the events (todos and journals have no place in a calendar CSV).
+
+    ``timezone`` converts zoned times to that zone's wall clock (default: each event's own);
+    recurring events are written one row per instance until ``horizon``.
+    """
+    horizon = horizon or datetime.now().replace(microsecond=0) + timedelta(days=365)
+    buffer = io.StringIO()
+    quoting = csv.QUOTE_ALL if flavor == "outlook" else csv.QUOTE_MINIMAL
+    writer = csv.writer(buffer, quoting=quoting, lineterminator="\r\n")
+    writer.writerow(TIMESLOT_HEADER if flavor == "timeslot" else OUTLOOK_HEADER)
+    for count, item in enumerate(items, 1):
+        fields = view(item.text)
+        if fields.component != "VEVENT" or fields.start is None:
+            continue
+        for instance in _instances(item.text, fields, horizon):
+            writer.writerow(_row(instance, flavor, timezone))
+        if count % 200 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

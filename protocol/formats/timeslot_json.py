@@ -1,0 +1,259 @@
+"""Timeslot JSON: an array of slots, in the 2016 shape and the later one.
+
+2016 (seed 002): ``uid, title, visibility, start, end, location`` with ISO UTC times such as
+``2019-09-15T20:44:02.000Z``. Later: also ``notes``, ``media``, ``settings``, ``groups`` and a
+location object. Almanac adds ``allday``, ``rrule``, ``timezone`` and ``type`` where they carry
+something, and keeps every key it has no iCalendar property for, so a file re-exports as it came.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from protocol.events import (
+    VISIBILITIES,
+    EventFields,
+    class_of,
+    resource,
+    valid_zone,
+    view,
+    wall_clock,
+)
+from protocol.formats import ExportItem, LineError, ParseOptions, ParseResult
+from protocol.ical import make_uid
+
+#: keys with a place in iCalendar; every other key is kept verbatim in the event's extra data
+MAPPED_KEYS = frozenset(
+    {"uid", "title", "visibility", "start", "end", "location", "notes", "description",
+     "allday", "rrule", "timezone", "type", "groups", "group"}
+)  # fmt: skip
+_LOCATION_KEYS = ("name", "address", "city", "postalcode", "country", "latitude", "longitude")
+_WHITESPACE = re.compile(r"[ \t\r\n]*")
+
+
+def _items(text: str, result: ParseResult) -> Iterator[tuple[int, Any]]:
+    """Each element of the top-level array with the line it starts on."""
+    decoder = json.JSONDecoder()
+    index = _WHITESPACE.match(text, 0).end()  # type: ignore[union-attr]
+    if text[index : index + 1] != "[":
+        kind = "an object" if text[index : index + 1] == "{" else "not an array"
+        result.errors.append(LineError(1, f"Timeslot JSON must be an array of slots; this is {kind}"))
+        return
+    line, counted = 1, 0
+    index += 1
+    expect_item = True
+    while True:
+        index = _WHITESPACE.match(text, index).end()  # type: ignore[union-attr]
+        line += text.count("\n", counted, index)
+        counted = index
+        if index >= len(text):
+            result.errors.append(LineError(line, "the array is not closed: is the file truncated?"))
+            return
+        if text[index] == "]":
+            if _WHITESPACE.match(text, index + 1).end() != len(text):  # type: ignore[union-attr]
+                result.errors.append(LineError(line, "unexpected text after the array"))
+            return
+        if not expect_item:
+            if text[index : index + 1] != ",":
+                result.errors.append(LineError(line, "expected ',' or ']' between slots"))
+                return
+            index += 1
+            expect_item = True
+            continue
+        try:
+            value, index = decoder.raw_decode(text, index)
+        except json.JSONDecodeError as error:
+            result.errors.append(LineError(error.lineno, f"invalid JSON: {error.msg}"))
+            return
+        yield line, value
+        expect_item = False
+
+
+def _instant(value: Any, key: str) -> datetime | date:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{key}: expected an ISO 8601 date-time string, got {value!r}")
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{key}: {value!r} is not an ISO 8601 date-time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _fields(item: dict[str, Any]) -> EventFields:
+    title = item.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise ValueError("title is missing or empty")
+    fields = EventFields(summary=title)
+    if item.get("type") == "todo":
+        fields.component = "VTODO"
+    fields.start = _instant(item.get("start"), "start")
+    end = item.get("end")
+    if end not in (None, ""):
+        fields.end = _instant(end, "end")
+    zone = item.get("timezone")
+    if zone:
+        if not isinstance(zone, str) or not valid_zone(zone):
+            raise ValueError(f"timezone: {zone!r} is not a known time zone")
+    if item.get("allday"):
+        fields.start = _day(fields.start)
+        fields.end = _day(fields.end) if fields.end is not None else fields.start + timedelta(days=1)
+    elif zone:
+        fields.start = wall_clock(fields.start, zone)
+        fields.end = wall_clock(fields.end, zone) if fields.end is not None else None
+    if isinstance(fields.start, datetime) and isinstance(fields.end, datetime) and fields.end < fields.start:
+        raise ValueError("end is before start")
+    if isinstance(fields.start, date) and not isinstance(fields.start, datetime) and fields.end is not None:
+        if fields.end < fields.start:  # type: ignore[operator]
+            raise ValueError("end is before start")
+    visibility = item.get("visibility") or "private"
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
+    fields.klass = class_of(visibility)
+    rrule = item.get("rrule")
+    if rrule:
+        if not isinstance(rrule, str):
+            raise ValueError("rrule must be a string such as FREQ=WEEKLY;COUNT=4")
+        fields.rrule = rrule.strip().removeprefix("RRULE:")
+    _read_location(item.get("location"), fields)
+    _read_notes(item, fields)
+    fields.extra.update({k: v for k, v in item.items() if k not in MAPPED_KEYS})
+    return fields
+
+
+def _day(value: date | datetime) -> date:
+    return value.astimezone(UTC).date() if isinstance(value, datetime) else value
+
+
+def _read_location(location: Any, fields: EventFields) -> None:
+    if location in (None, "", {}):
+        return
+    if isinstance(location, str):
+        fields.location = location
+        return
+    if not isinstance(location, dict):
+        raise ValueError("location must be null, a string or an object")
+    fields.location = str(location.get("name") or "")
+    latitude, longitude = location.get("latitude"), location.get("longitude")
+    if isinstance(latitude, int | float) and isinstance(longitude, int | float):
+        fields.geo = (float(latitude), float(longitude))
+    rest = {k: v for k, v in location.items() if k not in ("name", "latitude", "longitude")}
+    if any(v not in (None, "") for v in rest.values()):
+        fields.extra["location"] = rest
+
+
+def _read_notes(item: dict[str, Any], fields: EventFields) -> None:
+    notes = item.get("notes") or []
+    if not isinstance(notes, list) or not all(isinstance(n, dict) for n in notes):
+        raise ValueError("notes must be an array of {title, content} objects")
+    description = item.get("description")
+    others = []
+    for note in notes:
+        if description is None and note.get("title") == "Description":
+            description = note.get("content") or ""
+        else:
+            others.append(note)
+    fields.description = str(description or "")
+    if others:
+        fields.extra["notes"] = others
+
+
+def parse(text: str, options: ParseOptions) -> ParseResult:
+    result = ParseResult("timeslot")
+    seen: dict[str, int] = {}
+    for line, item in _items(text, result):
+        if len(result.resources) >= options.max_components:
+            result.errors.append(LineError(line, f"more than {options.max_components} slots in one import"))
+            break
+        if not isinstance(item, dict):
+            result.errors.append(LineError(line, f"a slot must be an object, not {type(item).__name__}"))
+            continue
+        try:
+            fields = _fields(item)
+        except ValueError as error:
+            result.errors.append(LineError(line, str(error), [str(item.get("uid", ""))]))
+            continue
+        uid = item.get("uid")
+        fields.uid = str(uid) if uid else make_uid("timeslot", fields.summary, str(item.get("start")))
+        if fields.uid in seen:
+            result.errors.append(LineError(line, f"uid {fields.uid} already used on line {seen[fields.uid]}"))
+            continue
+        seen[fields.uid] = line
+        if "groups" in item or "group" in item:
+            result.warnings.append(LineError(line, "groups in the file are not used: slots go to the target group"))
+        try:
+            result.resources.append(resource(fields, line, options.max_instances))
+        except ValueError as error:
+            result.errors.append(LineError(line, str(error), [fields.uid]))
+    if not result.resources and not result.errors:
+        result.errors.append(LineError(1, "the array holds no slots"))
+    return result
+
+
+# --------------------------------------------------------------------------- export
+
+
+def iso_utc(value: date | datetime) -> str:
+    """``2019-09-15T20:44:02.000Z``: floating times and dates are read as UTC."""
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def slot(fields: EventFields, groups: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One exported slot: the seed's keys first, then what else the event carries."""
+    extra = dict(fields.extra)
+    location: dict[str, Any] | None = None
+    if fields.location or fields.geo or "location" in extra:
+        location = {"name": fields.location, **extra.pop("location", {})}
+        if fields.geo:
+            location["latitude"], location["longitude"] = fields.geo
+    data: dict[str, Any] = {
+        "uid": fields.uid,
+        "title": fields.summary,
+        "visibility": fields.visibility,
+        "start": iso_utc(fields.start) if fields.start is not None else "",
+        "end": iso_utc(fields.end) if fields.end is not None else "",
+        "location": location,
+    }
+    notes = [{"title": "Description", "content": fields.description}] if fields.description else []
+    notes += extra.pop("notes", [])
+    if notes:
+        data["notes"] = notes
+    if groups is not None:
+        data["groups"] = groups
+    if fields.component == "VTODO":
+        data["type"] = "todo"
+    if fields.all_day:
+        data["allday"] = True
+    if fields.rrule:
+        data["rrule"] = fields.rrule
+    if fields.tzid:
+        data["timezone"] = fields.tzid
+    data.update(extra)
+    return data
+
+
+def dump(items: Iterable[ExportItem]) -> Iterator[str]:
+    yield "["
+    separator = "\n"
+    for item in items:
+        groups = None
+        if item.group is not None:
+            groups = [
+                {"uuid": item.group.uuid, "name": item.group.name, "image": "",
+                 "public": item.group.public, "description": item.group.description}
+            ]  # fmt: skip
+        text = json.dumps(slot(view(item.text), groups), indent=2, ensure_ascii=False)
+        yield separator + "  " + text.replace("\n", "\n  ")
+        separator = ",\n"
+    yield "\n]\n"

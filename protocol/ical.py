@@ -1,0 +1,449 @@
+"""iCalendar resources: split calendars into one resource per UID, validate, index bounds.
+
+A *resource* is what the store keeps for one UID: a complete VCALENDAR holding the master
+component, its overridden instances (RECURRENCE-ID) and the VTIMEZONEs they use, plus the
+values the store indexes (UTC start/end bounds, summary, CLASS).
+
+Everything here is pure: text in, values out.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from dateutil import rrule as dateutil_rrule
+from icalendar import Calendar, Component, Timezone
+from icalendar.timezone import tzp
+
+PRODID = "-//Almanac//Almanac Calendar Server//EN"
+CRLF = "\r\n"
+#: components a calendar object resource may hold (RFC 4791 4.1)
+OBJECT_COMPONENTS = frozenset({"VEVENT", "VTODO", "VJOURNAL"})
+#: floating times and dates mean "wall clock anywhere": widen index bounds by the widest offset
+FLOATING_SLACK = 14 * 3600
+#: recurrence sets with more instances than this are indexed as open-ended
+DEFAULT_MAX_INSTANCES = 10_000
+
+_TZID_PARAM = re.compile(r';TZID=("[^"]*"|[^;:]*)', re.IGNORECASE)
+
+
+class ICalError(ValueError):
+    """An iCalendar text that cannot be accepted, with the line it was found on."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+@dataclass(slots=True)
+class Resource:
+    """One calendar object resource: all components of one UID, as iCalendar text."""
+
+    uid: str
+    component: str
+    text: str
+    start: int | None  #: epoch seconds UTC, None = unbounded in the past
+    end: int | None  #: epoch seconds UTC, None = unbounded in the future
+    recurring: bool = False
+    summary: str = ""
+    klass: str | None = None
+    line: int = 1  #: first line of the resource in the source file
+
+
+@dataclass(slots=True)
+class Block:
+    """One top-level component (VEVENT, VTODO, ...) of a parsed file."""
+
+    name: str
+    uid: str
+    text: str  #: the component's content lines, CRLF-terminated
+    start: int | None
+    end: int | None
+    recurring: bool
+    is_override: bool
+    summary: str
+    klass: str | None
+    tzids: frozenset[str]
+    line: int
+
+
+@dataclass(slots=True)
+class Bounds:
+    start: int | None
+    end: int | None
+    recurring: bool = False
+
+
+# --------------------------------------------------------------------------- time helpers
+
+
+def to_utc(value: date | datetime) -> tuple[datetime, bool]:
+    """A UTC datetime for a DATE or DATE-TIME value, and whether it was floating."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC), True
+        return value.astimezone(UTC), False
+    return datetime.combine(value, time(), UTC), True
+
+
+def epoch(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+def is_all_day(value: object) -> bool:
+    return isinstance(value, date) and not isinstance(value, datetime)
+
+
+def _decoded(component: Component, name: str) -> object | None:
+    if name not in component:
+        return None
+    try:
+        value = component.decoded(name)
+    except (ValueError, KeyError, TypeError):
+        return None
+    return value
+
+
+def component_span(component: Component) -> tuple[date | datetime | None, timedelta | None]:
+    """DTSTART (or DUE for a todo without one) and the duration of one instance (RFC 5545)."""
+    start = _decoded(component, "DTSTART")
+    name = component.name
+    if name == "VTODO":
+        due = _decoded(component, "DUE")
+        duration = _decoded(component, "DURATION")
+        if start is None:
+            return (due, timedelta(0)) if isinstance(due, date) else (None, None)
+        if isinstance(due, date):
+            return start, _difference(start, due)
+        if isinstance(duration, timedelta):
+            return start, duration
+        return start, timedelta(0)
+    if not isinstance(start, date):
+        return None, None
+    end = _decoded(component, "DTEND")
+    if isinstance(end, date):
+        return start, _difference(start, end)
+    duration = _decoded(component, "DURATION")
+    if isinstance(duration, timedelta):
+        return start, duration
+    return start, timedelta(days=1) if is_all_day(start) else timedelta(0)
+
+
+def _difference(start: date, end: date) -> timedelta:
+    if is_all_day(start) != is_all_day(end):
+        start = to_utc(start)[0]
+        end = to_utc(end)[0]
+    elif isinstance(start, datetime) and (start.tzinfo is None) != (end.tzinfo is None):
+        start = to_utc(start)[0]
+        end = to_utc(end)[0]
+    return end - start  # type: ignore[operator]
+
+
+def _rrule_strings(component: Component) -> list[str]:
+    value = component.get("RRULE")
+    if value is None:
+        return []
+    values = value if isinstance(value, list) else [value]
+    return [v.to_ical().decode() for v in values]
+
+
+def _last_start(start: date | datetime, rule: str, max_instances: int) -> datetime | None:
+    """Start of the last instance of a bounded RRULE, or None when unbounded or too long."""
+    upper = rule.upper()
+    if "COUNT=" not in upper and "UNTIL=" not in upper:
+        return None
+    begin = start if isinstance(start, datetime) else datetime.combine(start, time())
+    naive = begin.replace(tzinfo=None)
+    until = re.search(r"UNTIL=([0-9TZ]+)", upper)
+    if until:
+        # Conservative: no instance starts after UNTIL.
+        raw = until.group(1)
+        try:
+            if "T" in raw:
+                stamp = datetime.strptime(raw[:15], "%Y%m%dT%H%M%S")
+            else:
+                stamp = datetime.strptime(raw[:8], "%Y%m%d") + timedelta(days=1)
+        except ValueError:
+            return None
+        return stamp.replace(tzinfo=UTC if raw.endswith("Z") else begin.tzinfo)
+    try:
+        count = int(re.search(r"COUNT=(\d+)", upper).group(1))  # type: ignore[union-attr]
+    except (AttributeError, ValueError):
+        return None
+    if count > max_instances:
+        return None
+    try:
+        rule_set = dateutil_rrule.rrulestr(rule, dtstart=naive)
+        last = None
+        for last in rule_set:  # noqa: B007 - only the last one matters
+            pass
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if last is None:
+        return begin
+    return last.replace(tzinfo=begin.tzinfo) if begin.tzinfo is not None else last
+
+
+def component_bounds(component: Component, max_instances: int = DEFAULT_MAX_INSTANCES) -> Bounds:
+    """UTC bounds that contain every instance of one component (a superset is fine)."""
+    start, duration = component_span(component)
+    if start is None or duration is None:
+        return Bounds(None, None, recurring="RRULE" in component or "RDATE" in component)
+    first, floating = to_utc(start)
+    last_end = first + duration
+    recurring = False
+    for rule in _rrule_strings(component):
+        recurring = True
+        last_start = _last_start(start, rule, max_instances)
+        if last_start is None:
+            return Bounds(epoch(first) - (FLOATING_SLACK if floating else 0), None, True)
+        last_end = max(last_end, to_utc(last_start)[0] + duration)
+    rdates = component.get("RDATE")
+    if rdates is not None:
+        recurring = True
+        for rdate_list in rdates if isinstance(rdates, list) else [rdates]:
+            for item in getattr(rdate_list, "dts", []):
+                value = item.dt
+                if isinstance(value, tuple):  # PERIOD: (start, end or duration)
+                    begin, stop = value
+                    end = begin + stop if isinstance(stop, timedelta) else stop
+                    begin_utc, end_utc = to_utc(begin)[0], to_utc(end)[0]
+                else:
+                    begin_utc = to_utc(value)[0]
+                    end_utc = begin_utc + duration
+                first = min(first, begin_utc)
+                last_end = max(last_end, end_utc)
+    slack = FLOATING_SLACK if floating else 0
+    return Bounds(epoch(first) - slack, epoch(last_end) + slack, recurring)
+
+
+def merge_bounds(blocks: Iterable[Block]) -> tuple[int | None, int | None]:
+    """The union of the bounds of several blocks (None is unbounded)."""
+    starts, ends = [], []
+    for block in blocks:
+        starts.append(block.start)
+        ends.append(block.end)
+    start = None if any(s is None for s in starts) else min(starts)  # type: ignore[type-var]
+    end = None if any(e is None for e in ends) else max(ends)  # type: ignore[type-var]
+    return start, end
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def component_problems(component: Component) -> list[str]:
+    """What makes a VEVENT/VTODO/VJOURNAL unacceptable, in words a person understands."""
+    problems = [f"{name}: {message}" for name, message in component.errors]
+    for sub in component.subcomponents:
+        problems.extend(f"{sub.name} {name}: {message}" for name, message in sub.errors)
+    if problems:
+        return problems
+    name = component.name
+    start = _decoded(component, "DTSTART")
+    if "DTSTART" in component and not isinstance(start, date):
+        problems.append("DTSTART is not a valid date or date-time")
+    if name == "VEVENT":
+        if start is None:
+            problems.append("VEVENT has no DTSTART")
+            return problems
+        if "DTEND" in component and "DURATION" in component:
+            problems.append("VEVENT has both DTEND and DURATION")
+        end = _decoded(component, "DTEND")
+        if "DTEND" in component and not isinstance(end, date):
+            problems.append("DTEND is not a valid date or date-time")
+        elif isinstance(end, date) and isinstance(start, date):
+            if is_all_day(start) != is_all_day(end):
+                problems.append("DTSTART and DTEND must both be dates or both date-times")
+            elif _difference(start, end) < timedelta(0):
+                problems.append("DTEND is before DTSTART")
+        duration = _decoded(component, "DURATION")
+        if isinstance(duration, timedelta) and duration < timedelta(0):
+            problems.append("DURATION is negative")
+    elif name == "VTODO":
+        due = _decoded(component, "DUE")
+        if "DUE" in component and not isinstance(due, date):
+            problems.append("DUE is not a valid date or date-time")
+        elif isinstance(due, date) and isinstance(start, date) and _difference(start, due) < timedelta(0):
+            problems.append("DUE is before DTSTART")
+        if "DUE" in component and "DURATION" in component:
+            problems.append("VTODO has both DUE and DURATION")
+    for rule in _rrule_strings(component):
+        try:
+            dateutil_rrule.rrulestr(re.sub(r";?UNTIL=[0-9TZ]+", "", rule, flags=re.I), dtstart=datetime(2000, 1, 1))
+        except (ValueError, TypeError) as error:
+            problems.append(f"RRULE is invalid: {error}")
+    return problems
+
+
+# --------------------------------------------------------------------------- blocks and resources
+
+
+def make_uid(*parts: str) -> str:
+    """A deterministic UID for data that has none, so a re-import updates instead of duplicating."""
+    digest = hashlib.sha1("\x1f".join(parts).encode()).hexdigest()
+    return f"almanac-{digest}"
+
+
+def used_tzids(text: str) -> frozenset[str]:
+    return frozenset(value.strip('"') for value in _TZID_PARAM.findall(text))
+
+
+def block_from_component(
+    component: Component,
+    text: str,
+    line: int,
+    max_instances: int = DEFAULT_MAX_INSTANCES,
+) -> Block:
+    """Index values of one validated component whose content lines are ``text``."""
+    uid = str(component.get("UID", "")).strip()
+    if not uid:
+        uid = make_uid(text)
+        text = _insert_after_begin(text, f"UID:{uid}")
+    bounds = component_bounds(component, max_instances)
+    klass = component.get("CLASS")
+    return Block(
+        name=component.name,
+        uid=uid,
+        text=text,
+        start=bounds.start,
+        end=bounds.end,
+        recurring=bounds.recurring,
+        is_override="RECURRENCE-ID" in component,
+        summary=str(component.get("SUMMARY", "")),
+        klass=str(klass).upper() if klass is not None else None,
+        tzids=used_tzids(text),
+        line=line,
+    )
+
+
+def _insert_after_begin(text: str, content_line: str) -> str:
+    first, _, rest = text.partition(CRLF)
+    return f"{first}{CRLF}{content_line}{CRLF}{rest}"
+
+
+@functools.lru_cache(maxsize=512)
+def timezone_text(tzid: str) -> str | None:
+    """A VTIMEZONE for a zone known to the system (IANA or Windows name), or None."""
+    try:
+        return Timezone.from_tzid(tzid).to_ical().decode().replace("\r\n", CRLF)
+    except (ValueError, KeyError):
+        return None
+
+
+def assemble(
+    blocks: list[Block],
+    timezones: dict[str, str],
+    header: Iterable[str] = (),
+) -> Resource:
+    """One resource from the blocks of one UID; ``timezones`` maps TZID to VTIMEZONE text."""
+    master = next((b for b in blocks if not b.is_override), blocks[0])
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", *header]
+    text = CRLF.join(lines) + CRLF
+    tzids = sorted(set().union(*(b.tzids for b in blocks)))
+    for tzid in tzids:
+        vtimezone = timezones.get(tzid) or timezone_text(tzid)
+        if vtimezone:
+            text += vtimezone
+    text += "".join(b.text for b in blocks) + "END:VCALENDAR" + CRLF
+    start, end = merge_bounds(blocks)
+    return Resource(
+        uid=master.uid,
+        component=master.name,
+        text=text,
+        start=start,
+        end=end,
+        recurring=any(b.recurring for b in blocks),
+        summary=master.summary,
+        klass=master.klass,
+        line=min(b.line for b in blocks),
+    )
+
+
+def resource_from_components(
+    components: list[Component],
+    max_instances: int = DEFAULT_MAX_INSTANCES,
+    line: int = 1,
+) -> Resource:
+    """A resource from freshly built components of one UID (CSV, JSON, REST slots)."""
+    blocks = [
+        block_from_component(c, c.to_ical().decode(), line, max_instances) for c in components
+    ]
+    return assemble(blocks, {})
+
+
+# --------------------------------------------------------------------------- reading stored text
+
+
+def parse_resource(text: str) -> Calendar:
+    """Parse a stored resource (trusted: it was validated when written)."""
+    return Calendar.from_ical(text)
+
+
+def main_component(calendar: Calendar) -> Component | None:
+    """The master component of a resource (the first one without RECURRENCE-ID)."""
+    first = None
+    for component in calendar.subcomponents:
+        if component.name in OBJECT_COMPONENTS:
+            if "RECURRENCE-ID" not in component:
+                return component
+            first = first or component
+    return first
+
+
+def split_stored(text: str) -> Iterator[tuple[str, str, str]]:
+    """Yield (kind, key, text) for each top-level component of a stored resource.
+
+    kind is "VTIMEZONE" (key = TZID) or the component name (key = ""). Calendar-level
+    properties are skipped. Works on text only: no parsing, for fast exports.
+    """
+    depth = 0
+    current: list[str] = []
+    kind = key = ""
+    for line in text.split(CRLF):
+        if not line:
+            continue
+        upper = line[:20].upper()
+        if upper.startswith("BEGIN:"):
+            depth += 1
+            if depth == 2:
+                kind, key, current = line[6:].strip().upper(), "", []
+        if depth >= 2:
+            current.append(line)
+            if depth == 2 and kind == "VTIMEZONE" and upper.startswith("TZID"):
+                key = line.split(":", 1)[1].strip()
+        if upper.startswith("END:"):
+            if depth == 2:
+                yield kind, key, CRLF.join(current) + CRLF
+            depth -= 1
+
+
+def cache_timezone(component: Timezone) -> None:
+    """Let later parses resolve a custom TZID defined by this VTIMEZONE."""
+    try:
+        tzp.cache_timezone_component(component)
+    except (ValueError, KeyError, TypeError):
+        pass
+
+
+@dataclass(slots=True)
+class Collected:
+    """Blocks grouped by UID, in order of first appearance."""
+
+    by_uid: dict[str, list[Block]] = field(default_factory=dict)
+
+    def add(self, block: Block) -> str | None:
+        """Add a block; return a problem if it clashes with one already there."""
+        blocks = self.by_uid.setdefault(block.uid, [])
+        for other in blocks:
+            if other.name != block.name:
+                return f"UID {block.uid} is used by a {other.name} on line {other.line} too"
+            if not block.is_override and not other.is_override:
+                return f"UID {block.uid} already appears on line {other.line}"
+        blocks.append(block)
+        return None
