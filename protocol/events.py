@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import zoneinfo
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -18,8 +18,10 @@ from icalendar import Alarm, Component, Event, Todo, vRecur
 from protocol.ical import (
     DEFAULT_MAX_INSTANCES,
     Resource,
+    component_problems,
     main_component,
     parse_resource,
+    resource_from_calendar,
     resource_from_components,
 )
 
@@ -194,6 +196,48 @@ def build(fields: EventFields, stamp: datetime | None = None) -> Component:
 def resource(fields: EventFields, line: int = 1, max_instances: int = DEFAULT_MAX_INSTANCES) -> Resource:
     """A storable resource for ``fields``."""
     return resource_from_components([build(fields)], max_instances, line)
+
+
+#: EventFields attributes and the properties that carry them
+_PROPERTIES = {
+    "summary": ("SUMMARY",),
+    "description": ("DESCRIPTION",),
+    "location": ("LOCATION",),
+    "geo": ("GEO",),
+    "start": ("DTSTART",),
+    "end": ("DTEND", "DUE", "DURATION"),
+    "rrule": ("RRULE",),
+    "klass": ("CLASS",),
+    "categories": ("CATEGORIES",),
+}
+
+
+def update(text: str, fields: EventFields, changed: set[str], max_instances: int = DEFAULT_MAX_INSTANCES) -> Resource:
+    """The stored resource with the master's ``changed`` fields replaced; the rest is kept.
+
+    Raises ValueError when the result is not a valid event.
+    """
+    calendar = parse_resource(text)
+    master = main_component(calendar)
+    if master is None:
+        raise ValueError("the resource has no event or todo")
+    wanted = {name: getattr(fields, name) for name in changed}
+    fresh = build(replace(EventFields(uid=fields.uid, component=master.name), **wanted))
+    for name in changed:
+        for prop in _PROPERTIES[name]:
+            master.pop(prop, None)
+        for prop in _PROPERTIES[name]:
+            if prop in fresh:
+                master[prop] = fresh[prop]
+    for prop in ("DTSTAMP", "LAST-MODIFIED"):
+        master.pop(prop, None)
+        master.add(prop, datetime.now(UTC).replace(microsecond=0))
+    if "SEQUENCE" in master:
+        master["SEQUENCE"] = int(master["SEQUENCE"]) + 1
+    problems = component_problems(master)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return resource_from_calendar(calendar, max_instances)
 
 
 def localize(value: datetime, zone: str | None) -> datetime:

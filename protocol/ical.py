@@ -136,10 +136,7 @@ def component_span(component: Component) -> tuple[date | datetime | None, timede
 
 
 def _difference(start: date, end: date) -> timedelta:
-    if is_all_day(start) != is_all_day(end):
-        start = to_utc(start)[0]
-        end = to_utc(end)[0]
-    elif isinstance(start, datetime) and (start.tzinfo is None) != (end.tzinfo is None):
+    if is_all_day(start) != is_all_day(end) or (isinstance(start, datetime) and (start.tzinfo is None) != (end.tzinfo is None)):
         start = to_utc(start)[0]
         end = to_utc(end)[0]
     return end - start  # type: ignore[operator]
@@ -369,12 +366,18 @@ def resource_from_components(
     components: list[Component],
     max_instances: int = DEFAULT_MAX_INSTANCES,
     line: int = 1,
+    timezones: dict[str, str] | None = None,
 ) -> Resource:
-    """A resource from freshly built components of one UID (CSV, JSON, REST slots)."""
-    blocks = [
-        block_from_component(c, c.to_ical().decode(), line, max_instances) for c in components
-    ]
-    return assemble(blocks, {})
+    """A resource from built or edited components of one UID (CSV, JSON, REST slots)."""
+    blocks = [block_from_component(c, c.to_ical().decode(), line, max_instances) for c in components]
+    return assemble(blocks, timezones or {})
+
+
+def resource_from_calendar(calendar: Calendar, max_instances: int = DEFAULT_MAX_INSTANCES) -> Resource:
+    """A resource from a parsed (and possibly edited) stored resource."""
+    timezones = {str(tz["TZID"]): tz.to_ical().decode() for tz in calendar.walk("VTIMEZONE")}
+    components = [c for c in calendar.subcomponents if c.name in OBJECT_COMPONENTS]
+    return resource_from_components(components, max_instances, timezones=timezones)
 
 
 # --------------------------------------------------------------------------- reading stored text
@@ -447,3 +450,21 @@ class Collected:
                 return f"UID {block.uid} already appears on line {other.line}"
         blocks.append(block)
         return None
+
+
+# --------------------------------------------------------------------------- identities
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]{0,150}$")
+
+
+def etag_of(text: str) -> str:
+    """The entity tag of a stored resource (unquoted)."""
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def href_for_uid(uid: str) -> str:
+    """The resource name for a UID: ``{uid}.ics`` when the UID is URL-safe, else a digest."""
+    if _SAFE_NAME.match(uid):
+        return f"{uid}.ics"
+    return hashlib.sha1(uid.encode()).hexdigest() + ".ics"

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import codecs
 import importlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from protocol.ical import DEFAULT_MAX_INSTANCES, Resource
 
@@ -71,6 +71,8 @@ class ParseResult:
     calendar_name: str | None = None
     calendar_description: str | None = None
     calendar_timezone: str | None = None
+    #: components skipped on purpose (reported in ``warnings``)
+    discarded: int = 0
 
 
 @dataclass(slots=True)
@@ -102,9 +104,7 @@ def decode(data: bytes) -> str:
         return data.decode(encoding)
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
-        raise EncodingProblem(
-            line, f"invalid {error.encoding.upper()} byte sequence on line {line}"
-        ) from None
+        raise EncodingProblem(line, f"invalid {error.encoding.upper()} byte sequence on line {line}") from None
 
 
 def check_text(text: str) -> None:
@@ -155,8 +155,32 @@ def parse(text: str, fmt: str | None = None, options: ParseOptions | None = None
     return result
 
 
-def dump(fmt: str, items: Iterable[ExportItem], **options: Any) -> Iterator[str]:
-    """Stream a file of the given format; ``options`` are the codec's own keyword arguments."""
+class Writer(Protocol):
+    """Writes one export file piece by piece, so a door can stream it from the store."""
+
+    def begin(self) -> str: ...
+
+    def write(self, items: Sequence[ExportItem]) -> str: ...
+
+    def end(self) -> str: ...
+
+
+def writer(fmt: str, **options: Any) -> Writer:
+    """A writer for the format; ``options`` are the codec's own keyword arguments."""
     if fmt == "google":
         options["google"] = True
-    return codec(fmt).dump(items, **options)
+    return codec(fmt).Writer(**options)
+
+
+def dump(fmt: str, items: Iterable[ExportItem], batch: int = 200, **options: Any) -> Iterator[str]:
+    """The whole file, in chunks."""
+    out = writer(fmt, **options)
+    yield out.begin()
+    pending: list[ExportItem] = []
+    for item in items:
+        pending.append(item)
+        if len(pending) >= batch:
+            yield out.write(pending)
+            pending = []
+    yield out.write(pending)
+    yield out.end()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import x_wr_timezone
@@ -34,7 +34,6 @@ from protocol.ical import (
 _LINE_BREAK = re.compile(r"\r\n|\n|\r")
 #: calendar-level properties Almanac reads (the rest are not needed per event)
 _CALENDAR_PROPERTIES = ("X-WR-TIMEZONE", "X-WR-CALNAME", "X-WR-CALDESC", "NAME", "DESCRIPTION")
-_EXPORT_BATCH = 200
 
 
 @dataclass(slots=True)
@@ -159,15 +158,12 @@ def _read_calendar(
         if name == "VTIMEZONE":
             continue
         if name not in OBJECT_COMPONENTS:
-            result.warnings.append(
-                LineError(line, f"{name} skipped: only events, todos and journals are imported")
-            )
+            result.warnings.append(LineError(line, f"{name} skipped: only events, todos and journals are imported"))
+            result.discarded += 1
             continue
         count += 1
         if count > options.max_components:
-            result.errors.append(
-                LineError(line, f"more than {options.max_components} components in one import")
-            )
+            result.errors.append(LineError(line, f"more than {options.max_components} components in one import"))
             raise _Stop
         _read_component(name, lines, line, result, collected, xwr_zone, options)
 
@@ -265,26 +261,32 @@ def header(
     return text[: text.rindex("END:VCALENDAR")]
 
 
-def dump(
-    items: Iterable[ExportItem],
-    name: str | None = None,
-    description: str | None = None,
-    timezone: str | None = None,
-    google: bool = False,
-) -> Iterator[str]:
-    """One VCALENDAR holding every item; each VTIMEZONE once. Streams in batches."""
-    yield header(name, description, timezone, google)
-    seen: set[str] = set()
-    chunk: list[str] = []
-    for count, item in enumerate(items, 1):
-        for kind, tzid, text in split_stored(item.text):
-            if kind == "VTIMEZONE":
-                if tzid in seen:
-                    continue
-                seen.add(tzid)
-            chunk.append(text)
-        if count % _EXPORT_BATCH == 0:
-            yield "".join(chunk)
-            chunk = []
-    chunk.append("END:VCALENDAR" + CRLF)
-    yield "".join(chunk)
+class Writer:
+    """One VCALENDAR holding every item, each VTIMEZONE once."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        description: str | None = None,
+        timezone: str | None = None,
+        google: bool = False,
+    ) -> None:
+        self.opening = header(name, description, timezone, google)
+        self.seen: set[str] = set()
+
+    def begin(self) -> str:
+        return self.opening
+
+    def write(self, items: Sequence[ExportItem]) -> str:
+        chunk = []
+        for item in items:
+            for kind, tzid, text in split_stored(item.text):
+                if kind == "VTIMEZONE":
+                    if tzid in self.seen:
+                        continue
+                    self.seen.add(tzid)
+                chunk.append(text)
+        return "".join(chunk)
+
+    def end(self) -> str:
+        return "END:VCALENDAR" + CRLF

@@ -13,7 +13,7 @@ import csv
 import io
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
@@ -39,9 +39,7 @@ KEPT_COLUMNS = (
     "meeting organizer", "required attendees", "optional attendees", "meeting resources",
     "billing information", "mileage",
 )  # fmt: skip
-KNOWN_COLUMNS = frozenset(
-    [re.sub(r"[\s_]+", " ", h.lower()) for h in OUTLOOK_HEADER + TIMESLOT_HEADER]
-)
+KNOWN_COLUMNS = frozenset([re.sub(r"[\s_]+", " ", h.lower()) for h in OUTLOOK_HEADER + TIMESLOT_HEADER])
 _TRUE = {"true", "yes", "1", "waar", "x", "on"}
 _FALSE = {"false", "no", "0", "onwaar", "", "off"}
 _PRIORITY_IN = {"high": 1, "normal": None, "low": 9}
@@ -73,9 +71,7 @@ def parse(text: str, options: ParseOptions) -> ParseResult:
     keys = [normalize(h) for h in header]
     unknown = [h for h, k in zip(header, keys, strict=True) if k not in KNOWN_COLUMNS]
     if unknown:
-        result.errors.append(
-            LineError(1, "unknown columns: " + ", ".join(repr(u) for u in unknown), header)
-        )
+        result.errors.append(LineError(1, "unknown columns: " + ", ".join(repr(u) for u in unknown), header))
         return result
     missing = [c for c in ("subject", "start date") if c not in keys]
     if missing:
@@ -94,14 +90,10 @@ def parse(text: str, options: ParseOptions) -> ParseResult:
             if not any(cell.strip() for cell in row):
                 continue
             if len(result.resources) >= options.max_components:
-                result.errors.append(
-                    LineError(start_line, f"more than {options.max_components} rows in one import")
-                )
+                result.errors.append(LineError(start_line, f"more than {options.max_components} rows in one import"))
                 break
             if len(row) != len(keys):
-                result.errors.append(
-                    LineError(start_line, f"expected {len(keys)} fields, found {len(row)}", row)
-                )
+                result.errors.append(LineError(start_line, f"expected {len(keys)} fields, found {len(row)}", row))
                 continue
             record = dict(zip(keys, (cell.strip() for cell in row), strict=True))
             try:
@@ -115,9 +107,7 @@ def parse(text: str, options: ParseOptions) -> ParseResult:
                 derived[key] += 1
                 uid = make_uid("csv", key, str(derived[key]))
             if uid in seen_uids:
-                result.errors.append(
-                    LineError(start_line, f"uid {uid} already used on line {seen_uids[uid]}", row)
-                )
+                result.errors.append(LineError(start_line, f"uid {uid} already used on line {seen_uids[uid]}", row))
                 continue
             seen_uids[uid] = start_line
             fields.uid = uid
@@ -289,30 +279,41 @@ def _row(fields: EventFields, flavor: str, zone: str | None) -> list[str]:
     ]  # fmt: skip
 
 
-def dump(
-    items: Iterable[ExportItem],
-    flavor: str = "outlook",
-    timezone: str | None = None,
-    horizon: datetime | None = None,
-) -> Iterator[str]:
+class Writer:
     """CSV rows for the events (todos and journals have no place in a calendar CSV).
 
     ``timezone`` converts zoned times to that zone's wall clock (default: each event's own);
-    recurring events are written one row per instance until ``horizon``.
+    recurring events are written one row per instance until ``horizon`` (default: a year ahead).
     """
-    horizon = horizon or datetime.now().replace(microsecond=0) + timedelta(days=365)
-    buffer = io.StringIO()
-    quoting = csv.QUOTE_ALL if flavor == "outlook" else csv.QUOTE_MINIMAL
-    writer = csv.writer(buffer, quoting=quoting, lineterminator="\r\n")
-    writer.writerow(TIMESLOT_HEADER if flavor == "timeslot" else OUTLOOK_HEADER)
-    for count, item in enumerate(items, 1):
-        fields = view(item.text)
-        if fields.component != "VEVENT" or fields.start is None:
-            continue
-        for instance in _instances(item.text, fields, horizon):
-            writer.writerow(_row(instance, flavor, timezone))
-        if count % 200 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+
+    def __init__(self, flavor: str = "outlook", timezone: str | None = None, horizon: datetime | None = None) -> None:
+        if flavor not in ("outlook", "timeslot"):
+            raise ValueError(f"unknown CSV flavor {flavor!r}")
+        self.flavor = flavor
+        self.timezone = timezone
+        self.horizon = horizon or datetime.now().replace(microsecond=0) + timedelta(days=365)
+        self.buffer = io.StringIO()
+        quoting = csv.QUOTE_ALL if flavor == "outlook" else csv.QUOTE_MINIMAL
+        self.csv = csv.writer(self.buffer, quoting=quoting, lineterminator="\r\n")
+
+    def _take(self) -> str:
+        text = self.buffer.getvalue()
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        return text
+
+    def begin(self) -> str:
+        self.csv.writerow(TIMESLOT_HEADER if self.flavor == "timeslot" else OUTLOOK_HEADER)
+        return self._take()
+
+    def write(self, items: Sequence[ExportItem]) -> str:
+        for item in items:
+            fields = view(item.text)
+            if fields.component != "VEVENT" or fields.start is None:
+                continue
+            for instance in _instances(item.text, fields, self.horizon):
+                self.csv.writerow(_row(instance, self.flavor, self.timezone))
+        return self._take()
+
+    def end(self) -> str:
+        return ""

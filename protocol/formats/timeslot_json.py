@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -86,7 +86,8 @@ def _instant(value: Any, key: str) -> datetime | date:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _fields(item: dict[str, Any]) -> EventFields:
+def slot_fields(item: dict[str, Any]) -> EventFields:
+    """Fields of one slot object (the export's keys); raises ValueError saying what is wrong."""
     title = item.get("title")
     if not isinstance(title, str) or not title.strip():
         raise ValueError("title is missing or empty")
@@ -175,7 +176,7 @@ def parse(text: str, options: ParseOptions) -> ParseResult:
             result.errors.append(LineError(line, f"a slot must be an object, not {type(item).__name__}"))
             continue
         try:
-            fields = _fields(item)
+            fields = slot_fields(item)
         except ValueError as error:
             result.errors.append(LineError(line, str(error), [str(item.get("uid", ""))]))
             continue
@@ -243,17 +244,28 @@ def slot(fields: EventFields, groups: list[dict[str, Any]] | None = None) -> dic
     return data
 
 
-def dump(items: Iterable[ExportItem]) -> Iterator[str]:
-    yield "["
-    separator = "\n"
-    for item in items:
-        groups = None
-        if item.group is not None:
-            groups = [
-                {"uuid": item.group.uuid, "name": item.group.name, "image": "",
-                 "public": item.group.public, "description": item.group.description}
-            ]  # fmt: skip
-        text = json.dumps(slot(view(item.text), groups), indent=2, ensure_ascii=False)
-        yield separator + "  " + text.replace("\n", "\n  ")
-        separator = ",\n"
-    yield "\n]\n"
+class Writer:
+    """A JSON array of slots, pretty-printed like the seed."""
+
+    def __init__(self) -> None:
+        self.separator = "\n"
+
+    def begin(self) -> str:
+        return "["
+
+    def write(self, items: Sequence[ExportItem]) -> str:
+        chunk = []
+        for item in items:
+            groups = None
+            if item.group is not None:
+                groups = [
+                    {"uuid": item.group.uuid, "name": item.group.name, "image": "",
+                     "public": item.group.public, "description": item.group.description}
+                ]  # fmt: skip
+            text = json.dumps(slot(view(item.text), groups), indent=2, ensure_ascii=False)
+            chunk.append(self.separator + "  " + text.replace("\n", "\n  "))
+            self.separator = ",\n"
+        return "".join(chunk)
+
+    def end(self) -> str:
+        return "\n]\n"

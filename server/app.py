@@ -1,0 +1,89 @@
+"""create_app(config): the aiohttp application with every door on one store."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from server import rest
+from server.config import Config
+from server.services import SERVICES, Services, build
+
+log = logging.getLogger("almanac.access")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SECURITY_HEADERS = {
+    "X-Frame-Options": "SAMEORIGIN",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+@web.middleware
+async def merge_slashes(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Serve ``//v1/import/`` as ``/v1/import/`` (the seeds' own URLs have doubled slashes).
+
+    A redirect would not do: clients POST the seeds' requests verbatim and do not follow it.
+    """
+    if "//" not in request.path:
+        return await handler(request)
+    request["started"] = time.perf_counter()
+    merged = request.rel_url.with_path(re.sub("/{2,}", "/", request.path), keep_query=True)
+    return await request.app._handle(request.clone(rel_url=merged))  # re-route the cleaned path
+
+
+@web.middleware
+async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One line per request: method, path, status, milliseconds, user."""
+    request["started"] = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as error:
+        status = error.status
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return web.json_response({"error": "internal server error"}, status=500)
+    finally:
+        elapsed = (time.perf_counter() - request["started"]) * 1000
+        log.info("%s %s %d %.1fms user=%s", request.method, request.path, status, elapsed, request.get("user", "-"))
+
+
+async def common_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers every reply carries, streamed ones included."""
+    response.headers.update(SECURITY_HEADERS)
+    response.headers["X-Request-Id"] = str(uuid.uuid4())
+    if "started" in request:
+        response.headers["X-Runtime"] = f"{time.perf_counter() - request['started']:.6f}"
+    response.headers.setdefault("Cache-Control", "no-cache")
+
+
+async def index(request: web.Request) -> web.Response:
+    return web.json_response({"name": "Almanac", "doors": {"rest": "/v1/"}})
+
+
+def create_app(config: Config, services: Services | None = None) -> web.Application:
+    services = services or build(config)
+    app = web.Application(middlewares=[merge_slashes, request_log])
+    app[SERVICES] = services
+
+    async def open_store(_: web.Application) -> None:
+        await services.store.open()
+
+    async def close_store(_: web.Application) -> None:
+        await services.store.close()
+
+    app.on_startup.append(open_store)
+    app.on_cleanup.append(close_store)
+    app.on_response_prepare.append(common_headers)
+    app.router.add_get("/", index)
+    app.add_subapp("/v1", rest.create(services))
+    return app

@@ -1,0 +1,197 @@
+"""CalendarService: the one path from every door to calendars and their objects.
+
+It owns the access rule (a user reaches only their own calendars, and an unknown calendar
+and someone else's look the same: NotFound) and turns parsed resources into store writes.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid as uuid_module
+from collections.abc import AsyncIterator, Sequence
+
+from protocol.formats import ExportItem, GroupInfo
+from protocol.ical import Resource, etag_of, href_for_uid
+from server.errors import Invalid, NotFound, PreconditionFailed
+from storage import base
+from storage.model import Calendar, CalendarObject, Conflict, ImportTarget, NewCalendar, ObjectWrite, User
+
+DEFAULT_SLUG = "calendar"
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_COLOR = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
+
+
+def object_write(resource: Resource, href: str | None = None) -> ObjectWrite:
+    """What the store needs to keep a parsed resource."""
+    return ObjectWrite(
+        href=href or href_for_uid(resource.uid),
+        uid=resource.uid,
+        etag=etag_of(resource.text),
+        component=resource.component,
+        ical=resource.text,
+        start_utc=resource.start,
+        end_utc=resource.end,
+        recurring=resource.recurring,
+        summary=resource.summary,
+        klass=resource.klass,
+    )
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug[:40] or "calendar"
+
+
+def is_uuid(value: str) -> bool:
+    return bool(_UUID.match(value))
+
+
+def normalize_color(value: str | None) -> str | None:
+    """``#RRGGBB`` (or ``#RRGGBBAA``) from ``RRGGBB``, ``#rrggbb``...; raises Invalid."""
+    if value in (None, ""):
+        return None
+    match = _COLOR.match(str(value))
+    if not match:
+        raise Invalid(f"color {value!r} is not a hex colour like 3a87ad", field="defaultColor")
+    return "#" + match.group(1).upper()
+
+
+def group_info(calendar: Calendar) -> GroupInfo:
+    return GroupInfo(
+        uuid=calendar.uuid,
+        name=calendar.name,
+        description=calendar.description,
+        public=bool(calendar.props.get("public")),
+    )
+
+
+class CalendarService:
+    def __init__(self, store: base.Store) -> None:
+        self.store = store
+
+    # calendars ---------------------------------------------------------------------------
+
+    def new_calendar(
+        self,
+        user: User,
+        name: str,
+        *,
+        description: str | None = None,
+        color: str | None = None,
+        timezone: str | None = None,
+        public: bool = False,
+        is_default: bool = False,
+        slug: str | None = None,
+    ) -> NewCalendar:
+        name = name.strip()
+        if not name:
+            raise Invalid("a calendar needs a name", field="name")
+        return NewCalendar(
+            uuid=str(uuid_module.uuid4()),
+            owner_id=user.id,
+            slug=slug or slugify(name),
+            name=name,
+            description=description,
+            color=normalize_color(color),
+            timezone=timezone,
+            is_default=is_default,
+            props={"public": True} if public else {},
+        )
+
+    async def create(self, user: User, name: str, **options: object) -> Calendar:
+        return await self.store.create_calendar(self.new_calendar(user, name, **options))  # type: ignore[arg-type]
+
+    async def create_default(self, user: User) -> Calendar:
+        return await self.store.create_calendar(self.new_calendar(user, "Calendar", is_default=True, slug=DEFAULT_SLUG))
+
+    async def default(self, user: User) -> Calendar:
+        """The user's default calendar (made again if it was lost)."""
+        for calendar in await self.store.list_calendars(user.id):
+            if calendar.is_default:
+                return calendar
+        return await self.create_default(user)
+
+    async def list(self, user: User) -> list[Calendar]:
+        return await self.store.list_calendars(user.id)
+
+    async def get(self, user: User, uuid: str) -> Calendar:
+        """The user's calendar with this uuid; NotFound for unknown and foreign ones alike."""
+        calendar = await self.store.get_calendar_by_uuid(uuid) if is_uuid(uuid) else None
+        if calendar is None or calendar.owner_id != user.id:
+            raise NotFound("group not found")
+        return calendar
+
+    async def update(self, user: User, uuid: str, **changes: object) -> Calendar:
+        calendar = await self.get(user, uuid)
+        if "color" in changes:
+            changes["color"] = normalize_color(changes["color"])  # type: ignore[arg-type]
+        if "name" in changes and not str(changes["name"] or "").strip():
+            raise Invalid("a calendar needs a name", field="name")
+        if "public" in changes:
+            changes["props"] = {**calendar.props, "public": bool(changes.pop("public"))}
+        updated = await self.store.update_calendar(calendar.id, **changes)
+        assert updated is not None
+        return updated
+
+    async def delete(self, user: User, uuid: str) -> Calendar:
+        calendar = await self.get(user, uuid)
+        if calendar.is_default:
+            raise Invalid("the default calendar cannot be deleted", field="group")
+        await self.store.delete_calendar(calendar.id)
+        return calendar
+
+    def import_target(self, user: User, name: str) -> ImportTarget:
+        """The user's calendar called ``name``, made by the import if it does not exist."""
+        return ImportTarget(owner_id=user.id, create=self.new_calendar(user, name))
+
+    # objects -----------------------------------------------------------------------------
+
+    async def get_object(self, user: User, object_id: int) -> tuple[CalendarObject, Calendar]:
+        found = await self.store.get_object_by_id(object_id)
+        calendar = await self.store.get_calendar(found.calendar_id) if found else None
+        if found is None or calendar is None or calendar.owner_id != user.id:
+            raise NotFound("slot not found")
+        return found, calendar
+
+    async def put(
+        self,
+        calendar: Calendar,
+        resource: Resource,
+        *,
+        href: str | None = None,
+        if_etag: str | None = None,
+        create_only: bool = False,
+    ) -> tuple[CalendarObject, bool]:
+        """Create or replace one resource in a calendar the caller has already checked."""
+        write = object_write(resource, href)
+        try:
+            return await self.store.put_object(calendar.id, write, if_etag=if_etag, create_only=create_only)
+        except Conflict:
+            raise Invalid(f"UID {resource.uid} is already used in this calendar", field="uid") from None
+        except base.PreconditionFailed:
+            raise PreconditionFailed("the object changed since it was read") from None
+
+    async def delete_object(self, calendar: Calendar, href: str, *, if_etag: str | None = None) -> bool:
+        try:
+            return await self.store.delete_object(calendar.id, href, if_etag=if_etag)
+        except base.PreconditionFailed:
+            raise PreconditionFailed("the object changed since it was read") from None
+
+    async def list_objects(
+        self,
+        calendars: Sequence[Calendar],
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        after_id: int = 0,
+        limit: int | None = None,
+    ) -> list[CalendarObject]:
+        return await self.store.list_objects(
+            [c.id for c in calendars], start=start, end=end, after_id=after_id, limit=limit
+        )
+
+    async def export_items(self, calendars: Sequence[Calendar]) -> AsyncIterator[ExportItem]:
+        """Every object of the calendars, each with its group, streamed from the store."""
+        groups = {c.id: group_info(c) for c in calendars}
+        async for found in self.store.iter_objects(list(groups)):
+            yield ExportItem(found.ical, groups[found.calendar_id])

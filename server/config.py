@@ -1,0 +1,111 @@
+"""Settings: built-in defaults < an ini file < ALMANAC_* environment variables < flags.
+
+Every setting is ``section.key``; its environment variable is ``ALMANAC_SECTION_KEY``
+(``ALMANAC_SERVER_PORT=9000``). ``conf/almanac.ini`` documents them all with their defaults.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = ROOT / "conf" / "almanac.ini"
+
+#: (section, key) -> default, as text; the single source of truth for defaults
+DEFAULTS: dict[tuple[str, str], str] = {
+    ("server", "host"): "127.0.0.1",
+    ("server", "port"): "8080",
+    ("server", "data"): "./data",
+    ("server", "log_level"): "INFO",
+    ("storage", "database"): "",
+    ("storage", "readers"): "2",
+    ("auth", "password_scheme"): "argon2",
+    ("auth", "min_password_length"): "8",
+    ("limits", "max_upload_bytes"): "104857600",
+    ("limits", "max_components"): "200000",
+    ("limits", "max_instances"): "10000",
+    ("imports", "default_group"): "Imports",
+}
+
+
+class ConfigError(ValueError):
+    """A setting has a value Almanac cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    host: str
+    port: int
+    data_dir: Path
+    log_level: str
+    database: Path
+    readers: int
+    password_scheme: str
+    min_password_length: int
+    max_upload_bytes: int
+    max_components: int
+    max_instances: int
+    import_group: str
+
+
+def _integer(values: Mapping[tuple[str, str], str], key: tuple[str, str], minimum: int = 0) -> int:
+    raw = values[key]
+    try:
+        number = int(raw)
+    except ValueError:
+        raise ConfigError(f"{key[0]}.{key[1]} must be a whole number, not {raw!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{key[0]}.{key[1]} must be at least {minimum}")
+    return number
+
+
+def load(
+    config_file: str | Path | None = None,
+    overrides: Mapping[tuple[str, str], str | int | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Settings from the defaults, the ini file (``conf/almanac.ini`` when not given), the
+    environment and explicit overrides (command-line flags; None values are ignored)."""
+    environ = os.environ if environ is None else environ
+    values = dict(DEFAULTS)
+    path = Path(config_file or environ.get("ALMANAC_CONFIG") or DEFAULT_CONFIG_FILE)
+    if config_file or environ.get("ALMANAC_CONFIG") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"configuration file {path} does not exist")
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(path, encoding="utf-8")
+        for section in parser.sections():
+            for key, value in parser.items(section):
+                if (section, key) not in DEFAULTS:
+                    raise ConfigError(f"{path}: unknown setting {section}.{key}")
+                values[(section, key)] = value
+    for section, key in DEFAULTS:
+        name = f"ALMANAC_{section}_{key}".upper()
+        if name in environ:
+            values[(section, key)] = environ[name]
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = str(value)
+    data_dir = Path(values[("server", "data")]).expanduser()
+    database = values[("storage", "database")]
+    scheme = values[("auth", "password_scheme")]
+    if scheme not in ("argon2", "bcrypt"):
+        raise ConfigError(f"auth.password_scheme must be argon2 or bcrypt, not {scheme!r}")
+    return Config(
+        host=values[("server", "host")],
+        port=_integer(values, ("server", "port"), 0),
+        data_dir=data_dir,
+        log_level=values[("server", "log_level")].upper(),
+        database=Path(database).expanduser() if database else data_dir / "almanac.sqlite3",
+        readers=_integer(values, ("storage", "readers"), 1),
+        password_scheme=scheme,
+        min_password_length=_integer(values, ("auth", "min_password_length"), 1),
+        max_upload_bytes=_integer(values, ("limits", "max_upload_bytes"), 1),
+        max_components=_integer(values, ("limits", "max_components"), 1),
+        max_instances=_integer(values, ("limits", "max_instances"), 1),
+        import_group=values[("imports", "default_group")],
+    )

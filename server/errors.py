@@ -1,0 +1,44 @@
+"""Errors the services raise; each door turns them into its own language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(ServiceError):
+    """No such thing, or not one the user may see (the two are never told apart)."""
+
+
+class Invalid(ServiceError):
+    """Parameters or a file that cannot be accepted; ``errors`` says where."""
+
+    def __init__(self, message: str, *, field: str | None = None, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.errors = errors or []
+
+
+class BadEncoding(ServiceError):
+    """The file has bytes that are not valid text."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class TooLarge(ServiceError):
+    """Over a configured size limit."""
+
+
+class Forbidden(ServiceError):
+    """The user may see this but not change it."""
+
+
+class PreconditionFailed(ServiceError):
+    """An ETag condition (If-Match / If-None-Match) did not hold."""

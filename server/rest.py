@@ -1,0 +1,562 @@
+"""The Timeslot-style JSON door: ``/v1`` users, groups (calendars), slots (events), import, export.
+
+Errors are ``{"error": "..."}`` with the statuses of the Timeslot Data API pages; a missing or
+wrong token is 401 ``{"error": "auth_token invalid or missing"}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from protocol import events, formats
+from protocol.formats.timeslot_json import iso_utc, slot, slot_fields
+from server.auth import token_from_header
+from server.calendars import is_uuid
+from server.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
+from server.imports import ImportRequest
+from server.services import SERVICES, Services
+from storage.model import Calendar, CalendarObject, User
+
+log = logging.getLogger("almanac.rest")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Data API export routes: format, file extension, content type (as the seeds show them)
+EXPORTS = {
+    "ical": ("ics", "ical", "application/octet-stream"),
+    "google": ("google", "ical", "application/octet-stream"),
+    "outlook": ("outlook", "csv", "text/csv"),
+    "timeslot": ("timeslot", "json", "application/json"),
+}
+#: slot keys (Timeslot's camelCase, snake_cased) and the export keys they map to
+SLOT_KEYS = {
+    "title": "title", "start_date": "start", "end_date": "end", "allday": "allday",
+    "timezone": "timezone", "rrule": "rrule", "description": "description",
+    "location": "location", "visibility": "visibility", "notes": "notes", "type": "type",
+}  # fmt: skip
+#: which event fields a slot key changes (for PATCH, so other properties are kept)
+CHANGES = {
+    "title": {"summary"}, "start": {"start", "end"}, "end": {"start", "end"},
+    "allday": {"start", "end"}, "timezone": {"start", "end"}, "rrule": {"rrule"},
+    "description": {"description"}, "notes": {"description"}, "location": {"location", "geo"},
+    "visibility": {"klass"},
+}  # fmt: skip
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+_FILE_FIELDS = ("file", "Upload", "upload")
+
+
+class Unauthorized(ServiceError):
+    pass
+
+
+def snake(key: str) -> str:
+    return _CAMEL.sub("_", key).lower()
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(data, status=status, headers=headers, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+def error_response(status: int, message: str, **extra: Any) -> web.Response:
+    return json_response({"error": message, **{k: v for k, v in extra.items() if v is not None}}, status)
+
+
+@web.middleware
+async def rest_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure of the /v1 door as ``{"error": ...}`` JSON with its status."""
+    try:
+        response = await handler(request)
+    except Unauthorized:
+        return error_response(401, "auth_token invalid or missing")
+    except NotFound as error:
+        return error_response(404, error.message)
+    except Invalid as error:
+        line = error.errors[0]["line"] if error.errors else None
+        return error_response(422, error.message, field=error.field, line=line, errors=error.errors or None)
+    except BadEncoding as error:
+        return error_response(403, error.message, line=error.line)
+    except TooLarge as error:
+        return error_response(413, error.message)
+    except Forbidden as error:
+        return error_response(403, error.message)
+    except PreconditionFailed as error:
+        return error_response(412, error.message)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        return error_response(error.status, error.reason.lower(), headers=None)
+    return response
+
+
+# --------------------------------------------------------------------------- JSON shapes
+
+
+def short_user(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id, "username": user.username, "firstName": None, "middleName": None,
+        "lastName": None, "createdAt": user.created_at, "updatedAt": user.updated_at,
+        "deletedAt": None, "image": "",
+    }  # fmt: skip
+
+
+def user_json(user: User, calendars: list[Calendar], token: str | None = None) -> dict[str, Any]:
+    default = next((c for c in calendars if c.is_default), None)
+    data = {
+        **short_user(user),
+        "email": user.email,
+        "emailVerified": False,
+        "slotCount": sum(c.object_count or 0 for c in calendars),
+        "calendarCount": len(calendars),
+        "friendsCount": 0,
+        "myCalendarUuid": default.uuid if default else None,
+        "friendshipState": "myself",
+    }
+    if token is not None:
+        data["authToken"] = token
+    return data
+
+
+def group_json(calendar: Calendar, owner: User) -> dict[str, Any]:
+    color = (calendar.color or "#000000").lstrip("#")[:6]
+    return {
+        "id": calendar.uuid, "name": calendar.name, "image": "", "description": calendar.description,
+        "defaultColor": color, "color": color, "timezone": calendar.timezone,
+        "membersCanPost": False, "membersCanInvite": False,
+        "public": bool(calendar.props.get("public")), "default": calendar.is_default,
+        "createdAt": calendar.created_at, "updatedAt": calendar.updated_at, "deletedAt": None,
+        "owner": short_user(owner), "memberIds": [owner.id], "memberCount": 1,
+        "slotCount": calendar.object_count, "membershipState": "active",
+    }  # fmt: skip
+
+
+def slot_json(found: CalendarObject, calendar: Calendar) -> dict[str, Any]:
+    fields = events.view(found.ical)
+    exported = slot(fields)
+    return {
+        "id": found.id, "uid": fields.uid, "type": "todo" if fields.component == "VTODO" else "event",
+        "title": fields.summary, "description": fields.description,
+        "startDate": iso_utc(fields.start) if fields.start is not None else None,
+        "endDate": iso_utc(fields.end) if fields.end is not None else None,
+        "allday": fields.all_day, "rrule": fields.rrule, "timezone": fields.tzid,
+        "location": exported["location"], "visibility": fields.visibility,
+        "etag": found.etag, "createdAt": found.created_at, "updatedAt": found.modified_at,
+        "deletedAt": None, "slotGroupUuids": [calendar.uuid],
+    }  # fmt: skip
+
+
+# --------------------------------------------------------------------------- request helpers
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The request body, refusing (413) as soon as it is larger than ``limit``."""
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"the request is larger than the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the request is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError:
+        raise BadEncoding("the request body includes invalid encoded characters") from None
+    except ValueError as error:
+        raise Invalid(f"the body is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise Invalid("the body must be a JSON object")
+    return {snake(k): v for k, v in data.items()}
+
+
+class RestDoor:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.limit = services.config.max_upload_bytes
+
+    async def user(self, request: web.Request) -> User:
+        token = token_from_header(request.headers.get("Authorization"))
+        user = await self.services.users.user_for_token(token)
+        if user is None:
+            raise Unauthorized("auth_token invalid or missing")
+        request["user"] = user.username
+        return user
+
+    async def params(self, request: web.Request) -> dict[str, Any]:
+        """Query, then JSON or form body parameters, keys snake_cased."""
+        params: dict[str, Any] = {snake(k): v for k, v in request.query.items()}
+        if request.content_type == "application/json":
+            params.update(json_object(await read_limited(request, 1 << 20)))
+        elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            form = await request.post()
+            params.update({snake(k): v for k, v in form.items() if isinstance(v, str)})
+        return params
+
+    # users -------------------------------------------------------------------------------
+
+    async def signup(self, request: web.Request) -> web.Response:
+        params = await self.params(request)
+        user = await self.services.users.create(params.get("username"), params.get("password"), params.get("email"))
+        token = await self.services.users.issue_token(user)
+        request["user"] = user.username
+        return json_response(user_json(user, await self.services.calendars.list(user), token), 201)
+
+    async def signin(self, request: web.Request) -> web.Response:
+        params = await self.params(request)
+        login = params.get("email") or params.get("username") or params.get("login")
+        password = params.get("password")
+        if not isinstance(login, str) or not login or not isinstance(password, str) or not password:
+            raise Invalid("param is missing or the value is empty: email and password", field="email")
+        user = await self.services.users.authenticate(login, password)
+        if user is None:
+            return error_response(401, "email and password didn't match")
+        token = await self.services.users.issue_token(user)
+        request["user"] = user.username
+        return json_response(user_json(user, await self.services.calendars.list(user), token))
+
+    async def me(self, request: web.Request) -> web.Response:
+        user = await self.user(request)
+        return json_response(user_json(user, await self.services.calendars.list(user)))
+
+    async def signout(self, request: web.Request) -> web.Response:
+        await self.services.users.sign_out(await self.user(request))
+        return web.Response(status=200, content_type="application/json")
+
+    # groups ------------------------------------------------------------------------------
+
+    async def my_calendars(self, request: web.Request) -> web.Response:
+        user = await self.user(request)
+        result = [{**group_json(c, user), "showInSchedule": True} for c in await self.services.calendars.list(user)]
+        return json_response({"result": result})
+
+    @staticmethod
+    def group_changes(params: dict[str, Any]) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
+        for key, field in (("name", "name"), ("description", "description"), ("default_color", "color"),
+                           ("color", "color"), ("timezone", "timezone"), ("public", "public")):  # fmt: skip
+            if key in params:
+                changes[field] = params[key]
+        if changes.get("timezone") and not events.valid_zone(str(changes["timezone"])):
+            raise Invalid(f"timezone {changes['timezone']!r} is not a known time zone", field="timezone")
+        if "public" in changes and not isinstance(changes["public"], bool):
+            changes["public"] = str(changes["public"]).lower() in ("1", "true", "yes")
+        for key in ("name", "description"):
+            if key in changes and changes[key] is not None and not isinstance(changes[key], str):
+                raise Invalid(f"{key} must be a string", field=key)
+        return changes
+
+    async def _group(self, user: User, uuid: str) -> Calendar:
+        calendar = await self.services.calendars.get(user, uuid)
+        counted = await self.services.calendars.list(user)
+        return next((c for c in counted if c.id == calendar.id), calendar)
+
+    async def create_group(self, request: web.Request) -> web.Response:
+        user = await self.user(request)
+        changes = self.group_changes(await self.params(request))
+        name = changes.pop("name", None)
+        if not isinstance(name, str) or not name.strip():
+            raise Invalid("param is missing or the value is empty: name", field="name")
+        calendar = await self.services.calendars.create(user, name, **changes)
+        return json_response(group_json(await self._group(user, calendar.uuid), user), 201)
+
+    async def show_group(self, request: web.Request) -> web.Response:
+        user = await self.user(request)
+        return json_response(group_json(await self._group(user, request.match_info["uuid"]), user))
+
+    async def update_group(self, request: web.Request) -> web.Response:
+        user = await self.user(request)
+        changes = self.group_changes(await self.params(request))
+        calendar = await self.services.calendars.update(user, request.match_info["uuid"], **changes)
+        return json_response(group_json(await self._group(user, calendar.uuid), user))
+
+    async def delete_group(self, request: web.Request) -> web.Response:
+        user = await self.user(request)
+        calendar = await self._group(user, request.match_info["uuid"])
+        await self.services.calendars.delete(user, calendar.uuid)
+        return json_response(group_json(calendar, user))
+
+    # slots -------------------------------------------------------------------------------
+
+    async def _slots(self, request: web.Request, user: User, calendars: list[Calendar]) -> web.Response:
+        """A plain array of slots, or a page of them when paging parameters are given."""
+        query = request.query
+        paging = any(k in query for k in ("limit", "after", "earliest", "latest"))
+        try:
+            limit = min(max(int(query.get("limit", 40)), 1), 1000) if paging else None
+            after = int(query.get("after", 0))
+            earliest = _epoch(query.get("earliest"), "earliest")
+            latest = _epoch(query.get("latest"), "latest")
+        except ValueError as error:
+            raise Invalid(str(error)) from None
+        found = await self.services.calendars.list_objects(
+            calendars, start=earliest, end=latest, after_id=after, limit=limit
+        )
+        by_id = {c.id: c for c in calendars}
+        data = [slot_json(o, by_id[o.calendar_id]) for o in found]
+        if not paging:
+            return json_response(data)
+        next_after = found[-1].id if limit is not None and len(found) == limit else None
+        return json_response({"paging": {"limit": limit, "after": next_after}, "data": data})
+
+    async def my_slots(self, request: web.Request) -> web.Response:
+        user = await self.user(request)
+        return await self._slots(request, user, await self.services.calendars.list(user))
+
+    async def group_slots(self, request: web.Request) -> web.Response:
+        user = await self.user(request)
+        calendar = await self.services.calendars.get(user, request.match_info["uuid"])
+        return await self._slots(request, user, [calendar])
+
+    @staticmethod
+    def slot_item(params: dict[str, Any]) -> dict[str, Any]:
+        return {SLOT_KEYS[k]: v for k, v in params.items() if k in SLOT_KEYS}
+
+    async def create_slot(self, request: web.Request) -> web.Response:
+        user = await self.user(request)
+        params = await self.params(request)
+        groups = params.get("slot_groups") or ([params["group"]] if params.get("group") else [])
+        if not isinstance(groups, list) or len(groups) > 1:
+            raise Invalid("slotGroups must name one group: a slot lives in one group", field="slotGroups")
+        calendars = self.services.calendars
+        calendar = await calendars.get(user, str(groups[0])) if groups else await calendars.default(user)
+        try:
+            fields = slot_fields(self.slot_item(params))
+            fields.uid = str(params.get("uid") or uuid.uuid4())
+            resource = events.resource(fields, max_instances=self.services.config.max_instances)
+        except ValueError as error:
+            raise Invalid(str(error)) from None
+        found, created = await calendars.put(calendar, resource, create_only=True)
+        return json_response(slot_json(found, calendar), 201 if created else 200)
+
+    async def show_slot(self, request: web.Request) -> web.Response:
+        user = await self.user(request)
+        found, calendar = await self.services.calendars.get_object(user, _slot_id(request))
+        return json_response(slot_json(found, calendar))
+
+    async def update_slot(self, request: web.Request) -> web.Response:
+        user = await self.user(request)
+        found, calendar = await self.services.calendars.get_object(user, _slot_id(request))
+        changes = self.slot_item(await self.params(request))
+        item = {**slot(events.view(found.ical)), **changes}
+        changed = set().union(*(CHANGES[k] for k in changes if k in CHANGES))
+        try:
+            fields = slot_fields({k: v for k, v in item.items() if k in SLOT_KEYS.values()})
+            fields.uid = events.view(found.ical).uid
+            resource = events.update(found.ical, fields, changed, self.services.config.max_instances)
+        except ValueError as error:
+            raise Invalid(str(error)) from None
+        if_match = request.headers.get("If-Match", "").strip('"') or None
+        updated, _ = await self.services.calendars.put(calendar, resource, href=found.href, if_etag=if_match)
+        return json_response(slot_json(updated, calendar))
+
+    async def delete_slot(self, request: web.Request) -> web.Response:
+        user = await self.user(request)
+        found, calendar = await self.services.calendars.get_object(user, _slot_id(request))
+        await self.services.calendars.delete_object(calendar, found.href)
+        return json_response(slot_json(found, calendar))
+
+    # data API ----------------------------------------------------------------------------
+
+    async def import_payload(self, request: web.Request) -> tuple[bytes | str | None, dict[str, Any], str | None]:
+        """The file (multipart upload, JSON string or array of lines, form field or raw
+        body), the other parameters, and the file name when one was given."""
+        params: dict[str, Any] = {snake(k): v for k, v in request.query.items()}
+        if request.content_length is not None and request.content_length > 2 * self.limit + (1 << 16):
+            raise TooLarge(f"the file is larger than the limit of {self.limit} bytes")
+        kind = request.content_type
+        if kind == "multipart/form-data":
+            return await self.multipart_payload(request, params)
+        if kind == "application/json":
+            body = json_object(await read_limited(request, 2 * self.limit + (1 << 16)))
+            params.update(body)
+            return _file_value(body.get("file")), params, None
+        if kind == "application/x-www-form-urlencoded":
+            form = await request.post()
+            params.update({snake(k): v for k, v in form.items()})
+            return next((str(form[n]) for n in _FILE_FIELDS if n in form), None), params, None
+        body = await read_limited(request, self.limit)
+        return body or None, params, None
+
+    async def multipart_payload(
+        self, request: web.Request, params: dict[str, Any]
+    ) -> tuple[bytes | None, dict[str, Any], str | None]:
+        data, filename = None, None
+        reader = await request.multipart()
+        async for part in reader:
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name in _FILE_FIELDS:
+                chunks, size = [], 0
+                while chunk := await part.read_chunk(1 << 16):
+                    size += len(chunk)
+                    self.services.imports.check_size(size)
+                    chunks.append(chunk)
+                data, filename = b"".join(chunks), part.filename
+            elif part.name:
+                value = await part.read(decode=True)
+                if len(value) > 1 << 16:
+                    raise Invalid(f"the field {part.name} is too long", field=part.name)
+                params[snake(part.name)] = value.decode("utf-8", "replace")
+        return data, params, filename
+
+    async def import_file(self, request: web.Request) -> web.Response:
+        user = await self.user(request)
+        data, params, filename = await self.import_payload(request)
+        calendar = None
+        group = params.get("group")
+        if group not in (None, ""):
+            if not isinstance(group, str) or not is_uuid(group):
+                raise Invalid("group must be the uuid of a group", field="group")
+            calendar = await self.services.calendars.get(user, group)
+        if data in (None, b"", ""):
+            raise Invalid("param is missing or the value is empty: file", field="file")
+        fmt = params.get("type")
+        outcome, result = await self.services.imports.run(
+            user,
+            ImportRequest(data, door="rest", calendar=calendar, filename=filename,
+                          format=None if fmt in (None, "", "autodetect") else fmt),
+        )  # fmt: skip
+        if "application/json" not in request.headers.get("Accept", ""):
+            return web.Response(status=200, content_type="application/json")  # the seed: an empty 200
+        return json_response(
+            {
+                "import": outcome.job.id,
+                "group": outcome.calendar.uuid,
+                "format": result.format,
+                "created": outcome.created,
+                "updated": outcome.updated,
+                "unchanged": outcome.unchanged,
+                "discarded": result.discarded,
+                "warnings": [w.as_dict() for w in result.warnings],
+            }  # fmt: skip
+        )
+
+    async def export_file(self, request: web.Request) -> web.StreamResponse:
+        kind = request.match_info["kind"]
+        if kind not in EXPORTS:
+            raise NotFound(f"unknown export format {kind!r}: use ical, google, outlook or timeslot")
+        user = await self.user(request)
+        params = await self.params(request)
+        group = params.get("group")
+        calendars = self.services.calendars
+        if group not in (None, ""):
+            chosen = [await calendars.get(user, str(group))]
+        else:
+            chosen = await calendars.list(user)
+        fmt, extension, content_type = EXPORTS[kind]
+        single = chosen[0] if group not in (None, "") else None
+        writer = formats.writer(fmt, **self.export_options(fmt, params, single))
+        tag = hashlib.md5(
+            json.dumps([kind, sorted(params.items()), [(c.id, c.sync_revision) for c in chosen]]).encode(),
+            usedforsecurity=False,
+        ).hexdigest()
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": content_type,
+                "Content-Disposition": f'attachment; filename="Timeslot-Export.{extension}"',
+                "Content-Transfer-Encoding": "binary",
+                "Cache-Control": "private",
+                "ETag": f'W/"{tag}"',
+            }
+        )
+        response.enable_compression()
+        await response.prepare(request)
+        await response.write(writer.begin().encode())
+        batch = []
+        async for item in calendars.export_items(chosen):
+            batch.append(item)
+            if len(batch) >= 200:
+                await response.write(writer.write(batch).encode())
+                batch = []
+        await response.write((writer.write(batch) + writer.end()).encode())
+        await response.write_eof()
+        return response
+
+    @staticmethod
+    def export_options(fmt: str, params: dict[str, Any], single: Calendar | None) -> dict[str, Any]:
+        """Codec options: the group's name and zone when one group is exported."""
+        zone = params.get("timezone") or None
+        if zone is not None and not events.valid_zone(str(zone)):
+            raise Invalid(f"timezone {zone!r} is not a known time zone", field="timezone")
+        if fmt in ("ics", "google"):
+            return {
+                "name": single.name if single else None,
+                "description": single.description if single else None,
+                "timezone": zone or (single.timezone if single else None),
+            }
+        if fmt == "outlook":
+            flavor = params.get("flavor") or "outlook"
+            if flavor not in ("outlook", "timeslot"):
+                raise Invalid("flavor must be outlook or timeslot", field="flavor")
+            return {"flavor": flavor, "timezone": zone}
+        return {}
+
+
+def _slot_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError:
+        raise NotFound("slot not found") from None
+
+
+def _epoch(value: str | None, name: str) -> int | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{name} must be an ISO 8601 date-time") from None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+
+
+def _file_value(value: Any) -> str | None:
+    """The JSON ``file``: a string, or an array of lines (joined as sent; lines without
+    their own line ending are joined with CRLF)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(line, str) for line in value):
+        if value and not any(line.endswith(("\n", "\r")) for line in value):
+            return "\r\n".join(value) + "\r\n"
+        return "".join(value)
+    raise Invalid("file must be a string or an array of lines", field="file")
+
+
+def create(services: Services) -> web.Application:
+    """The /v1 sub-application."""
+    door = RestDoor(services)
+    app = web.Application(middlewares=[rest_errors], client_max_size=2 * services.config.max_upload_bytes + (1 << 16))
+    app[SERVICES] = services
+    add = app.router.add_route
+    add("POST", "/users", door.signup)
+    add("POST", "/users/signin", door.signin)
+    add("GET", "/me", door.me)
+    add("GET", "/me/signout", door.signout)
+    add("GET", "/me/calendars", door.my_calendars)
+    add("GET", "/me/slots", door.my_slots)
+    add("POST", "/groups", door.create_group)
+    add("GET", "/groups/{uuid}", door.show_group)
+    add("PATCH", "/groups/{uuid}", door.update_group)
+    add("DELETE", "/groups/{uuid}", door.delete_group)
+    add("GET", "/groups/{uuid}/slots", door.group_slots)
+    add("POST", "/slots", door.create_slot)
+    add("GET", "/slots/{id}", door.show_slot)
+    add("PATCH", "/slots/{id}", door.update_slot)
+    add("DELETE", "/slots/{id}", door.delete_slot)
+    add("POST", "/import", door.import_file)
+    add("POST", "/import/", door.import_file)
+    add("POST", "/export/{kind}", door.export_file)
+    add("GET", "/export/{kind}", door.export_file)
+    return app

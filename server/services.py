@@ -1,0 +1,47 @@
+"""The services every door shares, built once per process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from server.auth import Passwords
+from server.calendars import CalendarService
+from server.config import Config
+from server.imports import ImportService
+from server.users import UserService
+from storage.base import Store
+from storage.sqlite import SQLiteStore
+
+
+@dataclass(slots=True)
+class Services:
+    config: Config
+    store: Store
+    users: UserService
+    calendars: CalendarService
+    imports: ImportService
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def build(config: Config, store: Store | None = None) -> Services:
+    store = store or SQLiteStore(config.database, config.readers)
+    calendars = CalendarService(store)
+    users = UserService(store, Passwords(config.password_scheme), calendars, config.min_password_length)
+    return Services(config, store, users, calendars, ImportService(store, calendars, config))
+
+
+@asynccontextmanager
+async def opened(config: Config) -> AsyncIterator[Services]:
+    """Services on an open store, for the command line."""
+    services = build(config)
+    await services.store.open()
+    try:
+        yield services
+    finally:
+        await services.store.close()

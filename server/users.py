@@ -1,0 +1,87 @@
+"""UserService: accounts, passwords and Timeslot tokens, shared by the CLI and every door."""
+
+from __future__ import annotations
+
+import re
+
+from server.auth import Passwords, digest, new_secret
+from server.calendars import CalendarService
+from server.errors import Invalid
+from storage.base import Store
+from storage.model import Conflict, User
+
+#: usernames appear in CalDAV paths and WCAP calids, so they stay URL-safe
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,48}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class UserService:
+    def __init__(
+        self, store: Store, passwords: Passwords, calendars: CalendarService, min_password_length: int = 8
+    ) -> None:
+        self.store = store
+        self.passwords = passwords
+        self.calendars = calendars
+        self.min_password_length = min_password_length
+
+    def _check_password(self, password: object) -> str:
+        if not isinstance(password, str) or len(password) < self.min_password_length:
+            raise Invalid(f"password must be at least {self.min_password_length} characters", field="password")
+        if len(password) > 1024:
+            raise Invalid("password is too long (1024 characters at most)", field="password")
+        return password
+
+    async def create(self, username: object, password: object, email: object = None, is_admin: bool = False) -> User:
+        """A new user with a default calendar."""
+        if not isinstance(username, str) or not USERNAME.match(username):
+            raise Invalid(
+                "username must be 3 to 49 letters, digits, dots, dashes or underscores, "
+                "starting with a letter or digit",
+                field="username",
+            )
+        if email is not None and (not isinstance(email, str) or not EMAIL.match(email)):
+            raise Invalid("email is not a valid e-mail address", field="email")
+        password_hash = await self.passwords.hash(self._check_password(password))
+        try:
+            user = await self.store.create_user(username, email, password_hash, is_admin)  # type: ignore[arg-type]
+        except Conflict as conflict:
+            raise Invalid(f"{conflict.args[0]} is already taken", field=conflict.args[0]) from None
+        await self.calendars.create_default(user)
+        return user
+
+    async def authenticate(self, login: str, password: str) -> User | None:
+        """The user with this username or e-mail and password, or None."""
+        user = await self.store.find_user(login) if login else None
+        ok, new_hash = await self.passwords.verify(password, user.password_hash if user else None)
+        if not ok or user is None:
+            return None
+        if new_hash:
+            await self.store.update_user(user.id, password_hash=new_hash)
+        return user
+
+    async def issue_token(self, user: User) -> str:
+        token = new_secret()
+        await self.store.add_token(user.id, digest(token))
+        return token
+
+    async def user_for_token(self, token: str | None) -> User | None:
+        return await self.store.user_for_token(digest(token)) if token else None
+
+    async def sign_out(self, user: User) -> None:
+        """Revoke every token of the user (Timeslot's sign-out logs out every device)."""
+        await self.store.delete_tokens(user.id)
+
+    async def set_password(self, user: User, password: object) -> None:
+        password_hash = await self.passwords.hash(self._check_password(password))
+        await self.store.update_user(user.id, password_hash=password_hash)
+        await self.store.delete_tokens(user.id)
+
+    async def get_by_name(self, username: str) -> User | None:
+        user = await self.store.find_user(username)
+        return user if user and user.username.lower() == username.lower() else None
+
+    async def list(self) -> list[User]:
+        return await self.store.list_users()
+
+    async def delete(self, user: User) -> None:
+        await self.store.delete_user(user.id)

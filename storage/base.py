@@ -1,0 +1,144 @@
+"""The Store interface: one async method per operation; each method is one transaction."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from storage.model import (
+    Calendar,
+    CalendarObject,
+    ImportOutcome,
+    ImportTarget,
+    NewCalendar,
+    NewImport,
+    ObjectWrite,
+    User,
+)
+
+
+class Store(ABC):
+    """Where every door's data lives. Knows nothing of HTTP, formats or access rules."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    # users -------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_user(self, username: str, email: str | None, password_hash: str, is_admin: bool = False) -> User:
+        """Raises Conflict when the username or e-mail is taken."""
+
+    @abstractmethod
+    async def get_user(self, user_id: int) -> User | None: ...
+
+    @abstractmethod
+    async def find_user(self, login: str) -> User | None:
+        """A user by username or e-mail (case-insensitive)."""
+
+    @abstractmethod
+    async def list_users(self) -> list[User]: ...
+
+    @abstractmethod
+    async def update_user(self, user_id: int, **changes: Any) -> User | None: ...
+
+    @abstractmethod
+    async def delete_user(self, user_id: int) -> bool:
+        """Delete a user with all their calendars, tokens, sessions and imports."""
+
+    # tokens ------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def add_token(self, user_id: int, token_hash: str) -> None: ...
+
+    @abstractmethod
+    async def user_for_token(self, token_hash: str) -> User | None: ...
+
+    @abstractmethod
+    async def delete_tokens(self, user_id: int) -> int: ...
+
+    # calendars ---------------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_calendar(self, calendar: NewCalendar) -> Calendar:
+        """Create a calendar; its slug is ``calendar.slug`` or that with a number added."""
+
+    @abstractmethod
+    async def get_calendar(self, calendar_id: int) -> Calendar | None: ...
+
+    @abstractmethod
+    async def get_calendar_by_uuid(self, uuid: str) -> Calendar | None: ...
+
+    @abstractmethod
+    async def get_calendar_by_slug(self, owner_id: int, slug: str) -> Calendar | None: ...
+
+    @abstractmethod
+    async def find_calendar_by_name(self, owner_id: int, name: str) -> Calendar | None: ...
+
+    @abstractmethod
+    async def list_calendars(self, owner_id: int) -> list[Calendar]:
+        """The owner's calendars, default first, with ``object_count`` filled in."""
+
+    @abstractmethod
+    async def update_calendar(self, calendar_id: int, **changes: Any) -> Calendar | None: ...
+
+    @abstractmethod
+    async def delete_calendar(self, calendar_id: int) -> bool: ...
+
+    # objects -----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def get_object(
+        self, calendar_id: int, *, href: str | None = None, uid: str | None = None
+    ) -> CalendarObject | None: ...
+
+    @abstractmethod
+    async def get_object_by_id(self, object_id: int) -> CalendarObject | None: ...
+
+    @abstractmethod
+    async def list_objects(
+        self,
+        calendar_ids: Sequence[int],
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        after_id: int = 0,
+        limit: int | None = None,
+    ) -> list[CalendarObject]:
+        """Objects ordered by id whose index bounds overlap [start, end) when given.
+
+        Bounds are a superset: callers that need exactness check recurring objects.
+        """
+
+    @abstractmethod
+    def iter_objects(self, calendar_ids: Sequence[int], batch: int = 500) -> AsyncIterator[CalendarObject]:
+        """Every object of the calendars, read in batches (for exports)."""
+
+    @abstractmethod
+    async def put_object(
+        self, calendar_id: int, write: ObjectWrite, *, if_etag: str | None = None, create_only: bool = False
+    ) -> tuple[CalendarObject, bool]:
+        """Insert or replace by href; returns the object and whether it was created.
+
+        Raises Conflict when the UID is held by another href, PreconditionFailed when
+        ``if_etag`` does not match or ``create_only`` finds an existing object.
+        """
+
+    @abstractmethod
+    async def delete_object(self, calendar_id: int, href: str, *, if_etag: str | None = None) -> bool: ...
+
+    # imports -----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def apply_import(self, job: NewImport, target: ImportTarget, writes: Sequence[ObjectWrite]) -> ImportOutcome:
+        """Write an import in one transaction: match by UID within the target calendar,
+        create or replace, record what was replaced, bump the sync revision once."""
+
+
+class PreconditionFailed(Exception):
+    """An If-Match / If-None-Match condition did not hold."""

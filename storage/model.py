@@ -1,0 +1,150 @@
+"""Plain records the store reads and writes. No behaviour, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def now_iso() -> str:
+    """The current UTC time as stored: ``2019-09-15T20:44:02.123Z``."""
+    moment = datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(slots=True, frozen=True)
+class User:
+    id: int
+    username: str
+    email: str | None
+    password_hash: str
+    is_admin: bool
+    created_at: str
+    updated_at: str
+
+
+@dataclass(slots=True, frozen=True)
+class Calendar:
+    id: int
+    uuid: str
+    owner_id: int
+    slug: str
+    name: str
+    description: str | None
+    color: str | None
+    timezone: str | None
+    components: str  #: comma-separated component names it accepts
+    sync_revision: int
+    is_default: bool
+    props: dict[str, Any]  #: dead properties and other door-specific settings
+    created_at: str
+    updated_at: str
+    object_count: int | None = None  #: filled in by listings that count
+
+
+@dataclass(slots=True, frozen=True)
+class NewCalendar:
+    """What a calendar is created from; the store picks a free slug based on ``slug``."""
+
+    uuid: str
+    owner_id: int
+    slug: str
+    name: str
+    description: str | None = None
+    color: str | None = None
+    timezone: str | None = None
+    components: str = "VEVENT,VTODO,VJOURNAL"
+    is_default: bool = False
+    props: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class CalendarObject:
+    id: int
+    calendar_id: int
+    href: str
+    uid: str
+    etag: str
+    component: str
+    ical: str
+    start_utc: int | None
+    end_utc: int | None
+    recurring: bool
+    summary: str
+    klass: str | None
+    import_id: int | None
+    created_at: str
+    modified_at: str
+
+
+@dataclass(slots=True, frozen=True)
+class ObjectWrite:
+    """One object to insert or replace, with everything the store indexes."""
+
+    href: str
+    uid: str
+    etag: str
+    component: str
+    ical: str
+    start_utc: int | None
+    end_utc: int | None
+    recurring: bool
+    summary: str
+    klass: str | None
+
+
+@dataclass(slots=True, frozen=True)
+class ImportTarget:
+    """Where an import writes: an existing calendar, or one found by name (made if missing)."""
+
+    owner_id: int
+    calendar_id: int | None = None
+    create: NewCalendar | None = None
+
+
+@dataclass(slots=True)
+class ImportJob:
+    id: int
+    user_id: int
+    calendar_id: int | None
+    door: str
+    format: str | None
+    filename: str | None
+    options: dict[str, Any]
+    status: str
+    progress: int
+    created: int
+    updated: int
+    unchanged: int
+    discarded: int
+    calendars_created: list[int]
+    errors: list[dict[str, Any]]
+    warnings: list[dict[str, Any]]
+    created_at: str
+    updated_at: str
+    finished_at: str | None
+
+
+@dataclass(slots=True, frozen=True)
+class NewImport:
+    user_id: int
+    door: str
+    format: str | None
+    filename: str | None
+    options: dict[str, Any] = field(default_factory=dict)
+    discarded: int = 0
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True, frozen=True)
+class ImportOutcome:
+    job: ImportJob
+    calendar: Calendar
+    created: int
+    updated: int
+    unchanged: int
+
+
+class Conflict(Exception):
+    """A write that would break a uniqueness rule (username, e-mail, slug, UID)."""

@@ -1,0 +1,592 @@
+"""The embedded store: SQLite in WAL mode through aiosqlite.
+
+One writer connection (writes are serialised by an asyncio lock and run as ``BEGIN
+IMMEDIATE`` transactions) and a few reader connections, which WAL lets run beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import sqlite3
+import uuid as uuid_module
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from storage.base import PreconditionFailed, Store
+from storage.model import (
+    Calendar,
+    CalendarObject,
+    Conflict,
+    ImportJob,
+    ImportOutcome,
+    ImportTarget,
+    NewCalendar,
+    NewImport,
+    ObjectWrite,
+    User,
+    now_iso,
+)
+
+_OBJECT_COLUMNS = (
+    "id, calendar_id, href, uid, etag, component, ical, start_utc, end_utc, recurring, "
+    "summary, class, import_id, created_at, modified_at"
+)
+_CALENDAR_FIELDS = {"name", "description", "color", "timezone", "components", "is_default", "props", "slug"}
+_USER_FIELDS = {"username", "email", "password_hash", "is_admin"}
+#: SQLite's default limit on host parameters is 999 on old builds: stay well under it
+_CHUNK = 400
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(
+        id=row["id"],
+        username=row["username"],
+        email=row["email"],
+        password_hash=row["password_hash"],
+        is_admin=bool(row["is_admin"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _calendar(row: sqlite3.Row) -> Calendar:
+    keys = row.keys()
+    return Calendar(
+        id=row["id"],
+        uuid=row["uuid"],
+        owner_id=row["owner_id"],
+        slug=row["slug"],
+        name=row["name"],
+        description=row["description"],
+        color=row["color"],
+        timezone=row["timezone"],
+        components=row["components"],
+        sync_revision=row["sync_revision"],
+        is_default=bool(row["is_default"]),
+        props=json.loads(row["props"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        object_count=row["object_count"] if "object_count" in keys else None,
+    )
+
+
+def _object(row: sqlite3.Row) -> CalendarObject:
+    return CalendarObject(
+        id=row["id"],
+        calendar_id=row["calendar_id"],
+        href=row["href"],
+        uid=row["uid"],
+        etag=row["etag"],
+        component=row["component"],
+        ical=row["ical"],
+        start_utc=row["start_utc"],
+        end_utc=row["end_utc"],
+        recurring=bool(row["recurring"]),
+        summary=row["summary"],
+        klass=row["class"],
+        import_id=row["import_id"],
+        created_at=row["created_at"],
+        modified_at=row["modified_at"],
+    )
+
+
+def _job(row: sqlite3.Row) -> ImportJob:
+    return ImportJob(
+        id=row["id"],
+        user_id=row["user_id"],
+        calendar_id=row["calendar_id"],
+        door=row["door"],
+        format=row["format"],
+        filename=row["filename"],
+        options=json.loads(row["options"]),
+        status=row["status"],
+        progress=row["progress"],
+        created=row["created"],
+        updated=row["updated"],
+        unchanged=row["unchanged"],
+        discarded=row["discarded"],
+        calendars_created=json.loads(row["calendars_created"]),
+        errors=json.loads(row["errors"]),
+        warnings=json.loads(row["warnings"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str | Path, readers: int = 2) -> None:
+        self.path = Path(path)
+        self._reader_count = max(1, readers)
+        self._writer: aiosqlite.Connection | None = None
+        self._readers: list[aiosqlite.Connection] = []
+        self._next_reader = itertools.cycle(range(self._reader_count))
+        self._lock = asyncio.Lock()
+
+    # connection management ---------------------------------------------------------------
+
+    async def _connect(self) -> aiosqlite.Connection:
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=10000"):
+            await db.execute(f"PRAGMA {pragma}")
+        return db
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect()
+        await self._migrate()
+        self._readers = [await self._connect() for _ in range(self._reader_count)]
+
+    async def close(self) -> None:
+        for db in [self._writer, *self._readers]:
+            if db is not None:
+                await db.close()
+        self._writer, self._readers = None, []
+
+    async def _migrate(self) -> None:
+        db = self._writer
+        assert db is not None
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        async with db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") as cursor:
+            current = (await cursor.fetchone())[0]  # type: ignore[index]
+        folder = resources.files("storage") / "migrations" / "sqlite"
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if not entry.name.endswith(".sql"):
+                continue
+            version = int(entry.name.split("_", 1)[0])
+            if version <= current:
+                continue
+            script = entry.read_text(encoding="utf-8")
+            await db.executescript(
+                f"BEGIN;\n{script}\nINSERT INTO schema_migrations VALUES ({version}, '{now_iso()}');\nCOMMIT;"
+            )
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        db = self._writer
+        assert db is not None, "store is not open"
+        async with self._lock:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+
+    def _reader(self) -> aiosqlite.Connection:
+        return self._readers[next(self._next_reader)]
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        async with self._reader().execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        async with self._reader().execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    # users -------------------------------------------------------------------------------
+
+    async def create_user(self, username: str, email: str | None, password_hash: str, is_admin: bool = False) -> User:
+        now = now_iso()
+        try:
+            async with self._transaction() as db:
+                cursor = await db.execute(
+                    "INSERT INTO users (username, email, password_hash, is_admin, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (username, email, password_hash, int(is_admin), now, now),
+                )
+                user_id = cursor.lastrowid
+        except sqlite3.IntegrityError as error:
+            field = "email" if "email" in str(error) else "username"
+            raise Conflict(field) from None
+        user = await self.get_user(user_id)  # type: ignore[arg-type]
+        assert user is not None
+        return user
+
+    async def get_user(self, user_id: int) -> User | None:
+        row = await self._one("SELECT * FROM users WHERE id = ?", (user_id,))
+        return _user(row) if row else None
+
+    async def find_user(self, login: str) -> User | None:
+        row = await self._one(
+            "SELECT * FROM users WHERE username = ? OR email = ? ORDER BY username = ? DESC LIMIT 1",
+            (login, login, login),
+        )
+        return _user(row) if row else None
+
+    async def list_users(self) -> list[User]:
+        return [_user(row) for row in await self._all("SELECT * FROM users ORDER BY username")]
+
+    async def update_user(self, user_id: int, **changes: Any) -> User | None:
+        unknown = set(changes) - _USER_FIELDS
+        if unknown:
+            raise ValueError(f"unknown user fields: {unknown}")
+        if changes:
+            assignments = ", ".join(f"{name} = ?" for name in changes)
+            try:
+                async with self._transaction() as db:
+                    await db.execute(
+                        f"UPDATE users SET {assignments}, updated_at = ? WHERE id = ?",
+                        (*changes.values(), now_iso(), user_id),
+                    )
+            except sqlite3.IntegrityError as error:
+                raise Conflict("email" if "email" in str(error) else "username") from None
+        return await self.get_user(user_id)
+
+    async def delete_user(self, user_id: int) -> bool:
+        async with self._transaction() as db:
+            cursor = await db.execute("DELETE FROM users WHERE id = ?", (user_id,))
+            return cursor.rowcount > 0
+
+    # tokens ------------------------------------------------------------------------------
+
+    async def add_token(self, user_id: int, token_hash: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO tokens (user_id, token_hash, created_at) VALUES (?, ?, ?)",
+                (user_id, token_hash, now_iso()),
+            )
+
+    async def user_for_token(self, token_hash: str) -> User | None:
+        row = await self._one(
+            "SELECT users.* FROM tokens JOIN users ON users.id = tokens.user_id WHERE token_hash = ?",
+            (token_hash,),
+        )
+        return _user(row) if row else None
+
+    async def delete_tokens(self, user_id: int) -> int:
+        async with self._transaction() as db:
+            cursor = await db.execute("DELETE FROM tokens WHERE user_id = ?", (user_id,))
+            return cursor.rowcount
+
+    # calendars ---------------------------------------------------------------------------
+
+    async def _insert_calendar(self, db: aiosqlite.Connection, calendar: NewCalendar) -> Calendar:
+        async with db.execute(
+            "SELECT slug FROM calendars WHERE owner_id = ? AND (slug = ? OR slug LIKE ?)",
+            (calendar.owner_id, calendar.slug, f"{calendar.slug}-%"),
+        ) as cursor:
+            taken = {row[0] for row in await cursor.fetchall()}
+        slug, number = calendar.slug, 1
+        while slug in taken:
+            number += 1
+            slug = f"{calendar.slug}-{number}"
+        now = now_iso()
+        cursor = await db.execute(
+            "INSERT INTO calendars (uuid, owner_id, slug, name, description, color, timezone, components, "
+            "is_default, props, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                calendar.uuid, calendar.owner_id, slug, calendar.name, calendar.description,
+                calendar.color, calendar.timezone, calendar.components, int(calendar.is_default),
+                json.dumps(calendar.props), now, now,
+            ),
+        )  # fmt: skip
+        async with db.execute("SELECT * FROM calendars WHERE id = ?", (cursor.lastrowid,)) as rows:
+            return _calendar(await rows.fetchone())  # type: ignore[arg-type]
+
+    async def create_calendar(self, calendar: NewCalendar) -> Calendar:
+        async with self._transaction() as db:
+            return await self._insert_calendar(db, calendar)
+
+    async def get_calendar(self, calendar_id: int) -> Calendar | None:
+        row = await self._one("SELECT * FROM calendars WHERE id = ?", (calendar_id,))
+        return _calendar(row) if row else None
+
+    async def get_calendar_by_uuid(self, uuid: str) -> Calendar | None:
+        row = await self._one("SELECT * FROM calendars WHERE uuid = ?", (uuid,))
+        return _calendar(row) if row else None
+
+    async def get_calendar_by_slug(self, owner_id: int, slug: str) -> Calendar | None:
+        row = await self._one("SELECT * FROM calendars WHERE owner_id = ? AND slug = ?", (owner_id, slug))
+        return _calendar(row) if row else None
+
+    async def find_calendar_by_name(self, owner_id: int, name: str) -> Calendar | None:
+        row = await self._one(
+            "SELECT * FROM calendars WHERE owner_id = ? AND name = ? ORDER BY id LIMIT 1", (owner_id, name)
+        )
+        return _calendar(row) if row else None
+
+    async def list_calendars(self, owner_id: int) -> list[Calendar]:
+        rows = await self._all(
+            "SELECT calendars.*, (SELECT COUNT(*) FROM objects WHERE calendar_id = calendars.id) "
+            "AS object_count FROM calendars WHERE owner_id = ? ORDER BY is_default DESC, name, id",
+            (owner_id,),
+        )
+        return [_calendar(row) for row in rows]
+
+    async def update_calendar(self, calendar_id: int, **changes: Any) -> Calendar | None:
+        unknown = set(changes) - _CALENDAR_FIELDS
+        if unknown:
+            raise ValueError(f"unknown calendar fields: {unknown}")
+        if "props" in changes:
+            changes["props"] = json.dumps(changes["props"])
+        if changes:
+            assignments = ", ".join(f"{name} = ?" for name in changes)
+            try:
+                async with self._transaction() as db:
+                    await db.execute(
+                        f"UPDATE calendars SET {assignments}, updated_at = ? WHERE id = ?",
+                        (*changes.values(), now_iso(), calendar_id),
+                    )
+            except sqlite3.IntegrityError:
+                raise Conflict("slug") from None
+        return await self.get_calendar(calendar_id)
+
+    async def delete_calendar(self, calendar_id: int) -> bool:
+        async with self._transaction() as db:
+            cursor = await db.execute("DELETE FROM calendars WHERE id = ?", (calendar_id,))
+            return cursor.rowcount > 0
+
+    # objects -----------------------------------------------------------------------------
+
+    async def get_object(
+        self, calendar_id: int, *, href: str | None = None, uid: str | None = None
+    ) -> CalendarObject | None:
+        column, value = ("href", href) if href is not None else ("uid", uid)
+        row = await self._one(
+            f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE calendar_id = ? AND {column} = ?", (calendar_id, value)
+        )
+        return _object(row) if row else None
+
+    async def get_object_by_id(self, object_id: int) -> CalendarObject | None:
+        row = await self._one(f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE id = ?", (object_id,))
+        return _object(row) if row else None
+
+    async def list_objects(
+        self,
+        calendar_ids: Sequence[int],
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        after_id: int = 0,
+        limit: int | None = None,
+    ) -> list[CalendarObject]:
+        if not calendar_ids:
+            return []
+        sql = f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE calendar_id IN ({_marks(len(calendar_ids))}) AND id > ?"
+        params: list[Any] = [*calendar_ids, after_id]
+        if end is not None:
+            sql += " AND (start_utc IS NULL OR start_utc < ?)"
+            params.append(end)
+        if start is not None:
+            sql += " AND (end_utc IS NULL OR end_utc > ? OR (end_utc = start_utc AND end_utc = ?))"
+            params += [start, start]
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_object(row) for row in await self._all(sql, params)]
+
+    async def iter_objects(self, calendar_ids: Sequence[int], batch: int = 500) -> AsyncIterator[CalendarObject]:
+        after = 0
+        while True:
+            rows = await self.list_objects(calendar_ids, after_id=after, limit=batch)
+            for row in rows:
+                yield row
+            if len(rows) < batch:
+                return
+            after = rows[-1].id
+
+    async def _bump(self, db: aiosqlite.Connection, calendar_id: int) -> int:
+        async with db.execute(
+            "UPDATE calendars SET sync_revision = sync_revision + 1, updated_at = ? WHERE id = ? "
+            "RETURNING sync_revision",
+            (now_iso(), calendar_id),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise LookupError(f"calendar {calendar_id} does not exist")
+        return row[0]
+
+    async def _record_changes(
+        self, db: aiosqlite.Connection, calendar_id: int, revision: int, changes: Sequence[tuple[str, str, bool]]
+    ) -> None:
+        now = now_iso()
+        await db.executemany(
+            "INSERT INTO changes (calendar_id, href, uid, revision, deleted, changed_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (calendar_id, href) DO UPDATE SET uid = excluded.uid, revision = excluded.revision, "
+            "deleted = excluded.deleted, changed_at = excluded.changed_at",
+            [(calendar_id, href, uid, revision, int(deleted), now) for href, uid, deleted in changes],
+        )
+
+    async def put_object(
+        self, calendar_id: int, write: ObjectWrite, *, if_etag: str | None = None, create_only: bool = False
+    ) -> tuple[CalendarObject, bool]:
+        now = now_iso()
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT id, href, etag FROM objects WHERE calendar_id = ? AND (href = ? OR uid = ?)",
+                (calendar_id, write.href, write.uid),
+            ) as cursor:
+                rows = await cursor.fetchall()
+            current = next((r for r in rows if r["href"] == write.href), None)
+            if any(r["href"] != write.href for r in rows):
+                raise Conflict("uid")
+            if create_only and current is not None:
+                raise PreconditionFailed("exists")
+            if if_etag is not None and (current is None or current["etag"] != if_etag):
+                raise PreconditionFailed("etag")
+            values = (
+                write.uid, write.etag, write.component, write.ical, write.start_utc, write.end_utc,
+                int(write.recurring), write.summary, write.klass, now,
+            )  # fmt: skip
+            if current is None:
+                cursor = await db.execute(
+                    "INSERT INTO objects (uid, etag, component, ical, start_utc, end_utc, recurring, summary, "
+                    "class, modified_at, created_at, calendar_id, href) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*values, now, calendar_id, write.href),
+                )
+                object_id = cursor.lastrowid
+            else:
+                object_id = current["id"]
+                await db.execute(
+                    "UPDATE objects SET uid = ?, etag = ?, component = ?, ical = ?, start_utc = ?, end_utc = ?, "
+                    "recurring = ?, summary = ?, class = ?, modified_at = ? WHERE id = ?",
+                    (*values, object_id),
+                )
+            revision = await self._bump(db, calendar_id)
+            await self._record_changes(db, calendar_id, revision, [(write.href, write.uid, False)])
+            async with db.execute(f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE id = ?", (object_id,)) as cursor:
+                row = await cursor.fetchone()
+        return _object(row), current is None  # type: ignore[arg-type]
+
+    async def delete_object(self, calendar_id: int, href: str, *, if_etag: str | None = None) -> bool:
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT id, uid, etag FROM objects WHERE calendar_id = ? AND href = ?", (calendar_id, href)
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                return False
+            if if_etag is not None and row["etag"] != if_etag:
+                raise PreconditionFailed("etag")
+            await db.execute("DELETE FROM objects WHERE id = ?", (row["id"],))
+            revision = await self._bump(db, calendar_id)
+            await self._record_changes(db, calendar_id, revision, [(href, row["uid"], True)])
+        return True
+
+    # imports -----------------------------------------------------------------------------
+
+    async def apply_import(self, job: NewImport, target: ImportTarget, writes: Sequence[ObjectWrite]) -> ImportOutcome:
+        now = now_iso()
+        async with self._transaction() as db:
+            calendar, made = await self._import_calendar(db, target)
+            cursor = await db.execute(
+                "INSERT INTO imports (user_id, calendar_id, door, format, filename, options, status, progress, "
+                "discarded, calendars_created, warnings, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'in_progress', 0, ?, ?, ?, ?, ?)",
+                (
+                    job.user_id, calendar.id, job.door, job.format, job.filename, json.dumps(job.options),
+                    job.discarded, json.dumps([calendar.id] if made else []), json.dumps(job.warnings), now, now,
+                ),
+            )  # fmt: skip
+            import_id = cursor.lastrowid
+            created = updated = unchanged = 0
+            revision = calendar.sync_revision + 1
+            for chunk in _chunks(writes):
+                counts = await self._import_chunk(db, import_id, calendar.id, revision, chunk, now)  # type: ignore[arg-type]
+                created, updated, unchanged = created + counts[0], updated + counts[1], unchanged + counts[2]
+            if created or updated:
+                await self._bump(db, calendar.id)
+            await db.execute(
+                "UPDATE imports SET status = 'complete', progress = 100, created = ?, updated = ?, unchanged = ?, "
+                "finished_at = ?, updated_at = ? WHERE id = ?",
+                (created, updated, unchanged, now, now, import_id),
+            )
+            async with db.execute("SELECT * FROM imports WHERE id = ?", (import_id,)) as rows:
+                record = _job(await rows.fetchone())  # type: ignore[arg-type]
+            async with db.execute("SELECT * FROM calendars WHERE id = ?", (calendar.id,)) as rows:
+                calendar = _calendar(await rows.fetchone())  # type: ignore[arg-type]
+        return ImportOutcome(record, calendar, created, updated, unchanged)
+
+    async def _import_calendar(self, db: aiosqlite.Connection, target: ImportTarget) -> tuple[Calendar, bool]:
+        if target.calendar_id is not None:
+            sql, params = "SELECT * FROM calendars WHERE id = ?", (target.calendar_id,)
+        else:
+            assert target.create is not None
+            sql = "SELECT * FROM calendars WHERE owner_id = ? AND name = ? ORDER BY id LIMIT 1"
+            params = (target.owner_id, target.create.name)  # type: ignore[assignment]
+        async with db.execute(sql, params) as cursor:
+            row = await cursor.fetchone()
+        if row is not None:
+            return _calendar(row), False
+        if target.create is None:
+            raise LookupError(f"calendar {target.calendar_id} does not exist")
+        return await self._insert_calendar(db, target.create), True
+
+    async def _import_chunk(
+        self,
+        db: aiosqlite.Connection,
+        import_id: int,
+        calendar_id: int,
+        revision: int,
+        chunk: Sequence[ObjectWrite],
+        now: str,
+    ) -> tuple[int, int, int]:
+        async with db.execute(
+            f"SELECT id, href, uid, etag, ical FROM objects WHERE calendar_id = ? AND uid IN ({_marks(len(chunk))})",
+            (calendar_id, *(w.uid for w in chunk)),
+        ) as cursor:
+            existing = {row["uid"]: row for row in await cursor.fetchall()}
+        fresh = [w.href for w in chunk if w.uid not in existing]
+        taken: set[str] = set()
+        if fresh:
+            async with db.execute(
+                f"SELECT href FROM objects WHERE calendar_id = ? AND href IN ({_marks(len(fresh))})",
+                (calendar_id, *fresh),
+            ) as cursor:
+                taken = {row[0] for row in await cursor.fetchall()}
+        inserts, updates, items, changes = [], [], [], []
+        unchanged = 0
+        for write in chunk:
+            old = existing.get(write.uid)
+            values = (
+                write.etag, write.component, write.ical, write.start_utc, write.end_utc,
+                int(write.recurring), write.summary, write.klass, import_id, now,
+            )  # fmt: skip
+            if old is None:
+                href = write.href if write.href not in taken else f"{uuid_module.uuid4()}.ics"
+                taken.add(href)
+                inserts.append((*values, now, calendar_id, href, write.uid))
+                items.append((import_id, calendar_id, href, write.uid, "created", None, None))
+            elif old["etag"] == write.etag:
+                unchanged += 1
+                continue
+            else:
+                href = old["href"]
+                updates.append((*values, old["id"]))
+                items.append((import_id, calendar_id, href, write.uid, "updated", old["ical"], old["etag"]))
+            changes.append((href, write.uid, False))
+        await db.executemany(
+            "INSERT INTO objects (etag, component, ical, start_utc, end_utc, recurring, summary, class, import_id, "
+            "modified_at, created_at, calendar_id, href, uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            inserts,
+        )
+        await db.executemany(
+            "UPDATE objects SET etag = ?, component = ?, ical = ?, start_utc = ?, end_utc = ?, recurring = ?, "
+            "summary = ?, class = ?, import_id = ?, modified_at = ? WHERE id = ?",
+            updates,
+        )
+        await db.executemany("INSERT INTO import_items VALUES (?, ?, ?, ?, ?, ?, ?)", items)
+        await self._record_changes(db, calendar_id, revision, changes)
+        return len(inserts), len(updates), unchanged
