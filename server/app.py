@@ -12,7 +12,7 @@ from aiohttp import web
 
 from server import rest
 from server.config import Config
-from server.services import SERVICES, Services, build
+from server.services import REQUEST_STARTED, REQUEST_USER, SERVICES, Services, build
 
 log = logging.getLogger("almanac.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -32,7 +32,7 @@ async def merge_slashes(request: web.Request, handler: Handler) -> web.StreamRes
     """
     if "//" not in request.path:
         return await handler(request)
-    request["started"] = time.perf_counter()
+    request[REQUEST_STARTED] = time.perf_counter()
     merged = request.rel_url.with_path(re.sub("/{2,}", "/", request.path), keep_query=True)
     return await request.app._handle(request.clone(rel_url=merged))  # re-route the cleaned path
 
@@ -40,7 +40,7 @@ async def merge_slashes(request: web.Request, handler: Handler) -> web.StreamRes
 @web.middleware
 async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
     """One line per request: method, path, status, milliseconds, user."""
-    request["started"] = time.perf_counter()
+    request[REQUEST_STARTED] = time.perf_counter()
     status = 500
     try:
         response = await handler(request)
@@ -53,16 +53,16 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
         log.exception("unhandled error in %s %s", request.method, request.path)
         return web.json_response({"error": "internal server error"}, status=500)
     finally:
-        elapsed = (time.perf_counter() - request["started"]) * 1000
-        log.info("%s %s %d %.1fms user=%s", request.method, request.path, status, elapsed, request.get("user", "-"))
+        elapsed = (time.perf_counter() - request[REQUEST_STARTED]) * 1000
+        log.info("%s %s %d %.1fms user=%s", request.method, request.path, status, elapsed, request.get(REQUEST_USER, "-"))
 
 
 async def common_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Headers every reply carries, streamed ones included."""
     response.headers.update(SECURITY_HEADERS)
     response.headers["X-Request-Id"] = str(uuid.uuid4())
-    if "started" in request:
-        response.headers["X-Runtime"] = f"{time.perf_counter() - request['started']:.6f}"
+    if REQUEST_STARTED in request:
+        response.headers["X-Runtime"] = f"{time.perf_counter() - request[REQUEST_STARTED]:.6f}"
     response.headers.setdefault("Cache-Control", "no-cache")
 
 

@@ -20,8 +20,9 @@ _BEARER_HEADER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
 class Passwords:
     """Hash and check passwords off the event loop (a hash takes tens of milliseconds)."""
 
-    def __init__(self, scheme: str = "argon2") -> None:
-        self.context = CryptContext(schemes=["argon2", "bcrypt"], default=scheme, deprecated="auto")
+    def __init__(self, scheme: str = "argon2", **costs: int) -> None:
+        """``costs`` are passlib settings such as ``argon2__rounds`` (tests make hashing cheap)."""
+        self.context = CryptContext(schemes=["argon2", "bcrypt"], default=scheme, deprecated="auto", **costs)
         self._dummy = self.context.hash(secrets.token_hex(8))
 
     async def hash(self, password: str) -> str:

@@ -49,25 +49,33 @@ class ImportService:
             formats.check_text(data)
             return data
         except formats.EncodingProblem as problem:
+            # Garbage is "not a calendar file" (422); a calendar file with bad bytes is 403.
+            self.detect(data.decode("utf-8", "replace") if isinstance(data, bytes) else data, None)
             raise BadEncoding(
                 f"the file includes invalid encoded characters: {problem.message}", problem.line
             ) from None
 
+    @staticmethod
+    def detect(text: str, fmt: str | None) -> str:
+        """The format named by the caller, or the one the text looks like; raises Invalid."""
+        if fmt is not None:
+            if fmt not in formats.FORMATS:
+                raise Invalid(f"unknown format {fmt!r}: use one of {', '.join(formats.FORMATS)}", field="type")
+            return fmt
+        try:
+            return formats.detect(text)
+        except formats.UnknownFormat as unknown:
+            error = {"line": unknown.line, "fields": [], "error": unknown.message}
+            raise Invalid(unknown.message, field="file", errors=[error]) from None
+
     def parse(self, text: str, fmt: str | None, calendar: Calendar | None) -> ParseResult:
         """Parse (CPU-bound: call it in a thread); raises Invalid for any bad line."""
-        if fmt is not None and fmt not in formats.FORMATS:
-            raise Invalid(f"unknown format {fmt!r}: use one of {', '.join(formats.FORMATS)}", field="type")
         options = ParseOptions(
             timezone=calendar.timezone if calendar else None,
             max_components=self.config.max_components,
             max_instances=self.config.max_instances,
         )
-        try:
-            result = formats.parse(text, fmt, options)
-        except formats.UnknownFormat as unknown:
-            raise Invalid(
-                unknown.message, field="file", errors=[{"line": unknown.line, "fields": [], "error": unknown.message}]
-            ) from None
+        result = formats.parse(text, self.detect(text, fmt), options)
         if result.errors:
             count = len(result.errors)
             raise Invalid(

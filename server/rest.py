@@ -23,7 +23,7 @@ from server.auth import token_from_header
 from server.calendars import is_uuid
 from server.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
 from server.imports import ImportRequest
-from server.services import SERVICES, Services
+from server.services import REQUEST_USER, SERVICES, Services
 from storage.model import Calendar, CalendarObject, User
 
 log = logging.getLogger("almanac.rest")
@@ -192,7 +192,7 @@ class RestDoor:
         user = await self.services.users.user_for_token(token)
         if user is None:
             raise Unauthorized("auth_token invalid or missing")
-        request["user"] = user.username
+        request[REQUEST_USER] = user.username
         return user
 
     async def params(self, request: web.Request) -> dict[str, Any]:
@@ -211,7 +211,7 @@ class RestDoor:
         params = await self.params(request)
         user = await self.services.users.create(params.get("username"), params.get("password"), params.get("email"))
         token = await self.services.users.issue_token(user)
-        request["user"] = user.username
+        request[REQUEST_USER] = user.username
         return json_response(user_json(user, await self.services.calendars.list(user), token), 201)
 
     async def signin(self, request: web.Request) -> web.Response:
@@ -224,7 +224,7 @@ class RestDoor:
         if user is None:
             return error_response(401, "email and password didn't match")
         token = await self.services.users.issue_token(user)
-        request["user"] = user.username
+        request[REQUEST_USER] = user.username
         return json_response(user_json(user, await self.services.calendars.list(user), token))
 
     async def me(self, request: web.Request) -> web.Response:

@@ -27,6 +27,9 @@ class Services:
 
 
 SERVICES = web.AppKey("services", Services)
+#: who made the request (for the access log) and when it started
+REQUEST_USER = web.RequestKey("user", str)
+REQUEST_STARTED = web.RequestKey("started", float)
 
 
 def build(config: Config, store: Store | None = None) -> Services:

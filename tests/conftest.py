@@ -1,0 +1,104 @@
+"""Shared fixtures: a server on a fresh store per test, users with tokens, sample files."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from server import services as services_module
+from server.app import create_app
+from server.auth import Passwords
+from server.config import Config, load
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real argon2/bcrypt hashing, at the lowest cost: tests make many users."""
+    monkeypatch.setattr(
+        services_module,
+        "Passwords",
+        functools.partial(Passwords, argon2__rounds=1, argon2__memory_cost=256, bcrypt__rounds=4),
+    )
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return load(None, {("server", "data"): str(tmp_path / "data")}, environ={})
+
+
+@pytest.fixture
+async def client(aiohttp_client: Callable[..., Awaitable[TestClient]], config: Config) -> TestClient:
+    return await aiohttp_client(create_app(config))
+
+
+def sample(name: str) -> bytes:
+    return (DATA / name).read_bytes()
+
+
+def seed_body() -> dict[str, Any]:
+    """Seed 000's JSON body: the file as an array of lines."""
+    return json.loads((DATA / "seed000_body.json").read_text())
+
+
+class Account:
+    """A signed-up user and the headers that authenticate them."""
+
+    def __init__(self, client: TestClient, data: dict[str, Any]) -> None:
+        self.client = client
+        self.data = data
+        self.token = data["authToken"]
+        self.headers = {"Authorization": f"Token token={self.token}"}
+
+    async def get(self, path: str, **kwargs: Any) -> Any:
+        return await self.client.get(path, headers=self.headers, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> Any:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return await self.client.post(path, headers=headers, **kwargs)
+
+    async def patch(self, path: str, **kwargs: Any) -> Any:
+        return await self.client.patch(path, headers=self.headers, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> Any:
+        return await self.client.delete(path, headers=self.headers, **kwargs)
+
+    async def export(self, kind: str, **params: str) -> str:
+        response = await self.post(f"/v1/export/{kind}", json=params)
+        assert response.status == 200, await response.text()
+        return await response.text()
+
+    async def create_group(self, name: str, **fields: Any) -> dict[str, Any]:
+        response = await self.post("/v1/groups", json={"name": name, **fields})
+        assert response.status == 201, await response.text()
+        return await response.json()
+
+
+@pytest.fixture
+def signup(client: TestClient) -> Callable[[str], Awaitable[Account]]:
+    async def make(username: str = "alice") -> Account:
+        response = await client.post(
+            "/v1/users",
+            json={"username": username, "password": "correct horse", "email": f"{username}@example.org"},
+        )
+        assert response.status == 201, await response.text()
+        return Account(client, await response.json())
+
+    return make
+
+
+@pytest.fixture
+async def alice(signup: Callable[[str], Awaitable[Account]]) -> Account:
+    return await signup("alice")
+
+
+@pytest.fixture
+async def bob(signup: Callable[[str], Awaitable[Account]]) -> Account:
+    return await signup("bob")

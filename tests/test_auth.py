@@ -1,0 +1,84 @@
+"""Sign-up, sign-in, tokens and sign-out on the /v1 door."""
+
+from __future__ import annotations
+
+from aiohttp.test_utils import TestClient
+
+from server.services import SERVICES
+from tests.conftest import Account
+
+UNAUTHORIZED = {"error": "auth_token invalid or missing"}
+
+
+async def test_signup_returns_the_user_with_a_token(alice: Account) -> None:
+    assert alice.data["username"] == "alice"
+    assert alice.data["email"] == "alice@example.org"
+    assert len(alice.token) == 27
+    assert alice.data["calendarCount"] == 1  # the default calendar
+    me = await alice.get("/v1/me")
+    assert me.status == 200
+    assert (await me.json())["myCalendarUuid"] == alice.data["myCalendarUuid"]
+
+
+async def test_signup_rejects_bad_and_taken_names(client: TestClient, alice: Account) -> None:
+    for body, field in (
+        ({"username": "alice", "password": "long enough", "email": "x@example.org"}, "username"),
+        ({"username": "carol", "password": "long enough", "email": "alice@example.org"}, "email"),
+        ({"username": "a b", "password": "long enough"}, "username"),
+        ({"username": "carol", "password": "short"}, "password"),
+        ({"username": "carol", "password": "long enough", "email": "not-an-address"}, "email"),
+    ):
+        response = await client.post("/v1/users", json=body)
+        assert response.status == 422
+        assert (await response.json())["field"] == field
+
+
+async def test_signin_by_email_or_username(client: TestClient, alice: Account) -> None:
+    for login in ({"email": "alice@example.org"}, {"username": "alice"}, {"email": "ALICE@example.org"}):
+        response = await client.post("/v1/users/signin", json={**login, "password": "correct horse"})
+        assert response.status == 200
+        data = await response.json()
+        assert data["username"] == "alice"
+        me = await client.get("/v1/me", headers={"Authorization": f"Token token={data['authToken']}"})
+        assert me.status == 200
+
+
+async def test_signin_with_a_wrong_password_is_401(client: TestClient, alice: Account) -> None:
+    response = await client.post("/v1/users/signin", json={"email": "alice@example.org", "password": "wrong one"})
+    assert response.status == 401
+    assert await response.json() == {"error": "email and password didn't match"}
+    response = await client.post("/v1/users/signin", json={"email": "nobody@example.org", "password": "x" * 9})
+    assert response.status == 401
+    missing = await client.post("/v1/users/signin", json={"email": "alice@example.org"})
+    assert missing.status == 422
+
+
+async def test_missing_or_wrong_token_is_401(client: TestClient, alice: Account) -> None:
+    for headers in ({}, {"Authorization": "Token token=nope"}, {"Authorization": "Basic YWxpY2U6eA=="}):
+        response = await client.get("/v1/me", headers=headers)
+        assert response.status == 401
+        assert await response.json() == UNAUTHORIZED
+    response = await client.post("/v1/import/", json={"file": "BEGIN:VCALENDAR"})
+    assert response.status == 401
+
+
+async def test_bearer_and_quoted_tokens_work(client: TestClient, alice: Account) -> None:
+    for header in (f"Bearer {alice.token}", f'Token token="{alice.token}"'):
+        response = await client.get("/v1/me", headers={"Authorization": header})
+        assert response.status == 200
+
+
+async def test_signout_revokes_the_token(alice: Account) -> None:
+    response = await alice.get("/v1/me/signout")
+    assert response.status == 200
+    assert (await alice.get("/v1/me")).status == 401
+
+
+async def test_tokens_are_stored_hashed(client: TestClient, alice: Account) -> None:
+    store = client.app[SERVICES].store
+    async with store._readers[0].execute("SELECT token_hash FROM tokens") as cursor:
+        hashes = [row[0] for row in await cursor.fetchall()]
+    async with store._readers[0].execute("SELECT password_hash FROM users") as cursor:
+        passwords = [row[0] for row in await cursor.fetchall()]
+    assert alice.token not in hashes and all(len(h) == 64 for h in hashes)
+    assert all(p.startswith("$argon2") for p in passwords)
