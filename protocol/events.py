@@ -7,6 +7,7 @@ Timeslot JSON, the slot API) go through these two functions and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import zoneinfo
 from dataclasses import dataclass, field, replace
@@ -70,19 +71,12 @@ class EventFields:
     extra: dict[str, Any] = field(default_factory=dict)
     created: datetime | None = None
     modified: datetime | None = None
+    #: the TZID of the start as written (IANA or custom), None for UTC, floating and dates
+    tzid: str | None = None
 
     @property
     def all_day(self) -> bool:
         return isinstance(self.start, date) and not isinstance(self.start, datetime)
-
-    @property
-    def tzid(self) -> str | None:
-        """The IANA (or custom) zone of the start, None for UTC, floating and dates."""
-        start = self.start
-        if isinstance(start, datetime) and start.tzinfo is not None:
-            key = getattr(start.tzinfo, "key", None) or str(start.tzinfo)
-            return None if key in ("UTC", "Etc/UTC") else key
-        return None
 
     @property
     def visibility(self) -> str:
@@ -113,6 +107,8 @@ def view(text: str) -> EventFields:
     )
     start = component.get("DTSTART")
     fields.start = start.dt if start is not None else None
+    if start is not None and isinstance(fields.start, datetime):
+        fields.tzid = start.params.get("TZID")
     if "DTEND" in component:
         fields.end = component["DTEND"].dt
     elif "DUE" in component:
@@ -130,10 +126,8 @@ def view(text: str) -> EventFields:
     for item in categories if isinstance(categories, list) else [categories] if categories else []:
         fields.categories.extend(str(c) for c in item.cats)
     if "PRIORITY" in component:
-        try:
+        with contextlib.suppress(ValueError):
             fields.priority = int(component["PRIORITY"])
-        except ValueError:
-            pass
     fields.transparent = _text(component, "TRANSP").upper() == "TRANSPARENT"
     fields.busy_status = _text(component, "X-MICROSOFT-CDO-BUSYSTATUS").upper() or None
     for alarm in component.walk("VALARM"):

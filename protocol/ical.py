@@ -9,6 +9,7 @@ Everything here is pure: text in, values out.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import re
@@ -136,7 +137,9 @@ def component_span(component: Component) -> tuple[date | datetime | None, timede
 
 
 def _difference(start: date, end: date) -> timedelta:
-    if is_all_day(start) != is_all_day(end) or (isinstance(start, datetime) and (start.tzinfo is None) != (end.tzinfo is None)):
+    if is_all_day(start) != is_all_day(end) or (
+        isinstance(start, datetime) and (start.tzinfo is None) != (end.tzinfo is None)
+    ):
         start = to_utc(start)[0]
         end = to_utc(end)[0]
     return end - start  # type: ignore[operator]
@@ -428,10 +431,8 @@ def split_stored(text: str) -> Iterator[tuple[str, str, str]]:
 
 def cache_timezone(component: Timezone) -> None:
     """Let later parses resolve a custom TZID defined by this VTIMEZONE."""
-    try:
+    with contextlib.suppress(ValueError, KeyError, TypeError):
         tzp.cache_timezone_component(component)
-    except (ValueError, KeyError, TypeError):
-        pass
 
 
 @dataclass(slots=True)

@@ -54,7 +54,9 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
         return web.json_response({"error": "internal server error"}, status=500)
     finally:
         elapsed = (time.perf_counter() - request[REQUEST_STARTED]) * 1000
-        log.info("%s %s %d %.1fms user=%s", request.method, request.path, status, elapsed, request.get(REQUEST_USER, "-"))
+        log.info(
+            "%s %s %d %.1fms user=%s", request.method, request.path, status, elapsed, request.get(REQUEST_USER, "-")
+        )
 
 
 async def common_headers(request: web.Request, response: web.StreamResponse) -> None:

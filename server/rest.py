@@ -441,7 +441,7 @@ class RestDoor:
                 "unchanged": outcome.unchanged,
                 "discarded": result.discarded,
                 "warnings": [w.as_dict() for w in result.warnings],
-            }  # fmt: skip
+            }
         )
 
     async def export_file(self, request: web.Request) -> web.StreamResponse:
@@ -495,7 +495,7 @@ class RestDoor:
             return {
                 "name": single.name if single else None,
                 "description": single.description if single else None,
-                "timezone": zone or (single.timezone if single else None),
+                "timezone": zone,  # X-WR-TIMEZONE only on request: it would re-zone floating times
             }
         if fmt == "outlook":
             flavor = params.get("flavor") or "outlook"

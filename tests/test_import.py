@@ -180,7 +180,9 @@ async def test_bad_files_are_422_with_the_line_and_change_nothing(alice: Account
 
 
 async def test_invalid_utf8_is_403_with_the_line(alice: Account) -> None:
-    content = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:a\r\nSUMMARY:Caf\xe9\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    content = (
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:a\r\nSUMMARY:Caf\xe9\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
     form = FormData()
     form.add_field("file", content, filename="latin1.ics")
     response = await alice.post("/v1/import/", data=form)
@@ -188,7 +190,9 @@ async def test_invalid_utf8_is_403_with_the_line(alice: Account) -> None:
     assert (await response.json())["line"] == 5
     # a JSON string with a lone surrogate is invalidly encoded too
     response = await alice.post(
-        "/v1/import/", data=b'{"file": "BEGIN:VCALENDAR\\r\\nSUMMARY:\\udc80\\r\\n"}', headers={"Content-Type": "application/json"}
+        "/v1/import/",
+        data=b'{"file": "BEGIN:VCALENDAR\\r\\nSUMMARY:\\udc80\\r\\n"}',
+        headers={"Content-Type": "application/json"},
     )
     assert response.status == 403
     assert await slots(alice) == []
@@ -217,7 +221,9 @@ async def test_upload_over_the_limit_is_413(aiohttp_client, tmp_path, alice: Acc
     form.add_field("file", big, filename="big.ics")
     for data in (form, json.dumps({"file": big.decode()})):
         response = await client.post(
-            "/v1/import/", data=data, headers={**headers, **({} if data is form else {"Content-Type": "application/json"})}
+            "/v1/import/",
+            data=data,
+            headers={**headers, **({} if data is form else {"Content-Type": "application/json"})},
         )
         assert response.status == 413
         assert "limit of 1000 bytes" in (await response.json())["error"]
@@ -242,8 +248,7 @@ async def test_a_server_fault_is_500_and_nothing_is_half_imported(
     monkeypatch.setattr(store, "_import_chunk", failing)
     lines = "".join(seed_body()["file"])
     events = "".join(
-        lines.split("METHOD:PUBLISH\r\n")[1].split("END:VCALENDAR")[0].replace("UID:", f"UID:{n}-")
-        for n in range(200)
+        lines.split("METHOD:PUBLISH\r\n")[1].split("END:VCALENDAR")[0].replace("UID:", f"UID:{n}-") for n in range(200)
     )  # 1000 events: three chunks of the store's batches
     big = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n" + events + "END:VCALENDAR\r\n"
     response = await alice.post("/v1/import/", json={"file": big})

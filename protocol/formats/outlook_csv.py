@@ -241,8 +241,10 @@ def _instances(text: str, fields: EventFields, horizon: datetime) -> Iterator[Ev
 
 
 def _row(fields: EventFields, flavor: str, zone: str | None) -> list[str]:
-    start, end = fields.start, fields.end if fields.end is not None else fields.start
-    assert start is not None and end is not None
+    start, end = fields.start, fields.end
+    assert start is not None
+    if end is None:  # RFC 5545: a day without DTEND lasts the day; a time, an instant
+        end = start + timedelta(days=1) if fields.all_day else start
     start, end = wall_clock(start, zone), wall_clock(end, zone)
     all_day = fields.all_day
     kept = fields.extra.get("outlook", {})

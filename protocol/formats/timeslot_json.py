@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from protocol.events import (
@@ -93,20 +93,22 @@ def slot_fields(item: dict[str, Any]) -> EventFields:
         raise ValueError("title is missing or empty")
     fields = EventFields(summary=title)
     if item.get("type") == "todo":
-        fields.component = "VTODO"
-    fields.start = _instant(item.get("start"), "start")
+        fields.component = "VTODO"  # a todo may have neither start nor due
+        if item.get("start") not in (None, ""):
+            fields.start = _instant(item.get("start"), "start")
+    else:
+        fields.start = _instant(item.get("start"), "start")
     end = item.get("end")
     if end not in (None, ""):
         fields.end = _instant(end, "end")
     zone = item.get("timezone")
-    if zone:
-        if not isinstance(zone, str) or not valid_zone(zone):
-            raise ValueError(f"timezone: {zone!r} is not a known time zone")
-    if item.get("allday"):
+    if zone and (not isinstance(zone, str) or not valid_zone(zone)):
+        raise ValueError(f"timezone: {zone!r} is not a known time zone")
+    if item.get("allday") and fields.start is not None:
         fields.start = _day(fields.start)
-        fields.end = _day(fields.end) if fields.end is not None else fields.start + timedelta(days=1)
+        fields.end = _day(fields.end) if fields.end is not None else None  # a day without end lasts the day
     elif zone:
-        fields.start = wall_clock(fields.start, zone)
+        fields.start = wall_clock(fields.start, zone) if fields.start is not None else None
         fields.end = wall_clock(fields.end, zone) if fields.end is not None else None
     if isinstance(fields.start, datetime) and isinstance(fields.end, datetime) and fields.end < fields.start:
         raise ValueError("end is before start")
@@ -238,7 +240,7 @@ def slot(fields: EventFields, groups: list[dict[str, Any]] | None = None) -> dic
         data["allday"] = True
     if fields.rrule:
         data["rrule"] = fields.rrule
-    if fields.tzid:
+    if fields.tzid and valid_zone(fields.tzid):  # custom VTIMEZONEs cannot travel in JSON
         data["timezone"] = fields.tzid
     data.update(extra)
     return data
