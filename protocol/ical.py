@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+import recurring_ical_events
 from dateutil import rrule as dateutil_rrule
 from icalendar import Calendar, Component, Timezone
 from icalendar.timezone import tzp
@@ -27,6 +28,8 @@ CRLF = "\r\n"
 OBJECT_COMPONENTS = frozenset({"VEVENT", "VTODO", "VJOURNAL"})
 #: floating times and dates mean "wall clock anywhere": widen index bounds by the widest offset
 FLOATING_SLACK = 14 * 3600
+#: the earliest and latest instants a query may name (0001-01-02 and 9999-12-31 UTC)
+MIN_EPOCH, MAX_EPOCH = -62135510400, 253402214400
 #: recurrence sets with more instances than this are indexed as open-ended
 DEFAULT_MAX_INSTANCES = 10_000
 
@@ -427,6 +430,20 @@ def split_stored(text: str) -> Iterator[tuple[str, str, str]]:
             if depth == 2:
                 yield kind, key, CRLF.join(current) + CRLF
             depth -= 1
+
+
+def overlaps(text: str, start: datetime, end: datetime) -> bool:
+    """Whether any instance of a stored resource overlaps [start, end) (floating times as UTC)."""
+    query = recurring_ical_events.of(parse_resource(text), components=sorted(OBJECT_COMPONENTS))
+    return next(iter(query.between(start, end)), None) is not None
+
+
+def clearly_overlaps(bounds_start: int | None, bounds_end: int | None, start: int, end: int) -> bool:
+    """True when index bounds overlap [start, end) even after removing the floating slack,
+    so a non-recurring object needs no exact check."""
+    inner_start = MIN_EPOCH if bounds_start is None else bounds_start + FLOATING_SLACK
+    inner_end = MAX_EPOCH if bounds_end is None else bounds_end - FLOATING_SLACK
+    return inner_start < end and inner_end > start
 
 
 def cache_timezone(component: Timezone) -> None:

@@ -6,12 +6,14 @@ and someone else's look the same: NotFound) and turns parsed resources into stor
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid as uuid_module
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 
 from protocol.formats import ExportItem, GroupInfo
-from protocol.ical import Resource, etag_of, href_for_uid
+from protocol.ical import MAX_EPOCH, MIN_EPOCH, Resource, clearly_overlaps, etag_of, href_for_uid, overlaps
 from server.errors import Invalid, NotFound, PreconditionFailed
 from storage import base
 from storage.model import Calendar, CalendarObject, Conflict, ImportTarget, NewCalendar, ObjectWrite, User
@@ -186,9 +188,24 @@ class CalendarService:
         after_id: int = 0,
         limit: int | None = None,
     ) -> list[CalendarObject]:
-        return await self.store.list_objects(
+        """Objects by id; with ``start``/``end`` only those with an instance in the range.
+
+        The index narrows the candidates; recurring ones and those near the range's edges are
+        then checked exactly (off the event loop).
+        """
+        found = await self.store.list_objects(
             [c.id for c in calendars], start=start, end=end, after_id=after_id, limit=limit
         )
+        if start is None and end is None:
+            return found
+        low = max(start, MIN_EPOCH) if start is not None else MIN_EPOCH
+        high = min(end, MAX_EPOCH) if end is not None else MAX_EPOCH
+        unsure = [o for o in found if o.recurring or not clearly_overlaps(o.start_utc, o.end_utc, low, high)]
+        if not unsure:
+            return found
+        window = (datetime.fromtimestamp(low, UTC), datetime.fromtimestamp(high, UTC))
+        misses = await asyncio.to_thread(lambda: {o.id for o in unsure if not overlaps(o.ical, *window)})
+        return [o for o in found if o.id not in misses]
 
     async def export_items(self, calendars: Sequence[Calendar]) -> AsyncIterator[ExportItem]:
         """Every object of the calendars, each with its group, streamed from the store."""
