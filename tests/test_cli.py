@@ -1,0 +1,96 @@
+"""run.py as a user runs it: users, settings, and `serve --demo` answering on every route it prints."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from server.config import DEFAULT_CONFIG_FILE, DEFAULTS, ConfigError, load
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "run.py", *args], cwd=ROOT, input=stdin, capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_user_commands(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    added = run("user", "add", "ada", "--email", "ada@example.org", "--password-stdin", "--data", data, stdin="analytical engine\n")
+    assert added.returncode == 0, added.stderr
+    assert run("user", "add", "ada", "--password-stdin", "--data", data, stdin="analytical engine\n").returncode == 1
+    short = run("user", "add", "bob", "--password-stdin", "--data", data, stdin="short\n")
+    assert short.returncode == 1 and "at least 8 characters" in short.stderr
+    listed = run("user", "list", "--data", data)
+    assert listed.stdout.startswith("ada\tada@example.org\t1 calendars")
+    assert run("user", "passwd", "ada", "--password-stdin", "--data", data, stdin="difference engine\n").returncode == 0
+    assert run("user", "passwd", "nobody", "--password-stdin", "--data", data, stdin="whatever1\n").returncode == 1
+    assert run("user", "delete", "ada", "--yes", "--data", data).returncode == 0
+    assert run("user", "list", "--data", data).stdout == ""
+
+
+def test_settings_precedence(tmp_path: Path) -> None:
+    ini = tmp_path / "almanac.ini"
+    ini.write_text("[server]\nport = 9001\nhost = 0.0.0.0\n[limits]\nmax_components = 5\n")
+    env = {"ALMANAC_SERVER_PORT": "9002", "ALMANAC_LIMITS_MAX_UPLOAD_BYTES": "1000"}
+    config = load(ini, {("server", "port"): 9003}, env)
+    assert (config.port, config.host, config.max_components, config.max_upload_bytes) == (9003, "0.0.0.0", 5, 1000)
+    assert load(ini, {}, env).port == 9002
+    with pytest.raises(ConfigError):
+        load(ini, {("server", "port"): "eighty"}, {})
+    ini.write_text("[server]\ncolour = blue\n")
+    with pytest.raises(ConfigError):
+        load(ini, {}, {})
+    bad = run("user", "list", "--config", str(tmp_path / "missing.ini"))
+    assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def test_conf_file_documents_every_setting_with_its_default() -> None:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(DEFAULT_CONFIG_FILE)
+    documented = {(section, key): value for section in parser.sections() for key, value in parser.items(section)}
+    assert documented == DEFAULTS
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_demo_answers_what_it_prints(tmp_path: Path) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "run.py", "serve", "--demo", "--port", str(port), "--data", str(tmp_path / "data")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        output = ""
+        deadline = time.monotonic() + 30
+        while "curl" not in output and time.monotonic() < deadline:
+            output += server.stdout.readline()  # type: ignore[union-attr]
+        output += "".join(server.stdout.readline() for _ in range(4))  # type: ignore[union-attr]
+        token = re.search(r"Token token=([\w-]+)", output).group(1)  # type: ignore[union-attr]
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/export/timeslot", method="POST",
+            headers={"Authorization": f"Token token={token}"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as response:
+            slots = json.load(response)
+        assert {"Stand-up", "Lunch with Ada", "Team offsite", "Send the slides"} <= {s["title"] for s in slots}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

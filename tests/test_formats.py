@@ -1,0 +1,143 @@
+"""The format codecs on their own: detection, line-numbered errors, quirks, bounds."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from protocol import events, formats
+from protocol.formats import ExportItem, ParseOptions, UnknownFormat, decode, detect, parse
+from protocol.ical import href_for_uid, overlaps
+from tests.conftest import sample
+
+
+def test_detection_tolerates_bom_and_leading_whitespace() -> None:
+    assert detect("\ufeff \r\n\tBEGIN:VCALENDAR\r\n") == "ics"
+    assert detect("BEGIN:VCALENDAR\r\nX-WR-CALNAME:Family\r\nBEGIN:VEVENT") == "google"
+    assert detect('  [{"uid": 1}]') == "timeslot"
+    assert detect('"Subject","Start Date"\r\n') == "outlook"
+    assert detect("Subject;Start Date\r\n") == "outlook"
+    for text in ("", "hello", "<xml/>"):
+        with pytest.raises(UnknownFormat):
+            detect(text)
+
+
+def test_decode_reports_the_line_of_a_bad_byte() -> None:
+    with pytest.raises(formats.EncodingProblem) as problem:
+        decode(b"line one\nline two\nbad \xff here\n")
+    assert problem.value.line == 3
+    assert decode("\ufeffé".encode()) == "é"
+    assert decode("é\r\n".encode("utf-16")) == "é\r\n"
+
+
+def test_google_file_is_made_standard() -> None:
+    result = parse(decode(sample("google.ics")))
+    assert result.format == "google" and not result.errors
+    assert (result.calendar_name, result.calendar_description, result.calendar_timezone) == (
+        "Family", "Birthdays and school", "Europe/Berlin",
+    )  # fmt: skip
+    by_uid = {r.uid: r for r in result.resources}
+    evening = events.view(by_uid["63dhaee7e9pgtht3l4s8uvh2be@google.com"].text)
+    assert evening.tzid == "Europe/Berlin"  # X-WR-TIMEZONE applied to the UTC time
+    assert evening.start == datetime(2024, 9, 19, 16, tzinfo=UTC)  # the same instant
+    assert evening.location == "School, Main Street 1"
+    school = by_uid["5k2j1h0g9f8d7s6a5p4o3i2u1y@google.com"]
+    assert school.text.count("EXDATE") == 2  # repeated EXDATE lines both kept
+    assert school.end is None and school.recurring  # open-ended weekly rule
+    assert not overlaps(school.text, datetime(2024, 9, 4, 5, tzinfo=UTC), datetime(2024, 9, 4, 6, tzinfo=UTC))
+    assert overlaps(school.text, datetime(2024, 9, 9, 5, tzinfo=UTC), datetime(2024, 9, 9, 6, tzinfo=UTC))
+    assert href_for_uid("63dhaee7e9pgtht3l4s8uvh2be@google.com") == "63dhaee7e9pgtht3l4s8uvh2be@google.com.ics"
+
+
+def test_recurrence_bounds_and_overrides_kept_together() -> None:
+    result = parse(decode(sample("recurring.ics")))
+    by_uid = {r.uid: r for r in result.resources}
+    weekly = by_uid["weekly@example.org"]
+    assert weekly.text.count("BEGIN:VEVENT") == 2 and "BEGIN:VTIMEZONE" in weekly.text
+    assert weekly.start == int(datetime(2025, 1, 6, 8, tzinfo=UTC).timestamp())
+    assert weekly.end == int(datetime(2025, 4, 1, 8, tzinfo=UTC).timestamp())  # the RDATE is the last
+    assert by_uid["forever@example.org"].end is None
+    assert by_uid["todo@example.org"].component == "VTODO"
+    moved = datetime(2025, 1, 20, 13, 30, tzinfo=UTC)
+    assert overlaps(weekly.text, moved, moved.replace(minute=45))
+    assert not overlaps(weekly.text, moved.replace(hour=8, minute=30), moved.replace(hour=8, minute=45))
+
+
+def test_ics_errors_carry_lines_and_fields() -> None:
+    text = (
+        "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:one\r\nSUMMARY:No start\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nUID:two\r\nDTSTART:20250101\r\nDTEND:20250101T100000Z\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nUID:three\r\nDTSTART:2025-01-01\r\nEND:VEVENT\r\n"
+        "BEGIN:VFREEBUSY\r\nUID:fb\r\nEND:VFREEBUSY\r\nEND:VCALENDAR\r\n"
+    )
+    result = parse(text)
+    assert [(e.line, e.error) for e in result.errors][:2] == [
+        (2, "VEVENT has no DTSTART"),
+        (6, "DTSTART and DTEND must both be dates or both date-times"),
+    ]
+    assert result.errors[0].fields == ["UID:one", "SUMMARY:No start"]
+    assert result.errors[2].line == 11
+    assert result.warnings[0].line == 15 and result.discarded == 1
+    broken = parse("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nEND:VTODO\r\n")
+    assert broken.errors[0].line == 4 and "does not close BEGIN:VEVENT" in broken.errors[0].error
+
+
+def test_duplicate_uids_and_missing_uids() -> None:
+    twice = "BEGIN:VEVENT\r\nUID:same\r\nDTSTART:20250101T100000Z\r\nEND:VEVENT\r\n"
+    result = parse(f"BEGIN:VCALENDAR\r\n{twice}{twice}END:VCALENDAR\r\n")
+    assert result.errors[0].line == 6 and "already appears on line 2" in result.errors[0].error
+    nouid = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:20250101T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    first, second = parse(nouid).resources[0], parse(nouid).resources[0]
+    assert first.uid == second.uid and first.uid.startswith("almanac-")  # re-import updates
+
+
+def test_outlook_csv_keeps_minutes_and_everything_else() -> None:
+    result = parse(decode(sample("outlook.csv")))
+    assert not result.errors
+    review = events.view(result.resources[0].text)
+    assert (review.start, review.end) == (datetime(2025, 3, 14, 14, 30), datetime(2025, 3, 14, 16, 15))
+    assert review.categories == ["Work", "Review"] and review.priority == 1
+    assert review.extra["outlook"]["required attendees"] == "Ada Lovelace;Alan Turing"
+    assert str(review.alarm) == "-1 day, 23:45:00"  # 15 minutes before
+    holiday = events.view(result.resources[1].text)
+    assert holiday.all_day and holiday.klass == "PRIVATE" and holiday.busy_status == "OOF"
+    assert str(holiday.end) == "2025-07-15"
+    zoned = parse(decode(sample("outlook.csv")), options=ParseOptions(timezone="America/New_York"))
+    assert events.view(zoned.resources[0].text).tzid == "America/New_York"
+
+
+def test_timeslot_csv_variant() -> None:
+    result = parse(decode(sample("timeslot_outlook.csv")))
+    lunch = events.view(result.resources[0].text)
+    assert (lunch.start, lunch.end) == (datetime(2025, 5, 6, 12, 30), datetime(2025, 5, 6, 13, 45))
+    assert lunch.location == "Canteen"  # an empty Description does not drop the row
+    conference = events.view(result.resources[1].text)
+    assert conference.all_day and str(conference.end) == "2025-06-13"
+
+
+def test_csv_semicolon_delimiter_and_row_errors() -> None:
+    text = "Subject;Start Date;Start Time;End Time\r\nA;1/2/2025;9:00 AM;10:30 AM\r\n;1/2/2025;;\r\nC;1/2/2025;10 o'clock;\r\n"
+    result = parse(text)
+    assert [(e.line, e.error) for e in result.errors] == [
+        (3, "Subject is empty"),
+        (4, "Start Time: \"10 o'clock\" is not a time (h:mm:ss AM/PM or HH:MM)"),
+    ]
+    assert result.errors[0].fields == ["", "1/2/2025", "", ""]
+
+
+def test_timeslot_json_keeps_unknown_keys_and_notes() -> None:
+    result = parse(decode(sample("timeslot_full.json")))
+    assert not result.errors
+    exported = json.loads("".join(formats.dump("timeslot", [ExportItem(result.resources[0].text)])))[0]
+    original = json.loads(sample("timeslot_full.json"))[0]
+    for key in ("uid", "title", "visibility", "start", "end", "media", "notes", "settings"):
+        assert exported[key] == original[key], key
+    assert exported["location"] == original["location"]
+
+
+def test_limits_are_enforced_before_storing() -> None:
+    text = "".join(f"BEGIN:VEVENT\r\nUID:{n}\r\nDTSTART:20250101T100000Z\r\nEND:VEVENT\r\n" for n in range(5))
+    result = parse(f"BEGIN:VCALENDAR\r\n{text}END:VCALENDAR\r\n", options=ParseOptions(max_components=3))
+    assert "more than 3 components" in result.errors[-1].error

@@ -1,0 +1,66 @@
+"""The SQLite store: migrations, sync revisions and the change log, atomic imports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from protocol.formats import decode, parse
+from server.calendars import object_write
+from storage.model import ImportTarget, NewCalendar, NewImport
+from storage.sqlite import SQLiteStore
+from tests.conftest import sample
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> SQLiteStore:
+    store = SQLiteStore(tmp_path / "a.sqlite3")
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def test_migrations_apply_once_and_wal_is_on(tmp_path: Path) -> None:
+    for _ in range(2):
+        store = SQLiteStore(tmp_path / "m.sqlite3")
+        await store.open()
+        async with store._readers[0].execute("SELECT version FROM schema_migrations") as cursor:
+            assert [row[0] for row in await cursor.fetchall()] == [1]
+        async with store._readers[0].execute("PRAGMA journal_mode") as cursor:
+            assert (await cursor.fetchone())[0] == "wal"
+        await store.close()
+
+
+async def test_import_bumps_the_revision_once_and_logs_changes(store: SQLiteStore) -> None:
+    user = await store.create_user("u", None, "hash")
+    calendar = await store.create_calendar(NewCalendar(uuid="c1", owner_id=user.id, slug="cal", name="Cal"))
+    writes = [object_write(r) for r in parse(decode(sample("recurring.ics"))).resources]
+    outcome = await store.apply_import(NewImport(user.id, "cli", "ics", None), ImportTarget(user.id, calendar.id), writes)
+    assert (outcome.created, outcome.updated, outcome.calendar.sync_revision) == (5, 0, 1)
+    again = await store.apply_import(NewImport(user.id, "cli", "ics", None), ImportTarget(user.id, calendar.id), writes)
+    assert (again.created, again.unchanged, again.calendar.sync_revision) == (0, 5, 1)  # nothing changed
+    async with store._readers[0].execute("SELECT COUNT(*), MAX(revision) FROM changes") as cursor:
+        assert tuple(await cursor.fetchone()) == (5, 1)
+    async with store._readers[0].execute("SELECT action, previous_ical FROM import_items") as cursor:
+        assert {tuple(row) for row in await cursor.fetchall()} == {("created", None)}
+
+
+async def test_slugs_are_made_unique_and_names_found(store: SQLiteStore) -> None:
+    user = await store.create_user("u", None, "hash")
+    first = await store.create_calendar(NewCalendar(uuid="a", owner_id=user.id, slug="work", name="Work"))
+    second = await store.create_calendar(NewCalendar(uuid="b", owner_id=user.id, slug="work", name="Work 2"))
+    assert (first.slug, second.slug) == ("work", "work-2")
+    assert (await store.find_calendar_by_name(user.id, "Work 2")).uuid == "b"
+
+
+async def test_deleting_a_user_removes_everything_of_theirs(store: SQLiteStore) -> None:
+    user = await store.create_user("u", "u@example.org", "hash")
+    calendar = await store.create_calendar(NewCalendar(uuid="c", owner_id=user.id, slug="c", name="C"))
+    writes = [object_write(r) for r in parse(decode(sample("google.ics"))).resources]
+    await store.apply_import(NewImport(user.id, "cli", "ics", None), ImportTarget(user.id, calendar.id), writes)
+    await store.add_token(user.id, "h")
+    assert await store.delete_user(user.id)
+    for table in ("calendars", "objects", "changes", "tokens", "imports", "import_items"):
+        async with store._readers[0].execute(f"SELECT COUNT(*) FROM {table}") as cursor:
+            assert (await cursor.fetchone())[0] == 0, table
