@@ -29,7 +29,8 @@ def run(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subpr
 
 def test_user_commands(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
-    added = run("user", "add", "ada", "--email", "ada@example.org", "--password-stdin", "--data", data, stdin="analytical engine\n")
+    password = "analytical engine\n"
+    added = run("user", "add", "ada", "--email", "ada@example.org", "--password-stdin", "--data", data, stdin=password)
     assert added.returncode == 0, added.stderr
     assert run("user", "add", "ada", "--password-stdin", "--data", data, stdin="analytical engine\n").returncode == 1
     short = run("user", "add", "bob", "--password-stdin", "--data", data, stdin="short\n")

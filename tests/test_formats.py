@@ -118,11 +118,14 @@ def test_timeslot_csv_variant() -> None:
 
 
 def test_csv_semicolon_delimiter_and_row_errors() -> None:
-    text = "Subject;Start Date;Start Time;End Time\r\nA;1/2/2025;9:00 AM;10:30 AM\r\n;1/2/2025;;\r\nC;1/2/2025;10 o'clock;\r\n"
+    text = (
+        "Subject;Start Date;Start Time;End Time\r\nA;1/2/2025;9:00 AM;10:30 AM\r\n"
+        ";1/2/2025;;\r\nC;1/2/2025;10 o'clock;\r\n"
+    )
     result = parse(text)
     assert [(e.line, e.error) for e in result.errors] == [
         (3, "Subject is empty"),
-        (4, "Start Time: \"10 o'clock\" is not a time (h:mm:ss AM/PM or HH:MM)"),
+        (4, 'Start Time: "10 o\'clock" is not a time (h:mm:ss AM/PM or HH:MM)'),
     ]
     assert result.errors[0].fields == ["", "1/2/2025", "", ""]
 

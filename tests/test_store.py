@@ -36,9 +36,10 @@ async def test_import_bumps_the_revision_once_and_logs_changes(store: SQLiteStor
     user = await store.create_user("u", None, "hash")
     calendar = await store.create_calendar(NewCalendar(uuid="c1", owner_id=user.id, slug="cal", name="Cal"))
     writes = [object_write(r) for r in parse(decode(sample("recurring.ics"))).resources]
-    outcome = await store.apply_import(NewImport(user.id, "cli", "ics", None), ImportTarget(user.id, calendar.id), writes)
+    job, target = NewImport(user.id, "cli", "ics", None), ImportTarget(user.id, calendar.id)
+    outcome = await store.apply_import(job, target, writes)
     assert (outcome.created, outcome.updated, outcome.calendar.sync_revision) == (5, 0, 1)
-    again = await store.apply_import(NewImport(user.id, "cli", "ics", None), ImportTarget(user.id, calendar.id), writes)
+    again = await store.apply_import(job, target, writes)
     assert (again.created, again.unchanged, again.calendar.sync_revision) == (0, 5, 1)  # nothing changed
     async with store._readers[0].execute("SELECT COUNT(*), MAX(revision) FROM changes") as cursor:
         assert tuple(await cursor.fetchone()) == (5, 1)

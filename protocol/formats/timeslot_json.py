@@ -110,11 +110,9 @@ def slot_fields(item: dict[str, Any]) -> EventFields:
     elif zone:
         fields.start = wall_clock(fields.start, zone) if fields.start is not None else None
         fields.end = wall_clock(fields.end, zone) if fields.end is not None else None
-    if isinstance(fields.start, datetime) and isinstance(fields.end, datetime) and fields.end < fields.start:
+    same_kind = isinstance(fields.start, datetime) == isinstance(fields.end, datetime)
+    if fields.start is not None and fields.end is not None and same_kind and fields.end < fields.start:  # type: ignore[operator]
         raise ValueError("end is before start")
-    if isinstance(fields.start, date) and not isinstance(fields.start, datetime) and fields.end is not None:
-        if fields.end < fields.start:  # type: ignore[operator]
-            raise ValueError("end is before start")
     visibility = item.get("visibility") or "private"
     if visibility not in VISIBILITIES:
         raise ValueError(f"visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")

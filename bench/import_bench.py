@@ -1,0 +1,156 @@
+"""Import benchmark: POST /v1/import/ with generated 10,000- and 100,000-event .ics files.
+
+Reports events/s, the ratio to the time ``icalendar`` alone takes to parse the same file, and
+the server's peak RSS; then restarts the server on the filled store and imports another
+10,000 events, to show that memory does not grow with the size of the store.
+
+    .venv/bin/python bench/import_bench.py [--sizes 10000 100000]
+
+Run by hand (not in CI); it starts its own server on 127.0.0.1 with a temporary data folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from icalendar import Calendar
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.generate import ics  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """``run.py serve`` in a subprocess."""
+
+    def __init__(self, data: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "run.py", "serve", "--port", str(self.port), "--data", str(data)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={"ALMANAC_SERVER_LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin"},
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.base + "/", timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the server did not start")
+
+    def peak_rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def request(self, path: str, body: bytes, headers: dict[str, str]) -> dict:
+        request = urllib.request.Request(self.base + path, data=body, headers=headers, method="POST")
+        with urllib.request.urlopen(request, timeout=3600) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else {}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def token(server: Server, login: bool) -> str:
+    body = {"username": "bench", "password": "benchmark-password", "email": "bench@example.org"}
+    path = "/v1/users/signin" if login else "/v1/users"
+    reply = server.request(path, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    return reply["authToken"]
+
+
+def upload(server: Server, auth: str, data: bytes) -> tuple[float, dict]:
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="bench.ics"\r\n'
+            f"Content-Type: text/calendar\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    headers = {
+        "Authorization": f"Token token={auth}",
+        "Content-Type": f"multipart/form-data; boundary={boundary}",
+        "Accept": "application/json",
+    }
+    started = time.perf_counter()
+    reply = server.request("/v1/import/", body, headers)
+    return time.perf_counter() - started, reply
+
+
+def bare_parse(data: bytes) -> float:
+    started = time.perf_counter()
+    Calendar.from_ical(data)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        data_dir = Path(folder) / "data"
+        server = Server(data_dir)
+        auth = token(server, login=False)
+        total = 0
+        for size in args.sizes:
+            data = ics(size, seed=size, prefix=f"run{size}")
+            parse = bare_parse(data)
+            elapsed, reply = upload(server, auth, data)
+            assert reply["created"] == size, reply
+            total += size
+            rows.append(
+                (f"{size:,} events into a store of {total - size:,}", len(data), elapsed, parse, server.peak_rss_mib())
+            )
+        server.stop()
+        # A fresh process on the filled store: the same import must not need more memory.
+        server = Server(data_dir)
+        auth = token(server, login=True)
+        size = args.sizes[0]
+        data = ics(size, seed=7, prefix="again")
+        parse = bare_parse(data)
+        elapsed, reply = upload(server, auth, data)
+        assert reply["created"] == size, reply
+        rows.append(
+            (f"{size:,} events into a store of {total:,} (restarted)", len(data), elapsed, parse, server.peak_rss_mib())
+        )
+        server.stop()
+    print(f"Python {platform.python_version()} on {platform.machine()}, {platform.node()}")
+    print("| import | file | wall time | events/s | icalendar parse alone | ratio | server peak RSS |")
+    print("|---|---|---|---|---|---|---|")
+    for label, size_bytes, elapsed, parse, rss in rows:
+        count = int(label.split()[0].replace(",", ""))
+        print(
+            f"| {label} | {size_bytes / 1e6:.1f} MB | {elapsed:.1f} s | {count / elapsed:,.0f} | {parse:.1f} s "
+            f"| {elapsed / parse:.2f}x | {rss:.0f} MiB |"
+        )
+
+
+if __name__ == "__main__":
+    main()
