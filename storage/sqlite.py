@@ -13,9 +13,10 @@ import sqlite3
 import uuid as uuid_module
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -42,6 +43,7 @@ _CALENDAR_FIELDS = {"name", "description", "color", "timezone", "components", "i
 _USER_FIELDS = {"username", "email", "password_hash", "is_admin"}
 #: SQLite's default limit on host parameters is 999 on old builds: stay well under it
 _CHUNK = 400
+T = TypeVar("T")
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -53,81 +55,28 @@ def _marks(count: int) -> str:
     return ",".join("?" * count)
 
 
+def _record(cls: type[T], row: sqlite3.Row, **converted: Any) -> T:
+    """A record from a row whose columns are named like the record's fields."""
+    keys = set(row.keys())
+    plain = {f.name: row[f.name] for f in fields(cls) if f.name in keys and f.name not in converted}  # type: ignore[arg-type]
+    return cls(**plain, **converted)
+
+
 def _user(row: sqlite3.Row) -> User:
-    return User(
-        id=row["id"],
-        username=row["username"],
-        email=row["email"],
-        password_hash=row["password_hash"],
-        is_admin=bool(row["is_admin"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return _record(User, row, is_admin=bool(row["is_admin"]))
 
 
 def _calendar(row: sqlite3.Row) -> Calendar:
-    keys = row.keys()
-    return Calendar(
-        id=row["id"],
-        uuid=row["uuid"],
-        owner_id=row["owner_id"],
-        slug=row["slug"],
-        name=row["name"],
-        description=row["description"],
-        color=row["color"],
-        timezone=row["timezone"],
-        components=row["components"],
-        sync_revision=row["sync_revision"],
-        is_default=bool(row["is_default"]),
-        props=json.loads(row["props"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        object_count=row["object_count"] if "object_count" in keys else None,
-    )
+    return _record(Calendar, row, is_default=bool(row["is_default"]), props=json.loads(row["props"]))
 
 
 def _object(row: sqlite3.Row) -> CalendarObject:
-    return CalendarObject(
-        id=row["id"],
-        calendar_id=row["calendar_id"],
-        href=row["href"],
-        uid=row["uid"],
-        etag=row["etag"],
-        component=row["component"],
-        ical=row["ical"],
-        start_utc=row["start_utc"],
-        end_utc=row["end_utc"],
-        recurring=bool(row["recurring"]),
-        summary=row["summary"],
-        klass=row["class"],
-        import_id=row["import_id"],
-        created_at=row["created_at"],
-        modified_at=row["modified_at"],
-    )
+    return _record(CalendarObject, row, recurring=bool(row["recurring"]), klass=row["class"])
 
 
 def _job(row: sqlite3.Row) -> ImportJob:
-    return ImportJob(
-        id=row["id"],
-        user_id=row["user_id"],
-        calendar_id=row["calendar_id"],
-        door=row["door"],
-        format=row["format"],
-        filename=row["filename"],
-        options=json.loads(row["options"]),
-        status=row["status"],
-        progress=row["progress"],
-        created=row["created"],
-        updated=row["updated"],
-        unchanged=row["unchanged"],
-        discarded=row["discarded"],
-        calendars_created=json.loads(row["calendars_created"]),
-        errors=json.loads(row["errors"]),
-        warnings=json.loads(row["warnings"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        finished_at=row["finished_at"],
-    )
+    lists = ("options", "calendars_created", "errors", "warnings")
+    return _record(ImportJob, row, **{name: json.loads(row[name]) for name in lists})
 
 
 class SQLiteStore(Store):

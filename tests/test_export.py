@@ -145,3 +145,12 @@ async def test_ical_round_trip_keeps_everything(alice: Account) -> None:
     allday = next(e for e in exported.walk("VEVENT") if str(e["UID"]) == "allday@example.org")
     assert allday["DTSTART"].to_ical() == b"20250301"
     assert exported.walk("VTODO")[0]["SUMMARY"] == "File taxes"
+
+
+async def test_invalid_export_parameters_are_422(alice: Account) -> None:
+    for kind, params in (("outlook", {"flavor": "excel"}), ("ical", {"timezone": "Mars/Olympus"})):
+        response = await alice.post(f"/v1/export/{kind}", json=params)
+        assert response.status == 422
+        assert "error" in await response.json()
+    response = await alice.post("/v1/export/ical", data=b"{not json", headers={"Content-Type": "application/json"})
+    assert response.status == 422

@@ -128,3 +128,18 @@ async def test_users_never_see_each_others_data(alice: Account, bob: Account) ->
         "/v1/slots", json={"title": "x", "startDate": "2025-01-01T00:00:00Z", "slotGroups": [group["id"]]}
     )
     assert response.status == 404
+
+
+async def test_patch_with_a_stale_etag_is_412(alice: Account) -> None:
+    response = await alice.post("/v1/slots", json={"title": "x", "startDate": "2025-01-01T10:00:00Z"})
+    created = await response.json()
+    stale = '"0000"'
+    response = await alice.client.patch(
+        f"/v1/slots/{created['id']}", json={"title": "y"}, headers={**alice.headers, "If-Match": stale}
+    )
+    assert response.status == 412
+    fresh = f'"{created["etag"]}"'
+    response = await alice.client.patch(
+        f"/v1/slots/{created['id']}", json={"title": "y"}, headers={**alice.headers, "If-Match": fresh}
+    )
+    assert response.status == 200 and (await response.json())["title"] == "y"
