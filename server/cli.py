@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
 import sys
@@ -15,7 +16,7 @@ from server import demo
 from server.app import create_app
 from server.config import Config, ConfigError, load
 from server.errors import Invalid
-from server.services import opened
+from server.services import SERVICES, opened
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -92,17 +93,21 @@ async def user_command(config: Config, args: argparse.Namespace) -> int:
         return 0
 
 
-def serve(config: Config, with_demo: bool) -> int:
+async def serve(config: Config, with_demo: bool) -> None:
+    """Run until SIGINT/SIGTERM; say where once the port is bound (and, with the demo, how to use it)."""
     app = create_app(config)
-    if with_demo:
-
-        async def make_demo(app: web.Application) -> None:
-            await demo.prepare(app, config)
-
-        app.on_startup.append(make_demo)
-    print(f"Almanac listening on http://{config.host}:{config.port}/ (data in {config.data_dir})", flush=True)
-    web.run_app(app, host=config.host, port=config.port, print=None, access_log=None)
-    return 0
+    runner = web.AppRunner(app, access_log=None, handle_signals=True)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        print(f"Almanac listening on http://{config.host}:{port}/ (data in {config.data_dir})", flush=True)
+        if with_demo:
+            print(await demo.prepare(app[SERVICES], f"http://{config.host}:{port}"), flush=True)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,7 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         if args.command == "serve":
-            return serve(config, args.demo)
+            with contextlib.suppress(KeyboardInterrupt, web.GracefulExit):
+                asyncio.run(serve(config, args.demo))
+            return 0
         return asyncio.run(user_command(config, args))
     except Invalid as error:
         print(f"error: {error.message}", file=sys.stderr)

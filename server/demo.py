@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from aiohttp import web
-
-from server.config import Config
 from server.imports import ImportRequest
-from server.services import SERVICES
+from server.services import Services
 
 USERNAME = "demo"
 PASSWORD = "almanac-demo"
@@ -43,8 +40,8 @@ def sample_calendar(today: date) -> str:
     )  # fmt: skip
 
 
-async def prepare(app: web.Application, config: Config) -> None:
-    services = app[SERVICES]
+async def prepare(services: Services, base: str) -> str:
+    """Make (or refresh) the demo user and calendar; return how to use them."""
     user = await services.users.get_by_name(USERNAME)
     if user is None:
         user = await services.users.create(USERNAME, PASSWORD, "demo@example.org")
@@ -55,9 +52,7 @@ async def prepare(app: web.Application, config: Config) -> None:
         user, ImportRequest(sample_calendar(date.today()), door="cli", calendar=calendar, filename="demo.ics")
     )
     token = await services.users.issue_token(user)
-    base = f"http://{config.host}:{config.port}"
-    print(
-        f"""
+    return f"""
 Demo user ready: {USERNAME} / {PASSWORD} (calendar "{CALENDAR}", group {calendar.uuid})
 
 REST (Timeslot Data API), with the token just issued:
@@ -65,6 +60,4 @@ REST (Timeslot Data API), with the token just issued:
   curl -s -X POST {base}/v1/export/ical -H 'Authorization: Token token={token}'
   curl -s -X POST {base}/v1/import/ -H 'Authorization: Token token={token}' \\
        -F file=@tests/data/google.ics -F group={calendar.uuid}
-""",
-        flush=True,
-    )
+"""
