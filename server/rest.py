@@ -92,7 +92,10 @@ async def rest_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        return error_response(error.status, error.reason.lower(), headers=None)
+        response = error_response(error.status, error.reason.lower())
+        if "Allow" in error.headers:
+            response.headers["Allow"] = error.headers["Allow"]
+        return response
     return response
 
 

@@ -82,3 +82,10 @@ async def test_tokens_are_stored_hashed(client: TestClient, alice: Account) -> N
         passwords = [row[0] for row in await cursor.fetchall()]
     assert alice.token not in hashes and all(len(h) == 64 for h in hashes)
     assert all(p.startswith("$argon2") for p in passwords)
+
+
+async def test_unknown_routes_and_methods_answer_in_json(alice: Account) -> None:
+    missing = await alice.get("/v1/nothing-here")
+    assert (missing.status, await missing.json()) == (404, {"error": "not found"})
+    wrong = await alice.client.put("/v1/me", headers=alice.headers)
+    assert wrong.status == 405 and "GET" in wrong.headers["Allow"]
