@@ -9,6 +9,7 @@ from typing import Any
 from storage.model import (
     Calendar,
     CalendarObject,
+    Change,
     ImportOutcome,
     ImportTarget,
     NewCalendar,
@@ -62,6 +63,19 @@ class Store(ABC):
     @abstractmethod
     async def delete_tokens(self, user_id: int) -> int: ...
 
+    # sessions ----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def add_session(self, user_id: int, kind: str, session_hash: str, expires_at: int) -> None:
+        """Store a session (and forget expired ones)."""
+
+    @abstractmethod
+    async def use_session(self, session_hash: str, now: int, timeout: int) -> User | None:
+        """The user of a live session, whose expiry moves to ``now + timeout``; None if expired."""
+
+    @abstractmethod
+    async def delete_session(self, session_hash: str) -> bool: ...
+
     # calendars ---------------------------------------------------------------------------
 
     @abstractmethod
@@ -114,6 +128,16 @@ class Store(ABC):
 
         Bounds are a superset: callers that need exactness check recurring objects.
         """
+
+    @abstractmethod
+    async def modified_objects(
+        self, calendar_ids: Sequence[int], since: str | None, until: str | None
+    ) -> list[CalendarObject]:
+        """Objects last written in [since, until] (ISO times; None is unbounded)."""
+
+    @abstractmethod
+    async def deleted_since(self, calendar_ids: Sequence[int], since: str | None, until: str | None) -> list[Change]:
+        """Tombstones of objects deleted in [since, until]."""
 
     @abstractmethod
     def iter_objects(self, calendar_ids: Sequence[int], batch: int = 500) -> AsyncIterator[CalendarObject]:

@@ -22,6 +22,19 @@ class User:
     is_admin: bool
     created_at: str
     updated_at: str
+    prefs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class Change:
+    """The latest change of one resource (a deletion leaves a tombstone)."""
+
+    calendar_id: int
+    href: str
+    uid: str
+    revision: int
+    deleted: bool
+    changed_at: str
 
 
 @dataclass(slots=True, frozen=True)

@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import json
 import sqlite3
+import time
 import uuid as uuid_module
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from storage.base import PreconditionFailed, Store
 from storage.model import (
     Calendar,
     CalendarObject,
+    Change,
     Conflict,
     ImportJob,
     ImportOutcome,
@@ -40,7 +42,7 @@ _OBJECT_COLUMNS = (
     "summary, class, import_id, created_at, modified_at"
 )
 _CALENDAR_FIELDS = {"name", "description", "color", "timezone", "components", "is_default", "props", "slug"}
-_USER_FIELDS = {"username", "email", "password_hash", "is_admin"}
+_USER_FIELDS = {"username", "email", "password_hash", "is_admin", "prefs"}
 #: SQLite's default limit on host parameters is 999 on old builds: stay well under it
 _CHUNK = 400
 T = TypeVar("T")
@@ -63,7 +65,7 @@ def _record(cls: type[T], row: sqlite3.Row, **converted: Any) -> T:
 
 
 def _user(row: sqlite3.Row) -> User:
-    return _record(User, row, is_admin=bool(row["is_admin"]))
+    return _record(User, row, is_admin=bool(row["is_admin"]), prefs=json.loads(row["prefs"]))
 
 
 def _calendar(row: sqlite3.Row) -> Calendar:
@@ -190,6 +192,8 @@ class SQLiteStore(Store):
         unknown = set(changes) - _USER_FIELDS
         if unknown:
             raise ValueError(f"unknown user fields: {unknown}")
+        if "prefs" in changes:
+            changes["prefs"] = json.dumps(changes["prefs"])
         if changes:
             assignments = ", ".join(f"{name} = ?" for name in changes)
             try:
@@ -227,6 +231,34 @@ class SQLiteStore(Store):
         async with self._transaction() as db:
             cursor = await db.execute("DELETE FROM tokens WHERE user_id = ?", (user_id,))
             return cursor.rowcount
+
+    # sessions ----------------------------------------------------------------------------
+
+    async def add_session(self, user_id: int, kind: str, session_hash: str, expires_at: int) -> None:
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM sessions WHERE expires_at < ?", (int(time.time()),))
+            await db.execute(
+                "INSERT INTO sessions (user_id, kind, session_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                (user_id, kind, session_hash, now_iso(), expires_at),
+            )
+
+    async def use_session(self, session_hash: str, now: int, timeout: int) -> User | None:
+        async with self._transaction() as db:
+            async with db.execute(
+                "UPDATE sessions SET expires_at = ? WHERE session_hash = ? AND expires_at > ? RETURNING user_id",
+                (now + timeout, session_hash, now),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                return None
+            async with db.execute("SELECT * FROM users WHERE id = ?", (row[0],)) as cursor:
+                user = await cursor.fetchone()
+        return _user(user) if user else None
+
+    async def delete_session(self, session_hash: str) -> bool:
+        async with self._transaction() as db:
+            cursor = await db.execute("DELETE FROM sessions WHERE session_hash = ?", (session_hash,))
+            return cursor.rowcount > 0
 
     # calendars ---------------------------------------------------------------------------
 
@@ -345,6 +377,30 @@ class SQLiteStore(Store):
             sql += " LIMIT ?"
             params.append(limit)
         return [_object(row) for row in await self._all(sql, params)]
+
+    async def modified_objects(
+        self, calendar_ids: Sequence[int], since: str | None, until: str | None
+    ) -> list[CalendarObject]:
+        sql = f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE calendar_id IN ({_marks(len(calendar_ids))})"
+        params: list[Any] = list(calendar_ids)
+        if since:
+            sql += " AND modified_at >= ?"
+            params.append(since)
+        if until:
+            sql += " AND modified_at <= ?"
+            params.append(until)
+        return [_object(row) for row in await self._all(sql + " ORDER BY id", params)]
+
+    async def deleted_since(self, calendar_ids: Sequence[int], since: str | None, until: str | None) -> list[Change]:
+        sql = f"SELECT * FROM changes WHERE deleted = 1 AND calendar_id IN ({_marks(len(calendar_ids))})"
+        params: list[Any] = list(calendar_ids)
+        if since:
+            sql += " AND changed_at >= ?"
+            params.append(since)
+        if until:
+            sql += " AND changed_at <= ?"
+            params.append(until)
+        return [_record(Change, row, deleted=True) for row in await self._all(sql + " ORDER BY revision", params)]
 
     async def iter_objects(self, calendar_ids: Sequence[int], batch: int = 500) -> AsyncIterator[CalendarObject]:
         after = 0

@@ -26,7 +26,7 @@ async def test_migrations_apply_once_and_wal_is_on(tmp_path: Path) -> None:
         store = SQLiteStore(tmp_path / "m.sqlite3")
         await store.open()
         async with store._readers[0].execute("SELECT version FROM schema_migrations") as cursor:
-            assert [row[0] for row in await cursor.fetchall()] == [1]
+            assert [row[0] for row in await cursor.fetchall()] == [1, 2]
         async with store._readers[0].execute("PRAGMA journal_mode") as cursor:
             assert (await cursor.fetchone())[0] == "wal"
         await store.close()

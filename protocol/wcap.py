@@ -1,0 +1,247 @@
+"""WCAP (Sun/Oracle Calendar Server) values: errnos, parameters, calids and replies.
+
+Pure: parameters in, reply text out. The door (server/wcap.py) does the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import IntEnum
+
+from lxml import etree
+
+from protocol.ical import CRLF, split_stored
+
+PRODID = "-//Almanac//Almanac WCAP 3.0//EN"
+VERSION = "3.0.0"
+SERVER_VERSION = "Almanac 0.1"
+
+
+class Errno(IntEnum):
+    """The WCAP error numbers Almanac answers with (Sun's names)."""
+
+    LOGOUT = -1
+    OK = 0
+    LOGIN_FAILED = 1
+    DELETE_EVENTS_BY_ID_FAILED = 6
+    SETCALPROPS_FAILED = 8
+    FETCH_EVENTS_BY_ID_FAILED = 9
+    CREATECALENDAR_FAILED = 10
+    DELETECALENDAR_FAILED = 11
+    FETCHBYDATERANGE_FAILED = 13
+    STOREEVENTS_FAILED = 14
+    STORETODOS_FAILED = 15
+    DELETE_TODOS_BY_ID_FAILED = 16
+    FETCH_TODOS_BY_ID_FAILED = 17
+    FETCHCOMPONENTS_FAILED_BAD_TZID = 18
+    DELETECOMPONENTS_BY_RANGE_FAILED = 21
+    CREATECALENDAR_ALREADY_EXISTS_FAILED = 25
+    SET_USERPREFS_FAILED = 26
+    ACCESS_DENIED_TO_CALENDAR = 28
+    CALENDAR_DOES_NOT_EXIST = 29
+    ILLEGAL_CALID_NAME = 30
+    FETCH_BY_LAST_MODIFIED_FAILED = 36
+    CALID_NOT_SPECIFIED = 38
+    GET_FREEBUSY_FAILED = 39
+    BAD_COMMAND = 52
+    GETTIME_FAILED = 55
+    FETCH_DELETEDCOMPONENTS_FAILED = 56
+    NO_SUCH_FORMAT = 58
+    COMPONENT_NOT_FOUND = 59
+    BAD_ARGUMENTS = 60
+    MODIFY_NO_EVENT = 62
+    CREATE_EXISTS = 63
+    USERPREFS_ACCESS_DENIED = 44
+    ACCESS_DENIED = 76
+    BAD_IMPORT_ARGUMENTS = 77
+
+
+class WcapError(Exception):
+    """A failure with its errno; ``message`` goes to the log and to X-NSCP-WCAP-ERRSTR."""
+
+    def __init__(self, errno: Errno, message: str = "") -> None:
+        super().__init__(message or errno.name)
+        self.errno = errno
+        self.message = message or errno.name
+
+
+FORMATS = ("text/calendar", "text/xml")
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def split_list(value: str | None) -> list[str]:
+    """A ``;``-separated list (a literal ``;`` is written ``%3B``); empty items dropped."""
+    if not value:
+        return []
+    return [item.replace("%3B", ";").replace("%3b", ";") for item in value.split(";") if item != ""]
+
+
+def parse_time(value: str | None, name: str, errno: Errno = Errno.BAD_ARGUMENTS) -> datetime | None:
+    """A WCAP date-time: ``20020105T000000Z``; ``0`` or nothing is unbounded (None).
+
+    Times without ``Z`` are read as UTC (Almanac's server zone); a bare date is its midnight.
+    """
+    if value is None or value.strip() in ("", "0"):
+        return None
+    text = value.strip()
+    try:
+        if re.fullmatch(r"\d{8}T\d{6}Z?", text):
+            return datetime.strptime(text[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        if re.fullmatch(r"\d{8}", text):
+            return datetime.strptime(text, "%Y%m%d").replace(tzinfo=UTC)
+    except ValueError:
+        pass
+    raise WcapError(errno, f"{name}={value!r} is not a date-time like 20020105T000000Z")
+
+
+def format_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def flag(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip() not in ("0", "false", "no")
+
+
+@dataclass(frozen=True, slots=True)
+class Calid:
+    """A parsed calid: a user's default calendar or one of their calendars by slug."""
+
+    user: str | None = None  #: username
+    email: str | None = None  #: for ``mailto:`` calids
+    slug: str | None = None  #: None: the default calendar
+
+
+def parse_calid(text: str) -> Calid:
+    """``jdoe``, ``jdoe:work``, ``mailto:jdoe@example.org`` or ``/home/jdoe/calendar/``."""
+    value = text.strip()
+    if value.lower().startswith("mailto:"):
+        return Calid(email=value[7:])
+    match = re.fullmatch(r"/?home/([^/]+)(?:/([^/]+))?/?", value)
+    if match:
+        return Calid(user=match.group(1), slug=match.group(2))
+    user, _, slug = value.partition(":")
+    if not user:
+        raise WcapError(Errno.ILLEGAL_CALID_NAME, f"calid {text!r} names no user")
+    return Calid(user=user, slug=slug or None)
+
+
+# --------------------------------------------------------------------------- replies
+
+
+@dataclass(slots=True)
+class Block:
+    """One VCALENDAR (iCal) or ``<iCal>`` (XML) of a reply: properties, components, errno."""
+
+    properties: list[tuple[str, str]] = field(default_factory=list)
+    #: stored resources or single components, as iCalendar text
+    components: list[str] = field(default_factory=list)
+    errno: int = 0
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+
+
+def _fold(line: str) -> str:
+    if len(line.encode()) <= 75:
+        return line
+    parts, current = [], ""
+    for char in line:
+        if len((current + char).encode()) > (75 if not parts else 74):
+            parts.append(current)
+            current = char
+        else:
+            current += char
+    parts.append(current)
+    return (CRLF + " ").join(parts)
+
+
+def render_ical(blocks: list[Block]) -> str:
+    """text/calendar: one VCALENDAR per block, each VTIMEZONE once per block."""
+    out = []
+    for block in blocks:
+        lines = ["BEGIN:VCALENDAR", f"PRODID:{PRODID}", "METHOD:PUBLISH", "VERSION:2.0"]
+        lines += [_fold(f"{name}:{value}") for name, value in block.properties]
+        text = CRLF.join(lines) + CRLF
+        seen: set[str] = set()
+        for resource in block.components:
+            for kind, tzid, part in split_stored(resource):
+                if kind == "VTIMEZONE":
+                    if tzid in seen:
+                        continue
+                    seen.add(tzid)
+                text += part
+        text += f"X-NSCP-WCAP-ERRNO:{block.errno}{CRLF}END:VCALENDAR{CRLF}"
+        out.append(text)
+    return "".join(out)
+
+
+_XML_NAMES = {"DTSTART": "START", "DTEND": "END", "RECURRENCE-ID": "RECURID", "VEVENT": "EVENT", "VTODO": "TODO"}
+
+
+def _component_xml(parent: etree._Element, text: str) -> None:
+    """A component in CS6 XML: one element per property (START/END/RECURID as CS6 names them)."""
+    stack = [parent]
+    for line in re.sub(r"\r\n[ \t]", "", text).split(CRLF):
+        if not line:
+            continue
+        head, _, value = line.partition(":")
+        name = head.split(";", 1)[0].upper()
+        if name == "BEGIN":
+            element = etree.SubElement(stack[-1], _XML_NAMES.get(value.upper(), value.upper()))
+            stack.append(element)
+        elif name == "END":
+            stack.pop()
+        elif re.fullmatch(r"[A-Z0-9-]+", name):
+            element = etree.SubElement(stack[-1], _XML_NAMES.get(name, name))
+            element.text = value
+            params = head.split(";")[1:]
+            for param in params:
+                key, _, param_value = param.partition("=")
+                if re.fullmatch(r"[A-Za-z0-9-]+", key):
+                    element.set(key.upper(), param_value.strip('"'))
+
+
+def render_xml(blocks: list[Block]) -> str:
+    """text/xml: ``<iCalendar><iCal ...>...</iCal></iCalendar>``."""
+    root = etree.Element("iCalendar")
+    for block in blocks:
+        ical = etree.SubElement(root, "iCal", version="2.0", prodid=PRODID, METHOD="PUBLISH")
+        for name, value in block.properties:
+            etree.SubElement(ical, name).text = value
+        for resource in block.components:
+            for kind, _, part in split_stored(resource):
+                if kind != "VTIMEZONE":
+                    _component_xml(ical, part)
+        etree.SubElement(ical, "X-NSCP-WCAP-ERRNO").text = str(block.errno)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True).decode()
+
+
+def render(blocks: list[Block], fmt: str) -> str:
+    return render_xml(blocks) if fmt == "text/xml" else render_ical(blocks)
+
+
+def error_blocks(errno: int) -> list[Block]:
+    return [Block(errno=errno)]
+
+
+def single(component_text: str) -> str:
+    """Wrap one bare component (VEVENT...END:VEVENT) so ``render_*`` can take it."""
+    return f"BEGIN:VCALENDAR{CRLF}{component_text}END:VCALENDAR{CRLF}"
+
+
+def status_component(name: str, uid: str, status: str) -> str:
+    """``BEGIN:VEVENT UID REQUEST-STATUS END:VEVENT``: what store/delete answer without fetch."""
+    return single(f"BEGIN:{name}{CRLF}UID:{_escape(uid)}{CRLF}REQUEST-STATUS:{status}{CRLF}END:{name}{CRLF}")
+
+
+def date_value(value: date | datetime) -> str:
+    if isinstance(value, datetime):
+        return format_time(value) if value.tzinfo else value.strftime("%Y%m%dT%H%M%S")
+    return value.strftime("%Y%m%d")
