@@ -446,6 +446,20 @@ def clearly_overlaps(bounds_start: int | None, bounds_end: int | None, start: in
     return inner_start < end and inner_end > start
 
 
+def in_window(
+    text: str, bounds_start: int | None, bounds_end: int | None, recurring: bool, start: int, end: int
+) -> bool:
+    """Whether an object has an instance overlapping [start, end): the index bounds decide
+    when they can, recurrence and floating times are checked exactly."""
+    instant_at_start = bounds_start == bounds_end == start  # zero length at the start: inside
+    ends_before = bounds_end is not None and bounds_end <= start and not instant_at_start
+    if ends_before or (bounds_start is not None and bounds_start >= end):
+        return False
+    if not recurring and clearly_overlaps(bounds_start, bounds_end, start, end):
+        return True
+    return overlaps(text, datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC))
+
+
 def cache_timezone(component: Timezone) -> None:
     """Let later parses resolve a custom TZID defined by this VTIMEZONE."""
     with contextlib.suppress(ValueError, KeyError, TypeError):

@@ -7,9 +7,12 @@ and stored only as their SHA-256, so a copy of the database lets nobody sign in.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import re
 import secrets
+import time
+from collections import deque
 
 from passlib.context import CryptContext
 
@@ -55,3 +58,44 @@ def token_from_header(value: str | None) -> str | None:
         return None
     match = _TOKEN_HEADER.match(value) or _BEARER_HEADER.match(value)
     return match.group(1) if match else None
+
+
+class LoginThrottle:
+    """Refuse sign-ins for a (user, address) pair after too many recent failures."""
+
+    def __init__(self, failures: int = 10, window: int = 300) -> None:
+        self.failures = failures
+        self.window = window
+        self._seen: dict[tuple[str, str], deque[float]] = {}
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+        times = self._seen.get(key, deque())
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        return times
+
+    def blocked(self, login: str, address: str) -> bool:
+        key = (login.lower(), address)
+        return len(self._recent(key, time.monotonic())) >= self.failures
+
+    def failed(self, login: str, address: str) -> None:
+        key = (login.lower(), address)
+        times = self._recent(key, time.monotonic())
+        times.append(time.monotonic())
+        self._seen[key] = times
+        if len(self._seen) > 100_000:  # bounded memory under a spray of names
+            self._seen = {k: v for k, v in self._seen.items() if v}
+
+    def succeeded(self, login: str, address: str) -> None:
+        self._seen.pop((login.lower(), address), None)
+
+
+def basic_credentials(value: str | None) -> tuple[str, str] | None:
+    """(user, password) of an ``Authorization: Basic`` header."""
+    if not value or value[:6].lower() != "basic ":
+        return None
+    try:
+        user, sep, password = base64.b64decode(value[6:].strip(), validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None

@@ -10,11 +10,11 @@ import asyncio
 import re
 import uuid as uuid_module
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
 
 from protocol.formats import ExportItem, GroupInfo
-from protocol.ical import MAX_EPOCH, MIN_EPOCH, Resource, clearly_overlaps, etag_of, href_for_uid, overlaps
-from server.errors import Invalid, NotFound, PreconditionFailed
+from protocol.ical import MAX_EPOCH, MIN_EPOCH, Resource, clearly_overlaps, etag_of, href_for_uid, in_window
+from protocol.wcap import Calid
+from server.errors import Forbidden, Invalid, NotFound, PreconditionFailed
 from storage import base
 from storage.model import Calendar, CalendarObject, Conflict, ImportTarget, NewCalendar, ObjectWrite, User
 
@@ -37,6 +37,13 @@ def object_write(resource: Resource, href: str | None = None) -> ObjectWrite:
         summary=resource.summary,
         klass=resource.klass,
     )
+
+
+def window(start: int | None, end: int | None) -> tuple[int, int]:
+    """A query range with unbounded ends made finite."""
+    low = max(start, MIN_EPOCH) if start is not None else MIN_EPOCH
+    high = min(end, MAX_EPOCH) if end is not None else MAX_EPOCH
+    return low, high
 
 
 def slugify(name: str) -> str:
@@ -142,6 +149,29 @@ class CalendarService:
         await self.store.delete_calendar(calendar.id)
         return calendar
 
+    async def owner_of(self, calid: Calid) -> User | None:
+        if calid.email is not None:
+            user = await self.store.find_user(calid.email)
+            return user if user and (user.email or "").lower() == calid.email.lower() else None
+        user = await self.store.find_user(calid.user or "")
+        return user if user and user.username.lower() == (calid.user or "").lower() else None
+
+    async def resolve(self, user: User, calid: Calid) -> Calendar:
+        """The calendar a WCAP calid names: NotFound when there is none, Forbidden when it is
+        someone else's (WCAP tells the two apart: errno 29 and 28)."""
+        owner = await self.owner_of(calid)
+        calendar = None
+        if owner is not None:
+            if calid.slug is None:
+                calendar = next((c for c in await self.store.list_calendars(owner.id) if c.is_default), None)
+            else:
+                calendar = await self.store.get_calendar_by_slug(owner.id, calid.slug)
+        if calendar is None:
+            raise NotFound("calendar not found")
+        if calendar.owner_id != user.id:
+            raise Forbidden("the calendar belongs to another user")
+        return calendar
+
     def import_target(self, user: User, name: str) -> ImportTarget:
         """The user's calendar called ``name``, made by the import if it does not exist."""
         return ImportTarget(owner_id=user.id, create=self.new_calendar(user, name))
@@ -198,13 +228,13 @@ class CalendarService:
         )
         if start is None and end is None:
             return found
-        low = max(start, MIN_EPOCH) if start is not None else MIN_EPOCH
-        high = min(end, MAX_EPOCH) if end is not None else MAX_EPOCH
+        low, high = window(start, end)
         unsure = [o for o in found if o.recurring or not clearly_overlaps(o.start_utc, o.end_utc, low, high)]
         if not unsure:
             return found
-        window = (datetime.fromtimestamp(low, UTC), datetime.fromtimestamp(high, UTC))
-        misses = await asyncio.to_thread(lambda: {o.id for o in unsure if not overlaps(o.ical, *window)})
+        misses = await asyncio.to_thread(
+            lambda: {o.id for o in unsure if not in_window(o.ical, o.start_utc, o.end_utc, o.recurring, low, high)}
+        )
         return [o for o in found if o.id not in misses]
 
     async def export_items(self, calendars: Sequence[Calendar]) -> AsyncIterator[ExportItem]:

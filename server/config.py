@@ -25,10 +25,13 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("storage", "readers"): "2",
     ("auth", "password_scheme"): "argon2",
     ("auth", "min_password_length"): "8",
+    ("auth", "login_failures"): "10",
+    ("auth", "login_window"): "300",
     ("limits", "max_upload_bytes"): "104857600",
     ("limits", "max_components"): "200000",
     ("limits", "max_instances"): "10000",
     ("imports", "default_group"): "Imports",
+    ("wcap", "session_timeout"): "1800",
 }
 
 
@@ -46,10 +49,13 @@ class Config:
     readers: int
     password_scheme: str
     min_password_length: int
+    login_failures: int
+    login_window: int
     max_upload_bytes: int
     max_components: int
     max_instances: int
     import_group: str
+    session_timeout: int
 
 
 def _integer(values: Mapping[tuple[str, str], str], key: tuple[str, str], minimum: int = 0) -> int:
@@ -104,8 +110,11 @@ def load(
         readers=_integer(values, ("storage", "readers"), 1),
         password_scheme=scheme,
         min_password_length=_integer(values, ("auth", "min_password_length"), 1),
+        login_failures=_integer(values, ("auth", "login_failures"), 1),
+        login_window=_integer(values, ("auth", "login_window"), 1),
         max_upload_bytes=_integer(values, ("limits", "max_upload_bytes"), 1),
         max_components=_integer(values, ("limits", "max_components"), 1),
         max_instances=_integer(values, ("limits", "max_instances"), 1),
         import_group=values[("imports", "default_group")],
+        session_timeout=_integer(values, ("wcap", "session_timeout"), 1),
     )

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from protocol import formats
 from protocol.formats import ParseOptions, ParseResult
-from server.calendars import CalendarService, object_write
+from protocol.ical import in_window
+from server.calendars import CalendarService, object_write, window
 from server.config import Config
 from server.errors import BadEncoding, Invalid, TooLarge
 from storage.base import Store
@@ -28,6 +29,9 @@ class ImportRequest:
     calendar: Calendar | None = None
     format: str | None = None
     filename: str | None = None
+    #: keep only components with an instance overlapping [start, end) (epoch seconds; None: unbounded)
+    start: int | None = None
+    end: int | None = None
 
 
 class ImportService:
@@ -85,6 +89,14 @@ class ImportService:
             )
         return result
 
+    @staticmethod
+    def keep_window(result: ParseResult, start: int | None, end: int | None) -> None:
+        """Drop the resources without an instance in the window (they count as discarded)."""
+        low, high = window(start, end)
+        kept = [r for r in result.resources if in_window(r.text, r.start, r.end, r.recurring, low, high)]
+        result.discarded += len(result.resources) - len(kept)
+        result.resources = kept
+
     async def run(self, user: User, request: ImportRequest) -> tuple[ImportOutcome, ParseResult]:
         text = self.decode(request.data)
         result = await asyncio.to_thread(self.parse, text, request.format, request.calendar)
@@ -92,13 +104,16 @@ class ImportService:
             target = ImportTarget(owner_id=user.id, calendar_id=request.calendar.id)
         else:
             target = self.calendars.import_target(user, self.config.import_group)
+        if request.start is not None or request.end is not None:
+            await asyncio.to_thread(self.keep_window, result, request.start, request.end)
         job = NewImport(
             user_id=user.id,
             door=request.door,
             format=result.format,
             filename=request.filename,
+            options={k: v for k, v in (("dtstart", request.start), ("dtend", request.end)) if v is not None},
             warnings=[w.as_dict() for w in result.warnings],
-            discarded=len(result.warnings),
+            discarded=result.discarded,
         )
         writes = [object_write(resource) for resource in result.resources]
         outcome = await self.store.apply_import(job, target, writes)

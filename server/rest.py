@@ -223,7 +223,7 @@ class RestDoor:
         password = params.get("password")
         if not isinstance(login, str) or not login or not isinstance(password, str) or not password:
             raise Invalid("param is missing or the value is empty: email and password", field="email")
-        user = await self.services.users.authenticate(login, password)
+        user = await self.services.users.authenticate(login, password, request.remote or "")
         if user is None:
             return error_response(401, "email and password didn't match")
         token = await self.services.users.issue_token(user)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from server.auth import Passwords
+from server.auth import LoginThrottle, Passwords
 from server.calendars import CalendarService
 from server.config import Config
 from server.imports import ImportService
@@ -35,7 +35,9 @@ REQUEST_STARTED = web.RequestKey("started", float)
 def build(config: Config, store: Store | None = None) -> Services:
     store = store or SQLiteStore(config.database, config.readers)
     calendars = CalendarService(store)
-    users = UserService(store, Passwords(config.password_scheme), calendars, config.min_password_length)
+    throttle = LoginThrottle(config.login_failures, config.login_window)
+    passwords = Passwords(config.password_scheme)
+    users = UserService(store, passwords, calendars, config.min_password_length, throttle)
     return Services(config, store, users, calendars, ImportService(store, calendars, config))
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 
-from server.auth import Passwords, digest, new_secret
+from server.auth import LoginThrottle, Passwords, digest, new_secret
 from server.calendars import CalendarService
 from server.errors import Invalid
 from storage.base import Store
@@ -17,12 +18,18 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 class UserService:
     def __init__(
-        self, store: Store, passwords: Passwords, calendars: CalendarService, min_password_length: int = 8
+        self,
+        store: Store,
+        passwords: Passwords,
+        calendars: CalendarService,
+        min_password_length: int = 8,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self.store = store
         self.passwords = passwords
         self.calendars = calendars
         self.min_password_length = min_password_length
+        self.throttle = throttle or LoginThrottle()
 
     def _check_password(self, password: object) -> str:
         if not isinstance(password, str) or len(password) < self.min_password_length:
@@ -49,15 +56,33 @@ class UserService:
         await self.calendars.create_default(user)
         return user
 
-    async def authenticate(self, login: str, password: str) -> User | None:
-        """The user with this username or e-mail and password, or None."""
+    async def authenticate(self, login: str, password: str, address: str = "") -> User | None:
+        """The user with this username or e-mail and password, or None (also while throttled)."""
+        if self.throttle.blocked(login, address):
+            return None
         user = await self.store.find_user(login) if login else None
         ok, new_hash = await self.passwords.verify(password, user.password_hash if user else None)
         if not ok or user is None:
+            self.throttle.failed(login, address)
             return None
+        self.throttle.succeeded(login, address)
         if new_hash:
             await self.store.update_user(user.id, password_hash=new_hash)
         return user
+
+    async def open_session(self, user: User, kind: str, timeout: int) -> str:
+        """A new session id (only its hash is stored), valid while used within ``timeout`` s."""
+        session = new_secret(24)
+        await self.store.add_session(user.id, kind, digest(session), int(time.time()) + timeout)
+        return session
+
+    async def session_user(self, session: str | None, timeout: int) -> User | None:
+        if not session:
+            return None
+        return await self.store.use_session(digest(session), int(time.time()), timeout)
+
+    async def close_session(self, session: str | None) -> bool:
+        return bool(session) and await self.store.delete_session(digest(session))  # type: ignore[arg-type]
 
     async def issue_token(self, user: User) -> str:
         token = new_secret()
