@@ -438,6 +438,18 @@ def overlaps(text: str, start: datetime, end: datetime) -> bool:
     return next(iter(query.between(start, end)), None) is not None
 
 
+def instances(text: str, start: datetime, end: datetime, limit: int) -> str:
+    """A resource holding the instances of ``text`` in [start, end) (instances of recurring
+    components carry RECURRENCE-ID) and the VTIMEZONEs they use; at most ``limit`` instances."""
+    parts = [part for kind, _, part in split_stored(text) if kind == "VTIMEZONE"]
+    query = recurring_ical_events.of(parse_resource(text), components=sorted(OBJECT_COMPONENTS))
+    for count, component in enumerate(query.between(start, end)):
+        if count >= limit:
+            break
+        parts.append(component.to_ical().decode())
+    return f"BEGIN:VCALENDAR{CRLF}{''.join(parts)}END:VCALENDAR{CRLF}"
+
+
 def clearly_overlaps(bounds_start: int | None, bounds_end: int | None, start: int, end: int) -> bool:
     """True when index bounds overlap [start, end) even after removing the floating slack,
     so a non-recurring object needs no exact check."""

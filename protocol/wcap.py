@@ -6,10 +6,12 @@ Pure: parameters in, reply text out. The door (server/wcap.py) does the rest.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from enum import IntEnum
 
+from icalendar import Alarm, Component, vCalAddress, vDuration, vRecur
 from lxml import etree
 
 from protocol.ical import CRLF, split_stored
@@ -245,3 +247,134 @@ def date_value(value: date | datetime) -> str:
     if isinstance(value, datetime):
         return format_time(value) if value.tzinfo else value.strftime("%Y%m%dT%H%M%S")
     return value.strftime("%Y%m%d")
+
+
+# --------------------------------------------------------------------------- storeevents
+
+
+#: storeevents' numeric status -> STATUS
+STATUSES = ("CONFIRMED", "CANCELLED", "TENTATIVE", "NEEDS-ACTION", "COMPLETED", "IN-PROCESS", "DRAFT", "FINAL")
+#: parameters whose value is a plain TEXT property
+_TEXT = {"summary": "SUMMARY", "desc": "DESCRIPTION", "location": "LOCATION", "icsUrl": "URL"}
+#: parameters that are (lists of) date-times
+_TIMES = {"dtstart": "DTSTART", "dtend": "DTEND", "due": "DUE", "completed": "COMPLETED"}
+
+
+def store_time(value: str, zone: tzinfo | None, all_day: bool, name: str) -> date | datetime:
+    """A storeevents time: ``...Z`` is UTC, other date-times are in ``tzid`` (or floating),
+    ``YYYYMMDD`` (or any value with isAllDay=1) is a date."""
+    text = value.strip().strip('"')
+    try:
+        if re.fullmatch(r"\d{8}", text) or (all_day and re.fullmatch(r"\d{8}(T\d{6}Z?)?", text)):
+            return datetime.strptime(text[:8], "%Y%m%d").date()
+        if re.fullmatch(r"\d{8}T\d{6}Z", text):
+            return datetime.strptime(text[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        if re.fullmatch(r"\d{8}T\d{6}", text):
+            return datetime.strptime(text, "%Y%m%dT%H%M%S").replace(tzinfo=zone)
+    except ValueError:
+        pass
+    raise WcapError(Errno.BAD_ARGUMENTS, f"{name}={value!r} is not a date or date-time")
+
+
+def _address(text: str) -> str:
+    if ":" in text:
+        return text
+    return f"mailto:{text}"
+
+
+def apply_store(component: Component, params: Mapping[str, str], zone: tzinfo | None) -> None:
+    """Apply the storeevents/storetodos parameters present in ``params`` to ``component``.
+
+    An empty value removes the property. Raises WcapError for values that cannot be read.
+    """
+    all_day = flag(params.get("isAllDay"))
+    for key, prop in _TIMES.items():
+        if key in params:
+            component.pop(prop, None)
+            if params[key].strip():
+                value = store_time(params[key], UTC if key == "completed" else zone, all_day, key)
+                component.add(prop, value)
+    if "dtend" in params or "due" in params:
+        component.pop("DURATION", None)
+    for key, prop in _TEXT.items():
+        if key in params:
+            component.pop(prop, None)
+            if params[key]:
+                component.add(prop, params[key])
+    if "categories" in params:
+        component.pop("CATEGORIES", None)
+        if split_list(params["categories"]):
+            component.add("CATEGORIES", split_list(params["categories"]))
+    if "icsClass" in params:
+        component.pop("CLASS", None)
+        if params["icsClass"].strip():
+            component.add("CLASS", params["icsClass"].strip().upper())
+    for key, prop in (("priority", "PRIORITY"), ("percent", "PERCENT-COMPLETE")):
+        if key in params:
+            component.pop(prop, None)
+            if params[key].strip():
+                try:
+                    component.add(prop, int(params[key]))
+                except ValueError:
+                    raise WcapError(Errno.BAD_ARGUMENTS, f"{key}={params[key]!r} is not a number") from None
+    if "status" in params:
+        component.pop("STATUS", None)
+        text = params["status"].strip()
+        if text:
+            if not text.isdigit() or int(text) >= len(STATUSES):
+                raise WcapError(Errno.BAD_ARGUMENTS, f"status={text!r} is not 0 to 7")
+            component.add("STATUS", STATUSES[int(text)])
+    if "transparent" in params:
+        component.pop("TRANSP", None)
+        component.add("TRANSP", "TRANSPARENT" if flag(params["transparent"]) else "OPAQUE")
+    for key, prop in (("rrules", "RRULE"), ("exrules", "EXRULE")):
+        if key in params:
+            component.pop(prop, None)
+            for rule in split_list(params[key]):
+                try:
+                    component.add(prop, vRecur.from_ical(rule.strip().strip('"').removeprefix(f"{prop}:")))
+                except ValueError:
+                    raise WcapError(Errno.BAD_ARGUMENTS, f"{key}: {rule!r} is not a recurrence rule") from None
+    for key, prop in (("rdates", "RDATE"), ("exdates", "EXDATE")):
+        if key in params:
+            component.pop(prop, None)
+            for value in split_list(params[key]):
+                component.add(prop, store_time(value, zone, all_day, key))
+    if "attendees" in params:
+        component.pop("ATTENDEE", None)
+        for entry in split_list(params["attendees"]):
+            *pairs, address = entry.split("^")
+            attendee = vCalAddress(_address(address))
+            for pair in pairs:
+                name, _, value = pair.partition("=")
+                attendee.params[name.upper()] = value
+            component.add("ATTENDEE", attendee, encode=False)
+    if params.get("orgCalid") or params.get("orgEmail"):
+        component.pop("ORGANIZER", None)
+        organizer = vCalAddress(_address(params.get("orgEmail") or params["orgCalid"]))
+        if params.get("orgCalid"):
+            organizer.params["X-S1CS-CALID"] = params["orgCalid"]
+        component.add("ORGANIZER", organizer, encode=False)
+    if "alarmStart" in params:
+        for alarm in component.walk("VALARM"):
+            component.subcomponents.remove(alarm)
+        trigger = params["alarmStart"].strip()
+        if trigger:
+            _add_alarm(component, trigger, params, zone)
+
+
+def _add_alarm(component: Component, trigger: str, params: Mapping[str, str], zone: tzinfo | None) -> None:
+    alarm = Alarm()
+    emails = split_list(params.get("alarmEmails"))
+    alarm.add("ACTION", "EMAIL" if emails else "DISPLAY")
+    alarm.add("DESCRIPTION", params.get("alarmDescription") or str(component.get("SUMMARY", "Reminder")))
+    try:
+        value = vDuration.from_ical(trigger) if trigger.lstrip("+-").startswith("P") else None
+    except ValueError:
+        value = None
+    alarm.add("TRIGGER", value if value is not None else store_time(trigger, zone, False, "alarmStart"))
+    if emails:
+        alarm.add("SUMMARY", str(component.get("SUMMARY", "Reminder")))
+        for email in emails:
+            alarm.add("ATTENDEE", _address(email))
+    component.add_component(alarm)

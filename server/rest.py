@@ -22,6 +22,7 @@ from protocol.formats.timeslot_json import iso_utc, slot, slot_fields
 from server.auth import token_from_header
 from server.calendars import is_uuid
 from server.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
+from server.http import read_limited
 from server.imports import ImportRequest
 from server.services import REQUEST_USER, SERVICES, Services
 from storage.model import Calendar, CalendarObject, User
@@ -156,19 +157,6 @@ def slot_json(found: CalendarObject, calendar: Calendar) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- request helpers
-
-
-async def read_limited(request: web.Request, limit: int) -> bytes:
-    """The request body, refusing (413) as soon as it is larger than ``limit``."""
-    if request.content_length is not None and request.content_length > limit:
-        raise TooLarge(f"the request is larger than the limit of {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(1 << 16):
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"the request is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def json_object(body: bytes) -> dict[str, Any]:

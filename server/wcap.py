@@ -1,0 +1,971 @@
+"""The WCAP door: ``<command>.wcap`` at the root and under ``/wcap/``, by GET or POST.
+
+Every reply is HTTP 200 with a body in the requested ``fmt-out`` that carries
+``X-NSCP-WCAP-ERRNO``; only ``httpauth=1`` without valid Basic credentials gets a 401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import zoneinfo
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from aiohttp import web
+from icalendar import Calendar as ICalendar
+from icalendar import Event, Timezone, Todo
+
+from protocol import multipart, wcap
+from protocol.events import valid_zone
+from protocol.ical import (
+    OBJECT_COMPONENTS,
+    component_problems,
+    instances,
+    main_component,
+    parse_resource,
+    resource_from_calendar,
+    split_stored,
+    timezone_text,
+)
+from protocol.wcap import Block, Errno, WcapError, flag, parse_calid, parse_time, split_list
+from server.auth import basic_credentials
+from server.calendars import slugify
+from server.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
+from server.http import read_limited
+from server.imports import ImportRequest
+from server.services import REQUEST_USER, Services
+from storage.model import Calendar, CalendarObject, User
+
+log = logging.getLogger("almanac.wcap")
+SESSION_KIND = "wcap"
+NO_CACHE = {"Pragma": "no-cache", "Expires": "0", "Cache-Control": "no-cache"}
+CONTENT_TYPES = {"text/calendar": "text/calendar; charset=utf-8", "text/xml": "text/xml; charset=utf-8"}
+#: unbounded fetches of expanded instances stop this far ahead
+EXPANSION_HORIZON = timedelta(days=366)
+_FILE_FIELDS = ("file", "Upload", "upload")
+
+
+@dataclass(slots=True)
+class Call:
+    """One WCAP request: its parameters (query and form), reply format and user."""
+
+    request: web.Request
+    command: str
+    params: dict[str, str]
+    fmt: str = "text/calendar"
+    user: User | None = None
+    upload: bytes | None = None
+    filename: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self.params.get(name)
+        return default if value is None else value
+
+    @property
+    def me(self) -> User:
+        assert self.user is not None
+        return self.user
+
+
+Command = Callable[["WcapDoor", Call], Awaitable[list[Block]]]
+COMMANDS: dict[str, tuple[Command, bool]] = {}
+
+
+def command(name: str, session: bool = True) -> Callable[[Command], Command]:
+    """Register a handler for ``<name>.wcap``; ``session``: it needs an authenticated user."""
+
+    def register(handler: Command) -> Command:
+        COMMANDS[name] = (handler, session)
+        return handler
+
+    return register
+
+
+def calid_of(calendar: Calendar, owner: User) -> str:
+    """The relative calid: ``jdoe`` for the default calendar, ``jdoe:work`` for the others."""
+    return owner.username if calendar.is_default else f"{owner.username}:{calendar.slug}"
+
+
+def stamp(iso: str) -> str:
+    return iso[:19].replace("-", "").replace(":", "") + "Z"
+
+
+def calprops(calendar: Calendar, owner: User) -> list[tuple[str, str]]:
+    props = [
+        ("X-NSCP-CALPROPS-LAST-MODIFIED", stamp(calendar.updated_at)),
+        ("X-NSCP-CALPROPS-CREATED", stamp(calendar.created_at)),
+        ("X-NSCP-CALPROPS-READ", "999"),
+        ("X-NSCP-CALPROPS-WRITE", "999"),
+        ("X-NSCP-CALPROPS-RELATIVE-CALID", calid_of(calendar, owner)),
+        ("X-NSCP-CALPROPS-NAME", calendar.name),
+        ("X-NSCP-CALPROPS-PRIMARY-OWNER", owner.username),
+        ("X-NSCP-CALPROPS-OWNERS", owner.username),
+        ("X-NSCP-CALPROPS-TZID", calendar.timezone or "UTC"),
+        ("X-NSCP-CALPROPS-LANGUAGE", "en"),
+        ("X-NSCP-CALPROPS-ACCESS-CONTROL-ENTRY", "@@o^a^RSF^g"),
+        ("X-NSCP-CALPROPS-ACCESS-CONTROL-ENTRY", "@@o^c^WDEIC^g"),
+        ("X-NSCP-CALPROPS-RESOURCE", "0"),
+        ("X-S1CS-CALPROPS-COMMON-NAME", owner.username),
+        ("X-S1CS-CALPROPS-ALLOW-DOUBLEBOOKING", "1"),
+    ]
+    if calendar.description:
+        props.insert(6, ("X-NSCP-CALPROPS-DESCRIPTION", calendar.description))
+    if calendar.is_default:
+        props.append(("X-S1CS-DEFAULTCALENDAR", "1"))
+    return props
+
+
+def zone_param(call: Call, name: str) -> tzinfo | None:
+    value = call.get(name)
+    if not value:
+        return None
+    if not valid_zone(value):
+        raise WcapError(Errno.FETCHCOMPONENTS_FAILED_BAD_TZID, f"{name}={value!r} is not a known time zone")
+    return UTC if value.upper() == "UTC" else zoneinfo.ZoneInfo(value)
+
+
+def epoch(value: datetime | None) -> int | None:
+    return int(value.timestamp()) if value is not None else None
+
+
+def component_kinds(call: Call) -> set[str]:
+    kind = (call.get("component-type") or "all").lower()
+    return {"event": {"VEVENT"}, "todo": {"VTODO"}}.get(kind, {"VEVENT", "VTODO", "VJOURNAL"})
+
+
+class WcapDoor:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.timeout = services.config.session_timeout
+        self._timezones: str | None = None
+
+    # request handling --------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["command"].strip().lower()
+        call = Call(request, name, {k: v.strip() for k, v in request.query.items()})
+        try:
+            await self.read_body(call)
+        except WcapError as error:
+            return self.reply(call, [Block(errno=error.errno)], error.message)
+        call.fmt = call.params.get("fmt-out") or "text/calendar"
+        if call.fmt not in wcap.FORMATS:
+            call.fmt = "text/calendar"
+            return self.reply(call, [Block(errno=Errno.NO_SUCH_FORMAT)], "unsupported fmt-out")
+        if name not in COMMANDS:
+            return self.reply(call, [Block(errno=Errno.BAD_COMMAND)], f"unknown command {name}")
+        handler, needs_session = COMMANDS[name]
+        try:
+            if needs_session:
+                challenge = await self.authenticate(call)
+                if challenge is not None:
+                    return challenge
+            blocks = await handler(self, call)
+        except WcapError as error:
+            return self.reply(call, [Block(errno=error.errno)], error.message)
+        return self.reply(call, blocks)
+
+    def reply(self, call: Call, blocks: list[Block], message: str | None = None) -> web.Response:
+        if message is not None:
+            log.info("%s.wcap: errno %s: %s", call.command, blocks[0].errno, message)
+            blocks[0].properties.append(("X-NSCP-WCAP-ERRSTR", message))
+        headers = {**NO_CACHE, "X-NSCP-WCAP-ERRNO": str(blocks[0].errno), **call.extra}
+        return web.Response(text=wcap.render(blocks, call.fmt), headers=headers, content_type=call.fmt, charset="utf-8")
+
+    async def read_body(self, call: Call) -> None:
+        """Form parameters of a POST (urlencoded or multipart, where the file may be)."""
+        request = call.request
+        if request.method != "POST":
+            return
+        errno = Errno.BAD_IMPORT_ARGUMENTS if call.command == "import" else Errno.BAD_ARGUMENTS
+        try:
+            if request.content_type == "multipart/form-data":
+                await self.read_multipart(call)
+            elif request.content_type == "application/x-www-form-urlencoded":
+                form = await request.post()
+                call.params.update({k: str(v).strip() for k, v in form.items()})
+        except TooLarge as error:
+            raise WcapError(errno, error.message) from None
+        except (ValueError, AssertionError, web.HTTPException) as error:
+            raise WcapError(errno, f"unreadable form data: {error}") from None
+
+    async def read_multipart(self, call: Call) -> None:
+        """Parts of a multipart body (read with the forgiving reader: see protocol.multipart)."""
+        limit = self.services.config.max_upload_bytes
+        body = await read_limited(call.request, limit + (1 << 16))
+        for part in multipart.parse(body, call.request.headers.get("Content-Type")):
+            if part.name in _FILE_FIELDS and call.upload is None:
+                self.services.imports.check_size(len(part.data))
+                call.upload, call.filename = part.data, part.filename
+            elif part.name:
+                if len(part.data) > 1 << 16:
+                    raise ValueError(f"the field {part.name} is too long")
+                call.params.setdefault(part.name, part.data.decode("utf-8", "replace").strip())
+
+    async def authenticate(self, call: Call) -> web.Response | None:
+        """Set ``call.user`` from ``id=`` or, with ``httpauth=1``, HTTP Basic (401 if missing)."""
+        users = self.services.users
+        if flag(call.get("httpauth")):
+            credentials = basic_credentials(call.request.headers.get("Authorization"))
+            user = None
+            if credentials is not None:
+                user = await users.authenticate(*credentials, call.request.remote or "")
+            if user is None:
+                return web.Response(
+                    status=401,
+                    text="HTTP Basic credentials are required with httpauth=1\n",
+                    headers={"WWW-Authenticate": 'Basic realm="Almanac WCAP", charset="UTF-8"', **NO_CACHE},
+                )
+        else:
+            user = await users.session_user(call.get("id"), self.timeout)
+            if user is None:
+                raise WcapError(Errno.LOGIN_FAILED, "no session, or it expired: log in again")
+        call.user = user
+        call.request[REQUEST_USER] = user.username
+        return None
+
+    # calendars ---------------------------------------------------------------------------
+
+    async def calendar(self, call: Call, calid: str | None = None) -> Calendar:
+        """The calendar a calid names (the user's default when none is given)."""
+        text = calid if calid is not None else call.get("calid")
+        if not text:
+            return await self.services.calendars.default(call.me)
+        try:
+            return await self.services.calendars.resolve(call.me, parse_calid(text))
+        except NotFound:
+            raise WcapError(Errno.CALENDAR_DOES_NOT_EXIST, f"no calendar {text!r}") from None
+        except Forbidden:
+            raise WcapError(Errno.ACCESS_DENIED_TO_CALENDAR, f"calendar {text!r} is not yours") from None
+
+    async def each_calendar(
+        self, call: Call, body: Callable[[Calendar, Block], Awaitable[None]], failed: Errno | None = None
+    ) -> list[Block]:
+        """One block per calid of the ``calid`` list, each with its own errno."""
+        calids = split_list(call.get("calid")) or [None]
+        blocks = []
+        for calid in calids:
+            block = Block()
+            try:
+                calendar = await self.calendar(call, calid)
+                block.properties += calprops(calendar, call.me)
+                await body(calendar, block)
+            except WcapError as error:
+                block.errno = error.errno
+            except ServiceError as error:
+                log.info("%s.wcap: %s", call.command, error.message)
+                block.errno = failed or Errno.BAD_ARGUMENTS
+            blocks.append(block)
+        return blocks
+
+    # the commands follow (registered with @command) ----------------------------------------
+
+    async def all_timezones(self) -> str:
+        """Every IANA zone as VTIMEZONEs, built once (it takes a few seconds) and kept."""
+        if self._timezones is None:
+
+            def build() -> str:
+                names = sorted(
+                    n for n in zoneinfo.available_timezones() if "/" in n and not n.startswith(("Etc/", "SystemV/"))
+                )
+                return "".join(text for text in map(timezone_text, [*names, "UTC"]) if text)
+
+            self._timezones = await asyncio.to_thread(build)
+        return self._timezones
+
+
+# --------------------------------------------------------------------------- session commands
+
+
+@command("version", session=False)
+async def version(door: WcapDoor, call: Call) -> list[Block]:
+    return [Block([("X-NSCP-WCAPVERSION", wcap.VERSION), ("X-NSCP-SERVERVERSION", wcap.SERVER_VERSION)])]
+
+
+@command("login", session=False)
+async def login(door: WcapDoor, call: Call) -> list[Block]:
+    name, password = call.get("user") or "", call.get("password") or ""
+    user = await door.services.users.authenticate(name, password, call.request.remote or "") if name else None
+    if user is None:
+        raise WcapError(Errno.LOGIN_FAILED, "wrong user or password")
+    session = await door.services.users.open_session(user, SESSION_KIND, door.timeout)
+    call.request[REQUEST_USER] = user.username
+    return [
+        Block(
+            [
+                ("X-NSCP-WCAP-SESSION-ID", session),
+                ("X-NSCP-WCAP-USER-ID", user.username),
+                ("X-NSCP-WCAP-CALENDAR-ID", user.username),
+            ]
+        )
+    ]
+
+
+@command("logout", session=False)
+async def logout(door: WcapDoor, call: Call) -> list[Block]:
+    await door.services.users.close_session(call.get("id"))
+    return [Block(errno=Errno.LOGOUT)]
+
+
+@command("check_id", session=False)
+async def check_id(door: WcapDoor, call: Call) -> list[Block]:
+    user = await door.services.users.session_user(call.get("id"), door.timeout)
+    return [Block([("X-NSCP-WCAP-CHECK-ID", "1" if user else "0")])]
+
+
+@command("gettime")
+async def gettime(door: WcapDoor, call: Call) -> list[Block]:
+    zone = zone_param(call, "tzidout")
+    now = datetime.now(UTC).replace(microsecond=0)
+    value = wcap.format_time(now) if zone in (None, UTC) else now.astimezone(zone).strftime("%Y%m%dT%H%M%S")
+    return [Block([("X-NSCP-WCAPTIME", value)])]
+
+
+@command("get_all_timezones")
+async def get_all_timezones(door: WcapDoor, call: Call) -> list[Block]:
+    wanted = call.get("tzid")
+    if wanted:
+        text = timezone_text(wanted)
+        if text is None:
+            raise WcapError(Errno.FETCHCOMPONENTS_FAILED_BAD_TZID, f"unknown tzid {wanted!r}")
+        return [Block(components=[wcap.single(text)])]
+    return [Block(components=[wcap.single(await door.all_timezones())])]
+
+
+# --------------------------------------------------------------------------- user preferences
+
+
+SERVER_PREFS = {
+    "allowchangepassword": "no",
+    "allowcreatecalendars": "yes",
+    "allowdeletecalendars": "yes",
+    "allowpublicwritablecalendars": "no",
+    "validateowners": "no",
+    "version": wcap.VERSION,
+}
+#: preferences computed from the account, which set_userprefs cannot change
+FIXED_PREFS = {"cn", "mail", "icsCalendar", "icsCalendarOwned", "nswcalCALID", "uid"}
+
+
+async def user_prefs(door: WcapDoor, user: User) -> list[tuple[str, str]]:
+    owned = [calid_of(c, user) for c in await door.services.calendars.list(user)]
+    subscribed = list(dict.fromkeys([*owned, *user.prefs.get("subscribed", [])]))
+    prefs = {
+        "uid": user.username,
+        "cn": user.username,
+        "mail": user.email or "",
+        "icsCalendar": user.username,
+        "nswcalCALID": user.username,
+        "icsCalendarOwned": ",".join(f"{c}$" for c in owned),
+        "icsSubscribed": ",".join(f"{c}$" for c in subscribed),
+        "icsTimezone": "UTC",
+        "preferredlanguage": "en",
+        **{k: v for k, v in user.prefs.get("wcap", {}).items() if k not in FIXED_PREFS},
+    }
+    return [(f"X-NSCP-WCAP-PREF-{k}", v) for k, v in prefs.items()] + [
+        (f"X-NSCP-WCAP-SERVER-PREF-{k}", v) for k, v in SERVER_PREFS.items()
+    ]
+
+
+def check_userid(call: Call) -> None:
+    userid = call.get("userid")
+    if userid and userid.lower() != call.me.username.lower() and not call.me.is_admin:
+        raise WcapError(Errno.USERPREFS_ACCESS_DENIED, "only an administrator may read another user's preferences")
+
+
+@command("get_userprefs")
+async def get_userprefs(door: WcapDoor, call: Call) -> list[Block]:
+    check_userid(call)
+    user = call.me
+    if call.get("userid") and call.get("userid", "").lower() != user.username.lower():
+        other = await door.services.users.get_by_name(call.get("userid") or "")
+        if other is None:
+            raise WcapError(Errno.ACCESS_DENIED, "no such user")
+        user = other
+    return [Block(await user_prefs(door, user))]
+
+
+@command("set_userprefs")
+async def set_userprefs(door: WcapDoor, call: Call) -> list[Block]:
+    check_userid(call)
+    prefs = dict(call.me.prefs.get("wcap", {}))
+    for key in ("set_attrs", "add_attrs"):
+        for item in split_list(call.get(key)):
+            name, sep, value = item.partition("=")
+            if not sep or name in FIXED_PREFS:
+                raise WcapError(Errno.SET_USERPREFS_FAILED, f"cannot set {name!r}")
+            prefs[name] = value
+    for name in split_list(call.get("del_attrs")):
+        prefs.pop(name.partition("=")[0], None)
+    user = await door.services.store.update_user(call.me.id, prefs={**call.me.prefs, "wcap": prefs})
+    assert user is not None
+    return [Block(await user_prefs(door, user))]
+
+
+# --------------------------------------------------------------------------- calendars
+
+
+@command("get_calprops")
+async def get_calprops(door: WcapDoor, call: Call) -> list[Block]:
+    async def nothing(calendar: Calendar, block: Block) -> None:
+        return None
+
+    return await door.each_calendar(call, nothing)
+
+
+@command("set_calprops")
+async def set_calprops(door: WcapDoor, call: Call) -> list[Block]:
+    calendar = await door.calendar(call)
+    changes: dict[str, object] = {}
+    for param, field_name in (("name", "name"), ("description", "description"), ("tzid", "timezone")):
+        if param in call.params:
+            changes[field_name] = call.params[param] or None
+    if changes.get("timezone") and not valid_zone(str(changes["timezone"])):
+        raise WcapError(Errno.SETCALPROPS_FAILED, "tzid is not a known time zone")
+    try:
+        updated = await door.services.calendars.update(call.me, calendar.uuid, **changes)
+    except Invalid as error:
+        raise WcapError(Errno.SETCALPROPS_FAILED, error.message) from None
+    return [Block(calprops(updated, call.me))]
+
+
+@command("search_calprops")
+async def search_calprops(door: WcapDoor, call: Call) -> list[Block]:
+    """Searches the user's own calendars (other users' calendars are never listed)."""
+    needle = (call.get("search-string") or "").lower()
+    by_name, by_calid, by_owner = flag(call.get("name")), flag(call.get("calid")), flag(call.get("primaryOwner"))
+    if not (by_name or by_owner):
+        by_calid = True
+    option = call.get("searchOpts") or "0"
+    tests = {
+        "1": lambda s: s.lower().startswith(needle),
+        "2": lambda s: s.lower().endswith(needle),
+        "3": lambda s: s.lower() == needle,
+    }
+    test = tests.get(option, lambda s: needle in s.lower())
+    limit = int(call.get("maxResults") or 200) or 200
+    blocks = []
+    for calendar in await door.services.calendars.list(call.me):
+        fields = [
+            *([calid_of(calendar, call.me)] if by_calid else []),
+            *([calendar.name] if by_name else []),
+            *([call.me.username] if by_owner else []),
+        ]
+        if any(test(f) for f in fields):
+            blocks.append(Block(calprops(calendar, call.me)))
+    return blocks[:limit] or [Block()]
+
+
+@command("list")
+async def list_calendars(door: WcapDoor, call: Call) -> list[Block]:
+    check_userid(call)
+    owned = [calid_of(c, call.me) for c in await door.services.calendars.list(call.me)]
+    return [Block([("X-S1CS-CALPROPS-OWNED-CALENDAR", c) for c in owned])]
+
+
+@command("list_subscribed")
+async def list_subscribed(door: WcapDoor, call: Call) -> list[Block]:
+    check_userid(call)
+    owned = [calid_of(c, call.me) for c in await door.services.calendars.list(call.me)]
+    subscribed = list(dict.fromkeys([*owned, *call.me.prefs.get("subscribed", [])]))
+    return [Block([("X-S1CS-CALPROPS-SUBSCRIBED-CALENDAR", c) for c in subscribed])]
+
+
+async def change_subscriptions(door: WcapDoor, call: Call, subscribe: bool) -> list[Block]:
+    calids = split_list(call.get("calid"))
+    if not calids:
+        raise WcapError(Errno.CALID_NOT_SPECIFIED, "calid is required")
+    current = list(call.me.prefs.get("subscribed", []))
+    for calid in calids:
+        await door.calendar(call, calid)  # only calendars the user may see
+        if subscribe and calid not in current:
+            current.append(calid)
+        elif not subscribe and calid in current:
+            current.remove(calid)
+    await door.services.store.update_user(call.me.id, prefs={**call.me.prefs, "subscribed": current})
+    return [Block()]
+
+
+@command("subscribe_calendars")
+async def subscribe_calendars(door: WcapDoor, call: Call) -> list[Block]:
+    return await change_subscriptions(door, call, True)
+
+
+@command("unsubscribe_calendars")
+async def unsubscribe_calendars(door: WcapDoor, call: Call) -> list[Block]:
+    return await change_subscriptions(door, call, False)
+
+
+@command("createcalendar")
+async def createcalendar(door: WcapDoor, call: Call) -> list[Block]:
+    text = call.get("calid") or call.get("name") or ""
+    if not text:
+        raise WcapError(Errno.CALID_NOT_SPECIFIED, "calid or name is required")
+    owner, sep, slug = text.partition(":")
+    if not sep:
+        owner, slug = call.me.username, slugify(text)
+    if owner.lower() != call.me.username.lower():
+        raise WcapError(Errno.ACCESS_DENIED_TO_CALENDAR, "calendars are made in your own name")
+    if not slug or slug != slugify(slug) or slug == "calendar":
+        raise WcapError(Errno.ILLEGAL_CALID_NAME, f"{slug!r} is not a valid calendar name (a-z, 0-9, -)")
+    if await door.services.store.get_calendar_by_slug(call.me.id, slug) is not None:
+        raise WcapError(Errno.CREATECALENDAR_ALREADY_EXISTS_FAILED, f"{text} exists")
+    calendar = await door.services.calendars.create(call.me, call.get("name") or slug, slug=slug)
+    if calendar.slug != slug:  # lost a race with another request making the same calendar
+        await door.services.store.delete_calendar(calendar.id)
+        raise WcapError(Errno.CREATECALENDAR_ALREADY_EXISTS_FAILED, f"{text} exists")
+    if flag(call.get("subscribe")):
+        subscribed = [*call.me.prefs.get("subscribed", []), calid_of(calendar, call.me)]
+        await door.services.store.update_user(call.me.id, prefs={**call.me.prefs, "subscribed": subscribed})
+    return [Block(calprops(calendar, call.me))]
+
+
+@command("deletecalendar")
+async def deletecalendar(door: WcapDoor, call: Call) -> list[Block]:
+    if not call.get("calid"):
+        raise WcapError(Errno.CALID_NOT_SPECIFIED, "calid is required")
+    calendar = await door.calendar(call)
+    try:
+        await door.services.calendars.delete(call.me, calendar.uuid)
+    except Invalid as error:
+        raise WcapError(Errno.DELETECALENDAR_FAILED, error.message) from None
+    calid = call.get("calid") or ""
+    subscribed = [c for c in call.me.prefs.get("subscribed", []) if c != calid]
+    await door.services.store.update_user(call.me.id, prefs={**call.me.prefs, "subscribed": subscribed})
+    return [Block(calprops(calendar, call.me))]
+
+
+# --------------------------------------------------------------------------- reading components
+
+
+def range_of(call: Call, errno: Errno = Errno.BAD_ARGUMENTS) -> tuple[datetime | None, datetime | None]:
+    zone = zone_param(call, "tzid")
+    start = parse_time(call.get("dtstart"), "dtstart", errno)
+    end = parse_time(call.get("dtend"), "dtend", errno)
+    if zone is not None:  # times without Z are in tzid
+
+        def local(value: datetime | None, raw: str) -> datetime | None:
+            zoned = value is not None and "T" in raw and not raw.endswith("Z")
+            return value.replace(tzinfo=zone) if zoned else value  # type: ignore[union-attr]
+
+        start, end = local(start, call.get("dtstart") or ""), local(end, call.get("dtend") or "")
+    if start is not None and end is not None and end < start:
+        raise WcapError(errno, "dtend is before dtstart")
+    return start, end
+
+
+def rezone(text: str, zone: tzinfo | None) -> str:
+    """A resource with its components' times converted to ``zone`` (tzidout)."""
+    if zone is None:
+        return text
+    calendar = parse_resource(text)
+    for component in calendar.subcomponents:
+        if component.name not in OBJECT_COMPONENTS:
+            continue
+        for prop in ("DTSTART", "DTEND", "DUE", "RECURRENCE-ID"):
+            value = component.get(prop)
+            if value is not None and isinstance(value.dt, datetime) and value.dt.tzinfo is not None:
+                component.pop(prop)
+                component.add(prop, value.dt.astimezone(zone))
+    if zone is not UTC:
+        calendar.subcomponents.insert(0, Timezone.from_tzid(str(zone)))
+    return calendar.to_ical().decode()
+
+
+async def fetch(
+    door: WcapDoor, call: Call, found: list[CalendarObject], start: datetime | None, end: datetime | None
+) -> list[str]:
+    """The texts to send for these objects: masters with their exceptions (recurring=1), or
+    the instances in the range (recurring=0, the WCAP default), converted to tzidout."""
+    zone = zone_param(call, "tzidout")
+    limit = int(call.get("maxResults") or 0) or None
+    kinds = component_kinds(call)
+    found = [o for o in found if o.component in kinds]
+    if limit is not None:
+        found = found[:limit]
+    if flag(call.get("recurring")):
+        texts = [o.ical for o in found]
+    else:
+        low = start or datetime(1900, 1, 1, tzinfo=UTC)
+        high = end or max(low, datetime.now(UTC)) + EXPANSION_HORIZON
+        bound = door.services.config.max_instances
+
+        def expand() -> list[str]:
+            return [instances(o.ical, low, high, bound) if o.recurring else o.ical for o in found]
+
+        texts = await asyncio.to_thread(expand)
+    if zone is not None:
+        texts = await asyncio.to_thread(lambda: [rezone(t, zone) for t in texts])
+    return texts
+
+
+def wanted_state(call: Call) -> bool:
+    """Almanac has no pending invitations: asking only for REQUEST-NEEDS-ACTION & co finds none."""
+    states = {s.upper() for s in split_list(call.get("compstate"))}
+    return not states or bool(states & {"ALL", "REQUEST-NEEDSNOACTION", "REPLY-ACCEPTED", "REQUEST-COMPLETED"})
+
+
+@command("fetchcomponents_by_range")
+async def fetchcomponents_by_range(door: WcapDoor, call: Call) -> list[Block]:
+    start, end = range_of(call)
+
+    async def body(calendar: Calendar, block: Block) -> None:
+        if not wanted_state(call):
+            return
+        found = await door.services.calendars.list_objects([calendar], start=epoch(start), end=epoch(end))
+        block.components += await fetch(door, call, found, start, end)
+
+    return await door.each_calendar(call, body, Errno.FETCHBYDATERANGE_FAILED)
+
+
+@command("fetchcomponents_by_lastmod")
+async def fetchcomponents_by_lastmod(door: WcapDoor, call: Call) -> list[Block]:
+    start, end = range_of(call)
+    since = start.strftime("%Y-%m-%dT%H:%M:%S") if start else None
+    until = end.strftime("%Y-%m-%dT%H:%M:%S.999Z") if end else None
+
+    async def body(calendar: Calendar, block: Block) -> None:
+        found = await door.services.store.modified_objects([calendar.id], since, until)
+        block.components += [o.ical for o in found if o.component in component_kinds(call)]
+
+    return await door.each_calendar(call, body, Errno.FETCH_BY_LAST_MODIFIED_FAILED)
+
+
+@command("fetch_deletedcomponents")
+async def fetch_deletedcomponents(door: WcapDoor, call: Call) -> list[Block]:
+    start, end = range_of(call)
+    since = start.strftime("%Y-%m-%dT%H:%M:%S") if start else None
+    until = end.strftime("%Y-%m-%dT%H:%M:%S.999Z") if end else None
+    name = "VTODO" if (call.get("component-type") or "").lower() == "todo" else "VEVENT"
+
+    async def body(calendar: Calendar, block: Block) -> None:
+        for change in await door.services.store.deleted_since([calendar.id], since, until):
+            block.components.append(
+                wcap.single(
+                    f"BEGIN:{name}\r\nUID:{change.uid}\r\nX-NSCP-DELETED-AT:{stamp(change.changed_at)}\r\nEND:{name}\r\n"
+                )
+            )
+
+    return await door.each_calendar(call, body, Errno.FETCH_DELETEDCOMPONENTS_FAILED)
+
+
+async def by_id(door: WcapDoor, call: Call, kind: str) -> list[Block]:
+    uids = split_list(call.get("uid"))
+    rids = split_list(call.get("rid"))
+    if not uids:
+        raise WcapError(Errno.BAD_ARGUMENTS, "uid is required")
+
+    async def body(calendar: Calendar, block: Block) -> None:
+        for index, uid in enumerate(uids):
+            found = await door.services.store.get_object(calendar.id, uid=uid)
+            if found is None or found.component != kind:
+                block.errno = Errno.COMPONENT_NOT_FOUND
+                continue
+            rid = rids[index] if index < len(rids) else "0"
+            moment = parse_time(rid, "rid")
+            if moment is None or flag(call.get("recurring")):
+                block.components.append(found.ical)
+            else:
+                text = await asyncio.to_thread(instances, found.ical, moment, moment + timedelta(seconds=1), 1)
+                if "RECURRENCE-ID" not in text:
+                    block.errno = Errno.COMPONENT_NOT_FOUND
+                    continue
+                block.components.append(text)
+        zone = zone_param(call, "tzidout")
+        if zone is not None:
+            block.components = [rezone(t, zone) for t in block.components]
+
+    return await door.each_calendar(call, body)
+
+
+@command("fetchevents_by_id")
+async def fetchevents_by_id(door: WcapDoor, call: Call) -> list[Block]:
+    return await by_id(door, call, "VEVENT")
+
+
+@command("fetchtodos_by_id")
+async def fetchtodos_by_id(door: WcapDoor, call: Call) -> list[Block]:
+    return await by_id(door, call, "VTODO")
+
+
+@command("export")
+async def export(door: WcapDoor, call: Call) -> list[Block]:
+    content = call.get("content-out") or "text/calendar"
+    if content not in wcap.FORMATS:
+        raise WcapError(Errno.NO_SUCH_FORMAT, "content-out must be text/calendar or text/xml")
+    call.fmt = content
+    start, end = range_of(call)
+    extension = "xml" if content == "text/xml" else "ics"
+    call.extra["Content-Disposition"] = f'attachment; filename="export.{extension}"'
+
+    async def body(calendar: Calendar, block: Block) -> None:
+        found = await door.services.calendars.list_objects([calendar], start=epoch(start), end=epoch(end))
+        block.components += [o.ical for o in found]
+
+    return await door.each_calendar(call, body)
+
+
+# --------------------------------------------------------------------------- writing components
+
+
+async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Block]:
+    calendar = await door.calendar(call)
+    uid = call.get("uid") or str(uuid.uuid4())
+    storetype = call.get("storetype") or "0"
+    existing = await door.services.store.get_object(calendar.id, uid=uid)
+    if existing is not None and existing.component != kind:
+        raise WcapError(failed, f"{uid} is not a {kind}")
+    if storetype == "1" and existing is not None:
+        raise WcapError(Errno.CREATE_EXISTS, f"{uid} exists")
+    if storetype == "2" and existing is None:
+        raise WcapError(Errno.MODIFY_NO_EVENT, f"{uid} does not exist")
+    zone = zone_param(call, "tzid")
+    rid = parse_time(call.get("rid"), "rid")
+    mod = call.get("mod") or "4"
+    if existing is not None:
+        calendar_data = parse_resource(existing.ical)
+    else:
+        calendar_data = ICalendar()
+        fresh = Todo() if kind == "VTODO" else Event()
+        fresh.add("UID", uid)
+        calendar_data.add_component(fresh)
+    target = main_component(calendar_data)
+    if rid is not None and mod == "1":
+        target = override(calendar_data, rid)
+    assert target is not None
+    wcap.apply_store(target, call.params, zone)
+    for prop in ("DTSTAMP", "LAST-MODIFIED"):
+        target.pop(prop, None)
+        target.add(prop, datetime.now(UTC).replace(microsecond=0))
+    if "CREATED" not in target:
+        target.add("CREATED", datetime.now(UTC).replace(microsecond=0))
+    problems = component_problems(target)
+    if problems:
+        raise WcapError(failed, "; ".join(problems))
+    resource = resource_from_calendar(calendar_data, door.services.config.max_instances)
+    try:
+        saved, _ = await door.services.calendars.put(
+            calendar, resource, href=existing.href if existing else None,
+            if_etag=existing.etag if existing else None, create_only=existing is None,
+        )  # fmt: skip
+    except (Invalid, PreconditionFailed) as error:
+        raise WcapError(failed, error.message) from None
+    block = Block(calprops(calendar, call.me))
+    if flag(call.get("fetch")):
+        block.components.append(only(saved.ical, rid if mod == "1" else None))
+    else:
+        block.components.append(wcap.status_component(kind, uid, "2.0;Success.  Store successful."))
+    return [block]
+
+
+def override(calendar_data: ICalendar, rid: datetime) -> object:
+    """The overridden instance at ``rid``, made from the master when there is none yet."""
+    for component in calendar_data.subcomponents:
+        value = component.get("RECURRENCE-ID")
+        if value is not None and wcap.format_time(value.dt if isinstance(value.dt, datetime) else rid) == (
+            wcap.format_time(rid)
+        ):
+            return component
+    master = main_component(calendar_data)
+    instance = master.copy()  # type: ignore[union-attr]
+    for prop in ("RRULE", "RDATE", "EXDATE", "EXRULE"):
+        instance.pop(prop, None)
+    instance.subcomponents = list(master.subcomponents)  # type: ignore[union-attr]
+    start, end = master.get("DTSTART"), master.get("DTEND")  # type: ignore[union-attr]
+    if start is not None:
+        length = (end.dt - start.dt) if end is not None else None
+        instance.pop("DTSTART")
+        instance.add("DTSTART", rid)
+        if length is not None:
+            instance.pop("DTEND")
+            instance.add("DTEND", rid + length)
+    instance.add("RECURRENCE-ID", rid)
+    calendar_data.add_component(instance)
+    return instance
+
+
+def only(text: str, rid: datetime | None) -> str:
+    """The resource with just one component: the master, or the instance at ``rid``."""
+    parts, chosen = [], None
+    for kind, _, part in split_stored(text):
+        if kind == "VTIMEZONE":
+            parts.append(part)
+        elif chosen is None and (rid is None) == ("RECURRENCE-ID" not in part):
+            chosen = part
+    return f"BEGIN:VCALENDAR\r\n{''.join(parts)}{chosen or ''}END:VCALENDAR\r\n"
+
+
+@command("storeevents")
+async def storeevents(door: WcapDoor, call: Call) -> list[Block]:
+    return await store(door, call, "VEVENT", Errno.STOREEVENTS_FAILED)
+
+
+@command("storetodos")
+async def storetodos(door: WcapDoor, call: Call) -> list[Block]:
+    return await store(door, call, "VTODO", Errno.STORETODOS_FAILED)
+
+
+async def delete_by_id(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Block]:
+    calendar = await door.calendar(call)
+    uids = split_list(call.get("uid"))
+    rids = split_list(call.get("rid"))
+    mods = split_list(call.get("mod")) or ["4"]
+    if not uids:
+        raise WcapError(Errno.BAD_ARGUMENTS, "uid is required")
+    found = {uid: await door.services.store.get_object(calendar.id, uid=uid) for uid in uids}
+    missing = [uid for uid, obj in found.items() if obj is None or obj.component != kind]
+    if missing:
+        raise WcapError(Errno.COMPONENT_NOT_FOUND, f"no {kind} with uid {', '.join(missing)}")
+    block = Block(calprops(calendar, call.me))
+    for index, uid in enumerate(uids):
+        obj = found[uid]
+        assert obj is not None
+        rid = parse_time(rids[index] if index < len(rids) else "0", "rid")
+        mod = mods[index] if index < len(mods) else mods[-1]
+        if rid is None or mod == "4":
+            await door.services.calendars.delete_object(calendar, obj.href)
+        else:
+            await remove_instance(door, calendar, obj, rid, failed)
+            found[uid] = await door.services.store.get_object(calendar.id, uid=uid)
+        block.components.append(wcap.status_component(kind, uid, "2.0;Success.  Delete successful."))
+    return [block]
+
+
+async def remove_instance(
+    door: WcapDoor, calendar: Calendar, obj: CalendarObject, rid: datetime, failed: Errno
+) -> None:
+    """Cancel one occurrence: an EXDATE on the master and no override for it."""
+    data = parse_resource(obj.ical)
+    master = main_component(data)
+    if master is None or ("RRULE" not in master and "RDATE" not in master):
+        raise WcapError(failed, "only occurrences of recurring items can be deleted one by one")
+    data.subcomponents = [
+        c for c in data.subcomponents
+        if c.get("RECURRENCE-ID") is None or wcap.format_time(c["RECURRENCE-ID"].dt) != wcap.format_time(rid)
+    ]  # fmt: skip
+    start = master["DTSTART"].dt
+    master.add("EXDATE", rid.astimezone(start.tzinfo) if isinstance(start, datetime) and start.tzinfo else rid)
+    resource = resource_from_calendar(data, door.services.config.max_instances)
+    await door.services.calendars.put(calendar, resource, href=obj.href, if_etag=obj.etag)
+
+
+@command("deleteevents_by_id")
+async def deleteevents_by_id(door: WcapDoor, call: Call) -> list[Block]:
+    return await delete_by_id(door, call, "VEVENT", Errno.DELETE_EVENTS_BY_ID_FAILED)
+
+
+@command("deletetodos_by_id")
+async def deletetodos_by_id(door: WcapDoor, call: Call) -> list[Block]:
+    return await delete_by_id(door, call, "VTODO", Errno.DELETE_TODOS_BY_ID_FAILED)
+
+
+@command("deletecomponents_by_range")
+async def deletecomponents_by_range(door: WcapDoor, call: Call) -> list[Block]:
+    start, end = range_of(call, Errno.DELETECOMPONENTS_BY_RANGE_FAILED)
+    kinds = component_kinds(call)
+
+    async def body(calendar: Calendar, block: Block) -> None:
+        found = await door.services.calendars.list_objects([calendar], start=epoch(start), end=epoch(end))
+        for obj in found:
+            if obj.component in kinds:
+                await door.services.calendars.delete_object(calendar, obj.href)
+
+    return await door.each_calendar(call, body, Errno.DELETECOMPONENTS_BY_RANGE_FAILED)
+
+
+@command("get_freebusy")
+async def get_freebusy(door: WcapDoor, call: Call) -> list[Block]:
+    try:
+        start, end = range_of(call)
+    except WcapError:
+        raise WcapError(Errno.GET_FREEBUSY_FAILED, "bad dtstart or dtend") from None
+    start = start or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    end = end or start + timedelta(days=int(call.get("duration") or 60))
+
+    async def body(calendar: Calendar, block: Block) -> None:
+        found = await door.services.calendars.list_objects([calendar], start=epoch(start), end=epoch(end))
+        texts = await asyncio.to_thread(lambda: [instances(o.ical, start, end, 10_000) for o in found])
+        busy = sorted(busy_periods(texts, start, end))
+        lines = [f"BEGIN:VFREEBUSY\r\nDTSTART:{wcap.format_time(start)}\r\nDTEND:{wcap.format_time(end)}\r\n"]
+        lines += [f"FREEBUSY;FBTYPE=BUSY:{wcap.format_time(a)}/{wcap.format_time(b)}\r\n" for a, b in busy]
+        block.components.append(wcap.single("".join(lines) + "END:VFREEBUSY\r\n"))
+
+    blocks = await door.each_calendar(call, body, Errno.GET_FREEBUSY_FAILED)
+    for block in blocks:
+        if block.errno not in (0, Errno.ACCESS_DENIED_TO_CALENDAR, Errno.CALENDAR_DOES_NOT_EXIST):
+            block.errno = Errno.GET_FREEBUSY_FAILED
+    return blocks
+
+
+def busy_periods(texts: list[str], start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """Merged busy periods of the opaque, not cancelled event instances (floating as UTC)."""
+    periods = []
+    for text in texts:
+        for component in parse_resource(text).walk("VEVENT"):
+            if str(component.get("TRANSP", "")).upper() == "TRANSPARENT":
+                continue
+            if str(component.get("STATUS", "")).upper() == "CANCELLED":
+                continue
+            begin = component["DTSTART"].dt
+            finish = component["DTEND"].dt if "DTEND" in component else begin
+            begin, finish = (
+                v if isinstance(v, datetime) else datetime(v.year, v.month, v.day) for v in (begin, finish)
+            )
+            begin, finish = (v if v.tzinfo else v.replace(tzinfo=UTC) for v in (begin, finish))
+            periods.append((max(begin, start), min(finish, end)))
+    merged: list[tuple[datetime, datetime]] = []
+    for begin, finish in sorted(periods):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], finish))
+        else:
+            merged.append((begin, finish))
+    return merged
+
+
+# --------------------------------------------------------------------------- import
+
+
+@command("import")
+async def import_file(door: WcapDoor, call: Call) -> list[Block]:
+    bad = Errno.BAD_IMPORT_ARGUMENTS
+    if call.request.method != "POST":
+        raise WcapError(bad, "import.wcap takes the file in a multipart/form-data POST")
+    if (call.get("content-in") or "text/calendar") != "text/calendar":
+        raise WcapError(bad, "content-in must be text/calendar")
+    start, end = range_of(call, bad)
+    if not call.upload:
+        raise WcapError(bad, "no file: send it in the multipart field 'file'")
+    calendar = await door.calendar(call)
+    try:
+        outcome, result = await door.services.imports.run(
+            call.me,
+            ImportRequest(
+                call.upload, door="wcap", calendar=calendar, format="ics", filename=call.filename,
+                start=epoch(start), end=epoch(end),
+            ),
+        )  # fmt: skip
+    except (Invalid, BadEncoding, TooLarge) as error:
+        raise WcapError(bad, error.message) from None
+    block = Block(calprops(calendar, call.me))
+    block.properties += [
+        ("X-ALMANAC-IMPORT-ID", str(outcome.job.id)),
+        ("X-ALMANAC-IMPORT-CREATED", str(outcome.created)),
+        ("X-ALMANAC-IMPORT-UPDATED", str(outcome.updated)),
+        ("X-ALMANAC-IMPORT-UNCHANGED", str(outcome.unchanged)),
+        ("X-ALMANAC-IMPORT-DISCARDED", str(result.discarded)),
+    ]
+    return [block]
+
+
+def add_routes(app: web.Application, services: Services) -> WcapDoor:
+    """``/<command>.wcap`` and ``/wcap/<command>.wcap``, GET and POST (trailing blanks tolerated:
+    the seed's HTML form puts line breaks and spaces into its action URL)."""
+    door = WcapDoor(services)
+    for prefix in ("", "/wcap"):
+        for method in ("GET", "POST"):
+            app.router.add_route(method, prefix + r"/{command:[A-Za-z_]+}.wcap{blank:\s*}", door.handle)
+    return door
