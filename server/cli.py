@@ -8,10 +8,12 @@ import contextlib
 import getpass
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 
 from aiohttp import web
 
+from protocol.ical import all_timezones
 from server import demo
 from server.app import create_app
 from server.config import Config, ConfigError, load
@@ -105,6 +107,8 @@ async def serve(config: Config, with_demo: bool) -> None:
         print(f"Almanac listening on http://{config.host}:{port}/ (data in {config.data_dir})", flush=True)
         if with_demo:
             print(await demo.prepare(app[SERVICES], f"http://{config.host}:{port}"), flush=True)
+        # WCAP clients ask for every VTIMEZONE at login: build them now, off the event loop.
+        threading.Thread(target=all_timezones, name="timezones", daemon=True).start()
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

@@ -22,6 +22,7 @@ from protocol import multipart, wcap
 from protocol.events import valid_zone
 from protocol.ical import (
     OBJECT_COMPONENTS,
+    all_timezones,
     component_problems,
     instances,
     main_component,
@@ -141,7 +142,6 @@ class WcapDoor:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.timeout = services.config.session_timeout
-        self._timezones: str | None = None
 
     # request handling --------------------------------------------------------------------
 
@@ -264,19 +264,6 @@ class WcapDoor:
 
     # the commands follow (registered with @command) ----------------------------------------
 
-    async def all_timezones(self) -> str:
-        """Every IANA zone as VTIMEZONEs, built once (it takes a few seconds) and kept."""
-        if self._timezones is None:
-
-            def build() -> str:
-                names = sorted(
-                    n for n in zoneinfo.available_timezones() if "/" in n and not n.startswith(("Etc/", "SystemV/"))
-                )
-                return "".join(text for text in map(timezone_text, [*names, "UTC"]) if text)
-
-            self._timezones = await asyncio.to_thread(build)
-        return self._timezones
-
 
 # --------------------------------------------------------------------------- session commands
 
@@ -333,7 +320,7 @@ async def get_all_timezones(door: WcapDoor, call: Call) -> list[Block]:
         if text is None:
             raise WcapError(Errno.FETCHCOMPONENTS_FAILED_BAD_TZID, f"unknown tzid {wanted!r}")
         return [Block(components=[wcap.single(text)])]
-    return [Block(components=[wcap.single(await door.all_timezones())])]
+    return [Block(components=[wcap.single(await asyncio.to_thread(all_timezones))])]
 
 
 # --------------------------------------------------------------------------- user preferences
