@@ -76,10 +76,12 @@ FORMATS = ("text/calendar", "text/xml")
 
 
 def split_list(value: str | None) -> list[str]:
-    """A ``;``-separated list (a literal ``;`` is written ``%3B``); empty items dropped."""
+    """A ``;``-separated list; a ``;`` inside double quotes (Lightning quotes each RRULE) or
+    written ``%3B`` belongs to its item. Quotes are removed, empty items dropped."""
     if not value:
         return []
-    return [item.replace("%3B", ";").replace("%3b", ";") for item in value.split(";") if item != ""]
+    items = re.findall(r'(?:"[^"]*"|[^;])+', value)
+    return [item.strip('"').replace("%3B", ";").replace("%3b", ";") for item in items if item.strip('"')]
 
 
 def parse_time(value: str | None, name: str, errno: Errno = Errno.BAD_ARGUMENTS) -> datetime | None:
@@ -184,7 +186,10 @@ def render_ical(blocks: list[Block]) -> str:
     return "".join(out)
 
 
-_XML_NAMES = {"DTSTART": "START", "DTEND": "END", "RECURRENCE-ID": "RECURID", "VEVENT": "EVENT", "VTODO": "TODO"}
+_XML_NAMES = {
+    "DTSTART": "START", "DTEND": "END", "RECURRENCE-ID": "RECURID", "VEVENT": "EVENT", "VTODO": "TODO",
+    "VFREEBUSY": "FREEBUSY", "FREEBUSY": "FB",
+}  # fmt: skip
 
 
 def _component_xml(parent: etree._Element, text: str) -> None:
