@@ -97,6 +97,8 @@ def parse_time(value: str | None, name: str, errno: Errno = Errno.BAD_ARGUMENTS)
             return datetime.strptime(text[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
         if re.fullmatch(r"\d{8}", text):
             return datetime.strptime(text, "%Y%m%d").replace(tzinfo=UTC)
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):  # what an HTML date input sends
+            return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         pass
     raise WcapError(errno, f"{name}={value!r} is not a date-time like 20020105T000000Z")

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from server import rest, wcap
+from server import rest, wcap, wcap_page
 from server.config import Config
 from server.services import REQUEST_STARTED, REQUEST_USER, SERVICES, Services, build
 
@@ -88,5 +88,6 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
     app.on_response_prepare.append(common_headers)
     app.router.add_get("/", index)
     app.add_subapp("/v1", rest.create(services))
+    wcap_page.add_routes(app)
     wcap.add_routes(app, services)
     return app
