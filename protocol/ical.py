@@ -16,7 +16,7 @@ import re
 import zoneinfo
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 import recurring_ical_events
 from dateutil import rrule as dateutil_rrule
@@ -59,6 +59,9 @@ class Resource:
     summary: str = ""
     klass: str | None = None
     line: int = 1  #: first line of the resource in the source file
+    #: (start, end, exact) spans for the time-range index: one per instance of a recurring
+    #: resource (up to a horizon), one for the rest; ``exact`` False means "check the text"
+    spans: list[tuple[int, int, bool]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -76,6 +79,10 @@ class Block:
     klass: str | None
     tzids: frozenset[str]
     line: int
+    #: (start, end, exact) in epoch seconds of each instance the time-range index holds
+    spans: list[tuple[int, int, bool]] = field(default_factory=list)
+    #: for an overridden instance: the start (epoch) of the instance it replaces
+    recurrence_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -227,6 +234,86 @@ def component_bounds(component: Component, max_instances: int = DEFAULT_MAX_INST
     return Bounds(epoch(first) - slack, epoch(last_end) + slack, recurring)
 
 
+#: instances of open-ended series are indexed this far ahead; later ones are found by parsing
+INDEX_HORIZON = timedelta(days=400)
+_UNTIL = re.compile(r"UNTIL=(\d{8}(?:T\d{6}Z?)?)", re.IGNORECASE)
+
+
+def _naive_local(value: date | datetime, zone: tzinfo | None) -> datetime:
+    """A DATE or DATE-TIME as naive wall-clock time in ``zone`` (the zone of DTSTART)."""
+    if not isinstance(value, datetime):
+        return datetime.combine(value, time())
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(zone or UTC).replace(tzinfo=None)
+
+
+def _local_rule(rule: str, zone: tzinfo | None) -> str:
+    """The RRULE with UNTIL as naive local time, as dateutil wants it for a naive DTSTART."""
+
+    def local(match: re.Match[str]) -> str:
+        raw = match.group(1)
+        if raw.upper().endswith("Z"):
+            moment = datetime.strptime(raw[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+            return "UNTIL=" + _naive_local(moment, zone).strftime("%Y%m%dT%H%M%S")
+        return f"UNTIL={raw}"
+
+    return _UNTIL.sub(local, rule)
+
+
+def instance_spans(
+    component: Component, max_instances: int, horizon: datetime
+) -> tuple[list[tuple[int, int]], int | None]:
+    """UTC (start, end) of each instance of a recurring component, up to ``horizon`` or
+    ``max_instances``; and the start of the first instance not listed (None: all listed)."""
+    start, duration = component_span(component)
+    if start is None or duration is None:
+        raise ValueError("no start")
+    zone = start.tzinfo if isinstance(start, datetime) else None
+    first = _naive_local(start, zone)
+    rules = dateutil_rrule.rruleset()
+    rules.rdate(first)  # DTSTART is always the first instance (RFC 5545 3.8.5.3)
+    for rule in _rrule_strings(component):
+        rules.rrule(dateutil_rrule.rrulestr(_local_rule(rule, zone), dtstart=first))
+    for name, add in (("RDATE", rules.rdate), ("EXDATE", rules.exdate)):
+        values = component.get(name)
+        for item in values if isinstance(values, list) else [values] if values is not None else []:
+            for value in item.dts:
+                moment = value.dt[0] if isinstance(value.dt, tuple) else value.dt
+                add(_naive_local(moment, zone))
+    limit = _naive_local(horizon, zone)
+    spans: list[tuple[int, int]] = []
+    for occurrence in rules:
+        if occurrence > limit or len(spans) >= max_instances:
+            moment = occurrence.replace(tzinfo=zone) if zone else occurrence
+            return spans, epoch(to_utc(moment)[0])
+        moment = occurrence.replace(tzinfo=zone) if zone else occurrence
+        begin = epoch(to_utc(moment)[0])
+        spans.append((begin, begin + int(duration.total_seconds())))
+    return spans, None
+
+
+def block_spans(component: Component, bounds: Bounds, max_instances: int) -> list[tuple[int, int, bool]]:
+    """The index spans of one component: exact ones where the times are unambiguous."""
+    low = MIN_EPOCH if bounds.start is None else bounds.start
+    high = MAX_EPOCH if bounds.end is None else bounds.end
+    start, duration = component_span(component)
+    floating = start is not None and (not isinstance(start, datetime) or start.tzinfo is None)
+    # A span longer than a day may cross a DST change: its end is then checked on the text.
+    exact = not floating and (duration is None or duration <= timedelta(days=1))
+    if not bounds.recurring or start is None:
+        return [(low, high, exact)]
+    try:
+        horizon = max(datetime.now(UTC), to_utc(start)[0]) + INDEX_HORIZON
+        spans, rest = instance_spans(component, max_instances, horizon)
+    except (ValueError, TypeError, OverflowError):
+        return [(low, high, False)]
+    result = [(begin, end, exact) for begin, end in spans]
+    if rest is not None:
+        result.append((rest, high, False))
+    return result
+
+
 def merge_bounds(blocks: Iterable[Block]) -> tuple[int | None, int | None]:
     """The union of the bounds of several blocks (None is unbounded)."""
     starts, ends = [], []
@@ -311,6 +398,10 @@ def block_from_component(
         text = _insert_after_begin(text, f"UID:{uid}")
     bounds = component_bounds(component, max_instances)
     klass = component.get("CLASS")
+    recurrence_id = None
+    if "RECURRENCE-ID" in component:
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            recurrence_id = epoch(to_utc(component["RECURRENCE-ID"].dt)[0])
     return Block(
         name=component.name,
         uid=uid,
@@ -323,6 +414,8 @@ def block_from_component(
         klass=str(klass).upper() if klass is not None else None,
         tzids=used_tzids(text),
         line=line,
+        spans=block_spans(component, bounds, max_instances),
+        recurrence_id=recurrence_id,
     )
 
 
@@ -363,6 +456,10 @@ def assemble(
             text += vtimezone
     text += "".join(b.text for b in blocks) + "END:VCALENDAR" + CRLF
     start, end = merge_bounds(blocks)
+    replaced = {b.recurrence_id for b in blocks if b.is_override}
+    spans = [
+        span for block in blocks for span in block.spans if block.is_override or span[0] not in replaced or not span[2]
+    ]
     return Resource(
         uid=master.uid,
         component=master.name,
@@ -373,6 +470,7 @@ def assemble(
         summary=master.summary,
         klass=master.klass,
         line=min(b.line for b in blocks),
+        spans=spans,
     )
 
 

@@ -12,7 +12,7 @@ import uuid as uuid_module
 from collections.abc import AsyncIterator, Sequence
 
 from protocol.formats import ExportItem, GroupInfo
-from protocol.ical import MAX_EPOCH, MIN_EPOCH, Resource, clearly_overlaps, etag_of, href_for_uid, in_window
+from protocol.ical import MAX_EPOCH, MIN_EPOCH, Resource, etag_of, href_for_uid, in_window
 from protocol.wcap import Calid
 from server.errors import Forbidden, Invalid, NotFound, PreconditionFailed
 from storage import base
@@ -36,6 +36,7 @@ def object_write(resource: Resource, href: str | None = None) -> ObjectWrite:
         recurring=resource.recurring,
         summary=resource.summary,
         klass=resource.klass,
+        spans=tuple(resource.spans),
     )
 
 
@@ -220,16 +221,17 @@ class CalendarService:
     ) -> list[CalendarObject]:
         """Objects by id; with ``start``/``end`` only those with an instance in the range.
 
-        The index narrows the candidates; recurring ones and those near the range's edges are
-        then checked exactly (off the event loop).
+        The store's span index answers exactly for most objects (one span per instance of a
+        series); hits on inexact spans (floating times, a series' tail past the indexed
+        horizon) are checked on the text, off the event loop.
         """
-        found = await self.store.list_objects(
-            [c.id for c in calendars], start=start, end=end, after_id=after_id, limit=limit
-        )
+        ids = [c.id for c in calendars]
         if start is None and end is None:
-            return found
+            return await self.store.list_objects(ids, after_id=after_id, limit=limit)
         low, high = window(start, end)
-        unsure = [o for o in found if o.recurring or not clearly_overlaps(o.start_utc, o.end_utc, low, high)]
+        hits = await self.store.objects_in_range(ids, low, high, after_id=after_id, limit=limit)
+        found = [o for o, _ in hits]
+        unsure = [o for o, exact in hits if not exact]
         if not unsure:
             return found
         misses = await asyncio.to_thread(

@@ -85,7 +85,7 @@ async def sign_in(request: web.Request) -> web.Response:
         calid = user.username if calendar.is_default else f"{user.username}:{calendar.slug}"
         options.append(f'<option value="{escape(calid)}">{escape(calendar.name)} ({escape(calid)})</option>')
     body = (
-        f'<p>Signed in as <strong>{escape(user.username)}</strong>.</p>'
+        f"<p>Signed in as <strong>{escape(user.username)}</strong>.</p>"
         f'<form id="upload" method="post" enctype="multipart/form-data" '
         f'action="/wcap/import.wcap?id={escape(session)}&amp;content-in=text/calendar">'
         '<label for="calid">Calendar</label>'

@@ -130,6 +130,13 @@ class Store(ABC):
         """
 
     @abstractmethod
+    async def objects_in_range(
+        self, calendar_ids: Sequence[int], start: int, end: int, *, after_id: int = 0, limit: int | None = None
+    ) -> list[tuple[CalendarObject, bool]]:
+        """Objects (by id) with an index span overlapping [start, end), and whether a span that
+        matched is exact (False: the object's text must be checked)."""
+
+    @abstractmethod
     async def modified_objects(
         self, calendar_ids: Sequence[int], since: str | None, until: str | None
     ) -> list[CalendarObject]:

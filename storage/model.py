@@ -105,6 +105,8 @@ class ObjectWrite:
     recurring: bool
     summary: str
     klass: str | None
+    #: (start, end, exact) for the time-range index
+    spans: tuple[tuple[int, int, bool], ...] = ()
 
 
 @dataclass(slots=True, frozen=True)

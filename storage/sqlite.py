@@ -7,6 +7,7 @@ IMMEDIATE`` transactions) and a few reader connections, which WAL lets run besid
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import sqlite3
@@ -45,6 +46,8 @@ _CALENDAR_FIELDS = {"name", "description", "color", "timezone", "components", "i
 _USER_FIELDS = {"username", "email", "password_hash", "is_admin", "prefs"}
 #: SQLite's default limit on host parameters is 999 on old builds: stay well under it
 _CHUNK = 400
+#: span ids are object_id * _SPAN_IDS + n, so an object's spans can be found without a scan
+_SPAN_IDS = 1 << 20
 T = TypeVar("T")
 
 
@@ -57,10 +60,15 @@ def _marks(count: int) -> str:
     return ",".join("?" * count)
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
 def _record(cls: type[T], row: sqlite3.Row, **converted: Any) -> T:
     """A record from a row whose columns are named like the record's fields."""
-    keys = set(row.keys())
-    plain = {f.name: row[f.name] for f in fields(cls) if f.name in keys and f.name not in converted}  # type: ignore[arg-type]
+    keys = row.keys()
+    plain = {name: row[name] for name in _field_names(cls) if name not in converted and name in keys}
     return cls(**plain, **converted)
 
 
@@ -208,6 +216,8 @@ class SQLiteStore(Store):
 
     async def delete_user(self, user_id: int) -> bool:
         async with self._transaction() as db:
+            async with db.execute("SELECT id FROM calendars WHERE owner_id = ?", (user_id,)) as cursor:
+                await self._forget_spans(db, [row[0] for row in await cursor.fetchall()])
             cursor = await db.execute("DELETE FROM users WHERE id = ?", (user_id,))
             return cursor.rowcount > 0
 
@@ -243,6 +253,13 @@ class SQLiteStore(Store):
             )
 
     async def use_session(self, session_hash: str, now: int, timeout: int) -> User | None:
+        row = await self._one(
+            "SELECT users.*, sessions.expires_at AS session_expires FROM sessions JOIN users "
+            "ON users.id = sessions.user_id WHERE session_hash = ? AND expires_at > ?",
+            (session_hash, now),
+        )
+        if row is not None and row["session_expires"] - now > timeout - 60:
+            return _user(row)  # used in the last minute: no need to write the new expiry
         async with self._transaction() as db:
             async with db.execute(
                 "UPDATE sessions SET expires_at = ? WHERE session_hash = ? AND expires_at > ? RETURNING user_id",
@@ -335,6 +352,7 @@ class SQLiteStore(Store):
 
     async def delete_calendar(self, calendar_id: int) -> bool:
         async with self._transaction() as db:
+            await self._forget_spans(db, [calendar_id])
             cursor = await db.execute("DELETE FROM calendars WHERE id = ?", (calendar_id,))
             return cursor.rowcount > 0
 
@@ -377,6 +395,30 @@ class SQLiteStore(Store):
             sql += " LIMIT ?"
             params.append(limit)
         return [_object(row) for row in await self._all(sql, params)]
+
+    async def objects_in_range(
+        self,
+        calendar_ids: Sequence[int],
+        start: int,
+        end: int,
+        *,
+        after_id: int = 0,
+        limit: int | None = None,
+    ) -> list[tuple[CalendarObject, bool]]:
+        hits: dict[int, bool] = {}
+        for calendar_id in calendar_ids:
+            rows = await self._all(
+                "SELECT object_id, MAX(exact) FROM spans WHERE c0 <= ? AND c1 >= ? AND t0 < ? AND t1 >= ? "
+                "AND s < ? AND (e > ? OR (e = s AND s >= ?)) AND object_id > ? GROUP BY object_id",
+                (calendar_id, calendar_id, end, start, end, start, start, after_id),
+            )
+            hits.update((row[0], bool(row[1])) for row in rows)
+        wanted = sorted(hits)[:limit]
+        found: list[CalendarObject] = []
+        for chunk in _chunks(wanted):
+            rows = await self._all(f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE id IN ({_marks(len(chunk))})", chunk)
+            found += sorted((_object(row) for row in rows), key=lambda o: o.id)
+        return [(o, hits[o.id]) for o in found]
 
     async def modified_objects(
         self, calendar_ids: Sequence[int], since: str | None, until: str | None
@@ -423,6 +465,34 @@ class SQLiteStore(Store):
             raise LookupError(f"calendar {calendar_id} does not exist")
         return row[0]
 
+    async def _write_spans(
+        self,
+        db: aiosqlite.Connection,
+        calendar_id: int,
+        rows: Sequence[tuple[int, int, Sequence[tuple[int, int, bool]]]],
+    ) -> None:
+        """Replace the index spans of objects: rows of (object_id, old span_count, new spans)."""
+        stale = [(object_id * _SPAN_IDS + n,) for object_id, old, _ in rows for n in range(old)]
+        await db.executemany("DELETE FROM spans WHERE id = ?", stale)
+        fresh = [
+            (object_id * _SPAN_IDS + n, start, end, calendar_id, calendar_id, object_id, start, end, int(exact))
+            for object_id, _, spans in rows
+            for n, (start, end, exact) in enumerate(spans[: _SPAN_IDS - 1])
+        ]
+        await db.executemany("INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", fresh)
+        await db.executemany(
+            "UPDATE objects SET span_count = ? WHERE id = ?",
+            [(min(len(spans), _SPAN_IDS - 1), object_id) for object_id, _, spans in rows],
+        )
+
+    async def _forget_spans(self, db: aiosqlite.Connection, calendar_ids: Sequence[int]) -> None:
+        """Drop the spans of whole calendars (the R*Tree does not cascade)."""
+        for calendar_id in calendar_ids:
+            await db.execute(
+                "DELETE FROM spans WHERE id IN (SELECT id FROM spans WHERE c0 <= ? AND c1 >= ?)",
+                (calendar_id, calendar_id),
+            )
+
     async def _record_changes(
         self, db: aiosqlite.Connection, calendar_id: int, revision: int, changes: Sequence[tuple[str, str, bool]]
     ) -> None:
@@ -440,7 +510,7 @@ class SQLiteStore(Store):
         now = now_iso()
         async with self._transaction() as db:
             async with db.execute(
-                "SELECT id, href, etag FROM objects WHERE calendar_id = ? AND (href = ? OR uid = ?)",
+                "SELECT id, href, etag, span_count FROM objects WHERE calendar_id = ? AND (href = ? OR uid = ?)",
                 (calendar_id, write.href, write.uid),
             ) as cursor:
                 rows = await cursor.fetchall()
@@ -469,6 +539,8 @@ class SQLiteStore(Store):
                     "recurring = ?, summary = ?, class = ?, modified_at = ? WHERE id = ?",
                     (*values, object_id),
                 )
+            old_spans = current["span_count"] if current is not None else 0
+            await self._write_spans(db, calendar_id, [(object_id, old_spans, write.spans)])  # type: ignore[list-item]
             revision = await self._bump(db, calendar_id)
             await self._record_changes(db, calendar_id, revision, [(write.href, write.uid, False)])
             async with db.execute(f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE id = ?", (object_id,)) as cursor:
@@ -478,13 +550,14 @@ class SQLiteStore(Store):
     async def delete_object(self, calendar_id: int, href: str, *, if_etag: str | None = None) -> bool:
         async with self._transaction() as db:
             async with db.execute(
-                "SELECT id, uid, etag FROM objects WHERE calendar_id = ? AND href = ?", (calendar_id, href)
+                "SELECT id, uid, etag, span_count FROM objects WHERE calendar_id = ? AND href = ?", (calendar_id, href)
             ) as cursor:
                 row = await cursor.fetchone()
             if row is None:
                 return False
             if if_etag is not None and row["etag"] != if_etag:
                 raise PreconditionFailed("etag")
+            await self._write_spans(db, calendar_id, [(row["id"], row["span_count"], ())])
             await db.execute("DELETE FROM objects WHERE id = ?", (row["id"],))
             revision = await self._bump(db, calendar_id)
             await self._record_changes(db, calendar_id, revision, [(href, row["uid"], True)])
@@ -549,7 +622,8 @@ class SQLiteStore(Store):
         now: str,
     ) -> tuple[int, int, int]:
         async with db.execute(
-            f"SELECT id, href, uid, etag, ical FROM objects WHERE calendar_id = ? AND uid IN ({_marks(len(chunk))})",
+            f"SELECT id, href, uid, etag, ical, span_count FROM objects WHERE calendar_id = ? "
+            f"AND uid IN ({_marks(len(chunk))})",
             (calendar_id, *(w.uid for w in chunk)),
         ) as cursor:
             existing = {row["uid"]: row for row in await cursor.fetchall()}
@@ -561,7 +635,7 @@ class SQLiteStore(Store):
                 (calendar_id, *fresh),
             ) as cursor:
                 taken = {row[0] for row in await cursor.fetchall()}
-        inserts, updates, items, changes = [], [], [], []
+        inserts, updates, items, changes, spans = [], [], [], [], []
         unchanged = 0
         for write in chunk:
             old = existing.get(write.uid)
@@ -580,6 +654,7 @@ class SQLiteStore(Store):
             else:
                 href = old["href"]
                 updates.append((*values, old["id"]))
+                spans.append((old["id"], old["span_count"], write.spans))
                 items.append((import_id, calendar_id, href, write.uid, "updated", old["ical"], old["etag"]))
             changes.append((href, write.uid, False))
         await db.executemany(
@@ -592,6 +667,14 @@ class SQLiteStore(Store):
             "summary = ?, class = ?, import_id = ?, modified_at = ? WHERE id = ?",
             updates,
         )
+        if inserts:
+            fresh = {w.uid: w.spans for w in chunk if w.uid not in existing}
+            async with db.execute(
+                f"SELECT id, uid FROM objects WHERE calendar_id = ? AND uid IN ({_marks(len(fresh))})",
+                (calendar_id, *fresh),
+            ) as cursor:
+                spans += [(row["id"], 0, fresh[row["uid"]]) for row in await cursor.fetchall()]
+        await self._write_spans(db, calendar_id, spans)
         await db.executemany("INSERT INTO import_items VALUES (?, ?, ?, ?, ?, ?, ?)", items)
         await self._record_changes(db, calendar_id, revision, changes)
         return len(inserts), len(updates), unchanged

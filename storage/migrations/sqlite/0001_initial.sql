@@ -45,12 +45,22 @@ CREATE TABLE objects (
     summary     TEXT NOT NULL DEFAULT '',
     class       TEXT,
     import_id   INTEGER REFERENCES imports(id) ON DELETE SET NULL,
+    span_count  INTEGER NOT NULL DEFAULT 0,   -- rows in spans: ids object_id * 2^20 + 0..n-1
     created_at  TEXT NOT NULL,
     modified_at TEXT NOT NULL,
     UNIQUE (calendar_id, href),
     UNIQUE (calendar_id, uid)
 );
 CREATE INDEX objects_range ON objects (calendar_id, start_utc, end_utc);
+
+-- The time-range index: an R*Tree over (time, calendar) holding one span per object, or one
+-- per instance of a recurring object up to a horizon. t0/t1 are rounded outward (32-bit
+-- floats); s/e are the exact epoch seconds. exact = 0 marks spans that only bound the
+-- object (floating times, the open tail of a series): such hits are checked on the text.
+CREATE VIRTUAL TABLE spans USING rtree (
+    id, t0, t1, c0, c1,
+    +object_id INTEGER, +s INTEGER, +e INTEGER, +exact INTEGER
+);
 
 -- Latest change per resource, for sync-collection, getctag and WCAP fetch-by-lastmod.
 CREATE TABLE changes (
