@@ -13,6 +13,8 @@ from storage.model import Conflict, User
 
 #: usernames appear in CalDAV paths and WCAP calids, so they stay URL-safe
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,48}$")
+#: how long a successful password check is remembered (in memory, as a salted digest)
+VERIFIED_FOR = 300
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -30,6 +32,10 @@ class UserService:
         self.calendars = calendars
         self.min_password_length = min_password_length
         self.throttle = throttle or LoginThrottle()
+        #: recent successful checks, so that per-request Basic auth does not rehash each time:
+        #: (login, salted digest of the password) -> (user id, monotonic expiry)
+        self._verified: dict[tuple[str, str], tuple[int, float]] = {}
+        self._salt = new_secret(16)
 
     def _check_password(self, password: object) -> str:
         if not isinstance(password, str) or len(password) < self.min_password_length:
@@ -60,6 +66,10 @@ class UserService:
         """The user with this username or e-mail and password, or None (also while throttled)."""
         if self.throttle.blocked(login, address):
             return None
+        key = (login.lower(), digest(self._salt + password))
+        cached = self._verified.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            return await self.store.get_user(cached[0])
         user = await self.store.find_user(login) if login else None
         ok, new_hash = await self.passwords.verify(password, user.password_hash if user else None)
         if not ok or user is None:
@@ -68,6 +78,9 @@ class UserService:
         self.throttle.succeeded(login, address)
         if new_hash:
             await self.store.update_user(user.id, password_hash=new_hash)
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        self._verified[key] = (user.id, time.monotonic() + VERIFIED_FOR)
         return user
 
     async def open_session(self, user: User, kind: str, timeout: int) -> str:
@@ -100,6 +113,7 @@ class UserService:
         password_hash = await self.passwords.hash(self._check_password(password))
         await self.store.update_user(user.id, password_hash=password_hash)
         await self.store.delete_tokens(user.id)
+        self._verified = {k: v for k, v in self._verified.items() if v[0] != user.id}
 
     async def get_by_name(self, username: str) -> User | None:
         user = await self.store.find_user(username)

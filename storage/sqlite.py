@@ -258,8 +258,8 @@ class SQLiteStore(Store):
             "ON users.id = sessions.user_id WHERE session_hash = ? AND expires_at > ?",
             (session_hash, now),
         )
-        if row is not None and row["session_expires"] - now > timeout - 60:
-            return _user(row)  # used in the last minute: no need to write the new expiry
+        if row is not None and row["session_expires"] - now > timeout - min(60, timeout // 10):
+            return _user(row)  # used a moment ago: no need to write the new expiry yet
         async with self._transaction() as db:
             async with db.execute(
                 "UPDATE sessions SET expires_at = ? WHERE session_hash = ? AND expires_at > ? RETURNING user_id",

@@ -89,3 +89,13 @@ async def test_unknown_routes_and_methods_answer_in_json(alice: Account) -> None
     assert (missing.status, await missing.json()) == (404, {"error": "not found"})
     wrong = await alice.client.put("/v1/me", headers=alice.headers)
     assert wrong.status == 405 and "GET" in wrong.headers["Allow"]
+
+
+async def test_a_changed_password_is_not_remembered(client: TestClient, alice: Account) -> None:
+    users = client.app[SERVICES].users
+    assert await users.authenticate("alice", "correct horse") is not None
+    assert await users.authenticate("alice", "correct horse") is not None  # from the cache
+    user = await users.get_by_name("alice")
+    await users.set_password(user, "a new secret")
+    assert await users.authenticate("alice", "correct horse") is None
+    assert await users.authenticate("alice", "a new secret") is not None
