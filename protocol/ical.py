@@ -433,11 +433,26 @@ def timezone_text(tzid: str) -> str | None:
         return None
 
 
-@functools.cache
-def all_timezones() -> str:
-    """VTIMEZONEs for every IANA zone (about 500; building them takes seconds: cached)."""
+_ALL_TIMEZONES: list[str] = []
+
+
+def build_all_timezones() -> str:
+    """VTIMEZONEs for every IANA zone (about 500; building them takes seconds of CPU)."""
     names = sorted(n for n in zoneinfo.available_timezones() if "/" in n and not n.startswith(("Etc/", "SystemV/")))
     return "".join(text for text in map(timezone_text, [*names, "UTC"]) if text)
+
+
+def all_timezones() -> str:
+    """The VTIMEZONEs of every zone, built once per process (or handed in by ``keep_timezones``)."""
+    if not _ALL_TIMEZONES:
+        _ALL_TIMEZONES.append(build_all_timezones())
+    return _ALL_TIMEZONES[0]
+
+
+def keep_timezones(text: str) -> None:
+    """Use ``text`` (built elsewhere, e.g. in a helper process) as ``all_timezones()``."""
+    if not _ALL_TIMEZONES:
+        _ALL_TIMEZONES.append(text)
 
 
 def assemble(

@@ -7,13 +7,15 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import multiprocessing
 import sys
 import threading
 from collections.abc import Sequence
+from multiprocessing.connection import Connection
 
 from aiohttp import web
 
-from protocol.ical import all_timezones
+from protocol.ical import build_all_timezones, keep_timezones
 from server import demo
 from server.app import create_app
 from server.config import Config, ConfigError, load
@@ -95,6 +97,23 @@ async def user_command(config: Config, args: argparse.Namespace) -> int:
         return 0
 
 
+def _timezones_child(sender: Connection) -> None:
+    sender.send(build_all_timezones())
+
+
+def build_timezones_aside() -> None:
+    """WCAP clients ask for every VTIMEZONE at login, and building them takes seconds of CPU:
+    build them in a helper process (so requests do not wait on the GIL meanwhile)."""
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    multiprocessing.get_context("spawn").Process(target=_timezones_child, args=(sender,), daemon=True).start()
+
+    def receive() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            keep_timezones(receiver.recv())
+
+    threading.Thread(target=receive, name="timezones", daemon=True).start()
+
+
 async def serve(config: Config, with_demo: bool) -> None:
     """Run until SIGINT/SIGTERM; say where once the port is bound (and, with the demo, how to use it)."""
     app = create_app(config)
@@ -107,8 +126,7 @@ async def serve(config: Config, with_demo: bool) -> None:
         print(f"Almanac listening on http://{config.host}:{port}/ (data in {config.data_dir})", flush=True)
         if with_demo:
             print(await demo.prepare(app[SERVICES], f"http://{config.host}:{port}"), flush=True)
-        # WCAP clients ask for every VTIMEZONE at login: build them now, off the event loop.
-        threading.Thread(target=all_timezones, name="timezones", daemon=True).start()
+        build_timezones_aside()
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
