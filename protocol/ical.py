@@ -526,6 +526,25 @@ def main_component(calendar: Calendar) -> Component | None:
     return first
 
 
+_VTIMEZONE = re.compile(r"BEGIN:VTIMEZONE\r\n.*?END:VTIMEZONE\r\n", re.DOTALL)
+_TZID_LINE = re.compile(r"^TZID[;:](?:[^:\r\n]*:)?(.*?)\r$", re.MULTILINE)
+
+
+def timezones_and_body(text: str) -> tuple[list[tuple[str, str]], str]:
+    """The (TZID, VTIMEZONE text) pairs of a stored resource, and all its other components
+    as one text: the fast path of exports and fetches (no line-by-line walk)."""
+    begin = text.find("\r\nBEGIN:") + 2
+    end = text.rfind("END:VCALENDAR")
+    body = text[begin:end] if begin > 1 and end > begin else ""
+    if "BEGIN:VTIMEZONE" not in body:
+        return [], body
+    zones = []
+    for match in _VTIMEZONE.finditer(body):
+        tzid = _TZID_LINE.search(match.group(0))
+        zones.append((tzid.group(1).strip() if tzid else "", match.group(0)))
+    return zones, _VTIMEZONE.sub("", body)
+
+
 def split_stored(text: str) -> Iterator[tuple[str, str, str]]:
     """Yield (kind, key, text) for each top-level component of a stored resource.
 

@@ -14,7 +14,7 @@ from enum import IntEnum
 from icalendar import Alarm, Component, vCalAddress, vDuration, vRecur
 from lxml import etree
 
-from protocol.ical import CRLF, split_stored
+from protocol.ical import CRLF, split_stored, timezones_and_body
 
 PRODID = "-//Almanac//Almanac WCAP 3.0//EN"
 VERSION = "3.0.0"
@@ -176,14 +176,15 @@ def render_ical(blocks: list[Block]) -> str:
         lines += [_fold(f"{name}:{value}") for name, value in block.properties]
         text = CRLF.join(lines) + CRLF
         seen: set[str] = set()
+        parts = []
         for resource in block.components:
-            for kind, tzid, part in split_stored(resource):
-                if kind == "VTIMEZONE":
-                    if tzid in seen:
-                        continue
+            zones, body = timezones_and_body(resource)
+            for tzid, zone in zones:
+                if tzid not in seen:
                     seen.add(tzid)
-                text += part
-        text += f"X-NSCP-WCAP-ERRNO:{block.errno}{CRLF}END:VCALENDAR{CRLF}"
+                    parts.append(zone)
+            parts.append(body)
+        text += "".join(parts) + f"X-NSCP-WCAP-ERRNO:{block.errno}{CRLF}END:VCALENDAR{CRLF}"
         out.append(text)
     return "".join(out)
 

@@ -28,7 +28,7 @@ from protocol.ical import (
     block_from_component,
     cache_timezone,
     component_problems,
-    split_stored,
+    timezones_and_body,
 )
 
 _LINE_BREAK = re.compile(r"\r\n|\n|\r")
@@ -280,12 +280,12 @@ class Writer:
     def write(self, items: Sequence[ExportItem]) -> str:
         chunk = []
         for item in items:
-            for kind, tzid, text in split_stored(item.text):
-                if kind == "VTIMEZONE":
-                    if tzid in self.seen:
-                        continue
+            zones, body = timezones_and_body(item.text)
+            for tzid, zone in zones:
+                if tzid not in self.seen:
                     self.seen.add(tzid)
-                chunk.append(text)
+                    chunk.append(zone)
+            chunk.append(body)
         return "".join(chunk)
 
     def end(self) -> str:
