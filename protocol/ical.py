@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import re
 import zoneinfo
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
@@ -581,13 +582,99 @@ def overlaps(text: str, start: datetime, end: datetime) -> bool:
 def instances(text: str, start: datetime, end: datetime, limit: int) -> str:
     """A resource holding the instances of ``text`` in [start, end) (instances of recurring
     components carry RECURRENCE-ID) and the VTIMEZONEs they use; at most ``limit`` instances."""
-    parts = [part for kind, _, part in split_stored(text) if kind == "VTIMEZONE"]
-    query = recurring_ical_events.of(parse_resource(text), components=sorted(OBJECT_COMPONENTS))
-    for count, component in enumerate(query.between(start, end)):
-        if count >= limit:
-            break
-        parts.append(component.to_ical().decode())
-    return f"BEGIN:VCALENDAR{CRLF}{''.join(parts)}END:VCALENDAR{CRLF}"
+    zones = [part for kind, _, part in split_stored(text) if kind == "VTIMEZONE"]
+    calendar = parse_resource(text)
+    try:
+        found = _expand_text(text, calendar, start, end, limit)
+    except (ValueError, TypeError, KeyError, OverflowError):
+        query = recurring_ical_events.of(calendar, components=sorted(OBJECT_COMPONENTS))
+        found = [c.to_ical().decode() for c in itertools.islice(query.between(start, end), limit)]
+    return f"BEGIN:VCALENDAR{CRLF}{''.join(zones)}{''.join(found)}END:VCALENDAR{CRLF}"
+
+
+_DROPPED_IN_INSTANCES = ("RRULE", "RDATE", "EXDATE", "EXRULE")
+#: a content line's name and parameters: up to the first colon outside double quotes
+_NAME_PART = re.compile(r'^((?:[^":]|"[^"]*")*)')
+
+
+def _logical_lines(block: str) -> list[str]:
+    """The content lines of a component, each with its folded continuation lines."""
+    lines: list[str] = []
+    for line in block.split(CRLF):
+        if line[:1] in (" ", "\t") and lines:
+            lines[-1] += CRLF + line
+        elif line:
+            lines.append(line)
+    return lines
+
+
+def _instance_text(lines: list[str], moment: int, length: int, value_of: Callable[[int], str]) -> str:
+    """The master's lines as the instance starting at ``moment``: new DTSTART (and DTEND),
+    a RECURRENCE-ID, no recurrence rules."""
+    out = []
+    for line in lines:
+        name = _NAME_PART.match(line).group(1)  # type: ignore[union-attr]
+        key = name.split(";", 1)[0].upper()
+        if key in _DROPPED_IN_INSTANCES:
+            continue
+        if key == "DTSTART":
+            out += [f"{name}:{value_of(moment)}", f"RECURRENCE-ID{name[7:]}:{value_of(moment)}"]
+        elif key == "DTEND":
+            out.append(f"{name}:{value_of(moment + length)}")
+        else:
+            out.append(line)
+    return CRLF.join(out) + CRLF
+
+
+def _expand_text(text: str, calendar: Calendar, start: datetime, end: datetime, limit: int) -> list[str]:
+    """Instances by editing the master's text (recurring-ical-events is ~10x slower here)."""
+    master = main_component(calendar)
+    if master is None or "RECURRENCE-ID" in master or ("RRULE" not in master and "RDATE" not in master):
+        raise ValueError("not a plain series")
+    first, duration = component_span(master)
+    if first is None or duration is None:
+        raise ValueError("no start")
+    low, high = epoch(start), epoch(end)
+    spans, _ = instance_spans(master, 1_000_000, end)  # from the series start: bounded by end
+    blocks = [(kind, part) for kind, _, part in split_stored(text) if kind in OBJECT_COMPONENTS]
+    master_text = next(part for kind, part in blocks if "RECURRENCE-ID" not in part)
+    overrides = {}
+    for component, (_, part) in zip(
+        [c for c in calendar.subcomponents if c.name in OBJECT_COMPONENTS], blocks, strict=True
+    ):
+        if "RECURRENCE-ID" in component:
+            overrides[epoch(to_utc(component["RECURRENCE-ID"].dt)[0])] = (component, part)
+    zone = first.tzinfo if isinstance(first, datetime) else None
+
+    def value_of(moment: int) -> str:
+        when = datetime.fromtimestamp(moment, UTC)
+        if not isinstance(first, datetime):
+            return when.strftime("%Y%m%d")
+        if zone is None:
+            return when.strftime("%Y%m%dT%H%M%S")  # floating: the index reads it as UTC
+        if zone is UTC or getattr(zone, "key", None) == "UTC":
+            return when.strftime("%Y%m%dT%H%M%SZ")
+        return when.astimezone(zone).strftime("%Y%m%dT%H%M%S")
+
+    lines = _logical_lines(master_text)
+    length = int(duration.total_seconds()) if "DTEND" in master else 0
+    found = []
+    for begin, finish in spans:
+        if begin in overrides:
+            continue
+        if begin < high and (finish > low or (finish == begin and begin >= low)):
+            found.append((begin, _instance_text(lines, begin, length, value_of)))
+    for component, part in overrides.values():
+        bounds = component_bounds(component)
+        if in_window_bounds(bounds.start, bounds.end, low, high):
+            found.append((bounds.start or MIN_EPOCH, part))
+    return [part for _, part in sorted(found, key=lambda item: item[0])[:limit]]
+
+
+def in_window_bounds(begin: int | None, finish: int | None, low: int, high: int) -> bool:
+    begin = MIN_EPOCH if begin is None else begin
+    finish = MAX_EPOCH if finish is None else finish
+    return begin < high and (finish > low or (finish == begin and begin >= low))
 
 
 def clearly_overlaps(bounds_start: int | None, bounds_end: int | None, start: int, end: int) -> bool:

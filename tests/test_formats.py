@@ -144,3 +144,27 @@ def test_limits_are_enforced_before_storing() -> None:
     text = "".join(f"BEGIN:VEVENT\r\nUID:{n}\r\nDTSTART:20250101T100000Z\r\nEND:VEVENT\r\n" for n in range(5))
     result = parse(f"BEGIN:VCALENDAR\r\n{text}END:VCALENDAR\r\n", options=ParseOptions(max_components=3))
     assert "more than 3 components" in result.errors[-1].error
+
+
+@pytest.mark.parametrize("name", ["recurring.ics", "google.ics"])
+def test_instances_match_recurring_ical_events(name: str) -> None:
+    """The fast text-based expansion gives the instances the library gives."""
+    import itertools
+
+    import recurring_ical_events
+    from icalendar import Calendar
+
+    from protocol.ical import OBJECT_COMPONENTS, instances, parse_resource
+
+    def key(component: object) -> str:
+        rid = component.get("RECURRENCE-ID")  # type: ignore[attr-defined]
+        return f"{component['DTSTART'].dt}|{rid.dt if rid else ''}|{component.get('SUMMARY')}"  # type: ignore[index]
+
+    windows = [(datetime(2024, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)),
+               (datetime(2025, 1, 13, tzinfo=UTC), datetime(2025, 1, 21, tzinfo=UTC))]  # fmt: skip
+    for resource in parse(decode(sample(name))).resources:
+        for start, end in windows:
+            ours = Calendar.from_ical(instances(resource.text, start, end, 5000))
+            theirs = recurring_ical_events.of(parse_resource(resource.text), components=sorted(OBJECT_COMPONENTS))
+            expected = sorted(key(c) for c in itertools.islice(theirs.between(start, end), 5000))
+            assert sorted(key(c) for c in ours.walk() if c.name in OBJECT_COMPONENTS) == expected, resource.uid
