@@ -408,9 +408,9 @@ class SQLiteStore(Store):
         hits: dict[int, bool] = {}
         for calendar_id in calendar_ids:
             rows = await self._all(
-                "SELECT object_id, MAX(exact) FROM spans WHERE c0 <= ? AND c1 >= ? AND t0 < ? AND t1 >= ? "
+                "SELECT object_id, MAX(exact) FROM spans WHERE t0 < ? AND t1 >= ? AND calendar_id = ? "
                 "AND s < ? AND (e > ? OR (e = s AND s >= ?)) AND object_id > ? GROUP BY object_id",
-                (calendar_id, calendar_id, end, start, end, start, start, after_id),
+                (end, start, calendar_id, end, start, start, after_id),
             )
             hits.update((row[0], bool(row[1])) for row in rows)
         wanted = sorted(hits)[:limit]
@@ -475,11 +475,11 @@ class SQLiteStore(Store):
         stale = [(object_id * _SPAN_IDS + n,) for object_id, old, _ in rows for n in range(old)]
         await db.executemany("DELETE FROM spans WHERE id = ?", stale)
         fresh = [
-            (object_id * _SPAN_IDS + n, start, end, calendar_id, calendar_id, object_id, start, end, int(exact))
+            (object_id * _SPAN_IDS + n, start, end, calendar_id, object_id, start, end, int(exact))
             for object_id, _, spans in rows
             for n, (start, end, exact) in enumerate(spans[: _SPAN_IDS - 1])
         ]
-        await db.executemany("INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", fresh)
+        await db.executemany("INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fresh)
         await db.executemany(
             "UPDATE objects SET span_count = ? WHERE id = ?",
             [(min(len(spans), _SPAN_IDS - 1), object_id) for object_id, _, spans in rows],
@@ -488,10 +488,11 @@ class SQLiteStore(Store):
     async def _forget_spans(self, db: aiosqlite.Connection, calendar_ids: Sequence[int]) -> None:
         """Drop the spans of whole calendars (the R*Tree does not cascade)."""
         for calendar_id in calendar_ids:
-            await db.execute(
-                "DELETE FROM spans WHERE id IN (SELECT id FROM spans WHERE c0 <= ? AND c1 >= ?)",
-                (calendar_id, calendar_id),
-            )
+            async with db.execute(
+                "SELECT id, span_count FROM objects WHERE calendar_id = ? AND span_count > 0", (calendar_id,)
+            ) as cursor:
+                rows = [(row[0], row[1], ()) for row in await cursor.fetchall()]
+            await self._write_spans(db, calendar_id, rows)
 
     async def _record_changes(
         self, db: aiosqlite.Connection, calendar_id: int, revision: int, changes: Sequence[tuple[str, str, bool]]

@@ -53,13 +53,15 @@ CREATE TABLE objects (
 );
 CREATE INDEX objects_range ON objects (calendar_id, start_utc, end_utc);
 
--- The time-range index: an R*Tree over (time, calendar) holding one span per object, or one
--- per instance of a recurring object up to a horizon. t0/t1 are rounded outward (32-bit
--- floats); s/e are the exact epoch seconds. exact = 0 marks spans that only bound the
--- object (floating times, the open tail of a series): such hits are checked on the text.
+-- The time-range index: an R*Tree over time holding one span per object, or one per
+-- instance of a recurring object up to a horizon. t0/t1 are rounded outward (32-bit floats);
+-- s/e are the exact epoch seconds. exact = 0 marks spans that only bound the object
+-- (floating times, the open tail of a series): such hits are checked on the text.
+-- (One time dimension only: with the calendar as a second dimension, SQLite's R*Tree
+-- degraded 300-fold on a single large calendar filled in random order.)
 CREATE VIRTUAL TABLE spans USING rtree (
-    id, t0, t1, c0, c1,
-    +object_id INTEGER, +s INTEGER, +e INTEGER, +exact INTEGER
+    id, t0, t1,
+    +calendar_id INTEGER, +object_id INTEGER, +s INTEGER, +e INTEGER, +exact INTEGER
 );
 
 -- Latest change per resource, for sync-collection, getctag and WCAP fetch-by-lastmod.
