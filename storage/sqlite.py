@@ -103,7 +103,14 @@ class SQLiteStore(Store):
     async def _connect(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path, isolation_level=None)
         db.row_factory = sqlite3.Row
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=10000"):
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            "busy_timeout=10000",
+            "cache_size=-65536",
+            "mmap_size=268435456",
+        ):
             await db.execute(f"PRAGMA {pragma}")
         return db
 
@@ -156,12 +163,12 @@ class SQLiteStore(Store):
         return self._readers[next(self._next_reader)]
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        async with self._reader().execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        rows = await self._all(sql, params)
+        return rows[0] if rows else None
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        async with self._reader().execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        # One trip to the connection's thread (execute, fetch and close together).
+        return list(await self._reader().execute_fetchall(sql, params))
 
     # users -------------------------------------------------------------------------------
 
@@ -405,20 +412,19 @@ class SQLiteStore(Store):
         after_id: int = 0,
         limit: int | None = None,
     ) -> list[tuple[CalendarObject, bool]]:
-        hits: dict[int, bool] = {}
-        for calendar_id in calendar_ids:
-            rows = await self._all(
-                "SELECT object_id, MAX(exact) FROM spans WHERE t0 < ? AND t1 >= ? AND calendar_id = ? "
-                "AND s < ? AND (e > ? OR (e = s AND s >= ?)) AND object_id > ? GROUP BY object_id",
-                (end, start, calendar_id, end, start, start, after_id),
-            )
-            hits.update((row[0], bool(row[1])) for row in rows)
-        wanted = sorted(hits)[:limit]
-        found: list[CalendarObject] = []
-        for chunk in _chunks(wanted):
-            rows = await self._all(f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE id IN ({_marks(len(chunk))})", chunk)
-            found += sorted((_object(row) for row in rows), key=lambda o: o.id)
-        return [(o, hits[o.id]) for o in found]
+        if not calendar_ids:
+            return []
+        sql = (
+            f"SELECT {_OBJECT_COLUMNS}, hits.exact FROM (SELECT object_id, MAX(exact) AS exact FROM spans "
+            f"WHERE t0 < ? AND t1 >= ? AND calendar_id IN ({_marks(len(calendar_ids))}) AND s < ? "
+            "AND (e > ? OR (e = s AND s >= ?)) AND object_id > ? GROUP BY object_id) AS hits "
+            "JOIN objects ON objects.id = hits.object_id ORDER BY objects.id"
+        )
+        params: list[Any] = [end, start, *calendar_ids, end, start, start, after_id]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [(_object(row), bool(row["exact"])) for row in await self._all(sql, params)]
 
     async def modified_objects(
         self, calendar_ids: Sequence[int], since: str | None, until: str | None
