@@ -30,6 +30,7 @@ from protocol.ical import (
     resource_from_calendar,
     split_stored,
     timezone_text,
+    to_utc,
 )
 from protocol.wcap import Block, Errno, WcapError, flag, parse_calid, parse_time, split_list
 from server.auth import basic_credentials
@@ -167,6 +168,9 @@ class WcapDoor:
             blocks = await handler(self, call)
         except WcapError as error:
             return self.reply(call, [Block(errno=error.errno)], error.message)
+        except Exception:  # a WCAP client takes any non-200 for a dead network: answer in WCAP
+            log.exception("%s.wcap failed", name)
+            return self.reply(call, [Block(errno=Errno.INTERNAL_ERROR)], "internal error (logged)")
         return self.reply(call, blocks)
 
     def reply(self, call: Call, blocks: list[Block], message: str | None = None) -> web.Response:
@@ -749,13 +753,16 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
     return [block]
 
 
+def same_instant(value: object, rid: datetime) -> bool:
+    """Whether a RECURRENCE-ID value names the instance at ``rid`` (floating read as UTC)."""
+    moment = getattr(value, "dt", None)
+    return isinstance(moment, datetime) and to_utc(moment)[0] == rid
+
+
 def override(calendar_data: ICalendar, rid: datetime) -> object:
     """The overridden instance at ``rid``, made from the master when there is none yet."""
     for component in calendar_data.subcomponents:
-        value = component.get("RECURRENCE-ID")
-        if value is not None and wcap.format_time(value.dt if isinstance(value.dt, datetime) else rid) == (
-            wcap.format_time(rid)
-        ):
+        if same_instant(component.get("RECURRENCE-ID"), rid):
             return component
     master = main_component(calendar_data)
     instance = master.copy()  # type: ignore[union-attr]
@@ -830,10 +837,7 @@ async def remove_instance(
     master = main_component(data)
     if master is None or ("RRULE" not in master and "RDATE" not in master):
         raise WcapError(failed, "only occurrences of recurring items can be deleted one by one")
-    data.subcomponents = [
-        c for c in data.subcomponents
-        if c.get("RECURRENCE-ID") is None or wcap.format_time(c["RECURRENCE-ID"].dt) != wcap.format_time(rid)
-    ]  # fmt: skip
+    data.subcomponents = [c for c in data.subcomponents if not same_instant(c.get("RECURRENCE-ID"), rid)]
     start = master["DTSTART"].dt
     master.add("EXDATE", rid.astimezone(start.tzinfo) if isinstance(start, datetime) and start.tzinfo else rid)
     resource = resource_from_calendar(data, door.services.config.max_instances)

@@ -81,7 +81,9 @@ def _calendar(row: sqlite3.Row) -> Calendar:
 
 
 def _object(row: sqlite3.Row) -> CalendarObject:
-    return _record(CalendarObject, row, recurring=bool(row["recurring"]), klass=row["class"])
+    # Positional, in _OBJECT_COLUMNS' order: this runs for every object a query returns.
+    values = tuple(row[:15])
+    return CalendarObject(*values[:9], bool(values[9]), *values[10:])
 
 
 def _job(row: sqlite3.Row) -> ImportJob:
