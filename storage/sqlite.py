@@ -110,8 +110,6 @@ class SQLiteStore(Store):
             "synchronous=NORMAL",
             "foreign_keys=ON",
             "busy_timeout=10000",
-            "cache_size=-65536",
-            "mmap_size=268435456",
         ):
             await db.execute(f"PRAGMA {pragma}")
         return db
