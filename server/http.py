@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from aiohttp import web
 
-from server.errors import TooLarge
+from protocol import multipart
+from server.errors import Invalid, TooLarge
 
 
 async def read_limited(request: web.Request, limit: int) -> bytes:
@@ -18,3 +21,37 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
             raise TooLarge(f"the request is larger than the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+#: the multipart field names a file may come in (the Sun docs' first example used "Upload")
+FILE_FIELDS = ("file", "Upload", "upload")
+
+
+@dataclass(slots=True)
+class Form:
+    """A multipart/form-data body: its text fields and the uploaded file."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    file: bytes | None = None
+    filename: str | None = None
+
+
+async def read_form(request: web.Request, limit: int) -> Form:
+    """Read a multipart body (forgivingly, see protocol.multipart), refusing files over
+    ``limit`` (TooLarge) and unreadable bodies or huge fields (Invalid)."""
+    body = await read_limited(request, limit + (1 << 16))
+    form = Form()
+    try:
+        parts = multipart.parse(body, request.headers.get("Content-Type"))
+    except multipart.MultipartError as error:
+        raise Invalid(str(error), field="file") from None
+    for part in parts:
+        if part.name in FILE_FIELDS and form.file is None:
+            if len(part.data) > limit:
+                raise TooLarge(f"the file is larger than the limit of {limit} bytes")
+            form.file, form.filename = part.data, part.filename
+        elif part.name:
+            if len(part.data) > 1 << 16:
+                raise Invalid(f"the field {part.name} is too long", field=part.name)
+            form.fields.setdefault(part.name, part.data.decode("utf-8", "replace").strip())
+    return form

@@ -15,14 +15,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from protocol import events, formats
 from protocol.formats.timeslot_json import iso_utc, slot, slot_fields
 from server.auth import token_from_header
 from server.calendars import is_uuid
 from server.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
-from server.http import read_limited
+from server.http import FILE_FIELDS, read_form, read_limited
 from server.imports import ImportRequest
 from server.services import REQUEST_USER, SERVICES, Services
 from storage.model import Calendar, CalendarObject, User
@@ -51,7 +51,6 @@ CHANGES = {
     "visibility": {"klass"},
 }  # fmt: skip
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
-_FILE_FIELDS = ("file", "Upload", "upload")
 
 
 class Unauthorized(ServiceError):
@@ -369,7 +368,9 @@ class RestDoor:
             raise TooLarge(f"the file is larger than the limit of {self.limit} bytes")
         kind = request.content_type
         if kind == "multipart/form-data":
-            return await self.multipart_payload(request, params)
+            form = await read_form(request, self.limit)
+            params.update({snake(k): v for k, v in form.fields.items()})
+            return form.file, params, form.filename
         if kind == "application/json":
             body = json_object(await read_limited(request, 2 * self.limit + (1 << 16)))
             params.update(body)
@@ -377,31 +378,9 @@ class RestDoor:
         if kind == "application/x-www-form-urlencoded":
             form = await request.post()
             params.update({snake(k): v for k, v in form.items()})
-            return next((str(form[n]) for n in _FILE_FIELDS if n in form), None), params, None
+            return next((str(form[n]) for n in FILE_FIELDS if n in form), None), params, None
         body = await read_limited(request, self.limit)
         return body or None, params, None
-
-    async def multipart_payload(
-        self, request: web.Request, params: dict[str, Any]
-    ) -> tuple[bytes | None, dict[str, Any], str | None]:
-        data, filename = None, None
-        reader = await request.multipart()
-        async for part in reader:
-            if not isinstance(part, BodyPartReader):
-                continue
-            if part.name in _FILE_FIELDS:
-                chunks, size = [], 0
-                while chunk := await part.read_chunk(1 << 16):
-                    size += len(chunk)
-                    self.services.imports.check_size(size)
-                    chunks.append(chunk)
-                data, filename = b"".join(chunks), part.filename
-            elif part.name:
-                value = await part.read(decode=True)
-                if len(value) > 1 << 16:
-                    raise Invalid(f"the field {part.name} is too long", field=part.name)
-                params[snake(part.name)] = value.decode("utf-8", "replace")
-        return data, params, filename
 
     async def import_file(self, request: web.Request) -> web.Response:
         user = await self.user(request)

@@ -18,7 +18,7 @@ from aiohttp import web
 from icalendar import Calendar as ICalendar
 from icalendar import Event, Timezone, Todo
 
-from protocol import multipart, wcap
+from protocol import wcap
 from protocol.events import valid_zone
 from protocol.ical import (
     OBJECT_COMPONENTS,
@@ -36,7 +36,7 @@ from protocol.wcap import Block, Errno, WcapError, flag, parse_calid, parse_time
 from server.auth import basic_credentials
 from server.calendars import slugify
 from server.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
-from server.http import read_limited
+from server.http import read_form
 from server.imports import ImportRequest
 from server.services import REQUEST_USER, Services
 from storage.model import Calendar, CalendarObject, User
@@ -47,7 +47,6 @@ NO_CACHE = {"Pragma": "no-cache", "Expires": "0", "Cache-Control": "no-cache"}
 CONTENT_TYPES = {"text/calendar": "text/calendar; charset=utf-8", "text/xml": "text/xml; charset=utf-8"}
 #: unbounded fetches of expanded instances stop this far ahead
 EXPANSION_HORIZON = timedelta(days=366)
-_FILE_FIELDS = ("file", "Upload", "upload")
 
 
 @dataclass(slots=True)
@@ -188,27 +187,17 @@ class WcapDoor:
         errno = Errno.BAD_IMPORT_ARGUMENTS if call.command == "import" else Errno.BAD_ARGUMENTS
         try:
             if request.content_type == "multipart/form-data":
-                await self.read_multipart(call)
+                form = await read_form(request, self.services.config.max_upload_bytes)
+                call.upload, call.filename = form.file, form.filename
+                for name, value in form.fields.items():
+                    call.params.setdefault(name, value)
             elif request.content_type == "application/x-www-form-urlencoded":
                 form = await request.post()
                 call.params.update({k: str(v).strip() for k, v in form.items()})
-        except TooLarge as error:
+        except (TooLarge, Invalid) as error:
             raise WcapError(errno, error.message) from None
         except (ValueError, AssertionError, web.HTTPException) as error:
             raise WcapError(errno, f"unreadable form data: {error}") from None
-
-    async def read_multipart(self, call: Call) -> None:
-        """Parts of a multipart body (read with the forgiving reader: see protocol.multipart)."""
-        limit = self.services.config.max_upload_bytes
-        body = await read_limited(call.request, limit + (1 << 16))
-        for part in multipart.parse(body, call.request.headers.get("Content-Type")):
-            if part.name in _FILE_FIELDS and call.upload is None:
-                self.services.imports.check_size(len(part.data))
-                call.upload, call.filename = part.data, part.filename
-            elif part.name:
-                if len(part.data) > 1 << 16:
-                    raise ValueError(f"the field {part.name} is too long")
-                call.params.setdefault(part.name, part.data.decode("utf-8", "replace").strip())
 
     async def authenticate(self, call: Call) -> web.Response | None:
         """Set ``call.user`` from ``id=`` or, with ``httpauth=1``, HTTP Basic (401 if missing)."""
