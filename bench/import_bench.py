@@ -54,10 +54,20 @@ class Server:
         while time.monotonic() < deadline:
             try:
                 urllib.request.urlopen(self.base + "/", timeout=1).close()
-                return
+                break
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError("the server did not start")
+        else:
+            raise RuntimeError("the server did not start")
+        self.settle()
+
+    def settle(self) -> None:
+        """Wait for the helper process that builds the VTIMEZONE bundle at start to finish, so
+        that it does not share the CPU with what is measured."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        deadline = time.monotonic() + 60
+        while children.exists() and children.read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.2)
 
     def peak_rss_mib(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
