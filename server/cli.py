@@ -7,18 +7,15 @@ import asyncio
 import contextlib
 import getpass
 import logging
-import multiprocessing
 import sys
-import threading
 from collections.abc import Sequence
-from multiprocessing.connection import Connection
 
 from aiohttp import web
 
-from protocol.ical import build_all_timezones, keep_timezones
+from protocol.ical import keep_timezones
 from server import demo
 from server.app import create_app
-from server.config import Config, ConfigError, load
+from server.config import ROOT, Config, ConfigError, load
 from server.errors import Invalid
 from server.services import SERVICES, opened
 
@@ -97,21 +94,21 @@ async def user_command(config: Config, args: argparse.Namespace) -> int:
         return 0
 
 
-def _timezones_child(sender: Connection) -> None:
-    sender.send(build_all_timezones())
-
-
-def build_timezones_aside() -> None:
+async def build_timezones_aside() -> None:
     """WCAP clients ask for every VTIMEZONE at login, and building them takes seconds of CPU:
     build them in a helper process (so requests do not wait on the GIL meanwhile)."""
-    receiver, sender = multiprocessing.Pipe(duplex=False)
-    multiprocessing.get_context("spawn").Process(target=_timezones_child, args=(sender,), daemon=True).start()
-
-    def receive() -> None:
-        with contextlib.suppress(EOFError, OSError):
-            keep_timezones(receiver.recv())
-
-    threading.Thread(target=receive, name="timezones", daemon=True).start()
+    code = "import sys; from protocol.ical import build_all_timezones; sys.stdout.write(build_all_timezones())"
+    helper = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        output, _ = await helper.communicate()
+    finally:
+        if helper.returncode is None:
+            helper.kill()
+            await helper.wait()
+    if helper.returncode == 0 and output:
+        keep_timezones(output.decode())
 
 
 async def serve(config: Config, with_demo: bool) -> None:
@@ -119,6 +116,7 @@ async def serve(config: Config, with_demo: bool) -> None:
     app = create_app(config)
     runner = web.AppRunner(app, access_log=None, handle_signals=True)
     await runner.setup()
+    helper: asyncio.Task[None] | None = None
     try:
         site = web.TCPSite(runner, config.host, config.port)
         await site.start()
@@ -126,9 +124,11 @@ async def serve(config: Config, with_demo: bool) -> None:
         print(f"Almanac listening on http://{config.host}:{port}/ (data in {config.data_dir})", flush=True)
         if with_demo:
             print(await demo.prepare(app[SERVICES], f"http://{config.host}:{port}"), flush=True)
-        build_timezones_aside()
+        helper = asyncio.create_task(build_timezones_aside())
         await asyncio.Event().wait()
     finally:
+        if helper is not None:
+            helper.cancel()
         await runner.cleanup()
 
 
