@@ -602,11 +602,17 @@ async def fetchcomponents_by_range(door: WcapDoor, call: Call) -> list[Block]:
     return await door.each_calendar(call, body, Errno.FETCHBYDATERANGE_FAILED)
 
 
-@command("fetchcomponents_by_lastmod")
-async def fetchcomponents_by_lastmod(door: WcapDoor, call: Call) -> list[Block]:
+def stored_range(call: Call) -> tuple[str | None, str | None]:
+    """dtstart/dtend as the store's ISO times (for modification and deletion times)."""
     start, end = range_of(call)
     since = start.strftime("%Y-%m-%dT%H:%M:%S") if start else None
     until = end.strftime("%Y-%m-%dT%H:%M:%S.999Z") if end else None
+    return since, until
+
+
+@command("fetchcomponents_by_lastmod")
+async def fetchcomponents_by_lastmod(door: WcapDoor, call: Call) -> list[Block]:
+    since, until = stored_range(call)
 
     async def body(calendar: Calendar, block: Block) -> None:
         found = await door.services.store.modified_objects([calendar.id], since, until)
@@ -617,9 +623,7 @@ async def fetchcomponents_by_lastmod(door: WcapDoor, call: Call) -> list[Block]:
 
 @command("fetch_deletedcomponents")
 async def fetch_deletedcomponents(door: WcapDoor, call: Call) -> list[Block]:
-    start, end = range_of(call)
-    since = start.strftime("%Y-%m-%dT%H:%M:%S") if start else None
-    until = end.strftime("%Y-%m-%dT%H:%M:%S.999Z") if end else None
+    since, until = stored_range(call)
     name = "VTODO" if (call.get("component-type") or "").lower() == "todo" else "VEVENT"
 
     async def body(calendar: Calendar, block: Block) -> None:

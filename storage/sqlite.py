@@ -170,6 +170,28 @@ class SQLiteStore(Store):
         # One trip to the connection's thread (execute, fetch and close together).
         return list(await self._reader().execute_fetchall(sql, params))
 
+    async def _update(
+        self, table: str, row_id: int, changes: dict[str, Any], allowed: set[str], json_field: str
+    ) -> None:
+        """Set columns of one row (and updated_at); Conflict names the unique column hit."""
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"unknown {table} fields: {unknown}")
+        if not changes:
+            return
+        if json_field in changes:
+            changes[json_field] = json.dumps(changes[json_field])
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        try:
+            async with self._transaction() as db:
+                await db.execute(
+                    f"UPDATE {table} SET {assignments}, updated_at = ? WHERE id = ?",
+                    (*changes.values(), now_iso(), row_id),
+                )
+        except sqlite3.IntegrityError as error:
+            message = str(error)
+            raise Conflict(next((c for c in ("email", "username", "slug") if c in message), "unique")) from None
+
     # users -------------------------------------------------------------------------------
 
     async def create_user(self, username: str, email: str | None, password_hash: str, is_admin: bool = False) -> User:
@@ -204,21 +226,7 @@ class SQLiteStore(Store):
         return [_user(row) for row in await self._all("SELECT * FROM users ORDER BY username")]
 
     async def update_user(self, user_id: int, **changes: Any) -> User | None:
-        unknown = set(changes) - _USER_FIELDS
-        if unknown:
-            raise ValueError(f"unknown user fields: {unknown}")
-        if "prefs" in changes:
-            changes["prefs"] = json.dumps(changes["prefs"])
-        if changes:
-            assignments = ", ".join(f"{name} = ?" for name in changes)
-            try:
-                async with self._transaction() as db:
-                    await db.execute(
-                        f"UPDATE users SET {assignments}, updated_at = ? WHERE id = ?",
-                        (*changes.values(), now_iso(), user_id),
-                    )
-            except sqlite3.IntegrityError as error:
-                raise Conflict("email" if "email" in str(error) else "username") from None
+        await self._update("users", user_id, changes, _USER_FIELDS, "prefs")
         return await self.get_user(user_id)
 
     async def delete_user(self, user_id: int) -> bool:
@@ -340,21 +348,7 @@ class SQLiteStore(Store):
         return [_calendar(row) for row in rows]
 
     async def update_calendar(self, calendar_id: int, **changes: Any) -> Calendar | None:
-        unknown = set(changes) - _CALENDAR_FIELDS
-        if unknown:
-            raise ValueError(f"unknown calendar fields: {unknown}")
-        if "props" in changes:
-            changes["props"] = json.dumps(changes["props"])
-        if changes:
-            assignments = ", ".join(f"{name} = ?" for name in changes)
-            try:
-                async with self._transaction() as db:
-                    await db.execute(
-                        f"UPDATE calendars SET {assignments}, updated_at = ? WHERE id = ?",
-                        (*changes.values(), now_iso(), calendar_id),
-                    )
-            except sqlite3.IntegrityError:
-                raise Conflict("slug") from None
+        await self._update("calendars", calendar_id, changes, _CALENDAR_FIELDS, "props")
         return await self.get_calendar(calendar_id)
 
     async def delete_calendar(self, calendar_id: int) -> bool:
