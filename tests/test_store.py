@@ -62,6 +62,31 @@ async def test_deleting_a_user_removes_everything_of_theirs(store: SQLiteStore) 
     await store.apply_import(NewImport(user.id, "cli", "ics", None), ImportTarget(user.id, calendar.id), writes)
     await store.add_token(user.id, "h")
     assert await store.delete_user(user.id)
-    for table in ("calendars", "objects", "changes", "tokens", "imports", "import_items"):
+    for table in ("calendars", "objects", "spans", "changes", "tokens", "imports", "import_items"):
         async with store._readers[0].execute(f"SELECT COUNT(*) FROM {table}") as cursor:
             assert (await cursor.fetchone())[0] == 0, table
+
+
+async def test_spans_follow_their_objects(store: SQLiteStore) -> None:
+    """Every write replaces an object's index spans; deletes remove them (the R*Tree has no cascade)."""
+    user = await store.create_user("u", None, "hash")
+    calendar = await store.create_calendar(NewCalendar(uuid="c", owner_id=user.id, slug="c", name="C"))
+    writes = [object_write(r) for r in parse(decode(sample("recurring.ics"))).resources]
+    job, target = NewImport(user.id, "cli", "ics", None), ImportTarget(user.id, calendar.id)
+    await store.apply_import(job, target, writes)
+
+    async def count() -> int:
+        async with store._readers[0].execute("SELECT COUNT(*) FROM spans") as cursor:
+            return (await cursor.fetchone())[0]
+
+    total = sum(len(w.spans) for w in writes)
+    assert await count() == total
+    weekly = await store.get_object(calendar.id, uid="weekly@example.org")
+    hits = await store.objects_in_range([calendar.id], 1737370800, 1737374400)  # 2025-01-20 11:00-12:00 UTC
+    assert [o.uid for o, _ in hits] == []  # the moved instance starts at 13:00
+    moved = await store.objects_in_range([calendar.id], 1737378000, 1737381600)
+    assert [o.uid for o, exact in moved] == ["weekly@example.org"] and moved[0][1]
+    assert await store.delete_object(calendar.id, weekly.href)
+    assert await count() == total - len(next(w for w in writes if w.uid == "weekly@example.org").spans)
+    assert await store.delete_calendar(calendar.id)
+    assert await count() == 0
