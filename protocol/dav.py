@@ -1,0 +1,156 @@
+"""WebDAV/CalDAV XML: safe parsing of request bodies and building of replies. Pure.
+
+Request bodies are parsed without DTDs, entities or network access, with a depth limit, so a
+hostile body cannot expand, fetch or exhaust anything (the billion laughs, XXE).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+DAV = "DAV:"
+CALDAV = "urn:ietf:params:xml:ns:caldav"
+CS = "http://calendarserver.org/ns/"
+APPLE = "http://apple.com/ns/ical/"
+NSMAP = {"D": DAV, "C": CALDAV, "CS": CS, "A": APPLE}
+#: deeper request bodies are refused (a calendar-query needs about 8 levels)
+MAX_DEPTH = 32
+
+
+def tag(namespace: str, name: str) -> str:
+    """Clark notation: ``{DAV:}getetag``."""
+    return f"{{{namespace}}}{name}"
+
+
+class BadRequest(ValueError):
+    """A body that is not well-formed XML or not the element the method expects."""
+
+
+class _Parser(etree.XMLParser):
+    def __init__(self) -> None:
+        super().__init__(
+            resolve_entities=False, no_network=True, dtd_validation=False, load_dtd=False, huge_tree=False,
+            remove_comments=True, remove_pis=True,
+        )  # fmt: skip
+
+
+def parse(body: bytes, expected: Iterable[str] = ()) -> etree._Element:
+    """The root element of a request body; BadRequest if it is not safe, well-formed XML
+    (a DOCTYPE is refused outright) or its root is none of ``expected`` (Clark names)."""
+    if b"<!DOCTYPE" in body[:2048].upper() or b"<!ENTITY" in body.upper():
+        raise BadRequest("DOCTYPE and ENTITY declarations are not accepted")
+    try:
+        root = etree.fromstring(body, _Parser())
+    except etree.XMLSyntaxError as error:
+        raise BadRequest(f"the body is not well-formed XML: {error}") from None
+    if _depth(root) > MAX_DEPTH:
+        raise BadRequest(f"the XML is nested deeper than {MAX_DEPTH} levels")
+    wanted = list(expected)
+    if wanted and root.tag not in wanted:
+        raise BadRequest(f"expected {' or '.join(wanted)}, got {root.tag}")
+    return root
+
+
+def _depth(element: etree._Element) -> int:
+    deepest, stack = 1, [(element, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in node)
+    return deepest
+
+
+@dataclass(slots=True, frozen=True)
+class PropfindRequest:
+    """What a PROPFIND asks for: ``prop`` names, all properties, or only their names."""
+
+    kind: str  #: "prop", "allprop" or "propname"
+    names: tuple[str, ...] = ()  #: Clark names (for "prop"; for "allprop", the include list)
+
+
+def parse_propfind(body: bytes) -> PropfindRequest:
+    """An empty body is allprop (RFC 4918 9.1)."""
+    if not body.strip():
+        return PropfindRequest("allprop")
+    root = parse(body, [tag(DAV, "propfind")])
+    for child in root:
+        if child.tag == tag(DAV, "prop"):
+            return PropfindRequest("prop", tuple(p.tag for p in child if isinstance(p.tag, str)))
+        if child.tag == tag(DAV, "propname"):
+            return PropfindRequest("propname")
+        if child.tag == tag(DAV, "allprop"):
+            include = root.find(tag(DAV, "include"))
+            names = tuple(p.tag for p in include if isinstance(p.tag, str)) if include is not None else ()
+            return PropfindRequest("allprop", names)
+    raise BadRequest("propfind needs prop, allprop or propname")
+
+
+@dataclass(slots=True)
+class PropstatResponse:
+    """One ``<D:response>``: an href with properties grouped by status, or a bare status."""
+
+    href: str
+    found: list[etree._Element] = field(default_factory=list)  #: 200 properties
+    missing: list[str] = field(default_factory=list)  #: 404 property names
+    failed: dict[int, list[str]] = field(default_factory=dict)  #: other statuses
+    status: int | None = None  #: a response without properties (404 in multiget, 507 in sync)
+
+
+REASONS = {200: "OK", 403: "Forbidden", 404: "Not Found", 409: "Conflict", 424: "Failed Dependency",
+           507: "Insufficient Storage"}  # fmt: skip
+
+
+def status_line(code: int) -> str:
+    return f"HTTP/1.1 {code} {REASONS.get(code, '')}".rstrip()
+
+
+def _propstat(parent: etree._Element, code: int, props: Iterable[etree._Element]) -> None:
+    propstat = etree.SubElement(parent, tag(DAV, "propstat"))
+    prop = etree.SubElement(propstat, tag(DAV, "prop"))
+    for element in props:
+        prop.append(element)
+    etree.SubElement(propstat, tag(DAV, "status")).text = status_line(code)
+
+
+def multistatus(responses: Iterable[PropstatResponse], sync_token: str | None = None) -> bytes:
+    """A ``207 Multi-Status`` body."""
+    root = etree.Element(tag(DAV, "multistatus"), nsmap=NSMAP)
+    for item in responses:
+        response = etree.SubElement(root, tag(DAV, "response"))
+        etree.SubElement(response, tag(DAV, "href")).text = item.href
+        if item.status is not None:
+            etree.SubElement(response, tag(DAV, "status")).text = status_line(item.status)
+            continue
+        if item.found:
+            _propstat(response, 200, item.found)
+        if item.missing:
+            _propstat(response, 404, (etree.Element(name) for name in item.missing))
+        for code, names in item.failed.items():
+            _propstat(response, code, (etree.Element(name) for name in names))
+    if sync_token is not None:
+        etree.SubElement(root, tag(DAV, "sync-token")).text = sync_token
+    return etree.tostring(root, xml_declaration=True, encoding="utf-8")
+
+
+def error(*conditions: str) -> bytes:
+    """A ``<D:error>`` body naming the failed preconditions (Clark names)."""
+    root = etree.Element(tag(DAV, "error"), nsmap=NSMAP)
+    for condition in conditions:
+        etree.SubElement(root, condition)
+    return etree.tostring(root, xml_declaration=True, encoding="utf-8")
+
+
+def element(name: str, text: str | None = None, *children: etree._Element) -> etree._Element:
+    """A property element with text or child elements (prefixes come from the reply's root)."""
+    node = etree.Element(name)
+    node.text = text
+    for child in children:
+        node.append(child)
+    return node
+
+
+def href_element(href: str) -> etree._Element:
+    return element(tag(DAV, "href"), href)
