@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from server import rest, wcap, wcap_page
+from server import caldav, rest, wcap, wcap_page
 from server.config import Config
 from server.services import REQUEST_STARTED, REQUEST_USER, SERVICES, Services, build
 
@@ -69,7 +69,7 @@ async def common_headers(request: web.Request, response: web.StreamResponse) -> 
 
 
 async def index(request: web.Request) -> web.Response:
-    return web.json_response({"name": "Almanac", "doors": {"rest": "/v1/", "wcap": "/wcap/"}})
+    return web.json_response({"name": "Almanac", "doors": {"rest": "/v1/", "wcap": "/wcap/", "caldav": "/dav/"}})
 
 
 def create_app(config: Config, services: Services | None = None) -> web.Application:
@@ -90,4 +90,5 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
     app.add_subapp("/v1", rest.create(services))
     wcap_page.add_routes(app)
     wcap.add_routes(app, services)
+    caldav.add_routes(app, services)
     return app

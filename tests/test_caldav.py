@@ -1,0 +1,119 @@
+"""The CalDAV door's first part: discovery, PROPFIND, and objects with ETag preconditions."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from lxml import etree
+
+from protocol.dav import CALDAV, CS, DAV
+from tests.conftest import Account, seed_body
+
+NS = {"D": DAV, "C": CALDAV, "CS": CS}
+EVENT = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Mozilla.org/NONSGML Mozilla Calendar V1.1//EN\r\n"
+    "BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250110T100000Z\r\n"
+    "DTEND:20250110T110000Z\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def basic(name: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{name}:correct horse".encode()).decode()}
+
+
+async def propfind(client: TestClient, path: str, props: str, depth: str = "0", user: str = "alice") -> Any:
+    body = f'<D:propfind xmlns:D="DAV:" xmlns:C="{CALDAV}" xmlns:CS="{CS}"><D:prop>{props}</D:prop></D:propfind>'
+    response = await client.request("PROPFIND", path, data=body, headers={**basic(user), "Depth": depth})
+    assert response.status == 207, await response.text()
+    return etree.fromstring(await response.read())
+
+
+async def test_discovery_like_thunderbird(client: TestClient, alice: Account) -> None:
+    moved = await client.request("PROPFIND", "/.well-known/caldav", headers=basic("alice"), allow_redirects=False)
+    assert moved.status == 301 and moved.headers["Location"] == "/dav/"
+    root = await propfind(client, "/", "<D:current-user-principal/><D:resourcetype/>")
+    principal = root.findtext(".//D:current-user-principal/D:href", namespaces=NS)
+    assert principal == "/dav/principals/alice/"
+    home = (await propfind(client, principal, "<C:calendar-home-set/>")).findtext(
+        ".//C:calendar-home-set/D:href", namespaces=NS
+    )
+    assert home == "/dav/calendars/alice/"
+    listing = await propfind(client, home, "<D:resourcetype/><D:displayname/><D:current-user-privilege-set/>", "1")
+    calendars = [r for r in listing.findall("D:response", NS) if r.find(".//C:calendar", NS) is not None]
+    assert [r.findtext("D:href", namespaces=NS) for r in calendars] == ["/dav/calendars/alice/calendar/"]
+    assert listing.find(".//D:privilege/D:write", NS) is not None
+    options = await client.options("/dav/calendars/alice/", headers=basic("alice"))
+    assert options.status == 200 and "calendar-access" in options.headers["DAV"]
+    assert "2" not in options.headers["DAV"].split(", ") and "auto-schedule" not in options.headers["DAV"]
+
+
+async def test_authentication_and_isolation(client: TestClient, alice: Account, bob: Account) -> None:
+    response = await client.request("PROPFIND", "/dav/calendars/alice/", headers={"Depth": "0"})
+    assert response.status == 401 and response.headers["WWW-Authenticate"].startswith("Basic")
+    for path in ("/dav/principals/alice/", "/dav/calendars/alice/", "/dav/calendars/alice/calendar/"):
+        response = await client.request("PROPFIND", path, headers={**basic("bob"), "Depth": "0"})
+        assert response.status == 404, path
+    put = await client.put(
+        "/dav/calendars/alice/calendar/x.ics", data=EVENT.format(uid="x", summary="mine"), headers=basic("bob")
+    )
+    assert put.status == 404
+    infinite = await client.request(
+        "PROPFIND", "/dav/calendars/alice/", headers={**basic("alice"), "Depth": "infinity"}
+    )
+    assert infinite.status == 403 and b"propfind-finite-depth" in await infinite.read()
+
+
+async def test_put_get_delete_with_etags(client: TestClient, alice: Account) -> None:
+    path = "/dav/calendars/alice/calendar/tb-1.ics"
+    create = {**basic("alice"), "If-None-Match": "*", "Content-Type": "text/calendar; charset=utf-8"}
+    first = await client.put(path, data=EVENT.format(uid="tb-1", summary="Dentist"), headers=create)
+    assert first.status == 201
+    etag = first.headers["ETag"]
+    again = await client.put(path, data=EVENT.format(uid="tb-1", summary="Dentist"), headers=create)
+    assert again.status == 412
+    got = await client.get(path, headers=basic("alice"))
+    assert got.headers["ETag"] == etag and "SUMMARY:Dentist" in await got.text()
+    assert got.headers["Content-Type"].startswith("text/calendar")
+    stale = await client.put(
+        path, data=EVENT.format(uid="tb-1", summary="x"), headers={**basic("alice"), "If-Match": '"0"'}
+    )
+    assert stale.status == 412
+    updated = await client.put(
+        path, data=EVENT.format(uid="tb-1", summary="Dentist (moved)"), headers={**basic("alice"), "If-Match": etag}
+    )
+    assert updated.status == 204 and updated.headers["ETag"] != etag
+    clash = await client.put(
+        "/dav/calendars/alice/calendar/other.ics", data=EVENT.format(uid="tb-1", summary="x"), headers=basic("alice")
+    )
+    assert clash.status == 409 and b"no-uid-conflict" in await clash.read()
+    invalid = await client.put("/dav/calendars/alice/calendar/bad.ics", data="hello", headers=basic("alice"))
+    assert invalid.status == 403 and b"valid-calendar-data" in await invalid.read()
+    wrong_etag = await client.delete(path, headers={**basic("alice"), "If-Match": etag})
+    assert wrong_etag.status == 412
+    assert (await client.delete(path, headers=basic("alice"))).status == 204
+    assert (await client.get(path, headers=basic("alice"))).status == 404
+    assert (await client.delete(path, headers=basic("alice"))).status == 404
+
+
+async def test_one_store_with_the_other_doors(client: TestClient, alice: Account) -> None:
+    calendar = "/dav/calendars/alice/calendar/"
+    before = (await propfind(client, calendar, "<CS:getctag/>")).findtext(".//CS:getctag", namespaces=NS)
+    put = await client.put(f"{calendar}caldav-1.ics", data=EVENT.format(uid="caldav-1", summary="From CalDAV"),
+                           headers=basic("alice"))  # fmt: skip
+    assert put.status == 201
+    after = (await propfind(client, calendar, "<CS:getctag/>")).findtext(".//CS:getctag", namespaces=NS)
+    assert after != before
+    assert "From CalDAV" in await alice.export("ical")
+    session = await (await client.get("/login.wcap", params={"user": "alice", "password": "correct horse"})).text()
+    sid = session.split("SESSION-ID:")[1].split()[0]
+    fetched = await (await client.get("/fetchcomponents_by_range.wcap", params={"id": sid, "recurring": "1"})).text()
+    assert "SUMMARY:From CalDAV" in fetched
+    assert (await alice.post("/v1/import/", json={**seed_body(), "group": alice.data["myCalendarUuid"]})).status == 200
+    members = await propfind(client, calendar, "<D:getetag/><D:getcontenttype/>", "1")
+    hrefs = {r.findtext("D:href", namespaces=NS) for r in members.findall("D:response", NS)}
+    assert f"{calendar}07a45e5b-1d1e-4f41-ad36-4c15ca9150d6.ics" in hrefs and len(hrefs) == 7
+    objects = [r for r in members.findall("D:response", NS) if r.findtext("D:href", namespaces=NS).endswith(".ics")]
+    types = [r.findtext(".//D:getcontenttype", namespaces=NS) for r in objects]
+    assert len(types) == 6 and all(t.startswith("text/calendar") for t in types)
