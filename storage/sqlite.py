@@ -420,29 +420,29 @@ class SQLiteStore(Store):
             params.append(limit)
         return [(_object(row), bool(row["exact"])) for row in await self._all(sql, params)]
 
+    async def _in_period(
+        self, select: str, column: str, calendar_ids: Sequence[int], since: str | None, until: str | None, order: str
+    ) -> list[sqlite3.Row]:
+        """Rows of ``select`` for the calendars whose ``column`` time lies in [since, until]."""
+        sql = f"{select} AND calendar_id IN ({_marks(len(calendar_ids))})"
+        params: list[Any] = list(calendar_ids)
+        for operator, value in ((">=", since), ("<=", until)):
+            if value:
+                sql += f" AND {column} {operator} ?"
+                params.append(value)
+        return await self._all(f"{sql} ORDER BY {order}", params)
+
     async def modified_objects(
         self, calendar_ids: Sequence[int], since: str | None, until: str | None
     ) -> list[CalendarObject]:
-        sql = f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE calendar_id IN ({_marks(len(calendar_ids))})"
-        params: list[Any] = list(calendar_ids)
-        if since:
-            sql += " AND modified_at >= ?"
-            params.append(since)
-        if until:
-            sql += " AND modified_at <= ?"
-            params.append(until)
-        return [_object(row) for row in await self._all(sql + " ORDER BY id", params)]
+        select = f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE 1 = 1"
+        rows = await self._in_period(select, "modified_at", calendar_ids, since, until, "id")
+        return [_object(row) for row in rows]
 
     async def deleted_since(self, calendar_ids: Sequence[int], since: str | None, until: str | None) -> list[Change]:
-        sql = f"SELECT * FROM changes WHERE deleted = 1 AND calendar_id IN ({_marks(len(calendar_ids))})"
-        params: list[Any] = list(calendar_ids)
-        if since:
-            sql += " AND changed_at >= ?"
-            params.append(since)
-        if until:
-            sql += " AND changed_at <= ?"
-            params.append(until)
-        return [_record(Change, row, deleted=True) for row in await self._all(sql + " ORDER BY revision", params)]
+        select = "SELECT * FROM changes WHERE deleted = 1"
+        rows = await self._in_period(select, "changed_at", calendar_ids, since, until, "revision")
+        return [_record(Change, row, deleted=True) for row in rows]
 
     async def iter_objects(self, calendar_ids: Sequence[int], batch: int = 500) -> AsyncIterator[CalendarObject]:
         after = 0
