@@ -270,28 +270,16 @@ class CalDavDoor:
 
     async def root(self, request: web.Request) -> web.StreamResponse:
         """``/`` and ``/dav/``: where clients find their principal."""
-        if request.method == "OPTIONS":
-            return await self.options(request)
-        if request.method != "PROPFIND":
-            raise web.HTTPMethodNotAllowed(request.method, ["OPTIONS", "PROPFIND"])
         user = await self.user(request)
         asked = await self.propfind_request(request)
         props = collection_props(user, [tag(DAV, "collection")], "Almanac")
         return multistatus([answer(request.path, props, asked)])
 
     async def principal(self, request: web.Request) -> web.StreamResponse:
-        if request.method == "OPTIONS":
-            return await self.options(request)
-        if request.method != "PROPFIND":
-            raise web.HTTPMethodNotAllowed(request.method, ["OPTIONS", "PROPFIND"])
         user = await self.owner(request)
         return multistatus([answer(principal_href(user), principal_props(user), await self.propfind_request(request))])
 
     async def home(self, request: web.Request) -> web.StreamResponse:
-        if request.method == "OPTIONS":
-            return await self.options(request)
-        if request.method != "PROPFIND":
-            raise web.HTTPMethodNotAllowed(request.method, ["OPTIONS", "PROPFIND"])
         user = await self.owner(request)
         asked = await self.propfind_request(request)
         responses = [answer(home_href(user), collection_props(user, [tag(DAV, "collection")], user.username), asked)]
@@ -392,11 +380,15 @@ class CalDavDoor:
 def add_routes(app: web.Application, services: Services) -> CalDavDoor:
     door = CalDavDoor(services)
     app.router.add_route("*", "/.well-known/caldav", door.well_known)
-    app.router.add_route("*", "/dav/", guarded(door.root))
-    for method in ("PROPFIND", "OPTIONS"):  # GET / is the index
-        app.router.add_route(method, "/", guarded(door.root))
-    app.router.add_route("*", "/dav/principals/{user}/", guarded(door.principal))
-    app.router.add_route("*", "/dav/calendars/{user}/", guarded(door.home))
+    # Collections above the calendars only answer PROPFIND (and OPTIONS); aiohttp says 405 to the rest.
+    for path, handler in (
+        ("/", door.root),  # GET / is the index
+        ("/dav/", door.root),
+        ("/dav/principals/{user}/", door.principal),
+        ("/dav/calendars/{user}/", door.home),
+    ):
+        app.router.add_route("PROPFIND", path, guarded(handler))
+        app.router.add_route("OPTIONS", path, door.options)
     app.router.add_route("*", "/dav/calendars/{user}/{calendar}/", guarded(door.collection))
     app.router.add_route("*", "/dav/calendars/{user}/{calendar}/{name}", guarded(door.item))
     return door

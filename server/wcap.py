@@ -16,21 +16,18 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from aiohttp import web
 from icalendar import Calendar as ICalendar
-from icalendar import Event, Timezone, Todo
+from icalendar import Event, Todo
 
-from protocol import wcap
+from protocol import recurrence, wcap
 from protocol.events import valid_zone
 from protocol.ical import (
-    OBJECT_COMPONENTS,
     all_timezones,
     component_problems,
     instances,
     main_component,
     parse_resource,
     resource_from_calendar,
-    split_stored,
     timezone_text,
-    to_utc,
 )
 from protocol.wcap import Block, Errno, WcapError, flag, parse_calid, parse_time, split_list
 from server.auth import basic_credentials
@@ -538,24 +535,6 @@ def range_of(call: Call, errno: Errno = Errno.BAD_ARGUMENTS) -> tuple[datetime |
     return start, end
 
 
-def rezone(text: str, zone: tzinfo | None) -> str:
-    """A resource with its components' times converted to ``zone`` (tzidout)."""
-    if zone is None:
-        return text
-    calendar = parse_resource(text)
-    for component in calendar.subcomponents:
-        if component.name not in OBJECT_COMPONENTS:
-            continue
-        for prop in ("DTSTART", "DTEND", "DUE", "RECURRENCE-ID"):
-            value = component.get(prop)
-            if value is not None and isinstance(value.dt, datetime) and value.dt.tzinfo is not None:
-                component.pop(prop)
-                component.add(prop, value.dt.astimezone(zone))
-    if zone is not UTC:
-        calendar.subcomponents.insert(0, Timezone.from_tzid(str(zone)))
-    return calendar.to_ical().decode()
-
-
 async def fetch(
     door: WcapDoor, call: Call, found: list[CalendarObject], start: datetime | None, end: datetime | None
 ) -> list[str]:
@@ -579,7 +558,7 @@ async def fetch(
 
         texts = await asyncio.to_thread(expand)
     if zone is not None:
-        texts = await asyncio.to_thread(lambda: [rezone(t, zone) for t in texts])
+        texts = await asyncio.to_thread(lambda: [recurrence.rezone(t, zone) for t in texts])
     return texts
 
 
@@ -661,7 +640,7 @@ async def by_id(door: WcapDoor, call: Call, kind: str) -> list[Block]:
                 block.components.append(text)
         zone = zone_param(call, "tzidout")
         if zone is not None:
-            block.components = [rezone(t, zone) for t in block.components]
+            block.components = [recurrence.rezone(t, zone) for t in block.components]
 
     return await door.each_calendar(call, body)
 
@@ -719,7 +698,10 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
         calendar_data.add_component(fresh)
     target = main_component(calendar_data)
     if rid is not None and mod == "1":
-        target = override(calendar_data, rid)
+        try:
+            target = recurrence.override_instance(calendar_data, rid)
+        except ValueError as error:
+            raise WcapError(failed, str(error)) from None
     assert target is not None
     wcap.apply_store(target, call.params, zone)
     for prop in ("DTSTAMP", "LAST-MODIFIED"):
@@ -740,50 +722,10 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
         raise WcapError(failed, error.message) from None
     block = Block(calprops(calendar, call.me))
     if flag(call.get("fetch")):
-        block.components.append(only(saved.ical, rid if mod == "1" else None))
+        block.components.append(recurrence.one_component(saved.ical, rid if mod == "1" else None))
     else:
         block.components.append(wcap.status_component(kind, uid, "2.0;Success.  Store successful."))
     return [block]
-
-
-def same_instant(value: object, rid: datetime) -> bool:
-    """Whether a RECURRENCE-ID value names the instance at ``rid`` (floating read as UTC)."""
-    moment = getattr(value, "dt", None)
-    return isinstance(moment, datetime) and to_utc(moment)[0] == rid
-
-
-def override(calendar_data: ICalendar, rid: datetime) -> object:
-    """The overridden instance at ``rid``, made from the master when there is none yet."""
-    for component in calendar_data.subcomponents:
-        if same_instant(component.get("RECURRENCE-ID"), rid):
-            return component
-    master = main_component(calendar_data)
-    instance = master.copy()  # type: ignore[union-attr]
-    for prop in ("RRULE", "RDATE", "EXDATE", "EXRULE"):
-        instance.pop(prop, None)
-    instance.subcomponents = list(master.subcomponents)  # type: ignore[union-attr]
-    start, end = master.get("DTSTART"), master.get("DTEND")  # type: ignore[union-attr]
-    if start is not None:
-        length = (end.dt - start.dt) if end is not None else None
-        instance.pop("DTSTART")
-        instance.add("DTSTART", rid)
-        if length is not None:
-            instance.pop("DTEND")
-            instance.add("DTEND", rid + length)
-    instance.add("RECURRENCE-ID", rid)
-    calendar_data.add_component(instance)
-    return instance
-
-
-def only(text: str, rid: datetime | None) -> str:
-    """The resource with just one component: the master, or the instance at ``rid``."""
-    parts, chosen = [], None
-    for kind, _, part in split_stored(text):
-        if kind == "VTIMEZONE":
-            parts.append(part)
-        elif chosen is None and (rid is None) == ("RECURRENCE-ID" not in part):
-            chosen = part
-    return f"BEGIN:VCALENDAR\r\n{''.join(parts)}{chosen or ''}END:VCALENDAR\r\n"
 
 
 @command("storeevents")
@@ -827,12 +769,10 @@ async def remove_instance(
 ) -> None:
     """Cancel one occurrence: an EXDATE on the master and no override for it."""
     data = parse_resource(obj.ical)
-    master = main_component(data)
-    if master is None or ("RRULE" not in master and "RDATE" not in master):
-        raise WcapError(failed, "only occurrences of recurring items can be deleted one by one")
-    data.subcomponents = [c for c in data.subcomponents if not same_instant(c.get("RECURRENCE-ID"), rid)]
-    start = master["DTSTART"].dt
-    master.add("EXDATE", rid.astimezone(start.tzinfo) if isinstance(start, datetime) and start.tzinfo else rid)
+    try:
+        recurrence.cancel_instance(data, rid)
+    except ValueError as error:
+        raise WcapError(failed, str(error)) from None
     resource = resource_from_calendar(data, door.services.config.max_instances)
     await door.services.calendars.put(calendar, resource, href=obj.href, if_etag=obj.etag)
 
@@ -873,7 +813,7 @@ async def get_freebusy(door: WcapDoor, call: Call) -> list[Block]:
     async def body(calendar: Calendar, block: Block) -> None:
         found = await door.services.calendars.list_objects([calendar], start=epoch(start), end=epoch(end))
         texts = await asyncio.to_thread(lambda: [instances(o.ical, start, end, 10_000) for o in found])
-        busy = sorted(busy_periods(texts, start, end))
+        busy = sorted(recurrence.busy_periods(texts, start, end))
         lines = [f"BEGIN:VFREEBUSY\r\nDTSTART:{wcap.format_time(start)}\r\nDTEND:{wcap.format_time(end)}\r\n"]
         lines += [f"FREEBUSY;FBTYPE=BUSY:{wcap.format_time(a)}/{wcap.format_time(b)}\r\n" for a, b in busy]
         block.components.append(wcap.single("".join(lines) + "END:VFREEBUSY\r\n"))
@@ -883,31 +823,6 @@ async def get_freebusy(door: WcapDoor, call: Call) -> list[Block]:
         if block.errno not in (0, Errno.ACCESS_DENIED_TO_CALENDAR, Errno.CALENDAR_DOES_NOT_EXIST):
             block.errno = Errno.GET_FREEBUSY_FAILED
     return blocks
-
-
-def busy_periods(texts: list[str], start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """Merged busy periods of the opaque, not cancelled event instances (floating as UTC)."""
-    periods = []
-    for text in texts:
-        for component in parse_resource(text).walk("VEVENT"):
-            if str(component.get("TRANSP", "")).upper() == "TRANSPARENT":
-                continue
-            if str(component.get("STATUS", "")).upper() == "CANCELLED":
-                continue
-            begin = component["DTSTART"].dt
-            finish = component["DTEND"].dt if "DTEND" in component else begin
-            begin, finish = (
-                v if isinstance(v, datetime) else datetime(v.year, v.month, v.day) for v in (begin, finish)
-            )
-            begin, finish = (v if v.tzinfo else v.replace(tzinfo=UTC) for v in (begin, finish))
-            periods.append((max(begin, start), min(finish, end)))
-    merged: list[tuple[datetime, datetime]] = []
-    for begin, finish in sorted(periods):
-        if merged and begin <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], finish))
-        else:
-            merged.append((begin, finish))
-    return merged
 
 
 # --------------------------------------------------------------------------- import

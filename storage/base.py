@@ -116,18 +116,9 @@ class Store(ABC):
 
     @abstractmethod
     async def list_objects(
-        self,
-        calendar_ids: Sequence[int],
-        *,
-        start: int | None = None,
-        end: int | None = None,
-        after_id: int = 0,
-        limit: int | None = None,
+        self, calendar_ids: Sequence[int], *, after_id: int = 0, limit: int | None = None
     ) -> list[CalendarObject]:
-        """Objects ordered by id whose index bounds overlap [start, end) when given.
-
-        Bounds are a superset: callers that need exactness check recurring objects.
-        """
+        """Objects ordered by id, a page at a time (time ranges go through ``objects_in_range``)."""
 
     @abstractmethod
     async def objects_in_range(

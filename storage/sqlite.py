@@ -373,24 +373,12 @@ class SQLiteStore(Store):
         return _object(row) if row else None
 
     async def list_objects(
-        self,
-        calendar_ids: Sequence[int],
-        *,
-        start: int | None = None,
-        end: int | None = None,
-        after_id: int = 0,
-        limit: int | None = None,
+        self, calendar_ids: Sequence[int], *, after_id: int = 0, limit: int | None = None
     ) -> list[CalendarObject]:
         if not calendar_ids:
             return []
         sql = f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE calendar_id IN ({_marks(len(calendar_ids))}) AND id > ?"
         params: list[Any] = [*calendar_ids, after_id]
-        if end is not None:
-            sql += " AND (start_utc IS NULL OR start_utc < ?)"
-            params.append(end)
-        if start is not None:
-            sql += " AND (end_utc IS NULL OR end_utc > ? OR (end_utc = start_utc AND end_utc = ?))"
-            params += [start, start]
         sql += " ORDER BY id"
         if limit is not None:
             sql += " LIMIT ?"

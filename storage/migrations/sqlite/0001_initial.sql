@@ -39,7 +39,7 @@ CREATE TABLE objects (
     etag        TEXT NOT NULL,
     component   TEXT NOT NULL,
     ical        TEXT NOT NULL,
-    start_utc   INTEGER,            -- NULL: unbounded in the past
+    start_utc   INTEGER,            -- bounds of every instance; NULL: unbounded in the past
     end_utc     INTEGER,            -- NULL: unbounded in the future (open-ended recurrence)
     recurring   INTEGER NOT NULL DEFAULT 0,
     summary     TEXT NOT NULL DEFAULT '',
@@ -51,7 +51,6 @@ CREATE TABLE objects (
     UNIQUE (calendar_id, href),
     UNIQUE (calendar_id, uid)
 );
-CREATE INDEX objects_range ON objects (calendar_id, start_utc, end_utc);
 
 -- The time-range index: an R*Tree over time holding one span per object, or one per
 -- instance of a recurring object up to a horizon. t0/t1 are rounded outward (32-bit floats);
