@@ -154,3 +154,26 @@ def element(name: str, text: str | None = None, *children: etree._Element) -> et
 
 def href_element(href: str) -> etree._Element:
     return element(tag(DAV, "href"), href)
+
+
+def parse_proppatch(body: bytes) -> list[tuple[bool, etree._Element]]:
+    """The properties a PROPPATCH sets (True) and removes (False), in document order."""
+    root = parse(body, [tag(DAV, "propertyupdate")])
+    found = []
+    for action in root:
+        if action.tag not in (tag(DAV, "set"), tag(DAV, "remove")):
+            continue
+        for prop in action.iter(tag(DAV, "prop")):
+            found += [(action.tag == tag(DAV, "set"), p) for p in prop if isinstance(p.tag, str)]
+    if not found:
+        raise BadRequest("propertyupdate names no property")
+    return found
+
+
+def parse_mkcol(body: bytes, root_tag: str) -> list[etree._Element]:
+    """The properties an extended MKCOL or a MKCALENDAR body sets (an empty body sets none)."""
+    if not body.strip():
+        return []
+    root = parse(body, [root_tag])
+    return [p for action in root.findall(tag(DAV, "set")) for prop in action.findall(tag(DAV, "prop")) for p in prop
+            if isinstance(p.tag, str)]  # fmt: skip

@@ -10,15 +10,40 @@ import asyncio
 import re
 import uuid as uuid_module
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 
 from protocol.formats import ExportItem, GroupInfo
-from protocol.ical import MAX_EPOCH, MIN_EPOCH, Resource, etag_of, href_for_uid, in_window
+from protocol.ical import (
+    MAX_EPOCH,
+    MIN_EPOCH,
+    Resource,
+    epoch,
+    etag_of,
+    href_for_uid,
+    in_window,
+    instances,
+    parse_resource,
+    resource_from_calendar,
+)
+from protocol.recurrence import busy_periods
 from protocol.wcap import Calid
 from server.errors import Forbidden, Invalid, NotFound, PreconditionFailed
 from storage import base
-from storage.model import Calendar, CalendarObject, Conflict, ImportTarget, NewCalendar, ObjectWrite, User
+from storage.model import (
+    ALL_COMPONENTS,
+    Calendar,
+    CalendarObject,
+    Conflict,
+    ImportTarget,
+    NewCalendar,
+    ObjectWrite,
+    User,
+)
 
 DEFAULT_SLUG = "calendar"
+#: instances of one series a free/busy answer looks at, at most
+MAX_BUSY_INSTANCES = 10_000
+Period = tuple[datetime, datetime]
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _COLOR = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
 
@@ -92,6 +117,8 @@ class CalendarService:
         public: bool = False,
         is_default: bool = False,
         slug: str | None = None,
+        components: str | None = None,
+        props: dict[str, object] | None = None,
     ) -> NewCalendar:
         name = name.strip()
         if not name:
@@ -105,7 +132,8 @@ class CalendarService:
             color=normalize_color(color),
             timezone=timezone,
             is_default=is_default,
-            props={"public": True} if public else {},
+            components=components or ALL_COMPONENTS,
+            props={**(props or {}), **({"public": True} if public else {})},
         )
 
     async def create(self, user: User, name: str, **options: object) -> Calendar:
@@ -204,6 +232,29 @@ class CalendarService:
         except base.PreconditionFailed:
             raise PreconditionFailed("the object changed since it was read") from None
 
+    async def transfer(
+        self,
+        source: Calendar,
+        found: CalendarObject,
+        target: Calendar,
+        href: str,
+        *,
+        overwrite: bool = True,
+        keep_source: bool = False,
+    ) -> tuple[CalendarObject, bool]:
+        """Move (or copy, ``keep_source``) an object to ``href`` in ``target``, in one transaction."""
+        write = object_write(resource_from_calendar(parse_resource(found.ical)), href)
+        try:
+            return await self.store.move_object(
+                source.id, found.href, target.id, write, overwrite=overwrite, keep_source=keep_source
+            )
+        except Conflict:
+            raise Invalid(f"UID {found.uid} is already used in that calendar", field="uid") from None
+        except base.PreconditionFailed:
+            raise PreconditionFailed("the destination exists") from None
+        except LookupError:
+            raise NotFound("the object is gone") from None
+
     async def delete_object(self, calendar: Calendar, href: str, *, if_etag: str | None = None) -> bool:
         try:
             return await self.store.delete_object(calendar.id, href, if_etag=if_etag)
@@ -238,6 +289,13 @@ class CalendarService:
             lambda: {o.id for o in unsure if not in_window(o.ical, o.start_utc, o.end_utc, o.recurring, low, high)}
         )
         return [o for o in found if o.id not in misses]
+
+    async def busy(self, calendars: Sequence[Calendar], start: datetime, end: datetime) -> list[Period]:
+        """Merged busy periods of the calendars' opaque, confirmed event instances in [start, end)."""
+        found = await self.list_objects(calendars, start=epoch(start), end=epoch(end))
+        return await asyncio.to_thread(
+            lambda: sorted(busy_periods([instances(o.ical, start, end, MAX_BUSY_INSTANCES) for o in found], start, end))
+        )
 
     async def export_items(self, calendars: Sequence[Calendar]) -> AsyncIterator[ExportItem]:
         """Every object of the calendars, each with its group, streamed from the store."""

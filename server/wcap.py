@@ -811,9 +811,7 @@ async def get_freebusy(door: WcapDoor, call: Call) -> list[Block]:
     end = end or start + timedelta(days=int(call.get("duration") or 60))
 
     async def body(calendar: Calendar, block: Block) -> None:
-        found = await door.services.calendars.list_objects([calendar], start=epoch(start), end=epoch(end))
-        texts = await asyncio.to_thread(lambda: [instances(o.ical, start, end, 10_000) for o in found])
-        busy = sorted(recurrence.busy_periods(texts, start, end))
+        busy = await door.services.calendars.busy([calendar], start, end)
         lines = [f"BEGIN:VFREEBUSY\r\nDTSTART:{wcap.format_time(start)}\r\nDTEND:{wcap.format_time(end)}\r\n"]
         lines += [f"FREEBUSY;FBTYPE=BUSY:{wcap.format_time(a)}/{wcap.format_time(b)}\r\n" for a, b in busy]
         block.components.append(wcap.single("".join(lines) + "END:VFREEBUSY\r\n"))

@@ -112,6 +112,17 @@ class Store(ABC):
     ) -> CalendarObject | None: ...
 
     @abstractmethod
+    async def get_objects(self, calendar_id: int, hrefs: Sequence[str]) -> list[CalendarObject]:
+        """The objects of a calendar with these hrefs (missing ones are left out)."""
+
+    @abstractmethod
+    async def changes_since(
+        self, calendar_id: int, revision: int, after_href: str = "", *, limit: int | None = None, text: bool = True
+    ) -> list[tuple[Change, CalendarObject | None]]:
+        """Changes after (revision, after_href) in that order, each with its object (None when
+        deleted); ``text=False`` leaves the objects' ical empty (etags are enough)."""
+
+    @abstractmethod
     async def get_object_by_id(self, object_id: int) -> CalendarObject | None: ...
 
     @abstractmethod
@@ -153,6 +164,21 @@ class Store(ABC):
 
     @abstractmethod
     async def delete_object(self, calendar_id: int, href: str, *, if_etag: str | None = None) -> bool: ...
+
+    @abstractmethod
+    async def move_object(
+        self,
+        calendar_id: int,
+        href: str,
+        target_id: int,
+        write: ObjectWrite,
+        *,
+        overwrite: bool = True,
+        keep_source: bool = False,
+    ) -> tuple[CalendarObject, bool]:
+        """In one transaction, delete ``href`` (unless ``keep_source``: a copy) and put ``write``
+        into ``target_id``; ``overwrite=False`` refuses (PreconditionFailed) an existing target.
+        LookupError when the source is gone; Conflict as for put_object."""
 
     # imports -----------------------------------------------------------------------------
 

@@ -56,6 +56,10 @@ class Calendar:
     object_count: int | None = None  #: filled in by listings that count
 
 
+#: what a calendar accepts unless told otherwise
+ALL_COMPONENTS = "VEVENT,VTODO,VJOURNAL"
+
+
 @dataclass(slots=True, frozen=True)
 class NewCalendar:
     """What a calendar is created from; the store picks a free slug based on ``slug``."""
@@ -67,7 +71,7 @@ class NewCalendar:
     description: str | None = None
     color: str | None = None
     timezone: str | None = None
-    components: str = "VEVENT,VTODO,VJOURNAL"
+    components: str = ALL_COMPONENTS
     is_default: bool = False
     props: dict[str, Any] = field(default_factory=dict)
 

@@ -38,10 +38,11 @@ from storage.model import (
     now_iso,
 )
 
-_OBJECT_COLUMNS = (
-    "id, calendar_id, href, uid, etag, component, ical, start_utc, end_utc, recurring, "
-    "summary, class, import_id, created_at, modified_at"
-)
+_OBJECT_FIELDS = (
+    "id", "calendar_id", "href", "uid", "etag", "component", "ical", "start_utc", "end_utc", "recurring",
+    "summary", "class", "import_id", "created_at", "modified_at",
+)  # fmt: skip
+_OBJECT_COLUMNS = ", ".join(_OBJECT_FIELDS)
 _CALENDAR_FIELDS = {"name", "description", "color", "timezone", "components", "is_default", "props", "slug"}
 _USER_FIELDS = {"username", "email", "password_hash", "is_admin", "prefs"}
 #: SQLite's default limit on host parameters is 999 on old builds: stay well under it
@@ -368,6 +369,36 @@ class SQLiteStore(Store):
         )
         return _object(row) if row else None
 
+    async def get_objects(self, calendar_id: int, hrefs: Sequence[str]) -> list[CalendarObject]:
+        found: list[CalendarObject] = []
+        for start in range(0, len(hrefs), 500):
+            part = hrefs[start : start + 500]
+            sql = f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE calendar_id = ? AND href IN ({_marks(len(part))})"
+            found += [_object(row) for row in await self._all(sql, (calendar_id, *part))]
+        return found
+
+    async def changes_since(
+        self, calendar_id: int, revision: int, after_href: str = "", *, limit: int | None = None, text: bool = True
+    ) -> list[tuple[Change, CalendarObject | None]]:
+        columns = ", ".join("'' AS ical" if f == "ical" and not text else f"o.{f}" for f in _OBJECT_FIELDS)
+        sql = (
+            f"SELECT {columns}, c.calendar_id AS c_calendar, c.href AS c_href, c.uid AS c_uid, "
+            "c.revision, c.deleted, c.changed_at FROM changes AS c "
+            "LEFT JOIN objects AS o ON o.calendar_id = c.calendar_id AND o.href = c.href "
+            "WHERE c.calendar_id = ? AND (c.revision, c.href) > (?, ?) ORDER BY c.revision, c.href"
+        )
+        params: list[Any] = [calendar_id, revision, after_href]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        result = []
+        for row in await self._all(sql, params):
+            change = Change(
+                row["c_calendar"], row["c_href"], row["c_uid"], row["revision"], bool(row["deleted"]), row["changed_at"]
+            )
+            result.append((change, _object(row) if row["id"] is not None else None))
+        return result
+
     async def get_object_by_id(self, object_id: int) -> CalendarObject | None:
         row = await self._one(f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE id = ?", (object_id,))
         return _object(row) if row else None
@@ -496,60 +527,89 @@ class SQLiteStore(Store):
     async def put_object(
         self, calendar_id: int, write: ObjectWrite, *, if_etag: str | None = None, create_only: bool = False
     ) -> tuple[CalendarObject, bool]:
-        now = now_iso()
         async with self._transaction() as db:
-            async with db.execute(
-                "SELECT id, href, etag, span_count FROM objects WHERE calendar_id = ? AND (href = ? OR uid = ?)",
-                (calendar_id, write.href, write.uid),
-            ) as cursor:
-                rows = await cursor.fetchall()
-            current = next((r for r in rows if r["href"] == write.href), None)
-            if any(r["href"] != write.href for r in rows):
-                raise Conflict("uid")
-            if create_only and current is not None:
-                raise PreconditionFailed("exists")
-            if if_etag is not None and (current is None or current["etag"] != if_etag):
-                raise PreconditionFailed("etag")
-            values = (
-                write.uid, write.etag, write.component, write.ical, write.start_utc, write.end_utc,
-                int(write.recurring), write.summary, write.klass, now,
-            )  # fmt: skip
-            if current is None:
-                cursor = await db.execute(
-                    "INSERT INTO objects (uid, etag, component, ical, start_utc, end_utc, recurring, summary, "
-                    "class, modified_at, created_at, calendar_id, href) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*values, now, calendar_id, write.href),
-                )
-                object_id = cursor.lastrowid
-            else:
-                object_id = current["id"]
-                await db.execute(
-                    "UPDATE objects SET uid = ?, etag = ?, component = ?, ical = ?, start_utc = ?, end_utc = ?, "
-                    "recurring = ?, summary = ?, class = ?, modified_at = ? WHERE id = ?",
-                    (*values, object_id),
-                )
-            old_spans = current["span_count"] if current is not None else 0
-            await self._write_spans(db, calendar_id, [(object_id, old_spans, write.spans)])  # type: ignore[list-item]
-            revision = await self._bump(db, calendar_id)
-            await self._record_changes(db, calendar_id, revision, [(write.href, write.uid, False)])
-            async with db.execute(f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE id = ?", (object_id,)) as cursor:
-                row = await cursor.fetchone()
-        return _object(row), current is None  # type: ignore[arg-type]
+            return await self._put(db, calendar_id, write, if_etag=if_etag, create_only=create_only)
 
     async def delete_object(self, calendar_id: int, href: str, *, if_etag: str | None = None) -> bool:
         async with self._transaction() as db:
-            async with db.execute(
-                "SELECT id, uid, etag, span_count FROM objects WHERE calendar_id = ? AND href = ?", (calendar_id, href)
-            ) as cursor:
-                row = await cursor.fetchone()
-            if row is None:
-                return False
-            if if_etag is not None and row["etag"] != if_etag:
-                raise PreconditionFailed("etag")
-            await self._write_spans(db, calendar_id, [(row["id"], row["span_count"], ())])
-            await db.execute("DELETE FROM objects WHERE id = ?", (row["id"],))
-            revision = await self._bump(db, calendar_id)
-            await self._record_changes(db, calendar_id, revision, [(href, row["uid"], True)])
+            return await self._delete(db, calendar_id, href, if_etag)
+
+    async def move_object(
+        self,
+        calendar_id: int,
+        href: str,
+        target_id: int,
+        write: ObjectWrite,
+        *,
+        overwrite: bool = True,
+        keep_source: bool = False,
+    ) -> tuple[CalendarObject, bool]:
+        async with self._transaction() as db:
+            if not keep_source and not await self._delete(db, calendar_id, href, None):
+                raise LookupError(href)
+            return await self._put(db, target_id, write, create_only=not overwrite)
+
+    async def _put(
+        self,
+        db: aiosqlite.Connection,
+        calendar_id: int,
+        write: ObjectWrite,
+        *,
+        if_etag: str | None = None,
+        create_only: bool = False,
+    ) -> tuple[CalendarObject, bool]:
+        now = now_iso()
+        async with db.execute(
+            "SELECT id, href, etag, span_count FROM objects WHERE calendar_id = ? AND (href = ? OR uid = ?)",
+            (calendar_id, write.href, write.uid),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        current = next((r for r in rows if r["href"] == write.href), None)
+        if any(r["href"] != write.href for r in rows):
+            raise Conflict("uid")
+        if create_only and current is not None:
+            raise PreconditionFailed("exists")
+        if if_etag is not None and (current is None or current["etag"] != if_etag):
+            raise PreconditionFailed("etag")
+        values = (
+            write.uid, write.etag, write.component, write.ical, write.start_utc, write.end_utc,
+            int(write.recurring), write.summary, write.klass, now,
+        )  # fmt: skip
+        if current is None:
+            cursor = await db.execute(
+                "INSERT INTO objects (uid, etag, component, ical, start_utc, end_utc, recurring, summary, "
+                "class, modified_at, created_at, calendar_id, href) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*values, now, calendar_id, write.href),
+            )
+            object_id = cursor.lastrowid
+        else:
+            object_id = current["id"]
+            await db.execute(
+                "UPDATE objects SET uid = ?, etag = ?, component = ?, ical = ?, start_utc = ?, end_utc = ?, "
+                "recurring = ?, summary = ?, class = ?, modified_at = ? WHERE id = ?",
+                (*values, object_id),
+            )
+        old_spans = current["span_count"] if current is not None else 0
+        await self._write_spans(db, calendar_id, [(object_id, old_spans, write.spans)])  # type: ignore[list-item]
+        revision = await self._bump(db, calendar_id)
+        await self._record_changes(db, calendar_id, revision, [(write.href, write.uid, False)])
+        async with db.execute(f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE id = ?", (object_id,)) as cursor:
+            row = await cursor.fetchone()
+        return _object(row), current is None  # type: ignore[arg-type]
+
+    async def _delete(self, db: aiosqlite.Connection, calendar_id: int, href: str, if_etag: str | None) -> bool:
+        async with db.execute(
+            "SELECT id, uid, etag, span_count FROM objects WHERE calendar_id = ? AND href = ?", (calendar_id, href)
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return False
+        if if_etag is not None and row["etag"] != if_etag:
+            raise PreconditionFailed("etag")
+        await self._write_spans(db, calendar_id, [(row["id"], row["span_count"], ())])
+        await db.execute("DELETE FROM objects WHERE id = ?", (row["id"],))
+        revision = await self._bump(db, calendar_id)
+        await self._record_changes(db, calendar_id, revision, [(href, row["uid"], True)])
         return True
 
     # imports -----------------------------------------------------------------------------
