@@ -6,8 +6,11 @@ hostile body cannot expand, fetch or exhaust anything (the billion laughs, XXE).
 
 from __future__ import annotations
 
+import re
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from lxml import etree
 
@@ -177,3 +180,33 @@ def parse_mkcol(body: bytes, root_tag: str) -> list[etree._Element]:
     root = parse(body, [root_tag])
     return [p for action in root.findall(tag(DAV, "set")) for prop in action.findall(tag(DAV, "prop")) for p in prop
             if isinstance(p.tag, str)]  # fmt: skip
+
+
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+_SEGMENT_SAFE = _UNRESERVED | frozenset("!$&'()*+,;=:@")
+_CANONICAL = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:@]*$")
+_HEX = frozenset(string.hexdigits)
+
+
+def canonical_segment(raw: str) -> str:
+    """One spelling of a URL path segment per resource (RFC 3986 6.2.2): escapes of unreserved
+    characters decoded, other escapes upper-cased, anything a segment cannot hold escaped as
+    UTF-8. Reserved characters keep their spelling, so ``a@b`` and ``a%40b`` are two names."""
+    if _CANONICAL.match(raw):
+        return raw
+    out, index = [], 0
+    while index < len(raw):
+        char = raw[index]
+        if char == "%" and index + 2 < len(raw) and set(raw[index + 1 : index + 3]) <= _HEX:
+            decoded = chr(int(raw[index + 1 : index + 3], 16))
+            out.append(decoded if decoded in _UNRESERVED else raw[index : index + 3].upper())
+            index += 3
+            continue
+        out.append(char if char in _SEGMENT_SAFE else quote(char, safe=""))
+        index += 1
+    return "".join(out)
+
+
+def path_segments(path: str) -> list[str]:
+    """The canonical segments of a raw (still percent-encoded) URL path."""
+    return [canonical_segment(part) for part in path.split("/")]

@@ -1,5 +1,5 @@
-"""The CalDAV door (RFC 4791 on WebDAV), first part: discovery, principals, the calendar home,
-PROPFIND, OPTIONS and GET/HEAD/PUT/DELETE of calendar objects with ETag preconditions.
+"""The CalDAV door (RFC 4791 on WebDAV, RFC 4918): discovery, calendars and their properties,
+calendar objects with ETag preconditions, MOVE/COPY, and the reports (server/caldav_reports.py).
 
 Paths: ``/dav/principals/{user}/``, ``/dav/calendars/{user}/`` (the home) and
 ``/dav/calendars/{user}/{slug}/{name}``. A user reaches only their own: any other user's path
@@ -8,212 +8,63 @@ answers 404, exactly like one that does not exist.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from email.utils import format_datetime
-from urllib.parse import quote, unquote
+import shutil
+from urllib.parse import urlsplit
 
 from aiohttp import web
-from lxml import etree
 
 from protocol import dav
-from protocol.dav import APPLE, CALDAV, CS, DAV, PropstatResponse, tag
+from protocol.dav import CALDAV, DAV, PropstatResponse, tag
 from server.auth import basic_credentials
-from server.errors import BadEncoding, Invalid, PreconditionFailed, TooLarge
+from server.caldav_props import (
+    MAX_RESOURCE_SIZE,
+    ROOT,
+    Props,
+    Refused,
+    answer,
+    calendar_href,
+    calendar_props,
+    collection_props,
+    content_type,
+    dav_error,
+    etag_condition,
+    guarded,
+    home_href,
+    http_date,
+    multistatus,
+    object_href,
+    object_props,
+    plan_properties,
+    principal_href,
+    principal_props,
+    propstat_body,
+    statuses,
+    xml_reply,
+)
+from server.caldav_reports import report
+from server.errors import BadEncoding, Invalid, NotFound, PreconditionFailed, TooLarge
 from server.http import read_limited
 from server.services import REQUEST_USER, Services
 from storage.model import Calendar, CalendarObject, User
 
 log = logging.getLogger("almanac.caldav")
-ROOT = "/dav/"
 #: honest: no class 2 (no LOCK), no calendar-auto-schedule (no server-side scheduling) yet
-DAV_HEADER = "1, calendar-access"
-ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND"
-MAX_RESOURCE_SIZE = 10 * 1024 * 1024
-Props = dict[str, Callable[[], etree._Element | None]]
+DAV_HEADER = "1, 3, calendar-access, extended-mkcol"
+ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCALENDAR, MKCOL, MOVE, COPY"
+MAX_XML_BODY = 1 << 20
 
 
-def principal_href(user: User) -> str:
-    return f"/dav/principals/{quote(user.username)}/"
+# --------------------------------------------------------------------------- the door
 
 
-def home_href(user: User) -> str:
-    return f"/dav/calendars/{quote(user.username)}/"
-
-
-def calendar_href(user: User, calendar: Calendar) -> str:
-    return f"{home_href(user)}{quote(calendar.slug)}/"
-
-
-def sync_token(calendar: Calendar) -> str:
-    return f"urn:almanac:sync:{calendar.uuid}:{calendar.sync_revision}"
-
-
-def http_date(iso: str) -> str:
-    return format_datetime(datetime.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC), usegmt=True)
-
-
-def _el(name: str, text: str | None = None, *children: etree._Element) -> etree._Element:
-    return dav.element(name, text, *children)
-
-
-def _href(href: str) -> etree._Element:
-    return dav.href_element(href)
-
-
-def principal_props(user: User) -> Props:
-    return {
-        tag(DAV, "resourcetype"): lambda: _el(tag(DAV, "resourcetype"), None, _el(tag(DAV, "principal"))),
-        tag(DAV, "displayname"): lambda: _el(tag(DAV, "displayname"), user.username),
-        tag(DAV, "principal-URL"): lambda: _el(tag(DAV, "principal-URL"), None, _href(principal_href(user))),
-        tag(DAV, "current-user-principal"): lambda: _el(
-            tag(DAV, "current-user-principal"), None, _href(principal_href(user))
-        ),
-        tag(CALDAV, "calendar-home-set"): lambda: _el(tag(CALDAV, "calendar-home-set"), None, _href(home_href(user))),
-        tag(CALDAV, "calendar-user-address-set"): lambda: _el(
-            tag(CALDAV, "calendar-user-address-set"),
-            None,
-            *([_href(f"mailto:{user.email}")] if user.email else []),
-            _href(principal_href(user)),
-        ),
-        tag(DAV, "principal-collection-set"): lambda: _el(
-            tag(DAV, "principal-collection-set"), None, _href("/dav/principals/")
-        ),
-    }
-
-
-def privileges() -> etree._Element:
-    names = ("read", "write", "write-properties", "write-content", "bind", "unbind", "read-current-user-privilege-set")
-    return _el(
-        tag(DAV, "current-user-privilege-set"),
-        None,
-        *(_el(tag(DAV, "privilege"), None, _el(tag(DAV, name))) for name in names),
-    )
-
-
-def collection_props(user: User, resource_type: list[str], name: str) -> Props:
-    return {
-        tag(DAV, "resourcetype"): lambda: _el(tag(DAV, "resourcetype"), None, *(_el(t) for t in resource_type)),
-        tag(DAV, "displayname"): lambda: _el(tag(DAV, "displayname"), name),
-        tag(DAV, "owner"): lambda: _el(tag(DAV, "owner"), None, _href(principal_href(user))),
-        tag(DAV, "current-user-principal"): lambda: _el(
-            tag(DAV, "current-user-principal"), None, _href(principal_href(user))
-        ),
-        tag(DAV, "current-user-privilege-set"): privileges,
-        tag(CALDAV, "calendar-home-set"): lambda: _el(tag(CALDAV, "calendar-home-set"), None, _href(home_href(user))),
-    }
-
-
-def calendar_props(user: User, calendar: Calendar) -> Props:
-    props = collection_props(user, [tag(DAV, "collection"), tag(CALDAV, "calendar")], calendar.name)
-    props.update(
-        {
-            tag(CS, "getctag"): lambda: _el(tag(CS, "getctag"), str(calendar.sync_revision)),
-            tag(DAV, "sync-token"): lambda: _el(tag(DAV, "sync-token"), sync_token(calendar)),
-            tag(CALDAV, "supported-calendar-component-set"): lambda: _el(
-                tag(CALDAV, "supported-calendar-component-set"),
-                None,
-                *(_component(name) for name in calendar.components.split(",") if name),
-            ),
-            tag(CALDAV, "supported-calendar-data"): lambda: _el(
-                tag(CALDAV, "supported-calendar-data"), None, _calendar_data_type()
-            ),
-            tag(CALDAV, "max-resource-size"): lambda: _el(tag(CALDAV, "max-resource-size"), str(MAX_RESOURCE_SIZE)),
-            tag(DAV, "creationdate"): lambda: _el(tag(DAV, "creationdate"), calendar.created_at),
-        }
-    )
-    if calendar.description:
-        props[tag(CALDAV, "calendar-description")] = lambda: _el(
-            tag(CALDAV, "calendar-description"), calendar.description
-        )
-    if calendar.color:
-        props[tag(APPLE, "calendar-color")] = lambda: _el(tag(APPLE, "calendar-color"), calendar.color)
-    if calendar.timezone:
-        props[tag(CALDAV, "calendar-timezone")] = lambda: _el(tag(CALDAV, "calendar-timezone"), calendar.timezone)
-    return props
-
-
-def _component(name: str) -> etree._Element:
-    node = _el(tag(CALDAV, "comp"))
-    node.set("name", name)
-    return node
-
-
-def _calendar_data_type() -> etree._Element:
-    node = _el(tag(CALDAV, "calendar-data"))
-    node.set("content-type", "text/calendar")
-    node.set("version", "2.0")
-    return node
-
-
-def content_type(found: CalendarObject) -> str:
-    return f"text/calendar; charset=utf-8; component={found.component.lower()}"
-
-
-def object_props(found: CalendarObject) -> Props:
-    return {
-        tag(DAV, "resourcetype"): lambda: _el(tag(DAV, "resourcetype")),
-        tag(DAV, "getetag"): lambda: _el(tag(DAV, "getetag"), f'"{found.etag}"'),
-        tag(DAV, "getcontenttype"): lambda: _el(tag(DAV, "getcontenttype"), content_type(found)),
-        tag(DAV, "getcontentlength"): lambda: _el(tag(DAV, "getcontentlength"), str(len(found.ical.encode()))),
-        tag(DAV, "getlastmodified"): lambda: _el(tag(DAV, "getlastmodified"), http_date(found.modified_at)),
-        tag(DAV, "creationdate"): lambda: _el(tag(DAV, "creationdate"), found.created_at),
-    }
-
-
-def answer(href: str, props: Props, request: dav.PropfindRequest) -> PropstatResponse:
-    """One PROPFIND response: the asked properties found, and the others 404."""
-    response = PropstatResponse(href)
-    if request.kind == "propname":
-        response.found = [_el(name) for name in props]
-        return response
-    names = list(props) if request.kind == "allprop" else list(request.names)
-    if request.kind == "allprop":
-        names += [n for n in request.names if n not in props]
-    for name in names:
-        value = props[name]() if name in props else None
-        if value is None:
-            response.missing.append(name)
-        else:
-            response.found.append(value)
-    return response
-
-
-def multistatus(responses: list[PropstatResponse]) -> web.Response:
-    return web.Response(status=207, body=dav.multistatus(responses), content_type="application/xml", charset="utf-8")
-
-
-def dav_error(status: int, *conditions: str) -> web.Response:
-    return web.Response(status=status, body=dav.error(*conditions), content_type="application/xml", charset="utf-8")
-
-
-def etag_condition(value: str | None) -> str | None:
-    """The entity tag of If-Match / If-None-Match, without W/ and quotes."""
-    if value is None:
-        return None
-    value = value.strip()
-    return value[2:].strip('"') if value.startswith("W/") else value.strip('"')
-
-
-class Refused(Exception):
-    """Stop handling a request with this reply (a DAV:error body, which HTTP exceptions cannot carry)."""
-
-    def __init__(self, response: web.Response) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
-def guarded(
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-) -> Callable[..., Awaitable[web.StreamResponse]]:
-    async def handle(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except Refused as refused:
-            return refused.response
-
-    return handle
+def segment(request: web.Request, index: int) -> str:
+    """Segment ``index`` of the request's path as sent (``/dav/calendars/{user}/{calendar}/{name}``
+    counts from the empty one before ``dav``), in canonical spelling: aiohttp's match_info is
+    decoded, which would make ``a%40b`` and ``a@b`` one name."""
+    parts = dav.path_segments(request.raw_path.split("?", 1)[0])
+    return parts[index] if index < len(parts) else ""
 
 
 class CalDavDoor:
@@ -236,23 +87,31 @@ class CalDavDoor:
     async def owner(self, request: web.Request) -> User:
         """The authenticated user, who must be the one the path names (else 404)."""
         user = await self.user(request)
-        if unquote(request.match_info["user"]).lower() != user.username.lower():
+        if segment(request, 3).lower() != user.username.lower():
             raise web.HTTPNotFound()
         return user
 
+    async def find_calendar(self, user: User, slug: str) -> Calendar | None:
+        return await self.services.store.get_calendar_by_slug(user.id, slug)
+
     async def calendar(self, request: web.Request, user: User) -> Calendar:
-        found = await self.services.store.get_calendar_by_slug(user.id, unquote(request.match_info["calendar"]))
+        found = await self.find_calendar(user, segment(request, 4))
         if found is None:
             raise web.HTTPNotFound()
         return found
 
     @staticmethod
-    async def propfind_request(request: web.Request) -> dav.PropfindRequest:
-        depth = request.headers.get("Depth", "1")
-        if depth.lower() == "infinity":
+    async def xml_body(request: web.Request) -> bytes:
+        try:
+            return await read_limited(request, MAX_XML_BODY)
+        except TooLarge:
+            raise web.HTTPRequestEntityTooLarge(MAX_XML_BODY, request.content_length or 0) from None
+
+    async def propfind_request(self, request: web.Request) -> dav.PropfindRequest:
+        if request.headers.get("Depth", "1").lower() == "infinity":
             raise Refused(dav_error(403, tag(DAV, "propfind-finite-depth")))
         try:
-            return dav.parse_propfind(await read_limited(request, 1 << 20))
+            return dav.parse_propfind(await self.xml_body(request))
         except dav.BadRequest as error:
             raise web.HTTPBadRequest(text=f"{error}\n") from None
 
@@ -260,7 +119,26 @@ class CalDavDoor:
     def depth(request: web.Request) -> int:
         return 0 if request.headers.get("Depth", "1") == "0" else 1
 
-    # handlers ----------------------------------------------------------------------------
+    @staticmethod
+    def answer(href: str, props: Props, asked: dav.PropfindRequest) -> PropstatResponse:
+        return answer(href, props, asked.names, asked.kind)
+
+    async def quota_props(self, calendar: Calendar) -> Props:
+        """RFC 4331 (asked for by name only): bytes this calendar holds, and what the disk has left."""
+        used = await self.services.store.calendar_size(calendar.id)
+        free = await asyncio.to_thread(lambda: shutil.disk_usage(self.services.config.data_dir).free)
+        return {
+            tag(DAV, "quota-used-bytes"): lambda: dav.element(tag(DAV, "quota-used-bytes"), str(used)),
+            tag(DAV, "quota-available-bytes"): lambda: dav.element(tag(DAV, "quota-available-bytes"), str(free)),
+        }
+
+    async def full_calendar_props(self, user: User, calendar: Calendar, asked: dav.PropfindRequest) -> Props:
+        props = calendar_props(user, calendar)
+        if {tag(DAV, "quota-used-bytes"), tag(DAV, "quota-available-bytes")} & set(asked.names):
+            props.update(await self.quota_props(calendar))
+        return props
+
+    # discovery ---------------------------------------------------------------------------
 
     async def well_known(self, request: web.Request) -> web.Response:
         raise web.HTTPMovedPermanently(ROOT)
@@ -273,51 +151,113 @@ class CalDavDoor:
         user = await self.user(request)
         asked = await self.propfind_request(request)
         props = collection_props(user, [tag(DAV, "collection")], "Almanac")
-        return multistatus([answer(request.path, props, asked)])
+        return multistatus([self.answer(request.path, props, asked)])
 
     async def principal(self, request: web.Request) -> web.StreamResponse:
         user = await self.owner(request)
-        return multistatus([answer(principal_href(user), principal_props(user), await self.propfind_request(request))])
+        asked = await self.propfind_request(request)
+        return multistatus([self.answer(principal_href(user), principal_props(user), asked)])
 
     async def home(self, request: web.Request) -> web.StreamResponse:
         user = await self.owner(request)
         asked = await self.propfind_request(request)
-        responses = [answer(home_href(user), collection_props(user, [tag(DAV, "collection")], user.username), asked)]
+        props = collection_props(user, [tag(DAV, "collection")], user.username)
+        responses = [self.answer(home_href(user), props, asked)]
         if self.depth(request):
             for calendar in await self.services.calendars.list(user):
-                responses.append(answer(calendar_href(user, calendar), calendar_props(user, calendar), asked))
+                props = await self.full_calendar_props(user, calendar, asked)
+                responses.append(self.answer(calendar_href(user, calendar), props, asked))
         return multistatus(responses)
 
+    # calendars ---------------------------------------------------------------------------
+
     async def collection(self, request: web.Request) -> web.StreamResponse:
-        if request.method == "OPTIONS":
+        method = request.method
+        if method == "OPTIONS":
             return await self.options(request)
         user = await self.owner(request)
+        if method in ("MKCALENDAR", "MKCOL"):
+            return await self.make_calendar(request, user)
         calendar = await self.calendar(request, user)
-        if request.method == "PROPFIND":
-            asked = await self.propfind_request(request)
-            responses = [answer(calendar_href(user, calendar), calendar_props(user, calendar), asked)]
-            if self.depth(request):
-                base = calendar_href(user, calendar)
-                async for found in self.services.store.iter_objects([calendar.id]):
-                    responses.append(answer(base + quote(found.href), object_props(found), asked))
-            return multistatus(responses)
-        if request.method == "DELETE":
+        if method == "PROPFIND":
+            return await self.propfind_calendar(request, user, calendar)
+        if method == "PROPPATCH":
+            return await self.proppatch(request, user, calendar)
+        if method == "REPORT":
+            return await report(self, request, user, calendar)
+        if method == "DELETE":
             try:
                 await self.services.calendars.delete(user, calendar.uuid)
             except Invalid:
                 raise web.HTTPForbidden(text="the default calendar cannot be deleted\n") from None
             return web.Response(status=204)
-        raise web.HTTPMethodNotAllowed(request.method, ["OPTIONS", "PROPFIND", "DELETE"])
+        raise web.HTTPMethodNotAllowed(method, ALLOW.split(", "))
+
+    async def propfind_calendar(self, request: web.Request, user: User, calendar: Calendar) -> web.StreamResponse:
+        asked = await self.propfind_request(request)
+        base = calendar_href(user, calendar)
+        responses = [self.answer(base, await self.full_calendar_props(user, calendar, asked), asked)]
+        if self.depth(request):
+            async for found in self.services.store.iter_objects([calendar.id]):
+                responses.append(self.answer(object_href(base, found.href), object_props(found), asked))
+        return multistatus(responses)
+
+    async def make_calendar(self, request: web.Request, user: User) -> web.Response:
+        """MKCALENDAR (RFC 4791 5.3.1) and extended MKCOL (RFC 5689) of a calendar in the home."""
+        slug = segment(request, 4)
+        extended = request.method == "MKCOL"
+        root = tag(DAV, "mkcol") if extended else tag(CALDAV, "mkcalendar")
+        try:
+            updates = [(True, node) for node in dav.parse_mkcol(await self.xml_body(request), root)]
+        except dav.BadRequest as error:
+            raise web.HTTPBadRequest(text=f"{error}\n") from None
+        if extended and not any(node.tag == tag(DAV, "resourcetype") for _, node in updates):
+            raise web.HTTPForbidden(text="Almanac makes calendar collections only (resourcetype calendar)\n")
+        if not slug or len(slug) > 100 or "/" in slug:
+            raise web.HTTPForbidden(text="a calendar name is 1 to 100 characters without a slash\n")
+        if await self.find_calendar(user, slug) is not None:
+            raise Refused(dav_error(405, tag(DAV, "resource-must-be-null")))
+        changes, failed = plan_properties(None, updates, user)
+        if failed:
+            response_tag = tag(DAV, "mkcol-response") if extended else tag(CALDAV, "mkcalendar-response")
+            return xml_reply(403, propstat_body(response_tag, updates, failed))
+        name = str(changes.pop("name", None) or slug)
+        calendars = self.services.calendars
+        try:
+            new = calendars.new_calendar(user, name, slug=slug, **changes)  # type: ignore[arg-type]
+        except Invalid as error:
+            raise web.HTTPForbidden(text=f"{error.message}\n") from None
+        made = await self.services.store.create_calendar(new)
+        if made.slug != slug:  # lost a race for the name: give it back
+            await self.services.store.delete_calendar(made.id)
+            raise Refused(dav_error(405, tag(DAV, "resource-must-be-null")))
+        return web.Response(status=201, headers={"Location": calendar_href(user, made)})
+
+    async def proppatch(self, request: web.Request, user: User, calendar: Calendar) -> web.Response:
+        try:
+            updates = dav.parse_proppatch(await self.xml_body(request))
+        except dav.BadRequest as error:
+            raise web.HTTPBadRequest(text=f"{error}\n") from None
+        changes, failed = plan_properties(calendar, updates, user)
+        response = PropstatResponse(calendar_href(user, calendar))
+        if failed:
+            response.failed = statuses(updates, failed)
+        else:
+            await self.services.calendars.update(user, calendar.uuid, **changes)
+            response.found = [dav.element(node.tag) for _, node in updates]
+        return multistatus([response])
+
+    # objects -----------------------------------------------------------------------------
 
     async def item(self, request: web.Request) -> web.StreamResponse:
         if request.method == "OPTIONS":
             return await self.options(request)
         user = await self.owner(request)
         calendar = await self.calendar(request, user)
-        name = unquote(request.match_info["name"])
+        name = segment(request, 5)
         method = request.method
         if method == "PUT":
-            return await self.put(request, calendar, name)
+            return await self.put(request, user, calendar, name)
         found = await self.services.store.get_object(calendar.id, href=name)
         if method == "DELETE":
             if found is None:
@@ -333,15 +273,16 @@ class CalDavDoor:
             raise web.HTTPNotFound()
         if method in ("GET", "HEAD"):
             headers = {"ETag": f'"{found.etag}"', "Last-Modified": http_date(found.modified_at)}
-            if method == "HEAD":
-                return web.Response(headers={**headers, "Content-Type": content_type(found)})
-            return web.Response(body=found.ical.encode(), headers={**headers, "Content-Type": content_type(found)})
+            headers["Content-Type"] = content_type(found)
+            return web.Response(body=found.ical.encode() if method == "GET" else None, headers=headers)
         if method == "PROPFIND":
             asked = await self.propfind_request(request)
-            return multistatus([answer(request.path, object_props(found), asked)])
+            return multistatus([self.answer(request.path, object_props(found), asked)])
+        if method in ("MOVE", "COPY"):
+            return await self.transfer(request, user, calendar, found)
         raise web.HTTPMethodNotAllowed(method, ALLOW.split(", "))
 
-    async def put(self, request: web.Request, calendar: Calendar, name: str) -> web.Response:
+    async def put(self, request: web.Request, user: User, calendar: Calendar, name: str) -> web.Response:
         try:
             body = await read_limited(request, MAX_RESOURCE_SIZE)
         except TooLarge:
@@ -366,15 +307,41 @@ class CalDavDoor:
         except PreconditionFailed:
             raise web.HTTPPreconditionFailed() from None
         except Invalid:
-            other = await self.services.store.get_object(calendar.id, uid=resource.uid)
-            href = calendar_href(await self.user(request), calendar) + quote(other.href) if other else ""
-            body = dav.error(tag(CALDAV, "no-uid-conflict"))
-            if href:
-                root = etree.fromstring(body)
-                root[0].append(_href(href))
-                body = etree.tostring(root, xml_declaration=True, encoding="utf-8")
-            return web.Response(status=409, body=body, content_type="application/xml", charset="utf-8")
+            return await self.uid_conflict(user, calendar, resource.uid)
         return web.Response(status=201 if created else 204, headers={"ETag": f'"{saved.etag}"'})
+
+    async def uid_conflict(self, user: User, calendar: Calendar, uid: str) -> web.Response:
+        """409 naming the resource that already holds the UID (RFC 4791 5.3.2.1)."""
+        other = await self.services.store.get_object(calendar.id, uid=uid)
+        href = object_href(calendar_href(user, calendar), other.href) if other else None
+        return dav_error(409, tag(CALDAV, "no-uid-conflict"), href)
+
+    async def transfer(
+        self, request: web.Request, user: User, calendar: Calendar, found: CalendarObject
+    ) -> web.Response:
+        """MOVE or COPY of one object to another name in one of the user's calendars."""
+        parts = dav.path_segments(urlsplit(request.headers.get("Destination", "")).path)
+        if len(parts) != 6 or parts[:3] != ["", "dav", "calendars"] or not parts[5]:
+            raise web.HTTPBadGateway(text="the Destination must be an object in one of your calendars\n")
+        target = await self.find_calendar(user, parts[4]) if parts[3].lower() == user.username.lower() else None
+        if target is None:
+            raise web.HTTPConflict(text="the destination calendar does not exist\n")
+        if target.id == calendar.id and parts[5] == found.href:
+            raise web.HTTPForbidden(text="source and destination are the same\n")
+        if found.component not in target.components.split(","):
+            return dav_error(403, tag(CALDAV, "supported-calendar-component"))
+        overwrite = request.headers.get("Overwrite", "T").strip().upper() != "F"
+        try:
+            _, created = await self.services.calendars.transfer(
+                calendar, found, target, parts[5], overwrite=overwrite, keep_source=request.method == "COPY"
+            )
+        except PreconditionFailed:
+            raise web.HTTPPreconditionFailed(text="the destination exists and Overwrite is F\n") from None
+        except NotFound:
+            raise web.HTTPNotFound() from None
+        except Invalid:
+            return await self.uid_conflict(user, target, found.uid)
+        return web.Response(status=201 if created else 204)
 
 
 def add_routes(app: web.Application, services: Services) -> CalDavDoor:
@@ -389,6 +356,7 @@ def add_routes(app: web.Application, services: Services) -> CalDavDoor:
     ):
         app.router.add_route("PROPFIND", path, guarded(handler))
         app.router.add_route("OPTIONS", path, door.options)
-    app.router.add_route("*", "/dav/calendars/{user}/{calendar}/", guarded(door.collection))
+    for path in ("/dav/calendars/{user}/{calendar}/", "/dav/calendars/{user}/{calendar}"):
+        app.router.add_route("*", path, guarded(door.collection))
     app.router.add_route("*", "/dav/calendars/{user}/{calendar}/{name}", guarded(door.item))
     return door

@@ -12,6 +12,8 @@ import uuid as uuid_module
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
+import webcolors
+
 from protocol.formats import ExportItem, GroupInfo
 from protocol.ical import (
     MAX_EPOCH,
@@ -82,13 +84,18 @@ def is_uuid(value: str) -> bool:
 
 
 def normalize_color(value: str | None) -> str | None:
-    """``#RRGGBB`` (or ``#RRGGBBAA``) from ``RRGGBB``, ``#rrggbb``...; raises Invalid."""
+    """``#RRGGBB`` (or ``#RRGGBBAA``) from ``RRGGBB``, ``#rrggbb`` or a CSS colour name; raises Invalid."""
     if value in (None, ""):
         return None
     match = _COLOR.match(str(value))
-    if not match:
-        raise Invalid(f"color {value!r} is not a hex colour like 3a87ad", field="defaultColor")
-    return "#" + match.group(1).upper()
+    if match:
+        return "#" + match.group(1).upper()
+    try:
+        return webcolors.name_to_hex(str(value).strip().lower()).upper()
+    except ValueError:
+        raise Invalid(
+            f"color {value!r} is not a hex colour like 3a87ad or a CSS colour name", field="defaultColor"
+        ) from None
 
 
 def group_info(calendar: Calendar) -> GroupInfo:

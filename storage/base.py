@@ -119,8 +119,12 @@ class Store(ABC):
     async def changes_since(
         self, calendar_id: int, revision: int, after_href: str = "", *, limit: int | None = None, text: bool = True
     ) -> list[tuple[Change, CalendarObject | None]]:
-        """Changes after (revision, after_href) in that order, each with its object (None when
-        deleted); ``text=False`` leaves the objects' ical empty (etags are enough)."""
+        """Changes after ``revision`` (after ``(revision, after_href)`` when given) in that order,
+        each with its object (None when deleted); ``text=False`` leaves ical empty."""
+
+    @abstractmethod
+    async def calendar_size(self, calendar_id: int) -> int:
+        """Bytes of calendar data the calendar holds (its objects' UTF-8 text)."""
 
     @abstractmethod
     async def get_object_by_id(self, object_id: int) -> CalendarObject | None: ...
@@ -159,7 +163,7 @@ class Store(ABC):
         """Insert or replace by href; returns the object and whether it was created.
 
         Raises Conflict when the UID is held by another href, PreconditionFailed when
-        ``if_etag`` does not match or ``create_only`` finds an existing object.
+        ``if_etag`` does not match (``*`` matches any existing object) or ``create_only`` finds an existing object.
         """
 
     @abstractmethod

@@ -385,9 +385,11 @@ class SQLiteStore(Store):
             f"SELECT {columns}, c.calendar_id AS c_calendar, c.href AS c_href, c.uid AS c_uid, "
             "c.revision, c.deleted, c.changed_at FROM changes AS c "
             "LEFT JOIN objects AS o ON o.calendar_id = c.calendar_id AND o.href = c.href "
-            "WHERE c.calendar_id = ? AND (c.revision, c.href) > (?, ?) ORDER BY c.revision, c.href"
+            "WHERE c.calendar_id = ? AND "
+            + ("(c.revision, c.href) > (?, ?)" if after_href else "c.revision > ?")
+            + " ORDER BY c.revision, c.href"
         )
-        params: list[Any] = [calendar_id, revision, after_href]
+        params: list[Any] = [calendar_id, revision, *([after_href] if after_href else [])]
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -398,6 +400,12 @@ class SQLiteStore(Store):
             )
             result.append((change, _object(row) if row["id"] is not None else None))
         return result
+
+    async def calendar_size(self, calendar_id: int) -> int:
+        row = await self._one(
+            "SELECT SUM(LENGTH(CAST(ical AS BLOB))) FROM objects WHERE calendar_id = ?", (calendar_id,)
+        )
+        return int(row[0] or 0) if row else 0
 
     async def get_object_by_id(self, object_id: int) -> CalendarObject | None:
         row = await self._one(f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE id = ?", (object_id,))
@@ -569,7 +577,7 @@ class SQLiteStore(Store):
             raise Conflict("uid")
         if create_only and current is not None:
             raise PreconditionFailed("exists")
-        if if_etag is not None and (current is None or current["etag"] != if_etag):
+        if if_etag is not None and (current is None or if_etag not in ("*", current["etag"])):
             raise PreconditionFailed("etag")
         values = (
             write.uid, write.etag, write.component, write.ical, write.start_utc, write.end_utc,
@@ -604,7 +612,7 @@ class SQLiteStore(Store):
             row = await cursor.fetchone()
         if row is None:
             return False
-        if if_etag is not None and row["etag"] != if_etag:
+        if if_etag is not None and if_etag not in ("*", row["etag"]):
             raise PreconditionFailed("etag")
         await self._write_spans(db, calendar_id, [(row["id"], row["span_count"], ())])
         await db.execute("DELETE FROM objects WHERE id = ?", (row["id"],))

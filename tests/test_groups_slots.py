@@ -24,7 +24,9 @@ async def test_group_lifecycle(alice: Account) -> None:
 
 async def test_group_validation(alice: Account) -> None:
     assert (await alice.post("/v1/groups", json={})).status == 422
-    assert (await alice.post("/v1/groups", json={"name": "X", "defaultColor": "blue"})).status == 422
+    assert (await alice.post("/v1/groups", json={"name": "X", "defaultColor": "bleu"})).status == 422
+    named = await alice.post("/v1/groups", json={"name": "Named", "defaultColor": "blue"})
+    assert named.status == 201 and (await named.json())["defaultColor"] == "0000FF"
     assert (await alice.post("/v1/groups", json={"name": "X", "timezone": "Mars/Olympus"})).status == 422
     default = alice.data["myCalendarUuid"]
     assert (await alice.delete(f"/v1/groups/{default}")).status == 422

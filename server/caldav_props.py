@@ -1,0 +1,370 @@
+"""CalDAV properties and replies: hrefs, the live and dead properties of principals, calendars
+and objects, PROPPATCH/MKCALENDAR planning, sync tokens, and multistatus/error bodies.
+Shared by the CalDAV door (server/caldav.py) and its reports (server/caldav_reports.py)."""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from urllib.parse import quote, unquote
+
+from aiohttp import web
+from lxml import etree
+
+from protocol import caldav, dav
+from protocol.dav import APPLE, CALDAV, CS, DAV, PropstatResponse, tag
+from protocol.ical import MAX_EPOCH, MIN_EPOCH, OBJECT_COMPONENTS, timezone_text
+from server.calendars import normalize_color
+from server.errors import Invalid
+from storage.model import Calendar, CalendarObject, User
+
+ROOT = "/dav/"
+MAX_RESOURCE_SIZE = 10 * 1024 * 1024
+REPORTS = (
+    tag(CALDAV, "calendar-query"),
+    tag(CALDAV, "calendar-multiget"),
+    tag(CALDAV, "free-busy-query"),
+    tag(DAV, "sync-collection"),
+)
+Props = dict[str, Callable[[], etree._Element | None]]
+
+
+def principal_href(user: User) -> str:
+    return f"/dav/principals/{quote(user.username)}/"
+
+
+def home_href(user: User) -> str:
+    return f"/dav/calendars/{quote(user.username)}/"
+
+
+def calendar_href(user: User, calendar: Calendar) -> str:
+    return f"{home_href(user)}{dav.canonical_segment(calendar.slug)}/"
+
+
+def object_href(base: str, name: str) -> str:
+    """An object's href in the calendar at ``base`` (names are kept as canonical segments)."""
+    return base + dav.canonical_segment(name)
+
+
+def http_date(iso: str) -> str:
+    return format_datetime(datetime.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC), usegmt=True)
+
+
+def utc_stamp(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _el(name: str, text: str | None = None, *children: etree._Element) -> etree._Element:
+    return dav.element(name, text, *children)
+
+
+def _href(href: str) -> etree._Element:
+    return dav.href_element(href)
+
+
+def _named(name: str, value: str) -> etree._Element:
+    node = _el(name)
+    node.set("name", value)
+    return node
+
+
+# --------------------------------------------------------------------------- properties
+
+
+def principal_props(user: User) -> Props:
+    return {
+        tag(DAV, "resourcetype"): lambda: _el(tag(DAV, "resourcetype"), None, _el(tag(DAV, "principal"))),
+        tag(DAV, "displayname"): lambda: _el(tag(DAV, "displayname"), user.username),
+        tag(DAV, "principal-URL"): lambda: _el(tag(DAV, "principal-URL"), None, _href(principal_href(user))),
+        tag(DAV, "current-user-principal"): lambda: _el(
+            tag(DAV, "current-user-principal"), None, _href(principal_href(user))
+        ),
+        tag(CALDAV, "calendar-home-set"): lambda: _el(tag(CALDAV, "calendar-home-set"), None, _href(home_href(user))),
+        tag(CALDAV, "calendar-user-address-set"): lambda: _el(
+            tag(CALDAV, "calendar-user-address-set"),
+            None,
+            *([_href(f"mailto:{user.email}")] if user.email else []),
+            _href(principal_href(user)),
+        ),
+        tag(DAV, "principal-collection-set"): lambda: _el(
+            tag(DAV, "principal-collection-set"), None, _href("/dav/principals/")
+        ),
+    }
+
+
+def privileges() -> etree._Element:
+    names = ("read", "write", "write-properties", "write-content", "bind", "unbind", "read-current-user-privilege-set")
+    return _el(
+        tag(DAV, "current-user-privilege-set"),
+        None,
+        *(_el(tag(DAV, "privilege"), None, _el(tag(DAV, name))) for name in names),
+    )
+
+
+def collection_props(user: User, resource_type: list[str], name: str) -> Props:
+    return {
+        tag(DAV, "resourcetype"): lambda: _el(tag(DAV, "resourcetype"), None, *(_el(t) for t in resource_type)),
+        tag(DAV, "displayname"): lambda: _el(tag(DAV, "displayname"), name),
+        tag(DAV, "owner"): lambda: _el(tag(DAV, "owner"), None, _href(principal_href(user))),
+        tag(DAV, "current-user-principal"): lambda: _el(
+            tag(DAV, "current-user-principal"), None, _href(principal_href(user))
+        ),
+        tag(DAV, "current-user-privilege-set"): privileges,
+        tag(CALDAV, "calendar-home-set"): lambda: _el(tag(CALDAV, "calendar-home-set"), None, _href(home_href(user))),
+    }
+
+
+def sync_token(calendar: Calendar, revision: int | None = None, after: str = "") -> str:
+    """``urn:almanac:sync:{calendar uuid}:{revision}``, plus the last href sent when a
+    limited sync-collection stopped inside a revision."""
+    token = f"urn:almanac:sync:{calendar.uuid}:{calendar.sync_revision if revision is None else revision}"
+    return f"{token}:{quote(after, safe='')}" if after else token
+
+
+def parse_sync_token(calendar: Calendar, token: str) -> tuple[int, str]:
+    """The (revision, href) a token continues from; ValueError for another calendar's token,
+    a token from the future or anything malformed."""
+    if not token:
+        return 0, ""
+    prefix = f"urn:almanac:sync:{calendar.uuid}:"
+    if not token.startswith(prefix):
+        raise ValueError(token)
+    revision, _, after = token[len(prefix) :].partition(":")
+    number = int(revision)
+    if not 0 <= number <= calendar.sync_revision:
+        raise ValueError(token)
+    return number, unquote(after)
+
+
+def calendar_props(user: User, calendar: Calendar) -> Props:
+    props = collection_props(user, [tag(DAV, "collection"), tag(CALDAV, "calendar")], calendar.name)
+    props.update(
+        {
+            tag(CS, "getctag"): lambda: _el(tag(CS, "getctag"), str(calendar.sync_revision)),
+            tag(DAV, "sync-token"): lambda: _el(tag(DAV, "sync-token"), sync_token(calendar)),
+            tag(DAV, "supported-report-set"): lambda: _el(
+                tag(DAV, "supported-report-set"),
+                None,
+                *(_el(tag(DAV, "supported-report"), None, _el(tag(DAV, "report"), None, _el(r))) for r in REPORTS),
+            ),
+            tag(CALDAV, "supported-calendar-component-set"): lambda: _el(
+                tag(CALDAV, "supported-calendar-component-set"),
+                None,
+                *(_named(tag(CALDAV, "comp"), name) for name in calendar.components.split(",") if name),
+            ),
+            tag(CALDAV, "supported-calendar-data"): lambda: _el(
+                tag(CALDAV, "supported-calendar-data"), None, _calendar_data_type()
+            ),
+            tag(CALDAV, "supported-collation-set"): lambda: _el(
+                tag(CALDAV, "supported-collation-set"),
+                None,
+                *(_el(tag(CALDAV, "supported-collation"), name) for name in caldav.COLLATIONS),
+            ),
+            tag(CALDAV, "max-resource-size"): lambda: _el(tag(CALDAV, "max-resource-size"), str(MAX_RESOURCE_SIZE)),
+            tag(CALDAV, "min-date-time"): lambda: _el(tag(CALDAV, "min-date-time"), utc_stamp(MIN_EPOCH)),
+            tag(CALDAV, "max-date-time"): lambda: _el(tag(CALDAV, "max-date-time"), utc_stamp(MAX_EPOCH)),
+            tag(CALDAV, "max-instances"): lambda: _el(tag(CALDAV, "max-instances"), str(caldav.MAX_INSTANCES)),
+            tag(DAV, "creationdate"): lambda: _el(tag(DAV, "creationdate"), calendar.created_at),
+            tag(DAV, "getlastmodified"): lambda: _el(tag(DAV, "getlastmodified"), http_date(calendar.updated_at)),
+        }
+    )
+    if calendar.description:
+        props[tag(CALDAV, "calendar-description")] = lambda: _el(
+            tag(CALDAV, "calendar-description"), calendar.description
+        )
+    if calendar.color:
+        props[tag(APPLE, "calendar-color")] = lambda: _el(tag(APPLE, "calendar-color"), calendar.color)
+    zone_text = calendar.props.get("calendar-timezone")
+    if not zone_text and calendar.timezone:
+        zone_text = timezone_text(calendar.timezone)
+    if zone_text:
+        props[tag(CALDAV, "calendar-timezone")] = lambda: _el(tag(CALDAV, "calendar-timezone"), zone_text)
+    for name, xml in calendar.props.get("dead", {}).items():
+        props[name] = lambda xml=xml: dav.parse(xml.encode())
+    return props
+
+
+def _calendar_data_type() -> etree._Element:
+    node = _el(tag(CALDAV, "calendar-data"))
+    node.set("content-type", "text/calendar")
+    node.set("version", "2.0")
+    return node
+
+
+def content_type(found: CalendarObject) -> str:
+    return f"text/calendar; charset=utf-8; component={found.component.lower()}"
+
+
+def object_props(found: CalendarObject, data: str | None = None) -> Props:
+    """An object's properties; ``data`` is the calendar-data a report returns for it."""
+    props: Props = {
+        tag(DAV, "resourcetype"): lambda: _el(tag(DAV, "resourcetype")),
+        tag(DAV, "getetag"): lambda: _el(tag(DAV, "getetag"), f'"{found.etag}"'),
+        tag(DAV, "getcontenttype"): lambda: _el(tag(DAV, "getcontenttype"), content_type(found)),
+        tag(DAV, "getcontentlength"): lambda: _el(tag(DAV, "getcontentlength"), str(len(found.ical.encode()))),
+        tag(DAV, "getlastmodified"): lambda: _el(tag(DAV, "getlastmodified"), http_date(found.modified_at)),
+        tag(DAV, "creationdate"): lambda: _el(tag(DAV, "creationdate"), found.created_at),
+    }
+    if data is not None:
+        props[tag(CALDAV, "calendar-data")] = lambda: _el(tag(CALDAV, "calendar-data"), data)
+    return props
+
+
+#: what PROPPATCH may change on a calendar, and the calendar field each maps to
+WRITABLE = {
+    tag(DAV, "displayname"): "name",
+    tag(CALDAV, "calendar-description"): "description",
+    tag(APPLE, "calendar-color"): "color",
+    tag(CALDAV, "calendar-timezone"): "timezone",
+}
+#: settable only when the calendar is made (MKCALENDAR, extended MKCOL)
+AT_CREATION = (tag(DAV, "resourcetype"), tag(CALDAV, "supported-calendar-component-set"))
+
+
+def plan_properties(
+    calendar: Calendar | None, updates: list[tuple[bool, etree._Element]], user: User
+) -> tuple[dict[str, object], dict[str, int]]:
+    """The calendar fields a PROPPATCH (or a MKCALENDAR's set, ``calendar`` None) changes, and
+    the properties that cannot be set with their status (403 protected, 409 bad value)."""
+    changes: dict[str, object] = {}
+    props = dict(calendar.props) if calendar else {}
+    dead = dict(props.get("dead", {}))
+    live = set(calendar_props(user, calendar)) - set(dead) if calendar else set()
+    failed: dict[str, int] = {}
+    for setting, node in updates:
+        name, text = node.tag, (node.text or "").strip()
+        if name in WRITABLE:
+            field = WRITABLE[name]
+            value: object = text if setting and text else None
+            if field == "name" and value is None:
+                value = calendar.slug if calendar else None
+            if field == "color" and value is not None:
+                try:
+                    value = normalize_color(str(value))
+                except Invalid:
+                    failed[name] = 409
+                    continue
+            if field == "timezone":
+                try:
+                    value, props["calendar-timezone"] = _zone_setting(text) if value else (None, None)
+                except caldav.Unsupported:
+                    failed[name] = 409
+                    continue
+            changes[field] = value
+        elif name in AT_CREATION:
+            if calendar is not None or not setting:
+                failed[name] = 403
+            elif name == tag(CALDAV, "supported-calendar-component-set"):
+                names = [(c.get("name") or "").upper() for c in node.findall(tag(CALDAV, "comp"))]
+                if not names or any(n not in OBJECT_COMPONENTS for n in names):
+                    failed[name] = 409
+                else:
+                    changes["components"] = ",".join(dict.fromkeys(names))
+            elif node.find(tag(CALDAV, "calendar")) is None:
+                failed[name] = 403  # Almanac's homes hold calendars only
+        elif name in live:
+            failed[name] = 403
+        elif setting:
+            dead[name] = etree.tostring(node, encoding="unicode")
+        else:
+            dead.pop(name, None)
+    props["dead"] = dead
+    changes["props"] = {k: v for k, v in props.items() if v is not None}
+    return changes, failed
+
+
+def _zone_setting(text: str) -> tuple[str | None, str]:
+    """The TZID to store for a calendar-timezone value (when it names a known zone) and the value."""
+    caldav.calendar_timezone(text)
+    tzid = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.upper().startswith("TZID")), None)
+    try:
+        zoneinfo.ZoneInfo(tzid or "")
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        tzid = None
+    return tzid, text
+
+
+# --------------------------------------------------------------------------- replies
+
+
+def answer(href: str, props: Props, names: list[str] | tuple[str, ...], kind: str = "prop") -> PropstatResponse:
+    """One PROPFIND/REPORT response: the asked properties found, and the others 404."""
+    response = PropstatResponse(href)
+    if kind == "propname":
+        response.found = [_el(name) for name in props]
+        return response
+    wanted = list(props) + [n for n in names if n not in props] if kind == "allprop" else list(names)
+    for name in wanted:
+        value = props[name]() if name in props else None
+        if value is None:
+            response.missing.append(name)
+        else:
+            response.found.append(value)
+    return response
+
+
+def xml_reply(status: int, body: bytes) -> web.Response:
+    return web.Response(status=status, body=body, content_type="application/xml", charset="utf-8")
+
+
+def multistatus(responses: list[PropstatResponse], token: str | None = None) -> web.Response:
+    return xml_reply(207, dav.multistatus(responses, token))
+
+
+def dav_error(status: int, condition: str, href: str | None = None) -> web.Response:
+    body = dav.error(condition)
+    if href:
+        root = etree.fromstring(body)
+        root[0].append(_href(href))
+        body = etree.tostring(root, xml_declaration=True, encoding="utf-8")
+    return xml_reply(status, body)
+
+
+def etag_condition(value: str | None) -> str | None:
+    """The entity tag of If-Match / If-None-Match, without W/ and quotes."""
+    if value is None:
+        return None
+    value = value.strip()
+    return value[2:].strip('"') if value.startswith("W/") else value.strip('"')
+
+
+class Refused(Exception):
+    """Stop handling a request with this reply (a DAV:error body, which HTTP exceptions cannot carry)."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def guarded(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Refused as refused:
+            return refused.response
+
+    return handle
+
+
+def statuses(updates: list[tuple[bool, etree._Element]], failed: dict[str, int]) -> dict[int, list[str]]:
+    """The properties of a refused update by status: their own failure, or 424 for the rest."""
+    found: dict[int, list[str]] = {}
+    for name in dict.fromkeys(node.tag for _, node in updates):
+        found.setdefault(failed.get(name, 424), []).append(name)
+    return found
+
+
+def propstat_body(root_tag: str, updates: list[tuple[bool, etree._Element]], failed: dict[str, int]) -> bytes:
+    """A mkcalendar-response / mkcol-response naming why each property was not set."""
+    root = etree.Element(root_tag, nsmap=dav.NSMAP)
+    for code, names in statuses(updates, failed).items():
+        propstat = etree.SubElement(root, tag(DAV, "propstat"))
+        prop = etree.SubElement(propstat, tag(DAV, "prop"))
+        for name in names:
+            etree.SubElement(prop, name)
+        etree.SubElement(propstat, tag(DAV, "status")).text = dav.status_line(code)
+    return etree.tostring(root, xml_declaration=True, encoding="utf-8")

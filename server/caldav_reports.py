@@ -1,0 +1,185 @@
+"""CalDAV reports on a calendar: calendar-multiget, calendar-query, free-busy-query (RFC 4791)
+and sync-collection (RFC 6578).
+
+The store's span index answers time ranges; a resource's text is parsed only when the filter
+asks more than "this component type in this range" or the reply reshapes calendar-data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zoneinfo
+from collections.abc import Sequence
+from datetime import tzinfo
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from protocol import caldav, dav
+from protocol.dav import DAV, PropstatResponse, tag
+from protocol.ical import FLOATING_SLACK, PRODID, epoch, parse_resource
+from server.caldav_props import (
+    Refused,
+    answer,
+    calendar_href,
+    dav_error,
+    home_href,
+    multistatus,
+    object_href,
+    object_props,
+    parse_sync_token,
+    sync_token,
+)
+from storage.model import Calendar, CalendarObject, User
+
+if TYPE_CHECKING:
+    from server.caldav import CalDavDoor
+
+log = logging.getLogger("almanac.caldav")
+
+
+async def report(door: CalDavDoor, request: web.Request, user: User, calendar: Calendar) -> web.StreamResponse:
+    try:
+        query = caldav.parse_report(await door.xml_body(request))
+    except caldav.Unsupported as error:
+        log.info("REPORT %s refused: %s", request.path, error)
+        raise Refused(dav_error(403, error.condition)) from None
+    except dav.BadRequest as error:
+        raise web.HTTPBadRequest(text=f"{error}\n") from None
+    if isinstance(query, caldav.Multiget):
+        return await multiget(door, user, calendar, query)
+    if isinstance(query, caldav.CalendarQuery):
+        return await calendar_query(door, user, calendar, query)
+    if isinstance(query, caldav.SyncCollection):
+        return await sync_collection(door, user, calendar, query)
+    return await free_busy(door, calendar, query)
+
+
+def _shape(found: CalendarObject, data: caldav.CalendarData) -> str:
+    try:
+        return caldav.shape(found.ical, data)
+    except (ValueError, KeyError, TypeError, OverflowError) as error:
+        log.warning("calendar-data of %s served as stored: %s", found.href, error)
+        return found.ical
+
+
+async def object_responses(
+    base: str, objects: Sequence[CalendarObject], wanted: caldav.ReportProps
+) -> list[PropstatResponse]:
+    """The responses for objects, with calendar-data shaped as asked (off the event loop when
+    it needs parsing)."""
+    data = wanted.data
+    if data is None:
+        texts: list[str | None] = [None] * len(objects)
+    elif data.as_stored:
+        texts = [o.ical for o in objects]
+    else:
+        texts = list(await asyncio.to_thread(lambda: [_shape(o, data) for o in objects]))
+    return [
+        answer(object_href(base, o.href), object_props(o, text), wanted.names, wanted.kind)
+        for o, text in zip(objects, texts, strict=True)
+    ]
+
+
+async def multiget(door: CalDavDoor, user: User, calendar: Calendar, query: caldav.Multiget) -> web.Response:
+    """The objects named by href, in the asked order, 404 for each one that does not exist
+    (hrefs may point into any of the user's calendars)."""
+    wanted: dict[str, list[tuple[int, str]]] = {}  # calendar slug -> (position, name)
+    home = dav.path_segments(home_href(user))[:-1]
+    for position, href in enumerate(query.hrefs):
+        parts = dav.path_segments(urlsplit(href).path)
+        if len(parts) == len(home) + 2 and parts[: len(home)] == home and parts[-1]:
+            wanted.setdefault(parts[-2], []).append((position, parts[-1]))
+    responses: list[PropstatResponse | None] = [None] * len(query.hrefs)
+    for slug, names in wanted.items():
+        target = calendar if slug == calendar.slug else await door.find_calendar(user, slug)
+        if target is None:
+            continue
+        found = {o.href: o for o in await door.services.store.get_objects(target.id, [n for _, n in names])}
+        present = [(position, found[name]) for position, name in names if name in found]
+        replies = await object_responses(calendar_href(user, target), [o for _, o in present], query.props)
+        for (position, _), reply in zip(present, replies, strict=True):
+            responses[position] = reply
+    return multistatus(
+        [reply or PropstatResponse(href, status=404) for href, reply in zip(query.hrefs, responses, strict=True)]
+    )
+
+
+def query_zone(query: caldav.CalendarQuery, calendar: Calendar) -> tzinfo | None:
+    """The zone floating times are read in: the query's, else the calendar's (RFC 4791 9.8)."""
+    if query.timezone is not None:
+        return query.timezone
+    try:
+        return zoneinfo.ZoneInfo(calendar.timezone) if calendar.timezone else None
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return None
+
+
+async def calendar_query(door: CalDavDoor, user: User, calendar: Calendar, query: caldav.CalendarQuery) -> web.Response:
+    zone = query_zone(query, calendar)
+    name, time_range, whole = caldav.simple_range(query)
+    calendars = door.services.calendars
+    if time_range is not None:
+        # The index is exact for events with UTC or zoned times; anything else is read wider
+        # (floating times in another zone, the closed ends of RFC 4791's todo rules) and checked.
+        exact = whole and name == "VEVENT" and zone is None
+        slack = 0 if exact else FLOATING_SLACK + 1
+        low, high = epoch(time_range.low()), epoch(time_range.high())
+        found = await calendars.list_objects([calendar], start=low - slack, end=high + slack)
+    else:
+        exact = whole
+        found = await calendars.list_objects([calendar])
+    if name is not None:
+        found = [o for o in found if o.component == name]
+    if not exact:
+        found = await asyncio.to_thread(
+            lambda: [o for o in found if caldav.matches(query.filter, parse_resource(o.ical), zone)]
+        )
+    return multistatus(await object_responses(calendar_href(user, calendar), found, query.props))
+
+
+async def sync_collection(
+    door: CalDavDoor, user: User, calendar: Calendar, query: caldav.SyncCollection
+) -> web.Response:
+    """Changes since the token (RFC 6578): members changed (with their properties) or removed
+    (404); with DAV:limit, at most that many and a 507 for the collection when more remain."""
+    try:
+        revision, after = parse_sync_token(calendar, query.token)
+    except ValueError:
+        raise Refused(dav_error(403, tag(DAV, "valid-sync-token"))) from None
+    if query.level not in ("1", "infinite"):
+        raise web.HTTPBadRequest(text="sync-level must be 1 or infinite\n")
+    wanted = query.props
+    text = wanted.data is not None or tag(DAV, "getcontentlength") in wanted.names or wanted.kind == "allprop"
+    limit = query.limit
+    rows = await door.services.store.changes_since(
+        calendar.id, revision, after, limit=limit + 1 if limit else None, text=text
+    )
+    truncated = limit is not None and len(rows) > limit
+    rows = rows[:limit] if truncated else rows
+    base = calendar_href(user, calendar)
+    present = [found for _, found in rows if found is not None]
+    replies = iter(await object_responses(base, present, wanted))
+    responses = []
+    for change, found in rows:
+        if found is not None:
+            responses.append(next(replies))
+        elif query.token:  # an initial sync lists what exists, not what was removed
+            responses.append(PropstatResponse(object_href(base, change.href), status=404))
+    if truncated:
+        last = rows[-1][0]
+        responses.append(PropstatResponse(base, status=507))
+        token = sync_token(calendar, last.revision, last.href)
+    else:
+        token = sync_token(calendar, max([calendar.sync_revision, *(c.revision for c, _ in rows)]))
+    return multistatus(responses, token)
+
+
+async def free_busy(door: CalDavDoor, calendar: Calendar, query: caldav.FreeBusyQuery) -> web.Response:
+    """A VFREEBUSY of the calendar's busy time in the range (RFC 4791 7.10)."""
+    time_range = query.time_range
+    periods = await door.services.calendars.busy([calendar], time_range.low(), time_range.high())
+    text = caldav.freebusy_text(periods, time_range, PRODID)
+    return web.Response(body=text.encode(), content_type="text/calendar", charset="utf-8")
