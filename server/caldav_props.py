@@ -219,6 +219,15 @@ WRITABLE = {
     tag(APPLE, "calendar-color"): "color",
     tag(CALDAV, "calendar-timezone"): "timezone",
 }
+#: live properties no request may set (RFC 4918 15, RFC 4791 5.2, RFC 6578, RFC 4331)
+PROTECTED = frozenset(
+    tag(DAV, name)
+    for name in (
+        "getetag", "getcontenttype", "getcontentlength", "getlastmodified", "creationdate", "lockdiscovery",
+        "supportedlock", "sync-token", "owner", "current-user-privilege-set", "supported-report-set",
+        "quota-used-bytes", "quota-available-bytes", "current-user-principal",
+    )
+) | {tag(CS, "getctag"), tag(CALDAV, "calendar-data")}  # fmt: skip
 #: settable only when the calendar is made (MKCALENDAR, extended MKCOL)
 AT_CREATION = (tag(DAV, "resourcetype"), tag(CALDAV, "supported-calendar-component-set"))
 
@@ -264,7 +273,7 @@ def plan_properties(
                     changes["components"] = ",".join(dict.fromkeys(names))
             elif node.find(tag(CALDAV, "calendar")) is None:
                 failed[name] = 403  # Almanac's homes hold calendars only
-        elif name in live:
+        elif name in live or name in PROTECTED:
             failed[name] = 403
         elif setting:
             dead[name] = etree.tostring(node, encoding="unicode")
