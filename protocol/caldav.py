@@ -636,7 +636,13 @@ def shape(text: str, data: CalendarData) -> str:
 def expand_utc(text: str, time_range: TimeRange) -> str:
     """The instances overlapping the range (RFC 4791 9.6.5): each with a RECURRENCE-ID when it
     belongs to a series, no recurrence rules, every zoned time in UTC and no VTIMEZONE."""
-    calendar = parse_resource(instances(text, time_range.low(), time_range.high(), MAX_INSTANCES))
+    recurring = "RRULE" in text or "RDATE" in text
+    if not recurring and "TZID" not in text:
+        return text  # one instance already, its times UTC, floating or dates
+    if not recurring:
+        calendar = parse_resource(text)
+    else:
+        calendar = parse_resource(instances(text, time_range.low(), time_range.high(), MAX_INSTANCES))
     calendar.subcomponents = [c for c in calendar.subcomponents if c.name != "VTIMEZONE"]
     for component in calendar.subcomponents:
         for name in ("DTSTART", "DTEND", "DUE", "RECURRENCE-ID"):

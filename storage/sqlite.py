@@ -499,18 +499,20 @@ class SQLiteStore(Store):
         rows: Sequence[tuple[int, int, Sequence[tuple[int, int, bool]]]],
     ) -> None:
         """Replace the index spans of objects: rows of (object_id, old span_count, new spans)."""
+        # Each statement is a trip to the connection's thread: skip the ones with nothing to do.
         stale = [(object_id * _SPAN_IDS + n,) for object_id, old, _ in rows for n in range(old)]
-        await db.executemany("DELETE FROM spans WHERE id = ?", stale)
+        if stale:
+            await db.executemany("DELETE FROM spans WHERE id = ?", stale)
         fresh = [
             (object_id * _SPAN_IDS + n, start, end, calendar_id, object_id, start, end, int(exact))
             for object_id, _, spans in rows
             for n, (start, end, exact) in enumerate(spans[: _SPAN_IDS - 1])
         ]
-        await db.executemany("INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fresh)
-        await db.executemany(
-            "UPDATE objects SET span_count = ? WHERE id = ?",
-            [(min(len(spans), _SPAN_IDS - 1), object_id) for object_id, _, spans in rows],
-        )
+        if fresh:
+            await db.executemany("INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fresh)
+        counts = [(min(len(spans), _SPAN_IDS - 1), object_id) for object_id, old, spans in rows if len(spans) != old]
+        if counts:
+            await db.executemany("UPDATE objects SET span_count = ? WHERE id = ?", counts)
 
     async def _forget_spans(self, db: aiosqlite.Connection, calendar_ids: Sequence[int]) -> None:
         """Drop the spans of whole calendars (the R*Tree does not cascade)."""

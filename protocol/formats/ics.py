@@ -10,6 +10,7 @@ and X-WR-CALDESC name the calendar.
 
 from __future__ import annotations
 
+import functools
 import re
 import zoneinfo
 from collections.abc import Iterator, Sequence
@@ -171,13 +172,21 @@ def _read_calendar(
 def _read_timezone(lines: list[str], line: int, result: ParseResult, timezones: dict[str, str]) -> None:
     text = CRLF.join(lines) + CRLF
     try:
-        component = Timezone.from_ical(text)
-        tzid = str(component["TZID"])
+        tzid = _timezone_id(text)
     except (ValueError, KeyError) as error:
         result.errors.append(LineError(line, f"invalid VTIMEZONE: {error}"))
         return
     timezones.setdefault(tzid, text)
+
+
+@functools.lru_cache(maxsize=256)
+def _timezone_id(text: str) -> str:
+    """The TZID of a VTIMEZONE, registered for later parses; clients send the same few zones
+    with every object, and parsing one costs more than the event it comes with."""
+    component = Timezone.from_ical(text)
+    tzid = str(component["TZID"])
     cache_timezone(component)
+    return tzid
 
 
 def _read_component(
