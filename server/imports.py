@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 from protocol import formats
 from protocol.formats import ParseOptions, ParseResult
-from protocol.ical import in_window
+from protocol.ical import in_window, parse_resource, resource_from_calendar
 from server.calendars import CalendarService, object_write, window
 from server.config import Config
-from server.errors import BadEncoding, Invalid, TooLarge
+from server.errors import BadEncoding, Invalid, NotFound, TooLarge
 from storage.base import Store
-from storage.model import Calendar, ImportOutcome, ImportTarget, NewImport, User
+from storage.model import Calendar, ImportJob, ImportOutcome, ImportTarget, NewImport, User
 
 
 @dataclass(slots=True, frozen=True)
@@ -118,3 +118,31 @@ class ImportService:
         writes = [object_write(resource) for resource in result.resources]
         outcome = await self.store.apply_import(job, target, writes)
         return outcome, result
+
+    # the imports resource ------------------------------------------------------------------
+
+    async def get(self, user: User, import_id: int) -> ImportJob:
+        """The user's import with this id; NotFound for unknown and foreign ones alike."""
+        job = await self.store.get_import(import_id)
+        if job is None or job.user_id != user.id:
+            raise NotFound("import not found")
+        return job
+
+    async def undo(self, user: User, import_id: int) -> ImportJob:
+        """Take an import back in one transaction: what it created goes (edited since or not),
+        what it replaced comes back, the calendars it made go unless they now hold other events."""
+        job = await self.get(user, import_id)
+        if job.status != "complete":
+            raise Invalid(f"only a complete import can be undone; this one is {job.status}", field="status")
+        replaced, _ = await self.store.import_items(import_id, action="updated")
+        restores = await asyncio.to_thread(
+            lambda: [
+                (item.calendar_id, object_write(resource_from_calendar(parse_resource(item.previous_ical)), item.href))
+                for item in replaced
+                if item.previous_ical
+            ]
+        )
+        try:
+            return await self.store.undo_import(import_id, restores)
+        except LookupError:
+            raise Invalid("the import changed while it was being undone; try again", field="status") from None

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from protocol import events, formats
 from protocol.formats.timeslot_json import iso_utc, slot, slot_fields
+from server import rest_imports
 from server.auth import token_from_header
 from server.calendars import is_uuid
 from server.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
@@ -529,4 +530,5 @@ def create(services: Services) -> web.Application:
     add("POST", "/import/", door.import_file)
     add("POST", "/export/{kind}", door.export_file)
     add("GET", "/export/{kind}", door.export_file)
+    rest_imports.add_routes(app, services, door.user)
     return app

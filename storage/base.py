@@ -10,6 +10,9 @@ from storage.model import (
     Calendar,
     CalendarObject,
     Change,
+    ImportFilter,
+    ImportItem,
+    ImportJob,
     ImportOutcome,
     ImportTarget,
     NewCalendar,
@@ -185,6 +188,27 @@ class Store(ABC):
         LookupError when the source is gone; Conflict as for put_object."""
 
     # imports -----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def get_import(self, import_id: int) -> ImportJob | None: ...
+
+    @abstractmethod
+    async def list_imports(
+        self, where: ImportFilter, *, offset: int = 0, limit: int = 30
+    ) -> tuple[list[ImportJob], int]:
+        """A page of imports, newest first, and how many match in all."""
+
+    @abstractmethod
+    async def import_items(
+        self, import_id: int, *, action: str | None = None, offset: int = 0, limit: int | None = None
+    ) -> tuple[list[ImportItem], int]:
+        """A page of what an import wrote (in write order), and how many in all."""
+
+    @abstractmethod
+    async def undo_import(self, import_id: int, restores: Sequence[tuple[int, ObjectWrite]]) -> ImportJob:
+        """In one transaction: delete what the import created (edited since or not), put back
+        ``restores`` (calendar id, the replaced version), remove the calendars it made that hold
+        nothing else, and mark it undone. LookupError unless the import is complete."""
 
     @abstractmethod
     async def apply_import(self, job: NewImport, target: ImportTarget, writes: Sequence[ObjectWrite]) -> ImportOutcome:

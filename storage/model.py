@@ -157,6 +157,31 @@ class NewImport:
 
 
 @dataclass(slots=True, frozen=True)
+class ImportItem:
+    """One object an import created or replaced (with the text it replaced, for undo)."""
+
+    import_id: int
+    calendar_id: int
+    href: str
+    uid: str
+    action: str  #: "created" or "updated"
+    previous_ical: str | None
+    previous_etag: str | None
+
+
+@dataclass(slots=True, frozen=True)
+class ImportFilter:
+    """Which imports a listing returns (None: any)."""
+
+    user_id: int | None = None
+    format: str | None = None
+    calendar_id: int | None = None
+    status: str | None = None
+    since: str | None = None  #: ISO date or time, inclusive
+    until: str | None = None  #: ISO date (the whole day) or time, inclusive
+
+
+@dataclass(slots=True, frozen=True)
 class ImportOutcome:
     job: ImportJob
     calendar: Calendar

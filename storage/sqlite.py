@@ -28,6 +28,8 @@ from storage.model import (
     CalendarObject,
     Change,
     Conflict,
+    ImportFilter,
+    ImportItem,
     ImportJob,
     ImportOutcome,
     ImportTarget,
@@ -623,6 +625,88 @@ class SQLiteStore(Store):
         return True
 
     # imports -----------------------------------------------------------------------------
+
+    async def get_import(self, import_id: int) -> ImportJob | None:
+        row = await self._one("SELECT * FROM imports WHERE id = ?", (import_id,))
+        return _job(row) if row else None
+
+    async def list_imports(
+        self, where: ImportFilter, *, offset: int = 0, limit: int = 30
+    ) -> tuple[list[ImportJob], int]:
+        clauses, params = ["1 = 1"], []  # type: ignore[var-annotated]
+        for column, value in (
+            ("user_id", where.user_id), ("format", where.format), ("calendar_id", where.calendar_id),
+            ("status", where.status),
+        ):  # fmt: skip
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if where.since:
+            clauses.append("created_at >= ?")
+            params.append(where.since)
+        if where.until:
+            clauses.append("created_at <= ?")
+            params.append(where.until + ("T23:59:59.999Z" if len(where.until) == 10 else ""))
+        condition = " AND ".join(clauses)
+        total = await self._one(f"SELECT COUNT(*) FROM imports WHERE {condition}", params)
+        rows = await self._all(
+            f"SELECT * FROM imports WHERE {condition} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
+        return [_job(row) for row in rows], int(total[0]) if total else 0
+
+    async def import_items(
+        self, import_id: int, *, action: str | None = None, offset: int = 0, limit: int | None = None
+    ) -> tuple[list[ImportItem], int]:
+        condition = "import_id = ?" + (" AND action = ?" if action else "")
+        params: list[Any] = [import_id, *([action] if action else [])]
+        total = await self._one(f"SELECT COUNT(*) FROM import_items WHERE {condition}", params)
+        rows = await self._all(
+            f"SELECT * FROM import_items WHERE {condition} ORDER BY rowid LIMIT ? OFFSET ?",
+            [*params, -1 if limit is None else limit, offset],
+        )
+        return [_record(ImportItem, row) for row in rows], int(total[0]) if total else 0
+
+    async def undo_import(self, import_id: int, restores: Sequence[tuple[int, ObjectWrite]]) -> ImportJob:
+        async with self._transaction() as db:
+            async with db.execute("SELECT * FROM imports WHERE id = ?", (import_id,)) as cursor:
+                row = await cursor.fetchone()
+            if row is None or row["status"] != "complete":
+                raise LookupError(f"import {import_id} is not a completed import")
+            job = _job(row)
+            async with db.execute(
+                "SELECT calendar_id, href FROM import_items WHERE import_id = ? AND action = 'created'", (import_id,)
+            ) as cursor:
+                created: dict[int, list[str]] = {}
+                for item in await cursor.fetchall():
+                    created.setdefault(item["calendar_id"], []).append(item["href"])
+            for calendar_id, hrefs in created.items():
+                await self._delete_many(db, calendar_id, hrefs)
+            for calendar_id, write in restores:
+                await self._put(db, calendar_id, write)
+            for calendar_id in job.calendars_created:
+                async with db.execute("SELECT 1 FROM objects WHERE calendar_id = ? LIMIT 1", (calendar_id,)) as cursor:
+                    if await cursor.fetchone() is None:
+                        await self._forget_spans(db, [calendar_id])
+                        await db.execute("DELETE FROM calendars WHERE id = ? AND is_default = 0", (calendar_id,))
+            now = now_iso()
+            await db.execute("UPDATE imports SET status = 'undone', updated_at = ? WHERE id = ?", (now, import_id))
+            async with db.execute("SELECT * FROM imports WHERE id = ?", (import_id,)) as cursor:
+                return _job(await cursor.fetchone())  # type: ignore[arg-type]
+
+    async def _delete_many(self, db: aiosqlite.Connection, calendar_id: int, hrefs: Sequence[str]) -> None:
+        """Delete objects by href (those still there) with one sync revision for them all."""
+        revision = None
+        for chunk in _chunks(hrefs):
+            marks = _marks(len(chunk))
+            sql = f"SELECT id, href, uid, span_count FROM objects WHERE calendar_id = ? AND href IN ({marks})"
+            async with db.execute(sql, (calendar_id, *chunk)) as cursor:
+                rows = await cursor.fetchall()
+            if not rows:
+                continue
+            await self._write_spans(db, calendar_id, [(r["id"], r["span_count"], ()) for r in rows])
+            await db.executemany("DELETE FROM objects WHERE id = ?", [(r["id"],) for r in rows])
+            revision = revision or await self._bump(db, calendar_id)
+            await self._record_changes(db, calendar_id, revision, [(r["href"], r["uid"], True) for r in rows])
 
     async def apply_import(self, job: NewImport, target: ImportTarget, writes: Sequence[ObjectWrite]) -> ImportOutcome:
         now = now_iso()
