@@ -20,6 +20,7 @@ from lxml import etree
 from protocol import dav
 from protocol.dav import CALDAV, DAV, BadRequest, tag
 from protocol.ical import CRLF, OBJECT_COMPONENTS, instances, parse_resource
+from protocol.recurrence import rezone_components
 
 #: what a report may expand at most per resource (RFC 4791 lets the server limit it)
 MAX_INSTANCES = 3_000
@@ -330,11 +331,11 @@ def _query_timezone(node: etree._Element | None) -> tzinfo | None:
     """The zone of ``<C:timezone>`` (a VCALENDAR with one VTIMEZONE), for floating times."""
     if node is None or not (node.text or "").strip():
         return None
-    return calendar_timezone(node.text or "")
+    return calendar_timezone(node.text or "")[1]
 
 
-def calendar_timezone(text: str) -> tzinfo | None:
-    """The zone a calendar-timezone value (a VCALENDAR with a VTIMEZONE) defines."""
+def calendar_timezone(text: str) -> tuple[str, tzinfo]:
+    """The TZID and zone of a calendar-timezone value (a VCALENDAR with one VTIMEZONE)."""
     try:
         zones = parse_resource(text.strip().replace("\r\n", "\n").replace("\n", CRLF) + CRLF).walk("VTIMEZONE")
     except ValueError:
@@ -342,7 +343,7 @@ def calendar_timezone(text: str) -> tzinfo | None:
     if len(zones) != 1:
         raise Unsupported("the timezone must hold one VTIMEZONE", tag(CALDAV, "valid-calendar-data"))
     try:
-        return zones[0].to_tz()
+        return str(zones[0]["TZID"]), zones[0].to_tz()
     except (ValueError, KeyError, TypeError):
         raise Unsupported("the VTIMEZONE cannot be read", tag(CALDAV, "valid-calendar-data")) from None
 
@@ -644,12 +645,7 @@ def expand_utc(text: str, time_range: TimeRange) -> str:
     else:
         calendar = parse_resource(instances(text, time_range.low(), time_range.high(), MAX_INSTANCES))
     calendar.subcomponents = [c for c in calendar.subcomponents if c.name != "VTIMEZONE"]
-    for component in calendar.subcomponents:
-        for name in ("DTSTART", "DTEND", "DUE", "RECURRENCE-ID"):
-            value = component.get(name)
-            if value is not None and isinstance(value.dt, datetime) and value.dt.tzinfo is not None:
-                component.pop(name)
-                component.add(name, value.dt.astimezone(UTC))
+    rezone_components(calendar, UTC)
     return calendar.to_ical().decode()
 
 

@@ -73,6 +73,15 @@ def rezone(text: str, zone: tzinfo | None) -> str:
     if zone is None:
         return text
     calendar = parse_resource(text)
+    rezone_components(calendar, zone)
+    if zone is not UTC:
+        calendar.subcomponents.insert(0, Timezone.from_tzid(str(zone)))
+    return calendar.to_ical().decode()
+
+
+def rezone_components(calendar: Calendar, zone: tzinfo) -> None:
+    """Convert the zoned DTSTART, DTEND, DUE and RECURRENCE-ID of the components to ``zone``
+    (floating times and dates stay as they are)."""
     for component in calendar.subcomponents:
         if component.name not in OBJECT_COMPONENTS:
             continue
@@ -81,9 +90,6 @@ def rezone(text: str, zone: tzinfo | None) -> str:
             if value is not None and isinstance(value.dt, datetime) and value.dt.tzinfo is not None:
                 component.pop(prop)
                 component.add(prop, value.dt.astimezone(zone))
-    if zone is not UTC:
-        calendar.subcomponents.insert(0, Timezone.from_tzid(str(zone)))
-    return calendar.to_ical().decode()
 
 
 def busy_periods(texts: list[str], start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:

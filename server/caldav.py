@@ -222,12 +222,10 @@ class CalDavDoor:
             response_tag = tag(DAV, "mkcol-response") if extended else tag(CALDAV, "mkcalendar-response")
             return xml_reply(403, propstat_body(response_tag, updates, failed))
         name = str(changes.pop("name", None) or slug)
-        calendars = self.services.calendars
         try:
-            new = calendars.new_calendar(user, name, slug=slug, **changes)  # type: ignore[arg-type]
+            made = await self.services.calendars.create(user, name, slug=slug, **changes)
         except Invalid as error:
             raise web.HTTPForbidden(text=f"{error.message}\n") from None
-        made = await self.services.store.create_calendar(new)
         if made.slug != slug:  # lost a race for the name: give it back
             await self.services.store.delete_calendar(made.id)
             raise Refused(dav_error(405, tag(DAV, "resource-must-be-null")))

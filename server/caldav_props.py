@@ -4,7 +4,6 @@ Shared by the CalDAV door (server/caldav.py) and its reports (server/caldav_repo
 
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -15,6 +14,7 @@ from lxml import etree
 
 from protocol import caldav, dav
 from protocol.dav import APPLE, CALDAV, CS, DAV, PropstatResponse, tag
+from protocol.events import valid_zone
 from protocol.ical import MAX_EPOCH, MIN_EPOCH, OBJECT_COMPONENTS, timezone_text
 from server.calendars import normalize_color
 from server.errors import Invalid
@@ -286,13 +286,8 @@ def plan_properties(
 
 def _zone_setting(text: str) -> tuple[str | None, str]:
     """The TZID to store for a calendar-timezone value (when it names a known zone) and the value."""
-    caldav.calendar_timezone(text)
-    tzid = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.upper().startswith("TZID")), None)
-    try:
-        zoneinfo.ZoneInfo(tzid or "")
-    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-        tzid = None
-    return tzid, text
+    tzid, _ = caldav.calendar_timezone(text)
+    return (tzid if valid_zone(tzid) else None), text
 
 
 # --------------------------------------------------------------------------- replies

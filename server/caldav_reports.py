@@ -19,6 +19,7 @@ from aiohttp import web
 
 from protocol import caldav, dav
 from protocol.dav import DAV, PropstatResponse, tag
+from protocol.events import valid_zone
 from protocol.ical import FLOATING_SLACK, PRODID, epoch, parse_resource
 from server.caldav_props import (
     Refused,
@@ -111,10 +112,7 @@ def query_zone(query: caldav.CalendarQuery, calendar: Calendar) -> tzinfo | None
     """The zone floating times are read in: the query's, else the calendar's (RFC 4791 9.8)."""
     if query.timezone is not None:
         return query.timezone
-    try:
-        return zoneinfo.ZoneInfo(calendar.timezone) if calendar.timezone else None
-    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-        return None
+    return zoneinfo.ZoneInfo(calendar.timezone) if calendar.timezone and valid_zone(calendar.timezone) else None
 
 
 async def calendar_query(door: CalDavDoor, user: User, calendar: Calendar, query: caldav.CalendarQuery) -> web.Response:

@@ -356,9 +356,12 @@ class SQLiteStore(Store):
 
     async def delete_calendar(self, calendar_id: int) -> bool:
         async with self._transaction() as db:
-            await self._forget_spans(db, [calendar_id])
-            cursor = await db.execute("DELETE FROM calendars WHERE id = ?", (calendar_id,))
-            return cursor.rowcount > 0
+            return await self._delete_calendar(db, calendar_id)
+
+    async def _delete_calendar(self, db: aiosqlite.Connection, calendar_id: int) -> bool:
+        await self._forget_spans(db, [calendar_id])  # the R*Tree does not cascade
+        cursor = await db.execute("DELETE FROM calendars WHERE id = ?", (calendar_id,))
+        return cursor.rowcount > 0
 
     # objects -----------------------------------------------------------------------------
 
@@ -686,8 +689,7 @@ class SQLiteStore(Store):
             for calendar_id in job.calendars_created:
                 async with db.execute("SELECT 1 FROM objects WHERE calendar_id = ? LIMIT 1", (calendar_id,)) as cursor:
                     if await cursor.fetchone() is None:
-                        await self._forget_spans(db, [calendar_id])
-                        await db.execute("DELETE FROM calendars WHERE id = ? AND is_default = 0", (calendar_id,))
+                        await self._delete_calendar(db, calendar_id)
             now = now_iso()
             await db.execute("UPDATE imports SET status = 'undone', updated_at = ? WHERE id = ?", (now, import_id))
             async with db.execute("SELECT * FROM imports WHERE id = ?", (import_id,)) as cursor:
