@@ -63,6 +63,8 @@ class Resource:
     #: (start, end, exact) spans for the time-range index: one per instance of a recurring
     #: resource (up to a horizon), one for the rest; ``exact`` False means "check the text"
     spans: list[tuple[int, int, bool]] = field(default_factory=list)
+    #: the calendar the file puts it in (X-WR-CALNAME, a Timeslot group), if it names one
+    calendar: str | None = None
 
 
 @dataclass(slots=True)

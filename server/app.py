@@ -79,8 +79,10 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
 
     async def open_store(_: web.Application) -> None:
         await services.store.open()
+        await services.imports.start()
 
     async def close_store(_: web.Application) -> None:
+        await services.imports.stop()
         await services.store.close()
 
     app.on_startup.append(open_store)

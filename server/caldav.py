@@ -46,6 +46,7 @@ from server.caldav_props import (
 from server.caldav_reports import report
 from server.errors import BadEncoding, Invalid, NotFound, PreconditionFailed, TooLarge
 from server.http import read_limited
+from server.imports import ImportRequest
 from server.services import REQUEST_USER, Services
 from storage.model import Calendar, CalendarObject, User
 
@@ -287,9 +288,12 @@ class CalDavDoor:
             return dav_error(403, tag(CALDAV, "max-resource-size"))
         imports = self.services.imports
         try:
-            result = imports.parse(imports.decode(body), "ics", calendar)
+            result = imports.parse(imports.decode(body), ImportRequest(door="caldav", calendar=calendar, format="ics"))
+            problem = result.errors[0].error if result.errors else None
         except (Invalid, BadEncoding) as error:
-            log.info("PUT %s refused: %s", request.path, getattr(error, "message", error))
+            problem = error.message
+        if problem:
+            log.info("PUT %s refused: %s", request.path, problem)
             return dav_error(403, tag(CALDAV, "valid-calendar-data"))
         if len(result.resources) != 1:
             return dav_error(403, tag(CALDAV, "valid-calendar-object-resource"))

@@ -31,6 +31,7 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("limits", "max_components"): "200000",
     ("limits", "max_instances"): "10000",
     ("imports", "default_group"): "Imports",
+    ("imports", "workers"): "2",
     ("wcap", "session_timeout"): "1800",
 }
 
@@ -55,6 +56,7 @@ class Config:
     max_components: int
     max_instances: int
     import_group: str
+    import_workers: int
     session_timeout: int
 
 
@@ -116,5 +118,6 @@ def load(
         max_components=_integer(values, ("limits", "max_components"), 1),
         max_instances=_integer(values, ("limits", "max_instances"), 1),
         import_group=values[("imports", "default_group")],
+        import_workers=_integer(values, ("imports", "workers"), 1),
         session_timeout=_integer(values, ("wcap", "session_timeout"), 1),
     )

@@ -49,7 +49,7 @@ async def prepare(services: Services, base: str) -> str:
     if calendar is None:
         calendar = await services.calendars.create(user, CALENDAR, color="3A87AD", timezone="Europe/Berlin")
     await services.imports.run(
-        user, ImportRequest(sample_calendar(date.today()), door="cli", calendar=calendar, filename="demo.ics")
+        user, ImportRequest(door="cli", calendar=calendar, filename="demo.ics"), sample_calendar(date.today())
     )
     token = await services.users.issue_token(user)
     return f"""

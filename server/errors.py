@@ -16,12 +16,21 @@ class NotFound(ServiceError):
 
 
 class Invalid(ServiceError):
-    """Parameters or a file that cannot be accepted; ``errors`` says where."""
+    """Parameters or a file that cannot be accepted; ``errors`` says where, ``code`` what kind
+    (``invalid``, ``missing_field``, ``invalid_file``, ... as the imports resource names them)."""
 
-    def __init__(self, message: str, *, field: str | None = None, errors: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        code: str = "invalid",
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.errors = errors or []
+        self.code = code
 
 
 class BadEncoding(ServiceError):

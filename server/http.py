@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -55,3 +56,27 @@ async def read_form(request: web.Request, limit: int) -> Form:
                 raise Invalid(f"the field {part.name} is too long", field=part.name)
             form.fields.setdefault(part.name, part.data.decode("utf-8", "replace").strip())
     return form
+
+
+def iso_epoch(value: str | None, name: str) -> int | None:
+    """An ISO 8601 date or date-time parameter (UTC unless it says otherwise) as epoch
+    seconds; None when empty; ValueError naming the parameter when malformed."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{name} must be an ISO 8601 date or date-time") from None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+
+
+def boolean(value: str | None, name: str, default: bool) -> bool:
+    """A true/false form field (true/false, 1/0, yes/no, on/off); ValueError otherwise."""
+    if value is None or value.strip() == "":
+        return default
+    word = value.strip().lower()
+    if word in ("true", "1", "yes", "on"):
+        return True
+    if word in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false")

@@ -12,7 +12,6 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -23,7 +22,7 @@ from server import rest_imports
 from server.auth import token_from_header
 from server.calendars import is_uuid
 from server.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
-from server.http import FILE_FIELDS, read_form, read_limited
+from server.http import FILE_FIELDS, iso_epoch, read_form, read_limited
 from server.imports import ImportRequest
 from server.services import REQUEST_USER, SERVICES, Services
 from storage.model import Calendar, CalendarObject, User
@@ -288,8 +287,8 @@ class RestDoor:
         try:
             limit = min(max(int(query.get("limit", 40)), 1), 1000) if paging else None
             after = int(query.get("after", 0))
-            earliest = _epoch(query.get("earliest"), "earliest")
-            latest = _epoch(query.get("latest"), "latest")
+            earliest = iso_epoch(query.get("earliest"), "earliest")
+            latest = iso_epoch(query.get("latest"), "latest")
         except ValueError as error:
             raise Invalid(str(error)) from None
         found = await self.services.calendars.list_objects(
@@ -395,21 +394,23 @@ class RestDoor:
         if data in (None, b"", ""):
             raise Invalid("param is missing or the value is empty: file", field="file")
         fmt = params.get("type")
-        outcome, result = await self.services.imports.run(
+        job, result = await self.services.imports.run(
             user,
-            ImportRequest(data, door="rest", calendar=calendar, filename=filename,
+            ImportRequest(door="rest", calendar=calendar, filename=filename,
                           format=None if fmt in (None, "", "autodetect") else fmt),
+            data,
         )  # fmt: skip
         if "application/json" not in request.headers.get("Accept", ""):
             return web.Response(status=200, content_type="application/json")  # the seed: an empty 200
+        target = await self.services.store.get_calendar(job.calendar_id) if job.calendar_id else None
         return json_response(
             {
-                "import": outcome.job.id,
-                "group": outcome.calendar.uuid,
+                "import": job.id,
+                "group": target.uuid if target else None,
                 "format": result.format,
-                "created": outcome.created,
-                "updated": outcome.updated,
-                "unchanged": outcome.unchanged,
+                "created": job.created,
+                "updated": job.updated,
+                "unchanged": job.unchanged,
                 "discarded": result.discarded,
                 "warnings": [w.as_dict() for w in result.warnings],
             }
@@ -481,16 +482,6 @@ def _slot_id(request: web.Request) -> int:
         return int(request.match_info["id"])
     except ValueError:
         raise NotFound("slot not found") from None
-
-
-def _epoch(value: str | None, name: str) -> int | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{name} must be an ISO 8601 date-time") from None
-    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
 
 
 def _file_value(value: Any) -> str | None:

@@ -15,7 +15,10 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from server.caldav_props import calendar_href, object_href
-from server.errors import Invalid, NotFound
+from server.calendars import is_uuid
+from server.errors import Invalid, NotFound, ServiceError, TooLarge
+from server.http import boolean, iso_epoch, read_form
+from server.imports import DELIMITERS, ImportRequest
 from server.services import Services
 from storage.model import Calendar, ImportFilter, ImportJob, User
 
@@ -51,6 +54,66 @@ def link_header(request: web.Request, page: int, per_page: int, total: int) -> d
     return {"Link": ", ".join(links), "X-Total-Count": str(total)}
 
 
+TYPES = ("autodetect", "ics", "google", "outlook", "timeslot")
+
+
+async def import_form(
+    request: web.Request, services: Services, user: User, door: str
+) -> tuple[ImportRequest, bytes, dict[str, str]]:
+    """The import a multipart form asks for (the API's POST and the web page's): the request,
+    the file and the other fields. Invalid (with the imports resource's codes), TooLarge."""
+    if request.content_type != "multipart/form-data":
+        raise Invalid("send the file as multipart/form-data", field="file", code="invalid_content_type")
+    form = await read_form(request, services.config.max_upload_bytes)
+    fields = form.fields
+    if not form.file:
+        raise Invalid("a file is required", field="file", code="missing_field")
+    kind = fields.get("type") or "autodetect"
+    if kind not in TYPES:
+        raise Invalid(f"type must be one of {', '.join(TYPES)}", field="type")
+    delimiter = fields.get("field_delimiter") or fields.get("field_delimeter")  # the draft's spelling too
+    if delimiter and delimiter not in DELIMITERS:
+        raise Invalid(
+            "field_delimiter must be one of , ; | or tab", field="field_delimiter", code="invalid_field_delimiter"
+        )
+    calendar = None
+    if fields.get("calendar"):
+        if not is_uuid(fields["calendar"]):
+            raise Invalid("calendar must be the id (a uuid) of one of your calendars", field="calendar")
+        try:
+            calendar = await services.calendars.get(user, fields["calendar"])
+        except NotFound:
+            raise Invalid("no calendar of yours has this id", field="calendar", code="missing") from None
+    try:
+        start, end = (iso_epoch(fields.get(name), name) for name in ("dtstart", "dtend"))
+        create_calendars = boolean(fields.get("create_calendars"), "create_calendars", True)
+        skip_invalid = boolean(fields.get("skip_invalid"), "skip_invalid", False)
+    except ValueError as error:
+        raise Invalid(str(error), field=str(error).split()[0]) from None
+    if start is not None and end is not None and end <= start:
+        raise Invalid("dtend must be after dtstart", field="dtend")
+    chosen = ImportRequest(
+        door=door, calendar=calendar, format=None if kind == "autodetect" else kind, filename=form.filename,
+        start=start, end=end, create_calendars=create_calendars, delimiter=DELIMITERS.get(delimiter or ""),
+        skip_invalid=skip_invalid,
+    )  # fmt: skip
+    return chosen, form.file, fields
+
+
+def freckle_error(error: ServiceError) -> web.Response:
+    """``{"message", "errors": [{"resource", "field", "code"}]}``, the draft's family's format."""
+    if isinstance(error, TooLarge):
+        status, field, code = 413, "file", "too_large"
+    elif isinstance(error, Invalid):
+        status, field, code = (400 if error.code == "invalid_content_type" else 422), error.field, error.code
+    else:
+        raise error
+    body: dict[str, Any] = {"message": error.message, "errors": [{"resource": "Import", "field": field, "code": code}]}
+    if isinstance(error, Invalid) and error.errors:
+        body["line_errors"] = error.errors
+    return web.json_response(body, status=status)
+
+
 class ImportsResource:
     def __init__(self, services: Services, user_of: UserOf) -> None:
         self.services = services
@@ -65,7 +128,7 @@ class ImportsResource:
         return {
             "id": job.id, "type": job.format, "door": job.door, "filename": job.filename,
             "calendar": {"id": calendar.uuid, "name": calendar.name} if calendar else None,
-            "options": job.options, "status": job.status, "progress": job.progress,
+            "options": job.options, "status": job.status, "progress": job.progress, "message": job.message,
             "entries": job.created + job.updated, "entries_created": job.created, "entries_updated": job.updated,
             "entries_unchanged": job.unchanged, "entries_discarded": job.discarded,
             "calendars": len(job.calendars_created),
@@ -157,6 +220,24 @@ class ImportsResource:
         shaped = [{"id": c.uuid, "name": c.name, "caldav_url": calendar_href(user, c)} for c in chosen]
         return web.json_response(shaped, headers=link_header(request, page, per_page, len(made)))
 
+    async def create(self, request: web.Request) -> web.Response:
+        """Queue an import: 202 with the import and ``Location`` of its status. With
+        ``dry_run=true``: 200 with what it would do, and nothing is recorded."""
+        user = await self.user_of(request)
+        imports = self.services.imports
+        try:
+            chosen, data, fields = await import_form(request, self.services, user, "rest")
+            dry_run = boolean(request.query.get("dry_run") or fields.get("dry_run"), "dry_run", False)
+            if dry_run:
+                return web.json_response((await imports.preview(user, chosen, data)).as_dict())
+            job = await imports.submit(user, chosen, data)
+        except ValueError as error:
+            return freckle_error(Invalid(str(error), field="dry_run"))
+        except (Invalid, TooLarge) as error:
+            return freckle_error(error)
+        body = self.shape(request, job, await self.calendars_by_id(user))
+        return web.json_response(body, status=202, headers={"Location": f"/v1/imports/{job.id}/status"})
+
     async def undo(self, request: web.Request) -> web.Response:
         user, job = await self.job(request)
         await self.services.imports.undo(user, job.id)
@@ -167,6 +248,7 @@ def add_routes(app: web.Application, services: Services, user_of: UserOf) -> Non
     resource = ImportsResource(services, user_of)
     for path in ("/imports", "/imports/"):
         app.router.add_route("GET", path, resource.index)
+        app.router.add_route("POST", path, resource.create)
     app.router.add_route("GET", "/imports/{id}", resource.show)
     app.router.add_route("DELETE", "/imports/{id}", resource.undo)
     app.router.add_route("GET", "/imports/{id}/status", resource.status)

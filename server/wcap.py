@@ -838,21 +838,21 @@ async def import_file(door: WcapDoor, call: Call) -> list[Block]:
         raise WcapError(bad, "no file: send it in the multipart field 'file'")
     calendar = await door.calendar(call)
     try:
-        outcome, result = await door.services.imports.run(
+        job, result = await door.services.imports.run(
             call.me,
             ImportRequest(
-                call.upload, door="wcap", calendar=calendar, format="ics", filename=call.filename,
-                start=epoch(start), end=epoch(end),
+                door="wcap", calendar=calendar, format="ics", filename=call.filename, start=epoch(start), end=epoch(end)
             ),
-        )  # fmt: skip
+            call.upload,
+        )
     except (Invalid, BadEncoding, TooLarge) as error:
         raise WcapError(bad, error.message) from None
     block = Block(calprops(calendar, call.me))
     block.properties += [
-        ("X-ALMANAC-IMPORT-ID", str(outcome.job.id)),
-        ("X-ALMANAC-IMPORT-CREATED", str(outcome.created)),
-        ("X-ALMANAC-IMPORT-UPDATED", str(outcome.updated)),
-        ("X-ALMANAC-IMPORT-UNCHANGED", str(outcome.unchanged)),
+        ("X-ALMANAC-IMPORT-ID", str(job.id)),
+        ("X-ALMANAC-IMPORT-CREATED", str(job.created)),
+        ("X-ALMANAC-IMPORT-UPDATED", str(job.updated)),
+        ("X-ALMANAC-IMPORT-UNCHANGED", str(job.unchanged)),
         ("X-ALMANAC-IMPORT-DISCARDED", str(result.discarded)),
     ]
     return [block]

@@ -13,7 +13,6 @@ from storage.model import (
     ImportFilter,
     ImportItem,
     ImportJob,
-    ImportOutcome,
     ImportTarget,
     NewCalendar,
     NewImport,
@@ -205,15 +204,41 @@ class Store(ABC):
         """A page of what an import wrote (in write order), and how many in all."""
 
     @abstractmethod
-    async def undo_import(self, import_id: int, restores: Sequence[tuple[int, ObjectWrite]]) -> ImportJob:
-        """In one transaction: delete what the import created (edited since or not), put back
-        ``restores`` (calendar id, the replaced version), remove the calendars it made that hold
-        nothing else, and mark it undone. LookupError unless the import is complete."""
+    async def create_import(self, job: NewImport) -> ImportJob:
+        """Record an import (queued, or in progress for a door that runs it at once)."""
 
     @abstractmethod
-    async def apply_import(self, job: NewImport, target: ImportTarget, writes: Sequence[ObjectWrite]) -> ImportOutcome:
-        """Write an import in one transaction: match by UID within the target calendar,
-        create or replace, record what was replaced, bump the sync revision once."""
+    async def update_import(self, import_id: int, **changes: Any) -> ImportJob:
+        """Set fields of an import (status, progress, format, total, discarded, errors,
+        warnings, message); a finished status stamps finished_at."""
+
+    @abstractmethod
+    async def uid_etags(self, calendar_id: int, uids: Sequence[str]) -> dict[str, str]:
+        """The ETag of each of these UIDs that the calendar holds (for an import's preview)."""
+
+    @abstractmethod
+    async def import_batch(
+        self, import_id: int, target: ImportTarget, writes: Sequence[ObjectWrite], progress: int
+    ) -> tuple[int, int, int]:
+        """Write one batch of an import in one transaction: find or make the target calendar
+        (recording one it made), match by UID, create or replace, record what was replaced,
+        bump the sync revision once, add to the import's counts and set its progress.
+        Returns (created, updated, unchanged)."""
+
+    @abstractmethod
+    async def undo_import(
+        self,
+        import_id: int,
+        restores: Sequence[tuple[int, ObjectWrite]],
+        *,
+        expect: str = "complete",
+        status: str = "undone",
+        message: str | None = None,
+    ) -> ImportJob:
+        """In one transaction: delete what the import created (edited since or not), put back
+        ``restores`` (calendar id, the replaced version), remove the calendars it made that hold
+        nothing else, and set its status. LookupError unless its status was ``expect``
+        (``complete`` for an undo, ``in_progress`` for the rollback of a failed import)."""
 
 
 class PreconditionFailed(Exception):

@@ -143,17 +143,19 @@ class ImportJob:
     created_at: str
     updated_at: str
     finished_at: str | None
+    message: str | None = None  #: why it failed
+    total: int = 0  #: objects it writes (known once the file is parsed)
 
 
 @dataclass(slots=True, frozen=True)
 class NewImport:
     user_id: int
-    door: str
-    format: str | None
+    door: str  #: rest, wcap, web or cli
+    format: str | None  #: None: detected when it runs
     filename: str | None
+    calendar_id: int | None  #: the calendar chosen; None: the default import group
     options: dict[str, Any] = field(default_factory=dict)
-    discarded: int = 0
-    warnings: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "queued"
 
 
 @dataclass(slots=True, frozen=True)
@@ -179,15 +181,6 @@ class ImportFilter:
     status: str | None = None
     since: str | None = None  #: ISO date or time, inclusive
     until: str | None = None  #: ISO date (the whole day) or time, inclusive
-
-
-@dataclass(slots=True, frozen=True)
-class ImportOutcome:
-    job: ImportJob
-    calendar: Calendar
-    created: int
-    updated: int
-    unchanged: int
 
 
 class Conflict(Exception):

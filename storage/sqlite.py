@@ -31,7 +31,6 @@ from storage.model import (
     ImportFilter,
     ImportItem,
     ImportJob,
-    ImportOutcome,
     ImportTarget,
     NewCalendar,
     NewImport,
@@ -669,13 +668,61 @@ class SQLiteStore(Store):
         )
         return [_record(ImportItem, row) for row in rows], int(total[0]) if total else 0
 
-    async def undo_import(self, import_id: int, restores: Sequence[tuple[int, ObjectWrite]]) -> ImportJob:
+    async def create_import(self, job: NewImport) -> ImportJob:
+        now = now_iso()
         async with self._transaction() as db:
-            async with db.execute("SELECT * FROM imports WHERE id = ?", (import_id,)) as cursor:
-                row = await cursor.fetchone()
-            if row is None or row["status"] != "complete":
-                raise LookupError(f"import {import_id} is not a completed import")
-            job = _job(row)
+            cursor = await db.execute(
+                "INSERT INTO imports (user_id, calendar_id, door, format, filename, options, status, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job.user_id, job.calendar_id, job.door, job.format, job.filename, json.dumps(job.options),
+                 job.status, now, now),
+            )  # fmt: skip
+            return await self._job_in(db, cursor.lastrowid)  # type: ignore[arg-type]
+
+    async def update_import(self, import_id: int, **changes: Any) -> ImportJob:
+        for name in ("errors", "warnings"):
+            if name in changes:
+                changes[name] = json.dumps(changes[name])
+        if changes.get("status") in ("complete", "failed"):
+            changes.setdefault("finished_at", now_iso())
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        async with self._transaction() as db:
+            await db.execute(
+                f"UPDATE imports SET {assignments}, updated_at = ? WHERE id = ?",
+                (*changes.values(), now_iso(), import_id),
+            )
+            return await self._job_in(db, import_id)
+
+    async def _job_in(self, db: aiosqlite.Connection, import_id: int) -> ImportJob:
+        async with db.execute("SELECT * FROM imports WHERE id = ?", (import_id,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise LookupError(f"import {import_id} does not exist")
+        return _job(row)
+
+    async def uid_etags(self, calendar_id: int, uids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(uids):
+            rows = await self._all(
+                f"SELECT uid, etag FROM objects WHERE calendar_id = ? AND uid IN ({_marks(len(chunk))})",
+                (calendar_id, *chunk),
+            )
+            found.update((row[0], row[1]) for row in rows)
+        return found
+
+    async def undo_import(
+        self,
+        import_id: int,
+        restores: Sequence[tuple[int, ObjectWrite]],
+        *,
+        expect: str = "complete",
+        status: str = "undone",
+        message: str | None = None,
+    ) -> ImportJob:
+        async with self._transaction() as db:
+            job = await self._job_in(db, import_id)
+            if job.status != expect:
+                raise LookupError(f"import {import_id} is {job.status}, not {expect}")
             async with db.execute(
                 "SELECT calendar_id, href FROM import_items WHERE import_id = ? AND action = 'created'", (import_id,)
             ) as cursor:
@@ -691,9 +738,12 @@ class SQLiteStore(Store):
                     if await cursor.fetchone() is None:
                         await self._delete_calendar(db, calendar_id)
             now = now_iso()
-            await db.execute("UPDATE imports SET status = 'undone', updated_at = ? WHERE id = ?", (now, import_id))
-            async with db.execute("SELECT * FROM imports WHERE id = ?", (import_id,)) as cursor:
-                return _job(await cursor.fetchone())  # type: ignore[arg-type]
+            await db.execute(
+                "UPDATE imports SET status = ?, message = COALESCE(?, message), updated_at = ?, "
+                "finished_at = COALESCE(finished_at, ?) WHERE id = ?",
+                (status, message, now, now, import_id),
+            )
+            return await self._job_in(db, import_id)
 
     async def _delete_many(self, db: aiosqlite.Connection, calendar_id: int, hrefs: Sequence[str]) -> None:
         """Delete objects by href (those still there) with one sync revision for them all."""
@@ -710,37 +760,25 @@ class SQLiteStore(Store):
             revision = revision or await self._bump(db, calendar_id)
             await self._record_changes(db, calendar_id, revision, [(r["href"], r["uid"], True) for r in rows])
 
-    async def apply_import(self, job: NewImport, target: ImportTarget, writes: Sequence[ObjectWrite]) -> ImportOutcome:
+    async def import_batch(
+        self, import_id: int, target: ImportTarget, writes: Sequence[ObjectWrite], progress: int
+    ) -> tuple[int, int, int]:
         now = now_iso()
         async with self._transaction() as db:
+            job = await self._job_in(db, import_id)
             calendar, made = await self._import_calendar(db, target)
-            cursor = await db.execute(
-                "INSERT INTO imports (user_id, calendar_id, door, format, filename, options, status, progress, "
-                "discarded, calendars_created, warnings, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'in_progress', 0, ?, ?, ?, ?, ?)",
-                (
-                    job.user_id, calendar.id, job.door, job.format, job.filename, json.dumps(job.options),
-                    job.discarded, json.dumps([calendar.id] if made else []), json.dumps(job.warnings), now, now,
-                ),
-            )  # fmt: skip
-            import_id = cursor.lastrowid
-            created = updated = unchanged = 0
+            made_list = job.calendars_created + ([calendar.id] if made else [])
             revision = calendar.sync_revision + 1
-            for chunk in _chunks(writes):
-                counts = await self._import_chunk(db, import_id, calendar.id, revision, chunk, now)  # type: ignore[arg-type]
-                created, updated, unchanged = created + counts[0], updated + counts[1], unchanged + counts[2]
+            created, updated, unchanged = await self._import_chunk(db, import_id, calendar.id, revision, writes, now)
             if created or updated:
                 await self._bump(db, calendar.id)
             await db.execute(
-                "UPDATE imports SET status = 'complete', progress = 100, created = ?, updated = ?, unchanged = ?, "
-                "finished_at = ?, updated_at = ? WHERE id = ?",
-                (created, updated, unchanged, now, now, import_id),
+                "UPDATE imports SET created = created + ?, updated = updated + ?, unchanged = unchanged + ?, "
+                "calendars_created = ?, calendar_id = COALESCE(calendar_id, ?), progress = ?, updated_at = ? "
+                "WHERE id = ?",
+                (created, updated, unchanged, json.dumps(made_list), calendar.id, progress, now, import_id),
             )
-            async with db.execute("SELECT * FROM imports WHERE id = ?", (import_id,)) as rows:
-                record = _job(await rows.fetchone())  # type: ignore[arg-type]
-            async with db.execute("SELECT * FROM calendars WHERE id = ?", (calendar.id,)) as rows:
-                calendar = _calendar(await rows.fetchone())  # type: ignore[arg-type]
-        return ImportOutcome(record, calendar, created, updated, unchanged)
+        return created, updated, unchanged
 
     async def _import_calendar(self, db: aiosqlite.Connection, target: ImportTarget) -> tuple[Calendar, bool]:
         if target.calendar_id is not None:

@@ -26,7 +26,7 @@ async def test_migrations_apply_once_and_wal_is_on(tmp_path: Path) -> None:
         store = SQLiteStore(tmp_path / "m.sqlite3")
         await store.open()
         async with store._readers[0].execute("SELECT version FROM schema_migrations") as cursor:
-            assert [row[0] for row in await cursor.fetchall()] == [1, 2]
+            assert [row[0] for row in await cursor.fetchall()] == [1, 2, 3]
         async with store._readers[0].execute("PRAGMA journal_mode") as cursor:
             assert (await cursor.fetchone())[0] == "wal"
         await store.close()
@@ -36,11 +36,14 @@ async def test_import_bumps_the_revision_once_and_logs_changes(store: SQLiteStor
     user = await store.create_user("u", None, "hash")
     calendar = await store.create_calendar(NewCalendar(uuid="c1", owner_id=user.id, slug="cal", name="Cal"))
     writes = [object_write(r) for r in parse(decode(sample("recurring.ics"))).resources]
-    job, target = NewImport(user.id, "cli", "ics", None), ImportTarget(user.id, calendar.id)
-    outcome = await store.apply_import(job, target, writes)
-    assert (outcome.created, outcome.updated, outcome.calendar.sync_revision) == (5, 0, 1)
-    again = await store.apply_import(job, target, writes)
-    assert (again.created, again.unchanged, again.calendar.sync_revision) == (0, 5, 1)  # nothing changed
+    target = ImportTarget(user.id, calendar.id)
+    job = await store.create_import(NewImport(user.id, "cli", "ics", None, calendar.id, status="in_progress"))
+    assert await store.import_batch(job.id, target, writes, 50) == (5, 0, 0)
+    assert (await store.get_calendar(calendar.id)).sync_revision == 1  # type: ignore[union-attr]
+    assert await store.import_batch(job.id, target, writes, 100) == (0, 0, 5)  # nothing changed
+    assert (await store.get_calendar(calendar.id)).sync_revision == 1  # type: ignore[union-attr]
+    recorded = await store.get_import(job.id)
+    assert recorded is not None and (recorded.created, recorded.unchanged, recorded.progress) == (5, 5, 100)
     async with store._readers[0].execute("SELECT COUNT(*), MAX(revision) FROM changes") as cursor:
         assert tuple(await cursor.fetchone()) == (5, 1)
     async with store._readers[0].execute("SELECT action, previous_ical FROM import_items") as cursor:
@@ -59,7 +62,8 @@ async def test_deleting_a_user_removes_everything_of_theirs(store: SQLiteStore) 
     user = await store.create_user("u", "u@example.org", "hash")
     calendar = await store.create_calendar(NewCalendar(uuid="c", owner_id=user.id, slug="c", name="C"))
     writes = [object_write(r) for r in parse(decode(sample("google.ics"))).resources]
-    await store.apply_import(NewImport(user.id, "cli", "ics", None), ImportTarget(user.id, calendar.id), writes)
+    job = await store.create_import(NewImport(user.id, "cli", "ics", None, calendar.id))
+    await store.import_batch(job.id, ImportTarget(user.id, calendar.id), writes, 100)
     await store.add_token(user.id, "h")
     assert await store.delete_user(user.id)
     for table in ("calendars", "objects", "spans", "changes", "tokens", "imports", "import_items"):
@@ -72,8 +76,8 @@ async def test_spans_follow_their_objects(store: SQLiteStore) -> None:
     user = await store.create_user("u", None, "hash")
     calendar = await store.create_calendar(NewCalendar(uuid="c", owner_id=user.id, slug="c", name="C"))
     writes = [object_write(r) for r in parse(decode(sample("recurring.ics"))).resources]
-    job, target = NewImport(user.id, "cli", "ics", None), ImportTarget(user.id, calendar.id)
-    await store.apply_import(job, target, writes)
+    job = await store.create_import(NewImport(user.id, "cli", "ics", None, calendar.id))
+    await store.import_batch(job.id, ImportTarget(user.id, calendar.id), writes, 100)
 
     async def count() -> int:
         async with store._readers[0].execute("SELECT COUNT(*) FROM spans") as cursor:

@@ -73,6 +73,9 @@ class ParseResult:
     calendar_timezone: str | None = None
     #: components skipped on purpose (reported in ``warnings``)
     discarded: int = 0
+    #: reading stopped before the end (a broken structure, too many entries): the errors are
+    #: not all about single entries, so the valid ones cannot be imported on their own
+    stopped: bool = False
 
 
 @dataclass(slots=True)

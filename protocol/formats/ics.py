@@ -58,10 +58,12 @@ def parse(text: str, options: ParseOptions) -> ParseResult:
         for calendar in _calendars(text, result):
             _read_calendar(calendar, result, collected, timezones, options)
     except _Stop:
-        pass
+        result.stopped = True
     if not collected.by_uid and not result.errors:
         result.errors.append(LineError(1, "the calendar holds no events, todos or journals"))
     result.resources = [assemble(blocks, timezones) for blocks in collected.by_uid.values()]
+    for resource in result.resources:
+        resource.calendar = result.calendar_name
     return result
 
 

@@ -67,19 +67,23 @@ def parse(text: str, options: ParseOptions) -> ParseResult:
         header = next(reader)
     except (StopIteration, csv.Error) as error:
         result.errors.append(LineError(1, f"cannot read the CSV header: {error}"))
+        result.stopped = True
         return result
     keys = [normalize(h) for h in header]
     unknown = [h for h, k in zip(header, keys, strict=True) if k not in KNOWN_COLUMNS]
     if unknown:
         result.errors.append(LineError(1, "unknown columns: " + ", ".join(repr(u) for u in unknown), header))
+        result.stopped = True
         return result
     missing = [c for c in ("subject", "start date") if c not in keys]
     if missing:
         result.errors.append(LineError(1, "missing required columns: " + ", ".join(missing), header))
+        result.stopped = True
         return result
     duplicates = [k for k, n in Counter(keys).items() if n > 1]
     if duplicates:
         result.errors.append(LineError(1, "repeated columns: " + ", ".join(duplicates), header))
+        result.stopped = True
         return result
     seen_uids: dict[str, int] = {}
     derived: Counter[str] = Counter()
@@ -91,6 +95,7 @@ def parse(text: str, options: ParseOptions) -> ParseResult:
                 continue
             if len(result.resources) >= options.max_components:
                 result.errors.append(LineError(start_line, f"more than {options.max_components} rows in one import"))
+                result.stopped = True
                 break
             if len(row) != len(keys):
                 result.errors.append(LineError(start_line, f"expected {len(keys)} fields, found {len(row)}", row))
@@ -114,6 +119,7 @@ def parse(text: str, options: ParseOptions) -> ParseResult:
             result.resources.append(resource(fields, start_line, options.max_instances))
     except csv.Error as error:
         result.errors.append(LineError(reader.line_num, f"malformed CSV: {error}"))
+        result.stopped = True
     if not result.resources and not result.errors:
         result.errors.append(LineError(1, "the file has a header but no events"))
     return result

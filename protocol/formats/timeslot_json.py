@@ -42,6 +42,7 @@ def _items(text: str, result: ParseResult) -> Iterator[tuple[int, Any]]:
     if text[index : index + 1] != "[":
         kind = "an object" if text[index : index + 1] == "{" else "not an array"
         result.errors.append(LineError(1, f"Timeslot JSON must be an array of slots; this is {kind}"))
+        result.stopped = True
         return
     line, counted = 1, 0
     index += 1
@@ -52,14 +53,17 @@ def _items(text: str, result: ParseResult) -> Iterator[tuple[int, Any]]:
         counted = index
         if index >= len(text):
             result.errors.append(LineError(line, "the array is not closed: is the file truncated?"))
+            result.stopped = True
             return
         if text[index] == "]":
             if _WHITESPACE.match(text, index + 1).end() != len(text):  # type: ignore[union-attr]
                 result.errors.append(LineError(line, "unexpected text after the array"))
+                result.stopped = True
             return
         if not expect_item:
             if text[index : index + 1] != ",":
                 result.errors.append(LineError(line, "expected ',' or ']' between slots"))
+                result.stopped = True
                 return
             index += 1
             expect_item = True
@@ -68,6 +72,7 @@ def _items(text: str, result: ParseResult) -> Iterator[tuple[int, Any]]:
             value, index = decoder.raw_decode(text, index)
         except json.JSONDecodeError as error:
             result.errors.append(LineError(error.lineno, f"invalid JSON: {error.msg}"))
+            result.stopped = True
             return
         yield line, value
         expect_item = False
@@ -165,12 +170,23 @@ def _read_notes(item: dict[str, Any], fields: EventFields) -> None:
         fields.extra["notes"] = others
 
 
+def _group_name(item: dict[str, Any]) -> str | None:
+    """The name of the slot's first group (``groups: [{"name": ...}]`` as exported, or a
+    ``group`` name or object)."""
+    groups = item.get("groups")
+    group = groups[0] if isinstance(groups, list) and groups else item.get("group")
+    if isinstance(group, dict):
+        group = group.get("name")
+    return group.strip() or None if isinstance(group, str) else None
+
+
 def parse(text: str, options: ParseOptions) -> ParseResult:
     result = ParseResult("timeslot")
     seen: dict[str, int] = {}
     for line, item in _items(text, result):
         if len(result.resources) >= options.max_components:
             result.errors.append(LineError(line, f"more than {options.max_components} slots in one import"))
+            result.stopped = True
             break
         if not isinstance(item, dict):
             result.errors.append(LineError(line, f"a slot must be an object, not {type(item).__name__}"))
@@ -186,12 +202,12 @@ def parse(text: str, options: ParseOptions) -> ParseResult:
             result.errors.append(LineError(line, f"uid {fields.uid} already used on line {seen[fields.uid]}"))
             continue
         seen[fields.uid] = line
-        if "groups" in item or "group" in item:
-            result.warnings.append(LineError(line, "groups in the file are not used: slots go to the target group"))
         try:
             result.resources.append(resource(fields, line, options.max_instances))
         except ValueError as error:
             result.errors.append(LineError(line, str(error), [fields.uid]))
+            continue
+        result.resources[-1].calendar = _group_name(item)
     if not result.resources and not result.errors:
         result.errors.append(LineError(1, "the array holds no slots"))
     return result
