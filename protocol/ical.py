@@ -576,9 +576,21 @@ def split_stored(text: str) -> Iterator[tuple[str, str, str]]:
 
 
 def overlaps(text: str, start: datetime, end: datetime) -> bool:
-    """Whether any instance of a stored resource overlaps [start, end) (floating times as UTC)."""
+    """Whether any instance of a stored resource overlaps [start, end) (floating times as UTC).
+
+    Instances are walked lazily from ``start`` on, so an endless rule with an open-ended
+    window costs a few instances, not all of them until the year 9999."""
     query = recurring_ical_events.of(parse_resource(text), components=sorted(OBJECT_COMPONENTS))
-    return next(iter(query.between(start, end)), None) is not None
+    for instance in query.after(start):
+        begin, length = component_span(instance)
+        if begin is None or length is None:
+            return True  # no time (a todo without dates): in every window
+        first = to_utc(begin)[0]
+        if first >= end:
+            return False  # instances come in order of start
+        if first + length > start or first == start:
+            return True
+    return False
 
 
 def instances(text: str, start: datetime, end: datetime, limit: int) -> str:

@@ -11,9 +11,12 @@ import re
 import uuid as uuid_module
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
+from typing import Any
 
 import webcolors
 
+from protocol import formats
+from protocol.events import valid_zone
 from protocol.formats import ExportItem, GroupInfo
 from protocol.ical import (
     MAX_EPOCH,
@@ -309,3 +312,30 @@ class CalendarService:
         groups = {c.id: group_info(c) for c in calendars}
         async for found in self.store.iter_objects(list(groups)):
             yield ExportItem(found.ical, groups[found.calendar_id])
+
+    async def export(
+        self, calendars: Sequence[Calendar], fmt: str, *, timezone: str | None = None, flavor: str = "outlook"
+    ) -> AsyncIterator[str]:
+        """The calendars as one file of ``fmt`` (ics, google, outlook, timeslot), in chunks.
+        One calendar's name, description (and for ics the zone asked for) go into the file."""
+        if timezone is not None and not valid_zone(timezone):
+            raise Invalid(f"timezone {timezone!r} is not a known time zone", field="timezone")
+        single = calendars[0] if len(calendars) == 1 else None
+        options: dict[str, Any] = {}
+        if fmt in ("ics", "google"):
+            # X-WR-TIMEZONE only on request: it would re-zone floating times
+            options = {"name": single and single.name, "description": single and single.description}
+            options["timezone"] = timezone
+        elif fmt == "outlook":
+            if flavor not in ("outlook", "timeslot"):
+                raise Invalid("flavor must be outlook or timeslot", field="flavor")
+            options = {"flavor": flavor, "timezone": timezone}
+        writer = formats.writer(fmt, **options)
+        yield writer.begin()
+        batch: list[ExportItem] = []
+        async for item in self.export_items(calendars):
+            batch.append(item)
+            if len(batch) >= 200:
+                yield writer.write(batch)
+                batch = []
+        yield writer.write(batch) + writer.end()

@@ -1,4 +1,4 @@
-"""The command line: ``python run.py serve | user add/passwd/list/delete``."""
+"""The command line: ``python run.py serve | user add/passwd/list/delete | import | export``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import getpass
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 
@@ -16,8 +17,14 @@ from protocol.ical import keep_timezones
 from server import demo
 from server.app import create_app
 from server.config import ROOT, Config, ConfigError, load
-from server.errors import Invalid
-from server.services import SERVICES, opened
+from server.errors import Invalid, NotFound, ServiceError
+from server.http import iso_epoch
+from server.imports import DELIMITERS, ImportRequest
+from server.services import SERVICES, Services, opened
+from storage.model import Calendar, ImportJob, User
+
+#: ``--format`` names of the exports (the REST door's names too)
+EXPORT_FORMATS = ("ics", "google", "outlook", "timeslot")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +58,31 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     for sub in (add, passwd, listing, delete):
         _common(sub)
+
+    load_file = commands.add_parser("import", help="import a calendar file for a user")
+    load_file.add_argument("file", help="an .ics, Outlook .csv or Timeslot .json file")
+    load_file.add_argument("--user", required=True, help="whose calendars receive it")
+    load_file.add_argument("--calendar", help="name, slug or id of the calendar (default: as the file says)")
+    load_file.add_argument("--type", choices=("autodetect", *EXPORT_FORMATS), default="autodetect")
+    load_file.add_argument("--dtstart", help="keep only what happens from this date or time (ISO 8601)")
+    load_file.add_argument("--dtend", help="... and before this one")
+    load_file.add_argument("--field-delimiter", choices=sorted(DELIMITERS), help="CSV delimiter (default: detected)")
+    load_file.add_argument(
+        "--no-create-calendars", action="store_true", help="do not make the calendars the file names"
+    )
+    load_file.add_argument(
+        "--skip-invalid", action="store_true", help="import the valid entries of a file with bad ones"
+    )
+    load_file.add_argument("--dry-run", action="store_true", help="only say what the import would do")
+    _common(load_file)
+
+    save = commands.add_parser("export", help="write a user's calendars to a file")
+    save.add_argument("--user", required=True)
+    save.add_argument("--calendar", help="name, slug or id of one calendar (default: all of them)")
+    save.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    save.add_argument("--timezone", help="write times in this zone (ics, outlook)")
+    save.add_argument("--output", "-o", help="file to write (default: standard output)")
+    _common(save)
     return parser
 
 
@@ -91,6 +123,109 @@ async def user_command(config: Config, args: argparse.Namespace) -> int:
                 return 1
             await users.delete(user)
             print(f"deleted user {user.username}")
+        return 0
+
+
+async def find_user(services: Services, name: str) -> User:
+    user = await services.users.get_by_name(name)
+    if user is None:
+        raise NotFound(f"no user named {name}")
+    return user
+
+
+async def find_calendar(services: Services, user: User, name: str) -> Calendar:
+    """A calendar of the user by id, slug or name."""
+    for calendar in await services.calendars.list(user):
+        if name in (calendar.uuid, calendar.slug, calendar.name):
+            return calendar
+    raise NotFound(f"{user.username} has no calendar called {name!r}")
+
+
+class ProgressBar:
+    """``[#######.............]  35%  3,500 of 10,000 written`` on standard error, redrawn in place."""
+
+    def __init__(self, stream: object = None) -> None:
+        self.stream = stream or sys.stderr
+
+    def __call__(self, job: ImportJob) -> None:
+        filled = job.progress // 5
+        written = job.created + job.updated + job.unchanged
+        detail = f"{written:,} of {job.total:,} written" if job.total else "reading the file"
+        line = f"\r[{'#' * filled}{'.' * (20 - filled)}] {job.progress:3d}%  {detail}  "
+        print(line, end="", file=self.stream, flush=True)  # type: ignore[call-overload]
+
+    def done(self) -> None:
+        print(file=self.stream)  # type: ignore[call-overload]
+
+
+def print_line_errors(errors: list[dict[str, object]], limit: int = 20) -> None:
+    for error in errors[:limit]:
+        print(f"  line {error['line']}: {error['error']}")
+    if len(errors) > limit:
+        print(f"  ... and {len(errors) - limit} more")
+
+
+async def import_command(config: Config, args: argparse.Namespace) -> int:
+    async with opened(config) as services:
+        user = await find_user(services, args.user)
+        calendar = await find_calendar(services, user, args.calendar) if args.calendar else None
+        try:
+            start, end = (
+                iso_epoch(value, name) for value, name in ((args.dtstart, "--dtstart"), (args.dtend, "--dtend"))
+            )
+        except ValueError as error:
+            raise Invalid(str(error)) from None
+        request = ImportRequest(
+            door="cli", calendar=calendar, format=None if args.type == "autodetect" else args.type,
+            filename=Path(args.file).name, start=start, end=end, create_calendars=not args.no_create_calendars,
+            delimiter=DELIMITERS.get(args.field_delimiter or ""), skip_invalid=args.skip_invalid,
+        )  # fmt: skip
+        data = Path(args.file).read_bytes()
+        if args.dry_run:
+            preview = await services.imports.preview(user, request, data)
+            print(
+                f"{args.file} ({preview.format or 'unrecognised'}) would create {preview.created:,}, "
+                f"update {preview.updated:,} and leave {preview.unchanged:,} unchanged; "
+                f"{preview.discarded:,} outside the dates; {len(preview.line_errors):,} line errors"
+            )
+            if preview.calendars:
+                print("calendars it would make: " + ", ".join(preview.calendars))
+            print_line_errors(preview.line_errors)
+            return 1 if preview.line_errors and not args.skip_invalid else 0
+        bar = ProgressBar()
+        try:
+            job, _ = await services.imports.run(user, request, data, progress=bar)
+        except ServiceError as error:
+            bar.done()
+            print(f"error: {error.message}", file=sys.stderr)
+            if isinstance(error, Invalid):
+                print_line_errors(error.errors)
+            return 1
+        bar.done()
+        print(
+            f"import {job.id} complete: {job.created:,} created, {job.updated:,} updated, "
+            f"{job.unchanged:,} unchanged, {job.discarded:,} discarded, {len(job.calendars_created)} calendars made"
+        )
+        print_line_errors(job.errors)
+        return 0
+
+
+async def export_command(config: Config, args: argparse.Namespace) -> int:
+    async with opened(config) as services:
+        user = await find_user(services, args.user)
+        chosen = (
+            [await find_calendar(services, user, args.calendar)]
+            if args.calendar
+            else await services.calendars.list(user)
+        )
+        chunks = services.calendars.export(chosen, args.format, timezone=args.timezone)
+        with (
+            open(args.output, "w", encoding="utf-8", newline="")
+            if args.output
+            else contextlib.nullcontext(sys.stdout) as out
+        ):
+            async for chunk in chunks:
+                out.write(chunk)
         return 0
 
 
@@ -148,7 +283,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(KeyboardInterrupt, web.GracefulExit):
                 asyncio.run(serve(config, args.demo))
             return 0
-        return asyncio.run(user_command(config, args))
-    except Invalid as error:
+        command = {"user": user_command, "import": import_command, "export": export_command}[args.command]
+        return asyncio.run(command(config, args))
+    except ServiceError as error:
         print(f"error: {error.message}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # export | head
+        return 0
+    except OSError as error:  # a file to import or export that cannot be read or written
+        print(f"error: {error}", file=sys.stderr)
         return 1

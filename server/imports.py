@@ -37,8 +37,9 @@ log = logging.getLogger("almanac.imports")
 BATCH = 500
 #: CSV field delimiters a caller may name (``tab`` for a tab)
 DELIMITERS = {",": ",", ";": ";", "|": "|", "\t": "\t", "tab": "\t"}
-#: progress (percent) once the file is parsed and checked; writing takes it to 100
-PARSED = 10
+#: progress (percent) once the file is parsed and checked (two thirds of the work); writing
+#: takes it to 100
+PARSED = 60
 Progress = Callable[[ImportJob], None]
 
 
@@ -166,15 +167,16 @@ class ImportService:
         head = data[:65536]
         self.detect(head.decode("utf-8", "replace") if isinstance(head, bytes) else head, fmt)
 
-    def parse(self, text: str, request: ImportRequest) -> ParseResult:
+    def parse(self, text: str, request: ImportRequest, progress: Callable[[int], None] | None = None) -> ParseResult:
         """Parse and keep what is in the window (CPU-bound: call it in a thread); problems
-        are in the result's ``errors``."""
+        are in the result's ``errors``. ``progress`` hears the line reading has reached."""
         calendar = request.calendar
         options = ParseOptions(
             timezone=calendar.timezone if calendar else None,
             delimiter=request.delimiter,
             max_components=self.config.max_components,
             max_instances=self.config.max_instances,
+            progress=progress,
         )
         result = formats.parse(text, self.detect(text, request.format), options)
         if request.start is not None or request.end is not None:
@@ -184,10 +186,25 @@ class ImportService:
             result.resources = kept
         return result
 
-    async def checked(self, data: bytes | str, request: ImportRequest) -> ParseResult:
+    async def checked(
+        self, data: bytes | str, request: ImportRequest, job: ImportJob | None = None, progress: Progress | None = None
+    ) -> ParseResult:
         """The parsed file; Invalid with every line error if any line is bad (unless the
-        request skips invalid entries and there are valid ones, read to the end)."""
-        result = await asyncio.to_thread(self.parse, self.decode(data), request)
+        request skips invalid entries and there are valid ones, read to the end). With a job,
+        its progress follows the parse (every half second)."""
+        text = self.decode(data)
+        lines, reached = max(text.count("\n"), 1), [0]
+
+        def heard(line: int) -> None:
+            reached[0] = line
+
+        parsing = asyncio.ensure_future(asyncio.to_thread(self.parse, text, request, heard if job else None))
+        while job is not None and not parsing.done():
+            await asyncio.wait([parsing], timeout=0.5)
+            job = await self.store.update_import(job.id, progress=PARSED * min(reached[0], lines) // lines)
+            if progress:
+                progress(job)
+        result = await parsing
         if result.errors and request.skip_invalid and result.resources and not result.stopped:
             result.discarded += len({e.line for e in result.errors})
         elif result.errors:
@@ -259,7 +276,7 @@ class ImportService:
         self, job: ImportJob, user: User, request: ImportRequest, data: bytes | str, progress: Progress | None
     ) -> tuple[ImportJob, ParseResult]:
         try:
-            result = await self.checked(data, request)
+            result = await self.checked(data, request, job, progress)
         except (Invalid, BadEncoding) as problem:
             await self.store.update_import(
                 job.id, status="failed", message=problem.message, errors=line_errors(problem)
@@ -288,6 +305,8 @@ class ImportService:
             await self._revert(job.id, "in_progress", "failed", f"the import failed while writing: {error}")
             raise
         job = await self.store.update_import(job.id, status="complete", progress=100)
+        if progress:
+            progress(job)
         return job, result
 
     async def preview(self, user: User, request: ImportRequest, data: bytes | str) -> Preview:

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from protocol import events, formats
+from protocol import events
 from protocol.formats.timeslot_json import iso_utc, slot, slot_fields
 from server import rest_imports
 from server.auth import token_from_header
@@ -429,8 +429,9 @@ class RestDoor:
         else:
             chosen = await calendars.list(user)
         fmt, extension, content_type = EXPORTS[kind]
-        single = chosen[0] if group not in (None, "") else None
-        writer = formats.writer(fmt, **self.export_options(fmt, params, single))
+        zone = str(params["timezone"]) if params.get("timezone") else None
+        chunks = calendars.export(chosen, fmt, timezone=zone, flavor=str(params.get("flavor") or "outlook"))
+        first = await anext(chunks)  # bad options fail here, before the reply starts
         tag = hashlib.md5(
             json.dumps([kind, sorted(params.items()), [(c.id, c.sync_revision) for c in chosen]]).encode(),
             usedforsecurity=False,
@@ -446,35 +447,11 @@ class RestDoor:
         )
         response.enable_compression()
         await response.prepare(request)
-        await response.write(writer.begin().encode())
-        batch = []
-        async for item in calendars.export_items(chosen):
-            batch.append(item)
-            if len(batch) >= 200:
-                await response.write(writer.write(batch).encode())
-                batch = []
-        await response.write((writer.write(batch) + writer.end()).encode())
+        await response.write(first.encode())
+        async for chunk in chunks:
+            await response.write(chunk.encode())
         await response.write_eof()
         return response
-
-    @staticmethod
-    def export_options(fmt: str, params: dict[str, Any], single: Calendar | None) -> dict[str, Any]:
-        """Codec options: the group's name and zone when one group is exported."""
-        zone = params.get("timezone") or None
-        if zone is not None and not events.valid_zone(str(zone)):
-            raise Invalid(f"timezone {zone!r} is not a known time zone", field="timezone")
-        if fmt in ("ics", "google"):
-            return {
-                "name": single.name if single else None,
-                "description": single.description if single else None,
-                "timezone": zone,  # X-WR-TIMEZONE only on request: it would re-zone floating times
-            }
-        if fmt == "outlook":
-            flavor = params.get("flavor") or "outlook"
-            if flavor not in ("outlook", "timeslot"):
-                raise Invalid("flavor must be outlook or timeslot", field="flavor")
-            return {"flavor": flavor, "timezone": zone}
-        return {}
 
 
 def _slot_id(request: web.Request) -> int:

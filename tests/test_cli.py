@@ -95,3 +95,28 @@ def test_serve_demo_answers_what_it_prints(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_import_and_export_commands(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    assert run("user", "add", "ada", "--password-stdin", "--data", data, stdin="analytical engine\n").returncode == 0
+    bad = (ROOT / "tests" / "data" / "recurring.ics").read_text().replace("DTSTART:20250210T083000", "DTSTART:x", 1)
+    (tmp_path / "bad.ics").write_text(bad)
+    preview = run("import", str(tmp_path / "bad.ics"), "--user", "ada", "--calendar", "Calendar", "--dry-run",
+                  "--data", data)  # fmt: skip
+    assert preview.returncode == 1 and "would create 4, update 0" in preview.stdout
+    assert re.search(r"line \d+: .*DTSTART", preview.stdout)
+    refused = run("import", str(tmp_path / "bad.ics"), "--user", "ada", "--data", data)
+    assert refused.returncode == 1 and "nothing was imported" in refused.stderr and "line " in refused.stdout
+    imported = run("import", str(tmp_path / "bad.ics"), "--user", "ada", "--calendar", "calendar",
+                   "--skip-invalid", "--dtstart", "2025-01-01", "--data", data)  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert "complete: 4 created, 0 updated, 0 unchanged, 1 discarded" in imported.stdout
+    assert "100%  4 of 4 written" in imported.stderr  # the progress bar
+    exported = run("export", "--user", "ada", "--calendar", "Calendar", "--format", "timeslot", "--data", data)
+    assert exported.returncode == 0 and len(json.loads(exported.stdout)) == 4
+    out = tmp_path / "all.csv"
+    assert run("export", "--user", "ada", "--format", "outlook", "-o", str(out), "--data", data).returncode == 0
+    assert out.read_text().startswith('"Subject","Start Date"')
+    missing = run("import", str(tmp_path / "bad.ics"), "--user", "ada", "--calendar", "Nope", "--data", data)
+    assert missing.returncode == 1 and "no calendar called 'Nope'" in missing.stderr

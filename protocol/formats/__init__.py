@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import codecs
 import importlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol
@@ -59,6 +59,13 @@ class ParseOptions:
     delimiter: str | None = None
     max_components: int = 200_000
     max_instances: int = DEFAULT_MAX_INSTANCES
+    #: called now and then with the line reading has reached (for a progress bar)
+    progress: Callable[[int], None] | None = None
+
+    def reached(self, count: int, line: int) -> None:
+        """Report the line of the ``count``-th entry, every 200 entries."""
+        if self.progress is not None and count % 200 == 0:
+            self.progress(line)
 
 
 @dataclass(slots=True)

@@ -165,6 +165,7 @@ def _read_calendar(
             result.discarded += 1
             continue
         count += 1
+        options.reached(count, line)
         if count > options.max_components:
             result.errors.append(LineError(line, f"more than {options.max_components} components in one import"))
             raise _Stop

@@ -91,6 +91,7 @@ def parse(text: str, options: ParseOptions) -> ParseResult:
     try:
         for row in reader:
             start_line, line = line + 1, reader.line_num
+            options.reached(start_line, start_line)
             if not any(cell.strip() for cell in row):
                 continue
             if len(result.resources) >= options.max_components:

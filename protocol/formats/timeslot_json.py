@@ -183,7 +183,8 @@ def _group_name(item: dict[str, Any]) -> str | None:
 def parse(text: str, options: ParseOptions) -> ParseResult:
     result = ParseResult("timeslot")
     seen: dict[str, int] = {}
-    for line, item in _items(text, result):
+    for count, (line, item) in enumerate(_items(text, result), 1):
+        options.reached(count, line)
         if len(result.resources) >= options.max_components:
             result.errors.append(LineError(line, f"more than {options.max_components} slots in one import"))
             result.stopped = True
