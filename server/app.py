@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from server import caldav, rest, wcap, wcap_page
+from server import web as web_pages
 from server.config import Config
 from server.services import REQUEST_STARTED, REQUEST_USER, SERVICES, Services, build
 
@@ -69,7 +70,11 @@ async def common_headers(request: web.Request, response: web.StreamResponse) -> 
 
 
 async def index(request: web.Request) -> web.Response:
-    return web.json_response({"name": "Almanac", "doors": {"rest": "/v1/", "wcap": "/wcap/", "caldav": "/dav/"}})
+    if "text/html" in request.headers.get("Accept", ""):
+        raise web.HTTPFound("/app/")  # a browser: the web pages
+    return web.json_response(
+        {"name": "Almanac", "doors": {"rest": "/v1/", "wcap": "/wcap/", "caldav": "/dav/", "web": "/app/"}}
+    )
 
 
 def create_app(config: Config, services: Services | None = None) -> web.Application:
@@ -93,4 +98,5 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
     wcap_page.add_routes(app)
     wcap.add_routes(app, services)
     caldav.add_routes(app, services)
+    web_pages.add_routes(app, services)
     return app

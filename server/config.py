@@ -33,6 +33,7 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("imports", "default_group"): "Imports",
     ("imports", "workers"): "2",
     ("wcap", "session_timeout"): "1800",
+    ("web", "session_timeout"): "604800",
 }
 
 
@@ -58,6 +59,7 @@ class Config:
     import_group: str
     import_workers: int
     session_timeout: int
+    web_session_timeout: int
 
 
 def _integer(values: Mapping[tuple[str, str], str], key: tuple[str, str], minimum: int = 0) -> int:
@@ -120,4 +122,5 @@ def load(
         import_group=values[("imports", "default_group")],
         import_workers=_integer(values, ("imports", "workers"), 1),
         session_timeout=_integer(values, ("wcap", "session_timeout"), 1),
+        web_session_timeout=_integer(values, ("web", "session_timeout"), 60),
     )

@@ -1,0 +1,262 @@
+"""The web pages under ``/app/``: sign in and out, calendars with their exports, import with a
+preview and live progress, the import history with details and Undo, and how to connect a
+calendar app. Rendered by the server (Jinja2 templates, one small script, no build step).
+
+Security: the session cookie is HttpOnly, SameSite=Lax (and Secure over HTTPS) and only its
+hash is stored; every POST must carry the session's CSRF token (form field ``csrf`` or header
+``X-CSRF-Token``) and, when the browser sends one, an Origin of this site; pages are served
+with a Content-Security-Policy that allows no inline script or style.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from aiohttp import web
+
+from server.caldav_props import calendar_href
+from server.errors import Invalid, NotFound, TooLarge
+from server.rest_imports import freckle_error, import_form
+from server.services import REQUEST_USER, Services
+from server.wcap import calid_of
+from storage.model import ImportFilter, ImportJob, User
+
+COOKIE = "almanac_session"
+PREFIX = "/app"
+PER_PAGE = 30
+#: export buttons: format name -> (file extension, content type, label)
+EXPORTS = {
+    "ics": ("ics", "text/calendar; charset=utf-8", ".ics"),
+    "outlook": ("csv", "text/csv; charset=utf-8", "Outlook .csv"),
+    "timeslot": ("json", "application/json", "Timeslot .json"),
+}
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+Handler = Callable[[web.Request, User, str], Awaitable[web.StreamResponse]]
+
+_templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_templates.filters["thousands"] = lambda number: f"{number or 0:,}"
+
+
+def csrf_token(session: str) -> str:
+    """The CSRF token of a session: derived from the cookie, which other sites cannot read."""
+    return hmac.new(session.encode(), b"almanac web csrf", hashlib.sha256).hexdigest()
+
+
+def render(name: str, status: int = 200, **context: Any) -> web.Response:
+    html = _templates.get_template(name).render(prefix=PREFIX, **context)
+    return web.Response(text=html, status=status, content_type="text/html", headers={"Content-Security-Policy": CSP})
+
+
+def finished(job: ImportJob) -> bool:
+    return job.status in ("complete", "failed", "undone")
+
+
+class WebDoor:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    # sessions ------------------------------------------------------------------------------
+
+    async def session(self, request: web.Request) -> tuple[User, str] | None:
+        session = request.cookies.get(COOKIE)
+        user = await self.services.users.session_user(session, self.services.config.web_session_timeout)
+        return (user, session) if user and session else None
+
+    @staticmethod
+    def same_origin(request: web.Request) -> bool:
+        origin = request.headers.get("Origin")
+        return origin is None or origin == f"{request.scheme}://{request.host}"
+
+    def signed_in(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """Pages for a signed-in user (others go to the sign-in page); POSTs need the CSRF token."""
+
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            found = await self.session(request)
+            if found is None:
+                if request.method == "GET" and "application/json" not in request.headers.get("Accept", ""):
+                    raise web.HTTPSeeOther(f"{PREFIX}/signin?next={quote(request.path_qs)}")
+                raise web.HTTPUnauthorized(text="sign in first")
+            user, session = found
+            request[REQUEST_USER] = user.username
+            if request.method == "POST":
+                # a header from the script; a field of a plain form; the query of a file upload form
+                sent = request.headers.get("X-CSRF-Token") or request.query.get("csrf")
+                if sent is None and request.content_type == "application/x-www-form-urlencoded":
+                    sent = str((await request.post()).get("csrf", ""))
+                if not self.same_origin(request) or not hmac.compare_digest(sent or "", csrf_token(session)):
+                    raise web.HTTPForbidden(text="the form is out of date or from another site: reload the page")
+            return await handler(request, user, session)
+
+        return wrapper
+
+    def page(self, name: str, user: User, session: str, **context: Any) -> web.Response:
+        return render(name, user=user, csrf=csrf_token(session), **context)
+
+    async def signin_form(self, request: web.Request) -> web.Response:
+        if await self.session(request):
+            raise web.HTTPSeeOther(f"{PREFIX}/")
+        return render("signin.html", next=request.query.get("next", ""))
+
+    async def signin(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        login, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
+        target = str(form.get("next") or "")
+        if not target.startswith(f"{PREFIX}/") or target.startswith("//"):
+            target = f"{PREFIX}/"
+        user = None
+        if self.same_origin(request):
+            user = await self.services.users.authenticate(login, password, request.remote or "")
+        if user is None:
+            return render("signin.html", status=401, next=target, username=login, error="Wrong user name or password.")
+        timeout = self.services.config.web_session_timeout
+        session = await self.services.users.open_session(user, "web", timeout)
+        response = web.HTTPSeeOther(target)
+        response.set_cookie(
+            COOKIE, session, max_age=timeout, path="/", httponly=True, samesite="Lax", secure=request.secure
+        )
+        raise response
+
+    async def signout(self, request: web.Request, user: User, session: str) -> web.Response:
+        await self.services.users.close_session(session)
+        response = web.HTTPSeeOther(f"{PREFIX}/signin")
+        response.del_cookie(COOKIE, path="/")
+        raise response
+
+    # pages ---------------------------------------------------------------------------------
+
+    async def calendars(self, request: web.Request, user: User, session: str) -> web.Response:
+        calendars = await self.services.calendars.list(user)
+        return self.page("calendars.html", user, session, calendars=calendars, exports=EXPORTS)
+
+    async def export(self, request: web.Request, user: User, session: str) -> web.StreamResponse:
+        fmt = request.query.get("format", "ics")
+        if fmt not in EXPORTS:
+            raise web.HTTPNotFound(text="unknown export format")
+        calendars = self.services.calendars
+        if request.query.get("calendar"):
+            try:
+                chosen = [await calendars.get(user, request.query["calendar"])]
+            except NotFound:
+                raise web.HTTPNotFound(text="no such calendar") from None
+            name = chosen[0].name
+        else:
+            chosen, name = await calendars.list(user), f"{user.username} calendars"
+        extension, content_type, _ = EXPORTS[fmt]
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": content_type,
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}.{extension}",
+            }
+        )
+        response.enable_compression()
+        await response.prepare(request)
+        async for chunk in calendars.export(chosen, fmt):
+            await response.write(chunk.encode())
+        await response.write_eof()
+        return response
+
+    async def import_page(self, request: web.Request, user: User, session: str) -> web.Response:
+        calendars = await self.services.calendars.list(user)
+        return self.page("import.html", user, session, calendars=calendars, chosen=request.query.get("calendar"))
+
+    async def preview(self, request: web.Request, user: User, session: str) -> web.Response:
+        """The dry run the import page shows before importing (JSON for its script)."""
+        try:
+            chosen, data, _ = await import_form(request, self.services, user, "web")
+        except (Invalid, TooLarge) as error:
+            return freckle_error(error)
+        return web.json_response((await self.services.imports.preview(user, chosen, data)).as_dict())
+
+    async def start_import(self, request: web.Request, user: User, session: str) -> web.Response:
+        """Queue the import; the script gets its id, a browser without script its page."""
+        try:
+            chosen, data, _ = await import_form(request, self.services, user, "web")
+            job = await self.services.imports.submit(user, chosen, data)
+        except (Invalid, TooLarge) as error:
+            if "application/json" in request.headers.get("Accept", ""):
+                return freckle_error(error)
+            calendars = await self.services.calendars.list(user)
+            return self.page("import.html", user, session, calendars=calendars, error=error.message)
+        if "application/json" in request.headers.get("Accept", ""):
+            return web.json_response({"id": job.id, "url": f"{PREFIX}/imports/{job.id}"}, status=202)
+        raise web.HTTPSeeOther(f"{PREFIX}/imports/{job.id}")
+
+    async def history(self, request: web.Request, user: User, session: str) -> web.Response:
+        try:
+            page = max(int(request.query.get("page", "1")), 1)
+        except ValueError:
+            page = 1
+        jobs, total = await self.services.store.list_imports(
+            ImportFilter(user_id=user.id), offset=(page - 1) * PER_PAGE, limit=PER_PAGE
+        )
+        names = {c.id: c.name for c in await self.services.calendars.list(user)}
+        pages = max(1, -(-total // PER_PAGE))
+        return self.page("imports.html", user, session, jobs=jobs, names=names, page=page, pages=pages, total=total)
+
+    async def job_of(self, request: web.Request, user: User) -> ImportJob:
+        try:
+            return await self.services.imports.get(user, int(request.match_info["id"]))
+        except (ValueError, NotFound):
+            raise web.HTTPNotFound(text="no such import") from None
+
+    async def detail(self, request: web.Request, user: User, session: str) -> web.Response:
+        job = await self.job_of(request, user)
+        names = {c.id: c.name for c in await self.services.calendars.list(user)}
+        return self.page("import_detail.html", user, session, job=job, names=names, finished=finished(job),
+                         undone=request.query.get("undone"))  # fmt: skip
+
+    async def status(self, request: web.Request, user: User, session: str) -> web.Response:
+        job = await self.job_of(request, user)
+        return web.json_response(
+            {"status": job.status, "percent": job.progress, "finished": finished(job), "total": job.total,
+             "written": job.created + job.updated + job.unchanged}
+        )  # fmt: skip
+
+    async def undo(self, request: web.Request, user: User, session: str) -> web.Response:
+        job = await self.job_of(request, user)
+        try:
+            await self.services.imports.undo(user, job.id)
+        except Invalid as error:
+            raise web.HTTPConflict(text=error.message) from None
+        raise web.HTTPSeeOther(f"{PREFIX}/imports/{job.id}?undone=1")
+
+    async def connect(self, request: web.Request, user: User, session: str) -> web.Response:
+        origin = f"{request.scheme}://{request.host}"
+        calendars = [
+            (c, origin + calendar_href(user, c), calid_of(c, user)) for c in await self.services.calendars.list(user)
+        ]
+        return self.page("connect.html", user, session, origin=origin, calendars=calendars)
+
+
+def add_routes(app: web.Application, services: Services) -> None:
+    door = WebDoor(services)
+    routes = app.router
+    guarded = door.signed_in
+    routes.add_get(f"{PREFIX}/signin", door.signin_form)
+    routes.add_post(f"{PREFIX}/signin", door.signin)
+    routes.add_post(f"{PREFIX}/signout", guarded(door.signout))
+    routes.add_get(f"{PREFIX}/", guarded(door.calendars))
+    routes.add_get(f"{PREFIX}/export", guarded(door.export))
+    routes.add_get(f"{PREFIX}/import", guarded(door.import_page))
+    routes.add_post(f"{PREFIX}/import/preview", guarded(door.preview))
+    routes.add_post(f"{PREFIX}/import", guarded(door.start_import))
+    routes.add_get(f"{PREFIX}/imports", guarded(door.history))
+    routes.add_get(f"{PREFIX}/imports/{{id}}", guarded(door.detail))
+    routes.add_get(f"{PREFIX}/imports/{{id}}/status", guarded(door.status))
+    routes.add_post(f"{PREFIX}/imports/{{id}}/undo", guarded(door.undo))
+    routes.add_get(f"{PREFIX}/connect", guarded(door.connect))
+    routes.add_static(f"{PREFIX}/static", Path(__file__).parent / "static", append_version=True)

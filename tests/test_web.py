@@ -1,0 +1,180 @@
+"""The web pages in a real browser (Debian's Chromium, driven by Playwright): sign in, import a
+file with a bad line (preview, progress, details), undo, export; and the pages' defences.
+
+Screenshots of each page go to ``tmp_path``, or to the folder named by ALMANAC_SCREENSHOTS
+(``ALMANAC_SCREENSHOTS=docs/screenshots ./scripts/test.sh -k web`` refreshes the README's).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import aiohttp
+from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import Browser, Page, expect
+
+from bench.generate import ics
+from tests.conftest import Account
+from tests.test_browser import browser, server  # noqa: F401 (fixtures)
+
+PHONE = {"width": 390, "height": 844}
+EVENTS = 300
+
+
+def screenshots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("ALMANAC_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def file_with_a_bad_line(folder: Path) -> tuple[Path, int]:
+    """A generated .ics of EVENTS events, one of them with a broken DTSTART; and the line its
+    event begins on (where errors are reported)."""
+    text = ics(EVENTS, prefix="web").decode()
+    text = text.replace("DTSTART:2", "DTSTART:tomorrow-ish 2", 1)
+    line = text[: text.rindex("BEGIN:VEVENT", 0, text.index("DTSTART:tomorrow"))].count("\n") + 1
+    path = folder / "work-calendar.ics"
+    path.write_text(text)
+    return path, line
+
+
+async def sign_up(server: TestServer, name: str) -> None:  # noqa: F811
+    async with aiohttp.ClientSession() as http:
+        await http.post(server.make_url("/v1/users"), json={"username": name, "password": "correct horse"})
+
+
+async def sign_in(page: Page, server: TestServer, name: str) -> None:  # noqa: F811
+    await page.goto(str(server.make_url("/app/")))
+    await expect(page).to_have_url(re.compile(r"/app/signin\?next="))
+    await page.fill("#username", name)
+    await page.fill("#password", "correct horse")
+    await page.click("button[type=submit]")
+    await expect(page.get_by_role("heading", name="Your calendars")).to_be_visible()
+
+
+async def test_import_preview_progress_details_undo_export(
+    browser: Browser,  # noqa: F811
+    server: TestServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    shots = screenshots(tmp_path)
+    await sign_up(server, "grace")
+    page = await browser.new_page(viewport={"width": 1100, "height": 800}, accept_downloads=True)
+    await page.goto(str(server.make_url("/app/signin")))
+    await page.fill("#username", "grace")
+    await page.fill("#password", "wrong password")
+    await page.click("button[type=submit]")
+    await expect(page.get_by_role("alert")).to_have_text("Wrong user name or password.")
+    await page.screenshot(path=shots / "signin.png")
+    await sign_in(page, server, "grace")
+    count = page.locator(".card .count").first
+    await expect(count).to_have_text("0")
+
+    # import: preview first (it shows the bad line), then import the good entries
+    await page.get_by_role("link", name="Import into…").first.click()
+    path, bad_line = file_with_a_bad_line(tmp_path)
+    await page.set_input_files("#file", str(path))
+    await page.fill("#dtstart", "2024-01-01")
+    await page.click("#preview-button")
+    summary = page.locator("#preview-summary")
+    await expect(summary).to_contain_text(f"{EVENTS - 1} new, 0 updated")
+    errors = page.locator("#preview-errors tbody tr")
+    await expect(errors).to_have_count(1)
+    await expect(errors.first.locator("td").first).to_have_text(str(bad_line))
+    await page.check("#skip_invalid")
+    await page.screenshot(path=shots / "import-preview.png", full_page=True)
+    await page.click("#import-button")
+    await expect(page.locator("#progress")).to_be_visible()
+    await page.screenshot(path=shots / "import-progress.png")
+
+    # the import's page: counts, the bad line and why
+    await expect(page).to_have_url(re.compile(r"/app/imports/\d+$"), timeout=30_000)
+    await expect(page.locator("#status")).to_have_text("complete")
+    await expect(page.locator("#created")).to_have_text(str(EVENTS - 1))
+    line_errors = page.locator("#line-errors tbody tr")
+    await expect(line_errors).to_have_count(1)
+    await expect(line_errors.first).to_contain_text(str(bad_line))
+    await expect(line_errors.first).to_contain_text("DTSTART")
+    await page.screenshot(path=shots / "import-details.png", full_page=True)
+    await page.get_by_role("link", name="Calendars").click()
+    await expect(count).to_have_text(str(EVENTS - 1))
+
+    # export what is there, in each format
+    for label, start in ((".ics", "BEGIN:VCALENDAR"), ("Outlook .csv", '"Subject"'), ("Timeslot .json", "[")):
+        async with page.expect_download() as waiting:
+            await page.get_by_role("link", name=label).first.click()
+        download = await waiting.value
+        text = Path(await download.path()).read_text()
+        assert text.startswith(start) and download.suggested_filename.startswith("Calendar.")
+        if label == ".ics":
+            assert text.count("BEGIN:VEVENT") == EVENTS - 1
+    await page.screenshot(path=shots / "calendars.png")
+
+    # the history, and undo from the import's page
+    await page.get_by_role("link", name="History").click()
+    await expect(page.locator(".history tbody tr")).to_have_count(1)
+    await page.screenshot(path=shots / "history.png")
+    await page.get_by_role("link", name="work-calendar.ics").click()
+    await page.click("#undo")
+    await expect(page.get_by_role("status")).to_contain_text("Undone")
+    await expect(page.locator("#status")).to_have_text("undone")
+    await page.get_by_role("link", name="Calendars").click()
+    await expect(count).to_have_text("0")
+
+    await page.get_by_role("link", name="Connect").click()
+    await expect(page.locator("#caldav-url")).to_have_text(str(server.make_url("/dav/")))
+    await page.screenshot(path=shots / "connect.png", full_page=True)
+    phone = await browser.new_page(viewport=PHONE)
+    await sign_in(phone, server, "grace")
+    await phone.screenshot(path=shots / "calendars-phone.png")
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page).to_have_url(re.compile(r"/app/signin$"))
+
+
+async def test_without_script_the_import_still_works(browser: Browser, server: TestServer, tmp_path: Path) -> None:  # noqa: F811
+    await sign_up(server, "hopper")
+    context = await browser.new_context(java_script_enabled=False)
+    page = await context.new_page()
+    await sign_in(page, server, "hopper")
+    await page.goto(str(server.make_url("/app/import")))
+    path, _ = file_with_a_bad_line(tmp_path)
+    path.write_text(ics(20, prefix="plain").decode())
+    await page.set_input_files("#file", str(path))
+    await page.click("#import-button")
+    await expect(page).to_have_url(re.compile(r"/app/imports/\d+$"))
+    for _ in range(50):  # no script: the person reloads
+        if await page.locator("#status").inner_text() == "complete":
+            break
+        await page.wait_for_timeout(100)
+        await page.reload()
+    await expect(page.locator("#created")).to_have_text("20")
+
+
+async def test_cookie_csrf_and_isolation(client: TestClient, alice: Account, bob: Account) -> None:
+    signin = await client.post(
+        "/app/signin", data={"username": "alice", "password": "correct horse"}, allow_redirects=False
+    )
+    cookie = signin.headers["Set-Cookie"]
+    assert signin.status == 303 and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    page = await client.get("/app/")
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    token = re.search(r'data-csrf="([0-9a-f]+)"', await page.text()).group(1)  # type: ignore[union-attr]
+    # an upload without the token (a form on another site) is refused and records nothing
+    form = aiohttp.FormData()
+    form.add_field("file", b"BEGIN:VCALENDAR\r\n", filename="x.ics")
+    assert (await client.post("/app/import", data=form)).status == 403
+    forged = await client.post("/app/signout", data={"csrf": token}, headers={"Origin": "https://evil.example"})
+    assert forged.status == 403
+    assert await (await alice.get("/v1/imports")).json() == []
+    # bob's import is not alice's to see or undo
+    ics_file = aiohttp.FormData()
+    ics_file.add_field("file", ics(3, prefix="bob"), filename="bob.ics")
+    job = await (await bob.post("/v1/imports", data=ics_file)).json()
+    assert (await client.get(f"/app/imports/{job['id']}")).status == 404
+    undo = await client.post(f"/app/imports/{job['id']}/undo", data={"csrf": token})
+    assert undo.status == 404
+    signout = await client.post("/app/signout", data={"csrf": token}, allow_redirects=False)
+    assert signout.status == 303
+    assert (await client.get("/app/", allow_redirects=False)).status == 303
