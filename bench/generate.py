@@ -6,9 +6,10 @@ import random
 from datetime import UTC, datetime, timedelta
 
 
-def ics(count: int, seed: int = 1, prefix: str = "bench", days: int = 2 * 365) -> bytes:
+def ics(count: int, seed: int = 1, prefix: str = "bench", days: int = 2 * 365, notes: int = 0) -> bytes:
     """A .ics file of ``count`` events from 2024 on over ``days`` days: 80% UTC, 10% zoned
-    weekly series of 20 instances, 10% all-day."""
+    weekly series of 20 instances, 10% all-day; each with a COMMENT of ``notes`` characters
+    (folded) when asked, to make big files."""
     rng = random.Random(seed)
     start = datetime(2024, 1, 1, tzinfo=UTC)
     stamp = "20240101T000000Z"
@@ -36,7 +37,10 @@ def ics(count: int, seed: int = 1, prefix: str = "bench", days: int = 2 * 365) -
             f"SUMMARY:Meeting {n} about item {rng.randrange(1000)}",
             f"DESCRIPTION:Agenda for meeting {n}: review\\, plan and decide.",
             f"LOCATION:Room {rng.randrange(1, 40)}",
-            "END:VEVENT",
         ]
+        if notes:
+            comment = "COMMENT:" + "".join(rng.choice("abcdefgh ") for _ in range(notes))
+            lines += [comment[:74], *(" " + comment[i : i + 73] for i in range(74, len(comment), 73))]
+        lines.append("END:VEVENT")
     lines += ["END:VCALENDAR", ""]
     return "\r\n".join(lines).encode()

@@ -4,7 +4,7 @@ import, the import's wall time, and the server's peak memory.
 A client GETs one event over CalDAV back to back (with a 20 ms pause) before and during the
 import, and the latencies' p50/p99/max are reported for both phases.
 
-    .venv/bin/python bench/jobs_bench.py [--size 100000]
+    .venv/bin/python bench/jobs_bench.py [--size 100000] [--notes 750]
 
 Run by hand (not in CI); it starts its own server on 127.0.0.1 with a temporary data folder.
 """
@@ -59,6 +59,7 @@ def summary(latencies: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--notes", type=int, default=0, help="characters of COMMENT per event (750: a 100 MB file)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         server = Server(Path(folder) / "data")
@@ -76,7 +77,7 @@ def main() -> None:
         for _ in range(300):
             before.append(get())
             time.sleep(0.02)
-        data = ics(args.size, seed=3, prefix="jobs")
+        data = ics(args.size, seed=3, prefix="jobs", notes=args.notes)
         body, kind = multipart(data)
         started = time.perf_counter()
         status, reply, _ = call(

@@ -719,24 +719,6 @@ def cache_timezone(component: Timezone) -> None:
         tzp.cache_timezone_component(component)
 
 
-@dataclass(slots=True)
-class Collected:
-    """Blocks grouped by UID, in order of first appearance."""
-
-    by_uid: dict[str, list[Block]] = field(default_factory=dict)
-
-    def add(self, block: Block) -> str | None:
-        """Add a block; return a problem if it clashes with one already there."""
-        blocks = self.by_uid.setdefault(block.uid, [])
-        for other in blocks:
-            if other.name != block.name:
-                return f"UID {block.uid} is used by a {other.name} on line {other.line} too"
-            if not block.is_override and not other.is_override:
-                return f"UID {block.uid} already appears on line {other.line}"
-        blocks.append(block)
-        return None
-
-
 # --------------------------------------------------------------------------- identities
 
 

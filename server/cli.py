@@ -19,7 +19,7 @@ from server.app import create_app
 from server.config import ROOT, Config, ConfigError, load
 from server.errors import Invalid, NotFound, ServiceError
 from server.http import iso_epoch
-from server.imports import DELIMITERS, ImportRequest
+from server.imports import DELIMITERS, ImportRequest, Upload
 from server.services import SERVICES, Services, opened
 from storage.model import Calendar, ImportJob, User
 
@@ -180,9 +180,9 @@ async def import_command(config: Config, args: argparse.Namespace) -> int:
             filename=Path(args.file).name, start=start, end=end, create_calendars=not args.no_create_calendars,
             delimiter=DELIMITERS.get(args.field_delimiter or ""), skip_invalid=args.skip_invalid,
         )  # fmt: skip
-        data = Path(args.file).read_bytes()
+        upload = Upload(path=Path(args.file))
         if args.dry_run:
-            preview = await services.imports.preview(user, request, data)
+            preview = await services.imports.preview(user, request, upload)
             print(
                 f"{args.file} ({preview.format or 'unrecognised'}) would create {preview.created:,}, "
                 f"update {preview.updated:,} and leave {preview.unchanged:,} unchanged; "
@@ -194,7 +194,7 @@ async def import_command(config: Config, args: argparse.Namespace) -> int:
             return 1 if preview.line_errors and not args.skip_invalid else 0
         bar = ProgressBar()
         try:
-            job, _ = await services.imports.run(user, request, data, progress=bar)
+            job, _ = await services.imports.run(user, request, upload, progress=bar)
         except ServiceError as error:
             bar.done()
             print(f"error: {error.message}", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from server.imports import ImportRequest
+from server.imports import ImportRequest, Upload
 from server.services import Services
 
 USERNAME = "demo"
@@ -48,9 +48,8 @@ async def prepare(services: Services, base: str) -> str:
     calendar = await services.store.find_calendar_by_name(user.id, CALENDAR)
     if calendar is None:
         calendar = await services.calendars.create(user, CALENDAR, color="3A87AD", timezone="Europe/Berlin")
-    await services.imports.run(
-        user, ImportRequest(door="cli", calendar=calendar, filename="demo.ics"), sample_calendar(date.today())
-    )
+    request = ImportRequest(door="cli", calendar=calendar, filename="demo.ics")
+    await services.imports.run(user, request, Upload.of(sample_calendar(date.today())))
     token = await services.users.issue_token(user)
     return f"""
 Demo user ready: {USERNAME} / {PASSWORD} (calendar "{CALENDAR}", group {calendar.uuid})

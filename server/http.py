@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
 
-from aiohttp import web
+from aiohttp import BodyPartReader, ClientPayloadError, web
 
 from protocol import multipart
 from server.errors import Invalid, TooLarge
@@ -56,6 +60,56 @@ async def read_form(request: web.Request, limit: int) -> Form:
                 raise Invalid(f"the field {part.name} is too long", field=part.name)
             form.fields.setdefault(part.name, part.data.decode("utf-8", "replace").strip())
     return form
+
+
+@dataclass(slots=True)
+class SpooledForm:
+    """A multipart/form-data body whose file was written to disk as it arrived."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    path: Path | None = None  #: the file (the caller removes it)
+    filename: str | None = None
+
+
+async def spool_form(request: web.Request, limit: int, directory: Path) -> SpooledForm:
+    """Read a multipart body as it streams in (exact boundaries, as browsers and curl send
+    them), the file into a new file in ``directory``: memory stays small whatever the file's
+    size. TooLarge for a file over ``limit``, Invalid for an unreadable body or a huge field;
+    then nothing is left on disk."""
+    form = SpooledForm()
+    try:
+        async for part in await request.multipart():
+            if not isinstance(part, BodyPartReader):
+                raise Invalid("nested multipart bodies are not supported", field="file")
+            if part.name in FILE_FIELDS and form.path is None:
+                directory.mkdir(parents=True, exist_ok=True)
+                handle, name = tempfile.mkstemp(dir=directory, prefix="upload-")
+                form.path, form.filename = Path(name), part.filename
+                await _copy(part, os.fdopen(handle, "wb"), limit)
+            elif part.name:
+                value = bytearray()
+                while chunk := await part.read_chunk(1 << 16):
+                    value += chunk
+                    if len(value) > 1 << 16:
+                        raise Invalid(f"the field {part.name} is too long", field=part.name)
+                form.fields.setdefault(part.name, value.decode("utf-8", "replace").strip())
+    except BaseException as error:
+        if form.path is not None:
+            form.path.unlink(missing_ok=True)
+        if isinstance(error, ValueError | AssertionError | ClientPayloadError):
+            raise Invalid(f"unreadable multipart/form-data body: {error}", field="file") from None
+        raise
+    return form
+
+
+async def _copy(part: BodyPartReader, out: BinaryIO, limit: int) -> None:
+    with out:
+        size = 0
+        while chunk := await part.read_chunk(1 << 16):
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"the file is larger than the limit of {limit} bytes")
+            out.write(chunk)
 
 
 def iso_epoch(value: str | None, name: str) -> int | None:

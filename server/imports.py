@@ -1,11 +1,13 @@
 """ImportService: every import, from every door, is a job.
 
 A job is recorded first (who, which door, calendar, format, file name, options), then run:
-decode -> detect -> parse -> check every line -> write in batches. A file with any bad line
-writes nothing: the job is marked failed with every problem and its line. Batches are written
-in separate transactions so that a 100,000-event import never holds the store's single writer
-for long; a job that fails while writing, or that a stopped server left half-written, is rolled
-back with the same code that undoes a finished import.
+check the encoding -> detect the format -> read the file as a stream, staging what it would
+write on disk -> write the staged objects in batches. A file with any bad line writes nothing:
+the job is marked failed with every problem and its line. Neither the file nor what it holds is
+ever all in memory. Batches are written in separate transactions so that a 100,000-event import
+never holds the store's single writer for long; a job that fails while writing, or that a
+stopped server left half-written, is rolled back with the same code that undoes a finished
+import.
 
 ``/v1/imports`` and the web page queue their jobs (the file waits in ``<data>/imports/``) for a
 pool of workers; the seed's ``/v1/import/``, ``import.wcap`` and the CLI run theirs at once.
@@ -14,16 +16,20 @@ pool of workers; the seed's ``/v1/import/``, ``import.wcap`` and the CLI run the
 from __future__ import annotations
 
 import asyncio
+import functools
+import io
 import logging
+import pickle
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from protocol import formats
-from protocol.formats import ParseOptions, ParseResult
+from protocol.formats import Lines, ParseOptions, ParseResult
 from protocol.ical import Resource, in_window, parse_resource, resource_from_calendar
 from server.calendars import CalendarService, object_write, window
 from server.config import Config
@@ -40,6 +46,8 @@ DELIMITERS = {",": ",", ";": ";", "|": "|", "\t": "\t", "tab": "\t"}
 #: progress (percent) once the file is parsed and checked (two thirds of the work); writing
 #: takes it to 100
 PARSED = 60
+#: a file is read in pieces of at most this many characters (a line longer than this too)
+PIECE = 1 << 20
 Progress = Callable[[ImportJob], None]
 
 
@@ -49,6 +57,48 @@ def iso(moment: int | None) -> str | None:
 
 def epoch_of(text: str | None) -> int | None:
     return None if text is None else int(datetime.fromisoformat(text).timestamp())
+
+
+@dataclass(slots=True, frozen=True)
+class Upload:
+    """An uploaded file: in memory, or on disk (a spooled upload, or the CLI's file), which is
+    then only ever read in pieces."""
+
+    data: bytes | None = None
+    path: Path | None = None
+
+    @classmethod
+    def of(cls, data: bytes | str) -> Upload:
+        """A file in memory (text as UTF-8; lone surrogates from JSON become invalid bytes)."""
+        return cls(data=data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else self.path.stat().st_size  # type: ignore[union-attr]
+
+    def _open(self) -> IO[bytes]:
+        return io.BytesIO(self.data) if self.data is not None else open(self.path, "rb")  # type: ignore[arg-type]
+
+    def chunks(self) -> Iterator[bytes]:
+        with self._open() as file:
+            yield from iter(functools.partial(file.read, 1 << 20), b"")
+
+    def head(self) -> str:
+        """The file's beginning, for format detection (bad bytes replaced)."""
+        start = next(self.chunks(), b"")[:65536]
+        return start.decode(formats.encoding_by_bom(start), "replace")
+
+    def lines(self, encoding: str) -> Lines:
+        def pieces() -> Iterator[str]:
+            with io.TextIOWrapper(self._open(), encoding, newline="") as text:
+                yield from iter(functools.partial(text.readline, PIECE), "")
+
+        return pieces
+
+    def discard(self) -> None:
+        """Remove a spooled upload (never call it on a file the user owns)."""
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 @dataclass(slots=True, frozen=True)
@@ -134,20 +184,19 @@ class ImportService:
         if size is not None and size > self.config.max_upload_bytes:
             raise TooLarge(f"the file is larger than the limit of {self.config.max_upload_bytes} bytes")
 
-    def decode(self, data: bytes | str) -> str:
+    def open(self, upload: Upload) -> tuple[Lines, int]:
+        """The file's lines and how many there are, once its size and encoding are checked
+        (reads it through: call it in a thread); TooLarge, Invalid, BadEncoding."""
+        self.check_size(upload.size)
         try:
-            if isinstance(data, bytes):
-                self.check_size(len(data))
-                return formats.decode(data)
-            self.check_size(len(data.encode("utf-8", "surrogatepass")))
-            formats.check_text(data)
-            return data
+            encoding, count = formats.encoding_of(upload.chunks())
         except formats.EncodingProblem as problem:
             # Garbage is "not a calendar file" (422); a calendar file with bad bytes is 403.
-            self.detect(data.decode("utf-8", "replace") if isinstance(data, bytes) else data, None)
+            self.detect(upload.head(), None)
             raise BadEncoding(
                 f"the file includes invalid encoded characters: {problem.message}", problem.line
             ) from None
+        return upload.lines(encoding), count
 
     @staticmethod
     def detect(text: str, fmt: str | None) -> str:
@@ -162,14 +211,16 @@ class ImportService:
             error = {"line": unknown.line, "fields": [], "error": unknown.message}
             raise Invalid(unknown.message, field="file", errors=[error], code="invalid_file") from None
 
-    def check_head(self, data: bytes | str, fmt: str | None) -> None:
-        """Refuse at once (Invalid) a file whose beginning is no calendar file of any format."""
-        head = data[:65536]
-        self.detect(head.decode("utf-8", "replace") if isinstance(head, bytes) else head, fmt)
+    def format_of(self, upload: Upload, fmt: str | None) -> str:
+        """The format named by the caller, or the one the file's beginning looks like: a file
+        that starts like no calendar file of any format is refused (Invalid) at once."""
+        return self.detect(upload.head(), fmt)
 
-    def parse(self, text: str, request: ImportRequest, progress: Callable[[int], None] | None = None) -> ParseResult:
-        """Parse and keep what is in the window (CPU-bound: call it in a thread); problems
-        are in the result's ``errors``. ``progress`` hears the line reading has reached."""
+    def read(
+        self, lines: Lines, request: ImportRequest, result: ParseResult, progress: Callable[[int], None] | None = None
+    ) -> Iterator[Resource]:
+        """Stream the resources in the window (CPU-bound: iterate in a thread); problems go to
+        ``result``. ``progress`` hears the line reading has reached."""
         calendar = request.calendar
         options = ParseOptions(
             timezone=calendar.timezone if calendar else None,
@@ -178,42 +229,24 @@ class ImportService:
             max_instances=self.config.max_instances,
             progress=progress,
         )
-        result = formats.parse(text, self.detect(text, request.format), options)
-        if request.start is not None or request.end is not None:
-            low, high = window(request.start, request.end)
-            kept = [r for r in result.resources if in_window(r.text, r.start, r.end, r.recurring, low, high)]
-            result.discarded += len(result.resources) - len(kept)
-            result.resources = kept
-        return result
+        resources = formats.read(lines, result.format, options, result)
+        if request.start is None and request.end is None:
+            return resources
+        low, high = window(request.start, request.end)
 
-    async def checked(
-        self, data: bytes | str, request: ImportRequest, job: ImportJob | None = None, progress: Progress | None = None
-    ) -> ParseResult:
-        """The parsed file; Invalid with every line error if any line is bad (unless the
-        request skips invalid entries and there are valid ones, read to the end). With a job,
-        its progress follows the parse (every half second)."""
-        text = self.decode(data)
-        lines, reached = max(text.count("\n"), 1), [0]
+        def kept(resource: Resource) -> bool:
+            inside = in_window(resource.text, resource.start, resource.end, resource.recurring, low, high)
+            result.discarded += not inside
+            return inside
 
-        def heard(line: int) -> None:
-            reached[0] = line
+        return filter(kept, resources)
 
-        parsing = asyncio.ensure_future(asyncio.to_thread(self.parse, text, request, heard if job else None))
-        while job is not None and not parsing.done():
-            await asyncio.wait([parsing], timeout=0.5)
-            job = await self.store.update_import(job.id, progress=PARSED * min(reached[0], lines) // lines)
-            if progress:
-                progress(job)
-        result = await parsing
-        if result.errors and request.skip_invalid and result.resources and not result.stopped:
-            result.discarded += len({e.line for e in result.errors})
-        elif result.errors:
-            count = len(result.errors)
-            raise Invalid(
-                f"the file has {count} invalid {'entry' if count == 1 else 'entries'}: nothing was imported",
-                field="file",
-                errors=[e.as_dict() for e in result.errors],
-            )
+    def parse(self, data: bytes, request: ImportRequest) -> ParseResult:
+        """A small file parsed whole, its resources in the result (a CalDAV PUT)."""
+        upload = Upload(data)
+        lines, _ = self.open(upload)
+        result = ParseResult(self.format_of(upload, request.format))
+        result.resources = list(self.read(lines, request, result))
         return result
 
     def target_name(self, request: ImportRequest, resource: Resource) -> str | None:
@@ -222,21 +255,80 @@ class ImportService:
             return resource.calendar
         return None if request.calendar is not None else self.config.import_group
 
-    def targets(
-        self, user: User, request: ImportRequest, result: ParseResult
-    ) -> Iterator[tuple[ImportTarget, list[Resource]]]:
-        """The resources grouped by the calendar they go to, in file order."""
-        groups: dict[str | None, list[Resource]] = {}
-        for resource in result.resources:
-            groups.setdefault(self.target_name(request, resource), []).append(resource)
-        for name, resources in groups.items():
-            if name is None:
-                assert request.calendar is not None
-                yield ImportTarget(owner_id=user.id, calendar_id=request.calendar.id), resources
-            else:
-                description = result.calendar_description if name == result.calendar_name else None
-                made = self.calendars.new_calendar(user, name, description=description)
-                yield ImportTarget(owner_id=user.id, create=made), resources
+    def _stage(
+        self, lines: Lines, request: ImportRequest, result: ParseResult, staged: IO[bytes], heard: Callable[[int], None]
+    ) -> int:
+        """Read the file into ``staged`` as (calendar name, None for the request's; object)
+        records, and rewind it; how many there are."""
+        count = 0
+        for resource in self.read(lines, request, result, heard):
+            pickle.dump((self.target_name(request, resource), object_write(resource)), staged, pickle.HIGHEST_PROTOCOL)
+            count += 1
+        staged.seek(0)
+        return count
+
+    @staticmethod
+    def _next_batch(staged: IO[bytes]) -> dict[str | None, list[ObjectWrite]]:
+        """The next staged objects (up to BATCH) by the calendar they go to; empty at the end."""
+        batch: dict[str | None, list[ObjectWrite]] = {}
+        for _ in range(BATCH):
+            try:
+                name, write = pickle.load(staged)
+            except EOFError:
+                break
+            batch.setdefault(name, []).append(write)
+        return batch
+
+    async def staged(
+        self, upload: Upload, request: ImportRequest, job: ImportJob | None = None, progress: Progress | None = None
+    ) -> tuple[ParseResult, IO[bytes], int]:
+        """The file read through: the result (problems, warnings, calendar name), a temporary
+        file of what it would write (see ``_stage``; close it) and how many objects that
+        is. With a job, its progress follows the reading (every half second)."""
+        lines, count = await asyncio.to_thread(self.open, upload)
+        result = ParseResult(self.format_of(upload, request.format))
+        reached = [0]
+
+        def heard(line: int) -> None:
+            reached[0] = line
+
+        self.spool.mkdir(parents=True, exist_ok=True)
+        staged = tempfile.TemporaryFile(dir=self.spool, prefix="staged-")  # noqa: SIM115 (the caller closes it)
+        try:
+            reading = asyncio.ensure_future(asyncio.to_thread(self._stage, lines, request, result, staged, heard))
+            while job is not None and not reading.done():
+                await asyncio.wait([reading], timeout=0.5)
+                job = await self.store.update_import(job.id, progress=PARSED * min(reached[0], count) // count)
+                if progress:
+                    progress(job)
+            return result, staged, await reading
+        except BaseException:
+            staged.close()
+            raise
+
+    @staticmethod
+    def refusal(result: ParseResult, request: ImportRequest, total: int) -> Invalid | None:
+        """Why the file must not be imported: any bad line, unless the request skips invalid
+        entries and there are valid ones, read to the end (then they count as discarded)."""
+        if result.errors and request.skip_invalid and total and not result.stopped:
+            result.discarded += len({e.line for e in result.errors})
+            return None
+        if not result.errors:
+            return None
+        count = len(result.errors)
+        return Invalid(
+            f"the file has {count} invalid {'entry' if count == 1 else 'entries'}: nothing was imported",
+            field="file",
+            errors=[e.as_dict() for e in result.errors],
+        )
+
+    def target(self, user: User, request: ImportRequest, result: ParseResult, name: str | None) -> ImportTarget:
+        """Where the objects for calendar ``name`` go (None: the request's calendar)."""
+        if name is None:
+            assert request.calendar is not None
+            return ImportTarget(owner_id=user.id, calendar_id=request.calendar.id)
+        description = result.calendar_description if name == result.calendar_name else None
+        return ImportTarget(owner_id=user.id, create=self.calendars.new_calendar(user, name, description=description))
 
     # running -------------------------------------------------------------------------------
 
@@ -247,94 +339,107 @@ class ImportService:
         )  # fmt: skip
 
     async def run(
-        self, user: User, request: ImportRequest, data: bytes | str, progress: Progress | None = None
+        self, user: User, request: ImportRequest, upload: Upload, progress: Progress | None = None
     ) -> tuple[ImportJob, ParseResult]:
         """Import now (the doors that answer with the outcome); Invalid/BadEncoding after the
         failed job is recorded."""
-        self.check_size(len(data))
+        self.check_size(upload.size)
         job = await self.store.create_import(self._new(user, request, "in_progress"))
-        return await self._execute(job, user, request, data, progress)
+        return await self._execute(job, user, request, upload, progress)
 
-    async def submit(self, user: User, request: ImportRequest, data: bytes | str) -> ImportJob:
-        """Queue an import for the workers; what can be refused at once is refused (TooLarge,
+    async def submit(self, user: User, request: ImportRequest, upload: Upload) -> ImportJob:
+        """Queue an import for the workers, taking the upload over (a spooled one is moved to
+        the queue, or removed if refused); what can be refused at once is refused (TooLarge,
         Invalid) and then nothing is recorded."""
-        self.check_size(len(data))
-        self.check_head(data, request.format)
-        job = await self.store.create_import(self._new(user, request, "queued"))
-        raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-        await asyncio.to_thread(self._spool_write, job.id, raw)
+        try:
+            self.check_size(upload.size)
+            self.format_of(upload, request.format)
+            job = await self.store.create_import(self._new(user, request, "queued"))
+            await asyncio.to_thread(self._spool_write, job.id, upload)
+        finally:
+            upload.discard()
         self._queue.put_nowait(job.id)
         return job
 
-    def _spool_write(self, job_id: int, data: bytes) -> None:
+    def _spool_write(self, job_id: int, upload: Upload) -> None:
         self.spool.mkdir(parents=True, exist_ok=True)
+        if upload.path is not None:
+            upload.path.rename(self._spool_path(job_id))
+            return
         partial = self.spool / f"{job_id}.part"
-        partial.write_bytes(data)
-        partial.rename(self.spool / str(job_id))
+        partial.write_bytes(upload.data or b"")
+        partial.rename(self._spool_path(job_id))
 
     async def _execute(
-        self, job: ImportJob, user: User, request: ImportRequest, data: bytes | str, progress: Progress | None
+        self, job: ImportJob, user: User, request: ImportRequest, upload: Upload, progress: Progress | None
     ) -> tuple[ImportJob, ParseResult]:
         try:
-            result = await self.checked(data, request, job, progress)
+            result, staged, total = await self.staged(upload, request, job, progress)
+            problem = self.refusal(result, request, total)
+            if problem:
+                staged.close()
+                raise problem
         except (Invalid, BadEncoding) as problem:
             await self.store.update_import(
                 job.id, status="failed", message=problem.message, errors=line_errors(problem)
             )
             raise
-        total = len(result.resources)
-        job = await self.store.update_import(
-            job.id, format=result.format, total=total, discarded=result.discarded, progress=PARSED,
-            warnings=[w.as_dict() for w in result.warnings], errors=[e.as_dict() for e in result.errors],
-        )  # fmt: skip
-        if progress:
-            progress(job)
-        written = 0
-        try:
-            for target, resources in self.targets(user, request, result):
-                for start in range(0, len(resources), BATCH):
-                    batch = resources[start : start + BATCH]
-                    writes = await asyncio.to_thread(lambda b=batch: [object_write(r) for r in b])  # type: ignore[misc]
-                    written += len(batch)
-                    percent = PARSED + (100 - PARSED) * written // max(total, 1)
-                    await self.store.import_batch(job.id, target, writes, min(percent, 99))
-                    if progress:
-                        progress(await self.store.get_import(job.id))  # type: ignore[arg-type]
-        except Exception as error:
-            log.exception("import %d failed while writing", job.id)
-            await self._revert(job.id, "in_progress", "failed", f"the import failed while writing: {error}")
-            raise
+        with staged:
+            job = await self.store.update_import(
+                job.id, format=result.format, total=total, discarded=result.discarded, progress=PARSED,
+                warnings=[w.as_dict() for w in result.warnings], errors=[e.as_dict() for e in result.errors],
+            )  # fmt: skip
+            if progress:
+                progress(job)
+            targets: dict[str | None, ImportTarget] = {}
+            written = 0
+            try:
+                while batch := await asyncio.to_thread(self._next_batch, staged):
+                    for name, writes in batch.items():
+                        if name not in targets:
+                            targets[name] = self.target(user, request, result, name)
+                        written += len(writes)
+                        percent = PARSED + (100 - PARSED) * written // max(total, 1)
+                        await self.store.import_batch(job.id, targets[name], writes, min(percent, 99))
+                        if progress:
+                            progress(await self.store.get_import(job.id))  # type: ignore[arg-type]
+            except Exception as error:
+                log.exception("import %d failed while writing", job.id)
+                await self._revert(job.id, "in_progress", "failed", f"the import failed while writing: {error}")
+                raise
         job = await self.store.update_import(job.id, status="complete", progress=100)
         if progress:
             progress(job)
         return job, result
 
-    async def preview(self, user: User, request: ImportRequest, data: bytes | str) -> Preview:
+    async def preview(self, user: User, request: ImportRequest, upload: Upload) -> Preview:
         """A dry run: what the import would create, update and skip, and every line error."""
         try:
-            result = await asyncio.to_thread(self.parse, self.decode(data), request)
+            result, staged, _ = await self.staged(upload, request)
         except (Invalid, BadEncoding) as problem:
             return Preview(None, line_errors=line_errors(problem))
         preview = Preview(
             result.format, discarded=result.discarded, line_errors=[e.as_dict() for e in result.errors],
             warnings=[w.as_dict() for w in result.warnings],
         )  # fmt: skip
-        for target, resources in self.targets(user, request, result):
-            calendar_id = target.calendar_id
-            if target.create is not None:
-                found = await self.store.find_calendar_by_name(user.id, target.create.name)
-                calendar_id = found.id if found else None
-                if found is None:
-                    preview.calendars.append(target.create.name)
-            writes = await asyncio.to_thread(lambda r=resources: [object_write(x) for x in r])  # type: ignore[misc]
-            known = await self.store.uid_etags(calendar_id, [w.uid for w in writes]) if calendar_id else {}
-            counts = Counter(
-                "created" if w.uid not in known else "unchanged" if known[w.uid] == w.etag else "updated"
-                for w in writes
-            )
-            preview.created += counts["created"]
-            preview.updated += counts["updated"]
-            preview.unchanged += counts["unchanged"]
+        calendar_ids: dict[str | None, int | None] = {None: request.calendar.id if request.calendar else None}
+        with staged:
+            while batch := await asyncio.to_thread(self._next_batch, staged):
+                for name, writes in batch.items():
+                    if name not in calendar_ids:
+                        found = await self.store.find_calendar_by_name(user.id, name)  # type: ignore[arg-type]
+                        calendar_ids[name] = found.id if found else None
+                        if found is None:
+                            preview.calendars.append(name)  # type: ignore[arg-type]
+                    calendar_id = calendar_ids[name]
+                    known = await self.store.uid_etags(calendar_id, [w.uid for w in writes]) if calendar_id else {}
+                    counts = Counter(
+                        "created" if w.uid not in known else "unchanged" if known[w.uid] == w.etag else "updated"
+                        for w in writes
+                    )
+                    preview.created += counts["created"]
+                    preview.updated += counts["updated"]
+                    preview.unchanged += counts["unchanged"]
         return preview
 
     # the worker pool -----------------------------------------------------------------------
@@ -397,8 +502,7 @@ class ImportService:
             return
         job = await self.store.update_import(job_id, status="in_progress")
         try:
-            data = await asyncio.to_thread(path.read_bytes)
-            await self._execute(job, user, ImportRequest.of_job(job, calendar), data, None)
+            await self._execute(job, user, ImportRequest.of_job(job, calendar), Upload(path=path), None)
         finally:
             path.unlink(missing_ok=True)
 

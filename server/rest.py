@@ -23,7 +23,7 @@ from server.auth import token_from_header
 from server.calendars import is_uuid
 from server.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
 from server.http import FILE_FIELDS, iso_epoch, read_form, read_limited
-from server.imports import ImportRequest
+from server.imports import ImportRequest, Upload
 from server.services import REQUEST_USER, SERVICES, Services
 from storage.model import Calendar, CalendarObject, User
 
@@ -398,7 +398,7 @@ class RestDoor:
             user,
             ImportRequest(door="rest", calendar=calendar, filename=filename,
                           format=None if fmt in (None, "", "autodetect") else fmt),
-            data,
+            Upload.of(data),
         )  # fmt: skip
         if "application/json" not in request.headers.get("Accept", ""):
             return web.Response(status=200, content_type="application/json")  # the seed: an empty 200

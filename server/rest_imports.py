@@ -16,9 +16,9 @@ from aiohttp import web
 
 from server.caldav_props import calendar_href, object_href
 from server.calendars import is_uuid
-from server.errors import Invalid, NotFound, ServiceError, TooLarge
-from server.http import boolean, iso_epoch, read_form
-from server.imports import DELIMITERS, ImportRequest
+from server.errors import Forbidden, Invalid, NotFound, ServiceError, TooLarge
+from server.http import SpooledForm, boolean, iso_epoch, spool_form
+from server.imports import DELIMITERS, ImportRequest, Upload
 from server.services import Services
 from storage.model import Calendar, ImportFilter, ImportJob, User
 
@@ -59,14 +59,24 @@ TYPES = ("autodetect", "ics", "google", "outlook", "timeslot")
 
 async def import_form(
     request: web.Request, services: Services, user: User, door: str
-) -> tuple[ImportRequest, bytes, dict[str, str]]:
+) -> tuple[ImportRequest, Upload, dict[str, str]]:
     """The import a multipart form asks for (the API's POST and the web page's): the request,
-    the file and the other fields. Invalid (with the imports resource's codes), TooLarge."""
+    the file, spooled to disk (the caller discards it), and the other fields. Invalid (with
+    the imports resource's codes), TooLarge."""
     if request.content_type != "multipart/form-data":
         raise Invalid("send the file as multipart/form-data", field="file", code="invalid_content_type")
-    form = await read_form(request, services.config.max_upload_bytes)
+    form = await spool_form(request, services.config.max_upload_bytes, services.imports.spool)
+    upload = Upload(path=form.path)
+    try:
+        return await _import_request(services, user, door, form), upload, form.fields
+    except BaseException:
+        upload.discard()
+        raise
+
+
+async def _import_request(services: Services, user: User, door: str, form: SpooledForm) -> ImportRequest:
     fields = form.fields
-    if not form.file:
+    if form.path is None or not form.path.stat().st_size:
         raise Invalid("a file is required", field="file", code="missing_field")
     kind = fields.get("type") or "autodetect"
     if kind not in TYPES:
@@ -92,12 +102,11 @@ async def import_form(
         raise Invalid(str(error), field=str(error).split()[0]) from None
     if start is not None and end is not None and end <= start:
         raise Invalid("dtend must be after dtstart", field="dtend")
-    chosen = ImportRequest(
+    return ImportRequest(
         door=door, calendar=calendar, format=None if kind == "autodetect" else kind, filename=form.filename,
         start=start, end=end, create_calendars=create_calendars, delimiter=DELIMITERS.get(delimiter or ""),
         skip_invalid=skip_invalid,
     )  # fmt: skip
-    return chosen, form.file, fields
 
 
 def freckle_error(error: ServiceError) -> web.Response:
@@ -145,10 +154,22 @@ class ImportsResource:
             raise NotFound("import not found") from None
         return user, await self.services.imports.get(user, import_id)
 
+    async def whose(self, me: User, username: str | None) -> User:
+        """The user whose imports are listed: me, or for an administrator the one named."""
+        if username in (None, "", me.username):
+            return me
+        if not me.is_admin:
+            raise Forbidden("only an administrator may list another user's imports")
+        other = await self.services.users.get_by_name(username)  # type: ignore[arg-type]
+        if other is None:
+            raise Invalid(f"no user is called {username!r}", field="user", code="missing")
+        return other
+
     # handlers ----------------------------------------------------------------------------
 
     async def index(self, request: web.Request) -> web.Response:
-        user = await self.user_of(request)
+        """The user's imports (an administrator may name another user with ``user``)."""
+        user = await self.whose(await self.user_of(request), request.query.get("user"))
         page, per_page = paging(request)
         calendars = await self.calendars_by_id(user)
         calendar_id = None
@@ -226,15 +247,20 @@ class ImportsResource:
         user = await self.user_of(request)
         imports = self.services.imports
         try:
-            chosen, data, fields = await import_form(request, self.services, user, "rest")
+            chosen, upload, fields = await import_form(request, self.services, user, "rest")
+        except (Invalid, TooLarge) as error:
+            return freckle_error(error)
+        try:
             dry_run = boolean(request.query.get("dry_run") or fields.get("dry_run"), "dry_run", False)
             if dry_run:
-                return web.json_response((await imports.preview(user, chosen, data)).as_dict())
-            job = await imports.submit(user, chosen, data)
+                return web.json_response((await imports.preview(user, chosen, upload)).as_dict())
+            job = await imports.submit(user, chosen, upload)
         except ValueError as error:
             return freckle_error(Invalid(str(error), field="dry_run"))
         except (Invalid, TooLarge) as error:
             return freckle_error(error)
+        finally:
+            upload.discard()  # (a submitted one has moved to the queue already)
         body = self.shape(request, job, await self.calendars_by_id(user))
         return web.json_response(body, status=202, headers={"Location": f"/v1/imports/{job.id}/status"})
 

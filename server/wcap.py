@@ -34,7 +34,7 @@ from server.auth import basic_credentials
 from server.calendars import slugify
 from server.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
 from server.http import read_form
-from server.imports import ImportRequest
+from server.imports import ImportRequest, Upload
 from server.services import REQUEST_USER, Services
 from storage.model import Calendar, CalendarObject, User
 
@@ -843,7 +843,7 @@ async def import_file(door: WcapDoor, call: Call) -> list[Block]:
             ImportRequest(
                 door="wcap", calendar=calendar, format="ics", filename=call.filename, start=epoch(start), end=epoch(end)
             ),
-            call.upload,
+            Upload.of(call.upload),
         )
     except (Invalid, BadEncoding, TooLarge) as error:
         raise WcapError(bad, error.message) from None

@@ -176,16 +176,19 @@ class WebDoor:
     async def preview(self, request: web.Request, user: User, session: str) -> web.Response:
         """The dry run the import page shows before importing (JSON for its script)."""
         try:
-            chosen, data, _ = await import_form(request, self.services, user, "web")
+            chosen, upload, _ = await import_form(request, self.services, user, "web")
         except (Invalid, TooLarge) as error:
             return freckle_error(error)
-        return web.json_response((await self.services.imports.preview(user, chosen, data)).as_dict())
+        try:
+            return web.json_response((await self.services.imports.preview(user, chosen, upload)).as_dict())
+        finally:
+            upload.discard()
 
     async def start_import(self, request: web.Request, user: User, session: str) -> web.Response:
         """Queue the import; the script gets its id, a browser without script its page."""
         try:
-            chosen, data, _ = await import_form(request, self.services, user, "web")
-            job = await self.services.imports.submit(user, chosen, data)
+            chosen, upload, _ = await import_form(request, self.services, user, "web")
+            job = await self.services.imports.submit(user, chosen, upload)
         except (Invalid, TooLarge) as error:
             if "application/json" in request.headers.get("Accept", ""):
                 return freckle_error(error)

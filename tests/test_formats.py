@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -168,3 +169,97 @@ def test_instances_match_recurring_ical_events(name: str) -> None:
             theirs = recurring_ical_events.of(parse_resource(resource.text), components=sorted(OBJECT_COMPONENTS))
             expected = sorted(key(c) for c in itertools.islice(theirs.between(start, end), 5000))
             assert sorted(key(c) for c in ours.walk() if c.name in OBJECT_COMPONENTS) == expected, resource.uid
+
+
+def test_encoding_is_checked_in_chunks_with_the_line_of_a_bad_byte() -> None:
+    data = b"line one\nline two\nbad \xc3 here\n"
+    for size in (1, 2, 7, 1000):
+        with pytest.raises(formats.EncodingProblem) as problem:
+            formats.encoding_of(data[i : i + size] for i in range(0, len(data), size))
+        assert problem.value.line == 3, size
+    assert formats.encoding_of([b"a\nb"]) == ("utf-8-sig", 2)
+    assert formats.encoding_of(["é\r\n".encode("utf-16")]) == ("utf-16", 2)
+
+
+class Source:
+    """A ``Lines`` source that counts the pieces it has handed out, in ``size``-character pieces."""
+
+    def __init__(self, text: str, size: int | None = None) -> None:
+        self.text, self.size, self.read = text, size, 0
+
+    def __call__(self) -> Iterator[str]:
+        pieces = (
+            formats.lines_of(self.text)()
+            if self.size is None
+            else (self.text[i : i + self.size] for i in range(0, len(self.text), self.size))
+        )
+        for piece in pieces:
+            self.read += 1
+            yield piece
+
+
+def test_icalendar_is_read_as_a_stream_and_overrides_find_their_series() -> None:
+    event = "BEGIN:VEVENT\r\nUID:e{n}\r\nDTSTART:20250101T100000Z\r\nSUMMARY:Event {n}\r\nEND:VEVENT\r\n"
+    series = (
+        "BEGIN:VEVENT\r\nUID:series\r\nDTSTART:20250106T090000Z\r\nRRULE:FREQ=WEEKLY;COUNT=4\r\n"
+        "SUMMARY:Weekly\r\nEND:VEVENT\r\n"
+    )
+    moved = (
+        "BEGIN:VEVENT\r\nUID:se\r\n ries\r\nRECURRENCE-ID:20250113T090000Z\r\nDTSTART:20250113T150000Z\r\n"
+        "SUMMARY:Moved\r\nEND:VEVENT\r\n"
+    )
+    text = "BEGIN:VCALENDAR\r\n" + series + "".join(event.format(n=n) for n in range(200)) + moved + "END:VCALENDAR\r\n"
+    source = Source(text)
+    result = formats.ParseResult("ics")
+    stream = formats.read(source, "ics", ParseOptions(), result)
+    first = next(stream)
+    lines = text.count("\r\n")
+    assert first.uid == "e0" and source.read < lines + 20  # the first pass, and a few lines of the second
+    rest = list(stream)
+    assert not result.errors and len(rest) == 200 and source.read == 2 * lines
+    [weekly] = [r for r in rest if r.uid == "series"]
+    assert "SUMMARY:Moved" in weekly.text and "SUMMARY:Weekly" in weekly.text and weekly.line == 2
+
+
+def test_a_uid_used_twice_far_apart_is_a_line_error_on_the_second() -> None:
+    event = "BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTART:20250101T100000Z\r\nSUMMARY:S\r\nEND:VEVENT\r\n"
+    text = (
+        "BEGIN:VCALENDAR\r\n"
+        + event.format(uid="a")
+        + event.format(uid="b")
+        + event.format(uid="a")
+        + "END:VCALENDAR\r\n"
+    )
+    result = parse(text)
+    assert [(r.uid, r.line) for r in result.resources] == [("b", 7), ("a", 2)]  # the first "a" is kept
+    assert [(e.line, e.error) for e in result.errors] == [(12, "UID a already appears on line 2")]
+
+
+def test_timeslot_json_is_read_in_pieces_of_any_size() -> None:
+    slots = [
+        {"uid": f"u{n}", "title": f"Slot {n}", "start": "2024-01-01T10:00:00.000Z", "end": "2024-01-01T11:00:00.000Z"}
+        for n in range(30)
+    ]
+    minified, pretty = json.dumps(slots), json.dumps(slots, indent=1)
+    for text, size in ((minified, 1), (minified, 13), (minified, None), (pretty, 5), (pretty, None)):
+        result = formats.ParseResult("timeslot")
+        uids = [r.uid for r in formats.read(Source(text, size), "timeslot", ParseOptions(), result)]
+        assert uids == [f"u{n}" for n in range(30)] and not result.errors, size
+    broken = (
+        '[{"uid": "a", "title": "A", "start": "2024-01-01T10:00:00Z", "end": "2024-01-01T11:00:00Z"},\n 12,\n {"x": ]'
+    )
+    for size in (1, 4, None):
+        result = formats.ParseResult("timeslot")
+        assert [r.uid for r in formats.read(Source(broken, size), "timeslot", ParseOptions(), result)] == ["a"]
+        assert [(e.line, e.error) for e in result.errors] == [
+            (2, "a slot must be an object, not int"),
+            (3, "invalid JSON: Expecting value"),
+        ]
+        assert result.stopped
+
+
+def test_outlook_csv_after_blank_lines_keeps_its_line_numbers() -> None:
+    text = "\r\n\r\nSubject,Start Date,Start Time\r\nA,2024-01-05,10:00\r\nB,someday,10:00\r\n"
+    result = parse(text)
+    assert [r.uid for r in result.resources][:1] and [r.line for r in result.resources] == [4]
+    assert [e.line for e in result.errors] == [5]

@@ -11,13 +11,12 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from protocol.formats import decode
-from protocol.formats.ics import parse
+from protocol.formats import decode, parse
 from server import imports as imports_module
 from server.app import create_app
 from server.calendars import object_write
 from server.config import Config
-from server.imports import ImportRequest
+from server.imports import ImportRequest, Upload
 from server.services import SERVICES, Services, build
 from storage.model import ImportTarget, NewImport
 from tests.conftest import Account, sample
@@ -92,7 +91,7 @@ async def test_create_calendars_follows_the_file_or_the_chosen_calendar(alice: A
     ],
 )  # fmt: skip
 async def test_refusals_in_the_drafts_error_format(
-    alice: Account, body: bytes | None, fields: dict[str, str], status: int, field: str, code: str
+    alice: Account, config: Config, body: bytes | None, fields: dict[str, str], status: int, field: str, code: str
 ) -> None:
     data = form(body, **fields) if body is not None else aiohttp.FormData({**fields, "note": "no file"})
     if body is None:
@@ -102,6 +101,7 @@ async def test_refusals_in_the_drafts_error_format(
     answer = await response.json()
     assert answer["errors"] == [{"resource": "Import", "field": field, "code": code}] and answer["message"]
     assert await (await alice.get("/v1/imports")).json() == []  # nothing was recorded
+    assert list((config.data_dir / "imports").glob("*")) == []  # nor kept of the upload
 
 
 async def test_a_body_that_is_not_multipart_is_a_400(alice: Account) -> None:
@@ -117,6 +117,7 @@ async def test_a_file_over_the_limit_is_too_large(aiohttp_client: Any, config: C
     response = await small.post("/v1/imports", data=form(b"BEGIN:VCALENDAR\r\n" + b"X" * 2000), headers=headers)
     assert response.status == 413
     assert (await response.json())["errors"] == [{"resource": "Import", "field": "file", "code": "too_large"}]
+    assert list((config.data_dir / "imports").glob("*")) == []  # the part written so far is gone
 
 
 async def test_a_bad_line_fails_the_job_with_its_line_and_writes_nothing(alice: Account) -> None:
@@ -146,7 +147,7 @@ async def test_a_bad_line_fails_the_job_with_its_line_and_writes_nothing(alice: 
     assert [j["door"] for j in listed] == ["rest"] * 3 and listed[0]["id"] > refused["id"]
 
 
-async def test_dry_run_previews_and_records_nothing(client: TestClient, alice: Account) -> None:
+async def test_dry_run_previews_and_records_nothing(client: TestClient, alice: Account, config: Config) -> None:
     default = alice.data["myCalendarUuid"]
     uid = "weekly@example.org"
     own = EVENT.format(uid=uid, summary="Mine")
@@ -158,6 +159,7 @@ async def test_dry_run_previews_and_records_nothing(client: TestClient, alice: A
     bad = await (await alice.post("/v1/imports", data=form(BAD_ICS, dry_run="1"))).json()
     assert bad["entries_created"] == 4 and len(bad["line_errors"]) == 1 and bad["calendars_created"] == ["Imports"]
     assert await (await alice.get("/v1/imports")).json() == []
+    assert list((config.data_dir / "imports").glob("*")) == []  # neither the uploads nor what was staged
 
 
 # --------------------------------------------------------------------------- restart and rollback
@@ -173,7 +175,7 @@ async def test_a_restart_rolls_back_the_interrupted_and_runs_the_queued(config: 
     first = await services_on(config)
     user = await first.users.create("carol", "correct horse")
     [calendar] = await first.calendars.list(user)
-    mine = parse(decode(sample("recurring.ics")), imports_module.ParseOptions()).resources[0]
+    mine = parse(decode(sample("recurring.ics"))).resources[0]
     await first.calendars.put(calendar, mine)
     before = {o.uid: o.etag for o in await first.store.list_objects([calendar.id])}
     # a server stopped half-way through an import: one batch written (one event replaced, the
@@ -181,13 +183,13 @@ async def test_a_restart_rolls_back_the_interrupted_and_runs_the_queued(config: 
     interrupted = await first.store.create_import(
         NewImport(user.id, "rest", "ics", "x.ics", calendar.id, status="in_progress")
     )
-    writes = [object_write(r) for r in parse(decode(sample("recurring.ics")), imports_module.ParseOptions()).resources]
+    writes = [object_write(r) for r in parse(decode(sample("recurring.ics"))).resources]
     edited = replace(mine, text=mine.text.replace("SUMMARY:", "SUMMARY:Imported ", 1))
     changed = [object_write(edited) if w.uid == mine.uid else w for w in writes]
     await first.store.import_batch(interrupted.id, ImportTarget(user.id, calendar.id), changed, 40)
     made = first.calendars.new_calendar(user, "Half")
     await first.store.import_batch(interrupted.id, ImportTarget(user.id, create=made), writes[:1], 50)
-    queued = await first.imports.submit(user, ImportRequest("rest", calendar=None), sample("google.ics"))
+    queued = await first.imports.submit(user, ImportRequest("rest", calendar=None), Upload.of(sample("google.ics")))
     await first.store.close()  # "killed": the workers never ran
 
     second = await services_on(config)

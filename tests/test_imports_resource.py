@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp.test_utils import TestClient
 
+from server.services import SERVICES
 from tests.conftest import Account, sample, seed_body
 from tests.test_caldav import EVENT, NS, basic
 from tests.test_caldav_reports import CAL, TB_SYNC, report, responses
@@ -41,6 +42,13 @@ async def test_list_show_details_entries_and_links(client: TestClient, alice: Ac
     assert (await bob.get(f"/v1/imports/{first}")).status == 404
     assert (await bob.delete(f"/v1/imports/{first}")).status == 404
     assert await (await bob.get("/v1/imports")).json() == []
+    assert (await bob.get("/v1/imports?user=alice")).status == 403  # only an administrator may
+    users = client.app[SERVICES].users
+    root = await users.issue_token(await users.create("root", "correct horse", is_admin=True))
+    as_root = {"Authorization": f"Token token={root}"}
+    listed = await client.get("/v1/imports?user=alice&format=ics", headers=as_root)
+    assert [j["id"] for j in await listed.json()] == [first]
+    assert (await client.get("/v1/imports?user=nobody", headers=as_root)).status == 422
 
 
 async def test_undo_restores_every_door(client: TestClient, alice: Account) -> None:

@@ -1,13 +1,18 @@
 """The file formats Almanac imports and exports.
 
-Every codec has ``parse(text, options) -> ParseResult`` (all problems reported with their line,
-nothing dropped silently) and ``dump(items, ...) -> Iterator[str]`` (streamed chunks).
+Every codec has ``read(lines, options, result) -> Iterator[Resource]``, which streams the
+resources of a file as it reads them (every problem goes to ``result`` with its line, nothing is
+dropped silently), and a ``Writer`` whose chunks ``dump`` streams. A file is read through
+``Lines``, a function that opens it again from its beginning, so a codec may read it twice
+(iCalendar does) and memory stays bounded whatever the file's size.
 """
 
 from __future__ import annotations
 
 import codecs
 import importlib
+import io
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -17,6 +22,11 @@ from protocol.ical import DEFAULT_MAX_INSTANCES, Resource
 
 #: format names, as used by the REST door, the import jobs and the CLI
 FORMATS = ("ics", "google", "outlook", "timeslot")
+
+#: opens a file from its beginning and yields its text in pieces: lines with their own line
+#: ends ("\n", "\r\n" or "\r", as ``open(..., newline="")`` reads them), a very long line
+#: perhaps in several pieces (see ``whole_lines``)
+Lines = Callable[[], Iterator[str]]
 
 
 class EncodingProblem(ValueError):
@@ -101,12 +111,17 @@ class ExportItem:
     group: GroupInfo | None = None
 
 
+def encoding_by_bom(start: bytes) -> str:
+    """The encoding of a file that starts so: UTF-16 with its BOM, else UTF-8 (BOM optional)."""
+    return "utf-16" if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+
+
 def decode(data: bytes) -> str:
     """Text of an uploaded file: UTF-8 (BOM optional) or UTF-16 with a BOM.
 
     Raises EncodingProblem with the line of the first invalid byte.
     """
-    encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    encoding = encoding_by_bom(data)
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as error:
@@ -114,13 +129,42 @@ def decode(data: bytes) -> str:
         raise EncodingProblem(line, f"invalid {error.encoding.upper()} byte sequence on line {line}") from None
 
 
-def check_text(text: str) -> None:
-    """Raise EncodingProblem for text that cannot be encoded (lone surrogates from JSON)."""
+def encoding_of(chunks: Iterable[bytes]) -> tuple[str, int]:
+    """Check a file given in chunks as ``decode`` would: its encoding (for ``codecs``) and its
+    number of lines; raises EncodingProblem with the line of the first invalid byte."""
+    chunks, head = iter(chunks), b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= 2:
+            break
+    encoding = encoding_by_bom(head)
+    decoder, lines = codecs.getincrementaldecoder(encoding)(), 1
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        line = text.count("\n", 0, error.start) + 1
-        raise EncodingProblem(line, f"invalid character on line {line}") from None
+        for chunk in itertools.chain([head], chunks):
+            lines += decoder.decode(chunk).count("\n")
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as error:
+        line = lines + error.object[: error.start].decode(encoding, "replace").count("\n")
+        raise EncodingProblem(line, f"invalid {error.encoding.upper()} byte sequence on line {line}") from None
+    return encoding, lines
+
+
+def whole_lines(pieces: Iterator[str]) -> Iterator[str]:
+    """The lines of a ``Lines`` source, each in one piece."""
+    held: list[str] = []
+    for piece in pieces:
+        if piece.endswith(("\n", "\r")):
+            yield "".join(held) + piece if held else piece
+            held = []
+        else:
+            held.append(piece)
+    if held:
+        yield "".join(held)
+
+
+def lines_of(text: str) -> Lines:
+    """The ``Lines`` of a text in memory."""
+    return lambda: iter(io.StringIO(text, newline=""))
 
 
 def detect(text: str) -> str:
@@ -154,11 +198,23 @@ def codec(name: str) -> ModuleType:
     return importlib.import_module(f"protocol.formats.{_MODULES[name]}")
 
 
-def parse(text: str, fmt: str | None = None, options: ParseOptions | None = None) -> ParseResult:
-    """Parse a decoded file in the given (or detected) format."""
-    fmt = fmt or detect(text)
-    result: ParseResult = codec(fmt).parse(text.lstrip("\ufeff"), options or ParseOptions())
+def read(lines: Lines, fmt: str, options: ParseOptions, result: ParseResult) -> Iterator[Resource]:
+    """Stream the resources of a file in format ``fmt``; problems go to ``result``."""
     result.format = fmt
+
+    def without_bom() -> Iterator[str]:
+        pieces = lines()
+        yield next(pieces, "").lstrip("\ufeff")
+        yield from pieces
+
+    return codec(fmt).read(without_bom, options, result)  # type: ignore[no-any-return]
+
+
+def parse(text: str, fmt: str | None = None, options: ParseOptions | None = None) -> ParseResult:
+    """Parse a decoded file held in memory in the given (or detected) format."""
+    fmt = fmt or detect(text)
+    result = ParseResult(fmt)
+    result.resources = list(read(lines_of(text), fmt, options or ParseOptions(), result))
     return result
 
 

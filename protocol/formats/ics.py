@@ -1,7 +1,7 @@
 """iCalendar (.ics) files, including Google Calendar's quirks.
 
-Parsing walks the file line by line to find each top-level component and the line it starts
-on, then lets ``icalendar`` parse each component on its own. So every problem is reported
+Reading walks the file line by line (twice, see ``read``) to find each top-level component and
+the line it starts on, then lets ``icalendar`` parse each component on its own. So every problem is reported
 with its line, and the stored text of each event is the text the file had (line endings
 normalised), not a re-serialisation. Google files are made RFC 5545-conformant with the
 ``x-wr-timezone`` package (X-WR-TIMEZONE applied to UTC and floating times); X-WR-CALNAME
@@ -13,18 +13,20 @@ from __future__ import annotations
 import functools
 import re
 import zoneinfo
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import x_wr_timezone
 from icalendar import Calendar, Component, Timezone
 
-from protocol.formats import ExportItem, LineError, ParseOptions, ParseResult
+from protocol.formats import ExportItem, LineError, Lines, ParseOptions, ParseResult, whole_lines
 from protocol.ical import (
     CRLF,
     OBJECT_COMPONENTS,
     PRODID,
-    Collected,
+    Block,
+    Resource,
     assemble,
     block_from_component,
     cache_timezone,
@@ -32,7 +34,6 @@ from protocol.ical import (
     timezones_and_body,
 )
 
-_LINE_BREAK = re.compile(r"\r\n|\n|\r")
 #: calendar-level properties Almanac reads (the rest are not needed per event)
 _CALENDAR_PROPERTIES = ("X-WR-TIMEZONE", "X-WR-CALNAME", "X-WR-CALDESC", "NAME", "DESCRIPTION")
 
@@ -41,44 +42,153 @@ _CALENDAR_PROPERTIES = ("X-WR-TIMEZONE", "X-WR-CALNAME", "X-WR-CALDESC", "NAME",
 class _Calendar:
     """One VCALENDAR of the file while it is read."""
 
+    index: int  #: its place in the file, from 0
     line: int
     properties: dict[str, str] = field(default_factory=dict)
-    blocks: list[tuple[str, int, list[str]]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What the first reading of a file learns, for the second."""
+
+    zones: list[zoneinfo.ZoneInfo | None]  #: each VCALENDAR's X-WR-TIMEZONE
+    timezones: dict[str, str]  #: TZID -> VTIMEZONE text
+    uids: Counter[str]  #: UID (as written) -> how many components have it
 
 
 class _Stop(Exception):
     """The file's structure is broken beyond the current line: stop reading."""
 
 
-def parse(text: str, options: ParseOptions) -> ParseResult:
-    result = ParseResult("ics")
-    collected = Collected()
+def read(lines: Lines, options: ParseOptions, result: ParseResult) -> Iterator[Resource]:
+    """Read the file twice: first its structure, calendar properties, time zones and which
+    UIDs several components share (a recurring event and its overridden instances, wherever
+    they are in the file); then each component, yielding its resource as soon as all the
+    components of its UID have been read. So only those pending stay in memory."""
+    plan = _plan(whole_lines(lines()), options, result)
+    if plan is not None:
+        yield from _resources(whole_lines(lines()), plan, options, result)
+
+
+def _plan(source: Iterator[str], options: ParseOptions, result: ParseResult) -> _Plan | None:
+    """The first reading; None (with ``result.stopped``) when the structure is broken or the
+    file has too many components: then nothing is parsed."""
+    calendars: list[_Calendar] = []
     timezones: dict[str, str] = {}
+    uids: Counter[str] = Counter()
+    count = 0
     try:
-        for calendar in _calendars(text, result):
-            _read_calendar(calendar, result, collected, timezones, options)
+        for calendar, name, line, block in _walk(source, result.errors):
+            if calendar.index == len(calendars):
+                calendars.append(calendar)
+            if name == "VTIMEZONE":
+                _read_timezone(block, line, result, timezones)
+            elif name in OBJECT_COMPONENTS:
+                count += 1
+                if count > options.max_components:
+                    result.errors.append(
+                        LineError(line, f"more than {options.max_components} components in one import")
+                    )
+                    raise _Stop
+                uids[_written_uid(block)] += 1
+            elif name != "VCALENDAR":
+                result.warnings.append(LineError(line, f"{name} skipped: only events, todos and journals are imported"))
+                result.discarded += 1
     except _Stop:
         result.stopped = True
-    if not collected.by_uid and not result.errors:
+        return None
+    if not count and not result.errors:
         result.errors.append(LineError(1, "the calendar holds no events, todos or journals"))
-    result.resources = [assemble(blocks, timezones) for blocks in collected.by_uid.values()]
-    for resource in result.resources:
-        resource.calendar = result.calendar_name
-    return result
+    for calendar in calendars:
+        props = calendar.properties
+        result.calendar_name = result.calendar_name or _unescape(props.get("X-WR-CALNAME") or props.get("NAME"))
+        result.calendar_description = result.calendar_description or _unescape(
+            props.get("X-WR-CALDESC") or props.get("DESCRIPTION")
+        )
+    zones = [_zone(c.properties.get("X-WR-TIMEZONE"), c.line, result) for c in calendars]
+    return _Plan(zones, timezones, uids)
 
 
-def _calendars(text: str, result: ParseResult) -> Iterator[_Calendar]:
-    """Yield each VCALENDAR with its top-level components' lines; structure errors stop."""
+def _resources(source: Iterator[str], plan: _Plan, options: ParseOptions, result: ParseResult) -> Iterator[Resource]:
+    """The second reading: parse each component and yield the resources."""
+    seen: dict[str, int] = {}  #: UID -> first line, of the resources yielded
+    waiting: dict[str, list[Block | None]] = {}  #: UID -> the components read so far
+    count = 0
+    for calendar, name, line, lines in _walk(source, []):
+        if name not in OBJECT_COMPONENTS:
+            continue
+        count += 1
+        options.reached(count, line)
+        block = _read_component(name, lines, line, result, plan.zones[calendar.index], options)
+        written = _written_uid(lines)
+        if plan.uids[written] > 1 and written:
+            group = waiting.setdefault(written, [])
+            group.append(block)
+            if len(group) < plan.uids[written]:
+                continue
+            blocks = [b for b in waiting.pop(written) if b is not None]
+        else:
+            blocks = [block] if block is not None else []
+        blocks = _without_clashes(blocks, seen, result)
+        if blocks:
+            seen[blocks[0].uid] = blocks[0].line
+            resource = assemble(blocks, plan.timezones)
+            resource.calendar = result.calendar_name
+            yield resource
+
+
+def _without_clashes(blocks: list[Block], seen: dict[str, int], result: ParseResult) -> list[Block]:
+    """The components of one UID that may be stored together; the others are line errors."""
+    kept: list[Block] = []
+    for block in blocks:
+        clash = f"UID {block.uid} already appears on line {seen[block.uid]}" if block.uid in seen else None
+        for other in kept:
+            if other.name != block.name:
+                clash = f"UID {block.uid} is used by a {other.name} on line {other.line} too"
+            elif not block.is_override and not other.is_override:
+                clash = f"UID {block.uid} already appears on line {other.line}"
+        if clash:
+            fields = [f"UID:{block.uid}"] + ([f"SUMMARY:{block.summary}"] if block.summary else [])
+            result.errors.append(LineError(block.line, clash, fields))
+        else:
+            kept.append(block)
+    return kept
+
+
+def _written_uid(lines: list[str]) -> str:
+    """The UID of a top-level component as the file writes it ("" for none), unfolded."""
+    depth, uid = 0, None
+    for line in lines:
+        folded = line[:1] in (" ", "\t")
+        if uid is not None:
+            if not folded:
+                break
+            uid += line[1:]
+        elif not folded:
+            name = line.partition(":")[0].split(";", 1)[0].strip().upper()
+            if name in ("BEGIN", "END"):
+                depth += 1 if name == "BEGIN" else -1
+            elif depth == 1 and name == "UID":
+                uid = line.partition(":")[2]
+    return (uid or "").strip()
+
+
+def _walk(source: Iterator[str], errors: list[LineError]) -> Iterator[tuple[_Calendar, str, int, list[str]]]:
+    """Yield each top-level component (its calendar, name, first line and lines) and, at the
+    end of each VCALENDAR, ``(calendar, "VCALENDAR", line, [])``. Structure errors go to
+    ``errors``; those that leave the rest unreadable raise _Stop."""
     stack: list[tuple[str, int]] = []
     calendar: _Calendar | None = None
+    calendars = 0
     block: list[str] = []
     last_property = ""
 
     def fail(line: int, message: str) -> None:
-        result.errors.append(LineError(line, message))
+        errors.append(LineError(line, message))
         raise _Stop
 
-    for number, line in enumerate(_LINE_BREAK.split(text), 1):
+    for number, raw in enumerate(source, 1):
+        line = raw.rstrip("\r\n")
         if not line.strip():
             continue
         if line[0] in " \t":
@@ -98,7 +208,8 @@ def _calendars(text: str, result: ParseResult) -> Iterator[_Calendar]:
             if not stack:
                 if component != "VCALENDAR":
                     fail(number, f"expected BEGIN:VCALENDAR, found BEGIN:{component}")
-                calendar = _Calendar(number)
+                calendar = _Calendar(calendars, number)
+                calendars += 1
             elif len(stack) == 1:
                 block = [line]
             else:
@@ -114,10 +225,10 @@ def _calendars(text: str, result: ParseResult) -> Iterator[_Calendar]:
             begun = stack.pop()[1]
             if len(stack) == 1:
                 block.append(line)
-                calendar.blocks.append((component, begun, block))  # type: ignore[union-attr]
+                yield calendar, component, begun, block  # type: ignore[misc]
                 block = []
             elif not stack:
-                yield calendar  # type: ignore[misc]
+                yield calendar, "VCALENDAR", begun, []  # type: ignore[misc]
                 calendar = None
             else:
                 block.append(line)
@@ -131,45 +242,9 @@ def _calendars(text: str, result: ParseResult) -> Iterator[_Calendar]:
             fail(number, "text outside BEGIN:VCALENDAR ... END:VCALENDAR")
     if stack:
         open_name, open_line = stack[-1]
-        result.errors.append(
-            LineError(
-                open_line,
-                f"the file ends inside {open_name} (begun on line {open_line}): is it truncated?",
-            )
+        errors.append(
+            LineError(open_line, f"the file ends inside {open_name} (begun on line {open_line}): is it truncated?")
         )
-
-
-def _read_calendar(
-    calendar: _Calendar,
-    result: ParseResult,
-    collected: Collected,
-    timezones: dict[str, str],
-    options: ParseOptions,
-) -> None:
-    props = calendar.properties
-    result.calendar_name = result.calendar_name or _unescape(props.get("X-WR-CALNAME") or props.get("NAME"))
-    result.calendar_description = result.calendar_description or _unescape(
-        props.get("X-WR-CALDESC") or props.get("DESCRIPTION")
-    )
-    xwr_zone = _zone(props.get("X-WR-TIMEZONE"), calendar.line, result)
-    # VTIMEZONEs first: events may reference a zone defined further down.
-    for name, line, lines in calendar.blocks:
-        if name == "VTIMEZONE":
-            _read_timezone(lines, line, result, timezones)
-    count = sum(len(b) for b in collected.by_uid.values())
-    for name, line, lines in calendar.blocks:
-        if name == "VTIMEZONE":
-            continue
-        if name not in OBJECT_COMPONENTS:
-            result.warnings.append(LineError(line, f"{name} skipped: only events, todos and journals are imported"))
-            result.discarded += 1
-            continue
-        count += 1
-        options.reached(count, line)
-        if count > options.max_components:
-            result.errors.append(LineError(line, f"more than {options.max_components} components in one import"))
-            raise _Stop
-        _read_component(name, lines, line, result, collected, xwr_zone, options)
 
 
 def _read_timezone(lines: list[str], line: int, result: ParseResult, timezones: dict[str, str]) -> None:
@@ -197,31 +272,28 @@ def _read_component(
     lines: list[str],
     line: int,
     result: ParseResult,
-    collected: Collected,
     xwr_zone: zoneinfo.ZoneInfo | None,
     options: ParseOptions,
-) -> None:
+) -> Block | None:
+    """The component parsed and checked; None (and line errors) when it is invalid."""
     text = CRLF.join(lines) + CRLF
     try:
         component = Component.from_ical(text)
     except ValueError as error:
         result.errors.append(LineError(line, f"invalid {name}: {error}"))
-        return
-    fields = [f"{key}:{component[key]}" for key in ("UID", "SUMMARY") if key in component]
+        return None
     problems = component_problems(component)
     if problems:
+        fields = [f"{key}:{component[key]}" for key in ("UID", "SUMMARY") if key in component]
         result.errors.extend(LineError(line, problem, fields) for problem in problems)
-        return
+        return None
     if xwr_zone is not None:
         wrapper = Calendar()
         wrapper.add_component(component)
         converted = x_wr_timezone.to_standard(wrapper, timezone=xwr_zone).subcomponents[0]
         if converted is not component:
             component, text = converted, converted.to_ical().decode()
-    block = block_from_component(component, text, line, options.max_instances)
-    clash = collected.add(block)
-    if clash:
-        result.errors.append(LineError(line, clash, fields))
+    return block_from_component(component, text, line, options.max_instances)
 
 
 def _zone(name: str | None, line: int, result: ParseResult) -> zoneinfo.ZoneInfo | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -20,8 +21,8 @@ from datetime import date, datetime, time, timedelta
 import recurring_ical_events
 
 from protocol.events import EventFields, localize, resource, view, wall_clock
-from protocol.formats import ExportItem, LineError, ParseOptions, ParseResult
-from protocol.ical import make_uid, parse_resource
+from protocol.formats import ExportItem, LineError, Lines, ParseOptions, ParseResult, whole_lines
+from protocol.ical import Resource, make_uid, parse_resource
 
 OUTLOOK_HEADER = [
     "Subject", "Start Date", "Start Time", "End Date", "End Time", "All day event",
@@ -58,43 +59,47 @@ def sniff_delimiter(header_line: str) -> str:
     return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
 
 
-def parse(text: str, options: ParseOptions) -> ParseResult:
-    result = ParseResult("outlook")
-    first_line = text.lstrip("\r\n").split("\n", 1)[0]
+def read(lines: Lines, options: ParseOptions, result: ParseResult) -> Iterator[Resource]:
+    """Each row's event, as the rows are read."""
+    source = whole_lines(lines())
+    blank = 0  # empty lines before the header
+    first_line = next(source, "")
+    while first_line and not first_line.strip():
+        blank, first_line = blank + 1, next(source, "")
     delimiter = options.delimiter or sniff_delimiter(first_line)
-    reader = csv.reader(io.StringIO(text.lstrip("\r\n"), newline=""), delimiter=delimiter, strict=True)
+    reader = csv.reader(itertools.chain([first_line], source), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
     except (StopIteration, csv.Error) as error:
-        result.errors.append(LineError(1, f"cannot read the CSV header: {error}"))
+        result.errors.append(LineError(blank + 1, f"cannot read the CSV header: {error}"))
         result.stopped = True
-        return result
+        return
     keys = [normalize(h) for h in header]
     unknown = [h for h, k in zip(header, keys, strict=True) if k not in KNOWN_COLUMNS]
     if unknown:
-        result.errors.append(LineError(1, "unknown columns: " + ", ".join(repr(u) for u in unknown), header))
+        result.errors.append(LineError(blank + 1, "unknown columns: " + ", ".join(repr(u) for u in unknown), header))
         result.stopped = True
-        return result
+        return
     missing = [c for c in ("subject", "start date") if c not in keys]
     if missing:
-        result.errors.append(LineError(1, "missing required columns: " + ", ".join(missing), header))
+        result.errors.append(LineError(blank + 1, "missing required columns: " + ", ".join(missing), header))
         result.stopped = True
-        return result
+        return
     duplicates = [k for k, n in Counter(keys).items() if n > 1]
     if duplicates:
-        result.errors.append(LineError(1, "repeated columns: " + ", ".join(duplicates), header))
+        result.errors.append(LineError(blank + 1, "repeated columns: " + ", ".join(duplicates), header))
         result.stopped = True
-        return result
+        return
     seen_uids: dict[str, int] = {}
     derived: Counter[str] = Counter()
-    line = reader.line_num
+    line, count = blank + reader.line_num, 0
     try:
         for row in reader:
-            start_line, line = line + 1, reader.line_num
+            start_line, line = line + 1, blank + reader.line_num
             options.reached(start_line, start_line)
             if not any(cell.strip() for cell in row):
                 continue
-            if len(result.resources) >= options.max_components:
+            if count >= options.max_components:
                 result.errors.append(LineError(start_line, f"more than {options.max_components} rows in one import"))
                 result.stopped = True
                 break
@@ -117,13 +122,13 @@ def parse(text: str, options: ParseOptions) -> ParseResult:
                 continue
             seen_uids[uid] = start_line
             fields.uid = uid
-            result.resources.append(resource(fields, start_line, options.max_instances))
+            count += 1
+            yield resource(fields, start_line, options.max_instances)
     except csv.Error as error:
-        result.errors.append(LineError(reader.line_num, f"malformed CSV: {error}"))
+        result.errors.append(LineError(blank + reader.line_num, f"malformed CSV: {error}"))
         result.stopped = True
-    if not result.resources and not result.errors:
+    if not count and not result.errors:
         result.errors.append(LineError(1, "the file has a header but no events"))
-    return result
 
 
 def _boolean(value: str, column: str) -> bool:

@@ -23,8 +23,8 @@ from protocol.events import (
     view,
     wall_clock,
 )
-from protocol.formats import ExportItem, LineError, ParseOptions, ParseResult
-from protocol.ical import make_uid
+from protocol.formats import ExportItem, LineError, Lines, ParseOptions, ParseResult
+from protocol.ical import Resource, make_uid
 
 #: keys with a place in iCalendar; every other key is kept verbatim in the event's extra data
 MAPPED_KEYS = frozenset(
@@ -33,48 +33,85 @@ MAPPED_KEYS = frozenset(
 )  # fmt: skip
 _LOCATION_KEYS = ("name", "address", "city", "postalcode", "country", "latitude", "longitude")
 _WHITESPACE = re.compile(r"[ \t\r\n]*")
+_CHUNK = 1 << 16  #: characters read at a time
+_MAX_SLOT = 1 << 23  #: a slot that does not end within this many characters is invalid
 
 
-def _items(text: str, result: ParseResult) -> Iterator[tuple[int, Any]]:
+class _Window:
+    """The part of the file being decoded: more is read when a slot runs past its end and
+    what has been decoded is dropped, so about one slot is held at a time."""
+
+    def __init__(self, source: Iterator[str]) -> None:
+        self.source = source
+        self.text = ""
+        self.line = 1  #: the line ``text`` starts on
+        self.ended = False
+
+    def more(self, size: int) -> bool:
+        """Read about ``size`` more characters; False at the end of the file."""
+        parts: list[str] = []
+        for line in self.source:
+            parts.append(line)
+            size -= len(line)
+            if size <= 0:
+                break
+        else:
+            self.ended = True
+        self.text += "".join(parts)
+        return bool(parts)
+
+    def drop(self, index: int) -> None:
+        self.line += self.text.count("\n", 0, index)
+        self.text = self.text[index:]
+
+    def skip_space(self) -> bool:
+        """Drop the whitespace ahead; False at the end of the file."""
+        while True:
+            self.drop(_WHITESPACE.match(self.text).end())  # type: ignore[union-attr]
+            if self.text or not self.more(_CHUNK):
+                return bool(self.text)
+
+
+def _items(source: Iterator[str], result: ParseResult) -> Iterator[tuple[int, Any]]:
     """Each element of the top-level array with the line it starts on."""
-    decoder = json.JSONDecoder()
-    index = _WHITESPACE.match(text, 0).end()  # type: ignore[union-attr]
-    if text[index : index + 1] != "[":
-        kind = "an object" if text[index : index + 1] == "{" else "not an array"
-        result.errors.append(LineError(1, f"Timeslot JSON must be an array of slots; this is {kind}"))
+
+    def stop(line: int, message: str) -> None:
+        result.errors.append(LineError(line, message))
         result.stopped = True
-        return
-    line, counted = 1, 0
-    index += 1
+
+    decoder = json.JSONDecoder()
+    window = _Window(source)
+    if not window.skip_space() or window.text[0] != "[":
+        kind = "an object" if window.text[:1] == "{" else "not an array"
+        return stop(1, f"Timeslot JSON must be an array of slots; this is {kind}")
+    window.drop(1)
     expect_item = True
     while True:
-        index = _WHITESPACE.match(text, index).end()  # type: ignore[union-attr]
-        line += text.count("\n", counted, index)
-        counted = index
-        if index >= len(text):
-            result.errors.append(LineError(line, "the array is not closed: is the file truncated?"))
-            result.stopped = True
-            return
-        if text[index] == "]":
-            if _WHITESPACE.match(text, index + 1).end() != len(text):  # type: ignore[union-attr]
-                result.errors.append(LineError(line, "unexpected text after the array"))
-                result.stopped = True
+        if not window.skip_space():
+            return stop(window.line, "the array is not closed: is the file truncated?")
+        if window.text[0] == "]":
+            window.drop(1)
+            if window.skip_space():
+                stop(window.line, "unexpected text after the array")
             return
         if not expect_item:
-            if text[index : index + 1] != ",":
-                result.errors.append(LineError(line, "expected ',' or ']' between slots"))
-                result.stopped = True
-                return
-            index += 1
+            if window.text[0] != ",":
+                return stop(window.line, "expected ',' or ']' between slots")
+            window.drop(1)
             expect_item = True
             continue
-        try:
-            value, index = decoder.raw_decode(text, index)
-        except json.JSONDecodeError as error:
-            result.errors.append(LineError(error.lineno, f"invalid JSON: {error.msg}"))
-            result.stopped = True
-            return
-        yield line, value
+        while True:
+            try:
+                value, end = decoder.raw_decode(window.text)
+            except json.JSONDecodeError as error:
+                # Perhaps the slot goes on past what has been read: read more (up to a limit).
+                if len(window.text) < _MAX_SLOT and window.more(len(window.text)):
+                    continue
+                return stop(window.line + error.lineno - 1, f"invalid JSON: {error.msg}")
+            if end < len(window.text) or not window.more(_CHUNK):  # a number may go on
+                break
+        yield window.line, value
+        window.drop(end)
         expect_item = False
 
 
@@ -180,12 +217,12 @@ def _group_name(item: dict[str, Any]) -> str | None:
     return group.strip() or None if isinstance(group, str) else None
 
 
-def parse(text: str, options: ParseOptions) -> ParseResult:
-    result = ParseResult("timeslot")
+def read(lines: Lines, options: ParseOptions, result: ParseResult) -> Iterator[Resource]:
+    """Each slot's event, as the array is read."""
     seen: dict[str, int] = {}
-    for count, (line, item) in enumerate(_items(text, result), 1):
+    for count, (line, item) in enumerate(_items(lines(), result), 1):
         options.reached(count, line)
-        if len(result.resources) >= options.max_components:
+        if len(seen) >= options.max_components:
             result.errors.append(LineError(line, f"more than {options.max_components} slots in one import"))
             result.stopped = True
             break
@@ -202,16 +239,16 @@ def parse(text: str, options: ParseOptions) -> ParseResult:
         if fields.uid in seen:
             result.errors.append(LineError(line, f"uid {fields.uid} already used on line {seen[fields.uid]}"))
             continue
-        seen[fields.uid] = line
         try:
-            result.resources.append(resource(fields, line, options.max_instances))
+            made = resource(fields, line, options.max_instances)
         except ValueError as error:
             result.errors.append(LineError(line, str(error), [fields.uid]))
             continue
-        result.resources[-1].calendar = _group_name(item)
-    if not result.resources and not result.errors:
+        seen[fields.uid] = line
+        made.calendar = _group_name(item)
+        yield made
+    if not seen and not result.errors:
         result.errors.append(LineError(1, "the array holds no slots"))
-    return result
 
 
 # --------------------------------------------------------------------------- export
