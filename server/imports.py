@@ -373,7 +373,9 @@ class ImportService:
     async def _execute(
         self, job: ImportJob, user: User, request: ImportRequest, upload: Upload, progress: Progress | None
     ) -> tuple[ImportJob, ParseResult]:
+        fmt = None
         try:
+            fmt = self.format_of(upload, request.format)
             result, staged, total = await self.staged(upload, request, job, progress)
             problem = self.refusal(result, request, total)
             if problem:
@@ -381,7 +383,7 @@ class ImportService:
                 raise problem
         except (Invalid, BadEncoding) as problem:
             await self.store.update_import(
-                job.id, status="failed", message=problem.message, errors=line_errors(problem)
+                job.id, status="failed", format=fmt, message=problem.message, errors=line_errors(problem)
             )
             raise
         with staged:

@@ -122,7 +122,7 @@ async def test_a_file_over_the_limit_is_too_large(aiohttp_client: Any, config: C
 
 async def test_a_bad_line_fails_the_job_with_its_line_and_writes_nothing(alice: Account) -> None:
     job = await finished(alice, await (await alice.post("/v1/imports", data=form(BAD_ICS))).json())
-    assert (job["status"], job["entries"], job["calendars"]) == ("failed", 0, 0)
+    assert (job["status"], job["type"], job["entries"], job["calendars"]) == ("failed", "ics", 0, 0)
     assert "nothing was imported" in job["message"]
     details = await (await alice.get(f"/v1/imports/{job['id']}/details")).json()
     [error] = details["line_errors"]
