@@ -204,7 +204,7 @@ async def import_command(config: Config, args: argparse.Namespace) -> int:
         bar.done()
         print(
             f"import {job.id} complete: {job.created:,} created, {job.updated:,} updated, "
-            f"{job.unchanged:,} unchanged, {job.discarded:,} discarded, {len(job.calendars_created)} calendars made"
+            f"{job.unchanged:,} unchanged, {job.discarded:,} discarded, calendars made: {len(job.calendars_created)}"
         )
         print_line_errors(job.errors)
         return 0
