@@ -158,11 +158,13 @@ class ProgressBar:
         print(file=self.stream)  # type: ignore[call-overload]
 
 
-def print_line_errors(errors: list[dict[str, object]], limit: int = 20) -> None:
+def print_line_errors(errors: list[dict[str, object]], count: int | None = None, limit: int = 20) -> None:
+    """The first ``limit`` of the line errors (``count`` of them in all, of which ``errors`` lists the first)."""
     for error in errors[:limit]:
         print(f"  line {error['line']}: {error['error']}")
-    if len(errors) > limit:
-        print(f"  ... and {len(errors) - limit} more")
+    count = len(errors) if count is None else count
+    if count > limit:
+        print(f"  ... and {count - limit:,} more")
 
 
 async def import_command(config: Config, args: argparse.Namespace) -> int:
@@ -186,11 +188,11 @@ async def import_command(config: Config, args: argparse.Namespace) -> int:
             print(
                 f"{args.file} ({preview.format or 'unrecognised'}) would create {preview.created:,}, "
                 f"update {preview.updated:,} and leave {preview.unchanged:,} unchanged; "
-                f"{preview.discarded:,} outside the dates; {len(preview.line_errors):,} line errors"
+                f"{preview.discarded:,} outside the dates; {preview.line_error_count:,} line errors"
             )
             if preview.calendars:
                 print("calendars it would make: " + ", ".join(preview.calendars))
-            print_line_errors(preview.line_errors)
+            print_line_errors(preview.line_errors, preview.line_error_count)
             return 1 if preview.line_errors and not args.skip_invalid else 0
         bar = ProgressBar()
         try:
@@ -206,7 +208,7 @@ async def import_command(config: Config, args: argparse.Namespace) -> int:
             f"import {job.id} complete: {job.created:,} created, {job.updated:,} updated, "
             f"{job.unchanged:,} unchanged, {job.discarded:,} discarded, calendars made: {len(job.calendars_created)}"
         )
-        print_line_errors(job.errors)
+        print_line_errors(job.errors, job.error_count)
         return 0
 
 

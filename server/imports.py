@@ -152,14 +152,16 @@ class Preview:
     unchanged: int = 0
     discarded: int = 0
     calendars: list[str] = field(default_factory=list)  #: calendars it would make
-    line_errors: list[dict[str, Any]] = field(default_factory=list)
+    line_errors: list[dict[str, Any]] = field(default_factory=list)  #: the first LISTED
+    line_error_count: int = 0
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "type": self.format, "entries_created": self.created, "entries_updated": self.updated,
             "entries_unchanged": self.unchanged, "entries_discarded": self.discarded,
-            "calendars_created": self.calendars, "line_errors": self.line_errors, "warnings": self.warnings,
+            "calendars_created": self.calendars, "line_errors": self.line_errors,
+            "line_error_count": self.line_error_count, "warnings": self.warnings,
         }  # fmt: skip
 
 
@@ -311,13 +313,15 @@ class ImportService:
         """Why the file must not be imported: any bad line, unless the request skips invalid
         entries and there are valid ones, read to the end (then they count as discarded)."""
         if result.errors and request.skip_invalid and total and not result.stopped:
-            result.discarded += len({e.line for e in result.errors})
+            result.discarded += result.bad_entries
             return None
         if not result.errors:
             return None
-        count = len(result.errors)
+        count = result.bad_entries
+        shown = len(result.errors)
+        listed = f" (the first {shown:,} problems are listed)" if result.error_count > shown else ""
         return Invalid(
-            f"the file has {count} invalid {'entry' if count == 1 else 'entries'}: nothing was imported",
+            f"the file has {count:,} invalid {'entry' if count == 1 else 'entries'}: nothing was imported{listed}",
             field="file",
             errors=[e.as_dict() for e in result.errors],
         )
@@ -373,7 +377,7 @@ class ImportService:
     async def _execute(
         self, job: ImportJob, user: User, request: ImportRequest, upload: Upload, progress: Progress | None
     ) -> tuple[ImportJob, ParseResult]:
-        fmt = None
+        fmt, result = None, None
         try:
             fmt = self.format_of(upload, request.format)
             result, staged, total = await self.staged(upload, request, job, progress)
@@ -382,14 +386,17 @@ class ImportService:
                 staged.close()
                 raise problem
         except (Invalid, BadEncoding) as problem:
+            errors = line_errors(problem)
             await self.store.update_import(
-                job.id, status="failed", format=fmt, message=problem.message, errors=line_errors(problem)
-            )
+                job.id, status="failed", format=fmt, message=problem.message, errors=errors,
+                error_count=result.error_count if result and result.errors else len(errors),
+            )  # fmt: skip
             raise
         with staged:
             job = await self.store.update_import(
                 job.id, format=result.format, total=total, discarded=result.discarded, progress=PARSED,
                 warnings=[w.as_dict() for w in result.warnings], errors=[e.as_dict() for e in result.errors],
+                error_count=result.error_count,
             )  # fmt: skip
             if progress:
                 progress(job)
@@ -419,10 +426,11 @@ class ImportService:
         try:
             result, staged, _ = await self.staged(upload, request)
         except (Invalid, BadEncoding) as problem:
-            return Preview(None, line_errors=line_errors(problem))
+            errors = line_errors(problem)
+            return Preview(None, line_errors=errors, line_error_count=len(errors))
         preview = Preview(
             result.format, discarded=result.discarded, line_errors=[e.as_dict() for e in result.errors],
-            warnings=[w.as_dict() for w in result.warnings],
+            line_error_count=result.error_count, warnings=[w.as_dict() for w in result.warnings],
         )  # fmt: skip
         calendar_ids: dict[str | None, int | None] = {None: request.calendar.id if request.calendar else None}
         with staged:

@@ -208,6 +208,7 @@ class ImportsResource:
                 "entries_discarded": job.discarded,
                 "calendars_created": len(job.calendars_created),
                 "line_errors": job.errors,  # [{"line", "fields", "error"}], as the draft shows them
+                "line_error_count": job.error_count,  # all of them; line_errors lists the first 1,000
                 "warnings": job.warnings,
             }
         )

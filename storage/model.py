@@ -145,6 +145,7 @@ class ImportJob:
     finished_at: str | None
     message: str | None = None  #: why it failed
     total: int = 0  #: objects it writes (known once the file is parsed)
+    error_count: int = 0  #: all its line errors; ``errors`` lists the first ones
 
 
 @dataclass(slots=True, frozen=True)

@@ -131,6 +131,17 @@ def test_csv_semicolon_delimiter_and_row_errors() -> None:
     assert result.errors[0].fields == ["", "1/2/2025", "", ""]
 
 
+def test_line_errors_past_the_first_thousand_are_counted_not_kept() -> None:
+    bad = "".join(f"Row {n};13/45/2025;9:00 AM;10:00 AM\r\n" for n in range(formats.LISTED + 500))
+    result = parse("Subject;Start Date;Start Time;End Time\r\nA;1/2/2025;9:00 AM;10:30 AM\r\n" + bad)
+    assert len(result.errors) == formats.LISTED and result.errors[-1].line == formats.LISTED + 2
+    assert (result.error_count, result.bad_entries, len(result.resources)) == (formats.LISTED + 500,) * 2 + (1,)
+    # an entry with several problems is one bad entry
+    event = "BEGIN:VEVENT\r\nUID:x\r\nDTSTART:tomorrow\r\nRRULE:FREQ=NEVER\r\nEND:VEVENT"
+    twice = parse(f"BEGIN:VCALENDAR\r\n{event}\r\nEND:VCALENDAR\r\n")
+    assert (twice.error_count, twice.bad_entries) == (len(twice.errors), 1) and twice.error_count > 1
+
+
 def test_timeslot_json_keeps_unknown_keys_and_notes() -> None:
     result = parse(decode(sample("timeslot_full.json")))
     assert not result.errors

@@ -147,6 +147,26 @@ async def test_a_bad_line_fails_the_job_with_its_line_and_writes_nothing(alice: 
     assert [j["door"] for j in listed] == ["rest"] * 3 and listed[0]["id"] > refused["id"]
 
 
+async def test_a_file_of_bad_lines_lists_the_first_and_counts_them_all(
+    alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("protocol.formats.LISTED", 2)
+    rows = "".join(f"Row {n};13/45/2025;9:00 AM;10:00 AM\r\n" for n in range(5))
+    csv = f"Subject;Start Date;Start Time;End Time\r\nGood;1/2/2025;9:00 AM;10:00 AM\r\n{rows}".encode()
+    preview = await (await alice.post("/v1/imports", data=form(csv, "bad.csv", dry_run="true"))).json()
+    assert (len(preview["line_errors"]), preview["line_error_count"]) == (2, 5)
+    job = await finished(alice, await (await alice.post("/v1/imports", data=form(csv, "bad.csv"))).json())
+    assert job["message"] == "the file has 5 invalid entries: nothing was imported (the first 2 problems are listed)"
+    details = await (await alice.get(f"/v1/imports/{job['id']}/details")).json()
+    assert [e["line"] for e in details["line_errors"]] == [3, 4] and details["line_error_count"] == 5
+    skipped = await finished(
+        alice, await (await alice.post("/v1/imports", data=form(csv, "bad.csv", skip_invalid="1"))).json()
+    )
+    assert (skipped["status"], skipped["entries_created"], skipped["entries_discarded"]) == ("complete", 1, 5)
+    details = await (await alice.get(f"/v1/imports/{skipped['id']}/details")).json()
+    assert (len(details["line_errors"]), details["line_error_count"]) == (2, 5)
+
+
 async def test_dry_run_previews_and_records_nothing(client: TestClient, alice: Account, config: Config) -> None:
     default = alice.data["myCalendarUuid"]
     uid = "weekly@example.org"

@@ -25,11 +25,13 @@ async def test_migrations_apply_once_and_wal_is_on(tmp_path: Path) -> None:
     for _ in range(2):
         store = SQLiteStore(tmp_path / "m.sqlite3")
         await store.open()
-        async with store._readers[0].execute("SELECT version FROM schema_migrations") as cursor:
-            assert [row[0] for row in await cursor.fetchall()] == [1, 2, 3]
-        async with store._readers[0].execute("PRAGMA journal_mode") as cursor:
-            assert (await cursor.fetchone())[0] == "wal"
-        await store.close()
+        try:
+            async with store._readers[0].execute("SELECT version FROM schema_migrations") as cursor:
+                assert [row[0] for row in await cursor.fetchall()] == [1, 2, 3, 4]
+            async with store._readers[0].execute("PRAGMA journal_mode") as cursor:
+                assert (await cursor.fetchone())[0] == "wal"
+        finally:
+            await store.close()
 
 
 async def test_import_bumps_the_revision_once_and_logs_changes(store: SQLiteStore) -> None:

@@ -78,12 +78,19 @@ class ParseOptions:
             self.progress(line)
 
 
+#: problems of one kind listed in full per file; the rest are counted (an all-bad 100 MB file
+#: would otherwise hold hundreds of thousands of them in memory and in the import's record)
+LISTED = 1000
+
+
 @dataclass(slots=True)
 class ParseResult:
     format: str
     resources: list[Resource] = field(default_factory=list)
+    #: the first LISTED problems (add them with ``error``); ``error_count`` counts them all
     errors: list[LineError] = field(default_factory=list)
-    #: things kept or skipped on purpose that the user should know about
+    error_count: int = 0
+    #: the first LISTED things kept or skipped on purpose that the user should know about
     warnings: list[LineError] = field(default_factory=list)
     calendar_name: str | None = None
     calendar_description: str | None = None
@@ -93,6 +100,24 @@ class ParseResult:
     #: reading stopped before the end (a broken structure, too many entries): the errors are
     #: not all about single entries, so the valid ones cannot be imported on their own
     stopped: bool = False
+    _bad_lines: set[int | None] = field(default_factory=set)
+
+    def error(self, problem: LineError) -> None:
+        """Record a problem (listed if fewer than LISTED are)."""
+        self.error_count += 1
+        self._bad_lines.add(problem.line)
+        if len(self.errors) < LISTED:
+            self.errors.append(problem)
+
+    def warn(self, problem: LineError) -> None:
+        """Record a warning (kept if fewer than LISTED are; what it skipped is counted in ``discarded``)."""
+        if len(self.warnings) < LISTED:
+            self.warnings.append(problem)
+
+    @property
+    def bad_entries(self) -> int:
+        """How many entries have problems (an entry may have several, all on its first line)."""
+        return len(self._bad_lines)
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ import functools
 import re
 import zoneinfo
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import x_wr_timezone
@@ -78,7 +78,7 @@ def _plan(source: Iterator[str], options: ParseOptions, result: ParseResult) -> 
     uids: Counter[str] = Counter()
     count = 0
     try:
-        for calendar, name, line, block in _walk(source, result.errors):
+        for calendar, name, line, block in _walk(source, result.error):
             if calendar.index == len(calendars):
                 calendars.append(calendar)
             if name == "VTIMEZONE":
@@ -86,19 +86,17 @@ def _plan(source: Iterator[str], options: ParseOptions, result: ParseResult) -> 
             elif name in OBJECT_COMPONENTS:
                 count += 1
                 if count > options.max_components:
-                    result.errors.append(
-                        LineError(line, f"more than {options.max_components} components in one import")
-                    )
+                    result.error(LineError(line, f"more than {options.max_components} components in one import"))
                     raise _Stop
                 uids[_written_uid(block)] += 1
             elif name != "VCALENDAR":
-                result.warnings.append(LineError(line, f"{name} skipped: only events, todos and journals are imported"))
+                result.warn(LineError(line, f"{name} skipped: only events, todos and journals are imported"))
                 result.discarded += 1
     except _Stop:
         result.stopped = True
         return None
     if not count and not result.errors:
-        result.errors.append(LineError(1, "the calendar holds no events, todos or journals"))
+        result.error(LineError(1, "the calendar holds no events, todos or journals"))
     for calendar in calendars:
         props = calendar.properties
         result.calendar_name = result.calendar_name or _unescape(props.get("X-WR-CALNAME") or props.get("NAME"))
@@ -114,7 +112,7 @@ def _resources(source: Iterator[str], plan: _Plan, options: ParseOptions, result
     seen: dict[str, int] = {}  #: UID -> first line, of the resources yielded
     waiting: dict[str, list[Block | None]] = {}  #: UID -> the components read so far
     count = 0
-    for calendar, name, line, lines in _walk(source, []):
+    for calendar, name, line, lines in _walk(source, lambda problem: None):
         if name not in OBJECT_COMPONENTS:
             continue
         count += 1
@@ -149,7 +147,7 @@ def _without_clashes(blocks: list[Block], seen: dict[str, int], result: ParseRes
                 clash = f"UID {block.uid} already appears on line {other.line}"
         if clash:
             fields = [f"UID:{block.uid}"] + ([f"SUMMARY:{block.summary}"] if block.summary else [])
-            result.errors.append(LineError(block.line, clash, fields))
+            result.error(LineError(block.line, clash, fields))
         else:
             kept.append(block)
     return kept
@@ -173,10 +171,12 @@ def _written_uid(lines: list[str]) -> str:
     return (uid or "").strip()
 
 
-def _walk(source: Iterator[str], errors: list[LineError]) -> Iterator[tuple[_Calendar, str, int, list[str]]]:
+def _walk(
+    source: Iterator[str], report: Callable[[LineError], None]
+) -> Iterator[tuple[_Calendar, str, int, list[str]]]:
     """Yield each top-level component (its calendar, name, first line and lines) and, at the
     end of each VCALENDAR, ``(calendar, "VCALENDAR", line, [])``. Structure errors go to
-    ``errors``; those that leave the rest unreadable raise _Stop."""
+    ``report``; those that leave the rest unreadable raise _Stop."""
     stack: list[tuple[str, int]] = []
     calendar: _Calendar | None = None
     calendars = 0
@@ -184,7 +184,7 @@ def _walk(source: Iterator[str], errors: list[LineError]) -> Iterator[tuple[_Cal
     last_property = ""
 
     def fail(line: int, message: str) -> None:
-        errors.append(LineError(line, message))
+        report(LineError(line, message))
         raise _Stop
 
     for number, raw in enumerate(source, 1):
@@ -242,9 +242,7 @@ def _walk(source: Iterator[str], errors: list[LineError]) -> Iterator[tuple[_Cal
             fail(number, "text outside BEGIN:VCALENDAR ... END:VCALENDAR")
     if stack:
         open_name, open_line = stack[-1]
-        errors.append(
-            LineError(open_line, f"the file ends inside {open_name} (begun on line {open_line}): is it truncated?")
-        )
+        report(LineError(open_line, f"the file ends inside {open_name} (begun on line {open_line}): is it truncated?"))
 
 
 def _read_timezone(lines: list[str], line: int, result: ParseResult, timezones: dict[str, str]) -> None:
@@ -252,7 +250,7 @@ def _read_timezone(lines: list[str], line: int, result: ParseResult, timezones: 
     try:
         tzid = _timezone_id(text)
     except (ValueError, KeyError) as error:
-        result.errors.append(LineError(line, f"invalid VTIMEZONE: {error}"))
+        result.error(LineError(line, f"invalid VTIMEZONE: {error}"))
         return
     timezones.setdefault(tzid, text)
 
@@ -280,12 +278,13 @@ def _read_component(
     try:
         component = Component.from_ical(text)
     except ValueError as error:
-        result.errors.append(LineError(line, f"invalid {name}: {error}"))
+        result.error(LineError(line, f"invalid {name}: {error}"))
         return None
     problems = component_problems(component)
     if problems:
         fields = [f"{key}:{component[key]}" for key in ("UID", "SUMMARY") if key in component]
-        result.errors.extend(LineError(line, problem, fields) for problem in problems)
+        for problem in problems:
+            result.error(LineError(line, problem, fields))
         return None
     if xwr_zone is not None:
         wrapper = Calendar()
@@ -303,7 +302,7 @@ def _zone(name: str | None, line: int, result: ParseResult) -> zoneinfo.ZoneInfo
     try:
         zone = zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        result.warnings.append(LineError(line, f"X-WR-TIMEZONE {name!r} is not a known time zone: ignored"))
+        result.warn(LineError(line, f"X-WR-TIMEZONE {name!r} is not a known time zone: ignored"))
         return None
     result.calendar_timezone = name
     return zone

@@ -71,23 +71,23 @@ def read(lines: Lines, options: ParseOptions, result: ParseResult) -> Iterator[R
     try:
         header = next(reader)
     except (StopIteration, csv.Error) as error:
-        result.errors.append(LineError(blank + 1, f"cannot read the CSV header: {error}"))
+        result.error(LineError(blank + 1, f"cannot read the CSV header: {error}"))
         result.stopped = True
         return
     keys = [normalize(h) for h in header]
     unknown = [h for h, k in zip(header, keys, strict=True) if k not in KNOWN_COLUMNS]
     if unknown:
-        result.errors.append(LineError(blank + 1, "unknown columns: " + ", ".join(repr(u) for u in unknown), header))
+        result.error(LineError(blank + 1, "unknown columns: " + ", ".join(repr(u) for u in unknown), header))
         result.stopped = True
         return
     missing = [c for c in ("subject", "start date") if c not in keys]
     if missing:
-        result.errors.append(LineError(blank + 1, "missing required columns: " + ", ".join(missing), header))
+        result.error(LineError(blank + 1, "missing required columns: " + ", ".join(missing), header))
         result.stopped = True
         return
     duplicates = [k for k, n in Counter(keys).items() if n > 1]
     if duplicates:
-        result.errors.append(LineError(blank + 1, "repeated columns: " + ", ".join(duplicates), header))
+        result.error(LineError(blank + 1, "repeated columns: " + ", ".join(duplicates), header))
         result.stopped = True
         return
     seen_uids: dict[str, int] = {}
@@ -100,17 +100,17 @@ def read(lines: Lines, options: ParseOptions, result: ParseResult) -> Iterator[R
             if not any(cell.strip() for cell in row):
                 continue
             if count >= options.max_components:
-                result.errors.append(LineError(start_line, f"more than {options.max_components} rows in one import"))
+                result.error(LineError(start_line, f"more than {options.max_components} rows in one import"))
                 result.stopped = True
                 break
             if len(row) != len(keys):
-                result.errors.append(LineError(start_line, f"expected {len(keys)} fields, found {len(row)}", row))
+                result.error(LineError(start_line, f"expected {len(keys)} fields, found {len(row)}", row))
                 continue
             record = dict(zip(keys, (cell.strip() for cell in row), strict=True))
             try:
                 fields = _fields(record, options.timezone)
             except ValueError as error:
-                result.errors.append(LineError(start_line, str(error), row))
+                result.error(LineError(start_line, str(error), row))
                 continue
             uid = record.get("uid", "")
             if not uid:
@@ -118,17 +118,17 @@ def read(lines: Lines, options: ParseOptions, result: ParseResult) -> Iterator[R
                 derived[key] += 1
                 uid = make_uid("csv", key, str(derived[key]))
             if uid in seen_uids:
-                result.errors.append(LineError(start_line, f"uid {uid} already used on line {seen_uids[uid]}", row))
+                result.error(LineError(start_line, f"uid {uid} already used on line {seen_uids[uid]}", row))
                 continue
             seen_uids[uid] = start_line
             fields.uid = uid
             count += 1
             yield resource(fields, start_line, options.max_instances)
     except csv.Error as error:
-        result.errors.append(LineError(blank + reader.line_num, f"malformed CSV: {error}"))
+        result.error(LineError(blank + reader.line_num, f"malformed CSV: {error}"))
         result.stopped = True
     if not count and not result.errors:
-        result.errors.append(LineError(1, "the file has a header but no events"))
+        result.error(LineError(1, "the file has a header but no events"))
 
 
 def _boolean(value: str, column: str) -> bool:

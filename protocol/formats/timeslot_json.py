@@ -76,7 +76,7 @@ def _items(source: Iterator[str], result: ParseResult) -> Iterator[tuple[int, An
     """Each element of the top-level array with the line it starts on."""
 
     def stop(line: int, message: str) -> None:
-        result.errors.append(LineError(line, message))
+        result.error(LineError(line, message))
         result.stopped = True
 
     decoder = json.JSONDecoder()
@@ -223,32 +223,32 @@ def read(lines: Lines, options: ParseOptions, result: ParseResult) -> Iterator[R
     for count, (line, item) in enumerate(_items(lines(), result), 1):
         options.reached(count, line)
         if len(seen) >= options.max_components:
-            result.errors.append(LineError(line, f"more than {options.max_components} slots in one import"))
+            result.error(LineError(line, f"more than {options.max_components} slots in one import"))
             result.stopped = True
             break
         if not isinstance(item, dict):
-            result.errors.append(LineError(line, f"a slot must be an object, not {type(item).__name__}"))
+            result.error(LineError(line, f"a slot must be an object, not {type(item).__name__}"))
             continue
         try:
             fields = slot_fields(item)
         except ValueError as error:
-            result.errors.append(LineError(line, str(error), [str(item.get("uid", ""))]))
+            result.error(LineError(line, str(error), [str(item.get("uid", ""))]))
             continue
         uid = item.get("uid")
         fields.uid = str(uid) if uid else make_uid("timeslot", fields.summary, str(item.get("start")))
         if fields.uid in seen:
-            result.errors.append(LineError(line, f"uid {fields.uid} already used on line {seen[fields.uid]}"))
+            result.error(LineError(line, f"uid {fields.uid} already used on line {seen[fields.uid]}"))
             continue
         try:
             made = resource(fields, line, options.max_instances)
         except ValueError as error:
-            result.errors.append(LineError(line, str(error), [fields.uid]))
+            result.error(LineError(line, str(error), [fields.uid]))
             continue
         seen[fields.uid] = line
         made.calendar = _group_name(item)
         yield made
     if not seen and not result.errors:
-        result.errors.append(LineError(1, "the array holds no slots"))
+        result.error(LineError(1, "the array holds no slots"))
 
 
 # --------------------------------------------------------------------------- export

@@ -80,7 +80,8 @@ function importPage(form) {
       fillRows(errorsTable.tBodies[0], result.line_errors);
       errorsTable.hidden = skipLabel.hidden = !result.line_errors.length;
       if (result.line_errors.length) {
-        summary.textContent += ` ${number(result.line_errors.length)} line(s) cannot be imported: as it is, the file would import nothing.`;
+        const listed = result.line_error_count > result.line_errors.length ? ` (the first ${number(result.line_errors.length)} are listed)` : "";
+        summary.textContent += ` ${number(result.line_error_count)} line error(s)${listed}: as it is, the file would import nothing.`;
       }
     } catch (error) {
       summary.textContent = error.message;
