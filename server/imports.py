@@ -336,9 +336,9 @@ class ImportService:
 
     # running -------------------------------------------------------------------------------
 
-    def _new(self, user: User, request: ImportRequest, status: str) -> NewImport:
+    def _new(self, user: User, request: ImportRequest, status: str, fmt: str | None = None) -> NewImport:
         return NewImport(
-            user_id=user.id, door=request.door, format=request.format, filename=request.filename,
+            user_id=user.id, door=request.door, format=fmt or request.format, filename=request.filename,
             calendar_id=request.calendar.id if request.calendar else None, options=request.options(), status=status,
         )  # fmt: skip
 
@@ -357,8 +357,8 @@ class ImportService:
         Invalid) and then nothing is recorded."""
         try:
             self.check_size(upload.size)
-            self.format_of(upload, request.format)
-            job = await self.store.create_import(self._new(user, request, "queued"))
+            fmt = self.format_of(upload, request.format)
+            job = await self.store.create_import(self._new(user, request, "queued", fmt))
             await asyncio.to_thread(self._spool_write, job.id, upload)
         finally:
             upload.discard()

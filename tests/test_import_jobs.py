@@ -52,6 +52,7 @@ async def test_post_queues_a_job_that_the_workers_run(alice: Account) -> None:
     assert response.headers["Location"] == f"/v1/imports/{job['id']}/status"
     assert job["status"] in ("queued", "in_progress", "complete") and job["filename"] == "calendar.ics"
     assert job["calendar"]["id"] == default and job["options"] == {"create_calendars": True}
+    assert job["type"] == "ics"  # detected when it was accepted
     done = await finished(alice, job)
     assert (done["status"], done["progress"], done["entries_created"], done["door"]) == ("complete", 100, 5, "rest")
     details = await (await alice.get(f"/v1/imports/{job['id']}/details")).json()
