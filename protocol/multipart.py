@@ -9,10 +9,12 @@ ends the last part at the end of the body.
 
 from __future__ import annotations
 
+import mmap
 import re
 from dataclasses import dataclass
 
 _BOUNDARY = re.compile(r'boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 _PARAM = re.compile(r'(\w+)\*?\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
 
 
@@ -25,7 +27,9 @@ class Part:
     name: str | None
     filename: str | None
     content_type: str | None
-    data: bytes
+    #: where its data lies: ``body[start:stop]`` (positions, so a large file is not copied)
+    start: int
+    stop: int
 
 
 def boundary_of(content_type: str | None) -> str:
@@ -35,13 +39,9 @@ def boundary_of(content_type: str | None) -> str:
     return match.group(1) or match.group(2)
 
 
-def _strip_line_break(chunk: bytes, leading: bool) -> bytes:
-    for brk in (b"\r\n", b"\n"):
-        if leading and chunk.startswith(brk):
-            return chunk[len(brk) :]
-        if not leading and chunk.endswith(brk):
-            return chunk[: -len(brk)]
-    return chunk
+def _line_break(text: bytes) -> int:
+    """The length of the line break (CRLF or LF) at the start of ``text``, or 0."""
+    return 2 if text.startswith(b"\r\n") else 1 if text.startswith(b"\n") else 0
 
 
 def _headers(block: bytes) -> dict[str, str]:
@@ -53,8 +53,9 @@ def _headers(block: bytes) -> dict[str, str]:
     return headers
 
 
-def parse(body: bytes, content_type: str | None) -> list[Part]:
-    """The parts of a multipart body; raises MultipartError when there are none."""
+def parse(body: bytes | mmap.mmap, content_type: str | None) -> list[Part]:
+    """The parts of a multipart body (in memory or a file mapped into it); raises
+    MultipartError when there are none."""
     core = boundary_of(content_type).lstrip("-")
     if not core:
         raise MultipartError("the multipart boundary is only dashes")
@@ -66,11 +67,14 @@ def parse(body: bytes, content_type: str | None) -> list[Part]:
     for index, mark in enumerate(marks):
         if mark.group(1):
             break
+        start = mark.end() + _line_break(body[mark.end() : mark.end() + 2])
         stop = marks[index + 1].start() if index + 1 < len(marks) else len(body)
-        chunk = _strip_line_break(_strip_line_break(body[mark.end() : stop], True), False)
-        split = re.search(rb"\r?\n\r?\n", chunk)
-        head, data = (chunk[: split.start()], chunk[split.end() :]) if split else (chunk, b"")
-        headers = _headers(head)
+        if stop - start >= 2 and body[stop - 2 : stop] == b"\r\n":
+            stop -= 2
+        elif stop > start and body[stop - 1 : stop] == b"\n":
+            stop -= 1
+        split = _HEAD_END.search(body, start, stop)
+        headers = _headers(body[start : split.start() if split else stop])
         found = _PARAM.findall(headers.get("content-disposition", ""))
         disposition = {key.lower(): quoted or plain for key, quoted, plain in found}
         parts.append(
@@ -78,7 +82,8 @@ def parse(body: bytes, content_type: str | None) -> list[Part]:
                 name=disposition.get("name"),
                 filename=disposition.get("filename"),
                 content_type=headers.get("content-type"),
-                data=data,
+                start=split.end() if split else stop,
+                stop=stop,
             )
         )
     if not parts:

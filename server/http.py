@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import mmap
 import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
-from aiohttp import BodyPartReader, ClientPayloadError, web
+from aiohttp import web
 
 from protocol import multipart
 from server.errors import Invalid, TooLarge
@@ -33,83 +34,67 @@ FILE_FIELDS = ("file", "Upload", "upload")
 
 
 @dataclass(slots=True)
-class Form:
-    """A multipart/form-data body: its text fields and the uploaded file."""
-
-    fields: dict[str, str] = field(default_factory=dict)
-    file: bytes | None = None
-    filename: str | None = None
-
-
-async def read_form(request: web.Request, limit: int) -> Form:
-    """Read a multipart body (forgivingly, see protocol.multipart), refusing files over
-    ``limit`` (TooLarge) and unreadable bodies or huge fields (Invalid)."""
-    body = await read_limited(request, limit + (1 << 16))
-    form = Form()
-    try:
-        parts = multipart.parse(body, request.headers.get("Content-Type"))
-    except multipart.MultipartError as error:
-        raise Invalid(str(error), field="file") from None
-    for part in parts:
-        if part.name in FILE_FIELDS and form.file is None:
-            if len(part.data) > limit:
-                raise TooLarge(f"the file is larger than the limit of {limit} bytes")
-            form.file, form.filename = part.data, part.filename
-        elif part.name:
-            if len(part.data) > 1 << 16:
-                raise Invalid(f"the field {part.name} is too long", field=part.name)
-            form.fields.setdefault(part.name, part.data.decode("utf-8", "replace").strip())
-    return form
-
-
-@dataclass(slots=True)
 class SpooledForm:
-    """A multipart/form-data body whose file was written to disk as it arrived."""
+    """A multipart/form-data body: its text fields, and its file written to disk."""
 
     fields: dict[str, str] = field(default_factory=dict)
     path: Path | None = None  #: the file (the caller removes it)
     filename: str | None = None
 
 
-async def spool_form(request: web.Request, limit: int, directory: Path) -> SpooledForm:
-    """Read a multipart body as it streams in (exact boundaries, as browsers and curl send
-    them), the file into a new file in ``directory``: memory stays small whatever the file's
-    size. TooLarge for a file over ``limit``, Invalid for an unreadable body or a huge field;
-    then nothing is left on disk."""
-    form = SpooledForm()
+async def read_form(request: web.Request, limit: int, directory: Path) -> SpooledForm:
+    """Read a multipart body forgivingly (see protocol.multipart; the seed's hand-made bodies
+    need it): the body is written to disk as it arrives and read from there, its file into a
+    new file in ``directory``, so memory stays small whatever the file's size. TooLarge over
+    ``limit``, Invalid for an unreadable body or a huge field; then nothing is left on disk."""
+    if request.content_length is not None and request.content_length > limit + (1 << 16):
+        raise TooLarge(f"the file is larger than the limit of {limit} bytes")
+    directory.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=directory, prefix="body-")
+    body = Path(name)
     try:
-        async for part in await request.multipart():
-            if not isinstance(part, BodyPartReader):
-                raise Invalid("nested multipart bodies are not supported", field="file")
-            if part.name in FILE_FIELDS and form.path is None:
-                directory.mkdir(parents=True, exist_ok=True)
-                handle, name = tempfile.mkstemp(dir=directory, prefix="upload-")
-                form.path, form.filename = Path(name), part.filename
-                await _copy(part, os.fdopen(handle, "wb"), limit)
-            elif part.name:
-                value = bytearray()
-                while chunk := await part.read_chunk(1 << 16):
-                    value += chunk
-                    if len(value) > 1 << 16:
-                        raise Invalid(f"the field {part.name} is too long", field=part.name)
-                form.fields.setdefault(part.name, value.decode("utf-8", "replace").strip())
-    except BaseException as error:
-        if form.path is not None:
-            form.path.unlink(missing_ok=True)
-        if isinstance(error, ValueError | AssertionError | ClientPayloadError):
-            raise Invalid(f"unreadable multipart/form-data body: {error}", field="file") from None
-        raise
+        with os.fdopen(handle, "wb") as out:
+            size = 0
+            async for chunk in request.content.iter_chunked(1 << 16):
+                size += len(chunk)
+                if size > limit + (1 << 16):
+                    raise TooLarge(f"the file is larger than the limit of {limit} bytes")
+                out.write(chunk)
+        return await asyncio.to_thread(_split_form, body, request.headers.get("Content-Type"), limit, directory)
+    finally:
+        body.unlink()
+
+
+def _split_form(path: Path, content_type: str | None, limit: int, directory: Path) -> SpooledForm:
+    form = SpooledForm()
+    with open(path, "rb") as source:
+        if not os.fstat(source.fileno()).st_size:
+            raise Invalid("the request has no body", field="file")
+        with mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ) as body:
+            try:
+                parts = multipart.parse(body, content_type)
+            except multipart.MultipartError as error:
+                raise Invalid(str(error), field="file") from None
+            try:
+                for part in parts:
+                    if part.name in FILE_FIELDS and form.path is None:
+                        if part.stop - part.start > limit:
+                            raise TooLarge(f"the file is larger than the limit of {limit} bytes")
+                        handle, name = tempfile.mkstemp(dir=directory, prefix="upload-")
+                        form.path, form.filename = Path(name), part.filename
+                        with os.fdopen(handle, "wb") as out:
+                            for at in range(part.start, part.stop, 1 << 20):
+                                out.write(body[at : min(at + (1 << 20), part.stop)])
+                    elif part.name:
+                        if part.stop - part.start > 1 << 16:
+                            raise Invalid(f"the field {part.name} is too long", field=part.name)
+                        value = body[part.start : part.stop].decode("utf-8", "replace").strip()
+                        form.fields.setdefault(part.name, value)
+            except BaseException:
+                if form.path is not None:
+                    form.path.unlink(missing_ok=True)
+                raise
     return form
-
-
-async def _copy(part: BodyPartReader, out: BinaryIO, limit: int) -> None:
-    with out:
-        size = 0
-        while chunk := await part.read_chunk(1 << 16):
-            size += len(chunk)
-            if size > limit:
-                raise TooLarge(f"the file is larger than the limit of {limit} bytes")
-            out.write(chunk)
 
 
 def iso_epoch(value: str | None, name: str) -> int | None:

@@ -456,7 +456,7 @@ class ImportService:
 
     async def start(self) -> None:
         """Roll back the imports a stopped server left half-written, queue the waiting ones,
-        and start the workers."""
+        remove the other files a stopped server left in the spool, and start the workers."""
         interrupted, _ = await self.store.list_imports(ImportFilter(status="in_progress"), limit=1_000_000)
         for job in interrupted:
             await self._revert(
@@ -467,6 +467,10 @@ class ImportService:
         queued, _ = await self.store.list_imports(ImportFilter(status="queued"), limit=1_000_000)
         for job in reversed(queued):  # oldest first
             self._queue.put_nowait(job.id)
+        waiting = {self._spool_path(job.id) for job in queued}
+        for path in self.spool.glob("*"):
+            if path not in waiting:
+                path.unlink(missing_ok=True)
         self._workers = [asyncio.create_task(self._work()) for _ in range(self.config.import_workers)]
 
     async def stop(self) -> None:

@@ -360,45 +360,56 @@ class RestDoor:
 
     # data API ----------------------------------------------------------------------------
 
-    async def import_payload(self, request: web.Request) -> tuple[bytes | str | None, dict[str, Any], str | None]:
-        """The file (multipart upload, JSON string or array of lines, form field or raw
-        body), the other parameters, and the file name when one was given."""
+    async def import_payload(self, request: web.Request) -> tuple[Upload | None, dict[str, Any], str | None]:
+        """The file (multipart upload, spooled to disk; JSON string or array of lines, form
+        field or raw body), the other parameters, and the file name when one was given."""
         params: dict[str, Any] = {snake(k): v for k, v in request.query.items()}
         if request.content_length is not None and request.content_length > 2 * self.limit + (1 << 16):
             raise TooLarge(f"the file is larger than the limit of {self.limit} bytes")
         kind = request.content_type
+        data: bytes | str | None
         if kind == "multipart/form-data":
-            form = await read_form(request, self.limit)
+            form = await read_form(request, self.limit, self.services.imports.spool)
             params.update({snake(k): v for k, v in form.fields.items()})
-            return form.file, params, form.filename
+            return (Upload(path=form.path) if form.path else None), params, form.filename
         if kind == "application/json":
             body = json_object(await read_limited(request, 2 * self.limit + (1 << 16)))
             params.update(body)
-            return _file_value(body.get("file")), params, None
-        if kind == "application/x-www-form-urlencoded":
-            form = await request.post()
-            params.update({snake(k): v for k, v in form.items()})
-            return next((str(form[n]) for n in FILE_FIELDS if n in form), None), params, None
-        body = await read_limited(request, self.limit)
-        return body or None, params, None
+            data = _file_value(body.get("file"))
+        elif kind == "application/x-www-form-urlencoded":
+            form_data = await request.post()
+            params.update({snake(k): v for k, v in form_data.items()})
+            data = next((str(form_data[n]) for n in FILE_FIELDS if n in form_data), None)
+        else:
+            data = await read_limited(request, self.limit)
+        return (Upload.of(data) if data else None), params, None
 
     async def import_file(self, request: web.Request) -> web.Response:
         user = await self.user(request)
-        data, params, filename = await self.import_payload(request)
+        upload, params, filename = await self.import_payload(request)
+        try:
+            return await self._import(request, user, upload, params, filename)
+        finally:
+            if upload is not None:
+                upload.discard()
+
+    async def _import(
+        self, request: web.Request, user: User, upload: Upload | None, params: dict[str, Any], filename: str | None
+    ) -> web.Response:
         calendar = None
         group = params.get("group")
         if group not in (None, ""):
             if not isinstance(group, str) or not is_uuid(group):
                 raise Invalid("group must be the uuid of a group", field="group")
             calendar = await self.services.calendars.get(user, group)
-        if data in (None, b"", ""):
+        if upload is None or not upload.size:
             raise Invalid("param is missing or the value is empty: file", field="file")
         fmt = params.get("type")
         job, result = await self.services.imports.run(
             user,
             ImportRequest(door="rest", calendar=calendar, filename=filename,
                           format=None if fmt in (None, "", "autodetect") else fmt),
-            Upload.of(data),
+            upload,
         )  # fmt: skip
         if "application/json" not in request.headers.get("Accept", ""):
             return web.Response(status=200, content_type="application/json")  # the seed: an empty 200

@@ -17,7 +17,7 @@ from aiohttp import web
 from server.caldav_props import calendar_href, object_href
 from server.calendars import is_uuid
 from server.errors import Forbidden, Invalid, NotFound, ServiceError, TooLarge
-from server.http import SpooledForm, boolean, iso_epoch, spool_form
+from server.http import SpooledForm, boolean, iso_epoch, read_form
 from server.imports import DELIMITERS, ImportRequest, Upload
 from server.services import Services
 from storage.model import Calendar, ImportFilter, ImportJob, User
@@ -65,7 +65,7 @@ async def import_form(
     the imports resource's codes), TooLarge."""
     if request.content_type != "multipart/form-data":
         raise Invalid("send the file as multipart/form-data", field="file", code="invalid_content_type")
-    form = await spool_form(request, services.config.max_upload_bytes, services.imports.spool)
+    form = await read_form(request, services.config.max_upload_bytes, services.imports.spool)
     upload = Upload(path=form.path)
     try:
         return await _import_request(services, user, door, form), upload, form.fields

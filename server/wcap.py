@@ -55,7 +55,7 @@ class Call:
     params: dict[str, str]
     fmt: str = "text/calendar"
     user: User | None = None
-    upload: bytes | None = None
+    upload: Upload | None = None  #: a multipart POST's file, spooled to disk (removed after the call)
     filename: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -146,6 +146,13 @@ class WcapDoor:
         name = request.match_info["command"].strip().lower()
         call = Call(request, name, {k: v.strip() for k, v in request.query.items()})
         try:
+            return await self._answer(call, name)
+        finally:
+            if call.upload is not None:
+                call.upload.discard()
+
+    async def _answer(self, call: Call, name: str) -> web.StreamResponse:
+        try:
             await self.read_body(call)
         except WcapError as error:
             return self.reply(call, [Block(errno=error.errno)], error.message)
@@ -184,8 +191,8 @@ class WcapDoor:
         errno = Errno.BAD_IMPORT_ARGUMENTS if call.command == "import" else Errno.BAD_ARGUMENTS
         try:
             if request.content_type == "multipart/form-data":
-                form = await read_form(request, self.services.config.max_upload_bytes)
-                call.upload, call.filename = form.file, form.filename
+                form = await read_form(request, self.services.config.max_upload_bytes, self.services.imports.spool)
+                call.upload, call.filename = Upload(path=form.path) if form.path else None, form.filename
                 for name, value in form.fields.items():
                     call.params.setdefault(name, value)
             elif request.content_type == "application/x-www-form-urlencoded":
@@ -834,7 +841,7 @@ async def import_file(door: WcapDoor, call: Call) -> list[Block]:
     if (call.get("content-in") or "text/calendar") != "text/calendar":
         raise WcapError(bad, "content-in must be text/calendar")
     start, end = range_of(call, bad)
-    if not call.upload:
+    if call.upload is None or not call.upload.size:
         raise WcapError(bad, "no file: send it in the multipart field 'file'")
     calendar = await door.calendar(call)
     try:
@@ -843,7 +850,7 @@ async def import_file(door: WcapDoor, call: Call) -> list[Block]:
             ImportRequest(
                 door="wcap", calendar=calendar, format="ics", filename=call.filename, start=epoch(start), end=epoch(end)
             ),
-            Upload.of(call.upload),
+            call.upload,
         )
     except (Invalid, BadEncoding, TooLarge) as error:
         raise WcapError(bad, error.message) from None

@@ -8,7 +8,7 @@ import pytest
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 
-from server.config import load
+from server.config import Config, load
 from server.services import SERVICES
 from tests.conftest import Account, sample, seed_body
 
@@ -54,7 +54,7 @@ async def test_seed_request_verbatim_imports_five_events(client: TestClient, ali
 
 
 @pytest.mark.parametrize("how", ["multipart", "json-string", "urlencoded", "raw", "lines-without-endings"])
-async def test_file_sent_every_way(alice: Account, how: str) -> None:
+async def test_file_sent_every_way(alice: Account, how: str, config: Config) -> None:
     text = "".join(seed_body()["file"])
     if how == "multipart":
         form = FormData()
@@ -71,6 +71,7 @@ async def test_file_sent_every_way(alice: Account, how: str) -> None:
         response = await alice.post("/v1/import/", json={"file": lines})
     assert response.status == 200, await response.text()
     assert {s["uid"] for s in await slots(alice)} == SEED_UIDS
+    assert list((config.data_dir / "imports").glob("*")) == []  # an uploaded file is not left behind
 
 
 async def test_import_into_a_group_and_json_summary(alice: Account) -> None:
@@ -229,6 +230,7 @@ async def test_upload_over_the_limit_is_413(aiohttp_client, tmp_path, alice: Acc
         assert "limit of 1000 bytes" in (await response.json())["error"]
     listed = await client.get("/v1/me/slots", headers=headers)
     assert await listed.json() == []
+    assert list((tmp_path / "small" / "imports").glob("*")) == []
 
 
 async def test_a_server_fault_is_500_and_nothing_is_half_imported(

@@ -211,6 +211,8 @@ async def test_a_restart_rolls_back_the_interrupted_and_runs_the_queued(config: 
     made = first.calendars.new_calendar(user, "Half")
     await first.store.import_batch(interrupted.id, ImportTarget(user.id, create=made), writes[:1], 50)
     queued = await first.imports.submit(user, ImportRequest("rest", calendar=None), Upload.of(sample("google.ics")))
+    for stray in ("upload-x1", "body-x2", "staged-x3", "7.part"):  # files of requests cut off by the kill
+        (first.imports.spool / stray).write_bytes(b"BEGIN:VCALENDAR")
     await first.store.close()  # "killed": the workers never ran
 
     second = await services_on(config)
@@ -223,7 +225,7 @@ async def test_a_restart_rolls_back_the_interrupted_and_runs_the_queued(config: 
         assert await second.store.find_calendar_by_name(user.id, "Half") is None
         ran = await second.store.get_import(queued.id)
         assert ran is not None and (ran.status, ran.created) == ("complete", 3)
-        assert not any(second.imports.spool.iterdir())  # the waiting file is gone once it ran
+        assert not any(second.imports.spool.iterdir())  # the waiting file is gone once it ran, the strays at once
     finally:
         await second.imports.stop()
         await second.store.close()

@@ -14,7 +14,7 @@ from icalendar import Calendar
 from lxml import etree
 
 from server.app import create_app
-from server.config import load
+from server.config import Config, load
 from tests.conftest import Account, sample
 
 SEED_BOUNDARY = "multipart/form-data;boundary=---------------------------33111928916708"
@@ -159,7 +159,7 @@ async def test_httpauth_uses_basic_credentials(wcap: Wcap, alice: Account) -> No
 
 
 async def test_the_seed_request_imports_both_events(
-    client: TestClient, wcap: Wcap, session: str, alice: Account
+    client: TestClient, wcap: Wcap, session: str, alice: Account, config: Config
 ) -> None:
     """The page's own example: doubled slash, path calid, and delimiters that do not match
     the declared boundary."""
@@ -176,6 +176,7 @@ async def test_the_seed_request_imports_both_events(
     floating = [c for c in (await wcap("fetchevents_by_id", id=session, uid="random-uid002")).components()]
     assert floating[0]["DTSTART"].to_ical() == b"20020106T100000"  # the floating time stays floating
     assert "random-uid001" in await alice.export("ical")  # one store: the REST door sees it at once
+    assert list((config.data_dir / "imports").glob("*")) == []  # the body and file on disk are removed
 
 
 async def test_httpauth_import_without_a_session(wcap: Wcap, alice: Account) -> None:
@@ -216,12 +217,13 @@ BAD_IMPORTS: dict[str, tuple[dict[str, Any], bytes | None]] = {
 
 @pytest.mark.parametrize("case", list(BAD_IMPORTS))
 async def test_bad_import_arguments_are_errno_77_and_change_nothing(
-    wcap: Wcap, session: str, alice: Account, case: str
+    wcap: Wcap, session: str, alice: Account, case: str, config: Config
 ) -> None:
     params, content = BAD_IMPORTS[case]
     reply = await upload(wcap, content if content is not None else SMALL_ICS, id=session, **params)
     assert reply.status == 200 and reply.errno == 77, reply.text[:300]
     assert await summaries(wcap, session) == set()
+    assert list((config.data_dir / "imports").glob("*")) == []
 
 
 async def test_import_transport_errors_are_errno_77(client: TestClient, wcap: Wcap, session: str) -> None:
