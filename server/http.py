@@ -6,6 +6,7 @@ import asyncio
 import mmap
 import os
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,17 +17,23 @@ from protocol import multipart
 from server.errors import Invalid, TooLarge
 
 
-async def read_limited(request: web.Request, limit: int) -> bytes:
-    """The request body, refusing (413) as soon as it is larger than ``limit``."""
+async def body_chunks(request: web.Request, limit: int, too_large: str) -> AsyncIterator[bytes]:
+    """The request body as it arrives, refusing it (TooLarge: ``too_large``) as soon as it is
+    larger than ``limit``, or at once when its Content-Length says so."""
     if request.content_length is not None and request.content_length > limit:
-        raise TooLarge(f"the request is larger than the limit of {limit} bytes")
-    chunks, size = [], 0
+        raise TooLarge(too_large)
+    size = 0
     async for chunk in request.content.iter_chunked(1 << 16):
         size += len(chunk)
         if size > limit:
-            raise TooLarge(f"the request is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+            raise TooLarge(too_large)
+        yield chunk
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The request body, refusing (413) as soon as it is larger than ``limit``."""
+    too_large = f"the request is larger than the limit of {limit} bytes"
+    return b"".join([chunk async for chunk in body_chunks(request, limit, too_large)])
 
 
 #: the multipart field names a file may come in (the Sun docs' first example used "Upload")
@@ -47,18 +54,13 @@ async def read_form(request: web.Request, limit: int, directory: Path) -> Spoole
     need it): the body is written to disk as it arrives and read from there, its file into a
     new file in ``directory``, so memory stays small whatever the file's size. TooLarge over
     ``limit``, Invalid for an unreadable body or a huge field; then nothing is left on disk."""
-    if request.content_length is not None and request.content_length > limit + (1 << 16):
-        raise TooLarge(f"the file is larger than the limit of {limit} bytes")
+    chunks = body_chunks(request, limit + (1 << 16), f"the file is larger than the limit of {limit} bytes")
     directory.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=directory, prefix="body-")
     body = Path(name)
     try:
         with os.fdopen(handle, "wb") as out:
-            size = 0
-            async for chunk in request.content.iter_chunked(1 << 16):
-                size += len(chunk)
-                if size > limit + (1 << 16):
-                    raise TooLarge(f"the file is larger than the limit of {limit} bytes")
+            async for chunk in chunks:
                 out.write(chunk)
         return await asyncio.to_thread(_split_form, body, request.headers.get("Content-Type"), limit, directory)
     finally:
