@@ -19,7 +19,7 @@ from lxml import etree
 
 from protocol import dav
 from protocol.dav import CALDAV, DAV, BadRequest, tag
-from protocol.ical import CRLF, OBJECT_COMPONENTS, instances, parse_resource
+from protocol.ical import CRLF, OBJECT_COMPONENTS, instances, parse_resource, window_calendar
 from protocol.recurrence import rezone_components
 
 #: what a report may expand at most per resource (RFC 4791 lets the server limit it)
@@ -430,7 +430,7 @@ def _instances(parent: Component, name: str, window: TimeRange, zone: tzinfo) ->
     calendar.subcomponents = [c for c in parent.subcomponents if c.name in (name, "VTIMEZONE")]
     low = _shifted(window.low(), -_MARGIN).astimezone(zone)
     high = _shifted(window.high(), _MARGIN)
-    query = recurring_ical_events.of(calendar, components=[name])
+    query = recurring_ical_events.of(window_calendar(calendar, low, high, MAX_INSTANCES), components=[name])
     for count, instance in enumerate(query.after(low)):
         start = _moment(_value(instance, "DTSTART") or _value(instance, "DUE"), zone)
         if count >= MAX_INSTANCES or start is None or start >= high:

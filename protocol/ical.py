@@ -264,20 +264,100 @@ def _local_rule(rule: str, zone: tzinfo | None) -> str:
     return _UNTIL.sub(local, rule)
 
 
+#: rule iterations one walk may take, however far its window lies from the series' start
+MAX_WALK = 100_000
+#: the periods a rule can be skipped through arithmetically (MONTHLY and YEARLY vary in length)
+_PERIOD_SECONDS = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3600, "DAILY": 86400, "WEEKLY": 604800}
+#: the rule parts that pick days: a rule made only of impossible days would be walked for ever
+_DAY_PARTS = ("BYMONTH", "BYWEEKNO", "BYYEARDAY", "BYMONTHDAY", "BYDAY", "BYSETPOS")
+#: the Gregorian calendar repeats itself (dates and weekdays) every 400 years
+_CYCLE_YEARS = 400
+
+
+def _rule_parts(rule: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in rule.upper().split(";") if "=" in part)
+
+
+def _interval(parts: dict[str, str]) -> int:
+    try:
+        return max(int(parts.get("INTERVAL") or 1), 1)
+    except ValueError:
+        return 1
+
+
+def skip_to(rule: str, first: datetime, after: datetime | None) -> tuple[str, datetime] | None:
+    """The rule and the start to walk it from so that no instance starting at or after
+    ``after`` is lost, skipping whole periods arithmetically: (``rule``, ``first``) when
+    nothing can be skipped, None when the rule's COUNT is used up before ``after``.
+
+    A rule of fixed-length periods (SECONDLY to WEEKLY) keeps its instances when its start
+    moves by whole intervals; with COUNT that holds only when every period has exactly one
+    instance (no BYxxx part), and COUNT goes down by the periods skipped."""
+    if after is None or after <= first:
+        return rule, first
+    parts = _rule_parts(rule)
+    period = _PERIOD_SECONDS.get(parts.get("FREQ", ""))
+    if period is None:
+        return rule, first
+    step = period * _interval(parts)
+    skipped = int((after - first).total_seconds()) // step - 1  # one period of margin
+    if skipped <= 0:
+        return rule, first
+    if "COUNT" in parts:
+        if any(name.startswith("BY") for name in parts):
+            return rule, first
+        try:
+            left = int(parts["COUNT"]) - skipped
+        except ValueError:
+            return rule, first
+        if left <= 0:
+            return None
+        rule = re.sub(r"COUNT=\d+", f"COUNT={left}", rule, flags=re.IGNORECASE)
+    return rule, first + timedelta(seconds=skipped * step)
+
+
+def rule_never_matches(rule: str, start: date | datetime) -> bool:
+    """Whether a rule's BYxxx parts pick no date at all (``FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30``).
+
+    dateutil walks such a rule to the year 9999 looking for an instance (seconds of CPU), so
+    it is refused on the way in. The calendar repeats every 400 years: a rule that matches
+    nothing in the last whole cycle before 9999 matches nothing ever."""
+    parts = _rule_parts(rule)
+    if not any(name in parts for name in _DAY_PARTS):
+        return False
+    first = start.replace(tzinfo=None) if isinstance(start, datetime) else datetime.combine(start, time())
+    cycle = _CYCLE_YEARS * _interval(parts)
+    cycles = (9999 - cycle - first.year) // cycle
+    probe_start = first.replace(year=first.year + cycles * cycle) if cycles > 0 else first
+    pattern = re.sub(r";?(COUNT|UNTIL)=[^;]*", "", rule, flags=re.IGNORECASE).lstrip(";")
+    try:
+        probe = dateutil_rrule.rrulestr(pattern, dtstart=probe_start)
+        return next(iter(probe), None) is None
+    except (ValueError, TypeError, OverflowError):
+        return False  # refused elsewhere as invalid
+
+
 def instance_spans(
-    component: Component, max_instances: int, horizon: datetime
+    component: Component, max_instances: int, horizon: datetime, after: datetime | None = None
 ) -> tuple[list[tuple[int, int]], int | None]:
-    """UTC (start, end) of each instance of a recurring component, up to ``horizon`` or
-    ``max_instances``; and the start of the first instance not listed (None: all listed)."""
+    """UTC (start, end) of each instance of a recurring component that ends after ``after``
+    (all when None), up to ``horizon`` or ``max_instances``; and the start of the first
+    instance not listed (None: all listed).
+
+    The walk starts near ``after``, not at the series' start (whole periods are skipped
+    arithmetically where the rule allows), and takes at most MAX_WALK steps whatever the rule."""
     start, duration = component_span(component)
     if start is None or duration is None:
         raise ValueError("no start")
     zone = start.tzinfo if isinstance(start, datetime) else None
     first = _naive_local(start, zone)
+    from_moment = None if after is None else _naive_local(after - duration, zone)
     rules = dateutil_rrule.rruleset()
     rules.rdate(first)  # DTSTART is always the first instance (RFC 5545 3.8.5.3)
     for rule in _rrule_strings(component):
-        rules.rrule(dateutil_rrule.rrulestr(_local_rule(rule, zone), dtstart=first))
+        skipped = skip_to(_local_rule(rule, zone), first, from_moment)
+        if skipped is not None:
+            rules.rrule(dateutil_rrule.rrulestr(skipped[0], dtstart=skipped[1]))
     for name, add in (("RDATE", rules.rdate), ("EXDATE", rules.exdate)):
         values = component.get(name)
         for item in values if isinstance(values, list) else [values] if values is not None else []:
@@ -285,14 +365,16 @@ def instance_spans(
                 moment = value.dt[0] if isinstance(value.dt, tuple) else value.dt
                 add(_naive_local(moment, zone))
     limit = _naive_local(horizon, zone)
+    low = MIN_EPOCH if after is None else epoch(after)
+    length = int(duration.total_seconds())
     spans: list[tuple[int, int]] = []
-    for occurrence in rules:
-        if occurrence > limit or len(spans) >= max_instances:
-            moment = occurrence.replace(tzinfo=zone) if zone else occurrence
-            return spans, epoch(to_utc(moment)[0])
+    for walked, occurrence in enumerate(rules):
         moment = occurrence.replace(tzinfo=zone) if zone else occurrence
         begin = epoch(to_utc(moment)[0])
-        spans.append((begin, begin + int(duration.total_seconds())))
+        if occurrence > limit or len(spans) >= max_instances or walked >= MAX_WALK:
+            return spans, begin
+        if begin + length > low or begin >= low:
+            spans.append((begin, begin + length))
     return spans, None
 
 
@@ -372,6 +454,9 @@ def component_problems(component: Component) -> list[str]:
             dateutil_rrule.rrulestr(re.sub(r";?UNTIL=[0-9TZ]+", "", rule, flags=re.I), dtstart=datetime(2000, 1, 1))
         except (ValueError, TypeError) as error:
             problems.append(f"RRULE is invalid: {error}")
+            continue
+        if isinstance(start, date) and rule_never_matches(rule, start):
+            problems.append(f"RRULE {rule} matches no date at all")
     return problems
 
 
@@ -575,12 +660,89 @@ def split_stored(text: str) -> Iterator[tuple[str, str, str]]:
             depth -= 1
 
 
+def _as_instant(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _moved_series(component: Component, start: datetime, end: datetime, limit: int) -> Component:
+    """A copy of a recurring component whose rule starts at its first instance in
+    [start, end) and ends (UNTIL) at its last one there, at most ``limit`` instances on:
+    the same instances in the window, a compact rule, a walk that begins at the window.
+
+    Moving DTSTART to an instance of its rule keeps the rule's later instances (they keep
+    its interval grid and its defaults); RDATE and EXDATE are absolute and stay."""
+    (rule,) = _rrule_strings(component)
+    first_start, duration = component_span(component)
+    if not isinstance(first_start, date) or duration is None or "DTSTART" not in component:
+        raise ValueError("no start")
+    zone = first_start.tzinfo if isinstance(first_start, datetime) else None
+    first = _naive_local(first_start, zone)
+    low, high = _naive_local(start - duration, zone), _naive_local(end, zone)
+    skipped = skip_to(_local_rule(rule, zone), first, low)
+    hits: list[datetime] = []
+    if skipped is not None:
+        for walked, occurrence in enumerate(dateutil_rrule.rrulestr(skipped[0], dtstart=skipped[1])):
+            if occurrence >= high or walked >= MAX_WALK or len(hits) >= limit:
+                break
+            if occurrence >= low:
+                hits.append(occurrence)
+    copy = component.copy()
+    copy.subcomponents = list(component.subcomponents)
+    copy.pop("RRULE")
+    if not hits:
+        return copy
+
+    def value(moment: datetime) -> date | datetime:
+        if not isinstance(first_start, datetime):
+            return moment.date()
+        return moment.replace(tzinfo=zone) if zone else moment
+
+    shift = hits[0] - first
+    for name in ("DTSTART", "DTEND", "DUE"):
+        if name in component:
+            moved = component.decoded(name)
+            copy.pop(name)
+            copy.add(name, value(_naive_local(moved, zone) + shift))
+    until = value(hits[-1])
+    recur = component["RRULE"][0] if isinstance(component["RRULE"], list) else component["RRULE"]
+    recur = recur.copy()
+    recur.pop("COUNT", None)
+    recur["UNTIL"] = [until.astimezone(UTC) if isinstance(until, datetime) and until.tzinfo else until]
+    copy.add("RRULE", recur)
+    return copy
+
+
+def window_calendar(calendar: Calendar, start: datetime, end: datetime, limit: int) -> Calendar:
+    """A copy of a parsed resource in which each recurring component lists, instead of its
+    whole rule, only its instances in [start, end) (naive bounds read as UTC), at most ``limit``.
+
+    recurring-ical-events walks a rule from the series' start whatever the window (an
+    every-second rule from 2001 asked about 2090 would take hours); this copy gives it the
+    bounded walk of ``instance_spans`` instead, so every door expands the same way."""
+    start, end = _as_instant(start), _as_instant(end)
+    copy = calendar.copy()
+    copy.subcomponents = []
+    for component in calendar.subcomponents:
+        kept = component
+        if component.name in OBJECT_COMPONENTS and "RRULE" in component and "RECURRENCE-ID" not in component:
+            try:
+                kept = _moved_series(component, start, end, limit)
+            except (ValueError, TypeError, KeyError, OverflowError):
+                kept = component.copy()  # a rule that cannot be walked: its DTSTART alone
+                kept.subcomponents = list(component.subcomponents)
+                kept.pop("RRULE")
+        copy.subcomponents.append(kept)
+    return copy
+
+
 def overlaps(text: str, start: datetime, end: datetime) -> bool:
     """Whether any instance of a stored resource overlaps [start, end) (floating times as UTC).
 
-    Instances are walked lazily from ``start`` on, so an endless rule with an open-ended
-    window costs a few instances, not all of them until the year 9999."""
-    query = recurring_ical_events.of(parse_resource(text), components=sorted(OBJECT_COMPONENTS))
+    Only the window's instances are walked (``window_calendar``), so an endless rule with an
+    open-ended window costs a few instances, not all of them until the year 9999."""
+    calendar = parse_resource(text)
+    windowed = window_calendar(calendar, start, end, len(calendar.subcomponents) + 1)
+    query = recurring_ical_events.of(windowed, components=sorted(OBJECT_COMPONENTS))
     for instance in query.after(start):
         begin, length = component_span(instance)
         if begin is None or length is None:
@@ -601,7 +763,8 @@ def instances(text: str, start: datetime, end: datetime, limit: int) -> str:
     try:
         found = _expand_text(text, calendar, start, end, limit)
     except (ValueError, TypeError, KeyError, OverflowError):
-        query = recurring_ical_events.of(calendar, components=sorted(OBJECT_COMPONENTS))
+        windowed = window_calendar(calendar, start, end, limit)
+        query = recurring_ical_events.of(windowed, components=sorted(OBJECT_COMPONENTS))
         found = [c.to_ical().decode() for c in itertools.islice(query.between(start, end), limit)]
     return f"BEGIN:VCALENDAR{CRLF}{''.join(zones)}{''.join(found)}END:VCALENDAR{CRLF}"
 
@@ -649,7 +812,6 @@ def _expand_text(text: str, calendar: Calendar, start: datetime, end: datetime, 
     if first is None or duration is None:
         raise ValueError("no start")
     low, high = epoch(start), epoch(end)
-    spans, _ = instance_spans(master, 1_000_000, end)  # from the series start: bounded by end
     blocks = [(kind, part) for kind, _, part in split_stored(text) if kind in OBJECT_COMPONENTS]
     master_text = next(part for kind, part in blocks if "RECURRENCE-ID" not in part)
     overrides = {}
@@ -658,6 +820,7 @@ def _expand_text(text: str, calendar: Calendar, start: datetime, end: datetime, 
     ):
         if "RECURRENCE-ID" in component:
             overrides[epoch(to_utc(component["RECURRENCE-ID"].dt)[0])] = (component, part)
+    spans, _ = instance_spans(master, limit + len(overrides), end, after=start)
     zone = first.tzinfo if isinstance(first, datetime) else None
 
     def value_of(moment: int) -> str:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, tzinfo
 
 from icalendar import Calendar, Component, Timezone
 
-from protocol.ical import OBJECT_COMPONENTS, main_component, parse_resource, split_stored, to_utc
+from protocol.ical import OBJECT_COMPONENTS, component_span, main_component, parse_resource, split_stored, to_utc
 
 
 def same_instant(value: object, rid: datetime) -> bool:
@@ -101,13 +101,11 @@ def busy_periods(texts: list[str], start: datetime, end: datetime) -> list[tuple
                 continue
             if str(component.get("STATUS", "")).upper() == "CANCELLED":
                 continue
-            begin = component["DTSTART"].dt
-            finish = component["DTEND"].dt if "DTEND" in component else begin
-            begin, finish = (
-                v if isinstance(v, datetime) else datetime(v.year, v.month, v.day) for v in (begin, finish)
-            )
-            begin, finish = (v if v.tzinfo else v.replace(tzinfo=UTC) for v in (begin, finish))
-            periods.append((max(begin, start), min(finish, end)))
+            first, length = component_span(component)
+            if first is None or length is None:
+                continue
+            begin = to_utc(first)[0]
+            periods.append((max(begin, start), min(begin + length, end)))
     merged: list[tuple[datetime, datetime]] = []
     for begin, finish in sorted(periods):
         if merged and begin <= merged[-1][1]:

@@ -336,6 +336,6 @@ class CalendarService:
         async for item in self.export_items(calendars):
             batch.append(item)
             if len(batch) >= 200:
-                yield writer.write(batch)
+                yield await asyncio.to_thread(writer.write, batch)  # recurring rows are expanded there
                 batch = []
-        yield writer.write(batch) + writer.end()
+        yield await asyncio.to_thread(writer.write, batch) + writer.end()

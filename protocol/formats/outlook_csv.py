@@ -22,7 +22,7 @@ import recurring_ical_events
 
 from protocol.events import EventFields, localize, resource, view, wall_clock
 from protocol.formats import ExportItem, LineError, Lines, ParseOptions, ParseResult, whole_lines
-from protocol.ical import Resource, make_uid, parse_resource
+from protocol.ical import Resource, make_uid, parse_resource, window_calendar
 
 OUTLOOK_HEADER = [
     "Subject", "Start Date", "Start Time", "End Date", "End Time", "All day event",
@@ -241,9 +241,10 @@ def _instances(text: str, fields: EventFields, horizon: datetime) -> Iterator[Ev
         yield fields
         return
     begin = fields.start
-    if isinstance(begin, datetime):
-        begin = begin.replace(tzinfo=None)  # naive bounds are read in the event's own zone
-    occurrences = recurring_ical_events.of(parse_resource(text)).between(begin, horizon)
+    # naive bounds are read in the event's own zone
+    begin = begin.replace(tzinfo=None) if isinstance(begin, datetime) else datetime.combine(begin, time())
+    windowed = window_calendar(parse_resource(text), begin - timedelta(days=1), horizon, MAX_ROWS_PER_EVENT + 1)
+    occurrences = recurring_ical_events.of(windowed).between(begin, horizon)
     for count, occurrence in enumerate(occurrences):
         if count >= MAX_ROWS_PER_EVENT:
             break
