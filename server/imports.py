@@ -16,6 +16,7 @@ pool of workers; the seed's ``/v1/import/``, ``import.wcap`` and the CLI run the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import io
 import logging
@@ -413,7 +414,7 @@ class ImportService:
                         if progress:
                             progress(await self.store.get_import(job.id))  # type: ignore[arg-type]
             except Exception as error:
-                log.exception("import %d failed while writing", job.id)
+                log.error("import %d failed while writing: %r", job.id, error)
                 await self._revert(job.id, "in_progress", "failed", f"the import failed while writing: {error}")
                 raise
         job = await self.store.update_import(job.id, status="complete", progress=100)
@@ -459,11 +460,18 @@ class ImportService:
         remove the other files a stopped server left in the spool, and start the workers."""
         interrupted, _ = await self.store.list_imports(ImportFilter(status="in_progress"), limit=1_000_000)
         for job in interrupted:
-            await self._revert(
-                job.id, "in_progress", "failed", "the server stopped during the import: what it had written was removed"
-            )
             self._spool_path(job.id).unlink(missing_ok=True)
-            log.warning("import %d was interrupted by a restart and has been rolled back", job.id)
+            try:
+                await self._revert(
+                    job.id, "in_progress", "failed",
+                    "the server stopped during the import: what it had written was removed",
+                )  # fmt: skip
+                log.warning("import %d was interrupted by a restart and has been rolled back", job.id)
+            except Exception as error:  # start-up goes on whatever one job holds
+                log.error("import %d was interrupted and could not be rolled back: %r", job.id, error)
+                with contextlib.suppress(Exception):  # left in_progress, it is tried again at the next start
+                    why = f"the server stopped during the import; rolling it back failed: {error}"
+                    await self.store.update_import(job.id, status="failed", message=why)
         queued, _ = await self.store.list_imports(ImportFilter(status="queued"), limit=1_000_000)
         for job in reversed(queued):  # oldest first
             self._queue.put_nowait(job.id)

@@ -731,17 +731,31 @@ class SQLiteStore(Store):
                     created.setdefault(item["calendar_id"], []).append(item["href"])
             for calendar_id, hrefs in created.items():
                 await self._delete_many(db, calendar_id, hrefs)
+            not_restored = []
             for calendar_id, write in restores:
-                await self._put(db, calendar_id, write)
+                async with db.execute("SELECT 1 FROM calendars WHERE id = ?", (calendar_id,)) as cursor:
+                    gone = await cursor.fetchone() is None
+                try:
+                    if gone:
+                        raise LookupError("its calendar was deleted")
+                    await self._put(db, calendar_id, write)
+                except (Conflict, LookupError) as error:  # checked before anything is written
+                    why = "another object in its calendar now holds its UID" if isinstance(error, Conflict) else error
+                    not_restored.append(
+                        {"line": None, "fields": [write.uid, write.href], "error": f"not put back: {why}"}
+                    )
             for calendar_id in job.calendars_created:
                 async with db.execute("SELECT 1 FROM objects WHERE calendar_id = ? LIMIT 1", (calendar_id,)) as cursor:
                     if await cursor.fetchone() is None:
                         await self._delete_calendar(db, calendar_id)
+            if not_restored:
+                note = f"{len(not_restored)} replaced object(s) could not be put back (see the warnings)"
+                message = f"{message}; {note}" if message else note
             now = now_iso()
             await db.execute(
-                "UPDATE imports SET status = ?, message = COALESCE(?, message), updated_at = ?, "
+                "UPDATE imports SET status = ?, message = COALESCE(?, message), warnings = ?, updated_at = ?, "
                 "finished_at = COALESCE(finished_at, ?) WHERE id = ?",
-                (status, message, now, now, import_id),
+                (status, message, json.dumps(job.warnings + not_restored), now, now, import_id),
             )
             return await self._job_in(db, import_id)
 
