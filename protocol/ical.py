@@ -876,8 +876,16 @@ def in_window(
     return overlaps(text, datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC))
 
 
+#: custom zones icalendar keeps process-wide before its cache is emptied (it never forgets one)
+MAX_CACHED_ZONES = 1000
+
+
 def cache_timezone(component: Timezone) -> None:
-    """Let later parses resolve a custom TZID defined by this VTIMEZONE."""
+    """Let later parses resolve a custom TZID defined by this VTIMEZONE (stored resources carry
+    their VTIMEZONEs, so forgetting one costs a parse, never a wrong answer)."""
+    cache = getattr(tzp, "_TZP__tz_cache", None)
+    if isinstance(cache, dict) and len(cache) >= MAX_CACHED_ZONES:
+        cache.clear()  # a stream of made-up TZIDs would otherwise grow it for ever
     with contextlib.suppress(ValueError, KeyError, TypeError):
         tzp.cache_timezone_component(component)
 

@@ -288,7 +288,7 @@ class CalDavDoor:
             return dav_error(403, tag(CALDAV, "max-resource-size"))
         imports = self.services.imports
         try:
-            result = imports.parse(body, ImportRequest(door="caldav", calendar=calendar, format="ics"))
+            result = await imports.parse(body, ImportRequest(door="caldav", calendar=calendar, format="ics"))
             problem = result.errors[0].error if result.errors else None
         except (Invalid, BadEncoding) as error:
             problem = error.message

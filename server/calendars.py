@@ -253,7 +253,7 @@ class CalendarService:
         keep_source: bool = False,
     ) -> tuple[CalendarObject, bool]:
         """Move (or copy, ``keep_source``) an object to ``href`` in ``target``, in one transaction."""
-        write = object_write(resource_from_calendar(parse_resource(found.ical)), href)
+        write = object_write(await asyncio.to_thread(lambda: resource_from_calendar(parse_resource(found.ical))), href)
         try:
             return await self.store.move_object(
                 source.id, found.href, target.id, write, overwrite=overwrite, keep_source=keep_source

@@ -244,13 +244,17 @@ class ImportService:
 
         return filter(kept, resources)
 
-    def parse(self, data: bytes, request: ImportRequest) -> ParseResult:
-        """A small file parsed whole, its resources in the result (a CalDAV PUT)."""
-        upload = Upload(data)
-        lines, _ = self.open(upload)
-        result = ParseResult(self.format_of(upload, request.format))
-        result.resources = list(self.read(lines, request, result))
-        return result
+    async def parse(self, data: bytes, request: ImportRequest) -> ParseResult:
+        """A small file parsed whole (in a thread), its resources in the result (a CalDAV PUT)."""
+
+        def parse() -> ParseResult:
+            upload = Upload(data)
+            lines, _ = self.open(upload)
+            result = ParseResult(self.format_of(upload, request.format))
+            result.resources = list(self.read(lines, request, result))
+            return result
+
+        return await asyncio.to_thread(parse)
 
     def target_name(self, request: ImportRequest, resource: Resource) -> str | None:
         """The name of the calendar a resource goes to; None: the request's calendar."""

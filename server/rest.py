@@ -6,6 +6,7 @@ wrong token is 401 ``{"error": "auth_token invalid or missing"}``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from protocol import events
 from protocol.formats.timeslot_json import iso_utc, slot, slot_fields
+from protocol.ical import Resource
 from server import rest_imports
 from server.auth import token_from_header
 from server.calendars import is_uuid
@@ -295,7 +297,7 @@ class RestDoor:
             calendars, start=earliest, end=latest, after_id=after, limit=limit
         )
         by_id = {c.id: c for c in calendars}
-        data = [slot_json(o, by_id[o.calendar_id]) for o in found]
+        data = await asyncio.to_thread(lambda: [slot_json(o, by_id[o.calendar_id]) for o in found])
         if not paging:
             return json_response(data)
         next_after = found[-1].id if limit is not None and len(found) == limit else None
@@ -325,38 +327,45 @@ class RestDoor:
         try:
             fields = slot_fields(self.slot_item(params))
             fields.uid = str(params.get("uid") or uuid.uuid4())
-            resource = events.resource(fields, max_instances=self.services.config.max_instances)
+            resource = await asyncio.to_thread(
+                events.resource, fields, max_instances=self.services.config.max_instances
+            )
         except ValueError as error:
             raise Invalid(str(error)) from None
         found, created = await calendars.put(calendar, resource, create_only=True)
-        return json_response(slot_json(found, calendar), 201 if created else 200)
+        return json_response(await asyncio.to_thread(slot_json, found, calendar), 201 if created else 200)
 
     async def show_slot(self, request: web.Request) -> web.Response:
         user = await self.user(request)
         found, calendar = await self.services.calendars.get_object(user, _slot_id(request))
-        return json_response(slot_json(found, calendar))
+        return json_response(await asyncio.to_thread(slot_json, found, calendar))
 
     async def update_slot(self, request: web.Request) -> web.Response:
         user = await self.user(request)
         found, calendar = await self.services.calendars.get_object(user, _slot_id(request))
         changes = self.slot_item(await self.params(request))
-        item = {**slot(events.view(found.ical)), **changes}
         changed = set().union(*(CHANGES[k] for k in changes if k in CHANGES))
-        try:
+
+        def edited() -> Resource:
+            current = events.view(found.ical)
+            item = {**slot(current), **changes}
             fields = slot_fields({k: v for k, v in item.items() if k in SLOT_KEYS.values()})
-            fields.uid = events.view(found.ical).uid
-            resource = events.update(found.ical, fields, changed, self.services.config.max_instances)
+            fields.uid = current.uid
+            return events.update(found.ical, fields, changed, self.services.config.max_instances)
+
+        try:
+            resource = await asyncio.to_thread(edited)
         except ValueError as error:
             raise Invalid(str(error)) from None
         if_match = request.headers.get("If-Match", "").strip('"') or None
         updated, _ = await self.services.calendars.put(calendar, resource, href=found.href, if_etag=if_match)
-        return json_response(slot_json(updated, calendar))
+        return json_response(await asyncio.to_thread(slot_json, updated, calendar))
 
     async def delete_slot(self, request: web.Request) -> web.Response:
         user = await self.user(request)
         found, calendar = await self.services.calendars.get_object(user, _slot_id(request))
         await self.services.calendars.delete_object(calendar, found.href)
-        return json_response(slot_json(found, calendar))
+        return json_response(await asyncio.to_thread(slot_json, found, calendar))
 
     # data API ----------------------------------------------------------------------------
 

@@ -35,6 +35,10 @@ from protocol.ical import (
 )
 
 #: calendar-level properties Almanac reads (the rest are not needed per event)
+#: components nest this deep at the most (real files: VCALENDAR > VEVENT > VALARM, 3)
+MAX_DEPTH = 16
+#: a VTIMEZONE is a few kilobytes (13 KB with every transition since 1883); parsing one is slow
+MAX_TIMEZONE_CHARS = 128 * 1024
 _CALENDAR_PROPERTIES = ("X-WR-TIMEZONE", "X-WR-CALNAME", "X-WR-CALDESC", "NAME", "DESCRIPTION")
 
 
@@ -205,6 +209,8 @@ def _walk(
         name = head.split(";", 1)[0].strip().upper()
         if name == "BEGIN":
             component = value.strip().upper()
+            if len(stack) >= MAX_DEPTH:
+                fail(number, f"components are nested deeper than {MAX_DEPTH} levels")
             if not stack:
                 if component != "VCALENDAR":
                     fail(number, f"expected BEGIN:VCALENDAR, found BEGIN:{component}")
@@ -247,6 +253,9 @@ def _walk(
 
 def _read_timezone(lines: list[str], line: int, result: ParseResult, timezones: dict[str, str]) -> None:
     text = CRLF.join(lines) + CRLF
+    if len(text) > MAX_TIMEZONE_CHARS:
+        result.error(LineError(line, f"VTIMEZONE is longer than {MAX_TIMEZONE_CHARS} characters"))
+        return
     try:
         tzid = _timezone_id(text)
     except (ValueError, KeyError) as error:
