@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -14,6 +15,7 @@ from server import caldav, rest, wcap, wcap_page
 from server import web as web_pages
 from server.config import Config
 from server.services import REQUEST_STARTED, REQUEST_USER, SERVICES, Services, build
+from storage.model import StoreFull
 
 log = logging.getLogger("almanac.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -50,6 +52,9 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as error:
         status = error.status
         raise
+    except StoreFull as error:  # the doors that have no word of their own for it (the web pages)
+        status = 507
+        return web.Response(status=507, text=f"{error}: nothing was written, try again later\n")
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return web.json_response({"error": "internal server error"}, status=500)
@@ -83,6 +88,9 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
     app[SERVICES] = services
 
     async def open_store(_: web.Application) -> None:
+        # Parsing and rendering run in threads: let the event loop take the GIL back every
+        # millisecond (not every 5), so that other requests keep answering meanwhile.
+        sys.setswitchinterval(0.001)
         await services.store.open()
         await services.imports.start()
 

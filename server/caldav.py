@@ -152,12 +152,12 @@ class CalDavDoor:
         user = await self.user(request)
         asked = await self.propfind_request(request)
         props = collection_props(user, [tag(DAV, "collection")], "Almanac")
-        return multistatus([self.answer(request.path, props, asked)])
+        return await multistatus([self.answer(request.path, props, asked)])
 
     async def principal(self, request: web.Request) -> web.StreamResponse:
         user = await self.owner(request)
         asked = await self.propfind_request(request)
-        return multistatus([self.answer(principal_href(user), principal_props(user), asked)])
+        return await multistatus([self.answer(principal_href(user), principal_props(user), asked)])
 
     async def home(self, request: web.Request) -> web.StreamResponse:
         user = await self.owner(request)
@@ -168,7 +168,7 @@ class CalDavDoor:
             for calendar in await self.services.calendars.list(user):
                 props = await self.full_calendar_props(user, calendar, asked)
                 responses.append(self.answer(calendar_href(user, calendar), props, asked))
-        return multistatus(responses)
+        return await multistatus(responses)
 
     # calendars ---------------------------------------------------------------------------
 
@@ -201,7 +201,7 @@ class CalDavDoor:
         if self.depth(request):
             async for found in self.services.store.iter_objects([calendar.id]):
                 responses.append(self.answer(object_href(base, found.href), object_props(found), asked))
-        return multistatus(responses)
+        return await multistatus(responses)
 
     async def make_calendar(self, request: web.Request, user: User) -> web.Response:
         """MKCALENDAR (RFC 4791 5.3.1) and extended MKCOL (RFC 5689) of a calendar in the home."""
@@ -244,7 +244,7 @@ class CalDavDoor:
         else:
             await self.services.calendars.update(user, calendar.uuid, **changes)
             response.found = [dav.element(node.tag) for _, node in updates]
-        return multistatus([response])
+        return await multistatus([response])
 
     # objects -----------------------------------------------------------------------------
 
@@ -276,7 +276,7 @@ class CalDavDoor:
             return web.Response(body=found.ical.encode() if method == "GET" else None, headers=headers)
         if method == "PROPFIND":
             asked = await self.propfind_request(request)
-            return multistatus([self.answer(request.path, object_props(found), asked)])
+            return await multistatus([self.answer(request.path, object_props(found), asked)])
         if method in ("MOVE", "COPY"):
             return await self.transfer(request, user, calendar, found)
         raise web.HTTPMethodNotAllowed(method, ALLOW.split(", "))

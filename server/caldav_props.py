@@ -4,6 +4,8 @@ Shared by the CalDAV door (server/caldav.py) and its reports (server/caldav_repo
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -18,7 +20,9 @@ from protocol.events import valid_zone
 from protocol.ical import MAX_EPOCH, MIN_EPOCH, OBJECT_COMPONENTS, timezone_text
 from server.calendars import normalize_color
 from server.errors import Invalid
-from storage.model import Calendar, CalendarObject, User
+from storage.model import Calendar, CalendarObject, StoreFull, User
+
+log = logging.getLogger("almanac.caldav")
 
 ROOT = "/dav/"
 MAX_RESOURCE_SIZE = 10 * 1024 * 1024
@@ -313,8 +317,14 @@ def xml_reply(status: int, body: bytes) -> web.Response:
     return web.Response(status=status, body=body, content_type="application/xml", charset="utf-8")
 
 
-def multistatus(responses: list[PropstatResponse], token: str | None = None) -> web.Response:
-    return xml_reply(207, dav.multistatus(responses, token))
+#: replies with more members than this are rendered in a thread, off the event loop
+RENDER_INLINE = 50
+
+
+async def multistatus(responses: list[PropstatResponse], token: str | None = None) -> web.Response:
+    if len(responses) <= RENDER_INLINE:
+        return xml_reply(207, dav.multistatus(responses, token))
+    return xml_reply(207, await asyncio.to_thread(dav.multistatus, responses, token))
 
 
 def dav_error(status: int, condition: str, href: str | None = None) -> web.Response:
@@ -350,6 +360,9 @@ def guarded(
             return await handler(request)
         except Refused as refused:
             return refused.response
+        except StoreFull as error:  # RFC 4918 11.5; nothing was written
+            log.warning("%s %s: %s", request.method, request.path, error)
+            return web.Response(status=507, text=f"{error}: nothing was written\n")
 
     return handle
 

@@ -103,7 +103,7 @@ async def multiget(door: CalDavDoor, user: User, calendar: Calendar, query: cald
         replies = await object_responses(calendar_href(user, target), [o for _, o in present], query.props)
         for (position, _), reply in zip(present, replies, strict=True):
             responses[position] = reply
-    return multistatus(
+    return await multistatus(
         [reply or PropstatResponse(href, status=404) for href, reply in zip(query.hrefs, responses, strict=True)]
     )
 
@@ -135,7 +135,7 @@ async def calendar_query(door: CalDavDoor, user: User, calendar: Calendar, query
         found = await asyncio.to_thread(
             lambda: [o for o in found if caldav.matches(query.filter, parse_resource(o.ical), zone)]
         )
-    return multistatus(await object_responses(calendar_href(user, calendar), found, query.props))
+    return await multistatus(await object_responses(calendar_href(user, calendar), found, query.props))
 
 
 async def sync_collection(
@@ -172,7 +172,7 @@ async def sync_collection(
         token = sync_token(calendar, last.revision, last.href)
     else:
         token = sync_token(calendar, max([calendar.sync_revision, *(c.revision for c, _ in rows)]))
-    return multistatus(responses, token)
+    return await multistatus(responses, token)
 
 
 async def free_busy(door: CalDavDoor, calendar: Calendar, query: caldav.FreeBusyQuery) -> web.Response:

@@ -250,9 +250,6 @@ async def build_timezones_aside() -> None:
 
 async def serve(config: Config, with_demo: bool) -> None:
     """Run until SIGINT/SIGTERM; say where once the port is bound (and, with the demo, how to use it)."""
-    # Imports parse in a thread: let the event loop take the GIL back every millisecond (not
-    # every 5), so that requests keep answering quickly while an import runs.
-    sys.setswitchinterval(0.001)
     app = create_app(config)
     runner = web.AppRunner(app, access_log=None, handle_signals=True)
     await runner.setup()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from storage.model import StoreFull
 
 
 class ServiceError(Exception):
@@ -51,3 +56,15 @@ class Forbidden(ServiceError):
 
 class PreconditionFailed(ServiceError):
     """An ETag condition (If-Match / If-None-Match) did not hold."""
+
+
+@contextmanager
+def disk_space() -> Iterator[None]:
+    """Turn "no space left on device" from spooling an upload into StoreFull: every door
+    answers a full disk one way (CalDAV and REST 507, WCAP its write errno)."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise StoreFull("the server's disk is full") from None
+        raise

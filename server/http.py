@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from protocol import multipart
-from server.errors import Invalid, TooLarge
+from server.errors import Invalid, TooLarge, disk_space
 
 
 async def body_chunks(request: web.Request, limit: int, too_large: str) -> AsyncIterator[bytes]:
@@ -55,16 +55,17 @@ async def read_form(request: web.Request, limit: int, directory: Path) -> Spoole
     new file in ``directory``, so memory stays small whatever the file's size. TooLarge over
     ``limit``, Invalid for an unreadable body or a huge field; then nothing is left on disk."""
     chunks = body_chunks(request, limit + (1 << 16), f"the file is larger than the limit of {limit} bytes")
-    directory.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=directory, prefix="body-")
-    body = Path(name)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            async for chunk in chunks:
-                out.write(chunk)
-        return await asyncio.to_thread(_split_form, body, request.headers.get("Content-Type"), limit, directory)
-    finally:
-        body.unlink()
+    with disk_space():
+        directory.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=directory, prefix="body-")
+        body = Path(name)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                async for chunk in chunks:
+                    out.write(chunk)
+            return await asyncio.to_thread(_split_form, body, request.headers.get("Content-Type"), limit, directory)
+        finally:
+            body.unlink()
 
 
 def _split_form(path: Path, content_type: str | None, limit: int, directory: Path) -> SpooledForm:

@@ -34,7 +34,7 @@ from protocol.formats import Lines, ParseOptions, ParseResult
 from protocol.ical import Resource, in_window, parse_resource, resource_from_calendar
 from server.calendars import CalendarService, object_write, window
 from server.config import Config
-from server.errors import BadEncoding, Invalid, NotFound, TooLarge
+from server.errors import BadEncoding, Invalid, NotFound, TooLarge, disk_space
 from storage.base import Store
 from storage.model import Calendar, ImportFilter, ImportItem, ImportJob, ImportTarget, NewImport, ObjectWrite, User
 
@@ -354,7 +354,8 @@ class ImportService:
         failed job is recorded."""
         self.check_size(upload.size)
         job = await self.store.create_import(self._new(user, request, "in_progress"))
-        return await self._execute(job, user, request, upload, progress)
+        with disk_space():
+            return await self._execute(job, user, request, upload, progress)
 
     async def submit(self, user: User, request: ImportRequest, upload: Upload) -> ImportJob:
         """Queue an import for the workers, taking the upload over (a spooled one is moved to
@@ -364,7 +365,13 @@ class ImportService:
             self.check_size(upload.size)
             fmt = self.format_of(upload, request.format)
             job = await self.store.create_import(self._new(user, request, "queued", fmt))
-            await asyncio.to_thread(self._spool_write, job.id, upload)
+            try:
+                with disk_space():
+                    await asyncio.to_thread(self._spool_write, job.id, upload)
+            except BaseException as error:
+                with contextlib.suppress(Exception):
+                    await self.store.update_import(job.id, status="failed", message=f"the upload was not kept: {error}")
+                raise
         finally:
             upload.discard()
         self._queue.put_nowait(job.id)

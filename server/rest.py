@@ -27,7 +27,7 @@ from server.errors import BadEncoding, Forbidden, Invalid, NotFound, Preconditio
 from server.http import FILE_FIELDS, iso_epoch, read_form, read_limited
 from server.imports import ImportRequest, Upload
 from server.services import REQUEST_USER, SERVICES, Services
-from storage.model import Calendar, CalendarObject, User
+from storage.model import Calendar, CalendarObject, StoreFull, User
 
 log = logging.getLogger("almanac.rest")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -91,6 +91,8 @@ async def rest_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_response(403, error.message)
     except PreconditionFailed as error:
         return error_response(412, error.message)
+    except StoreFull as error:
+        return error_response(507, f"{error}: nothing was written, try again later")
     except web.HTTPException as error:
         if error.status < 400:
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 
@@ -15,6 +16,8 @@ from storage.model import Conflict, User
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,48}$")
 #: how long a successful password check is remembered (in memory, as a salted digest)
 VERIFIED_FOR = 300
+#: the longest password accepted (longer ones are refused without hashing)
+MAX_PASSWORD = 1024
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -40,8 +43,8 @@ class UserService:
     def _check_password(self, password: object) -> str:
         if not isinstance(password, str) or len(password) < self.min_password_length:
             raise Invalid(f"password must be at least {self.min_password_length} characters", field="password")
-        if len(password) > 1024:
-            raise Invalid("password is too long (1024 characters at most)", field="password")
+        if len(password) > MAX_PASSWORD:
+            raise Invalid(f"password is too long ({MAX_PASSWORD} characters at most)", field="password")
         return password
 
     async def create(self, username: object, password: object, email: object = None, is_admin: bool = False) -> User:
@@ -63,19 +66,26 @@ class UserService:
         return user
 
     async def authenticate(self, login: str, password: str, address: str = "") -> User | None:
-        """The user with this username or e-mail and password, or None (also while throttled)."""
-        if self.throttle.blocked(login, address):
-            return None
+        """The user with this username or e-mail and password, or None (also when the
+        throttle refuses the attempt; while it slows an address, the attempt waits its turn)."""
+        if not login or len(login) > 320 or len(password) > MAX_PASSWORD:
+            return None  # no account has such a name or password: nothing to hash
         key = (login.lower(), digest(self._salt + password))
         cached = self._verified.get(key)
         if cached is not None and cached[1] > time.monotonic():
             return await self.store.get_user(cached[0])
-        user = await self.store.find_user(login) if login else None
+        user = await self.store.find_user(login)
+        account = f"#{user.id}" if user else login.lower()  # a username and an e-mail: one account
+        wait = self.throttle.wait(account, address)
+        if wait is None:
+            return None
+        if wait:
+            await asyncio.sleep(wait)
         ok, new_hash = await self.passwords.verify(password, user.password_hash if user else None)
         if not ok or user is None:
-            self.throttle.failed(login, address)
+            self.throttle.failed(account, address)
             return None
-        self.throttle.succeeded(login, address)
+        self.throttle.succeeded(account, address)
         if new_hash:
             await self.store.update_user(user.id, password_hash=new_hash)
         if len(self._verified) > 10_000:
@@ -89,13 +99,16 @@ class UserService:
         await self.store.add_session(user.id, kind, digest(session), int(time.time()) + timeout)
         return session
 
-    async def session_user(self, session: str | None, timeout: int) -> User | None:
-        if not session:
+    async def session_user(self, session: str | None, kind: str, timeout: int) -> User | None:
+        """The user of a live session opened by the same door (``kind``: wcap or web)."""
+        if not session or len(session) > 256:
             return None
-        return await self.store.use_session(digest(session), int(time.time()), timeout)
+        return await self.store.use_session(digest(session), kind, int(time.time()), timeout)
 
-    async def close_session(self, session: str | None) -> bool:
-        return bool(session) and await self.store.delete_session(digest(session))  # type: ignore[arg-type]
+    async def close_session(self, session: str | None, kind: str) -> bool:
+        if not session or len(session) > 256:
+            return False
+        return await self.store.delete_session(digest(session), kind)
 
     async def issue_token(self, user: User) -> str:
         token = new_secret()

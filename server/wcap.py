@@ -21,6 +21,7 @@ from icalendar import Event, Todo
 from protocol import recurrence, wcap
 from protocol.events import valid_zone
 from protocol.ical import (
+    Resource,
     all_timezones,
     component_problems,
     instances,
@@ -36,10 +37,19 @@ from server.errors import BadEncoding, Forbidden, Invalid, NotFound, Preconditio
 from server.http import read_form
 from server.imports import ImportRequest, Upload
 from server.services import REQUEST_USER, Services
-from storage.model import Calendar, CalendarObject, User
+from storage.model import Calendar, CalendarObject, StoreFull, User
 
 log = logging.getLogger("almanac.wcap")
 SESSION_KIND = "wcap"
+#: what a command that writes answers when the disk is full (others: the back end failed)
+WRITE_FAILED = {
+    "import": Errno.WRITE_IMPORT_FAILED, "storeevents": Errno.STOREEVENTS_FAILED,
+    "storetodos": Errno.STORETODOS_FAILED, "deleteevents_by_id": Errno.DELETE_EVENTS_BY_ID_FAILED,
+    "deletetodos_by_id": Errno.DELETE_TODOS_BY_ID_FAILED, "createcalendar": Errno.CREATECALENDAR_FAILED,
+    "deletecalendar": Errno.DELETECALENDAR_FAILED, "set_calprops": Errno.SETCALPROPS_FAILED,
+    "set_userprefs": Errno.SET_USERPREFS_FAILED, "deletecomponents_by_range": Errno.DELETECOMPONENTS_BY_RANGE_FAILED,
+    "login": Errno.LOGIN_FAILED,
+}  # fmt: skip
 NO_CACHE = {"Pragma": "no-cache", "Expires": "0", "Cache-Control": "no-cache"}
 CONTENT_TYPES = {"text/calendar": "text/calendar; charset=utf-8", "text/xml": "text/xml; charset=utf-8"}
 #: unbounded fetches of expanded instances stop this far ahead
@@ -155,13 +165,13 @@ class WcapDoor:
         try:
             await self.read_body(call)
         except WcapError as error:
-            return self.reply(call, [Block(errno=error.errno)], error.message)
+            return await self.reply(call, [Block(errno=error.errno)], error.message)
         call.fmt = call.params.get("fmt-out") or "text/calendar"
         if call.fmt not in wcap.FORMATS:
             call.fmt = "text/calendar"
-            return self.reply(call, [Block(errno=Errno.NO_SUCH_FORMAT)], "unsupported fmt-out")
+            return await self.reply(call, [Block(errno=Errno.NO_SUCH_FORMAT)], "unsupported fmt-out")
         if name not in COMMANDS:
-            return self.reply(call, [Block(errno=Errno.BAD_COMMAND)], f"unknown command {name}")
+            return await self.reply(call, [Block(errno=Errno.BAD_COMMAND)], f"unknown command {name}")
         handler, needs_session = COMMANDS[name]
         try:
             if needs_session:
@@ -170,18 +180,23 @@ class WcapDoor:
                     return challenge
             blocks = await handler(self, call)
         except WcapError as error:
-            return self.reply(call, [Block(errno=error.errno)], error.message)
+            return await self.reply(call, [Block(errno=error.errno)], error.message)
+        except StoreFull as error:  # nothing was written; the command's own failure errno says so
+            return await self.reply(
+                call, [Block(errno=WRITE_FAILED.get(name, Errno.DWP_CONNECTION_FAILED))], str(error)
+            )
         except Exception:  # a WCAP client takes any non-200 for a dead network: answer in WCAP
             log.exception("%s.wcap failed", name)
-            return self.reply(call, [Block(errno=Errno.INTERNAL_ERROR)], "internal error (logged)")
-        return self.reply(call, blocks)
+            return await self.reply(call, [Block(errno=Errno.INTERNAL_ERROR)], "internal error (logged)")
+        return await self.reply(call, blocks)
 
-    def reply(self, call: Call, blocks: list[Block], message: str | None = None) -> web.Response:
+    async def reply(self, call: Call, blocks: list[Block], message: str | None = None) -> web.Response:
         if message is not None:
             log.info("%s.wcap: errno %s: %s", call.command, blocks[0].errno, message)
             blocks[0].properties.append(("X-NSCP-WCAP-ERRSTR", message))
         headers = {**NO_CACHE, "X-NSCP-WCAP-ERRNO": str(blocks[0].errno), **call.extra}
-        return web.Response(text=wcap.render(blocks, call.fmt), headers=headers, content_type=call.fmt, charset="utf-8")
+        text = await asyncio.to_thread(wcap.render, blocks, call.fmt)  # a fetch may render thousands
+        return web.Response(text=text, headers=headers, content_type=call.fmt, charset="utf-8")
 
     async def read_body(self, call: Call) -> None:
         """Form parameters of a POST (urlencoded or multipart, where the file may be)."""
@@ -218,7 +233,7 @@ class WcapDoor:
                     headers={"WWW-Authenticate": 'Basic realm="Almanac WCAP", charset="UTF-8"', **NO_CACHE},
                 )
         else:
-            user = await users.session_user(call.get("id"), self.timeout)
+            user = await users.session_user(call.get("id"), SESSION_KIND, self.timeout)
             if user is None:
                 raise WcapError(Errno.LOGIN_FAILED, "no session, or it expired: log in again")
         call.user = user
@@ -291,13 +306,13 @@ async def login(door: WcapDoor, call: Call) -> list[Block]:
 
 @command("logout", session=False)
 async def logout(door: WcapDoor, call: Call) -> list[Block]:
-    await door.services.users.close_session(call.get("id"))
+    await door.services.users.close_session(call.get("id"), SESSION_KIND)
     return [Block(errno=Errno.LOGOUT)]
 
 
 @command("check_id", session=False)
 async def check_id(door: WcapDoor, call: Call) -> list[Block]:
-    user = await door.services.users.session_user(call.get("id"), door.timeout)
+    user = await door.services.users.session_user(call.get("id"), SESSION_KIND, door.timeout)
     return [Block([("X-NSCP-WCAP-CHECK-ID", "1" if user else "0")])]
 
 
@@ -647,7 +662,7 @@ async def by_id(door: WcapDoor, call: Call, kind: str) -> list[Block]:
                 block.components.append(text)
         zone = zone_param(call, "tzidout")
         if zone is not None:
-            block.components = [recurrence.rezone(t, zone) for t in block.components]
+            block.components = await asyncio.to_thread(lambda: [recurrence.rezone(t, zone) for t in block.components])
 
     return await door.each_calendar(call, body)
 
@@ -697,7 +712,7 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
     rid = parse_time(call.get("rid"), "rid")
     mod = call.get("mod") or "4"
     if existing is not None:
-        calendar_data = parse_resource(existing.ical)
+        calendar_data = await asyncio.to_thread(parse_resource, existing.ical)
     else:
         calendar_data = ICalendar()
         fresh = Todo() if kind == "VTODO" else Event()
@@ -719,7 +734,7 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
     problems = component_problems(target)
     if problems:
         raise WcapError(failed, "; ".join(problems))
-    resource = resource_from_calendar(calendar_data, door.services.config.max_instances)
+    resource = await asyncio.to_thread(resource_from_calendar, calendar_data, door.services.config.max_instances)
     try:
         saved, _ = await door.services.calendars.put(
             calendar, resource, href=existing.href if existing else None,
@@ -775,12 +790,16 @@ async def remove_instance(
     door: WcapDoor, calendar: Calendar, obj: CalendarObject, rid: datetime, failed: Errno
 ) -> None:
     """Cancel one occurrence: an EXDATE on the master and no override for it."""
-    data = parse_resource(obj.ical)
-    try:
+
+    def cancelled() -> Resource:
+        data = parse_resource(obj.ical)
         recurrence.cancel_instance(data, rid)
+        return resource_from_calendar(data, door.services.config.max_instances)
+
+    try:
+        resource = await asyncio.to_thread(cancelled)
     except ValueError as error:
         raise WcapError(failed, str(error)) from None
-    resource = resource_from_calendar(data, door.services.config.max_instances)
     await door.services.calendars.put(calendar, resource, href=obj.href, if_etag=obj.etag)
 
 

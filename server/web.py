@@ -73,7 +73,7 @@ class WebDoor:
 
     async def session(self, request: web.Request) -> tuple[User, str] | None:
         session = request.cookies.get(COOKIE)
-        user = await self.services.users.session_user(session, self.services.config.web_session_timeout)
+        user = await self.services.users.session_user(session, "web", self.services.config.web_session_timeout)
         return (user, session) if user and session else None
 
     @staticmethod
@@ -131,7 +131,7 @@ class WebDoor:
         raise response
 
     async def signout(self, request: web.Request, user: User, session: str) -> web.Response:
-        await self.services.users.close_session(session)
+        await self.services.users.close_session(session, "web")
         response = web.HTTPSeeOther(f"{PREFIX}/signin")
         response.del_cookie(COOKIE, path="/")
         raise response

@@ -72,11 +72,12 @@ class Store(ABC):
         """Store a session (and forget expired ones)."""
 
     @abstractmethod
-    async def use_session(self, session_hash: str, now: int, timeout: int) -> User | None:
-        """The user of a live session, whose expiry moves to ``now + timeout``; None if expired."""
+    async def use_session(self, session_hash: str, kind: str, now: int, timeout: int) -> User | None:
+        """The user of a live session of this kind (a WCAP id is no web session and the
+        reverse), whose expiry moves to ``now + timeout``; None if expired or of another kind."""
 
     @abstractmethod
-    async def delete_session(self, session_hash: str) -> bool: ...
+    async def delete_session(self, session_hash: str, kind: str) -> bool: ...
 
     # calendars ---------------------------------------------------------------------------
 

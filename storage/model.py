@@ -184,5 +184,9 @@ class ImportFilter:
     until: str | None = None  #: ISO date (the whole day) or time, inclusive
 
 
+class StoreFull(Exception):
+    """A write failed because the disk is full; nothing of it was kept (reads go on)."""
+
+
 class Conflict(Exception):
     """A write that would break a uniqueness rule (username, e-mail, slug, UID)."""

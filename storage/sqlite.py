@@ -7,6 +7,7 @@ IMMEDIATE`` transactions) and a few reader connections, which WAL lets run besid
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import json
@@ -35,6 +36,7 @@ from storage.model import (
     NewCalendar,
     NewImport,
     ObjectWrite,
+    StoreFull,
     User,
     now_iso,
 )
@@ -156,10 +158,13 @@ class SQLiteStore(Store):
             await db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
-            except BaseException:
-                await db.execute("ROLLBACK")
+                await db.execute("COMMIT")
+            except BaseException as error:
+                with contextlib.suppress(sqlite3.Error):
+                    await db.execute("ROLLBACK")
+                if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                    raise StoreFull("the disk holding the calendar store is full") from None
                 raise
-            await db.execute("COMMIT")
 
     def _reader(self) -> aiosqlite.Connection:
         return self._readers[next(self._next_reader)]
@@ -269,18 +274,21 @@ class SQLiteStore(Store):
                 (user_id, kind, session_hash, now_iso(), expires_at),
             )
 
-    async def use_session(self, session_hash: str, now: int, timeout: int) -> User | None:
+    async def use_session(self, session_hash: str, kind: str, now: int, timeout: int) -> User | None:
         row = await self._one(
             "SELECT users.*, sessions.expires_at AS session_expires FROM sessions JOIN users "
-            "ON users.id = sessions.user_id WHERE session_hash = ? AND expires_at > ?",
-            (session_hash, now),
+            "ON users.id = sessions.user_id WHERE session_hash = ? AND kind = ? AND expires_at > ?",
+            (session_hash, kind, now),
         )
+        if row is None:
+            return None
         if row is not None and row["session_expires"] - now > timeout - min(60, timeout // 10):
             return _user(row)  # used a moment ago: no need to write the new expiry yet
         async with self._transaction() as db:
             async with db.execute(
-                "UPDATE sessions SET expires_at = ? WHERE session_hash = ? AND expires_at > ? RETURNING user_id",
-                (now + timeout, session_hash, now),
+                "UPDATE sessions SET expires_at = ? WHERE session_hash = ? AND kind = ? AND expires_at > ? "
+                "RETURNING user_id",
+                (now + timeout, session_hash, kind, now),
             ) as cursor:
                 row = await cursor.fetchone()
             if row is None:
@@ -289,9 +297,9 @@ class SQLiteStore(Store):
                 user = await cursor.fetchone()
         return _user(user) if user else None
 
-    async def delete_session(self, session_hash: str) -> bool:
+    async def delete_session(self, session_hash: str, kind: str) -> bool:
         async with self._transaction() as db:
-            cursor = await db.execute("DELETE FROM sessions WHERE session_hash = ?", (session_hash,))
+            cursor = await db.execute("DELETE FROM sessions WHERE session_hash = ? AND kind = ?", (session_hash, kind))
             return cursor.rowcount > 0
 
     # calendars ---------------------------------------------------------------------------
