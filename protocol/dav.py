@@ -47,8 +47,12 @@ def parse(body: bytes, expected: Iterable[str] = ()) -> etree._Element:
         raise BadRequest("DOCTYPE and ENTITY declarations are not accepted")
     try:
         root = etree.fromstring(body, _Parser())
-    except etree.XMLSyntaxError as error:
+    except (etree.XMLSyntaxError, ValueError) as error:
         raise BadRequest(f"the body is not well-formed XML: {error}") from None
+    # The byte checks above miss other encodings (UTF-16): the parsed document decides.
+    info = root.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None or any(True for _ in root.iter(etree.Entity)):
+        raise BadRequest("DOCTYPE and ENTITY declarations are not accepted")
     if _depth(root) > MAX_DEPTH:
         raise BadRequest(f"the XML is nested deeper than {MAX_DEPTH} levels")
     wanted = list(expected)
@@ -146,10 +150,20 @@ def error(*conditions: str) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="utf-8")
 
 
+#: characters XML 1.0 cannot carry at all (control characters but TAB, CR and LF; U+FFFE/F)
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """``text`` without the characters XML cannot carry, so that a stored value that has them
+    (written before they were refused, or by another program) never breaks a reply."""
+    return _NOT_XML.sub("", text) if _NOT_XML.search(text) else text
+
+
 def element(name: str, text: str | None = None, *children: etree._Element) -> etree._Element:
     """A property element with text or child elements (prefixes come from the reply's root)."""
     node = etree.Element(name)
-    node.text = text
+    node.text = None if text is None else xml_text(text)
     for child in children:
         node.append(child)
     return node

@@ -35,6 +35,8 @@ MIN_EPOCH, MAX_EPOCH = -62135510400, 253402214400
 #: recurrence sets with more instances than this are indexed as open-ended
 DEFAULT_MAX_INSTANCES = 10_000
 
+#: control characters RFC 5545 allows in no value (all but TAB; CR and LF only end lines)
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TZID_PARAM = re.compile(r';TZID=("[^"]*"|[^;:]*)', re.IGNORECASE)
 
 
@@ -479,8 +481,11 @@ def block_from_component(
     line: int,
     max_instances: int = DEFAULT_MAX_INSTANCES,
 ) -> Block:
-    """Index values of one validated component whose content lines are ``text``."""
-    uid = str(component.get("UID", "")).strip()
+    """Index values of one validated component whose content lines are ``text`` (control
+    characters removed: a value built from a form or JSON may carry them)."""
+    if CONTROL.search(text):
+        text = CONTROL.sub("", text)
+    uid = CONTROL.sub("", str(component.get("UID", ""))).strip()
     if not uid:
         uid = make_uid(text)
         text = _insert_after_begin(text, f"UID:{uid}")
@@ -498,7 +503,7 @@ def block_from_component(
         end=bounds.end,
         recurring=bounds.recurring,
         is_override="RECURRENCE-ID" in component,
-        summary=str(component.get("SUMMARY", "")),
+        summary=CONTROL.sub("", str(component.get("SUMMARY", ""))),
         klass=str(klass).upper() if klass is not None else None,
         tzids=used_tzids(text),
         line=line,

@@ -14,6 +14,7 @@ from enum import IntEnum
 from icalendar import Alarm, Component, vCalAddress, vDuration, vRecur
 from lxml import etree
 
+from protocol.dav import xml_text
 from protocol.ical import CRLF, split_stored, timezones_and_body
 
 PRODID = "-//Almanac//Almanac WCAP 3.0//EN"
@@ -192,6 +193,8 @@ def render_ical(blocks: list[Block]) -> str:
     return "".join(out)
 
 
+#: a property or component name that can be an XML element name
+_NAME = re.compile(r"[A-Z][A-Z0-9-]*")
 _XML_NAMES = {
     "DTSTART": "START", "DTEND": "END", "RECURRENCE-ID": "RECURID", "VEVENT": "EVENT", "VTODO": "TODO",
     "VFREEBUSY": "FREEBUSY", "FREEBUSY": "FB",
@@ -207,18 +210,20 @@ def _component_xml(parent: etree._Element, text: str) -> None:
         head, _, value = line.partition(":")
         name = head.split(";", 1)[0].upper()
         if name == "BEGIN":
-            element = etree.SubElement(stack[-1], _XML_NAMES.get(value.upper(), value.upper()))
+            kind = value.strip().upper()
+            element = etree.SubElement(stack[-1], _XML_NAMES.get(kind, kind if _NAME.fullmatch(kind) else "X-UNKNOWN"))
             stack.append(element)
         elif name == "END":
-            stack.pop()
-        elif re.fullmatch(r"[A-Z0-9-]+", name):
+            if len(stack) > 1:
+                stack.pop()
+        elif _NAME.fullmatch(name):
             element = etree.SubElement(stack[-1], _XML_NAMES.get(name, name))
-            element.text = value
+            element.text = xml_text(value)
             params = head.split(";")[1:]
             for param in params:
                 key, _, param_value = param.partition("=")
                 if re.fullmatch(r"[A-Za-z0-9-]+", key):
-                    element.set(key.upper(), param_value.strip('"'))
+                    element.set(key.upper(), xml_text(param_value.strip('"')))
 
 
 def render_xml(blocks: list[Block]) -> str:
@@ -227,7 +232,7 @@ def render_xml(blocks: list[Block]) -> str:
     for block in blocks:
         ical = etree.SubElement(root, "iCal", version="2.0", prodid=PRODID, METHOD="PUBLISH")
         for name, value in block.properties:
-            etree.SubElement(ical, name).text = value
+            etree.SubElement(ical, name).text = xml_text(value)
         for resource in block.components:
             for kind, _, part in split_stored(resource):
                 if kind != "VTIMEZONE":

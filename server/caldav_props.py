@@ -186,8 +186,18 @@ def calendar_props(user: User, calendar: Calendar) -> Props:
     if zone_text:
         props[tag(CALDAV, "calendar-timezone")] = lambda: _el(tag(CALDAV, "calendar-timezone"), zone_text)
     for name, xml in calendar.props.get("dead", {}).items():
-        props[name] = lambda xml=xml: dav.parse(xml.encode())
+        props[name] = lambda name=name, xml=xml: _dead(name, xml)
     return props
+
+
+def _dead(name: str, xml: str) -> etree._Element:
+    """A stored dead property; one stored before the parser refused what it holds (a DTD,
+    an entity) is served empty rather than breaking every PROPFIND of its calendar."""
+    try:
+        return dav.parse(xml.encode())
+    except dav.BadRequest as error:
+        log.warning("a dead property could not be served: %s", error)
+        return _el(name)
 
 
 def _calendar_data_type() -> etree._Element:

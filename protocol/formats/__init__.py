@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol
 
-from protocol.ical import DEFAULT_MAX_INSTANCES, Resource
+from protocol.ical import CONTROL, DEFAULT_MAX_INSTANCES, Resource
 
 #: format names, as used by the REST door, the import jobs and the CLI
 FORMATS = ("ics", "google", "outlook", "timeslot")
@@ -226,13 +226,24 @@ def codec(name: str) -> ModuleType:
 def read(lines: Lines, fmt: str, options: ParseOptions, result: ParseResult) -> Iterator[Resource]:
     """Stream the resources of a file in format ``fmt``; problems go to ``result``."""
     result.format = fmt
+    warned: set[int] = set()  # formats that read the file twice warn once
 
-    def without_bom() -> Iterator[str]:
-        pieces = lines()
-        yield next(pieces, "").lstrip("\ufeff")
-        yield from pieces
+    def cleaned() -> Iterator[str]:
+        """The lines without a BOM and without the control characters RFC 5545 allows in no
+        value (all but TAB), each removal a warning: one stray byte must not make a calendar
+        unreadable in the XML replies."""
+        number = 1
+        for index, raw in enumerate(lines()):
+            piece = raw.lstrip("\ufeff") if index == 0 else raw
+            if CONTROL.search(piece):
+                piece = CONTROL.sub("", piece)
+                if number not in warned:
+                    warned.add(number)
+                    result.warn(LineError(number, "control characters removed: only TAB may appear in a value"))
+            number += piece.endswith(("\n", "\r"))
+            yield piece
 
-    return codec(fmt).read(without_bom, options, result)  # type: ignore[no-any-return]
+    return codec(fmt).read(cleaned, options, result)  # type: ignore[no-any-return]
 
 
 def parse(text: str, fmt: str | None = None, options: ParseOptions | None = None) -> ParseResult:
