@@ -10,7 +10,7 @@ import re
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from lxml import etree
 
@@ -219,6 +219,21 @@ def canonical_segment(raw: str) -> str:
         out.append(char if char in _SEGMENT_SAFE else quote(char, safe=""))
         index += 1
     return "".join(out)
+
+
+_NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f/]")
+
+
+def valid_name(segment: str) -> bool:
+    """Whether a canonical path segment may name a calendar or an object: not ``.`` or ``..``,
+    1 to 255 bytes of UTF-8 once decoded, with no slash and no control character."""
+    if segment in ("", ".", "..") or len(segment) > 3 * 255:
+        return False
+    try:
+        name = unquote(segment, errors="strict")
+    except UnicodeDecodeError:
+        return False
+    return len(name.encode()) <= 255 and not _NOT_IN_NAMES.search(name)
 
 
 def path_segments(path: str) -> list[str]:

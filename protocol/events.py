@@ -188,8 +188,12 @@ def build(fields: EventFields, stamp: datetime | None = None) -> Component:
 
 
 def resource(fields: EventFields, line: int = 1, max_instances: int = DEFAULT_MAX_INSTANCES) -> Resource:
-    """A storable resource for ``fields``."""
-    return resource_from_components([build(fields)], max_instances, line)
+    """A storable resource for ``fields``; ValueError when it is not a valid event or todo."""
+    component = build(fields)
+    problems = component_problems(component)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return resource_from_components([component], max_instances, line)
 
 
 #: EventFields attributes and the properties that carry them

@@ -451,6 +451,12 @@ def component_problems(component: Component) -> list[str]:
             problems.append("DUE is before DTSTART")
         if "DUE" in component and "DURATION" in component:
             problems.append("VTODO has both DUE and DURATION")
+    for name in ("RDATE", "EXDATE"):
+        values = component.get(name)
+        for item in values if isinstance(values, list) else [values] if values is not None else []:
+            moments = [v.dt[0] if isinstance(v.dt, tuple) else v.dt for v in getattr(item, "dts", [])]
+            if not all(isinstance(moment, date) for moment in moments):
+                problems.append(f"{name} holds a value that is not a date or date-time")
     for rule in _rrule_strings(component):
         try:
             dateutil_rrule.rrulestr(re.sub(r";?UNTIL=[0-9TZ]+", "", rule, flags=re.I), dtstart=datetime(2000, 1, 1))

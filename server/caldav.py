@@ -21,6 +21,7 @@ from server.auth import basic_credentials
 from server.caldav_props import (
     MAX_RESOURCE_SIZE,
     ROOT,
+    WRITABLE,
     Props,
     Refused,
     answer,
@@ -55,6 +56,7 @@ log = logging.getLogger("almanac.caldav")
 DAV_HEADER = "1, 3, calendar-access, extended-mkcol"
 ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCALENDAR, MKCOL, MOVE, COPY"
 MAX_XML_BODY = 1 << 20
+NAME_RULE = "without a slash or control character, and not . or .."
 
 
 # --------------------------------------------------------------------------- the door
@@ -214,8 +216,8 @@ class CalDavDoor:
             raise web.HTTPBadRequest(text=f"{error}\n") from None
         if extended and not any(node.tag == tag(DAV, "resourcetype") for _, node in updates):
             raise web.HTTPForbidden(text="Almanac makes calendar collections only (resourcetype calendar)\n")
-        if not slug or len(slug) > 100 or "/" in slug:
-            raise web.HTTPForbidden(text="a calendar name is 1 to 100 characters without a slash\n")
+        if len(slug) > 100 or not dav.valid_name(slug):
+            raise web.HTTPForbidden(text=f"a calendar name is 1 to 100 characters, {NAME_RULE}\n")
         if await self.find_calendar(user, slug) is not None:
             raise Refused(dav_error(405, tag(DAV, "resource-must-be-null")))
         changes, failed = plan_properties(None, updates, user)
@@ -239,11 +241,15 @@ class CalDavDoor:
             raise web.HTTPBadRequest(text=f"{error}\n") from None
         changes, failed = plan_properties(calendar, updates, user)
         response = PropstatResponse(calendar_href(user, calendar))
+        if not failed:
+            try:
+                await self.services.calendars.update(user, calendar.uuid, **changes)
+                response.found = [dav.element(node.tag) for _, node in updates]
+            except Invalid as error:  # a value the calendar cannot take (a name too long)
+                failed = {node.tag: 403 for _, node in updates if WRITABLE.get(node.tag) == error.field}
+                failed = failed or {node.tag: 403 for _, node in updates}
         if failed:
             response.failed = statuses(updates, failed)
-        else:
-            await self.services.calendars.update(user, calendar.uuid, **changes)
-            response.found = [dav.element(node.tag) for _, node in updates]
         return await multistatus([response])
 
     # objects -----------------------------------------------------------------------------
@@ -256,6 +262,8 @@ class CalDavDoor:
         name = segment(request, 5)
         method = request.method
         if method == "PUT":
+            if not dav.valid_name(name):
+                raise web.HTTPForbidden(text=f"a name is 1 to 255 bytes, {NAME_RULE}\n")
             return await self.put(request, user, calendar, name)
         found = await self.services.store.get_object(calendar.id, href=name)
         if method == "DELETE":
@@ -322,9 +330,12 @@ class CalDavDoor:
         self, request: web.Request, user: User, calendar: Calendar, found: CalendarObject
     ) -> web.Response:
         """MOVE or COPY of one object to another name in one of the user's calendars."""
-        parts = dav.path_segments(urlsplit(request.headers.get("Destination", "")).path)
-        if len(parts) != 6 or parts[:3] != ["", "dav", "calendars"] or not parts[5]:
-            raise web.HTTPBadGateway(text="the Destination must be an object in one of your calendars\n")
+        try:
+            parts = dav.path_segments(urlsplit(request.headers.get("Destination", "")).path)
+        except ValueError:
+            parts = []
+        if len(parts) != 6 or parts[:3] != ["", "dav", "calendars"] or not all(map(dav.valid_name, parts[3:])):
+            raise web.HTTPBadRequest(text="the Destination must name an object in one of your calendars\n")
         target = await self.find_calendar(user, parts[4]) if parts[3].lower() == user.username.lower() else None
         if target is None:
             raise web.HTTPConflict(text="the destination calendar does not exist\n")

@@ -46,6 +46,8 @@ from storage.model import (
 )
 
 DEFAULT_SLUG = "calendar"
+#: a calendar's name and description are this long at the most (characters)
+MAX_NAME, MAX_DESCRIPTION = 255, 16_384
 #: instances of one series a free/busy answer looks at, at most
 MAX_BUSY_INSTANCES = 10_000
 Period = tuple[datetime, datetime]
@@ -101,6 +103,21 @@ def normalize_color(value: str | None) -> str | None:
         ) from None
 
 
+def checked_name(name: str) -> str:
+    """A calendar's name without surrounding space; Invalid when empty or too long."""
+    name = name.strip()
+    if not name:
+        raise Invalid("a calendar needs a name", field="name")
+    if len(name) > MAX_NAME:
+        raise Invalid(f"a calendar's name is {MAX_NAME} characters at most", field="name")
+    return name
+
+
+def checked_description(description: object) -> None:
+    if isinstance(description, str) and len(description) > MAX_DESCRIPTION:
+        raise Invalid(f"a calendar's description is {MAX_DESCRIPTION} characters at most", field="description")
+
+
 def group_info(calendar: Calendar) -> GroupInfo:
     return GroupInfo(
         uuid=calendar.uuid,
@@ -130,9 +147,8 @@ class CalendarService:
         components: str | None = None,
         props: dict[str, object] | None = None,
     ) -> NewCalendar:
-        name = name.strip()
-        if not name:
-            raise Invalid("a calendar needs a name", field="name")
+        name = checked_name(name)
+        checked_description(description)
         return NewCalendar(
             uuid=str(uuid_module.uuid4()),
             owner_id=user.id,
@@ -173,8 +189,10 @@ class CalendarService:
         calendar = await self.get(user, uuid)
         if "color" in changes:
             changes["color"] = normalize_color(changes["color"])  # type: ignore[arg-type]
-        if "name" in changes and not str(changes["name"] or "").strip():
-            raise Invalid("a calendar needs a name", field="name")
+        if "name" in changes:
+            changes["name"] = checked_name(str(changes["name"] or ""))
+        if "description" in changes:
+            checked_description(changes["description"])  # type: ignore[arg-type]
         if "public" in changes:
             changes["props"] = {**calendar.props, "public": bool(changes.pop("public"))}
         updated = await self.store.update_calendar(calendar.id, **changes)

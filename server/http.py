@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import mmap
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from protocol import multipart
-from server.errors import Invalid, TooLarge, disk_space
+from server.errors import BadEncoding, Invalid, TooLarge, disk_space
 
 
 async def body_chunks(request: web.Request, limit: int, too_large: str) -> AsyncIterator[bytes]:
@@ -100,6 +103,49 @@ def _split_form(path: Path, content_type: str | None, limit: int, directory: Pat
     return form
 
 
+#: the largest whole number a store keeps (SQLite's and PostgreSQL's 64-bit integers)
+MAX_INT = 2**63 - 1
+_WHOLE = re.compile(r"^[+-]?[0-9]{1,19}$")
+
+
+def whole_number(value: str | None, name: str, default: int, low: int = 0, high: int = MAX_INT) -> int:
+    """A whole-number parameter from ``low`` to ``high`` (``default`` when absent or empty);
+    ValueError naming the parameter for anything else (``1e20``, ``abc``, 10^20)."""
+    if value is None or not value.strip():
+        return default
+    if not _WHOLE.match(value.strip()) or not low <= (number := int(value)) <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}")
+    return number
+
+
+def object_id(value: str) -> int | None:
+    """A numeric id from a URL (1 to MAX_INT), or None: no such thing."""
+    try:
+        return whole_number(value, "id", 0, 1)
+    except ValueError:
+        return None
+
+
+def load_json(body: bytes) -> Any:
+    """A JSON request body: Invalid for malformed text, nesting deeper than the parser goes
+    (it raises RecursionError); BadEncoding for bytes that are not UTF-8 and for a lone
+    surrogate escape (no text can hold one)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadEncoding("the request body includes invalid encoded characters") from None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise Invalid(f"the body is not valid JSON: {error}") from None
+    if "\\u" in text:  # escapes may hide a lone surrogate, which no text can hold
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except (UnicodeEncodeError, RecursionError):
+            raise BadEncoding("the request body includes invalid encoded characters (a lone surrogate)") from None
+    return data
+
+
 def iso_epoch(value: str | None, name: str) -> int | None:
     """An ISO 8601 date or date-time parameter (UTC unless it says otherwise) as epoch
     seconds; None when empty; ValueError naming the parameter when malformed."""
@@ -107,9 +153,9 @@ def iso_epoch(value: str | None, name: str) -> int | None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+    except (ValueError, OverflowError):
         raise ValueError(f"{name} must be an ISO 8601 date or date-time") from None
-    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
 
 
 def boolean(value: str | None, name: str, default: bool) -> bool:

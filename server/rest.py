@@ -24,7 +24,7 @@ from server import rest_imports
 from server.auth import token_from_header
 from server.calendars import is_uuid
 from server.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
-from server.http import FILE_FIELDS, iso_epoch, read_form, read_limited
+from server.http import FILE_FIELDS, iso_epoch, load_json, object_id, read_form, read_limited, whole_number
 from server.imports import ImportRequest, Upload
 from server.services import REQUEST_USER, SERVICES, Services
 from storage.model import Calendar, CalendarObject, StoreFull, User
@@ -165,12 +165,7 @@ def slot_json(found: CalendarObject, calendar: Calendar) -> dict[str, Any]:
 def json_object(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
-    try:
-        data = json.loads(body)
-    except UnicodeDecodeError:
-        raise BadEncoding("the request body includes invalid encoded characters") from None
-    except ValueError as error:
-        raise Invalid(f"the body is not valid JSON: {error}") from None
+    data = load_json(body)
     if not isinstance(data, dict):
         raise Invalid("the body must be a JSON object")
     return {snake(k): v for k, v in data.items()}
@@ -289,8 +284,8 @@ class RestDoor:
         query = request.query
         paging = any(k in query for k in ("limit", "after", "earliest", "latest"))
         try:
-            limit = min(max(int(query.get("limit", 40)), 1), 1000) if paging else None
-            after = int(query.get("after", 0))
+            limit = min(whole_number(query.get("limit"), "limit", 40, 1), 1000) if paging else None
+            after = whole_number(query.get("after"), "after", 0)
             earliest = iso_epoch(query.get("earliest"), "earliest")
             latest = iso_epoch(query.get("latest"), "latest")
         except ValueError as error:
@@ -477,10 +472,10 @@ class RestDoor:
 
 
 def _slot_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise NotFound("slot not found") from None
+    found = object_id(request.match_info["id"])
+    if found is None:
+        raise NotFound("slot not found")
+    return found
 
 
 def _file_value(value: Any) -> str | None:

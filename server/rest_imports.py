@@ -17,8 +17,8 @@ from aiohttp import web
 from server.caldav_props import calendar_href, object_href
 from server.calendars import is_uuid
 from server.errors import Forbidden, Invalid, NotFound, ServiceError, TooLarge
-from server.http import SpooledForm, boolean, iso_epoch, read_form
-from server.imports import DELIMITERS, ImportRequest, Upload
+from server.http import MAX_INT, SpooledForm, boolean, iso_epoch, object_id, read_form, whole_number
+from server.imports import DELIMITERS, ImportRequest, Upload, iso
 from server.services import Services
 from storage.model import Calendar, ImportFilter, ImportJob, User
 
@@ -30,12 +30,10 @@ FINISHED = ("complete", "failed", "undone")
 def paging(request: web.Request) -> tuple[int, int]:
     """``page`` (from 1) and ``per_page`` (30 by default, at most 1,000)."""
     try:
-        page = int(request.query.get("page", "1"))
-        per_page = int(request.query.get("per_page", str(PER_PAGE)))
-    except ValueError:
-        raise Invalid("page and per_page must be whole numbers", field="page") from None
-    if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
-        raise Invalid(f"page starts at 1 and per_page is 1 to {MAX_PER_PAGE}", field="page")
+        per_page = whole_number(request.query.get("per_page"), "per_page", PER_PAGE, 1, MAX_PER_PAGE)
+        page = whole_number(request.query.get("page"), "page", 1, 1, MAX_INT // MAX_PER_PAGE)
+    except ValueError as error:
+        raise Invalid(str(error), field="page") from None
     return page, per_page
 
 
@@ -148,10 +146,9 @@ class ImportsResource:
 
     async def job(self, request: web.Request) -> tuple[User, ImportJob]:
         user = await self.user_of(request)
-        try:
-            import_id = int(request.match_info["id"])
-        except ValueError:
-            raise NotFound("import not found") from None
+        import_id = object_id(request.match_info["id"])
+        if import_id is None:
+            raise NotFound("import not found")
         return user, await self.services.imports.get(user, import_id)
 
     async def whose(self, me: User, username: str | None) -> User:
@@ -175,13 +172,17 @@ class ImportsResource:
         calendar_id = None
         if "calendar" in request.query:
             calendar_id = (await self.services.calendars.get(user, request.query["calendar"])).id
+        try:
+            since, until = (iso(iso_epoch(request.query.get(name), name)) for name in ("from", "to"))
+        except ValueError as error:
+            raise Invalid(str(error), field="from") from None
         where = ImportFilter(
             user_id=user.id,
             format=request.query.get("format"),
             calendar_id=calendar_id,
             status=request.query.get("status"),
-            since=request.query.get("from"),
-            until=request.query.get("to"),
+            since=since,
+            until=until,
         )
         jobs, total = await self.services.store.list_imports(where, offset=(page - 1) * per_page, limit=per_page)
         return web.json_response(

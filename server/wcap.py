@@ -34,7 +34,7 @@ from protocol.wcap import Block, Errno, WcapError, flag, parse_calid, parse_time
 from server.auth import basic_credentials
 from server.calendars import slugify
 from server.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
-from server.http import read_form
+from server.http import MAX_INT, read_form, whole_number
 from server.imports import ImportRequest, Upload
 from server.services import REQUEST_USER, Services
 from storage.model import Calendar, CalendarObject, StoreFull, User
@@ -446,7 +446,7 @@ async def search_calprops(door: WcapDoor, call: Call) -> list[Block]:
         "3": lambda s: s.lower() == needle,
     }
     test = tests.get(option, lambda s: needle in s.lower())
-    limit = int(call.get("maxResults") or 200) or 200
+    limit = number(call, "maxResults", 200, 1, 100_000)
     blocks = []
     for calendar in await door.services.calendars.list(call.me):
         fields = [
@@ -541,6 +541,14 @@ async def deletecalendar(door: WcapDoor, call: Call) -> list[Block]:
 # --------------------------------------------------------------------------- reading components
 
 
+def number(call: Call, name: str, default: int, low: int, high: int) -> int:
+    """A whole-number parameter; errno 60 (bad arguments) for anything else."""
+    try:
+        return whole_number(call.get(name), name, default, low, high)
+    except ValueError as error:
+        raise WcapError(Errno.BAD_ARGUMENTS, str(error)) from None
+
+
 def range_of(call: Call, errno: Errno = Errno.BAD_ARGUMENTS) -> tuple[datetime | None, datetime | None]:
     zone = zone_param(call, "tzid")
     start = parse_time(call.get("dtstart"), "dtstart", errno)
@@ -563,7 +571,7 @@ async def fetch(
     """The texts to send for these objects: masters with their exceptions (recurring=1), or
     the instances in the range (recurring=0, the WCAP default), converted to tzidout."""
     zone = zone_param(call, "tzidout")
-    limit = int(call.get("maxResults") or 0) or None
+    limit = number(call, "maxResults", 0, 0, MAX_INT) or None
     kinds = component_kinds(call)
     found = [o for o in found if o.component in kinds]
     if limit is not None:
@@ -711,30 +719,35 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
     zone = zone_param(call, "tzid")
     rid = parse_time(call.get("rid"), "rid")
     mod = call.get("mod") or "4"
-    if existing is not None:
-        calendar_data = await asyncio.to_thread(parse_resource, existing.ical)
-    else:
-        calendar_data = ICalendar()
-        fresh = Todo() if kind == "VTODO" else Event()
-        fresh.add("UID", uid)
-        calendar_data.add_component(fresh)
-    target = main_component(calendar_data)
-    if rid is not None and mod == "1":
-        try:
-            target = recurrence.override_instance(calendar_data, rid)
-        except ValueError as error:
-            raise WcapError(failed, str(error)) from None
-    assert target is not None
-    wcap.apply_store(target, call.params, zone)
-    for prop in ("DTSTAMP", "LAST-MODIFIED"):
-        target.pop(prop, None)
-        target.add(prop, datetime.now(UTC).replace(microsecond=0))
-    if "CREATED" not in target:
-        target.add("CREATED", datetime.now(UTC).replace(microsecond=0))
-    problems = component_problems(target)
-    if problems:
-        raise WcapError(failed, "; ".join(problems))
-    resource = await asyncio.to_thread(resource_from_calendar, calendar_data, door.services.config.max_instances)
+
+    def edited() -> Resource:
+        """The stored (or a new) component with the call's changes, checked (in a thread)."""
+        if existing is not None:
+            calendar_data = parse_resource(existing.ical)
+        else:
+            calendar_data = ICalendar()
+            fresh = Todo() if kind == "VTODO" else Event()
+            fresh.add("UID", uid)
+            calendar_data.add_component(fresh)
+        target = main_component(calendar_data)
+        if rid is not None and mod == "1":
+            try:
+                target = recurrence.override_instance(calendar_data, rid)
+            except ValueError as error:
+                raise WcapError(failed, str(error)) from None
+        assert target is not None
+        wcap.apply_store(target, call.params, zone)
+        for prop in ("DTSTAMP", "LAST-MODIFIED"):
+            target.pop(prop, None)
+            target.add(prop, datetime.now(UTC).replace(microsecond=0))
+        if "CREATED" not in target:
+            target.add("CREATED", datetime.now(UTC).replace(microsecond=0))
+        problems = component_problems(target)
+        if problems:
+            raise WcapError(failed, "; ".join(problems))
+        return resource_from_calendar(calendar_data, door.services.config.max_instances)
+
+    resource = await asyncio.to_thread(edited)
     try:
         saved, _ = await door.services.calendars.put(
             calendar, resource, href=existing.href if existing else None,
@@ -834,7 +847,10 @@ async def get_freebusy(door: WcapDoor, call: Call) -> list[Block]:
     except WcapError:
         raise WcapError(Errno.GET_FREEBUSY_FAILED, "bad dtstart or dtend") from None
     start = start or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    end = end or start + timedelta(days=int(call.get("duration") or 60))
+    try:
+        end = end or start + timedelta(days=number(call, "duration", 60, 1, 3660))
+    except OverflowError:
+        raise WcapError(Errno.BAD_ARGUMENTS, "dtstart plus duration is past the year 9999") from None
 
     async def body(calendar: Calendar, block: Block) -> None:
         busy = await door.services.calendars.busy([calendar], start, end)

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from server.caldav_props import calendar_href
 from server.errors import Invalid, NotFound, TooLarge
+from server.http import MAX_INT, object_id, whole_number
 from server.rest_imports import freckle_error, import_form
 from server.services import REQUEST_USER, Services
 from server.wcap import calid_of
@@ -200,7 +201,7 @@ class WebDoor:
 
     async def history(self, request: web.Request, user: User, session: str) -> web.Response:
         try:
-            page = max(int(request.query.get("page", "1")), 1)
+            page = whole_number(request.query.get("page"), "page", 1, 1, MAX_INT // PER_PAGE)
         except ValueError:
             page = 1
         jobs, total = await self.services.store.list_imports(
@@ -211,9 +212,12 @@ class WebDoor:
         return self.page("imports.html", user, session, jobs=jobs, names=names, page=page, pages=pages, total=total)
 
     async def job_of(self, request: web.Request, user: User) -> ImportJob:
+        import_id = object_id(request.match_info["id"])
         try:
-            return await self.services.imports.get(user, int(request.match_info["id"]))
-        except (ValueError, NotFound):
+            if import_id is None:
+                raise NotFound("no such import")
+            return await self.services.imports.get(user, import_id)
+        except NotFound:
             raise web.HTTPNotFound(text="no such import") from None
 
     async def detail(self, request: web.Request, user: User, session: str) -> web.Response:

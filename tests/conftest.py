@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -102,3 +104,18 @@ async def alice(signup: Callable[[str], Awaitable[Account]]) -> Account:
 @pytest.fixture
 async def bob(signup: Callable[[str], Awaitable[Account]]) -> Account:
     return await signup("bob")
+
+
+async def while_probing(account: Account, work: Awaitable[Any], every: float = 0.02) -> tuple[Any, float]:
+    """Run ``work`` while another client's request (GET /v1/me) is sent every ``every`` seconds,
+    as a user beside an attacker would; the result and the slowest probe in seconds."""
+    task = asyncio.ensure_future(work)
+    slowest = 0.0
+    while True:
+        started = time.perf_counter()
+        response = await account.get("/v1/me")
+        assert response.status == 200, await response.text()
+        slowest = max(slowest, time.perf_counter() - started)
+        if task.done():
+            return await task, slowest
+        await asyncio.sleep(every)

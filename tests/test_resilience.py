@@ -3,9 +3,7 @@ stays bounded and off the event loop, sessions that stay in their door, clean re
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Any
 
 from aiohttp.test_utils import TestClient
 
@@ -14,7 +12,7 @@ from server.calendars import object_write
 from server.config import Config
 from server.services import SERVICES, Services, build
 from storage.model import ImportTarget, NewImport
-from tests.conftest import Account
+from tests.conftest import Account, while_probing
 from tests.test_caldav import EVENT, basic
 
 CAL = "/dav/calendars/alice/calendar/"
@@ -88,28 +86,11 @@ async def test_undo_reports_what_it_cannot_put_back(client: TestClient, alice: A
 # --------------------------------------------------------------------------- bounded recurrence
 
 
-async def probe(client: TestClient, account: Account) -> float:
-    started = time.perf_counter()
-    response = await account.get("/v1/me")
-    assert response.status == 200
-    return time.perf_counter() - started
-
-
-async def while_probing(client: TestClient, account: Account, work: Any) -> tuple[Any, float]:
-    """Run ``work`` while a probe request is sent every 20 ms; the result and the slowest probe."""
-    task = asyncio.ensure_future(work)
-    slowest = 0.0
-    while not task.done():
-        slowest = max(slowest, await probe(client, account))
-        await asyncio.sleep(0.02)
-    return await task, slowest
-
-
 async def test_an_every_second_slot_exports_in_bounded_time(client: TestClient, alice: Account) -> None:
     slot = {"title": "tick", "startDate": "2026-01-01T00:00:00Z", "endDate": "2026-01-01T00:00:01Z"}
     response = await alice.post("/v1/slots", json={**slot, "rrule": "FREQ=SECONDLY"})
     assert response.status == 201, await response.text()
-    response, slowest = await while_probing(client, alice, alice.post("/v1/export/outlook", json={}))
+    response, slowest = await while_probing(alice, alice.post("/v1/export/outlook", json={}))
     assert response.status == 200
     rows = (await response.text()).splitlines()
     assert len(rows) == 1 + 1000  # the header and the cap of rows per event
@@ -129,7 +110,7 @@ async def test_an_expand_far_from_the_series_start_walks_only_the_window(client:
     )
     headers = {**basic("alice"), "Depth": "1"}
     started = time.perf_counter()
-    response, slowest = await while_probing(client, alice, client.request("REPORT", CAL, data=query, headers=headers))
+    response, slowest = await while_probing(alice, client.request("REPORT", CAL, data=query, headers=headers))
     assert response.status == 207
     body = await response.text()
     assert time.perf_counter() - started < 10  # was 33 s

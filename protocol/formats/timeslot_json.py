@@ -128,6 +128,15 @@ def _instant(value: Any, key: str) -> datetime | date:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _flag(value: object, name: str) -> bool:
+    """A JSON true/false (also 0/1 and their strings, as forms send them); ValueError otherwise."""
+    if value in (None, "", False, 0, "false", "0"):
+        return False
+    if value in (True, 1, "true", "1"):
+        return True
+    raise ValueError(f"{name} must be true or false, not {value!r}")
+
+
 def slot_fields(item: dict[str, Any]) -> EventFields:
     """Fields of one slot object (the export's keys); raises ValueError saying what is wrong."""
     title = item.get("title")
@@ -146,7 +155,7 @@ def slot_fields(item: dict[str, Any]) -> EventFields:
     zone = item.get("timezone")
     if zone and (not isinstance(zone, str) or not valid_zone(zone)):
         raise ValueError(f"timezone: {zone!r} is not a known time zone")
-    if item.get("allday") and fields.start is not None:
+    if _flag(item.get("allday"), "allday") and fields.start is not None:
         fields.start = _day(fields.start)
         fields.end = _day(fields.end) if fields.end is not None else None  # a day without end lasts the day
     elif zone:
