@@ -14,6 +14,8 @@ from aiohttp import web
 from server import caldav, rest, wcap, wcap_page
 from server import web as web_pages
 from server.config import Config
+from server.errors import TooLarge
+from server.http import IDLE_TIMEOUT
 from server.services import REQUEST_STARTED, REQUEST_USER, SERVICES, Services, build
 from storage.model import StoreFull
 
@@ -55,6 +57,9 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
     except StoreFull as error:  # the doors that have no word of their own for it (the web pages)
         status = 507
         return web.Response(status=507, text=f"{error}: nothing was written, try again later\n")
+    except TooLarge as error:
+        status = 413
+        return web.Response(status=413, text=f"{error.message}\n")
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return web.json_response({"error": "internal server error"}, status=500)
@@ -68,6 +73,7 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
 async def common_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Headers every reply carries, streamed ones included."""
     response.headers.update(SECURITY_HEADERS)
+    response.headers["Server"] = "Almanac"  # not aiohttp's name and version
     response.headers["X-Request-Id"] = str(uuid.uuid4())
     if REQUEST_STARTED in request:
         response.headers["X-Runtime"] = f"{time.perf_counter() - request[REQUEST_STARTED]:.6f}"
@@ -86,6 +92,7 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
     services = services or build(config)
     app = web.Application(middlewares=[merge_slashes, request_log])
     app[SERVICES] = services
+    app[IDLE_TIMEOUT] = config.idle_timeout
 
     async def open_store(_: web.Application) -> None:
         # Parsing and rendering run in threads: let the event loop take the GIL back every

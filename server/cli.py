@@ -251,7 +251,9 @@ async def build_timezones_aside() -> None:
 async def serve(config: Config, with_demo: bool) -> None:
     """Run until SIGINT/SIGTERM; say where once the port is bound (and, with the demo, how to use it)."""
     app = create_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=True)
+    # keepalive_timeout closes a connection idle before, between or inside a request's headers
+    # (aiohttp's default is an hour); bodies have their own idle timeout (server.http).
+    runner = web.AppRunner(app, access_log=None, handle_signals=True, keepalive_timeout=config.idle_timeout)
     await runner.setup()
     helper: asyncio.Task[None] | None = None
     try:

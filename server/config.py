@@ -21,6 +21,8 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("server", "port"): "8080",
     ("server", "data"): "./data",
     ("server", "log_level"): "INFO",
+    ("server", "idle_timeout"): "30",
+    ("server", "secure_cookies"): "auto",
     ("storage", "database"): "",
     ("storage", "readers"): "2",
     ("auth", "password_scheme"): "argon2",
@@ -47,6 +49,8 @@ class Config:
     port: int
     data_dir: Path
     log_level: str
+    idle_timeout: int
+    secure_cookies: str
     database: Path
     readers: int
     password_scheme: str
@@ -103,6 +107,9 @@ def load(
     data_dir = Path(values[("server", "data")]).expanduser()
     database = values[("storage", "database")]
     scheme = values[("auth", "password_scheme")]
+    secure_cookies = values[("server", "secure_cookies")].lower()
+    if secure_cookies not in ("auto", "always"):
+        raise ConfigError(f"server.secure_cookies must be auto or always, not {secure_cookies!r}")
     if scheme not in ("argon2", "bcrypt"):
         raise ConfigError(f"auth.password_scheme must be argon2 or bcrypt, not {scheme!r}")
     return Config(
@@ -110,6 +117,8 @@ def load(
         port=_integer(values, ("server", "port"), 0),
         data_dir=data_dir,
         log_level=values[("server", "log_level")].upper(),
+        idle_timeout=_integer(values, ("server", "idle_timeout"), 1),
+        secure_cookies=secure_cookies,
         database=Path(database).expanduser() if database else data_dir / "almanac.sqlite3",
         readers=_integer(values, ("storage", "readers"), 1),
         password_scheme=scheme,

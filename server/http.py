@@ -13,20 +13,38 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
 
 from protocol import multipart
 from server.errors import BadEncoding, Invalid, TooLarge, disk_space
 
+#: seconds a client may pause in the middle of a body (the app sets server.idle_timeout)
+IDLE_TIMEOUT = web.AppKey("idle_timeout", int)
+#: forms without files (sign-in, settings, a WCAP command's parameters) are this large at most
+FORM_LIMIT = 1 << 20
+#: where a request's form is kept once read
+FORM = web.RequestKey("form", MultiDictProxy[str])
+
 
 async def body_chunks(request: web.Request, limit: int, too_large: str) -> AsyncIterator[bytes]:
     """The request body as it arrives, refusing it (TooLarge: ``too_large``) as soon as it is
-    larger than ``limit``, or at once when its Content-Length says so."""
+    larger than ``limit``, or at once when its Content-Length says so; 408 when the client
+    sends nothing for the idle timeout (a slow client holds no connection for ever)."""
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge(too_large)
+    idle = request.config_dict.get(IDLE_TIMEOUT, 30)
     size = 0
-    async for chunk in request.content.iter_chunked(1 << 16):
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                chunk = await request.content.readany()
+        except TimeoutError:
+            raise web.HTTPRequestTimeout(text=f"nothing of the body arrived for {idle} seconds\n") from None
+        if not chunk:
+            return
         size += len(chunk)
         if size > limit:
             raise TooLarge(too_large)
@@ -37,6 +55,28 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
     """The request body, refusing (413) as soon as it is larger than ``limit``."""
     too_large = f"the request is larger than the limit of {limit} bytes"
     return b"".join([chunk async for chunk in body_chunks(request, limit, too_large)])
+
+
+async def read_post(request: web.Request, limit: int = FORM_LIMIT) -> MultiDictProxy[str]:
+    """The fields of a urlencoded form (read once per request, then kept), at most ``limit``
+    bytes arriving without a pause longer than the idle timeout; TooLarge, 408. A multipart
+    form goes through aiohttp's reader, within the same size and in the same time at most."""
+    if FORM in request:
+        return request[FORM]
+    if request.content_type == "multipart/form-data":
+        if request.content_length is None or request.content_length > limit:
+            raise TooLarge(f"the form is larger than the limit of {limit} bytes")
+        try:
+            async with asyncio.timeout(request.config_dict.get(IDLE_TIMEOUT, 30)):
+                posted = await request.post()
+        except TimeoutError:
+            raise web.HTTPRequestTimeout(text="the form did not arrive in time\n") from None
+        fields = MultiDictProxy(MultiDict((k, v) for k, v in posted.items() if isinstance(v, str)))
+    else:
+        body = await read_limited(request, limit)
+        fields = MultiDictProxy(MultiDict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)))
+    request[FORM] = fields
+    return fields
 
 
 #: the multipart field names a file may come in (the Sun docs' first example used "Upload")

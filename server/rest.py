@@ -24,7 +24,16 @@ from server import rest_imports
 from server.auth import token_from_header
 from server.calendars import is_uuid
 from server.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
-from server.http import FILE_FIELDS, iso_epoch, load_json, object_id, read_form, read_limited, whole_number
+from server.http import (
+    FILE_FIELDS,
+    iso_epoch,
+    load_json,
+    object_id,
+    read_form,
+    read_limited,
+    read_post,
+    whole_number,
+)
 from server.imports import ImportRequest, Upload
 from server.services import REQUEST_USER, SERVICES, Services
 from storage.model import Calendar, CalendarObject, StoreFull, User
@@ -190,7 +199,7 @@ class RestDoor:
         if request.content_type == "application/json":
             params.update(json_object(await read_limited(request, 1 << 20)))
         elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            form = await request.post()
+            form = await read_post(request)
             params.update({snake(k): v for k, v in form.items() if isinstance(v, str)})
         return params
 
@@ -383,7 +392,7 @@ class RestDoor:
             params.update(body)
             data = _file_value(body.get("file"))
         elif kind == "application/x-www-form-urlencoded":
-            form_data = await request.post()
+            form_data = await read_post(request, 2 * self.limit + (1 << 16))
             params.update({snake(k): v for k, v in form_data.items()})
             data = next((str(form_data[n]) for n in FILE_FIELDS if n in form_data), None)
         else:

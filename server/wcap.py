@@ -7,6 +7,7 @@ Every reply is HTTP 200 with a body in the requested ``fmt-out`` that carries
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 import zoneinfo
@@ -34,13 +35,15 @@ from protocol.wcap import Block, Errno, WcapError, flag, parse_calid, parse_time
 from server.auth import basic_credentials
 from server.calendars import slugify
 from server.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
-from server.http import MAX_INT, read_form, whole_number
+from server.http import MAX_INT, read_form, read_post, whole_number
 from server.imports import ImportRequest, Upload
 from server.services import REQUEST_USER, Services
 from storage.model import Calendar, CalendarObject, StoreFull, User
 
 log = logging.getLogger("almanac.wcap")
 SESSION_KIND = "wcap"
+#: a user's WCAP preferences take this many bytes of JSON at most
+MAX_PREFS = 64 * 1024
 #: what a command that writes answers when the disk is full (others: the back end failed)
 WRITE_FAILED = {
     "import": Errno.WRITE_IMPORT_FAILED, "storeevents": Errno.STOREEVENTS_FAILED,
@@ -211,7 +214,7 @@ class WcapDoor:
                 for name, value in form.fields.items():
                     call.params.setdefault(name, value)
             elif request.content_type == "application/x-www-form-urlencoded":
-                form = await request.post()
+                form = await read_post(request, self.services.config.max_upload_bytes)
                 call.params.update({k: str(v).strip() for k, v in form.items()})
         except (TooLarge, Invalid) as error:
             raise WcapError(errno, error.message) from None
@@ -400,6 +403,8 @@ async def set_userprefs(door: WcapDoor, call: Call) -> list[Block]:
             prefs[name] = value
     for name in split_list(call.get("del_attrs")):
         prefs.pop(name.partition("=")[0], None)
+    if len(json.dumps(prefs)) > MAX_PREFS:
+        raise WcapError(Errno.SET_USERPREFS_FAILED, f"preferences are {MAX_PREFS} bytes at most")
     user = await door.services.store.update_user(call.me.id, prefs={**call.me.prefs, "wcap": prefs})
     assert user is not None
     return [Block(await user_prefs(door, user))]

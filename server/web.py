@@ -22,7 +22,7 @@ from aiohttp import web
 
 from server.caldav_props import calendar_href
 from server.errors import Invalid, NotFound, TooLarge
-from server.http import MAX_INT, object_id, whole_number
+from server.http import MAX_INT, object_id, read_post, whole_number
 from server.rest_imports import freckle_error, import_form
 from server.services import REQUEST_USER, Services
 from server.wcap import calid_of
@@ -77,6 +77,12 @@ class WebDoor:
         user = await self.services.users.session_user(session, "web", self.services.config.web_session_timeout)
         return (user, session) if user and session else None
 
+    def secure(self, request: web.Request) -> bool:
+        """Whether cookies get ``Secure``: over HTTPS, directly or behind a proxy that says so
+        (``X-Forwarded-Proto``), or always when the settings ask (``server.secure_cookies``)."""
+        forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+        return self.services.config.secure_cookies == "always" or request.secure or forwarded == "https"
+
     @staticmethod
     def same_origin(request: web.Request) -> bool:
         origin = request.headers.get("Origin")
@@ -97,7 +103,7 @@ class WebDoor:
                 # a header from the script; a field of a plain form; the query of a file upload form
                 sent = request.headers.get("X-CSRF-Token") or request.query.get("csrf")
                 if sent is None and request.content_type == "application/x-www-form-urlencoded":
-                    sent = str((await request.post()).get("csrf", ""))
+                    sent = str((await read_post(request)).get("csrf", ""))
                 if not self.same_origin(request) or not hmac.compare_digest(sent or "", csrf_token(session)):
                     raise web.HTTPForbidden(text="the form is out of date or from another site: reload the page")
             return await handler(request, user, session)
@@ -113,7 +119,7 @@ class WebDoor:
         return render("signin.html", next=request.query.get("next", ""))
 
     async def signin(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        form = await read_post(request)
         login, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
         target = str(form.get("next") or "")
         if not target.startswith(f"{PREFIX}/") or target.startswith("//"):
@@ -127,7 +133,7 @@ class WebDoor:
         session = await self.services.users.open_session(user, "web", timeout)
         response = web.HTTPSeeOther(target)
         response.set_cookie(
-            COOKIE, session, max_age=timeout, path="/", httponly=True, samesite="Lax", secure=request.secure
+            COOKIE, session, max_age=timeout, path="/", httponly=True, samesite="Lax", secure=self.secure(request)
         )
         raise response
 

@@ -456,7 +456,7 @@ CASES: list[Case] = [
     wcap("createcalendar of someone else's", "createcalendar", (28, 30, 60), calid="bob:mine"),
     wcap("an unknown content-out", "export", (58,), **{"content-out": "application/pdf"}),
     wcap("get_userprefs of someone else", "get_userprefs", (44,), userid="bob"),
-    wcap("set_userprefs of 1 MB", "set_userprefs", (26, 60), form={"prefname": "x", "prefvalue": "v" * (1 << 20)}),
+    wcap("set_userprefs of 1 MB", "set_userprefs", (26, 60), form={"set_attrs": "x=" + "v" * (1 << 20)}),
     wcap("set_calprops with a name of 100,000 characters", "set_calprops", (8, 60), form={"name": "n" * 100_000}),
     *[
         wcap(f"import.wcap of {label}", "import", (77,), form={"calid": "alice", "file": text})

@@ -4,6 +4,7 @@ stays bounded and off the event loop, sessions that stay in their door, clean re
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from aiohttp.test_utils import TestClient
 
@@ -122,3 +123,126 @@ async def test_a_rule_that_matches_no_date_is_refused(client: TestClient, alice:
     never = event("never", "never").replace("SUMMARY:never", f"SUMMARY:never\r\n{rule}")
     response = await client.put(CAL + "never.ics", data=never, headers=basic("alice"))
     assert response.status == 403 and "valid-calendar-data" in await response.text()
+
+
+# --------------------------------------------------------------------------- control characters
+
+
+MULTIGET = (
+    '<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/>'
+    "<C:calendar-data/></D:prop><D:href>" + CAL + "nul.ics</D:href></C:calendar-multiget>"
+)
+SYNC = (
+    '<D:sync-collection xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:sync-token/>'
+    "<D:sync-level>1</D:sync-level><D:prop><D:getetag/><C:calendar-data/></D:prop></D:sync-collection>"
+)
+
+
+async def every_xml_reply_answers(client: TestClient) -> None:
+    headers = {**basic("alice"), "Depth": "1"}
+    for body in (MULTIGET, SYNC):
+        response = await client.request("REPORT", CAL, data=body, headers=headers)
+        assert response.status == 207, await response.text()
+    login = await (await client.get("/login.wcap", params={"user": "alice", "password": "correct horse"})).text()
+    session = login.split("X-NSCP-WCAP-SESSION-ID:")[1].split("\r\n")[0]
+    params = {"id": session, "fmt-out": "text/xml", "dtstart": "0", "dtend": "0"}
+    fetched = await client.get("/fetchcomponents_by_range.wcap", params=params)
+    assert "<X-NSCP-WCAP-ERRNO>0</X-NSCP-WCAP-ERRNO>" in await fetched.text()
+
+
+async def test_control_characters_are_removed_on_the_way_in(client: TestClient, alice: Account) -> None:
+    put = await client.put(CAL + "nul.ics", data=event("nul", "tea\x00 at\x07 five"), headers=basic("alice"))
+    assert put.status == 201
+    stored = await (await client.get(CAL + "nul.ics", headers=basic("alice"))).text()
+    assert "SUMMARY:tea at five\r\n" in stored
+    imported = await alice.post(
+        "/v1/import/", json={"file": event("bel", "ring\x07ring")}, headers={"Accept": "application/json"}
+    )
+    assert imported.status == 200, await imported.text()
+    [job] = await (await alice.get("/v1/imports")).json()
+    details = await (await alice.get(f"/v1/imports/{job['id']}/details")).json()
+    assert details["warnings"][0]["line"] == 9 and "control characters removed" in details["warnings"][0]["error"]
+    await every_xml_reply_answers(client)
+
+
+async def test_a_stored_nul_does_not_break_any_reply(client: TestClient, alice: Account) -> None:
+    """Text written before control characters were refused (or by another program) is served."""
+    services: Services = client.app[SERVICES]
+    [calendar] = await services.calendars.list(await services.users.get_by_name("alice"))  # type: ignore[arg-type]
+    resource = parse(decode(event("nul", "tea").encode())).resources[0]
+    write = object_write(resource, "nul.ics")
+    await services.store.put_object(calendar.id, replace(write, ical=write.ical.replace("tea", "t\x00ea")))
+    await every_xml_reply_answers(client)
+
+
+async def test_an_entity_stored_in_a_dead_property_does_not_break_propfind(client: TestClient, alice: Account) -> None:
+    services: Services = client.app[SERVICES]
+    [calendar] = await services.calendars.list(await services.users.get_by_name("alice"))  # type: ignore[arg-type]
+    poisoned = '<!DOCTYPE p [<!ENTITY e "boom">]><Z:dead xmlns:Z="urn:z">&e;</Z:dead>'
+    await services.store.update_calendar(calendar.id, props={"dead": {"{urn:z}dead": poisoned}})
+    for path, depth in ((CAL, "0"), ("/dav/calendars/alice/", "1")):
+        response = await client.request("PROPFIND", path, headers={**basic("alice"), "Depth": depth})
+        assert response.status == 207, await response.text()
+
+
+# --------------------------------------------------------------------------- sessions and headers
+
+
+async def test_wcap_and_web_sessions_stay_in_their_door(client: TestClient, alice: Account) -> None:
+    login = await (await client.get("/login.wcap", params={"user": "alice", "password": "correct horse"})).text()
+    wcap_id = login.split("X-NSCP-WCAP-SESSION-ID:")[1].split("\r\n")[0]
+    signin = await client.post(
+        "/app/signin", data={"username": "alice", "password": "correct horse"}, allow_redirects=False
+    )
+    web_id = signin.cookies["almanac_session"].value
+    client.session.cookie_jar.clear()
+    as_cookie = await client.get("/app/", headers={"Cookie": f"almanac_session={wcap_id}"}, allow_redirects=False)
+    assert as_cookie.status == 303 and "/app/signin" in as_cookie.headers["Location"]
+    as_id = await (await client.get("/gettime.wcap", params={"id": web_id})).text()
+    assert "X-NSCP-WCAP-ERRNO:1\r\n" in as_id
+
+
+async def test_headers_say_nothing_of_the_stack_and_cookies_are_secure_behind_a_proxy(
+    client: TestClient, alice: Account
+) -> None:
+    page = await client.get("/wcap/")
+    assert page.headers["Server"] == "Almanac"
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert "'unsafe-inline'" not in page.headers["Content-Security-Policy"]
+    signin = await client.post(
+        "/app/signin",
+        data={"username": "alice", "password": "correct horse"},
+        headers={"X-Forwarded-Proto": "https"},
+        allow_redirects=False,
+    )
+    assert signin.status == 303 and "Secure" in signin.headers["Set-Cookie"]
+
+
+# --------------------------------------------------------------------------- a full disk
+
+
+async def test_a_full_disk_refuses_writes_in_each_doors_language(client: TestClient, alice: Account) -> None:
+    services: Services = client.app[SERVICES]
+    assert (await client.put(CAL + "kept.ics", data=event("kept", "kept"), headers=basic("alice"))).status == 201
+    writer = services.store._writer  # type: ignore[attr-defined]  # SQLite's own way to fill a disk
+    async with writer.execute("PRAGMA page_count") as cursor:
+        pages = (await cursor.fetchone())[0]
+    await writer.execute(f"PRAGMA max_page_count = {pages}")
+    big = event("big", "big").replace("SUMMARY:big", "SUMMARY:big\r\nDESCRIPTION:" + "x" * 70 + "\r\n " + "y" * 60_000)
+    try:
+        put = await client.put(CAL + "big.ics", data=big, headers=basic("alice"))
+        assert put.status == 507
+        slot = await alice.post("/v1/slots", json={"title": "x" * 200_000, "startDate": "2025-01-01T00:00:00Z"})
+        assert slot.status == 507 and "full" in (await slot.json())["error"]
+        stored = await client.post(
+            "/storeevents.wcap",
+            params={"httpauth": "1", "uid": "w", "dtstart": "20250101T000000Z", "dtend": "20250101T010000Z"},
+            data={"desc": "d" * 200_000},
+            headers=basic("alice"),
+        )
+        assert "X-NSCP-WCAP-ERRNO:14\r\n" in await stored.text()  # storeevents failed
+        got = await client.get(CAL + "kept.ics", headers=basic("alice"))
+        assert got.status == 200  # reads go on
+    finally:
+        await writer.execute("PRAGMA max_page_count = 1073741823")
+    assert (await client.put(CAL + "big.ics", data=big, headers=basic("alice"))).status == 201
