@@ -252,8 +252,11 @@ async def serve(config: Config, with_demo: bool) -> None:
     """Run until SIGINT/SIGTERM; say where once the port is bound (and, with the demo, how to use it)."""
     app = create_app(config)
     # keepalive_timeout closes a connection idle before, between or inside a request's headers
-    # (aiohttp's default is an hour); bodies have their own idle timeout (server.http).
-    runner = web.AppRunner(app, access_log=None, handle_signals=True, keepalive_timeout=config.idle_timeout)
+    # (aiohttp's default is an hour); bodies have their own idle timeout (server.http); the
+    # unread rest of a refused body is drained for 2 s at most (aiohttp's default: 10).
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=True, keepalive_timeout=config.idle_timeout, lingering_time=2
+    )
     await runner.setup()
     helper: asyncio.Task[None] | None = None
     try:
