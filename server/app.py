@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from server import caldav, rest, wcap, wcap_page
 from server import web as web_pages
@@ -20,6 +21,19 @@ from server.services import REQUEST_STARTED, REQUEST_USER, SERVICES, Services, b
 from storage.model import StoreFull
 
 log = logging.getLogger("almanac.access")
+
+
+class OneLineForBadRequests(logging.Filter):
+    """aiohttp logs every malformed request (a header too long, a broken request line) at
+    ERROR with a traceback: anyone could flood the log. It becomes one line at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg, record.args = "%s: %s", (record.getMessage(), error.message or type(error).__name__)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SECURITY_HEADERS = {
@@ -91,6 +105,9 @@ async def index(request: web.Request) -> web.Response:
 def create_app(config: Config, services: Services | None = None) -> web.Application:
     services = services or build(config)
     app = web.Application(middlewares=[merge_slashes, request_log])
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, OneLineForBadRequests) for f in server_log.filters):
+        server_log.addFilter(OneLineForBadRequests())
     app[SERVICES] = services
     app[IDLE_TIMEOUT] = config.idle_timeout
 

@@ -3,9 +3,12 @@ stays bounded and off the event loop, sessions that stay in their door, clean re
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from dataclasses import replace
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from protocol.formats import decode, parse
@@ -246,3 +249,16 @@ async def test_a_full_disk_refuses_writes_in_each_doors_language(client: TestCli
     finally:
         await writer.execute("PRAGMA max_page_count = 1073741823")
     assert (await client.put(CAL + "big.ics", data=big, headers=basic("alice"))).status == 201
+
+
+async def test_a_malformed_request_is_one_line_in_the_log(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    assert client.server.host is not None and client.server.port is not None
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    reply = await reader.read(100)
+    writer.close()
+    assert b" 400 Bad Request" in reply.split(b"\r\n")[0]
+    records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert records and all(r.levelno == logging.INFO and r.exc_info is None for r in records)
+    assert "Error handling request" in records[0].getMessage()
