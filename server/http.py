@@ -8,13 +8,15 @@ import mmap
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import ijson
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
@@ -141,6 +143,100 @@ def _split_form(path: Path, content_type: str | None, limit: int, directory: Pat
                     form.path.unlink(missing_ok=True)
                 raise
     return form
+
+
+#: a JSON escape of half a surrogate pair without its other half (no text can hold one); a
+#: literal backslash before ``u`` (``\\\\ud800``) is taken for one too, a price worth paying
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<![0-9a-fA-F]{2})(?<!\\u[dD][89abAB])\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+#: JSON bodies read as a stream nest this deep at most
+MAX_JSON_DEPTH = 64
+
+
+async def read_json_form(request: web.Request, limit: int, directory: Path) -> tuple[dict[str, Any], Path | None]:
+    """A JSON object whose ``file`` member is a file, as the seed sends it: a string, or an
+    array of lines (joined as sent; lines without their own line ending are joined with CRLF).
+
+    The body is written to disk as it arrives and read back as a stream of JSON events, the
+    file written to a file of its own in ``directory`` (removed by the caller), so memory
+    stays small whatever the size. Returns the other top-level members that are plain values
+    and the file's path (None without a file). Invalid, BadEncoding, TooLarge."""
+    chunks = body_chunks(request, limit, f"the request is larger than the limit of {limit} bytes")
+    with disk_space():
+        directory.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=directory, prefix="body-")
+        body = Path(name)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                async for chunk in chunks:
+                    out.write(chunk)
+            return await asyncio.to_thread(_split_json, body, directory)
+        finally:
+            body.unlink()
+
+
+def _split_json(path: Path, directory: Path) -> tuple[dict[str, Any], Path | None]:
+    with open(path, "rb") as source:
+        size = os.fstat(source.fileno()).st_size
+        with mmap.mmap(source.fileno(), size, access=mmap.ACCESS_READ) if size else nullcontext(b"") as view:
+            if _LONE_SURROGATE.search(view):
+                raise BadEncoding("the request body includes invalid encoded characters (a lone surrogate)")
+    # the first reading only asks whether the lines carry their own line endings
+    ends = any(value.endswith(("\n", "\r")) for _, value, line in _members(path) if line)
+    fields: dict[str, Any] = {}
+    handle, name = tempfile.mkstemp(dir=directory, prefix="upload-")
+    upload = Path(name)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            for key, value, line in _members(path):
+                if key != "file":
+                    fields[key] = value
+                else:
+                    out.write((value if ends or not line else value + "\r\n").encode("utf-8"))
+        if not upload.stat().st_size:
+            upload.unlink()
+            return fields, None
+    except BaseException:
+        upload.unlink(missing_ok=True)
+        raise
+    return fields, upload
+
+
+_FILE_SHAPE = "file must be a string or an array of lines"
+
+
+def _members(path: Path) -> Iterator[tuple[str, Any, bool]]:
+    """``(key, value, False)`` for each top-level member that is a plain value, and
+    ``("file", line, True)`` for each line of an array ``file``; Invalid for a body that is
+    no object, nests deeper than MAX_JSON_DEPTH, or holds a file of another shape."""
+    depth, key = 0, ""
+    with open(path, "rb") as source:
+        try:
+            for event, value in ijson.basic_parse(source, use_float=True):
+                if event in ("start_map", "start_array"):
+                    depth += 1
+                    if depth == 1 and event != "start_map":
+                        raise Invalid("the body must be a JSON object")
+                    if key == "file" and (depth > 2 or event == "start_map"):
+                        raise Invalid(_FILE_SHAPE, field="file")
+                    if depth > MAX_JSON_DEPTH:
+                        raise Invalid(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels")
+                elif event in ("end_map", "end_array"):
+                    depth -= 1
+                elif event == "map_key":
+                    key = value if depth == 1 else key
+                elif depth <= 2 and key == "file":
+                    if event != "string":
+                        raise Invalid(_FILE_SHAPE, field="file")
+                    yield key, value, depth == 2
+                elif depth == 1:
+                    yield key, value, False
+        except ijson.JSONError as error:
+            if "UTF8" in str(error):
+                raise BadEncoding("the request body includes invalid encoded characters") from None
+            raise Invalid(f"the body is not valid JSON: {error}") from None
 
 
 #: the largest whole number a store keeps (SQLite's and PostgreSQL's 64-bit integers)

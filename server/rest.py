@@ -30,6 +30,7 @@ from server.http import (
     load_json,
     object_id,
     read_form,
+    read_json_form,
     read_limited,
     read_post,
     whole_number,
@@ -382,16 +383,16 @@ class RestDoor:
         if request.content_length is not None and request.content_length > 2 * self.limit + (1 << 16):
             raise TooLarge(f"the file is larger than the limit of {self.limit} bytes")
         kind = request.content_type
-        data: bytes | str | None
         if kind == "multipart/form-data":
             form = await read_form(request, self.limit, self.services.imports.spool)
             params.update({snake(k): v for k, v in form.fields.items()})
             return (Upload(path=form.path) if form.path else None), params, form.filename
         if kind == "application/json":
-            body = json_object(await read_limited(request, 2 * self.limit + (1 << 16)))
-            params.update(body)
-            data = _file_value(body.get("file"))
-        elif kind == "application/x-www-form-urlencoded":
+            members, path = await read_json_form(request, 2 * self.limit + (1 << 16), self.services.imports.spool)
+            params.update({snake(k): v for k, v in members.items()})
+            return (Upload(path=path) if path else None), params, None
+        data: bytes | str | None
+        if kind == "application/x-www-form-urlencoded":
             form_data = await read_post(request, 2 * self.limit + (1 << 16))
             params.update({snake(k): v for k, v in form_data.items()})
             data = next((str(form_data[n]) for n in FILE_FIELDS if n in form_data), None)
@@ -485,18 +486,6 @@ def _slot_id(request: web.Request) -> int:
     if found is None:
         raise NotFound("slot not found")
     return found
-
-
-def _file_value(value: Any) -> str | None:
-    """The JSON ``file``: a string, or an array of lines (joined as sent; lines without
-    their own line ending are joined with CRLF)."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(line, str) for line in value):
-        if value and not any(line.endswith(("\n", "\r")) for line in value):
-            return "\r\n".join(value) + "\r\n"
-        return "".join(value)
-    raise Invalid("file must be a string or an array of lines", field="file")
 
 
 def create(services: Services) -> web.Application:
