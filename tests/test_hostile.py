@@ -510,29 +510,37 @@ async def snapshot(services: Services) -> list[Any]:
     return state
 
 
-@pytest.fixture
-async def world(client: TestClient, alice: Account, bob: Account) -> dict[str, Any]:
-    """alice with one event and her sessions in every door; bob, whose things she must not reach."""
+async def make_world(http: Any, token: str, jar: Any) -> dict[str, Any]:
+    """alice (``token``) with one event and her sessions in every door; bob, whose things she
+    must not reach. ``http`` is a TestClient or a ClientSession with a base URL."""
     for who in ("alice", "bob"):
-        put = await client.put(f"/dav/calendars/{who}/calendar/seed.ics", data=event(uid="seed"), headers=basic(who))
+        put = await http.put(f"/dav/calendars/{who}/calendar/seed.ics", data=event(uid="seed"), headers=basic(who))
         assert put.status == 201
-    login = await (await client.get("/login.wcap", params={"user": "alice", "password": "correct horse"})).text()
+    login = await (await http.get("/login.wcap", params={"user": "alice", "password": "correct horse"})).text()
     session = re.search(r"X-NSCP-WCAP-SESSION-ID:(\S+)", login)
-    signin = await client.post("/app/signin", data={"username": "alice", "password": "correct horse"},
-                               allow_redirects=False)  # fmt: skip
+    signin = await http.post(
+        "/app/signin", data={"username": "alice", "password": "correct horse"}, allow_redirects=False
+    )
     assert signin.status == 303 and session is not None
-    page_html = await (await client.get("/app/import")).text()
+    page_html = await (await http.get("/app/import")).text()
     csrf = re.search(r'name="csrf" value="([^"]+)"', page_html)
     assert csrf is not None
-    return {"wcap": session.group(1), "csrf": csrf.group(1), "alice": alice}
+    return {"wcap": session.group(1), "csrf": csrf.group(1), "token": token, "jar": jar}
 
 
-async def send(client: TestClient, case: Case, world: dict[str, Any]) -> Any:
+@pytest.fixture
+async def world(client: TestClient, alice: Account, bob: Account) -> dict[str, Any]:
+    made = await make_world(client, alice.headers["Authorization"], client.session.cookie_jar)
+    return {**made, "alice": alice}
+
+
+async def send(http: Any, case: Case, world: dict[str, Any]) -> Any:
+    """Send one case as alice would through its door (``http``: as for make_world)."""
     headers = dict(case.headers)
     path = case.path
     data: Any = case.body
     if case.door == "rest":
-        headers.setdefault("Authorization", world["alice"].headers["Authorization"])
+        headers.setdefault("Authorization", world["token"])
     elif case.door == "caldav":
         headers.setdefault("Authorization", basic("alice")["Authorization"])
     elif case.door == "wcap":
@@ -542,10 +550,10 @@ async def send(client: TestClient, case: Case, world: dict[str, Any]) -> Any:
     else:
         data = case.form
         if "Cookie" in headers:
-            client.session.cookie_jar.clear()  # a stranger's browser
+            world["jar"].clear()  # a stranger's browser
         if case.method == "POST" and "X-No-Csrf" not in headers:
             headers["X-CSRF-Token"] = world["csrf"]
-    return await client.request(case.method, path, data=data, headers=headers, allow_redirects=False)
+    return await http.request(case.method, path, data=data, headers=headers, allow_redirects=False)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

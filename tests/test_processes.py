@@ -40,17 +40,21 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def log(self) -> Path:
+        return self.data.parent / f"server-{self.port}.log"
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self, within: float = 30) -> None:
         command = [sys.executable, "run.py", "serve", "--port", str(self.port), "--data", str(self.data)]
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
+        self.data.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:  # a file, not a pipe: a full pipe would block the server
+            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.process.stdout.read().decode()  # type: ignore[union-attr]
+            assert self.process.poll() is None, self.log.read_text()
             with contextlib.suppress(OSError):
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 return
