@@ -8,12 +8,12 @@ import mmap
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import ijson
@@ -23,6 +23,7 @@ from multidict import MultiDict, MultiDictProxy
 from protocol import multipart
 from server.errors import BadEncoding, Invalid, TooLarge, disk_space
 
+T = TypeVar("T")
 #: seconds a client may pause in the middle of a body (the app sets server.idle_timeout)
 IDLE_TIMEOUT = web.AppKey("idle_timeout", int)
 #: forms without files (sign-in, settings, a WCAP command's parameters) are this large at most
@@ -99,7 +100,17 @@ async def read_form(request: web.Request, limit: int, directory: Path) -> Spoole
     need it): the body is written to disk as it arrives and read from there, its file into a
     new file in ``directory``, so memory stays small whatever the file's size. TooLarge over
     ``limit``, Invalid for an unreadable body or a huge field; then nothing is left on disk."""
-    chunks = body_chunks(request, limit + (1 << 16), f"the file is larger than the limit of {limit} bytes")
+    content_type = request.headers.get("Content-Type")
+    too_large = f"the file is larger than the limit of {limit} bytes"
+    return await _spooled(
+        request, limit + (1 << 16), too_large, directory, lambda body: _split_form(body, content_type, limit, directory)
+    )
+
+
+async def _spooled(request: web.Request, limit: int, too_large: str, directory: Path, split: Callable[[Path], T]) -> T:
+    """``split`` (run in a thread) of the body, which is written to a file in ``directory`` as
+    it arrives and removed afterwards; StoreFull when the disk is."""
+    chunks = body_chunks(request, limit, too_large)
     with disk_space():
         directory.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(dir=directory, prefix="body-")
@@ -108,7 +119,7 @@ async def read_form(request: web.Request, limit: int, directory: Path) -> Spoole
             with os.fdopen(handle, "wb") as out:
                 async for chunk in chunks:
                     out.write(chunk)
-            return await asyncio.to_thread(_split_form, body, request.headers.get("Content-Type"), limit, directory)
+            return await asyncio.to_thread(split, body)
         finally:
             body.unlink()
 
@@ -163,18 +174,8 @@ async def read_json_form(request: web.Request, limit: int, directory: Path) -> t
     file written to a file of its own in ``directory`` (removed by the caller), so memory
     stays small whatever the size. Returns the other top-level members that are plain values
     and the file's path (None without a file). Invalid, BadEncoding, TooLarge."""
-    chunks = body_chunks(request, limit, f"the request is larger than the limit of {limit} bytes")
-    with disk_space():
-        directory.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=directory, prefix="body-")
-        body = Path(name)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                async for chunk in chunks:
-                    out.write(chunk)
-            return await asyncio.to_thread(_split_json, body, directory)
-        finally:
-            body.unlink()
+    too_large = f"the request is larger than the limit of {limit} bytes"
+    return await _spooled(request, limit, too_large, directory, lambda body: _split_json(body, directory))
 
 
 def _split_json(path: Path, directory: Path) -> tuple[dict[str, Any], Path | None]:

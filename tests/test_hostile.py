@@ -407,40 +407,20 @@ CASES: list[Case] = [
     wcap("someone else's calid", "fetchcomponents_by_range", (28, 29), calid="bob"),
     wcap("an unknown fmt-out", "gettime", (58,), **{"fmt-out": "application/pdf"}),
     wcap("an unknown command", "format_disk", (52,)),
-    wcap(
-        "storeevents with a dtstart that is no time",
-        "storeevents",
-        (60, 14),
-        uid="s1",
-        dtstart="soon",
-        dtend="20250101T000000Z",
-    ),
-    wcap(
-        "storeevents with an unknown frequency",
-        "storeevents",
-        (60, 14),
-        uid="s2",
-        dtstart="20250101T000000Z",
-        dtend="20250101T010000Z",
-        rrules='"FREQ=NEVER"',
-    ),
-    wcap(
-        "storeevents with a rule matching no date",
-        "storeevents",
-        (60, 14),
-        uid="s3",
-        dtstart="20250101T000000Z",
-        dtend="20250101T010000Z",
-        rrules='"FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"',
-    ),
-    wcap(
-        "storeevents ending before it starts",
-        "storeevents",
-        (60, 14),
-        uid="s4",
-        dtstart="20250102T000000Z",
-        dtend="20250101T000000Z",
-    ),
+    *[
+        wcap(f"storeevents {label}", "storeevents", (60, 14), uid=f"s{number}", **params)
+        for number, (label, params) in enumerate(
+            (
+                ("with a dtstart that is no time", {"dtstart": "soon", "dtend": "20250101T000000Z"}),
+                ("ending before it starts", {"dtstart": "20250102T000000Z", "dtend": "20250101T000000Z"}),
+                ("with an unknown frequency", {"dtstart": "20250101T000000Z", "rrules": '"FREQ=NEVER"'}),
+                (
+                    "with a rule matching no date",
+                    {"dtstart": "20250101T000000Z", "rrules": '"FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"'},
+                ),
+            )
+        )
+    ],
     wcap("fetchevents_by_id of nothing", "fetchevents_by_id", (59,), uid="nothing"),
     wcap("fetchevents_by_id with a rid that is no time", "fetchevents_by_id", (60, 9), uid="seed", rid="soon"),
     wcap("deleteevents_by_id without a uid", "deleteevents_by_id", (60, 6)),
