@@ -8,6 +8,7 @@ request every 20 ms; the probe must answer in under 200 ms during and after the 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -538,7 +539,7 @@ async def send(http: Any, case: Case, world: dict[str, Any]) -> Any:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 async def test_hostile_input_is_refused_and_changes_nothing(
-    client: TestClient, world: dict[str, Any], case: Case
+    client: TestClient, world: dict[str, Any], case: Case, caplog: pytest.LogCaptureFixture
 ) -> None:
     services: Services = client.app[SERVICES]
     before = await snapshot(services)
@@ -554,6 +555,7 @@ async def test_hostile_input_is_refused_and_changes_nothing(
             text[:500],
         )
     assert await snapshot(services) == before
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]  # one line each
     _, after = await while_probing(world["alice"], world["alice"].get("/v1/me"))
     assert max(slowest, after) < PROBE_LIMIT, f"a probe waited {max(slowest, after):.3f} s"
 
