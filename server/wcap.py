@@ -269,11 +269,10 @@ class WcapDoor:
                 calendar = await self.calendar(call, calid)
                 block.properties += calprops(calendar, call.me)
                 await body(calendar, block)
-            except WcapError as error:
-                block.errno = error.errno
-            except ServiceError as error:
-                log.info("%s.wcap: %s", call.command, error.message)
-                block.errno = failed or Errno.BAD_ARGUMENTS
+            except (WcapError, ServiceError) as error:  # this calendar's block says what went wrong
+                block.errno = error.errno if isinstance(error, WcapError) else failed or Errno.BAD_ARGUMENTS
+                log.info("%s.wcap: errno %s: %s", call.command, block.errno, error.message)
+                block.properties.append(("X-NSCP-WCAP-ERRSTR", error.message))
             blocks.append(block)
         return blocks
 
