@@ -245,9 +245,9 @@ class CalDavDoor:
             try:
                 await self.services.calendars.update(user, calendar.uuid, **changes)
                 response.found = [dav.element(node.tag) for _, node in updates]
-            except Invalid as error:  # a value the calendar cannot take (a name too long)
-                failed = {node.tag: 403 for _, node in updates if WRITABLE.get(node.tag) == error.field}
-                failed = failed or {node.tag: 403 for _, node in updates}
+            except Invalid as error:  # a value the calendar cannot take (a name too long): 409 as for bad values
+                failed = {node.tag: 409 for _, node in updates if WRITABLE.get(node.tag) == error.field}
+                failed = failed or {node.tag: 409 for _, node in updates}
         if failed:
             response.failed = statuses(updates, failed)
         return await multistatus([response])
