@@ -123,6 +123,7 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
     async def close_store(_: web.Application) -> None:
         await services.imports.stop()
         await services.store.close()
+        services.users.passwords.close()
 
     app.on_startup.append(open_store)
     app.on_cleanup.append(close_store)

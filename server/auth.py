@@ -38,6 +38,9 @@ class Passwords:
     async def _run(self, work: Callable[..., T], *args: str) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
 
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
     async def hash(self, password: str) -> str:
         return await self._run(self.context.hash, password)
 
