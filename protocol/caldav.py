@@ -29,7 +29,7 @@ COLLATIONS = ("i;ascii-casemap", "i;octet", "i;unicode-casemap")
 _REACH = timedelta(days=366)
 _MARGIN = timedelta(days=1)
 #: the open ends of a time range
-_FIRST, _LAST = datetime(1, 1, 2, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC)
+_FIRST, _LAST = datetime(1, 1, 2, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC)  # a day inside the years
 
 
 class Unsupported(BadRequest):
@@ -410,9 +410,10 @@ def _children(parent: Component, spec: CompFilter, zone: tzinfo) -> Iterable[Com
 
 
 def _shifted(moment: datetime, delta: timedelta) -> datetime:
-    """``moment + delta`` kept inside the years datetime can hold."""
+    """``moment + delta`` kept between _FIRST and _LAST, which any zone can still show (an open
+    range's end moved by a margin and shown at -05:00 would otherwise be the year 0)."""
     try:
-        return moment + delta
+        return min(max(moment + delta, _FIRST), _LAST)
     except OverflowError:
         return _FIRST if delta < timedelta(0) else _LAST
 

@@ -35,6 +35,7 @@ MIN_EPOCH, MAX_EPOCH = -62135510400, 253402214400
 #: recurrence sets with more instances than this are indexed as open-ended
 DEFAULT_MAX_INSTANCES = 10_000
 
+_FOLD = re.compile("\r\n[ \t]")
 #: control characters RFC 5545 allows in no value (all but TAB; CR and LF only end lines)
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TZID_PARAM = re.compile(r';TZID=("[^"]*"|[^;:]*)', re.IGNORECASE)
@@ -477,6 +478,11 @@ def make_uid(*parts: str) -> str:
     return f"almanac-{digest}"
 
 
+def unfold(text: str) -> str:
+    """Content lines without their folds (RFC 5545 3.1: a fold may fall anywhere)."""
+    return _FOLD.sub("", text) if "\r\n " in text or "\r\n\t" in text else text
+
+
 def used_tzids(text: str) -> frozenset[str]:
     return frozenset(value.strip('"') for value in _TZID_PARAM.findall(text))
 
@@ -511,7 +517,7 @@ def block_from_component(
         is_override="RECURRENCE-ID" in component,
         summary=CONTROL.sub("", str(component.get("SUMMARY", ""))),
         klass=str(klass).upper() if klass is not None else None,
-        tzids=used_tzids(text),
+        tzids=used_tzids(unfold(text)),
         line=line,
         spans=block_spans(component, bounds, max_instances),
         recurrence_id=recurrence_id,
@@ -777,7 +783,8 @@ def instances(text: str, start: datetime, end: datetime, limit: int) -> str:
         windowed = window_calendar(calendar, start, end, limit)
         query = recurring_ical_events.of(windowed, components=sorted(OBJECT_COMPONENTS))
         found = [c.to_ical().decode() for c in itertools.islice(query.between(start, end), limit)]
-    return f"BEGIN:VCALENDAR{CRLF}{''.join(zones)}{''.join(found)}END:VCALENDAR{CRLF}"
+    head = f"BEGIN:VCALENDAR{CRLF}VERSION:2.0{CRLF}PRODID:{PRODID}{CRLF}"  # RFC 5545 3.6: both required
+    return f"{head}{''.join(zones)}{''.join(found)}END:VCALENDAR{CRLF}"
 
 
 _DROPPED_IN_INSTANCES = ("RRULE", "RDATE", "EXDATE", "EXRULE")
@@ -801,7 +808,7 @@ def _instance_text(lines: list[str], moment: int, length: int, value_of: Callabl
     a RECURRENCE-ID, no recurrence rules."""
     out = []
     for line in lines:
-        name = _NAME_PART.match(line).group(1)  # type: ignore[union-attr]
+        name = _NAME_PART.match(unfold(line)).group(1)  # type: ignore[union-attr]  # a fold may split it
         key = name.split(";", 1)[0].upper()
         if key in _DROPPED_IN_INSTANCES:
             continue

@@ -15,7 +15,7 @@ from icalendar import Alarm, Component, vCalAddress, vDuration, vRecur
 from lxml import etree
 
 from protocol.dav import xml_text
-from protocol.ical import CRLF, split_stored, timezones_and_body
+from protocol.ical import CRLF, split_stored, timezones_and_body, unfold
 
 PRODID = "-//Almanac//Almanac WCAP 3.0//EN"
 VERSION = "3.0.0"
@@ -204,7 +204,7 @@ _XML_NAMES = {
 def _component_xml(parent: etree._Element, text: str) -> None:
     """A component in CS6 XML: one element per property (START/END/RECURID as CS6 names them)."""
     stack = [parent]
-    for line in re.sub(r"\r\n[ \t]", "", text).split(CRLF):
+    for line in unfold(text).split(CRLF):
         if not line:
             continue
         head, _, value = line.partition(":")

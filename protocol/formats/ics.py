@@ -175,6 +175,23 @@ def _written_uid(lines: list[str]) -> str:
     return (uid or "").strip()
 
 
+def _content_lines(source: Iterator[str]) -> Iterator[tuple[int, str, list[str]]]:
+    """Each content line as (its first line's number, its first physical line, the physical
+    lines folded into it): RFC 5545 3.1 lets a fold fall anywhere, a parameter included, so a
+    line is read whole before it is judged; its folds are kept as they were written."""
+    number, first, folds = 0, None, []
+    for index, raw in enumerate(source, 1):
+        line = raw.rstrip("\r\n")
+        if first is not None and line[:1] in (" ", "\t") and first.strip():
+            folds.append(line)
+            continue
+        if first is not None:
+            yield number, first, folds
+        number, first, folds = index, line, []
+    if first is not None:
+        yield number, first, folds
+
+
 def _walk(
     source: Iterator[str], report: Callable[[LineError], None]
 ) -> Iterator[tuple[_Calendar, str, int, list[str]]]:
@@ -185,24 +202,21 @@ def _walk(
     calendar: _Calendar | None = None
     calendars = 0
     block: list[str] = []
-    last_property = ""
 
     def fail(line: int, message: str) -> None:
         report(LineError(line, message))
         raise _Stop
 
-    for number, raw in enumerate(source, 1):
-        line = raw.rstrip("\r\n")
-        if not line.strip():
+    for number, first, folds in _content_lines(source):
+        if not first.strip():
             continue
-        if line[0] in " \t":
+        if first[:1] in (" ", "\t"):  # a continuation with no line to continue
             if len(stack) >= 2:
-                block.append(line)
-            elif len(stack) == 1 and calendar is not None and last_property:
-                calendar.properties[last_property] += line[1:]
+                block += [first, *folds]
             elif not stack:
                 fail(number, "text outside BEGIN:VCALENDAR ... END:VCALENDAR")
             continue
+        line = first + "".join(fold[1:] for fold in folds) if folds else first
         head, colon, value = line.partition(":")
         if not colon:
             fail(number, f"invalid content line (no colon): {line[:60]!r}")
@@ -217,9 +231,9 @@ def _walk(
                 calendar = _Calendar(calendars, number)
                 calendars += 1
             elif len(stack) == 1:
-                block = [line]
+                block = [first, *folds]
             else:
-                block.append(line)
+                block += [first, *folds]
             stack.append((component, number))
         elif name == "END":
             component = value.strip().upper()
@@ -230,19 +244,18 @@ def _walk(
                 fail(number, f"END:{component} does not close BEGIN:{open_name} (line {open_line})")
             begun = stack.pop()[1]
             if len(stack) == 1:
-                block.append(line)
+                block += [first, *folds]
                 yield calendar, component, begun, block  # type: ignore[misc]
                 block = []
             elif not stack:
                 yield calendar, "VCALENDAR", begun, []  # type: ignore[misc]
                 calendar = None
             else:
-                block.append(line)
+                block += [first, *folds]
         elif len(stack) >= 2:
-            block.append(line)
+            block += [first, *folds]
         elif len(stack) == 1:
-            last_property = name if name in _CALENDAR_PROPERTIES else ""
-            if last_property:
+            if name in _CALENDAR_PROPERTIES:
                 calendar.properties[name] = value  # type: ignore[union-attr]
         else:
             fail(number, "text outside BEGIN:VCALENDAR ... END:VCALENDAR")

@@ -1,0 +1,112 @@
+"""What real clients and exports send (issue 13): folds anywhere, recurrences as RFC 5545 and
+RFC 4791 read them, and replies that carry what the RFCs require."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import Account
+from tests.test_caldav import basic
+
+CAL = "/dav/calendars/alice/calendar/"
+CALDAV = 'xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"'
+
+
+def calendar(*lines: str) -> str:
+    body = "".join(f"{line}\r\n" for line in lines)
+    return (
+        f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n{body}END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+async def report(client: TestClient, body: str) -> str:
+    response = await client.request("REPORT", CAL, data=body, headers={**basic("alice"), "Depth": "1"})
+    text = await response.text()
+    assert response.status in (200, 207), text
+    return text
+
+
+FOLDED = calendar(
+    "UID:folded",
+    "DTSTAMP:20250101T000000Z",
+    "DTSTART:20250110T100000Z",
+    "DTEND:20250110T110000Z",
+    "RRULE:FREQ=DAILY;COUNT=2",
+    'ATTENDEE;CN="X";ROLE=REQ-PARTICIPA',
+    " NT;RSVP=TRUE:mailto:x@example.org",
+)
+
+
+async def test_a_line_folded_inside_its_parameters_is_taken(client: TestClient, alice: Account) -> None:
+    """A. RFC 5545 3.1: a fold may fall anywhere; Apple, Google and khal fold inside parameters."""
+    assert (await client.put(CAL + "folded.ics", data=FOLDED, headers=basic("alice"))).status == 201
+    stored = await (await client.get(CAL + "folded.ics", headers=basic("alice"))).text()
+    assert 'ATTENDEE;CN="X";ROLE=REQ-PARTICIPA\r\n NT;RSVP=TRUE:mailto:x@example.org\r\n' in stored  # as written
+    twin = FOLDED.replace("UID:folded", "UID:folded-2")
+    imported = await alice.post("/v1/import/", json={"file": twin, "group": alice.data["myCalendarUuid"]})
+    assert imported.status == 200, await imported.text()
+    expanded = await report(
+        client,
+        f"<C:calendar-query {CALDAV}><D:prop><C:calendar-data>"
+        '<C:expand start="20250111T000000Z" end="20250112T000000Z"/></C:calendar-data></D:prop>'
+        '<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
+        '<C:time-range start="20250111T000000Z" end="20250112T000000Z"/></C:comp-filter></C:comp-filter>'
+        "</C:filter></C:calendar-query>",
+    )
+    assert expanded.count("RECURRENCE-ID:20250111T100000Z") == 2 and "mailto:x@example.org" in expanded
+
+
+async def test_free_busy_counts_duration_of_recurring_events(client: TestClient, alice: Account) -> None:
+    """C. DTSTART 15:00Z, DURATION PT1H, RRULE DAILY COUNT=3: three busy hours, not instants."""
+    event = calendar("UID:fb", "DTSTAMP:20250101T000000Z", "DTSTART:20250110T150000Z", "DURATION:PT1H",
+                     "RRULE:FREQ=DAILY;COUNT=3")  # fmt: skip
+    assert (await client.put(CAL + "fb.ics", data=event, headers=basic("alice"))).status == 201
+    busy = await report(
+        client,
+        f'<C:free-busy-query {CALDAV}><C:time-range start="20250110T000000Z" end="20250115T000000Z"/>'
+        "</C:free-busy-query>",
+    )
+    assert re.findall(r"FREEBUSY;FBTYPE=BUSY:(\S+)", busy) == [
+        f"202501{day}T150000Z/202501{day}T160000Z" for day in (10, 11, 12)
+    ]
+    login = await (await client.get("/login.wcap", params={"user": "alice", "password": "correct horse"})).text()
+    session = login.split("X-NSCP-WCAP-SESSION-ID:")[1].split("\r\n")[0]
+    params = {"id": session, "calid": "alice", "dtstart": "20250110T000000Z", "dtend": "20250115T000000Z"}
+    wcap = await (await client.get("/get_freebusy.wcap", params=params)).text()
+    assert "FREEBUSY;FBTYPE=BUSY:20250111T150000Z/20250111T160000Z" in wcap
+
+
+async def test_an_open_start_in_a_zone_west_of_utc_is_no_overflow(client: TestClient, alice: Account) -> None:
+    """D. A time-range with an end and no start, a C:timezone at -05:00, a recurring event: 500."""
+    event = calendar("UID:r", "DTSTAMP:20250101T000000Z", "DTSTART:20250101T100000", "DTEND:20250101T110000",
+                     "RRULE:FREQ=DAILY;COUNT=5")  # fmt: skip
+    assert (await client.put(CAL + "r.ics", data=event, headers=basic("alice"))).status == 201
+    zone = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VTIMEZONE\r\nTZID:America/New_York\r\n"
+        "BEGIN:STANDARD\r\nDTSTART:19701101T020000\r\nTZOFFSETFROM:-0400\r\nTZOFFSETTO:-0500\r\nEND:STANDARD\r\n"
+        "END:VTIMEZONE\r\nEND:VCALENDAR\r\n"
+    )
+    found = await report(
+        client,
+        f"<C:calendar-query {CALDAV}><D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="
+        '"VCALENDAR"><C:comp-filter name="VEVENT"><C:time-range end="20250103T000000Z"/></C:comp-filter>'
+        f"</C:comp-filter></C:filter><C:timezone>{zone}</C:timezone></C:calendar-query>",
+    )
+    assert f"{CAL}r.ics" in found
+
+
+async def test_expanded_calendar_data_has_version_and_prodid(client: TestClient, alice: Account) -> None:
+    """I. RFC 5545 3.6: every VCALENDAR holds VERSION and PRODID, expanded ones too."""
+    assert (await client.put(CAL + "folded.ics", data=FOLDED, headers=basic("alice"))).status == 201
+    expanded = await report(
+        client,
+        f"<C:calendar-query {CALDAV}><D:prop><C:calendar-data>"
+        '<C:expand start="20250110T000000Z" end="20250112T000000Z"/></C:calendar-data></D:prop>'
+        '<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
+        '<C:time-range start="20250110T000000Z" end="20250112T000000Z"/></C:comp-filter></C:comp-filter>'
+        "</C:filter></C:calendar-query>",
+    )
+    data = re.search(r"<C:calendar-data>(.*?)</C:calendar-data>", expanded, re.S)
+    assert data is not None and "VERSION:2.0" in data.group(1) and "PRODID:" in data.group(1)
