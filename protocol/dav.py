@@ -83,6 +83,9 @@ def parse_propfind(body: bytes) -> PropfindRequest:
     if not body.strip():
         return PropfindRequest("allprop")
     root = parse(body, [tag(DAV, "propfind")])
+    kinds = [c.tag for c in root if c.tag in (tag(DAV, "prop"), tag(DAV, "propname"), tag(DAV, "allprop"))]
+    if len(kinds) > 1:
+        raise BadRequest("propfind takes one of prop, allprop and propname")
     for child in root:
         if child.tag == tag(DAV, "prop"):
             return PropfindRequest("prop", tuple(p.tag for p in child if isinstance(p.tag, str)))
@@ -128,8 +131,9 @@ def multistatus(responses: Iterable[PropstatResponse], sync_token: str | None = 
     for item in responses:
         response = etree.SubElement(root, tag(DAV, "response"))
         etree.SubElement(response, tag(DAV, "href")).text = item.href
-        if item.status is not None:
-            etree.SubElement(response, tag(DAV, "status")).text = status_line(item.status)
+        if item.status is not None or not (item.found or item.missing or item.failed):
+            # a response holds a status or propstats (RFC 4918 14.24): asked for no property, 200
+            etree.SubElement(response, tag(DAV, "status")).text = status_line(item.status or 200)
             continue
         if item.found:
             _propstat(response, 200, item.found)

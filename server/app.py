@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import sys
@@ -119,6 +120,9 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
         sys.setswitchinterval(0.001)
         await services.store.open()
         await services.imports.start()
+        # What is alive once started (modules, caches) lives as long as the process: keep it out
+        # of the collector's full passes, which otherwise pause every thread for the whole heap.
+        gc.freeze()
 
     async def close_store(_: web.Application) -> None:
         await services.imports.stop()

@@ -57,6 +57,9 @@ DAV_HEADER = "1, 3, calendar-access, extended-mkcol"
 ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCALENDAR, MKCOL, MOVE, COPY"
 MAX_XML_BODY = 1 << 20
 NAME_RULE = "without a slash or control character, and not . or .."
+#: body types that may hold XML (clients and curl label it loosely); others are 415 to MKCOL
+MAYBE_XML = frozenset({"application/xml", "text/xml", "text/plain", "application/octet-stream",
+                       "application/x-www-form-urlencoded"})  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the door
@@ -110,8 +113,10 @@ class CalDavDoor:
         except TooLarge:
             raise web.HTTPRequestEntityTooLarge(MAX_XML_BODY, request.content_length or 0) from None
 
-    async def propfind_request(self, request: web.Request) -> dav.PropfindRequest:
-        if request.headers.get("Depth", "1").lower() == "infinity":
+    async def propfind_request(self, request: web.Request, members: bool = False) -> dav.PropfindRequest:
+        """What a PROPFIND asks for. Depth infinity is refused, and so is a missing Depth on a
+        collection with ``members`` (RFC 4918 9.1: no Depth means infinity)."""
+        if request.headers.get("Depth", "infinity" if members else "0").strip().lower() == "infinity":
             raise Refused(dav_error(403, tag(DAV, "propfind-finite-depth")))
         try:
             return dav.parse_propfind(await self.xml_body(request))
@@ -163,7 +168,7 @@ class CalDavDoor:
 
     async def home(self, request: web.Request) -> web.StreamResponse:
         user = await self.owner(request)
-        asked = await self.propfind_request(request)
+        asked = await self.propfind_request(request, members=True)
         props = collection_props(user, [tag(DAV, "collection")], user.username)
         responses = [self.answer(home_href(user), props, asked)]
         if self.depth(request):
@@ -197,7 +202,7 @@ class CalDavDoor:
         raise web.HTTPMethodNotAllowed(method, ALLOW.split(", "))
 
     async def propfind_calendar(self, request: web.Request, user: User, calendar: Calendar) -> web.StreamResponse:
-        asked = await self.propfind_request(request)
+        asked = await self.propfind_request(request, members=True)
         base = calendar_href(user, calendar)
         responses = [self.answer(base, await self.full_calendar_props(user, calendar, asked), asked)]
         if self.depth(request):
@@ -210,6 +215,8 @@ class CalDavDoor:
         slug = segment(request, 4)
         extended = request.method == "MKCOL"
         root = tag(DAV, "mkcol") if extended else tag(CALDAV, "mkcalendar")
+        if request.body_exists and request.content_type not in MAYBE_XML:
+            raise web.HTTPUnsupportedMediaType(text="the body of MKCOL and MKCALENDAR is XML\n")  # RFC 4918 9.3
         try:
             updates = [(True, node) for node in dav.parse_mkcol(await self.xml_body(request), root)]
         except dav.BadRequest as error:
@@ -258,9 +265,13 @@ class CalDavDoor:
         if request.method == "OPTIONS":
             return await self.options(request)
         user = await self.owner(request)
+        method = request.method
+        if method in ("MKCOL", "MKCALENDAR"):  # calendars hold no collections (RFC 4791 4.2)
+            if await self.find_calendar(user, segment(request, 4)) is None:
+                raise web.HTTPConflict(text="the parent collection does not exist\n")  # RFC 4918 9.3.1
+            return dav_error(403, tag(CALDAV, "calendar-collection-location-ok"))
         calendar = await self.calendar(request, user)
         name = segment(request, 5)
-        method = request.method
         if method == "PUT":
             if not dav.valid_name(name):
                 raise web.HTTPForbidden(text=f"a name is 1 to 255 bytes, {NAME_RULE}\n")
@@ -295,12 +306,15 @@ class CalDavDoor:
         except TooLarge:
             return dav_error(403, tag(CALDAV, "max-resource-size"))
         imports = self.services.imports
+        result = None
         try:
             result = await imports.parse(body, ImportRequest(door="caldav", calendar=calendar, format="ics"))
             problem = result.errors[0].error if result.errors else None
         except (Invalid, BadEncoding) as error:
             problem = error.message
-        if problem:
+        if result is not None and result.discarded and not result.resources:
+            return dav_error(403, tag(CALDAV, "supported-calendar-component"))  # only a VFREEBUSY, say
+        if problem or result is None:
             log.info("PUT %s refused: %s", request.path, problem)
             return dav_error(403, tag(CALDAV, "valid-calendar-data"))
         if len(result.resources) != 1:
@@ -359,7 +373,8 @@ class CalDavDoor:
 
 def add_routes(app: web.Application, services: Services) -> CalDavDoor:
     door = CalDavDoor(services)
-    app.router.add_route("*", "/.well-known/caldav", door.well_known)
+    for path in ("/.well-known/caldav", "/.well-known/caldav/"):
+        app.router.add_route("*", path, door.well_known)
     # Collections above the calendars only answer PROPFIND (and OPTIONS); aiohttp says 405 to the rest.
     for path, handler in (
         ("/", door.root),  # GET / is the index
@@ -372,4 +387,6 @@ def add_routes(app: web.Application, services: Services) -> CalDavDoor:
     for path in ("/dav/calendars/{user}/{calendar}/", "/dav/calendars/{user}/{calendar}"):
         app.router.add_route("*", path, guarded(door.collection))
     app.router.add_route("*", "/dav/calendars/{user}/{calendar}/{name}", guarded(door.item))
+    for method in ("MKCOL", "MKCALENDAR"):  # a collection below a calendar: refused in item()
+        app.router.add_route(method, "/dav/calendars/{user}/{calendar}/{name}/", guarded(door.item))
     return door

@@ -327,12 +327,15 @@ def xml_reply(status: int, body: bytes) -> web.Response:
     return web.Response(status=status, body=body, content_type="application/xml", charset="utf-8")
 
 
-#: replies with more members than this are rendered in a thread, off the event loop
-RENDER_INLINE = 50
+#: replies with more members, or more text, than this are rendered in a thread, off the event loop
+RENDER_INLINE, RENDER_INLINE_CHARS = 50, 1 << 16
 
 
 async def multistatus(responses: list[PropstatResponse], token: str | None = None) -> web.Response:
-    if len(responses) <= RENDER_INLINE:
+    small = len(responses) <= RENDER_INLINE and (
+        sum(len(element.text or "") for response in responses for element in response.found) <= RENDER_INLINE_CHARS
+    )
+    if small:
         return xml_reply(207, dav.multistatus(responses, token))
     return xml_reply(207, await asyncio.to_thread(dav.multistatus, responses, token))
 

@@ -110,3 +110,37 @@ async def test_expanded_calendar_data_has_version_and_prodid(client: TestClient,
     )
     data = re.search(r"<C:calendar-data>(.*?)</C:calendar-data>", expanded, re.S)
     assert data is not None and "VERSION:2.0" in data.group(1) and "PRODID:" in data.group(1)
+
+
+async def test_sync_without_properties_gives_each_member_a_status(client: TestClient, alice: Account) -> None:
+    """J. RFC 4918 14.24: a response is an href with a status or with propstats, never alone."""
+    assert (await client.put(CAL + "folded.ics", data=FOLDED, headers=basic("alice"))).status == 201
+    synced = await report(
+        client, '<D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:sync-level>1</D:sync-level><D:prop/>'
+        "</D:sync-collection>"
+    )  # fmt: skip
+    assert f"<D:href>{CAL}folded.ics</D:href><D:status>HTTP/1.1 200 OK</D:status>" in synced
+
+
+async def test_the_smaller_refusals_say_what_rfc_4791_and_4918_say(client: TestClient, alice: Account) -> None:
+    headers = basic("alice")
+    freebusy = FOLDED.replace("VEVENT", "VFREEBUSY")
+    put = await client.put(CAL + "fb.ics", data=freebusy, headers=headers)
+    assert put.status == 403 and "supported-calendar-component" in await put.text()
+    no_depth = await client.request("PROPFIND", CAL, headers=headers)  # no Depth is infinity (RFC 4918 9.1)
+    assert no_depth.status == 403 and "propfind-finite-depth" in await no_depth.text()
+    object_without_depth = await client.request("PROPFIND", "/dav/principals/alice/", headers=headers)
+    assert object_without_depth.status == 207  # nothing below it: infinity is itself
+    both = '<D:propfind xmlns:D="DAV:"><D:allprop/><D:propname/></D:propfind>'
+    mixed = await client.request("PROPFIND", CAL, data=both, headers={**headers, "Depth": "0"})
+    assert mixed.status == 400
+    missing_parent = await client.request("MKCOL", "/dav/calendars/alice/nothing/sub/", headers=headers)
+    assert missing_parent.status == 409
+    inside = await client.request("MKCALENDAR", CAL + "sub/", headers=headers)
+    assert inside.status == 403 and "calendar-collection-location-ok" in await inside.text()
+    typed = await client.request(
+        "MKCALENDAR", "/dav/calendars/alice/new/", data="{}", headers={**headers, "Content-Type": "application/json"}
+    )
+    assert typed.status == 415
+    slash = await client.get("/.well-known/caldav/", allow_redirects=False)
+    assert slash.status == 301
