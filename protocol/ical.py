@@ -361,12 +361,18 @@ def instance_spans(
         skipped = skip_to(_local_rule(rule, zone), first, from_moment)
         if skipped is not None:
             rules.rrule(dateutil_rrule.rrulestr(skipped[0], dtstart=skipped[1]))
+    periods: dict[datetime, int] = {}  #: RDATE;VALUE=PERIOD instances keep their own length
     for name, add in (("RDATE", rules.rdate), ("EXDATE", rules.exdate)):
         values = component.get(name)
         for item in values if isinstance(values, list) else [values] if values is not None else []:
             for value in item.dts:
                 moment = value.dt[0] if isinstance(value.dt, tuple) else value.dt
                 add(_naive_local(moment, zone))
+                if name == "RDATE" and isinstance(value.dt, tuple):
+                    period_end = value.dt[1] if isinstance(value.dt[1], datetime) else moment + value.dt[1]
+                    periods[_naive_local(moment, zone)] = int(
+                        (to_utc(period_end)[0] - to_utc(moment)[0]).total_seconds()
+                    )
     limit = _naive_local(horizon, zone)
     low = MIN_EPOCH if after is None else epoch(after)
     length = int(duration.total_seconds())
@@ -376,8 +382,9 @@ def instance_spans(
         begin = epoch(to_utc(moment)[0])
         if occurrence > limit or len(spans) >= max_instances or walked >= MAX_WALK:
             return spans, begin
-        if begin + length > low or begin >= low:
-            spans.append((begin, begin + length))
+        own = periods.get(occurrence, length)
+        if begin + own > low or begin >= low:
+            spans.append((begin, begin + own))
     return spans, None
 
 
@@ -690,7 +697,7 @@ def _moved_series(component: Component, start: datetime, end: datetime, limit: i
     its interval grid and its defaults); RDATE and EXDATE are absolute and stay."""
     (rule,) = _rrule_strings(component)
     first_start, duration = component_span(component)
-    if not isinstance(first_start, date) or duration is None or "DTSTART" not in component:
+    if not isinstance(first_start, date) or duration is None:  # the start: DTSTART, or a todo's DUE
         raise ValueError("no start")
     zone = first_start.tzinfo if isinstance(first_start, datetime) else None
     first = _naive_local(first_start, zone)
@@ -803,19 +810,31 @@ def _logical_lines(block: str) -> list[str]:
     return lines
 
 
-def _instance_text(lines: list[str], moment: int, length: int, value_of: Callable[[int], str]) -> str:
-    """The master's lines as the instance starting at ``moment``: new DTSTART (and DTEND),
-    a RECURRENCE-ID, no recurrence rules."""
+def _name(line: str) -> str:
+    """A logical content line's name and parameters (a fold may fall inside them)."""
+    return _NAME_PART.match(unfold(line)).group(1)  # type: ignore[union-attr]
+
+
+def _instance_text(
+    lines: list[str], moment: int, length: int, value_of: Callable[[int], str], anchor: str, own_length: bool
+) -> str:
+    """The master's lines as the instance starting at ``moment``: its ``anchor`` (DTSTART, or
+    DUE for a todo without one) moved there with a RECURRENCE-ID beside it, DTEND or DUE
+    ``length`` seconds later, no recurrence rules. ``own_length`` (an RDATE period's): a DTEND
+    takes the place of the master's DURATION."""
     out = []
     for line in lines:
-        name = _NAME_PART.match(unfold(line)).group(1)  # type: ignore[union-attr]  # a fold may split it
+        name = _name(line)
         key = name.split(";", 1)[0].upper()
         if key in _DROPPED_IN_INSTANCES:
             continue
-        if key == "DTSTART":
-            out += [f"{name}:{value_of(moment)}", f"RECURRENCE-ID{name[7:]}:{value_of(moment)}"]
-        elif key == "DTEND":
-            out.append(f"{name}:{value_of(moment + length)}")
+        if key == anchor:
+            out += [f"{name}:{value_of(moment)}", f"RECURRENCE-ID{name[len(anchor) :]}:{value_of(moment)}"]
+        elif key in ("DTEND", "DUE") or (key == "DURATION" and own_length):
+            end_name = name if key != "DURATION" else "DTEND" + next(
+                n[len(anchor) :] for n in map(_name, lines) if n.upper().startswith(anchor)
+            )  # fmt: skip
+            out.append(f"{end_name}:{value_of(moment + length)}")
         else:
             out.append(line)
     return CRLF.join(out) + CRLF
@@ -852,17 +871,28 @@ def _expand_text(text: str, calendar: Calendar, start: datetime, end: datetime, 
         return when.astimezone(zone).strftime("%Y%m%dT%H%M%S")
 
     lines = _logical_lines(master_text)
-    length = int(duration.total_seconds()) if "DTEND" in master else 0
+    anchor = "DTSTART" if "DTSTART" in master else "DUE"
+    length = int(duration.total_seconds())
     found = []
     for begin, finish in spans:
         if begin in overrides:
             continue
         if begin < high and (finish > low or (finish == begin and begin >= low)):
-            found.append((begin, _instance_text(lines, begin, length, value_of)))
+            own = finish - begin != length
+            found.append((begin, _instance_text(lines, begin, finish - begin, value_of, anchor, own)))
     for component, part in overrides.values():
-        bounds = component_bounds(component)
-        if in_window_bounds(bounds.start, bounds.end, low, high):
-            found.append((bounds.start or MIN_EPOCH, part))
+        # an override is one instance, whatever rules it carries (RFC 5545 3.8.4.4)
+        moved, moved_length = component_span(component)
+        if moved is None or moved_length is None:
+            continue
+        begin = epoch(to_utc(moved)[0])
+        if in_window_bounds(begin, begin + int(moved_length.total_seconds()), low, high):
+            kept = [
+                line
+                for line in _logical_lines(part)
+                if _name(line).split(";", 1)[0].upper() not in _DROPPED_IN_INSTANCES
+            ]
+            found.append((begin, CRLF.join(kept) + CRLF))
     return [part for _, part in sorted(found, key=lambda item: item[0])[:limit]]
 
 

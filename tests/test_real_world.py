@@ -144,3 +144,51 @@ async def test_the_smaller_refusals_say_what_rfc_4791_and_4918_say(client: TestC
     assert typed.status == 415
     slash = await client.get("/.well-known/caldav/", allow_redirects=False)
     assert slash.status == 301
+
+
+def expand_query(start: str, end: str, component: str = "VEVENT") -> str:
+    return (
+        f"<C:calendar-query {CALDAV}><D:prop><C:calendar-data>"
+        f'<C:expand start="{start}" end="{end}"/></C:calendar-data></D:prop>'
+        f'<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="{component}">'
+        f'<C:time-range start="{start}" end="{end}"/></C:comp-filter></C:comp-filter></C:filter></C:calendar-query>'
+    )
+
+
+def instances_in(reply: str) -> list[str]:
+    """The expanded components of a multistatus, unescaped."""
+    return re.findall(r"BEGIN:V(?:EVENT|TODO)\n(.*?)END:V", reply.replace("&#13;", ""), re.S)
+
+
+async def test_an_rdate_period_keeps_its_own_length(client: TestClient, alice: Account) -> None:
+    """G. RDATE;VALUE=PERIOD 10:00-13:00 is three hours long, whatever the master's length."""
+    event = calendar("UID:period", "DTSTAMP:20250101T000000Z", "DTSTART:20250110T090000Z", "DTEND:20250110T100000Z",
+                     "RDATE;VALUE=PERIOD:20250112T100000Z/20250112T130000Z")  # fmt: skip
+    assert (await client.put(CAL + "period.ics", data=event, headers=basic("alice"))).status == 201
+    [instance] = instances_in(await report(client, expand_query("20250112T120000Z", "20250112T123000Z")))
+    assert "DTSTART:20250112T100000Z" in instance and "DTEND:20250112T130000Z" in instance
+
+
+async def test_a_recurring_todo_with_only_a_due_date_expands(client: TestClient, alice: Account) -> None:
+    """L. A VTODO with DUE and no DTSTART recurs from its DUE."""
+    todo = calendar("UID:due", "DTSTAMP:20250101T000000Z", "DUE:19920101T100000Z", "RRULE:FREQ=YEARLY;COUNT=40",
+                    "SUMMARY:pay").replace("VEVENT", "VTODO")  # fmt: skip
+    assert (await client.put(CAL + "due.ics", data=todo, headers=basic("alice"))).status == 201
+    [instance] = instances_in(await report(client, expand_query("20250101T000000Z", "20250102T000000Z", "VTODO")))
+    assert "DUE:20250101T100000Z" in instance and "RECURRENCE-ID:20250101T100000Z" in instance
+
+
+async def test_an_override_carrying_a_rule_is_one_instance(client: TestClient, alice: Account) -> None:
+    """K. An overridden instance is that one instance (RFC 5545 3.8.4.4), whatever it carries."""
+    master = ["UID:k", "DTSTAMP:20250101T000000Z", "DTSTART:20250110T100000Z", "DTEND:20250110T110000Z",
+              "RRULE:FREQ=DAILY;COUNT=10"]  # fmt: skip
+    override = ["UID:k", "DTSTAMP:20250101T000000Z", "RECURRENCE-ID:20250112T100000Z", "DTSTART:20250112T140000Z",
+                "DTEND:20250112T150000Z", "RRULE:FREQ=DAILY;COUNT=5", "SUMMARY:moved"]  # fmt: skip
+    both = calendar(*master).replace(
+        "END:VCALENDAR", "BEGIN:VEVENT\r\n" + "\r\n".join(override) + "\r\nEND:VEVENT\r\nEND:VCALENDAR"
+    )
+    assert (await client.put(CAL + "k.ics", data=both, headers=basic("alice"))).status == 201
+    [moved] = instances_in(await report(client, expand_query("20250112T000000Z", "20250113T000000Z")))
+    assert "DTSTART:20250112T140000Z" in moved and "RRULE" not in moved
+    [later] = instances_in(await report(client, expand_query("20250114T000000Z", "20250115T000000Z")))
+    assert "DTSTART:20250114T100000Z" in later and "moved" not in later
