@@ -621,12 +621,13 @@ def _alarm_matches(spec: CompFilter, parent: Component, zone: tzinfo) -> bool:
 # --------------------------------------------------------------------------- calendar-data
 
 
-def shape(text: str, data: CalendarData) -> str:
-    """The calendar-data of one resource as the report's ``<C:calendar-data>`` asks for it."""
+def shape(text: str, data: CalendarData, zone: tzinfo | None = None) -> str:
+    """The calendar-data of one resource as the report's ``<C:calendar-data>`` asks for it
+    (``zone``: the query's, where floating times and dates are placed, RFC 4791 9.9)."""
     if data.as_stored:
         return text
     if data.expand is not None:
-        text = expand_utc(text, data.expand)
+        text = expand_utc(text, data.expand, zone)
     calendar = parse_resource(text)
     if data.limit_recurrence is not None:
         _limit_recurrence(calendar, data.limit_recurrence)
@@ -635,7 +636,7 @@ def shape(text: str, data: CalendarData) -> str:
     return calendar.to_ical().decode()
 
 
-def expand_utc(text: str, time_range: TimeRange) -> str:
+def expand_utc(text: str, time_range: TimeRange, zone: tzinfo | None = None) -> str:
     """The instances overlapping the range (RFC 4791 9.6.5): each with a RECURRENCE-ID when it
     belongs to a series, no recurrence rules, every zoned time in UTC and no VTIMEZONE."""
     recurring = "RRULE" in text or "RDATE" in text
@@ -644,7 +645,7 @@ def expand_utc(text: str, time_range: TimeRange) -> str:
     if not recurring:
         calendar = parse_resource(text)
     else:
-        calendar = parse_resource(instances(text, time_range.low(), time_range.high(), MAX_INSTANCES))
+        calendar = parse_resource(instances(text, time_range.low(), time_range.high(), MAX_INSTANCES, zone))
     calendar.subcomponents = [c for c in calendar.subcomponents if c.name != "VTIMEZONE"]
     rezone_components(calendar, UTC)
     return calendar.to_ical().decode()

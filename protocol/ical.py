@@ -779,11 +779,18 @@ def overlaps(text: str, start: datetime, end: datetime) -> bool:
     return False
 
 
-def instances(text: str, start: datetime, end: datetime, limit: int) -> str:
+def instances(text: str, start: datetime, end: datetime, limit: int, zone: tzinfo | None = None) -> str:
     """A resource holding the instances of ``text`` in [start, end) (instances of recurring
-    components carry RECURRENCE-ID) and the VTIMEZONEs they use; at most ``limit`` instances."""
+    components carry RECURRENCE-ID) and the VTIMEZONEs they use; at most ``limit`` instances.
+    Floating times and dates are placed in ``zone`` (UTC when None)."""
     zones = [part for kind, _, part in split_stored(text) if kind == "VTIMEZONE"]
     calendar = parse_resource(text)
+    master = main_component(calendar)
+    first = component_span(master)[0] if master is not None else None
+    if zone is not None and isinstance(first, date) and getattr(first, "tzinfo", None) is None:
+        # floating instances are compared as UTC: move the window to the zone's wall clock instead
+        with contextlib.suppress(OverflowError, ValueError):
+            start, end = (moment.astimezone(zone).replace(tzinfo=UTC) for moment in (start, end))
     try:
         found = _expand_text(text, calendar, start, end, limit)
     except (ValueError, TypeError, KeyError, OverflowError):

@@ -58,26 +58,26 @@ async def report(door: CalDavDoor, request: web.Request, user: User, calendar: C
     return await free_busy(door, calendar, query)
 
 
-def _shape(found: CalendarObject, data: caldav.CalendarData) -> str:
+def _shape(found: CalendarObject, data: caldav.CalendarData, zone: tzinfo | None) -> str:
     try:
-        return caldav.shape(found.ical, data)
+        return caldav.shape(found.ical, data, zone)
     except (ValueError, KeyError, TypeError, OverflowError) as error:
         log.warning("calendar-data of %s served as stored: %s", found.href, error)
         return found.ical
 
 
 async def object_responses(
-    base: str, objects: Sequence[CalendarObject], wanted: caldav.ReportProps
+    base: str, objects: Sequence[CalendarObject], wanted: caldav.ReportProps, zone: tzinfo | None = None
 ) -> list[PropstatResponse]:
     """The responses for objects, with calendar-data shaped as asked (off the event loop when
-    it needs parsing)."""
+    it needs parsing; floating times expanded in ``zone``)."""
     data = wanted.data
     if data is None:
         texts: list[str | None] = [None] * len(objects)
     elif data.as_stored:
         texts = [o.ical for o in objects]
     else:
-        texts = list(await asyncio.to_thread(lambda: [_shape(o, data) for o in objects]))
+        texts = list(await asyncio.to_thread(lambda: [_shape(o, data, zone) for o in objects]))
     return [
         answer(object_href(base, o.href), object_props(o, text), wanted.names, wanted.kind)
         for o, text in zip(objects, texts, strict=True)
@@ -135,7 +135,7 @@ async def calendar_query(door: CalDavDoor, user: User, calendar: Calendar, query
         found = await asyncio.to_thread(
             lambda: [o for o in found if caldav.matches(query.filter, parse_resource(o.ical), zone)]
         )
-    return await multistatus(await object_responses(calendar_href(user, calendar), found, query.props))
+    return await multistatus(await object_responses(calendar_href(user, calendar), found, query.props, zone))
 
 
 async def sync_collection(

@@ -7,6 +7,7 @@ import re
 
 from aiohttp.test_utils import TestClient
 
+from protocol.ical import timezone_text
 from tests.conftest import Account
 from tests.test_caldav import basic
 
@@ -192,3 +193,18 @@ async def test_an_override_carrying_a_rule_is_one_instance(client: TestClient, a
     assert "DTSTART:20250112T140000Z" in moved and "RRULE" not in moved
     [later] = instances_in(await report(client, expand_query("20250114T000000Z", "20250115T000000Z")))
     assert "DTSTART:20250114T100000Z" in later and "moved" not in later
+
+
+async def test_expand_places_all_day_instances_in_the_querys_zone(client: TestClient, alice: Account) -> None:
+    """H. RFC 4791 9.9: dates are floating, placed in the query's C:timezone. At Los Angeles,
+    2028-10-18 06:00-07:00Z is still October 17."""
+    event = calendar("UID:days", "DTSTAMP:20250101T000000Z", "DTSTART;VALUE=DATE:20281015",
+                     "DTEND;VALUE=DATE:20281016", "RRULE:FREQ=DAILY;COUNT=10")  # fmt: skip
+    assert (await client.put(CAL + "days.ics", data=event, headers=basic("alice"))).status == 201
+    los_angeles = timezone_text("America/Los_Angeles")
+    zone = f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n{los_angeles}END:VCALENDAR\r\n"
+    query = expand_query("20281018T060000Z", "20281018T070000Z").replace(
+        "</C:filter>", f"</C:filter><C:timezone>{zone}</C:timezone>"
+    )
+    [instance] = instances_in(await report(client, query))
+    assert "RECURRENCE-ID;VALUE=DATE:20281017" in instance
