@@ -423,6 +423,22 @@ def merge_bounds(blocks: Iterable[Block]) -> tuple[int | None, int | None]:
 # --------------------------------------------------------------------------- validation
 
 
+def repair(component: Component) -> list[str]:
+    """Mend, in place, what real-world writers get wrong where their intent is plain; what was
+    mended, in words (each a named rule, listed in docs/formats.md)."""
+    done = []
+    for end in ("DTEND", "DUE"):
+        if end in component and "DURATION" in component:
+            component.pop("DURATION")
+            done.append(f"{end} and DURATION together (RFC 5545 allows one): DURATION dropped, {end} kept")
+    rules = component.get("RRULE")
+    for rule in rules if isinstance(rules, list) else [rules] if rules is not None else []:
+        if "COUNT" in rule and "UNTIL" in rule:
+            rule.pop("COUNT")
+            done.append("RRULE with both COUNT and UNTIL (RFC 5545 allows one): COUNT dropped, UNTIL kept")
+    return done
+
+
 def component_problems(component: Component) -> list[str]:
     """What makes a VEVENT/VTODO/VJOURNAL unacceptable, in words a person understands."""
     problems = [f"{name}: {message}" for name, message in component.errors]
@@ -466,6 +482,10 @@ def component_problems(component: Component) -> list[str]:
             if not all(isinstance(moment, date) for moment in moments):
                 problems.append(f"{name} holds a value that is not a date or date-time")
     for rule in _rrule_strings(component):
+        count = re.search(r"COUNT=(-?\d+)", rule, re.IGNORECASE)
+        if count and int(count.group(1)) < 1:
+            problems.append(f"RRULE {rule} has COUNT={count.group(1)}: a rule counts one instance at least")
+            continue
         try:
             dateutil_rrule.rrulestr(re.sub(r";?UNTIL=[0-9TZ]+", "", rule, flags=re.I), dtstart=datetime(2000, 1, 1))
         except (ValueError, TypeError) as error:

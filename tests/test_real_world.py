@@ -208,3 +208,23 @@ async def test_expand_places_all_day_instances_in_the_querys_zone(client: TestCl
     )
     [instance] = instances_in(await report(client, query))
     assert "RECURRENCE-ID;VALUE=DATE:20281017" in instance
+
+
+async def test_plain_intent_is_repaired_and_said(client: TestClient, alice: Account) -> None:
+    """Repairs: DTEND with DURATION keeps DTEND, COUNT with UNTIL keeps UNTIL (each a warning on
+    an import; a PUT stores the repaired object); COUNT=0 is refused with its line."""
+    both_ends = calendar("UID:ends", "DTSTAMP:20250101T000000Z", "DTSTART:20250110T100000Z",
+                         "DTEND:20250110T110000Z", "DURATION:PT2H")  # fmt: skip
+    assert (await client.put(CAL + "ends.ics", data=both_ends, headers=basic("alice"))).status == 201
+    stored = await (await client.get(CAL + "ends.ics", headers=basic("alice"))).text()
+    assert "DTEND:20250110T110000Z" in stored and "DURATION" not in stored
+    counted = calendar("UID:count", "DTSTAMP:20250101T000000Z", "DTSTART:20250110T100000Z",
+                       "RRULE:FREQ=DAILY;COUNT=3;UNTIL=20250111T100000Z")  # fmt: skip
+    imported = await alice.post("/v1/import/", json={"file": counted})
+    assert imported.status == 200, await imported.text()
+    [job] = await (await alice.get("/v1/imports")).json()
+    details = await (await alice.get(f"/v1/imports/{job['id']}/details")).json()
+    assert "COUNT dropped, UNTIL kept" in details["warnings"][0]["error"]
+    zero = counted.replace("COUNT=3;UNTIL=20250111T100000Z", "COUNT=0")
+    refused = await alice.post("/v1/import/", json={"file": zero})
+    assert refused.status == 422 and "COUNT=0" in (await refused.json())["errors"][0]["error"]

@@ -31,6 +31,7 @@ from protocol.ical import (
     block_from_component,
     cache_timezone,
     component_problems,
+    repair,
     timezones_and_body,
 )
 
@@ -302,9 +303,14 @@ def _read_component(
     except ValueError as error:
         result.error(LineError(line, f"invalid {name}: {error}"))
         return None
+    fields = [f"{key}:{component[key]}" for key in ("UID", "SUMMARY") if key in component]
+    repairs = repair(component)
+    if repairs:  # what the writer meant is plain: store that, and say so
+        text = component.to_ical().decode()
+        for repaired in repairs:
+            result.warn(LineError(line, repaired, fields))
     problems = component_problems(component)
     if problems:
-        fields = [f"{key}:{component[key]}" for key in ("UID", "SUMMARY") if key in component]
         for problem in problems:
             result.error(LineError(line, problem, fields))
         return None
