@@ -18,6 +18,7 @@ import zoneinfo
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
 
 import recurring_ical_events
 from dateutil import rrule as dateutil_rrule
@@ -162,12 +163,14 @@ def _difference(start: date, end: date) -> timedelta:
     return end - start  # type: ignore[operator]
 
 
+def every(component: Component, name: str) -> list[Any]:
+    """All values of a property that may appear more than once (icalendar gives one or a list)."""
+    value = component.get(name)
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
 def _rrule_strings(component: Component) -> list[str]:
-    value = component.get("RRULE")
-    if value is None:
-        return []
-    values = value if isinstance(value, list) else [value]
-    return [v.to_ical().decode() for v in values]
+    return [rule.to_ical().decode() for rule in every(component, "RRULE")]
 
 
 def _last_start(start: date | datetime, rule: str, max_instances: int) -> datetime | None:
@@ -363,8 +366,7 @@ def instance_spans(
             rules.rrule(dateutil_rrule.rrulestr(skipped[0], dtstart=skipped[1]))
     periods: dict[datetime, int] = {}  #: RDATE;VALUE=PERIOD instances keep their own length
     for name, add in (("RDATE", rules.rdate), ("EXDATE", rules.exdate)):
-        values = component.get(name)
-        for item in values if isinstance(values, list) else [values] if values is not None else []:
+        for item in every(component, name):
             for value in item.dts:
                 moment = value.dt[0] if isinstance(value.dt, tuple) else value.dt
                 add(_naive_local(moment, zone))
@@ -431,8 +433,7 @@ def repair(component: Component) -> list[str]:
         if end in component and "DURATION" in component:
             component.pop("DURATION")
             done.append(f"{end} and DURATION together (RFC 5545 allows one): DURATION dropped, {end} kept")
-    rules = component.get("RRULE")
-    for rule in rules if isinstance(rules, list) else [rules] if rules is not None else []:
+    for rule in every(component, "RRULE"):
         if "COUNT" in rule and "UNTIL" in rule:
             rule.pop("COUNT")
             done.append("RRULE with both COUNT and UNTIL (RFC 5545 allows one): COUNT dropped, UNTIL kept")
@@ -476,8 +477,7 @@ def component_problems(component: Component) -> list[str]:
         if "DUE" in component and "DURATION" in component:
             problems.append("VTODO has both DUE and DURATION")
     for name in ("RDATE", "EXDATE"):
-        values = component.get(name)
-        for item in values if isinstance(values, list) else [values] if values is not None else []:
+        for item in every(component, name):
             moments = [v.dt[0] if isinstance(v.dt, tuple) else v.dt for v in getattr(item, "dts", [])]
             if not all(isinstance(moment, date) for moment in moments):
                 problems.append(f"{name} holds a value that is not a date or date-time")
