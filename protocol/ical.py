@@ -90,6 +90,8 @@ class Block:
     spans: list[tuple[int, int, bool]] = field(default_factory=list)
     #: for an overridden instance: the start (epoch) of the instance it replaces
     recurrence_id: int | None = None
+    #: RANGE=THISANDFUTURE: the override applies to every later instance too (RFC 5545 3.8.4.4)
+    this_and_future: bool = False
 
 
 @dataclass(slots=True)
@@ -535,6 +537,7 @@ def block_from_component(
         with contextlib.suppress(ValueError, TypeError, KeyError):
             recurrence_id = epoch(to_utc(component["RECURRENCE-ID"].dt)[0])
     return Block(
+        this_and_future=this_and_future(component),
         name=component.name,
         uid=uid,
         text=text,
@@ -604,8 +607,16 @@ def assemble(
     text += "".join(b.text for b in blocks) + "END:VCALENDAR" + CRLF
     start, end = merge_bounds(blocks)
     replaced = {b.recurrence_id for b in blocks if b.is_override}
+    futures = sorted(
+        (b.recurrence_id, b.start - b.recurrence_id, (b.end if b.end is not None else b.start) - b.start)
+        for b in blocks
+        if b.this_and_future and b.recurrence_id is not None and b.start is not None
+    )
     spans = [
-        span for block in blocks for span in block.spans if block.is_override or span[0] not in replaced or not span[2]
+        span if block.is_override else _moved_by(span, futures)
+        for block in blocks
+        for span in block.spans
+        if block.is_override or span[0] not in replaced or not span[2]
     ]
     return Resource(
         uid=master.uid,
@@ -837,18 +848,41 @@ def _logical_lines(block: str) -> list[str]:
     return lines
 
 
+def _moved_by(span: tuple[int, int, bool], futures: list[tuple[int, int, int]]) -> tuple[int, int, bool]:
+    """A master's span after the RANGE=THISANDFUTURE overrides (recurrence id, shift, length)
+    before it: moved and resized as the last of them says; an inexact span only widened."""
+    begin, end, exact = span
+    if not exact:
+        return min([begin, *(begin + shift for _, shift, _ in futures)]), end, exact
+    last = next((future for future in reversed(futures) if future[0] < begin), None)
+    return (begin + last[1], begin + last[1] + last[2], exact) if last else span
+
+
+def this_and_future(component: Component) -> bool:
+    """Whether an overridden instance stands for every later one too (RANGE=THISANDFUTURE)."""
+    rid = component.get("RECURRENCE-ID")
+    return rid is not None and str(rid.params.get("RANGE", "")).upper() == "THISANDFUTURE"
+
+
 def _name(line: str) -> str:
     """A logical content line's name and parameters (a fold may fall inside them)."""
     return _NAME_PART.match(unfold(line)).group(1)  # type: ignore[union-attr]
 
 
 def _instance_text(
-    lines: list[str], moment: int, length: int, value_of: Callable[[int], str], anchor: str, own_length: bool
+    lines: list[str],
+    moment: int,
+    length: int,
+    value_of: Callable[[int], str],
+    anchor: str,
+    own_length: bool,
+    rid: int | None = None,
 ) -> str:
     """The master's lines as the instance starting at ``moment``: its ``anchor`` (DTSTART, or
     DUE for a todo without one) moved there with a RECURRENCE-ID beside it, DTEND or DUE
     ``length`` seconds later, no recurrence rules. ``own_length`` (an RDATE period's): a DTEND
-    takes the place of the master's DURATION."""
+    takes the place of the master's DURATION. ``rid``: the instance's original start when it
+    moved (a RANGE=THISANDFUTURE override's shift); else ``moment``."""
     out = []
     for line in lines:
         name = _name(line)
@@ -856,7 +890,8 @@ def _instance_text(
         if key in _DROPPED_IN_INSTANCES:
             continue
         if key == anchor:
-            out += [f"{name}:{value_of(moment)}", f"RECURRENCE-ID{name[len(anchor) :]}:{value_of(moment)}"]
+            rid_value = value_of(moment if rid is None else rid)
+            out += [f"{name}:{value_of(moment)}", f"RECURRENCE-ID{name[len(anchor) :]}:{rid_value}"]
         elif key in ("DTEND", "DUE") or (key == "DURATION" and own_length):
             end_name = name if key != "DURATION" else "DTEND" + next(
                 n[len(anchor) :] for n in map(_name, lines) if n.upper().startswith(anchor)
@@ -884,7 +919,14 @@ def _expand_text(text: str, calendar: Calendar, start: datetime, end: datetime, 
     ):
         if "RECURRENCE-ID" in component:
             overrides[epoch(to_utc(component["RECURRENCE-ID"].dt)[0])] = (component, part)
-    spans, _ = instance_spans(master, limit + len(overrides), end, after=start)
+    # a RANGE=THISANDFUTURE override moves later instances: walk that much wider
+    moves = [
+        epoch(to_utc(moved)[0]) - rid
+        for rid, (c, _) in overrides.items()
+        if this_and_future(c) and isinstance(moved := component_span(c)[0], date)
+    ]
+    reach = timedelta(seconds=max(map(abs, moves), default=0))
+    spans, _ = instance_spans(master, limit + len(overrides), end + reach, after=start - reach)
     zone = first.tzinfo if isinstance(first, datetime) else None
 
     def value_of(moment: int) -> str:
@@ -901,12 +943,24 @@ def _expand_text(text: str, calendar: Calendar, start: datetime, end: datetime, 
     anchor = "DTSTART" if "DTSTART" in master else "DUE"
     length = int(duration.total_seconds())
     found = []
+    futures = sorted((rid, part, c) for rid, (c, part) in overrides.items() if this_and_future(c))
     for begin, finish in spans:
         if begin in overrides:
             continue
-        if begin < high and (finish > low or (finish == begin and begin >= low)):
-            own = finish - begin != length
-            found.append((begin, _instance_text(lines, begin, finish - begin, value_of, anchor, own)))
+        future = next((f for f in reversed(futures) if f[0] < begin), None)
+        if future is not None:  # RANGE=THISANDFUTURE: the override's text, moved as it moved its own
+            rid, part, component = future
+            moved, moved_length = component_span(component)
+            if moved is None or moved_length is None:
+                continue
+            shifted = begin + epoch(to_utc(moved)[0]) - rid
+            length_of = int(moved_length.total_seconds())
+            if in_window_bounds(shifted, shifted + length_of, low, high):
+                own = [line for line in _logical_lines(part) if not _name(line).upper().startswith("RECURRENCE-ID")]
+                found.append((shifted, _instance_text(own, shifted, length_of, value_of, anchor, False, begin)))
+        elif begin < high and (finish > low or (finish == begin and begin >= low)):
+            own_length = finish - begin != length
+            found.append((begin, _instance_text(lines, begin, finish - begin, value_of, anchor, own_length)))
     for component, part in overrides.values():
         # an override is one instance, whatever rules it carries (RFC 5545 3.8.4.4)
         moved, moved_length = component_span(component)

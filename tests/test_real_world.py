@@ -228,3 +228,19 @@ async def test_plain_intent_is_repaired_and_said(client: TestClient, alice: Acco
     zero = counted.replace("COUNT=3;UNTIL=20250111T100000Z", "COUNT=0")
     refused = await alice.post("/v1/import/", json={"file": zero})
     assert refused.status == 422 and "COUNT=0" in (await refused.json())["errors"][0]["error"]
+
+
+async def test_an_override_this_and_future_moves_every_later_instance(client: TestClient, alice: Account) -> None:
+    """F. RECURRENCE-ID;RANGE=THISANDFUTURE applies to its instance and every later one (RFC 5545
+    3.8.4.4): from January 13 on the series is at 14:00, two hours long, called "later"."""
+    master = calendar("UID:f", "DTSTAMP:20250101T000000Z", "DTSTART:20250110T100000Z", "DTEND:20250110T110000Z",
+                      "RRULE:FREQ=DAILY;COUNT=10", "SUMMARY:early")  # fmt: skip
+    future = ("BEGIN:VEVENT\r\nUID:f\r\nDTSTAMP:20250101T000000Z\r\nRECURRENCE-ID;RANGE=THISANDFUTURE:20250113T100000Z"
+              "\r\nDTSTART:20250113T140000Z\r\nDTEND:20250113T160000Z\r\nSUMMARY:later\r\nEND:VEVENT\r\n")  # fmt: skip
+    both = master.replace("END:VCALENDAR", future + "END:VCALENDAR")
+    assert (await client.put(CAL + "f.ics", data=both, headers=basic("alice"))).status == 201
+    [moved] = instances_in(await report(client, expand_query("20250115T130000Z", "20250115T160000Z")))
+    assert "DTSTART:20250115T140000Z" in moved and "RECURRENCE-ID:20250115T100000Z" in moved and "later" in moved
+    assert instances_in(await report(client, expand_query("20250115T100000Z", "20250115T110000Z"))) == []
+    [before] = instances_in(await report(client, expand_query("20250112T100000Z", "20250112T110000Z")))
+    assert "early" in before
