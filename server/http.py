@@ -160,7 +160,7 @@ def _split_form(path: Path, content_type: str | None, limit: int, directory: Pat
 #: literal backslash before ``u`` (``\\\\ud800``) is taken for one too, a price worth paying
 _LONE_SURROGATE = re.compile(
     rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
-    rb"|(?<![0-9a-fA-F]{2})(?<!\\u[dD][89abAB])\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
 )
 #: JSON bodies read as a stream nest this deep at most
 MAX_JSON_DEPTH = 64
