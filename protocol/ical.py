@@ -22,7 +22,7 @@ from typing import Any
 
 import recurring_ical_events
 from dateutil import rrule as dateutil_rrule
-from icalendar import Calendar, Component, Timezone
+from icalendar import Calendar, Component, Timezone, vDDDLists, vDDDTypes
 from icalendar.timezone import tzp
 
 PRODID = "-//Almanac//Almanac Calendar Server//EN"
@@ -92,6 +92,10 @@ class Block:
     recurrence_id: int | None = None
     #: RANGE=THISANDFUTURE: the override applies to every later instance too (RFC 5545 3.8.4.4)
     this_and_future: bool = False
+    #: SEQUENCE and DTSTAMP (epoch; 0 for none): which of two versions of a component is newer
+    version: tuple[int, int] = (0, 0)
+    #: the parsed component, while the other components of its UID are read
+    component: Component | None = field(default=None, repr=False)
 
 
 @dataclass(slots=True)
@@ -427,10 +431,103 @@ def merge_bounds(blocks: Iterable[Block]) -> tuple[int | None, int | None]:
 # --------------------------------------------------------------------------- validation
 
 
+#: a content line with a TZID parameter whose values are all UTC (``...T100000Z``)
+_TZID_ON_UTC = re.compile(
+    r'^([A-Z][A-Z0-9-]*)((?:;[^\r\n]*?)?);TZID=(?:"[^"\r\n]*"|[^;:,"\r\n]*)'
+    r"((?:;[^\r\n]*?)?:\d{8}T\d{6}Z(?:,\d{8}T\d{6}Z)*)(?=\r?\n|\Z)",
+    re.MULTILINE | re.IGNORECASE,
+)
+
+
+def repair_text(text: str) -> tuple[str, list[str]]:
+    """Mend what the parser would misread (so it must be seen as written): a TZID parameter on
+    a UTC value, which icalendar would read as a time in that zone. The text, and what was mended."""
+    if "TZID" not in text.upper():
+        return text, []
+    unfolded = unfold(text)
+    names: list[str] = []
+
+    def drop(match: re.Match[str]) -> str:
+        names.append(match.group(1).upper())
+        return match.group(1) + match.group(2) + match.group(3)
+
+    mended = _TZID_ON_UTC.sub(drop, unfolded)
+    if not names:
+        return text, []
+    return mended, [f"{name} has a TZID on a UTC time (RFC 5545 3.3.5 forbids it): TZID dropped" for name in names]
+
+
+def _as_start_type(value: date | datetime, start: date | datetime) -> date | datetime:
+    """``value`` (a DATE or DATE-TIME) as the same type as DTSTART ``start``: a date-time's
+    date, or the date at DTSTART's time of day in DTSTART's zone."""
+    if is_all_day(start):
+        return value.date() if isinstance(value, datetime) else value
+    if isinstance(value, datetime):
+        return value
+    return datetime.combine(value, start.time()).replace(tzinfo=start.tzinfo)  # type: ignore[union-attr]
+
+
+def _typed_like_start(value: Any, start: date | datetime, tzid: str | None, params: dict[str, str]) -> Any:
+    """A DATE or DATE-TIME property ``value`` rebuilt as DTSTART's type, with ``params``."""
+    prop = vDDDTypes(value) if not isinstance(value, list) else vDDDLists(value)
+    prop.params.update(params)
+    if is_all_day(start):
+        prop.params["VALUE"] = "DATE"
+    elif tzid:
+        prop.params["TZID"] = tzid
+    return prop
+
+
+def _dates(prop: Any) -> list[Any]:
+    return [item.dt for item in getattr(prop, "dts", [])]
+
+
+def match_start_type(component: Component, name: str, start: date | datetime, tzid: str | None) -> bool:
+    """Make each ``name`` property (EXDATE, RDATE, RECURRENCE-ID) of ``component`` the same
+    value type as the series' DTSTART (``start``, in zone ``tzid``); whether one changed. A
+    PERIOD value is left as it is."""
+    changed = False
+    kept = []
+    for prop in every(component, name):
+        values = _dates(prop) if name != "RECURRENCE-ID" else [prop.dt]
+        if any(not isinstance(v, date) for v in values) or all(is_all_day(v) == is_all_day(start) for v in values):
+            kept.append(prop)
+            continue
+        params = {k: v for k, v in prop.params.items() if k not in ("TZID", "VALUE")}
+        retyped = [_as_start_type(v, start) for v in values]
+        kept.append(_typed_like_start(retyped if name != "RECURRENCE-ID" else retyped[0], start, tzid, params))
+        changed = True
+    if changed:
+        component.pop(name)
+        for prop in kept:
+            component.add(name, prop)
+    return changed
+
+
+def match_series(master: Component, override: Component) -> str | None:
+    """Make an override's RECURRENCE-ID the value type of its series' DTSTART (Exchange writes
+    a DATE-TIME for an all-day series and the reverse), so it replaces the instance it means:
+    the date of a date-time, or the date at the series' time of day; what was mended, or None."""
+    start = _decoded(master, "DTSTART")
+    if not isinstance(start, date) or "RECURRENCE-ID" not in override:
+        return None
+    if not match_start_type(override, "RECURRENCE-ID", start, master["DTSTART"].params.get("TZID")):
+        return None
+    kind = "DATE" if is_all_day(start) else "DATE-TIME"
+    return f"RECURRENCE-ID of another value type than the series' DTSTART: read as the {kind} of that instance"
+
+
 def repair(component: Component) -> list[str]:
     """Mend, in place, what real-world writers get wrong where their intent is plain; what was
     mended, in words (each a named rule, listed in docs/formats.md)."""
     done = []
+    start = _decoded(component, "DTSTART")
+    if isinstance(start, date) and "RECURRENCE-ID" not in component:
+        tzid = component["DTSTART"].params.get("TZID")
+        for name in ("EXDATE", "RDATE"):
+            if match_start_type(component, name, start, tzid):
+                kind = "DATE" if is_all_day(start) else "DATE-TIME"
+                done.append(f"{name} of another value type than DTSTART (RFC 5545 3.8.5): read as a {kind}")
     for end in ("DTEND", "DUE"):
         if end in component and "DURATION" in component:
             component.pop("DURATION")
@@ -551,7 +648,19 @@ def block_from_component(
         line=line,
         spans=block_spans(component, bounds, max_instances),
         recurrence_id=recurrence_id,
+        version=version(component),
+        component=component,
     )
+
+
+def version(component: Component) -> tuple[int, int]:
+    """(SEQUENCE, DTSTAMP in epoch seconds): the larger is the newer version (RFC 5546 2.1.5)."""
+    try:
+        sequence = int(component.get("SEQUENCE", 0))
+    except (TypeError, ValueError):
+        sequence = 0
+    stamp = _decoded(component, "DTSTAMP") or _decoded(component, "LAST-MODIFIED")
+    return sequence, epoch(to_utc(stamp)[0]) if isinstance(stamp, date) else 0
 
 
 def _insert_after_begin(text: str, content_line: str) -> str:

@@ -88,7 +88,9 @@ def test_ics_errors_carry_lines_and_fields() -> None:
 def test_duplicate_uids_and_missing_uids() -> None:
     twice = "BEGIN:VEVENT\r\nUID:same\r\nDTSTART:20250101T100000Z\r\nEND:VEVENT\r\n"
     result = parse(f"BEGIN:VCALENDAR\r\n{twice}{twice}END:VCALENDAR\r\n")
-    assert result.errors[0].line == 6 and "already appears on line 2" in result.errors[0].error
+    # issue 13: two versions of one component are a repair (the newest kept), reported on the other
+    assert not result.errors and [r.uid for r in result.resources] == ["same"]
+    assert result.warnings[0].line == 6 and "older version (SEQUENCE 0) of the VEVENT on line 2" in result.warnings[0].error
     nouid = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:20250101T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
     first, second = parse(nouid).resources[0], parse(nouid).resources[0]
     assert first.uid == second.uid and first.uid.startswith("almanac-")  # re-import updates
@@ -232,18 +234,22 @@ def test_icalendar_is_read_as_a_stream_and_overrides_find_their_series() -> None
     assert "SUMMARY:Moved" in weekly.text and "SUMMARY:Weekly" in weekly.text and weekly.line == 2
 
 
-def test_a_uid_used_twice_far_apart_is_a_line_error_on_the_second() -> None:
-    event = "BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTART:20250101T100000Z\r\nSUMMARY:S\r\nEND:VEVENT\r\n"
+def test_a_uid_used_twice_far_apart_keeps_the_newest_version() -> None:
+    event = "BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTART:20250101T100000Z\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\n"
     text = (
         "BEGIN:VCALENDAR\r\n"
-        + event.format(uid="a")
-        + event.format(uid="b")
-        + event.format(uid="a")
+        + event.format(uid="a", summary="S")
+        + event.format(uid="b", summary="S")
+        + event.format(uid="a", summary="S")
         + "END:VCALENDAR\r\n"
     )
     result = parse(text)
-    assert [(r.uid, r.line) for r in result.resources] == [("b", 7), ("a", 2)]  # the first "a" is kept
-    assert [(e.line, e.error) for e in result.errors] == [(12, "UID a already appears on line 2")]
+    assert [(r.uid, r.line) for r in result.resources] == [("b", 7), ("a", 2)]  # the same version: the first kept
+    assert not result.errors and [w.line for w in result.warnings] == [12]
+    newer = text.replace("SUMMARY:S\r\nEND:VEVENT\r\nEND:VCALENDAR", "SUMMARY:New\r\nSEQUENCE:2\r\nEND:VEVENT\r\nEND:VCALENDAR")
+    result = parse(newer)
+    [a] = [r for r in result.resources if r.uid == "a"]
+    assert "SUMMARY:New" in a.text and "SUMMARY:S" not in a.text and [w.line for w in result.warnings] == [2]
 
 
 def test_timeslot_json_is_read_in_pieces_of_any_size() -> None:

@@ -244,3 +244,68 @@ async def test_an_override_this_and_future_moves_every_later_instance(client: Te
     assert instances_in(await report(client, expand_query("20250115T100000Z", "20250115T110000Z"))) == []
     [before] = instances_in(await report(client, expand_query("20250112T100000Z", "20250112T110000Z")))
     assert "early" in before
+
+
+def with_override(master: str, *override: str) -> str:
+    return master.replace(
+        "END:VCALENDAR", "BEGIN:VEVENT\r\n" + "\r\n".join(override) + "\r\nEND:VEVENT\r\nEND:VCALENDAR"
+    )
+
+
+async def test_of_several_versions_of_an_event_the_newest_is_kept(client: TestClient, alice: Account) -> None:
+    """Repair: two masters of one UID are two versions of it (RFC 5546 2.1.5): the highest
+    SEQUENCE wins, then the latest DTSTAMP; the other is a warning with its line."""
+    old = ["UID:v", "DTSTART:20250110T100000Z", "SUMMARY:old"]
+    text = with_override(calendar(*old, "SEQUENCE:3", "DTSTAMP:20250105T000000Z"),
+                         "UID:v", "DTSTART:20250110T120000Z", "SUMMARY:new", "SEQUENCE:4", "DTSTAMP:20250101T000000Z")  # fmt: skip
+    assert (await client.put(CAL + "v.ics", data=text, headers=basic("alice"))).status == 201
+    stored = await (await client.get(CAL + "v.ics", headers=basic("alice"))).text()
+    assert "SUMMARY:new" in stored and "SUMMARY:old" not in stored
+    stamped = with_override(calendar(*old, "UID:w", "DTSTAMP:20250105T000000Z").replace("UID:v\r\n", ""),
+                            "UID:w", "DTSTART:20250110T120000Z", "SUMMARY:new", "DTSTAMP:20250101T000000Z")  # fmt: skip
+    imported = await alice.post("/v1/import/", json={"file": stamped, "group": alice.data["myCalendarUuid"]})
+    assert imported.status == 200, await imported.text()
+    [job] = await (await alice.get("/v1/imports")).json()
+    details = await (await alice.get(f"/v1/imports/{job['id']}/details")).json()
+    assert [w["line"] for w in details["warnings"]] == [10] and "older version" in details["warnings"][0]["error"]
+    found = instances_in(await report(client, expand_query("20250110T000000Z", "20250111T000000Z")))
+    [event] = [instance for instance in found if "UID:w" in instance]
+    assert "SUMMARY:old" in event  # the later DTSTAMP, though first in the file
+
+
+async def test_a_tzid_on_a_utc_time_is_dropped(client: TestClient, alice: Account) -> None:
+    """Repair: DTSTART;TZID=America/New_York:...T150000Z is 15:00 UTC (icalendar alone reads 15:00 New York)."""
+    text = calendar("UID:z", "DTSTAMP:20250101T000000Z", "DTSTART;TZID=America/New_York:20250110T150000Z",
+                    "DTEND;TZID=America/New_York:20250110T160000Z")  # fmt: skip
+    assert (await client.put(CAL + "z.ics", data=text, headers=basic("alice"))).status == 201
+    [event] = instances_in(await report(client, expand_query("20250110T150000Z", "20250110T153000Z")))
+    assert "DTSTART:20250110T150000Z" in event and "TZID" not in event
+
+
+async def test_an_override_of_another_value_type_replaces_its_instance(client: TestClient, alice: Account) -> None:
+    """Repair: Exchange's DATE-TIME RECURRENCE-ID on an all-day series (and the reverse) means
+    the instance of that day: it is moved once, never shown twice."""
+    days = calendar("UID:d", "DTSTAMP:20250101T000000Z", "DTSTART;VALUE=DATE:20250110", "DTEND;VALUE=DATE:20250111",
+                    "RRULE:FREQ=DAILY;COUNT=5")  # fmt: skip
+    moved = ["UID:d", "DTSTAMP:20250101T000000Z", "RECURRENCE-ID;TZID=Europe/Berlin:20250112T000000",
+             "DTSTART;VALUE=DATE:20250113", "DTEND;VALUE=DATE:20250114", "SUMMARY:moved"]  # fmt: skip
+    assert (await client.put(CAL + "d.ics", data=with_override(days, *moved), headers=basic("alice"))).status == 201
+    found = instances_in(await report(client, expand_query("20250112T000000Z", "20250114T000000Z")))
+    assert sorted(re.findall(r"DTSTART;VALUE=DATE:(\d+)", "".join(found))) == ["20250113", "20250113"]
+    assert sum("moved" in instance for instance in found) == 1  # the 13th's own instance and the moved 12th
+    timed = calendar("UID:t", "DTSTAMP:20250101T000000Z", "DTSTART;TZID=Europe/Berlin:20250110T090000",
+                     "DTEND;TZID=Europe/Berlin:20250110T100000", "RRULE:FREQ=DAILY;COUNT=5")  # fmt: skip
+    dated = ["UID:t", "DTSTAMP:20250101T000000Z", "RECURRENCE-ID;VALUE=DATE:20250112",
+             "DTSTART;TZID=Europe/Berlin:20250112T150000", "DTEND;TZID=Europe/Berlin:20250112T160000", "SUMMARY:late"]  # fmt: skip
+    assert (await client.put(CAL + "t.ics", data=with_override(timed, *dated), headers=basic("alice"))).status == 201
+    [late] = instances_in(await report(client, expand_query("20250112T000000Z", "20250113T000000Z")))
+    assert "late" in late and "RECURRENCE-ID:20250112T080000Z" in late
+
+
+async def test_exdates_of_another_value_type_exclude_their_instance(client: TestClient, alice: Account) -> None:
+    """Repair: EXDATE;VALUE=DATE on a timed series excludes that day's instance (read as DTSTART's type)."""
+    text = calendar("UID:x", "DTSTAMP:20250101T000000Z", "DTSTART;TZID=Europe/Berlin:20250110T090000",
+                    "RRULE:FREQ=DAILY;COUNT=5", "EXDATE;VALUE=DATE:20250111")  # fmt: skip
+    assert (await client.put(CAL + "x.ics", data=text, headers=basic("alice"))).status == 201
+    assert instances_in(await report(client, expand_query("20250111T000000Z", "20250112T000000Z"))) == []
+    assert len(instances_in(await report(client, expand_query("20250112T000000Z", "20250113T000000Z")))) == 1

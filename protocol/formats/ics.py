@@ -31,7 +31,9 @@ from protocol.ical import (
     block_from_component,
     cache_timezone,
     component_problems,
+    match_series,
     repair,
+    repair_text,
     timezones_and_body,
 )
 
@@ -132,12 +134,52 @@ def _resources(source: Iterator[str], plan: _Plan, options: ParseOptions, result
             blocks = [b for b in waiting.pop(written) if b is not None]
         else:
             blocks = [block] if block is not None else []
-        blocks = _without_clashes(blocks, seen, result)
+        blocks = _without_clashes(_one_series(blocks, result, options), seen, result)
         if blocks:
             seen[blocks[0].uid] = blocks[0].line
             resource = assemble(blocks, plan.timezones)
             resource.calendar = result.calendar_name
             yield resource
+
+
+def _one_series(blocks: list[Block], result: ParseResult, options: ParseOptions) -> list[Block]:
+    """The components of one UID as one series. Repairs: of several versions of one component
+    (no RECURRENCE-ID, or the same one) the newest is kept (highest SEQUENCE, then latest
+    DTSTAMP) and the others are reported; an override's RECURRENCE-ID gets the type of the
+    series' DTSTART."""
+    if len(blocks) < 2:
+        return blocks
+    newest: dict[tuple[str, bool, int | None], Block] = {}
+    for block in blocks:
+        key = (block.name, block.is_override, block.recurrence_id)
+        kept = newest.setdefault(key, block)
+        if kept is not block:
+            older, newer = (kept, block) if block.version > kept.version else (block, kept)
+            newest[key] = newer
+            result.warn(
+                LineError(
+                    older.line,
+                    f"UID {block.uid}: an older version (SEQUENCE {older.version[0]}) of the {block.name} on line "
+                    f"{newer.line}, which has the highest SEQUENCE (then the latest DTSTAMP): left out",
+                    _fields(older),
+                )
+            )
+    blocks = list(newest.values())
+    master = next((b.component for b in blocks if not b.is_override and b.component is not None), None)
+    if master is None:
+        return blocks
+    for index, block in enumerate(blocks):
+        if block.is_override and block.component is not None:
+            mended = match_series(master, block.component)
+            if mended:
+                result.warn(LineError(block.line, mended, _fields(block)))
+                text = block.component.to_ical().decode()
+                blocks[index] = block_from_component(block.component, text, block.line, options.max_instances)
+    return blocks
+
+
+def _fields(block: Block) -> list[str]:
+    return [f"UID:{block.uid}"] + ([f"SUMMARY:{block.summary}"] if block.summary else [])
 
 
 def _without_clashes(blocks: list[Block], seen: dict[str, int], result: ParseResult) -> list[Block]:
@@ -151,8 +193,7 @@ def _without_clashes(blocks: list[Block], seen: dict[str, int], result: ParseRes
             elif not block.is_override and not other.is_override:
                 clash = f"UID {block.uid} already appears on line {other.line}"
         if clash:
-            fields = [f"UID:{block.uid}"] + ([f"SUMMARY:{block.summary}"] if block.summary else [])
-            result.error(LineError(block.line, clash, fields))
+            result.error(LineError(block.line, clash, _fields(block)))
         else:
             kept.append(block)
     return kept
@@ -297,7 +338,7 @@ def _read_component(
     options: ParseOptions,
 ) -> Block | None:
     """The component parsed and checked; None (and line errors) when it is invalid."""
-    text = CRLF.join(lines) + CRLF
+    text, mended = repair_text(CRLF.join(lines) + CRLF)
     try:
         component = Component.from_ical(text)
     except ValueError as error:
@@ -307,8 +348,8 @@ def _read_component(
     repairs = repair(component)
     if repairs:  # what the writer meant is plain: store that, and say so
         text = component.to_ical().decode()
-        for repaired in repairs:
-            result.warn(LineError(line, repaired, fields))
+    for repaired in mended + repairs:
+        result.warn(LineError(line, repaired, fields))
     problems = component_problems(component)
     if problems:
         for problem in problems:
