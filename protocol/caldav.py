@@ -178,10 +178,10 @@ def parse_report(body: bytes) -> Report:
     if root.tag == tag(CALDAV, "calendar-query"):
         filter_node = root.find(tag(CALDAV, "filter"))
         if filter_node is None or len(filter_node) != 1:
-            raise Unsupported("calendar-query needs one comp-filter", tag(CALDAV, "valid-filter"))
+            raise _invalid_filter("calendar-query needs one comp-filter")
         top = _comp_filter(filter_node[0])
         if top.name != "VCALENDAR":
-            raise Unsupported("the filter must start with VCALENDAR", tag(CALDAV, "valid-filter"))
+            raise _invalid_filter("the filter must start with VCALENDAR")
         return CalendarQuery(_report_props(root), top, _query_timezone(root.find(tag(CALDAV, "timezone"))))
     if root.tag == tag(CALDAV, "calendar-multiget"):
         hrefs = [(h.text or "").strip() for h in root.iter(tag(DAV, "href"))]
@@ -266,12 +266,48 @@ def _name(node: etree._Element) -> str:
     return name
 
 
+#: what each filter element may hold (RFC 4791 9.7): (children, children that exclude the rest);
+#: each child at most once, except the nested filters
+_FILTER_CHILDREN = {
+    "comp-filter": ({"is-not-defined", "time-range", "prop-filter", "comp-filter"}, set()),
+    "prop-filter": ({"is-not-defined", "time-range", "text-match", "param-filter"}, {"time-range", "text-match"}),
+    "param-filter": ({"is-not-defined", "text-match"}, set()),
+}
+_REPEATABLE = {"prop-filter", "comp-filter", "param-filter"}
+
+
+def _invalid_filter(message: str) -> Unsupported:
+    return Unsupported(message, tag(CALDAV, "valid-filter"))
+
+
+def _checked(node: etree._Element) -> str:
+    """The name of a comp-, prop- or param-filter whose children are as RFC 4791 9.7 allows;
+    Unsupported (``valid-filter``) otherwise."""
+    kind = etree.QName(node).localname
+    allowed, exclusive = _FILTER_CHILDREN[kind]
+    children = [etree.QName(c) for c in node if isinstance(c.tag, str)]
+    names = [c.localname for c in children]
+    for child, name in zip(children, names, strict=True):
+        if child.namespace != CALDAV or name not in allowed:
+            raise _invalid_filter(f"a {kind} cannot hold {child.localname}")
+        if name not in _REPEATABLE and names.count(name) > 1:
+            raise _invalid_filter(f"a {kind} holds {name} once at most")
+    if "is-not-defined" in names and len(names) > 1:
+        raise _invalid_filter(f"a {kind} with is-not-defined holds nothing else")
+    if len(exclusive.intersection(names)) > 1:
+        raise _invalid_filter(f"a {kind} holds a time-range or a text-match, not both")
+    name = (node.get("name") or "").strip().upper()
+    if not name:
+        raise _invalid_filter(f"a {kind} needs a name")
+    return name
+
+
 def _comp_filter(node: etree._Element) -> CompFilter:
     if node.tag != tag(CALDAV, "comp-filter"):
-        raise Unsupported(f"expected comp-filter, got {node.tag}", tag(CALDAV, "valid-filter"))
+        raise _invalid_filter(f"expected comp-filter, got {node.tag}")
     time_range = node.find(tag(CALDAV, "time-range"))
     return CompFilter(
-        name=_name(node),
+        name=_checked(node),
         is_not_defined=node.find(tag(CALDAV, "is-not-defined")) is not None,
         time_range=_time_range(time_range) if time_range is not None else None,
         prop_filters=tuple(_prop_filter(p) for p in node.findall(tag(CALDAV, "prop-filter"))),
@@ -283,7 +319,7 @@ def _prop_filter(node: etree._Element) -> PropFilter:
     time_range = node.find(tag(CALDAV, "time-range"))
     text_match = node.find(tag(CALDAV, "text-match"))
     return PropFilter(
-        name=_name(node),
+        name=_checked(node),
         is_not_defined=node.find(tag(CALDAV, "is-not-defined")) is not None,
         time_range=_time_range(time_range) if time_range is not None else None,
         text_match=_text_match(text_match) if text_match is not None else None,
@@ -294,7 +330,7 @@ def _prop_filter(node: etree._Element) -> PropFilter:
 def _param_filter(node: etree._Element) -> ParamFilter:
     text_match = node.find(tag(CALDAV, "text-match"))
     return ParamFilter(
-        name=_name(node),
+        name=_checked(node),
         is_not_defined=node.find(tag(CALDAV, "is-not-defined")) is not None,
         text_match=_text_match(text_match) if text_match is not None else None,
     )
@@ -304,8 +340,12 @@ def _text_match(node: etree._Element) -> TextMatch:
     collation = node.get("collation", "i;ascii-casemap")
     if collation not in COLLATIONS:
         raise Unsupported(f"unsupported collation {collation}", tag(CALDAV, "supported-collation"))
-    negate = node.get("negate-condition", "no").strip().lower() == "yes"
-    return TextMatch(node.text or "", collation, negate)
+    negate = node.get("negate-condition", "no").strip().lower()
+    if negate not in ("yes", "no"):
+        raise _invalid_filter(f"negate-condition is yes or no, not {negate!r}")
+    if len(node):
+        raise _invalid_filter("a text-match holds text only")
+    return TextMatch(node.text or "", collation, negate == "yes")
 
 
 def parse_utc(value: str) -> datetime:
@@ -314,16 +354,16 @@ def parse_utc(value: str) -> datetime:
         return datetime.strptime(value.strip(), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     except ValueError:
         message = f"time {value!r} is not a UTC date-time like 20060104T000000Z"
-        raise Unsupported(message, tag(CALDAV, "valid-filter")) from None
+        raise _invalid_filter(message) from None
 
 
 def _time_range(node: etree._Element, *, both: bool = False) -> TimeRange:
     start, end = node.get("start"), node.get("end")
     if (start is None and end is None) or (both and (start is None or end is None)):
-        raise Unsupported("a time-range needs start or end", tag(CALDAV, "valid-filter"))
+        raise _invalid_filter("a time-range needs start or end")
     found = TimeRange(parse_utc(start) if start else None, parse_utc(end) if end else None)
     if found.start and found.end and found.end <= found.start:
-        raise Unsupported("a time-range must end after it starts", tag(CALDAV, "valid-filter"))
+        raise _invalid_filter("a time-range must end after it starts")
     return found
 
 
@@ -337,9 +377,12 @@ def _query_timezone(node: etree._Element | None) -> tzinfo | None:
 def calendar_timezone(text: str) -> tuple[str, tzinfo]:
     """The TZID and zone of a calendar-timezone value (a VCALENDAR with one VTIMEZONE)."""
     try:
-        zones = parse_resource(text.strip().replace("\r\n", "\n").replace("\n", CRLF) + CRLF).walk("VTIMEZONE")
+        calendar = parse_resource(text.strip().replace("\r\n", "\n").replace("\n", CRLF) + CRLF)
     except ValueError:
-        raise Unsupported("the timezone is not a VCALENDAR", tag(CALDAV, "valid-calendar-data")) from None
+        calendar = None
+    if calendar is None or calendar.name != "VCALENDAR":
+        raise Unsupported("the timezone is not a VCALENDAR", tag(CALDAV, "valid-calendar-data"))
+    zones = calendar.walk("VTIMEZONE")
     if len(zones) != 1:
         raise Unsupported("the timezone must hold one VTIMEZONE", tag(CALDAV, "valid-calendar-data"))
     try:

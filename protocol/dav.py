@@ -99,6 +99,46 @@ def parse_propfind(body: bytes) -> PropfindRequest:
 
 
 @dataclass(slots=True)
+class PrincipalSearch:
+    """RFC 3744 9.4 ``principal-property-search``: which principals, and what to answer of each."""
+
+    #: (property names, text to find in any of them, caseless substring) per property-search
+    searches: list[tuple[tuple[str, ...], str]]
+    any_of: bool  #: ``test="anyof"``; all of them must match otherwise (none: every principal)
+    names: tuple[str, ...]  #: the properties to return
+
+
+#: the principal reports (RFC 3744 9.4, 9.5)
+PRINCIPAL_SEARCH = tag(DAV, "principal-property-search")
+SEARCH_PROPERTY_SET = tag(DAV, "principal-search-property-set")
+
+
+def parse_principal_report(body: bytes) -> PrincipalSearch | None:
+    """A ``principal-property-search`` (or None for ``principal-search-property-set``);
+    BadRequest for anything else. Without a property-search it finds every principal
+    (python-caldav lists principals so)."""
+    root = parse(body, [PRINCIPAL_SEARCH, SEARCH_PROPERTY_SET])
+    if root.tag == SEARCH_PROPERTY_SET:
+        return None
+    searches = []
+    for search in root.findall(tag(DAV, "property-search")):
+        prop, match = search.find(tag(DAV, "prop")), search.find(tag(DAV, "match"))
+        names = tuple(p.tag for p in prop if isinstance(p.tag, str)) if prop is not None else ()
+        if not names or match is None:
+            raise BadRequest("each property-search needs a prop and a match")
+        searches.append((names, match.text or ""))
+    test = root.get("test", "allof")
+    if test not in ("allof", "anyof"):
+        raise BadRequest("test is allof or anyof")
+    prop = root.find(tag(DAV, "prop"))
+    names = tuple(p.tag for p in prop if isinstance(p.tag, str)) if prop is not None else ()
+    if not names:  # python-caldav 2 puts the names beside an empty prop
+        skip = (tag(DAV, "property-search"), tag(DAV, "prop"), tag(DAV, "apply-to-principal-collection-set"))
+        names = tuple(p.tag for p in root if isinstance(p.tag, str) and p.tag not in skip)
+    return PrincipalSearch(searches, test == "anyof", names)
+
+
+@dataclass(slots=True)
 class PropstatResponse:
     """One ``<D:response>``: an href with properties grouped by status, or a bare status."""
 

@@ -39,8 +39,10 @@ from server.caldav_props import (
     object_props,
     plan_properties,
     principal_href,
+    principal_matches,
     principal_props,
     propstat_body,
+    search_property_set,
     statuses,
     xml_reply,
 )
@@ -165,6 +167,37 @@ class CalDavDoor:
         user = await self.owner(request)
         asked = await self.propfind_request(request)
         return await multistatus([self.answer(principal_href(user), principal_props(user), asked)])
+
+    async def principals(self, request: web.Request) -> web.StreamResponse:
+        """``/dav/principals/``, the principal-collection-set: the principals the user may see."""
+        user = await self.user(request)
+        asked = await self.propfind_request(request, members=True)
+        props = collection_props(user, [tag(DAV, "collection")], "Principals")
+        responses = [self.answer(request.path, props, asked)]
+        if self.depth(request):
+            found = self.visible_principals(user)
+            responses += [self.answer(principal_href(u), principal_props(u), asked) for u in found]
+        return await multistatus(responses)
+
+    @staticmethod
+    def visible_principals(user: User) -> list[User]:
+        """The principals a user may find: their own, until calendars are shared (issue 16)."""
+        return [user]
+
+    async def principal_report(self, request: web.Request) -> web.StreamResponse:
+        """RFC 3744 9.4/9.5 on ``/``, ``/dav/`` and the principals: principal-property-search
+        (caseless substring of the display name or a calendar user address) and
+        principal-search-property-set. The Depth header is not needed (clients differ)."""
+        user = await self.user(request)
+        try:
+            search = dav.parse_principal_report(await self.xml_body(request))
+        except dav.BadRequest as error:
+            raise web.HTTPBadRequest(text=f"{error}\n") from None
+        if search is None:
+            return xml_reply(200, search_property_set())
+        found = [u for u in self.visible_principals(user) if principal_matches(u, search)]
+        names = search.names or (tag(DAV, "displayname"),)
+        return await multistatus([answer(principal_href(u), principal_props(u), names) for u in found])
 
     async def home(self, request: web.Request) -> web.StreamResponse:
         user = await self.owner(request)
@@ -379,11 +412,14 @@ def add_routes(app: web.Application, services: Services) -> CalDavDoor:
     for path, handler in (
         ("/", door.root),  # GET / is the index
         ("/dav/", door.root),
+        ("/dav/principals/", door.principals),
         ("/dav/principals/{user}/", door.principal),
         ("/dav/calendars/{user}/", door.home),
     ):
         app.router.add_route("PROPFIND", path, guarded(handler))
         app.router.add_route("OPTIONS", path, door.options)
+    for path in ("/", "/dav/", "/dav/principals/", "/dav/principals/{user}/"):
+        app.router.add_route("REPORT", path, door.principal_report)
     for path in ("/dav/calendars/{user}/{calendar}/", "/dav/calendars/{user}/{calendar}"):
         app.router.add_route("*", path, guarded(door.collection))
     app.router.add_route("*", "/dav/calendars/{user}/{calendar}/{name}", guarded(door.item))

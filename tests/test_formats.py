@@ -90,7 +90,10 @@ def test_duplicate_uids_and_missing_uids() -> None:
     result = parse(f"BEGIN:VCALENDAR\r\n{twice}{twice}END:VCALENDAR\r\n")
     # issue 13: two versions of one component are a repair (the newest kept), reported on the other
     assert not result.errors and [r.uid for r in result.resources] == ["same"]
-    assert result.warnings[0].line == 6 and "older version (SEQUENCE 0) of the VEVENT on line 2" in result.warnings[0].error
+    assert (
+        result.warnings[0].line == 6
+        and "older version (SEQUENCE 0) of the VEVENT on line 2" in result.warnings[0].error
+    )
     nouid = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:20250101T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
     first, second = parse(nouid).resources[0], parse(nouid).resources[0]
     assert first.uid == second.uid and first.uid.startswith("almanac-")  # re-import updates
@@ -246,7 +249,9 @@ def test_a_uid_used_twice_far_apart_keeps_the_newest_version() -> None:
     result = parse(text)
     assert [(r.uid, r.line) for r in result.resources] == [("b", 7), ("a", 2)]  # the same version: the first kept
     assert not result.errors and [w.line for w in result.warnings] == [12]
-    newer = text.replace("SUMMARY:S\r\nEND:VEVENT\r\nEND:VCALENDAR", "SUMMARY:New\r\nSEQUENCE:2\r\nEND:VEVENT\r\nEND:VCALENDAR")
+    newer = text.replace(
+        "SUMMARY:S\r\nEND:VEVENT\r\nEND:VCALENDAR", "SUMMARY:New\r\nSEQUENCE:2\r\nEND:VEVENT\r\nEND:VCALENDAR"
+    )
     result = parse(newer)
     [a] = [r for r in result.resources if r.uid == "a"]
     assert "SUMMARY:New" in a.text and "SUMMARY:S" not in a.text and [w.line for w in result.warnings] == [2]

@@ -19,7 +19,9 @@ from tests.test_cli import ROOT, free_port, run
 
 PASSWORD = "interop-secret-1"
 #: what caldav-server-tester may report as other than "full", and why
-NOT_YET = {"scheduling", "principal-search"}  # not built yet (issue 4 names them as the exceptions)
+NOT_YET = {"scheduling"}  # not built yet (issue 4 names it as an exception)
+#: the tester (1.7) does not probe principal search ("unknown"); python-caldav's search is tested below
+UNPROBED = {"principal-search"}
 DELIBERATE = {"create-calendar.auto"}  # a calendar appearing because a client read a wrong URL is a bug
 UNOBSERVABLE = {
     "well-known",  # the tool does not probe /.well-known on localhost
@@ -56,6 +58,8 @@ def test_python_caldav_end_to_end(server: str) -> None:
     with caldav.DAVClient(url=server, username="ada", password=PASSWORD) as client:
         principal = client.principal()
         assert str(principal.url).endswith("/dav/principals/ada/")
+        [found] = client.principals(name="AD")  # principal-property-search, caseless substring
+        assert found.url == principal.url and not client.principals(name="nobody")
         assert [c.url.path for c in principal.calendars()] == ["/dav/calendars/ada/calendar/"]
         calendar = principal.make_calendar(name="Demo", cal_id="demo")
         assert calendar.get_display_name() == "Demo"
@@ -106,7 +110,7 @@ def test_caldav_server_tester_finds_every_feature_full(server: str) -> None:
     features = ast.literal_eval(result.stdout[result.stdout.index("{") :])
     graded = {name: value["support"] for name, value in features.items() if "support" in value}
     assert len(graded) > 80, result.stderr[-2000:]
-    allowed = NOT_YET | DELIBERATE | UNOBSERVABLE
+    allowed = NOT_YET | DELIBERATE | UNOBSERVABLE | UNPROBED
     short = {
         name: level
         for name, level in graded.items()

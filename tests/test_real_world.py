@@ -147,6 +147,58 @@ async def test_the_smaller_refusals_say_what_rfc_4791_and_4918_say(client: TestC
     assert slash.status == 301
 
 
+INVALID_FILTERS = {
+    "an unknown element": "<C:foo/>",
+    "an element of another namespace": "<D:href>x</D:href>",
+    "is-not-defined with a time-range": '<C:is-not-defined/><C:time-range start="20250101T000000Z"/>',
+    "two time-ranges": '<C:time-range start="20250101T000000Z"/><C:time-range end="20260101T000000Z"/>',
+    "a text-match outside a prop-filter": "<C:text-match>x</C:text-match>",
+    "a time-range and a text-match": '<C:prop-filter name="DTSTART"><C:time-range start="20250101T000000Z"/>'
+    "<C:text-match>x</C:text-match></C:prop-filter>",
+    "negate-condition neither yes nor no": '<C:prop-filter name="SUMMARY">'
+    '<C:text-match negate-condition="maybe">x</C:text-match></C:prop-filter>',
+    "a prop-filter without a name": "<C:prop-filter/>",
+    "a param-filter with a time-range": '<C:prop-filter name="ATTENDEE"><C:param-filter name="PARTSTAT">'
+    '<C:time-range start="20250101T000000Z"/></C:param-filter></C:prop-filter>',
+}
+ZONE = "<C:timezone>{}</C:timezone>"
+INVALID_ZONES = {
+    "not iCalendar": "garbage",
+    "a bare VTIMEZONE": "BEGIN:VTIMEZONE\r\nTZID:X\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
+    "TZOFFSETFROM:+0100\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE",
+    "no VTIMEZONE": "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VEVENT\r\nEND:VCALENDAR",
+    "an unreadable offset": "BEGIN:VCALENDAR\r\nBEGIN:VTIMEZONE\r\nTZID:X\r\nBEGIN:STANDARD\r\n"
+    "DTSTART:19700101T000000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:banana\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+    "END:VCALENDAR",
+}
+
+
+async def test_invalid_filters_and_zones_are_refused_with_their_precondition(
+    client: TestClient, alice: Account
+) -> None:
+    """RFC 4791 7.8, 9.7, 9.8: a filter the grammar does not allow is ``valid-filter``, a
+    C:timezone that is not a VCALENDAR with one readable VTIMEZONE ``valid-calendar-data``."""
+
+    async def query(inner: str, zone: str = "") -> tuple[int, str]:
+        body = (
+            f"<C:calendar-query {CALDAV}><D:prop><D:getetag/></D:prop><C:filter>"
+            f'<C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">{inner}</C:comp-filter></C:comp-filter>'
+            f"</C:filter>{zone}</C:calendar-query>"
+        )
+        response = await client.request("REPORT", CAL, data=body, headers={**basic("alice"), "Depth": "1"})
+        return response.status, await response.text()
+
+    for label, inner in INVALID_FILTERS.items():
+        status, text = await query(inner)
+        assert status == 403 and "valid-filter" in text, label
+    for label, zone in INVALID_ZONES.items():
+        status, text = await query("", ZONE.format(zone))
+        assert status == 403 and "valid-calendar-data" in text, label
+    good = '<C:prop-filter name="SUMMARY"><C:text-match negate-condition="yes">x</C:text-match></C:prop-filter>'
+    berlin = f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n{timezone_text('Europe/Berlin')}END:VCALENDAR"
+    assert (await query(good, ZONE.format(berlin)))[0] == 207
+
+
 def expand_query(start: str, end: str, component: str = "VEVENT") -> str:
     return (
         f"<C:calendar-query {CALDAV}><D:prop><C:calendar-data>"
@@ -256,8 +308,8 @@ async def test_of_several_versions_of_an_event_the_newest_is_kept(client: TestCl
     """Repair: two masters of one UID are two versions of it (RFC 5546 2.1.5): the highest
     SEQUENCE wins, then the latest DTSTAMP; the other is a warning with its line."""
     old = ["UID:v", "DTSTART:20250110T100000Z", "SUMMARY:old"]
-    text = with_override(calendar(*old, "SEQUENCE:3", "DTSTAMP:20250105T000000Z"),
-                         "UID:v", "DTSTART:20250110T120000Z", "SUMMARY:new", "SEQUENCE:4", "DTSTAMP:20250101T000000Z")  # fmt: skip
+    new = ["UID:v", "DTSTART:20250110T120000Z", "SUMMARY:new", "SEQUENCE:4", "DTSTAMP:20250101T000000Z"]
+    text = with_override(calendar(*old, "SEQUENCE:3", "DTSTAMP:20250105T000000Z"), *new)
     assert (await client.put(CAL + "v.ics", data=text, headers=basic("alice"))).status == 201
     stored = await (await client.get(CAL + "v.ics", headers=basic("alice"))).text()
     assert "SUMMARY:new" in stored and "SUMMARY:old" not in stored
@@ -295,8 +347,8 @@ async def test_an_override_of_another_value_type_replaces_its_instance(client: T
     assert sum("moved" in instance for instance in found) == 1  # the 13th's own instance and the moved 12th
     timed = calendar("UID:t", "DTSTAMP:20250101T000000Z", "DTSTART;TZID=Europe/Berlin:20250110T090000",
                      "DTEND;TZID=Europe/Berlin:20250110T100000", "RRULE:FREQ=DAILY;COUNT=5")  # fmt: skip
-    dated = ["UID:t", "DTSTAMP:20250101T000000Z", "RECURRENCE-ID;VALUE=DATE:20250112",
-             "DTSTART;TZID=Europe/Berlin:20250112T150000", "DTEND;TZID=Europe/Berlin:20250112T160000", "SUMMARY:late"]  # fmt: skip
+    dated = ["UID:t", "DTSTAMP:20250101T000000Z", "RECURRENCE-ID;VALUE=DATE:20250112", "SUMMARY:late",
+             "DTSTART;TZID=Europe/Berlin:20250112T150000", "DTEND;TZID=Europe/Berlin:20250112T160000"]  # fmt: skip
     assert (await client.put(CAL + "t.ics", data=with_override(timed, *dated), headers=basic("alice"))).status == 201
     [late] = instances_in(await report(client, expand_query("20250112T000000Z", "20250113T000000Z")))
     assert "late" in late and "RECURRENCE-ID:20250112T080000Z" in late
@@ -309,3 +361,34 @@ async def test_exdates_of_another_value_type_exclude_their_instance(client: Test
     assert (await client.put(CAL + "x.ics", data=text, headers=basic("alice"))).status == 201
     assert instances_in(await report(client, expand_query("20250111T000000Z", "20250112T000000Z"))) == []
     assert len(instances_in(await report(client, expand_query("20250112T000000Z", "20250113T000000Z")))) == 1
+
+
+async def test_principal_search_answers_on_the_root_and_the_principals(
+    client: TestClient, alice: Account, bob: Account
+) -> None:
+    """RFC 3744 9.4/9.5 on ``/`` (where Thunderbird and Apple Calendar send it), the principal
+    collection and a principal: a caseless substring of a name or address; only principals the
+    user may see (their own, until sharing)."""
+    search = (
+        '<D:principal-property-search xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" test="anyof">'
+        "<D:property-search><D:prop><D:displayname/></D:prop><D:match>{}</D:match></D:property-search>"
+        "<D:property-search><D:prop><C:calendar-user-address-set/></D:prop><D:match>{}</D:match></D:property-search>"
+        "<D:prop><D:displayname/><C:calendar-home-set/></D:prop></D:principal-property-search>"
+    )
+    for path in ("/", "/dav/", "/dav/principals/", "/dav/principals/alice/"):
+        found = await client.request("REPORT", path, data=search.format("LIC", "nobody"), headers=basic("alice"))
+        text = await found.text()
+        assert found.status == 207 and "/dav/calendars/alice/" in text, path
+        assert text.count("<D:response>") == 1 and "<D:displayname>alice</D:displayname>" in text
+    by_mail = await client.request("REPORT", "/", data=search.format("zzz", "EXAMPLE"), headers=basic("alice"))
+    assert "/dav/principals/alice/" in await by_mail.text()
+    hidden = await client.request("REPORT", "/", data=search.format("bob", "bob"), headers=basic("alice"))
+    assert hidden.status == 207 and "bob" not in await hidden.text()  # no existence leak
+    offered = await client.request(
+        "REPORT", "/dav/principals/", data='<D:principal-search-property-set xmlns:D="DAV:"/>', headers=basic("alice")
+    )
+    assert offered.status == 200 and "<D:displayname/>" in await offered.text()
+    listed = await client.request("PROPFIND", "/dav/principals/", headers={**basic("alice"), "Depth": "1"})
+    assert listed.status == 207 and (await listed.text()).count("<D:response>") == 2
+    wrong = await client.request("REPORT", "/", data="<D:foo xmlns:D='DAV:'/>", headers=basic("alice"))
+    assert wrong.status == 400
