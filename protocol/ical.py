@@ -230,21 +230,14 @@ def component_bounds(component: Component, max_instances: int = DEFAULT_MAX_INST
         if last_start is None:
             return Bounds(epoch(first) - (FLOATING_SLACK if floating else 0), None, True)
         last_end = max(last_end, to_utc(last_start)[0] + duration)
-    rdates = component.get("RDATE")
-    if rdates is not None:
+    for rdate_list in every(component, "RDATE"):
         recurring = True
-        for rdate_list in rdates if isinstance(rdates, list) else [rdates]:
-            for item in getattr(rdate_list, "dts", []):
-                value = item.dt
-                if isinstance(value, tuple):  # PERIOD: (start, end or duration)
-                    begin, stop = value
-                    end = begin + stop if isinstance(stop, timedelta) else stop
-                    begin_utc, end_utc = to_utc(begin)[0], to_utc(end)[0]
-                else:
-                    begin_utc = to_utc(value)[0]
-                    end_utc = begin_utc + duration
-                first = min(first, begin_utc)
-                last_end = max(last_end, end_utc)
+        for item in _dates(rdate_list):
+            begin, end = period(item)
+            begin_utc = to_utc(begin)[0]
+            end_utc = to_utc(end)[0] if end is not None else begin_utc + duration
+            first = min(first, begin_utc)
+            last_end = max(last_end, end_utc)
     slack = FLOATING_SLACK if floating else 0
     return Bounds(epoch(first) - slack, epoch(last_end) + slack, recurring)
 
@@ -373,11 +366,10 @@ def instance_spans(
     periods: dict[datetime, int] = {}  #: RDATE;VALUE=PERIOD instances keep their own length
     for name, add in (("RDATE", rules.rdate), ("EXDATE", rules.exdate)):
         for item in every(component, name):
-            for value in item.dts:
-                moment = value.dt[0] if isinstance(value.dt, tuple) else value.dt
+            for value in _dates(item):
+                moment, period_end = period(value)
                 add(_naive_local(moment, zone))
-                if name == "RDATE" and isinstance(value.dt, tuple):
-                    period_end = value.dt[1] if isinstance(value.dt[1], datetime) else moment + value.dt[1]
+                if period_end is not None:
                     periods[_naive_local(moment, zone)] = int(
                         (to_utc(period_end)[0] - to_utc(moment)[0]).total_seconds()
                     )
@@ -479,7 +471,19 @@ def _typed_like_start(value: Any, start: date | datetime, tzid: str | None, para
 
 
 def _dates(prop: Any) -> list[Any]:
-    return [item.dt for item in getattr(prop, "dts", [])]
+    """The values of an RDATE or EXDATE property (a PERIOD is a (start, end or duration) tuple)."""
+    try:
+        return [item.dt for item in prop.dts]
+    except (AttributeError, ValueError):  # icalendar's stand-in for a value it could not read
+        return []
+
+
+def period(value: Any) -> tuple[date | datetime, date | datetime | None]:
+    """An RDATE value's start and, for a PERIOD, its end (RFC 5545 3.3.9: an end or a duration)."""
+    if not isinstance(value, tuple):
+        return value, None
+    begin, stop = value
+    return begin, begin + stop if isinstance(stop, timedelta) else stop
 
 
 def match_start_type(component: Component, name: str, start: date | datetime, tzid: str | None) -> bool:
@@ -532,6 +536,12 @@ def repair(component: Component) -> list[str]:
         if end in component and "DURATION" in component:
             component.pop("DURATION")
             done.append(f"{end} and DURATION together (RFC 5545 allows one): DURATION dropped, {end} kept")
+    rules = every(component, "RRULE")
+    if not all(rules):  # "RRULE:" with nothing after it (Germany_Holidays.ics)
+        component.pop("RRULE")
+        for rule in filter(None, rules):
+            component.add("RRULE", rule)
+        done.append("an empty RRULE (RFC 5545 requires FREQ): dropped, the component does not recur")
     for rule in every(component, "RRULE"):
         if "COUNT" in rule and "UNTIL" in rule:
             rule.pop("COUNT")
@@ -539,14 +549,21 @@ def repair(component: Component) -> list[str]:
     return done
 
 
+#: properties a component holds once at most (RFC 5545 3.6.1, 3.6.2)
+_ONCE = ("UID", "DTSTART", "DTEND", "DUE", "DURATION", "RECURRENCE-ID")
+
+
 def component_problems(component: Component) -> list[str]:
     """What makes a VEVENT/VTODO/VJOURNAL unacceptable, in words a person understands."""
-    problems = [f"{name}: {message}" for name, message in component.errors]
+    problems = [f"{name}: {message}" if name else message for name, message in component.errors]
     for sub in component.subcomponents:
         problems.extend(f"{sub.name} {name}: {message}" for name, message in sub.errors)
     if problems:
         return problems
     name = component.name
+    twice = [n for n in _ONCE if isinstance(component.get(n), list)]
+    if twice:
+        return [f"{n} appears more than once (RFC 5545 allows one)" for n in twice]
     start = _decoded(component, "DTSTART")
     if "DTSTART" in component and not isinstance(start, date):
         problems.append("DTSTART is not a valid date or date-time")
@@ -577,7 +594,7 @@ def component_problems(component: Component) -> list[str]:
             problems.append("VTODO has both DUE and DURATION")
     for name in ("RDATE", "EXDATE"):
         for item in every(component, name):
-            moments = [v.dt[0] if isinstance(v.dt, tuple) else v.dt for v in getattr(item, "dts", [])]
+            moments = [period(value)[0] for value in _dates(item)]
             if not all(isinstance(moment, date) for moment in moments):
                 problems.append(f"{name} holds a value that is not a date or date-time")
     for rule in _rrule_strings(component):
@@ -843,12 +860,13 @@ def _moved_series(component: Component, start: datetime, end: datetime, limit: i
     first = _naive_local(first_start, zone)
     low, high = _naive_local(start - duration, zone), _naive_local(end, zone)
     skipped = skip_to(_local_rule(rule, zone), first, low)
-    hits: list[datetime] = []
+    excluded = {_naive_local(moment, zone) for exdate in every(component, "EXDATE") for moment in _dates(exdate)}
+    hits: list[datetime] = []  # the instances the window holds (not those EXDATE removes)
     if skipped is not None:
         for walked, occurrence in enumerate(dateutil_rrule.rrulestr(skipped[0], dtstart=skipped[1])):
             if occurrence >= high or walked >= MAX_WALK or len(hits) >= limit:
                 break
-            if occurrence >= low:
+            if occurrence >= low and occurrence not in excluded:
                 hits.append(occurrence)
     copy = component.copy()
     copy.subcomponents = list(component.subcomponents)
@@ -993,6 +1011,8 @@ def _instance_text(
     takes the place of the master's DURATION. ``rid``: the instance's original start when it
     moved (a RANGE=THISANDFUTURE override's shift); else ``moment``."""
     out = []
+    params = next(n[len(anchor) :] for n in map(_name, lines) if n.upper().startswith(anchor))
+    end_written = False
     for line in lines:
         name = _name(line)
         key = name.split(";", 1)[0].upper()
@@ -1000,14 +1020,14 @@ def _instance_text(
             continue
         if key == anchor:
             rid_value = value_of(moment if rid is None else rid)
-            out += [f"{name}:{value_of(moment)}", f"RECURRENCE-ID{name[len(anchor) :]}:{rid_value}"]
+            out += [f"{name}:{value_of(moment)}", f"RECURRENCE-ID{params}:{rid_value}"]
         elif key in ("DTEND", "DUE") or (key == "DURATION" and own_length):
-            end_name = name if key != "DURATION" else "DTEND" + next(
-                n[len(anchor) :] for n in map(_name, lines) if n.upper().startswith(anchor)
-            )  # fmt: skip
-            out.append(f"{end_name}:{value_of(moment + length)}")
+            end_written = True
+            out.append(f"{name if key != 'DURATION' else 'DTEND' + params}:{value_of(moment + length)}")
         else:
             out.append(line)
+    if own_length and not end_written and anchor == "DTSTART":  # the master has no end of its own
+        out.insert(out.index(f"{anchor}{params}:{value_of(moment)}") + 1, f"DTEND{params}:{value_of(moment + length)}")
     return CRLF.join(out) + CRLF
 
 

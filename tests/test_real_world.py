@@ -220,6 +220,12 @@ async def test_an_rdate_period_keeps_its_own_length(client: TestClient, alice: A
     assert (await client.put(CAL + "period.ics", data=event, headers=basic("alice"))).status == 201
     [instance] = instances_in(await report(client, expand_query("20250112T120000Z", "20250112T123000Z")))
     assert "DTSTART:20250112T100000Z" in instance and "DTEND:20250112T130000Z" in instance
+    # icalendar's issue_1633: a master without DTEND, an RDATE period of dates: one day long
+    no_end = calendar("UID:no-end", "DTSTAMP:20250101T000000Z", "DTSTART:19970101T180000Z",
+                      "RDATE;VALUE=PERIOD:19970101/19970102")  # fmt: skip
+    assert (await client.put(CAL + "no-end.ics", data=no_end, headers=basic("alice"))).status == 201
+    [day, _] = instances_in(await report(client, expand_query("19970101T000000Z", "19970201T000000Z")))
+    assert "DTSTART:19970101T000000Z" in day and "DTEND:19970102T000000Z" in day
 
 
 async def test_a_recurring_todo_with_only_a_due_date_expands(client: TestClient, alice: Account) -> None:
@@ -392,3 +398,15 @@ async def test_principal_search_answers_on_the_root_and_the_principals(
     assert listed.status == 207 and (await listed.text()).count("<D:response>") == 2
     wrong = await client.request("REPORT", "/", data="<D:foo xmlns:D='DAV:'/>", headers=basic("alice"))
     assert wrong.status == 400
+
+
+async def test_a_series_whose_first_instances_in_a_window_are_excluded_is_found(
+    client: TestClient, alice: Account
+) -> None:
+    """Found by recurring-ical-events' issue_4.ics: a weekly series with EXDATEs on the first
+    instances of a window still has the later ones there (the walk counted excluded instances)."""
+    text = calendar("UID:ex", "DTSTAMP:20250101T000000Z", "DTSTART;VALUE=DATE:20190124", "RRULE:FREQ=WEEKLY;BYDAY=TH",
+                    "DTEND;VALUE=DATE:20190125", "EXDATE;VALUE=DATE:20190307,20190314")  # fmt: skip
+    assert (await client.put(CAL + "ex.ics", data=text, headers=basic("alice"))).status == 201
+    found = instances_in(await report(client, expand_query("20190301T000000Z", "20190407T000000Z")))
+    assert [re.search(r"DTSTART;VALUE=DATE:(\d+)", i).group(1) for i in found] == ["20190321", "20190328", "20190404"]  # type: ignore[union-attr]

@@ -345,7 +345,7 @@ def _read_component(
         result.error(LineError(line, f"invalid {name}: {error}"))
         return None
     fields = [f"{key}:{component[key]}" for key in ("UID", "SUMMARY") if key in component]
-    repairs = repair(component)
+    repairs = [] if component.errors else repair(component)  # a broken component is refused below
     if repairs:  # what the writer meant is plain: store that, and say so
         text = component.to_ical().decode()
     for repaired in mended + repairs:
