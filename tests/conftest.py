@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import subprocess
+import sys
 import time
-from collections.abc import Awaitable, Callable
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ from server import services as services_module
 from server.app import create_app
 from server.auth import Passwords
 from server.config import Config, load
+from tests.test_cli import ROOT, free_port, run
 
 DATA = Path(__file__).parent / "data"
 
@@ -119,3 +123,35 @@ async def while_probing(account: Account, work: Awaitable[Any], every: float = 0
         if task.done():
             return await task, slowest
         await asyncio.sleep(every)
+
+
+#: the user of ``live_server``, made with the command line
+LIVE_USER, LIVE_PASSWORD = "ada", "interop-secret-1"
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server started as the README starts it (its own process and data folder) with one
+    user; its URL. Stopped by PID at the end of the module."""
+    data = str(tmp_path_factory.mktemp("live") / "data")
+    added = run("user", "add", LIVE_USER, "--password-stdin", "--data", data, stdin=f"{LIVE_PASSWORD}\n")
+    assert added.returncode == 0, added.stderr
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "run.py", "serve", "--port", str(port), "--data", data],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline and process.poll() is None, "the server did not start"
+            time.sleep(0.2)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

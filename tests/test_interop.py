@@ -6,18 +6,13 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import caldav
-import pytest
 
-from tests.test_cli import ROOT, free_port, run
+from tests.conftest import LIVE_PASSWORD, LIVE_USER
 
-PASSWORD = "interop-secret-1"
 #: what caldav-server-tester may report as other than "full", and why
 NOT_YET = {"scheduling"}  # not built yet (issue 4 names it as an exception)
 #: the tester (1.7) does not probe principal search ("unknown"); python-caldav's search is tested below
@@ -29,33 +24,8 @@ UNOBSERVABLE = {
 }
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data = str(tmp_path_factory.mktemp("interop") / "data")
-    assert run("user", "add", "ada", "--password-stdin", "--data", data, stdin=f"{PASSWORD}\n").returncode == 0
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "run.py", "serve", "--port", str(port), "--data", data],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline and process.poll() is None, "the server did not start"
-            time.sleep(0.2)
-    try:
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def test_python_caldav_end_to_end(server: str) -> None:
-    with caldav.DAVClient(url=server, username="ada", password=PASSWORD) as client:
+def test_python_caldav_end_to_end(live_server: str) -> None:
+    with caldav.DAVClient(url=live_server, username=LIVE_USER, password=LIVE_PASSWORD) as client:
         principal = client.principal()
         assert str(principal.url).endswith("/dav/principals/ada/")
         [found] = client.principals(name="AD")  # principal-property-search, caseless substring
@@ -100,10 +70,10 @@ def test_python_caldav_end_to_end(server: str) -> None:
         assert [c.url.path for c in principal.calendars()] == ["/dav/calendars/ada/calendar/"]
 
 
-def test_caldav_server_tester_finds_every_feature_full(server: str) -> None:
+def test_caldav_server_tester_finds_every_feature_full(live_server: str) -> None:
     tester = Path(sys.executable).with_name("caldav-server-tester")
     result = subprocess.run(
-        [str(tester), "--caldav-url", server, "--caldav-username", "ada", "--caldav-password", PASSWORD,
+        [str(tester), "--caldav-url", live_server, "--caldav-username", LIVE_USER, "--caldav-password", LIVE_PASSWORD,
          "--format", "hints"],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
