@@ -19,7 +19,7 @@ from lxml import etree
 
 from protocol import dav
 from protocol.dav import CALDAV, DAV, BadRequest, tag
-from protocol.ical import CRLF, OBJECT_COMPONENTS, instances, parse_resource, window_calendar
+from protocol.ical import CRLF, OBJECT_COMPONENTS, UNREADABLE, instances, parse_resource, window_calendar
 from protocol.recurrence import rezone_components
 
 #: what a report may expand at most per resource (RFC 4791 lets the server limit it)
@@ -378,7 +378,7 @@ def calendar_timezone(text: str) -> tuple[str, tzinfo]:
     """The TZID and zone of a calendar-timezone value (a VCALENDAR with one VTIMEZONE)."""
     try:
         calendar = parse_resource(text.strip().replace("\r\n", "\n").replace("\n", CRLF) + CRLF)
-    except ValueError:
+    except UNREADABLE:
         calendar = None
     if calendar is None or calendar.name != "VCALENDAR":
         raise Unsupported("the timezone is not a VCALENDAR", tag(CALDAV, "valid-calendar-data"))
@@ -387,7 +387,7 @@ def calendar_timezone(text: str) -> tuple[str, tzinfo]:
         raise Unsupported("the timezone must hold one VTIMEZONE", tag(CALDAV, "valid-calendar-data"))
     try:
         return str(zones[0]["TZID"]), zones[0].to_tz()
-    except (ValueError, KeyError, TypeError):
+    except UNREADABLE:
         raise Unsupported("the VTIMEZONE cannot be read", tag(CALDAV, "valid-calendar-data")) from None
 
 

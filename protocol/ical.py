@@ -42,6 +42,10 @@ CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TZID_PARAM = re.compile(r';TZID=("[^"]*"|[^;:]*)', re.IGNORECASE)
 
 
+#: what icalendar raises on text it cannot read (a TZID given twice is an AttributeError)
+UNREADABLE = (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError)
+
+
 class ICalError(ValueError):
     """An iCalendar text that cannot be accepted, with the line it was found on."""
 
@@ -521,6 +525,10 @@ def match_series(master: Component, override: Component) -> str | None:
     return f"RECURRENCE-ID of another value type than the series' DTSTART: read as the {kind} of that instance"
 
 
+def _value_text(value: Any) -> bytes:
+    return value.to_ical() if hasattr(value, "to_ical") else str(value).encode()
+
+
 def repair(component: Component) -> list[str]:
     """Mend, in place, what real-world writers get wrong where their intent is plain; what was
     mended, in words (each a named rule, listed in docs/formats.md)."""
@@ -536,6 +544,11 @@ def repair(component: Component) -> list[str]:
         if end in component and "DURATION" in component:
             component.pop("DURATION")
             done.append(f"{end} and DURATION together (RFC 5545 allows one): DURATION dropped, {end} kept")
+    for name in _ONCE:
+        given = component.get(name)
+        if isinstance(given, list) and len({_value_text(value) for value in given}) == 1:
+            component[name] = given[0]
+            done.append(f"{name} given {len(given)} times with the same value (RFC 5545 allows one): one kept")
     rules = every(component, "RRULE")
     if not all(rules):  # "RRULE:" with nothing after it (Germany_Holidays.ics)
         component.pop("RRULE")
@@ -549,8 +562,10 @@ def repair(component: Component) -> list[str]:
     return done
 
 
-#: properties a component holds once at most (RFC 5545 3.6.1, 3.6.2)
-_ONCE = ("UID", "DTSTART", "DTEND", "DUE", "DURATION", "RECURRENCE-ID")
+#: properties a VEVENT, VTODO or VJOURNAL holds once at most (RFC 5545 3.6.1-3.6.3)
+_ONCE = ("UID", "DTSTAMP", "DTSTART", "DTEND", "DUE", "DURATION", "RECURRENCE-ID", "SEQUENCE", "CLASS", "CREATED",
+         "DESCRIPTION", "GEO", "LAST-MODIFIED", "LOCATION", "ORGANIZER", "PRIORITY", "STATUS", "SUMMARY", "TRANSP",
+         "URL", "COMPLETED", "PERCENT-COMPLETE")  # fmt: skip
 
 
 def component_problems(component: Component) -> list[str]:
@@ -563,7 +578,7 @@ def component_problems(component: Component) -> list[str]:
     name = component.name
     twice = [n for n in _ONCE if isinstance(component.get(n), list)]
     if twice:
-        return [f"{n} appears more than once (RFC 5545 allows one)" for n in twice]
+        return [f"{n} appears more than once with different values (RFC 5545 allows one)" for n in twice]
     start = _decoded(component, "DTSTART")
     if "DTSTART" in component and not isinstance(start, date):
         problems.append("DTSTART is not a valid date or date-time")

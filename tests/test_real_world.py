@@ -410,3 +410,22 @@ async def test_a_series_whose_first_instances_in_a_window_are_excluded_is_found(
     assert (await client.put(CAL + "ex.ics", data=text, headers=basic("alice"))).status == 201
     found = instances_in(await report(client, expand_query("20190301T000000Z", "20190407T000000Z")))
     assert [re.search(r"DTSTART;VALUE=DATE:(\d+)", i).group(1) for i in found] == ["20190321", "20190328", "20190404"]  # type: ignore[union-attr]
+
+
+async def test_what_hypothesis_found_in_mutated_corpus_files(client: TestClient, alice: Account) -> None:
+    """A property given twice with one value is kept once (SEQUENCE twice broke every later
+    query of the calendar); twice with different values, or a VTIMEZONE whose TZID is given
+    twice (icalendar raises AttributeError), is refused with the line: never a 500."""
+    twice = calendar("UID:twice", "DTSTAMP:20250101T000000Z", "DTSTART:20250110T100000Z", "SEQUENCE:1", "SEQUENCE:1",
+                     "RRULE:FREQ=DAILY;COUNT=3")  # fmt: skip
+    assert (await client.put(CAL + "twice.ics", data=twice, headers=basic("alice"))).status == 201
+    assert len(instances_in(await report(client, expand_query("20250110T000000Z", "20250113T000000Z")))) == 3
+    different = twice.replace("SEQUENCE:1\r\nSEQUENCE:1", "SUMMARY:a\r\nSUMMARY:b")
+    refused = await alice.post("/v1/import/", json={"file": different})
+    assert refused.status == 422 and "SUMMARY appears more than once" in (await refused.json())["errors"][0]["error"]
+    zone = timezone_text("Europe/London") or ""
+    doubled = twice.replace("BEGIN:VEVENT", zone.replace("TZID:", "TZID:Europe/London\r\nTZID:", 1) + "BEGIN:VEVENT")
+    put = await client.put(CAL + "zone.ics", data=doubled, headers=basic("alice"))
+    assert put.status == 403 and "valid-calendar-data" in await put.text()
+    imported = await alice.post("/v1/import/", json={"file": doubled})
+    assert imported.status == 422 and "invalid VTIMEZONE" in (await imported.json())["errors"][0]["error"]

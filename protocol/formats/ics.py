@@ -25,12 +25,14 @@ from protocol.ical import (
     CRLF,
     OBJECT_COMPONENTS,
     PRODID,
+    UNREADABLE,
     Block,
     Resource,
     assemble,
     block_from_component,
     cache_timezone,
     component_problems,
+    every,
     match_series,
     repair,
     repair_text,
@@ -313,7 +315,7 @@ def _read_timezone(lines: list[str], line: int, result: ParseResult, timezones: 
         return
     try:
         tzid = _timezone_id(text)
-    except (ValueError, KeyError) as error:
+    except UNREADABLE as error:
         result.error(LineError(line, f"invalid VTIMEZONE: {error}"))
         return
     timezones.setdefault(tzid, text)
@@ -341,10 +343,10 @@ def _read_component(
     text, mended = repair_text(CRLF.join(lines) + CRLF)
     try:
         component = Component.from_ical(text)
-    except ValueError as error:
+    except UNREADABLE as error:
         result.error(LineError(line, f"invalid {name}: {error}"))
         return None
-    fields = [f"{key}:{component[key]}" for key in ("UID", "SUMMARY") if key in component]
+    fields = [f"{key}:{every(component, key)[0]}" for key in ("UID", "SUMMARY") if key in component]
     repairs = [] if component.errors else repair(component)  # a broken component is refused below
     if repairs:  # what the writer meant is plain: store that, and say so
         text = component.to_ical().decode()
