@@ -96,8 +96,6 @@ class Block:
     recurrence_id: int | None = None
     #: RANGE=THISANDFUTURE: the override applies to every later instance too (RFC 5545 3.8.4.4)
     this_and_future: bool = False
-    #: SEQUENCE and DTSTAMP (epoch; 0 for none): which of two versions of a component is newer
-    version: tuple[int, int] = (0, 0)
     #: the parsed component, while the other components of its UID are read
     component: Component | None = field(default=None, repr=False)
 
@@ -680,7 +678,6 @@ def block_from_component(
         line=line,
         spans=block_spans(component, bounds, max_instances),
         recurrence_id=recurrence_id,
-        version=version(component),
         component=component,
     )
 

@@ -37,6 +37,7 @@ from protocol.ical import (
     repair,
     repair_text,
     timezones_and_body,
+    version,
 )
 
 #: calendar-level properties Almanac reads (the rest are not needed per event)
@@ -156,12 +157,12 @@ def _one_series(blocks: list[Block], result: ParseResult, options: ParseOptions)
         key = (block.name, block.is_override, block.recurrence_id)
         kept = newest.setdefault(key, block)
         if kept is not block:
-            older, newer = (kept, block) if block.version > kept.version else (block, kept)
+            older, newer = (kept, block) if _version(block) > _version(kept) else (block, kept)
             newest[key] = newer
             result.warn(
                 LineError(
                     older.line,
-                    f"UID {block.uid}: an older version (SEQUENCE {older.version[0]}) of the {block.name} on line "
+                    f"UID {block.uid}: an older version (SEQUENCE {_version(older)[0]}) of the {block.name} on line "
                     f"{newer.line}, which has the highest SEQUENCE (then the latest DTSTAMP): left out",
                     _fields(older),
                 )
@@ -178,6 +179,10 @@ def _one_series(blocks: list[Block], result: ParseResult, options: ParseOptions)
                 text = block.component.to_ical().decode()
                 blocks[index] = block_from_component(block.component, text, block.line, options.max_instances)
     return blocks
+
+
+def _version(block: Block) -> tuple[int, int]:
+    return version(block.component) if block.component is not None else (0, 0)
 
 
 def _fields(block: Block) -> list[str]:
