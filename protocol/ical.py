@@ -523,6 +523,18 @@ def match_series(master: Component, override: Component) -> str | None:
     return f"RECURRENCE-ID of another value type than the series' DTSTART: read as the {kind} of that instance"
 
 
+#: properties a VEVENT, VTODO or VJOURNAL holds once at most (RFC 5545 3.6.1-3.6.3)
+_ONCE = frozenset(("UID", "DTSTAMP", "DTSTART", "DTEND", "DUE", "DURATION", "RECURRENCE-ID", "SEQUENCE", "CLASS",
+                   "CREATED", "DESCRIPTION", "GEO", "LAST-MODIFIED", "LOCATION", "ORGANIZER", "PRIORITY", "STATUS",
+                   "SUMMARY", "TRANSP", "URL", "COMPLETED", "PERCENT-COMPLETE"))  # fmt: skip
+
+
+def _repeated_once(component: Component) -> list[tuple[str, list[Any]]]:
+    """The properties RFC 5545 allows once that ``component`` has more than once, with their
+    values (icalendar keeps a repeated property as a list)."""
+    return [(name, value) for name, value in component.items() if isinstance(value, list) and name in _ONCE]
+
+
 def _value_text(value: Any) -> bytes:
     return value.to_ical() if hasattr(value, "to_ical") else str(value).encode()
 
@@ -542,9 +554,8 @@ def repair(component: Component) -> list[str]:
         if end in component and "DURATION" in component:
             component.pop("DURATION")
             done.append(f"{end} and DURATION together (RFC 5545 allows one): DURATION dropped, {end} kept")
-    for name in _ONCE:
-        given = component.get(name)
-        if isinstance(given, list) and len({_value_text(value) for value in given}) == 1:
+    for name, given in _repeated_once(component):
+        if len({_value_text(value) for value in given}) == 1:
             component[name] = given[0]
             done.append(f"{name} given {len(given)} times with the same value (RFC 5545 allows one): one kept")
     rules = every(component, "RRULE")
@@ -560,12 +571,6 @@ def repair(component: Component) -> list[str]:
     return done
 
 
-#: properties a VEVENT, VTODO or VJOURNAL holds once at most (RFC 5545 3.6.1-3.6.3)
-_ONCE = ("UID", "DTSTAMP", "DTSTART", "DTEND", "DUE", "DURATION", "RECURRENCE-ID", "SEQUENCE", "CLASS", "CREATED",
-         "DESCRIPTION", "GEO", "LAST-MODIFIED", "LOCATION", "ORGANIZER", "PRIORITY", "STATUS", "SUMMARY", "TRANSP",
-         "URL", "COMPLETED", "PERCENT-COMPLETE")  # fmt: skip
-
-
 def component_problems(component: Component) -> list[str]:
     """What makes a VEVENT/VTODO/VJOURNAL unacceptable, in words a person understands."""
     problems = [f"{name}: {message}" if name else message for name, message in component.errors]
@@ -574,9 +579,9 @@ def component_problems(component: Component) -> list[str]:
     if problems:
         return problems
     name = component.name
-    twice = [n for n in _ONCE if isinstance(component.get(n), list)]
+    twice = _repeated_once(component)
     if twice:
-        return [f"{n} appears more than once with different values (RFC 5545 allows one)" for n in twice]
+        return [f"{n} appears more than once with different values (RFC 5545 allows one)" for n, _ in twice]
     start = _decoded(component, "DTSTART")
     if "DTSTART" in component and not isinstance(start, date):
         problems.append("DTSTART is not a valid date or date-time")
