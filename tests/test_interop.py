@@ -28,8 +28,8 @@ def test_python_caldav_end_to_end(live_server: str) -> None:
     with caldav.DAVClient(url=live_server, username=LIVE_USER, password=LIVE_PASSWORD) as client:
         principal = client.principal()
         assert str(principal.url).endswith("/dav/principals/ada/")
-        [found] = client.principals(name="AD")  # principal-property-search, caseless substring
-        assert found.url == principal.url and not client.principals(name="nobody")
+        [found] = client.search_principals(name="AD")  # principal-property-search, caseless substring
+        assert found.url == principal.url and not client.search_principals(name="nobody")
         assert [c.url.path for c in principal.calendars()] == ["/dav/calendars/ada/calendar/"]
         calendar = principal.make_calendar(name="Demo", cal_id="demo")
         assert calendar.get_display_name() == "Demo"
