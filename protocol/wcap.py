@@ -1,6 +1,6 @@
 """WCAP (Sun/Oracle Calendar Server) values: errnos, parameters, calids and replies.
 
-Pure: parameters in, reply text out. The door (server/wcap.py) does the rest.
+Pure: parameters in, reply text out. The door (server/wcap/door.py) does the rest.
 """
 
 from __future__ import annotations

@@ -13,12 +13,15 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from server import caldav, rest, wcap, wcap_page
-from server import web as web_pages
+from server.caldav import door as caldav
 from server.config import Config
-from server.errors import TooLarge
-from server.http import IDLE_TIMEOUT
-from server.services import REQUEST_STARTED, REQUEST_USER, SERVICES, Services, build
+from server.http import IDLE_TIMEOUT, REQUEST_STARTED, REQUEST_USER, SERVICES
+from server.rest import door as rest
+from server.services import Services, build
+from server.services.errors import TooLarge
+from server.wcap import door as wcap
+from server.wcap import page as wcap_page
+from server.web import pages as web_pages
 from storage.model import StoreFull
 
 log = logging.getLogger("almanac.access")

@@ -17,10 +17,10 @@ from protocol.ical import keep_timezones
 from server import demo
 from server.app import create_app
 from server.config import ROOT, Config, ConfigError, load
-from server.errors import Invalid, NotFound, ServiceError
-from server.http import iso_epoch
-from server.imports import DELIMITERS, ImportRequest, Upload
-from server.services import SERVICES, Services, opened
+from server.http import SERVICES, iso_epoch
+from server.services import Services, opened
+from server.services.errors import Invalid, NotFound, ServiceError
+from server.services.imports import DELIMITERS, ImportRequest, Upload
 from storage.model import Calendar, ImportJob, User
 
 #: ``--format`` names of the exports (the REST door's names too)

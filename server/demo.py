@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from server.imports import ImportRequest, Upload
 from server.services import Services
+from server.services.imports import ImportRequest, Upload
 
 USERNAME = "demo"
 PASSWORD = "almanac-demo"

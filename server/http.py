@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import mmap
 import os
@@ -21,9 +22,16 @@ from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
 from protocol import multipart
-from server.errors import BadEncoding, Invalid, TooLarge, disk_space
+from server.services import Services
+from server.services.errors import BadEncoding, Invalid, TooLarge, disk_space
 
 T = TypeVar("T")
+SERVICES = web.AppKey("services", Services)
+#: who made the request (for the access log) and when it started
+REQUEST_USER = web.RequestKey("user", str)
+REQUEST_STARTED = web.RequestKey("started", float)
+_TOKEN_HEADER = re.compile(r'^\s*Token\s+token\s*=\s*"?([^",\s]+)"?', re.IGNORECASE)
+_BEARER_HEADER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
 #: seconds a client may pause in the middle of a body (the app sets server.idle_timeout)
 IDLE_TIMEOUT = web.AppKey("idle_timeout", int)
 #: forms without files (sign-in, settings, a WCAP command's parameters) are this large at most
@@ -314,3 +322,25 @@ def boolean(value: str | None, name: str, default: bool) -> bool:
     if word in ("false", "0", "no", "off"):
         return False
     raise ValueError(f"{name} must be true or false")
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+def token_from_header(value: str | None) -> str | None:
+    """The token of ``Authorization: Token token=...`` or ``Authorization: Bearer ...``."""
+    if not value:
+        return None
+    match = _TOKEN_HEADER.match(value) or _BEARER_HEADER.match(value)
+    return match.group(1) if match else None
+
+
+def basic_credentials(value: str | None) -> tuple[str, str] | None:
+    """(user, password) of an ``Authorization: Basic`` header."""
+    if not value or value[:6].lower() != "basic ":
+        return None
+    try:
+        user, sep, password = base64.b64decode(value[6:].strip(), validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None

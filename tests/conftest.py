@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestClient
 
 from server import services as services_module
 from server.app import create_app
-from server.auth import Passwords
 from server.config import Config, load
+from server.services.auth import Passwords
 from tests.test_cli import ROOT, free_port, run
 
 DATA = Path(__file__).parent / "data"

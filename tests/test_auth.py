@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp.test_utils import TestClient
 
-from server.services import SERVICES
+from server.http import SERVICES
 from tests.conftest import Account
 
 UNAUTHORIZED = {"error": "auth_token invalid or missing"}

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server.services import SERVICES, Services
+from server.http import SERVICES
+from server.services import Services
 from tests.conftest import Account, while_probing
 from tests.test_caldav import basic
 

@@ -9,7 +9,7 @@ from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 
 from server.config import Config, load
-from server.services import SERVICES
+from server.http import SERVICES
 from tests.conftest import Account, sample, seed_body
 
 SEED_UIDS = {

@@ -12,12 +12,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from protocol.formats import decode, parse
-from server import imports as imports_module
 from server.app import create_app
-from server.calendars import object_write
 from server.config import Config
-from server.imports import ImportRequest, Upload
-from server.services import SERVICES, Services, build
+from server.http import SERVICES
+from server.services import Services, build
+from server.services import imports as imports_module
+from server.services.calendars import object_write
+from server.services.imports import ImportRequest, Upload
 from storage.model import ImportTarget, NewImport
 from tests.conftest import Account, sample
 from tests.test_caldav import EVENT, basic

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp.test_utils import TestClient
 
-from server.services import SERVICES
+from server.http import SERVICES
 from tests.conftest import Account, sample, seed_body
 from tests.test_caldav import EVENT, NS, basic
 from tests.test_caldav_reports import CAL, TB_SYNC, report, responses

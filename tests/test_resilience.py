@@ -12,9 +12,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from protocol.formats import decode, parse
-from server.calendars import object_write
 from server.config import Config
-from server.services import SERVICES, Services, build
+from server.http import SERVICES
+from server.services import Services, build
+from server.services.calendars import object_write
 from storage.model import ImportTarget, NewImport
 from tests.conftest import Account, while_probing
 from tests.test_caldav import EVENT, basic

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from protocol.formats import decode, parse
-from server.calendars import object_write
+from server.services.calendars import object_write
 from storage.model import ImportTarget, NewCalendar, NewImport
 from storage.sqlite import SQLiteStore
 from tests.conftest import sample

@@ -1,4 +1,4 @@
-"""Passwords, tokens and the credentials each door sends.
+"""Passwords, tokens and session ids.
 
 Passwords are hashed with passlib (argon2 or bcrypt). Tokens and session ids are random
 and stored only as their SHA-256, so a copy of the database lets nobody sign in.
@@ -7,9 +7,7 @@ and stored only as their SHA-256, so a copy of the database lets nobody sign in.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import re
 import secrets
 import time
 from collections import deque
@@ -19,8 +17,6 @@ from typing import TypeVar
 
 from passlib.context import CryptContext
 
-_TOKEN_HEADER = re.compile(r'^\s*Token\s+token\s*=\s*"?([^",\s]+)"?', re.IGNORECASE)
-_BEARER_HEADER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
 T = TypeVar("T")
 
 
@@ -63,14 +59,6 @@ def new_secret(nbytes: int = 20) -> str:
 def digest(secret: str) -> str:
     """What the store keeps of a token or session id."""
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def token_from_header(value: str | None) -> str | None:
-    """The token of ``Authorization: Token token=...`` or ``Authorization: Bearer ...``."""
-    if not value:
-        return None
-    match = _TOKEN_HEADER.match(value) or _BEARER_HEADER.match(value)
-    return match.group(1) if match else None
 
 
 class LoginThrottle:
@@ -130,14 +118,3 @@ class LoginThrottle:
     def succeeded(self, account: str, address: str) -> None:
         self._seen.pop((account, address), None)
         self._turn.pop((account, address), None)
-
-
-def basic_credentials(value: str | None) -> tuple[str, str] | None:
-    """(user, password) of an ``Authorization: Basic`` header."""
-    if not value or value[:6].lower() != "basic ":
-        return None
-    try:
-        user, sep, password = base64.b64decode(value[6:].strip(), validate=True).decode("utf-8").partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return (user, password) if sep else None

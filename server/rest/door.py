@@ -20,12 +20,10 @@ from aiohttp import web
 from protocol import events
 from protocol.formats.timeslot_json import iso_utc, slot, slot_fields
 from protocol.ical import Resource
-from server import rest_imports
-from server.auth import token_from_header
-from server.calendars import is_uuid
-from server.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
 from server.http import (
     FILE_FIELDS,
+    REQUEST_USER,
+    SERVICES,
     iso_epoch,
     load_json,
     object_id,
@@ -33,10 +31,14 @@ from server.http import (
     read_json_form,
     read_limited,
     read_post,
+    token_from_header,
     whole_number,
 )
-from server.imports import ImportRequest, Upload
-from server.services import REQUEST_USER, SERVICES, Services
+from server.rest import imports as rest_imports
+from server.services import Services
+from server.services.calendars import is_uuid
+from server.services.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
+from server.services.imports import ImportRequest, Upload
 from storage.model import Calendar, CalendarObject, StoreFull, User
 
 log = logging.getLogger("almanac.rest")

@@ -6,9 +6,9 @@ import asyncio
 import re
 import time
 
-from server.auth import LoginThrottle, Passwords, digest, new_secret
-from server.calendars import CalendarService
-from server.errors import Invalid
+from server.services.auth import LoginThrottle, Passwords, digest, new_secret
+from server.services.calendars import CalendarService
+from server.services.errors import Invalid
 from storage.base import Store
 from storage.model import Conflict, User
 

@@ -14,12 +14,12 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from server.caldav_props import calendar_href, object_href
-from server.calendars import is_uuid
-from server.errors import Forbidden, Invalid, NotFound, ServiceError, TooLarge
-from server.http import MAX_INT, SpooledForm, boolean, iso_epoch, object_id, read_form, whole_number
-from server.imports import DELIMITERS, ImportRequest, Upload, iso
+from server.forms import freckle_error, import_form
+from server.http import MAX_INT, boolean, iso_epoch, object_id, whole_number
 from server.services import Services
+from server.services.errors import Forbidden, Invalid, NotFound, TooLarge
+from server.services.imports import iso
+from server.urls import calendar_href, object_href
 from storage.model import Calendar, ImportFilter, ImportJob, User
 
 PER_PAGE, MAX_PER_PAGE = 30, 1000
@@ -50,75 +50,6 @@ def link_header(request: web.Request, page: int, per_page: int, total: int) -> d
         query = {**request.query, "page": str(number), "per_page": str(per_page)}
         links.append(f'<{request.url.with_query(None)}?{urlencode(query)}>; rel="{rel}"')
     return {"Link": ", ".join(links), "X-Total-Count": str(total)}
-
-
-TYPES = ("autodetect", "ics", "google", "outlook", "timeslot")
-
-
-async def import_form(
-    request: web.Request, services: Services, user: User, door: str
-) -> tuple[ImportRequest, Upload, dict[str, str]]:
-    """The import a multipart form asks for (the API's POST and the web page's): the request,
-    the file, spooled to disk (the caller discards it), and the other fields. Invalid (with
-    the imports resource's codes), TooLarge."""
-    if request.content_type != "multipart/form-data":
-        raise Invalid("send the file as multipart/form-data", field="file", code="invalid_content_type")
-    form = await read_form(request, services.config.max_upload_bytes, services.imports.spool)
-    upload = Upload(path=form.path)
-    try:
-        return await _import_request(services, user, door, form), upload, form.fields
-    except BaseException:
-        upload.discard()
-        raise
-
-
-async def _import_request(services: Services, user: User, door: str, form: SpooledForm) -> ImportRequest:
-    fields = form.fields
-    if form.path is None or not form.path.stat().st_size:
-        raise Invalid("a file is required", field="file", code="missing_field")
-    kind = fields.get("type") or "autodetect"
-    if kind not in TYPES:
-        raise Invalid(f"type must be one of {', '.join(TYPES)}", field="type")
-    delimiter = fields.get("field_delimiter") or fields.get("field_delimeter")  # the draft's spelling too
-    if delimiter and delimiter not in DELIMITERS:
-        raise Invalid(
-            "field_delimiter must be one of , ; | or tab", field="field_delimiter", code="invalid_field_delimiter"
-        )
-    calendar = None
-    if fields.get("calendar"):
-        if not is_uuid(fields["calendar"]):
-            raise Invalid("calendar must be the id (a uuid) of one of your calendars", field="calendar")
-        try:
-            calendar = await services.calendars.get(user, fields["calendar"])
-        except NotFound:
-            raise Invalid("no calendar of yours has this id", field="calendar", code="missing") from None
-    try:
-        start, end = (iso_epoch(fields.get(name), name) for name in ("dtstart", "dtend"))
-        create_calendars = boolean(fields.get("create_calendars"), "create_calendars", True)
-        skip_invalid = boolean(fields.get("skip_invalid"), "skip_invalid", False)
-    except ValueError as error:
-        raise Invalid(str(error), field=str(error).split()[0]) from None
-    if start is not None and end is not None and end <= start:
-        raise Invalid("dtend must be after dtstart", field="dtend")
-    return ImportRequest(
-        door=door, calendar=calendar, format=None if kind == "autodetect" else kind, filename=form.filename,
-        start=start, end=end, create_calendars=create_calendars, delimiter=DELIMITERS.get(delimiter or ""),
-        skip_invalid=skip_invalid,
-    )  # fmt: skip
-
-
-def freckle_error(error: ServiceError) -> web.Response:
-    """``{"message", "errors": [{"resource", "field", "code"}]}``, the draft's family's format."""
-    if isinstance(error, TooLarge):
-        status, field, code = 413, "file", "too_large"
-    elif isinstance(error, Invalid):
-        status, field, code = (400 if error.code == "invalid_content_type" else 422), error.field, error.code
-    else:
-        raise error
-    body: dict[str, Any] = {"message": error.message, "errors": [{"resource": "Import", "field": field, "code": code}]}
-    if isinstance(error, Invalid) and error.errors:
-        body["line_errors"] = error.errors
-    return web.json_response(body, status=status)
 
 
 class ImportsResource:

@@ -6,13 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from aiohttp import web
-
-from server.auth import LoginThrottle, Passwords
-from server.calendars import CalendarService
 from server.config import Config
-from server.imports import ImportService
-from server.users import UserService
+from server.services.auth import LoginThrottle, Passwords
+from server.services.calendars import CalendarService
+from server.services.imports import ImportService
+from server.services.users import UserService
 from storage.base import Store
 from storage.sqlite import SQLiteStore
 
@@ -24,12 +22,6 @@ class Services:
     users: UserService
     calendars: CalendarService
     imports: ImportService
-
-
-SERVICES = web.AppKey("services", Services)
-#: who made the request (for the access log) and when it started
-REQUEST_USER = web.RequestKey("user", str)
-REQUEST_STARTED = web.RequestKey("started", float)
 
 
 def build(config: Config, store: Store | None = None) -> Services:

@@ -32,7 +32,7 @@ from protocol.ical import (
 )
 from protocol.recurrence import busy_periods
 from protocol.wcap import Calid
-from server.errors import Forbidden, Invalid, NotFound, PreconditionFailed
+from server.services.errors import Forbidden, Invalid, NotFound, PreconditionFailed
 from storage import base
 from storage.model import (
     ALL_COMPONENTS,

@@ -32,12 +32,12 @@ from protocol.ical import (
     timezone_text,
 )
 from protocol.wcap import Block, Errno, WcapError, flag, parse_calid, parse_time, split_list
-from server.auth import basic_credentials
-from server.calendars import slugify
-from server.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
-from server.http import MAX_INT, read_form, read_post, whole_number
-from server.imports import ImportRequest, Upload
-from server.services import REQUEST_USER, Services
+from server.http import MAX_INT, REQUEST_USER, basic_credentials, read_form, read_post, whole_number
+from server.services import Services
+from server.services.calendars import slugify
+from server.services.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
+from server.services.imports import ImportRequest, Upload
+from server.urls import calid_of
 from storage.model import Calendar, CalendarObject, StoreFull, User
 
 log = logging.getLogger("almanac.wcap")
@@ -94,11 +94,6 @@ def command(name: str, session: bool = True) -> Callable[[Command], Command]:
         return handler
 
     return register
-
-
-def calid_of(calendar: Calendar, owner: User) -> str:
-    """The relative calid: ``jdoe`` for the default calendar, ``jdoe:work`` for the others."""
-    return owner.username if calendar.is_default else f"{owner.username}:{calendar.slug}"
 
 
 def stamp(iso: str) -> str:

@@ -32,9 +32,9 @@ from typing import IO, Any
 from protocol import formats
 from protocol.formats import Lines, ParseOptions, ParseResult
 from protocol.ical import Resource, in_window, parse_resource, resource_from_calendar
-from server.calendars import CalendarService, object_write, window
 from server.config import Config
-from server.errors import BadEncoding, Invalid, NotFound, TooLarge, disk_space
+from server.services.calendars import CalendarService, object_write, window
+from server.services.errors import BadEncoding, Invalid, NotFound, TooLarge, disk_space
 from storage.base import Store
 from storage.model import Calendar, ImportFilter, ImportItem, ImportJob, ImportTarget, NewImport, ObjectWrite, User
 

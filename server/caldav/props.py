@@ -1,6 +1,6 @@
 """CalDAV properties and replies: hrefs, the live and dead properties of principals, calendars
 and objects, PROPPATCH/MKCALENDAR planning, sync tokens, and multistatus/error bodies.
-Shared by the CalDAV door (server/caldav.py) and its reports (server/caldav_reports.py)."""
+Shared by the CalDAV door (server/caldav/door.py) and its reports (server/caldav/reports.py)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ from protocol import caldav, dav
 from protocol.dav import APPLE, CALDAV, CS, DAV, PropstatResponse, tag
 from protocol.events import valid_zone
 from protocol.ical import MAX_EPOCH, MIN_EPOCH, OBJECT_COMPONENTS, timezone_text
-from server.calendars import normalize_color
-from server.errors import Invalid
+from server.services.calendars import normalize_color
+from server.services.errors import Invalid
+from server.urls import home_href, principal_href
 from storage.model import Calendar, CalendarObject, StoreFull, User
 
 log = logging.getLogger("almanac.caldav")
 
-ROOT = "/dav/"
 MAX_RESOURCE_SIZE = 10 * 1024 * 1024
 REPORTS = (
     tag(CALDAV, "calendar-query"),
@@ -33,23 +33,6 @@ REPORTS = (
     tag(DAV, "sync-collection"),
 )
 Props = dict[str, Callable[[], etree._Element | None]]
-
-
-def principal_href(user: User) -> str:
-    return f"/dav/principals/{quote(user.username)}/"
-
-
-def home_href(user: User) -> str:
-    return f"/dav/calendars/{quote(user.username)}/"
-
-
-def calendar_href(user: User, calendar: Calendar) -> str:
-    return f"{home_href(user)}{dav.canonical_segment(calendar.slug)}/"
-
-
-def object_href(base: str, name: str) -> str:
-    """An object's href in the calendar at ``base`` (names are kept as canonical segments)."""
-    return base + dav.canonical_segment(name)
 
 
 def http_date(iso: str) -> str:

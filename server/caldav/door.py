@@ -1,5 +1,5 @@
 """The CalDAV door (RFC 4791 on WebDAV, RFC 4918): discovery, calendars and their properties,
-calendar objects with ETag preconditions, MOVE/COPY, and the reports (server/caldav_reports.py).
+calendar objects with ETag preconditions, MOVE/COPY, and the reports (server/caldav/reports.py).
 
 Paths: ``/dav/principals/{user}/``, ``/dav/calendars/{user}/`` (the home) and
 ``/dav/calendars/{user}/{slug}/{name}``. A user reaches only their own: any other user's path
@@ -17,28 +17,22 @@ from aiohttp import web
 
 from protocol import dav
 from protocol.dav import CALDAV, DAV, PropstatResponse, tag
-from server.auth import basic_credentials
-from server.caldav_props import (
+from server.caldav.props import (
     MAX_RESOURCE_SIZE,
-    ROOT,
     WRITABLE,
     Props,
     Refused,
     answer,
-    calendar_href,
     calendar_props,
     collection_props,
     content_type,
     dav_error,
     etag_condition,
     guarded,
-    home_href,
     http_date,
     multistatus,
-    object_href,
     object_props,
     plan_properties,
-    principal_href,
     principal_matches,
     principal_props,
     propstat_body,
@@ -46,11 +40,12 @@ from server.caldav_props import (
     statuses,
     xml_reply,
 )
-from server.caldav_reports import report
-from server.errors import BadEncoding, Invalid, NotFound, PreconditionFailed, TooLarge
-from server.http import read_limited
-from server.imports import ImportRequest
-from server.services import REQUEST_USER, Services
+from server.caldav.reports import report
+from server.http import REQUEST_USER, basic_credentials, read_limited
+from server.services import Services
+from server.services.errors import BadEncoding, Invalid, NotFound, PreconditionFailed, TooLarge
+from server.services.imports import ImportRequest
+from server.urls import ROOT, calendar_href, home_href, object_href, principal_href
 from storage.model import Calendar, CalendarObject, User
 
 log = logging.getLogger("almanac.caldav")

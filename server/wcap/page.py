@@ -12,8 +12,7 @@ from html import escape
 
 from aiohttp import web
 
-from server.http import read_post
-from server.services import SERVICES
+from server.http import SERVICES, read_post
 
 STYLE = """
 body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;color:#1d2430}

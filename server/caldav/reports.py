@@ -21,22 +21,12 @@ from protocol import caldav, dav
 from protocol.dav import DAV, PropstatResponse, tag
 from protocol.events import valid_zone
 from protocol.ical import FLOATING_SLACK, PRODID, epoch, parse_resource
-from server.caldav_props import (
-    Refused,
-    answer,
-    calendar_href,
-    dav_error,
-    home_href,
-    multistatus,
-    object_href,
-    object_props,
-    parse_sync_token,
-    sync_token,
-)
+from server.caldav.props import Refused, answer, dav_error, multistatus, object_props, parse_sync_token, sync_token
+from server.urls import calendar_href, home_href, object_href
 from storage.model import Calendar, CalendarObject, User
 
 if TYPE_CHECKING:
-    from server.caldav import CalDavDoor
+    from server.caldav.door import CalDavDoor
 
 log = logging.getLogger("almanac.caldav")
 

@@ -20,12 +20,11 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import web
 
-from server.caldav_props import calendar_href
-from server.errors import Invalid, NotFound, TooLarge
-from server.http import MAX_INT, object_id, read_post, whole_number
-from server.rest_imports import freckle_error, import_form
-from server.services import REQUEST_USER, Services
-from server.wcap import calid_of
+from server.forms import freckle_error, import_form
+from server.http import MAX_INT, REQUEST_USER, object_id, read_post, whole_number
+from server.services import Services
+from server.services.errors import Invalid, NotFound, TooLarge
+from server.urls import calendar_href, calid_of
 from storage.model import ImportFilter, ImportJob, User
 
 COOKIE = "almanac_session"

@@ -1,0 +1,1 @@
+"""The CalDAV door (/dav/): ``door`` (methods), ``props`` (properties), ``reports`` (REPORTs)."""

@@ -1,0 +1,1 @@
+"""The web pages under /app/: ``pages``, with their templates/ and static/."""
