@@ -43,7 +43,7 @@ from server.caldav.props import (
 from server.caldav.reports import report
 from server.http import REQUEST_USER, basic_credentials, read_limited
 from server.services import Services
-from server.services.errors import BadEncoding, Invalid, NotFound, PreconditionFailed, TooLarge
+from server.services.errors import BadEncoding, Invalid, NameTaken, NotFound, PreconditionFailed, TooLarge
 from server.services.imports import ImportRequest
 from server.urls import ROOT, calendar_href, home_href, object_href, principal_href
 from storage.model import Calendar, CalendarObject, User
@@ -95,7 +95,7 @@ class CalDavDoor:
         return user
 
     async def find_calendar(self, user: User, slug: str) -> Calendar | None:
-        return await self.services.store.get_calendar_by_slug(user.id, slug)
+        return await self.services.calendars.find(user, slug)
 
     async def calendar(self, request: web.Request, user: User) -> Calendar:
         found = await self.find_calendar(user, segment(request, 4))
@@ -130,7 +130,7 @@ class CalDavDoor:
 
     async def quota_props(self, calendar: Calendar) -> Props:
         """RFC 4331 (asked for by name only): bytes this calendar holds, and what the disk has left."""
-        used = await self.services.store.calendar_size(calendar.id)
+        used = await self.services.calendars.size(calendar)
         free = await asyncio.to_thread(lambda: shutil.disk_usage(self.services.config.data_dir).free)
         return {
             tag(DAV, "quota-used-bytes"): lambda: dav.element(tag(DAV, "quota-used-bytes"), str(used)),
@@ -234,7 +234,7 @@ class CalDavDoor:
         base = calendar_href(user, calendar)
         responses = [self.answer(base, await self.full_calendar_props(user, calendar, asked), asked)]
         if self.depth(request):
-            async for found in self.services.store.iter_objects([calendar.id]):
+            async for found in self.services.calendars.all_objects(calendar):
                 responses.append(self.answer(object_href(base, found.href), object_props(found), asked))
         return await multistatus(responses)
 
@@ -261,12 +261,11 @@ class CalDavDoor:
             return xml_reply(403, propstat_body(response_tag, updates, failed))
         name = str(changes.pop("name", None) or slug)
         try:
-            made = await self.services.calendars.create(user, name, slug=slug, **changes)
+            made = await self.services.calendars.create_at(user, slug, name, **changes)
         except Invalid as error:
             raise web.HTTPForbidden(text=f"{error.message}\n") from None
-        if made.slug != slug:  # lost a race for the name: give it back
-            await self.services.store.delete_calendar(made.id)
-            raise Refused(dav_error(405, tag(DAV, "resource-must-be-null")))
+        except NameTaken:  # another request made it meanwhile
+            raise Refused(dav_error(405, tag(DAV, "resource-must-be-null"))) from None
         return web.Response(status=201, headers={"Location": calendar_href(user, made)})
 
     async def proppatch(self, request: web.Request, user: User, calendar: Calendar) -> web.Response:
@@ -304,7 +303,7 @@ class CalDavDoor:
             if not dav.valid_name(name):
                 raise web.HTTPForbidden(text=f"a name is 1 to 255 bytes, {NAME_RULE}\n")
             return await self.put(request, user, calendar, name)
-        found = await self.services.store.get_object(calendar.id, href=name)
+        found = await self.services.calendars.find_object(calendar, href=name)
         if method == "DELETE":
             if found is None:
                 raise web.HTTPNotFound()
@@ -364,7 +363,7 @@ class CalDavDoor:
 
     async def uid_conflict(self, user: User, calendar: Calendar, uid: str) -> web.Response:
         """409 naming the resource that already holds the UID (RFC 4791 5.3.2.1)."""
-        other = await self.services.store.get_object(calendar.id, uid=uid)
+        other = await self.services.calendars.find_object(calendar, uid=uid)
         href = object_href(calendar_href(user, calendar), other.href) if other else None
         return dav_error(409, tag(CALDAV, "no-uid-conflict"), href)
 

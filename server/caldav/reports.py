@@ -88,7 +88,7 @@ async def multiget(door: CalDavDoor, user: User, calendar: Calendar, query: cald
         target = calendar if slug == calendar.slug else await door.find_calendar(user, slug)
         if target is None:
             continue
-        found = {o.href: o for o in await door.services.store.get_objects(target.id, [n for _, n in names])}
+        found = {o.href: o for o in await door.services.calendars.objects_at(target, [n for _, n in names])}
         present = [(position, found[name]) for position, name in names if name in found]
         replies = await object_responses(calendar_href(user, target), [o for _, o in present], query.props)
         for (position, _), reply in zip(present, replies, strict=True):
@@ -142,8 +142,8 @@ async def sync_collection(
     wanted = query.props
     text = wanted.data is not None or tag(DAV, "getcontentlength") in wanted.names or wanted.kind == "allprop"
     limit = query.limit
-    rows = await door.services.store.changes_since(
-        calendar.id, revision, after, limit=limit + 1 if limit else None, text=text
+    rows = await door.services.calendars.changes(
+        calendar, revision, after, limit=limit + 1 if limit else None, text=text
     )
     truncated = limit is not None and len(rows) > limit
     rows = rows[:limit] if truncated else rows

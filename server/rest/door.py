@@ -83,6 +83,11 @@ def error_response(status: int, message: str, **extra: Any) -> web.Response:
     return json_response({"error": message, **{k: v for k, v in extra.items() if v is not None}}, status)
 
 
+#: what the services call things, in Timeslot's words
+NAMES = {"calendar": "group", "object": "slot"}
+FIELDS = {"color": "defaultColor"}
+
+
 @web.middleware
 async def rest_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure of the /v1 door as ``{"error": ...}`` JSON with its status."""
@@ -91,10 +96,11 @@ async def rest_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except Unauthorized:
         return error_response(401, "auth_token invalid or missing")
     except NotFound as error:
-        return error_response(404, error.message)
+        return error_response(404, f"{NAMES[error.kind]} not found" if error.kind in NAMES else error.message)
     except Invalid as error:
         line = error.errors[0]["line"] if error.errors else None
-        return error_response(422, error.message, field=error.field, line=line, errors=error.errors or None)
+        field = FIELDS.get(error.field or "", error.field)
+        return error_response(422, error.message, field=field, line=line, errors=error.errors or None)
     except BadEncoding as error:
         return error_response(403, error.message, line=error.line)
     except TooLarge as error:
@@ -431,7 +437,7 @@ class RestDoor:
         )  # fmt: skip
         if "application/json" not in request.headers.get("Accept", ""):
             return web.Response(status=200, content_type="application/json")  # the seed: an empty 200
-        target = await self.services.store.get_calendar(job.calendar_id) if job.calendar_id else None
+        target = await self.services.imports.target_of(job)
         return json_response(
             {
                 "import": job.id,

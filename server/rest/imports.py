@@ -115,7 +115,7 @@ class ImportsResource:
             since=since,
             until=until,
         )
-        jobs, total = await self.services.store.list_imports(where, offset=(page - 1) * per_page, limit=per_page)
+        jobs, total = await self.services.imports.jobs(where, offset=(page - 1) * per_page, limit=per_page)
         return web.json_response(
             [self.shape(request, job, calendars) for job in jobs], headers=link_header(request, page, per_page, total)
         )
@@ -150,7 +150,7 @@ class ImportsResource:
         its calendar and its CalDAV address."""
         user, job = await self.job(request)
         page, per_page = paging(request)
-        items, total = await self.services.store.import_items(job.id, offset=(page - 1) * per_page, limit=per_page)
+        items, total = await self.services.imports.items(job, offset=(page - 1) * per_page, limit=per_page)
         calendars = await self.calendars_by_id(user)
         shaped = []
         for item in items:

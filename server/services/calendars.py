@@ -31,13 +31,13 @@ from protocol.ical import (
     resource_from_calendar,
 )
 from protocol.recurrence import busy_periods
-from protocol.wcap import Calid
-from server.services.errors import Forbidden, Invalid, NotFound, PreconditionFailed
+from server.services.errors import Forbidden, Invalid, NameTaken, NotFound, PreconditionFailed
 from storage import base
 from storage.model import (
     ALL_COMPONENTS,
     Calendar,
     CalendarObject,
+    Change,
     Conflict,
     ImportTarget,
     NewCalendar,
@@ -99,7 +99,7 @@ def normalize_color(value: str | None) -> str | None:
         return webcolors.name_to_hex(str(value).strip().lower()).upper()
     except ValueError:
         raise Invalid(
-            f"color {value!r} is not a hex colour like 3a87ad or a CSS colour name", field="defaultColor"
+            f"color {value!r} is not a hex colour like 3a87ad or a CSS colour name", field="color"
         ) from None
 
 
@@ -165,6 +165,25 @@ class CalendarService:
     async def create(self, user: User, name: str, **options: object) -> Calendar:
         return await self.store.create_calendar(self.new_calendar(user, name, **options))  # type: ignore[arg-type]
 
+    async def create_at(self, user: User, slug: str, name: str, **options: object) -> Calendar:
+        """A calendar with exactly this slug (the name in its CalDAV path or WCAP calid);
+        NameTaken when the user has one, also when another request made it meanwhile."""
+        if await self.find(user, slug) is not None:
+            raise NameTaken(f"a calendar named {slug} exists")
+        made = await self.create(user, name, slug=slug, **options)
+        if made.slug != slug:  # lost a race for the name: give it back
+            await self.store.delete_calendar(made.id)
+            raise NameTaken(f"a calendar named {slug} exists")
+        return made
+
+    async def find(self, user: User, slug: str) -> Calendar | None:
+        """The user's calendar with this slug, if there is one."""
+        return await self.store.get_calendar_by_slug(user.id, slug)
+
+    async def size(self, calendar: Calendar) -> int:
+        """Bytes of calendar data the calendar holds."""
+        return await self.store.calendar_size(calendar.id)
+
     async def create_default(self, user: User) -> Calendar:
         return await self.store.create_calendar(self.new_calendar(user, "Calendar", is_default=True, slug=DEFAULT_SLUG))
 
@@ -182,7 +201,7 @@ class CalendarService:
         """The user's calendar with this uuid; NotFound for unknown and foreign ones alike."""
         calendar = await self.store.get_calendar_by_uuid(uuid) if is_uuid(uuid) else None
         if calendar is None or calendar.owner_id != user.id:
-            raise NotFound("group not found")
+            raise NotFound("calendar not found", kind="calendar")
         return calendar
 
     async def update(self, user: User, uuid: str, **changes: object) -> Calendar:
@@ -206,25 +225,27 @@ class CalendarService:
         await self.store.delete_calendar(calendar.id)
         return calendar
 
-    async def owner_of(self, calid: Calid) -> User | None:
-        if calid.email is not None:
-            user = await self.store.find_user(calid.email)
-            return user if user and (user.email or "").lower() == calid.email.lower() else None
-        user = await self.store.find_user(calid.user or "")
-        return user if user and user.username.lower() == (calid.user or "").lower() else None
+    async def owner_of(self, login: str, *, by_email: bool = False) -> User | None:
+        """The user with this username (or, ``by_email``, this e-mail address), exactly."""
+        user = await self.store.find_user(login)
+        if user is None:
+            return None
+        name = (user.email or "") if by_email else user.username
+        return user if name.lower() == login.lower() else None
 
-    async def resolve(self, user: User, calid: Calid) -> Calendar:
-        """The calendar a WCAP calid names: NotFound when there is none, Forbidden when it is
-        someone else's (WCAP tells the two apart: errno 29 and 28)."""
-        owner = await self.owner_of(calid)
+    async def resolve(self, user: User, owner: str, slug: str | None, *, by_email: bool = False) -> Calendar:
+        """The calendar ``slug`` (None: the default one) of the user ``owner`` names: NotFound
+        when there is none, Forbidden when it is someone else's (WCAP tells the two apart:
+        errno 29 and 28)."""
+        found = await self.owner_of(owner, by_email=by_email)
         calendar = None
-        if owner is not None:
-            if calid.slug is None:
-                calendar = next((c for c in await self.store.list_calendars(owner.id) if c.is_default), None)
+        if found is not None:
+            if slug is None:
+                calendar = next((c for c in await self.store.list_calendars(found.id) if c.is_default), None)
             else:
-                calendar = await self.store.get_calendar_by_slug(owner.id, calid.slug)
+                calendar = await self.store.get_calendar_by_slug(found.id, slug)
         if calendar is None:
-            raise NotFound("calendar not found")
+            raise NotFound("calendar not found", kind="calendar")
         if calendar.owner_id != user.id:
             raise Forbidden("the calendar belongs to another user")
         return calendar
@@ -239,7 +260,7 @@ class CalendarService:
         found = await self.store.get_object_by_id(object_id)
         calendar = await self.store.get_calendar(found.calendar_id) if found else None
         if found is None or calendar is None or calendar.owner_id != user.id:
-            raise NotFound("slot not found")
+            raise NotFound("event not found", kind="object")
         return found, calendar
 
     async def put(
@@ -282,6 +303,35 @@ class CalendarService:
             raise PreconditionFailed("the destination exists") from None
         except LookupError:
             raise NotFound("the object is gone") from None
+
+    async def find_object(
+        self, calendar: Calendar, *, href: str | None = None, uid: str | None = None
+    ) -> CalendarObject | None:
+        """The object of a calendar (one the user reached through this service) with this
+        href or UID."""
+        return await self.store.get_object(calendar.id, href=href, uid=uid)
+
+    async def objects_at(self, calendar: Calendar, hrefs: Sequence[str]) -> list[CalendarObject]:
+        """The objects of a calendar with these hrefs (missing ones are left out)."""
+        return await self.store.get_objects(calendar.id, hrefs)
+
+    def all_objects(self, calendar: Calendar) -> AsyncIterator[CalendarObject]:
+        """Every object of a calendar, read in batches."""
+        return self.store.iter_objects([calendar.id])
+
+    async def changes(
+        self, calendar: Calendar, revision: int, after_href: str = "", *, limit: int | None = None, text: bool = True
+    ) -> list[tuple[Change, CalendarObject | None]]:
+        """What changed in a calendar after a sync position, each with its object (None: deleted)."""
+        return await self.store.changes_since(calendar.id, revision, after_href, limit=limit, text=text)
+
+    async def modified(self, calendar: Calendar, since: str | None, until: str | None) -> list[CalendarObject]:
+        """Objects last written in [since, until] (ISO times; None is unbounded)."""
+        return await self.store.modified_objects([calendar.id], since, until)
+
+    async def deleted(self, calendar: Calendar, since: str | None, until: str | None) -> list[Change]:
+        """Tombstones of objects deleted from a calendar in [since, until]."""
+        return await self.store.deleted_since([calendar.id], since, until)
 
     async def delete_object(self, calendar: Calendar, href: str, *, if_etag: str | None = None) -> bool:
         try:

@@ -17,7 +17,12 @@ class ServiceError(Exception):
 
 
 class NotFound(ServiceError):
-    """No such thing, or not one the user may see (the two are never told apart)."""
+    """No such thing, or not one the user may see (the two are never told apart); ``kind``
+    names what was looked for (``calendar``, ``object``, ...) so a door can say it its way."""
+
+    def __init__(self, message: str, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class Invalid(ServiceError):
@@ -52,6 +57,10 @@ class TooLarge(ServiceError):
 
 class Forbidden(ServiceError):
     """The user may see this but not change it."""
+
+
+class NameTaken(ServiceError):
+    """The name (a calendar's slug) is taken."""
 
 
 class PreconditionFailed(ServiceError):

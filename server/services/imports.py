@@ -433,6 +433,18 @@ class ImportService:
             progress(job)
         return job, result
 
+    async def jobs(self, where: ImportFilter, *, offset: int = 0, limit: int = 30) -> tuple[list[ImportJob], int]:
+        """A page of imports, newest first, and how many match (the door filters by its user)."""
+        return await self.store.list_imports(where, offset=offset, limit=limit)
+
+    async def items(self, job: ImportJob, *, offset: int = 0, limit: int | None = None) -> tuple[list[ImportItem], int]:
+        """A page of what an import wrote, in write order, and how many in all."""
+        return await self.store.import_items(job.id, offset=offset, limit=limit)
+
+    async def target_of(self, job: ImportJob) -> Calendar | None:
+        """The calendar an import wrote into (None when it made several or none)."""
+        return await self.store.get_calendar(job.calendar_id) if job.calendar_id else None
+
     async def preview(self, user: User, request: ImportRequest, upload: Upload) -> Preview:
         """A dry run: what the import would create, update and skip, and every line error."""
         try:

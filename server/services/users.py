@@ -8,7 +8,7 @@ import time
 
 from server.services.auth import LoginThrottle, Passwords, digest, new_secret
 from server.services.calendars import CalendarService
-from server.services.errors import Invalid
+from server.services.errors import Invalid, NotFound
 from storage.base import Store
 from storage.model import Conflict, User
 
@@ -127,6 +127,13 @@ class UserService:
         await self.store.update_user(user.id, password_hash=password_hash)
         await self.store.delete_tokens(user.id)
         self._verified = {k: v for k, v in self._verified.items() if v[0] != user.id}
+
+    async def set_pref(self, user: User, key: str, value: object) -> User:
+        """The user with one preference (a door's settings, WCAP's subscriptions) replaced."""
+        updated = await self.store.update_user(user.id, prefs={**user.prefs, key: value})
+        if updated is None:
+            raise NotFound("the user is gone")
+        return updated
 
     async def get_by_name(self, username: str) -> User | None:
         user = await self.store.find_user(username)

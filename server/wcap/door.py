@@ -35,7 +35,16 @@ from protocol.wcap import Block, Errno, WcapError, flag, parse_calid, parse_time
 from server.http import MAX_INT, REQUEST_USER, basic_credentials, read_form, read_post, whole_number
 from server.services import Services
 from server.services.calendars import slugify
-from server.services.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
+from server.services.errors import (
+    BadEncoding,
+    Forbidden,
+    Invalid,
+    NameTaken,
+    NotFound,
+    PreconditionFailed,
+    ServiceError,
+    TooLarge,
+)
 from server.services.imports import ImportRequest, Upload
 from server.urls import calid_of
 from storage.model import Calendar, CalendarObject, StoreFull, User
@@ -246,7 +255,9 @@ class WcapDoor:
         if not text:
             return await self.services.calendars.default(call.me)
         try:
-            return await self.services.calendars.resolve(call.me, parse_calid(text))
+            calid = parse_calid(text)
+            owner = calid.email if calid.email is not None else calid.user or ""
+            return await self.services.calendars.resolve(call.me, owner, calid.slug, by_email=calid.email is not None)
         except NotFound:
             raise WcapError(Errno.CALENDAR_DOES_NOT_EXIST, f"no calendar {text!r}") from None
         except Forbidden:
@@ -399,7 +410,7 @@ async def set_userprefs(door: WcapDoor, call: Call) -> list[Block]:
         prefs.pop(name.partition("=")[0], None)
     if len(json.dumps(prefs)) > MAX_PREFS:
         raise WcapError(Errno.SET_USERPREFS_FAILED, f"preferences are {MAX_PREFS} bytes at most")
-    user = await door.services.store.update_user(call.me.id, prefs={**call.me.prefs, "wcap": prefs})
+    user = await door.services.users.set_pref(call.me, "wcap", prefs)
     assert user is not None
     return [Block(await user_prefs(door, user))]
 
@@ -484,7 +495,7 @@ async def change_subscriptions(door: WcapDoor, call: Call, subscribe: bool) -> l
             current.append(calid)
         elif not subscribe and calid in current:
             current.remove(calid)
-    await door.services.store.update_user(call.me.id, prefs={**call.me.prefs, "subscribed": current})
+    await door.services.users.set_pref(call.me, "subscribed", current)
     return [Block()]
 
 
@@ -510,15 +521,13 @@ async def createcalendar(door: WcapDoor, call: Call) -> list[Block]:
         raise WcapError(Errno.ACCESS_DENIED_TO_CALENDAR, "calendars are made in your own name")
     if not slug or slug != slugify(slug) or slug == "calendar":
         raise WcapError(Errno.ILLEGAL_CALID_NAME, f"{slug!r} is not a valid calendar name (a-z, 0-9, -)")
-    if await door.services.store.get_calendar_by_slug(call.me.id, slug) is not None:
-        raise WcapError(Errno.CREATECALENDAR_ALREADY_EXISTS_FAILED, f"{text} exists")
-    calendar = await door.services.calendars.create(call.me, call.get("name") or slug, slug=slug)
-    if calendar.slug != slug:  # lost a race with another request making the same calendar
-        await door.services.store.delete_calendar(calendar.id)
-        raise WcapError(Errno.CREATECALENDAR_ALREADY_EXISTS_FAILED, f"{text} exists")
+    try:
+        calendar = await door.services.calendars.create_at(call.me, slug, call.get("name") or slug)
+    except NameTaken:
+        raise WcapError(Errno.CREATECALENDAR_ALREADY_EXISTS_FAILED, f"{text} exists") from None
     if flag(call.get("subscribe")):
         subscribed = [*call.me.prefs.get("subscribed", []), calid_of(calendar, call.me)]
-        await door.services.store.update_user(call.me.id, prefs={**call.me.prefs, "subscribed": subscribed})
+        await door.services.users.set_pref(call.me, "subscribed", subscribed)
     return [Block(calprops(calendar, call.me))]
 
 
@@ -533,7 +542,7 @@ async def deletecalendar(door: WcapDoor, call: Call) -> list[Block]:
         raise WcapError(Errno.DELETECALENDAR_FAILED, error.message) from None
     calid = call.get("calid") or ""
     subscribed = [c for c in call.me.prefs.get("subscribed", []) if c != calid]
-    await door.services.store.update_user(call.me.id, prefs={**call.me.prefs, "subscribed": subscribed})
+    await door.services.users.set_pref(call.me, "subscribed", subscribed)
     return [Block(calprops(calendar, call.me))]
 
 
@@ -623,7 +632,7 @@ async def fetchcomponents_by_lastmod(door: WcapDoor, call: Call) -> list[Block]:
     since, until = stored_range(call)
 
     async def body(calendar: Calendar, block: Block) -> None:
-        found = await door.services.store.modified_objects([calendar.id], since, until)
+        found = await door.services.calendars.modified(calendar, since, until)
         block.components += [o.ical for o in found if o.component in component_kinds(call)]
 
     return await door.each_calendar(call, body, Errno.FETCH_BY_LAST_MODIFIED_FAILED)
@@ -635,7 +644,7 @@ async def fetch_deletedcomponents(door: WcapDoor, call: Call) -> list[Block]:
     name = "VTODO" if (call.get("component-type") or "").lower() == "todo" else "VEVENT"
 
     async def body(calendar: Calendar, block: Block) -> None:
-        for change in await door.services.store.deleted_since([calendar.id], since, until):
+        for change in await door.services.calendars.deleted(calendar, since, until):
             block.components.append(
                 wcap.single(
                     f"BEGIN:{name}\r\nUID:{change.uid}\r\nX-NSCP-DELETED-AT:{stamp(change.changed_at)}\r\nEND:{name}\r\n"
@@ -653,7 +662,7 @@ async def by_id(door: WcapDoor, call: Call, kind: str) -> list[Block]:
 
     async def body(calendar: Calendar, block: Block) -> None:
         for index, uid in enumerate(uids):
-            found = await door.services.store.get_object(calendar.id, uid=uid)
+            found = await door.services.calendars.find_object(calendar, uid=uid)
             if found is None or found.component != kind:
                 block.errno = Errno.COMPONENT_NOT_FOUND
                 continue
@@ -708,7 +717,7 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
     calendar = await door.calendar(call)
     uid = call.get("uid") or str(uuid.uuid4())
     storetype = call.get("storetype") or "0"
-    existing = await door.services.store.get_object(calendar.id, uid=uid)
+    existing = await door.services.calendars.find_object(calendar, uid=uid)
     if existing is not None and existing.component != kind:
         raise WcapError(failed, f"{uid} is not a {kind}")
     if storetype == "1" and existing is not None:
@@ -779,7 +788,7 @@ async def delete_by_id(door: WcapDoor, call: Call, kind: str, failed: Errno) -> 
     mods = split_list(call.get("mod")) or ["4"]
     if not uids:
         raise WcapError(Errno.BAD_ARGUMENTS, "uid is required")
-    found = {uid: await door.services.store.get_object(calendar.id, uid=uid) for uid in uids}
+    found = {uid: await door.services.calendars.find_object(calendar, uid=uid) for uid in uids}
     missing = [uid for uid, obj in found.items() if obj is None or obj.component != kind]
     if missing:
         raise WcapError(Errno.COMPONENT_NOT_FOUND, f"no {kind} with uid {', '.join(missing)}")
@@ -793,7 +802,7 @@ async def delete_by_id(door: WcapDoor, call: Call, kind: str, failed: Errno) -> 
             await door.services.calendars.delete_object(calendar, obj.href)
         else:
             await remove_instance(door, calendar, obj, rid, failed)
-            found[uid] = await door.services.store.get_object(calendar.id, uid=uid)
+            found[uid] = await door.services.calendars.find_object(calendar, uid=uid)
         block.components.append(wcap.status_component(kind, uid, "2.0;Success.  Delete successful."))
     return [block]
 

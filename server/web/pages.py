@@ -209,7 +209,7 @@ class WebDoor:
             page = whole_number(request.query.get("page"), "page", 1, 1, MAX_INT // PER_PAGE)
         except ValueError:
             page = 1
-        jobs, total = await self.services.store.list_imports(
+        jobs, total = await self.services.imports.jobs(
             ImportFilter(user_id=user.id), offset=(page - 1) * PER_PAGE, limit=PER_PAGE
         )
         names = {c.id: c.name for c in await self.services.calendars.list(user)}
