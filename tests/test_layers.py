@@ -1,0 +1,94 @@
+"""The layers of docs/architecture.md, checked by reading every module's imports (ast), not
+remembered: doors do not import each other or reach the store, services speak no door's
+language, protocol/ does no I/O, storage/ knows nothing of HTTP."""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOORS = ("server.rest", "server.caldav", "server.wcap", "server.web")
+#: what a pure module may not import: I/O, the event loop, the server and the store
+IMPURE = ("server", "storage", "aiohttp", "aiosqlite", "sqlite3", "asyncio", "socket", "subprocess", "urllib.request")
+#: a door's own vocabulary and the HTTP plumbing the doors share
+DOOR_WORDS = (*DOORS, "server.http", "server.urls", "server.forms", "server.app", "aiohttp", "protocol.wcap",
+              "protocol.caldav", "protocol.dav", "protocol.multipart")  # fmt: skip
+
+
+@cache
+def modules() -> dict[str, ast.Module]:
+    """Every module of the three packages by dotted name (a package by its own name)."""
+    found = {}
+    for path in sorted([*ROOT.glob("server/**/*.py"), *ROOT.glob("protocol/**/*.py"), *ROOT.glob("storage/**/*.py")]):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = ast.parse(path.read_text(), str(path))
+    return found
+
+
+def imports(tree: ast.Module) -> set[str]:
+    """The modules a module imports (``from a import b`` counts as ``a`` and ``a.b``)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def within(name: str, *packages: str) -> bool:
+    return any(name == package or name.startswith(f"{package}.") for package in packages)
+
+
+def breaches(packages: tuple[str, ...], forbidden: tuple[str, ...], allowed: tuple[str, ...] = ()) -> list[str]:
+    """``module -> import`` for each module in ``packages`` importing something ``forbidden``."""
+    return sorted(
+        f"{name} -> {target}"
+        for name, tree in modules().items()
+        if within(name, *packages)
+        for target in imports(tree)
+        if within(target, *forbidden) and not within(target, *allowed)
+    )
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_no_door_imports_another_door(door: str) -> None:
+    assert breaches((door,), tuple(d for d in DOORS if d != door)) == []
+
+
+def test_doors_reach_the_store_only_through_the_services() -> None:
+    """No door imports a store (its data types are fine) or touches a ``.store`` attribute."""
+    assert breaches(DOORS, ("storage",), allowed=("storage.model",)) == []
+    touched = sorted(
+        f"{name}:{node.lineno}"
+        for name, tree in modules().items()
+        if within(name, *DOORS, "server.forms", "server.urls", "server.http")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr == "store"
+    )
+    assert touched == []
+
+
+def test_services_speak_no_doors_language() -> None:
+    assert breaches(("server.services",), DOOR_WORDS) == []
+
+
+def test_protocol_is_pure() -> None:
+    assert breaches(("protocol",), IMPURE) == []
+
+
+def test_storage_knows_nothing_of_http_or_the_server() -> None:
+    assert breaches(("storage",), ("server", "aiohttp", "protocol.dav", "protocol.caldav", "protocol.wcap")) == []
+
+
+def test_the_checks_see_what_they_look_for() -> None:
+    """The reader finds both import forms (a check that sees nothing would always pass)."""
+    tree = ast.parse("import server.rest.door\nfrom server.caldav import props\nfrom . import near\n")
+    assert imports(tree) == {"server.rest.door", "server.caldav", "server.caldav.props"}
+    assert {"server.services", "server.caldav.door", "protocol.ical", "storage.sqlite"} <= set(modules())
