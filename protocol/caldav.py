@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import recurring_ical_events
-from icalendar import Calendar, Component
+from icalendar import Calendar, Component, Timezone
 from icalendar.prop import vCategory, vText
 from lxml import etree
 
@@ -386,6 +386,8 @@ def calendar_timezone(text: str) -> tuple[str, tzinfo]:
     if len(zones) != 1:
         raise Unsupported("the timezone must hold one VTIMEZONE", tag(CALDAV, "valid-calendar-data"))
     try:
+        if not isinstance(zones[0], Timezone):
+            raise TypeError("not a VTIMEZONE")
         return str(zones[0]["TZID"]), zones[0].to_tz()
     except UNREADABLE:
         raise Unsupported("the VTIMEZONE cannot be read", tag(CALDAV, "valid-calendar-data")) from None
@@ -449,7 +451,7 @@ def _children(parent: Component, spec: CompFilter, zone: tzinfo) -> Iterable[Com
         found = _instances(parent, spec.name, spec.time_range or _nested_range(spec), zone)  # type: ignore[assignment]
     if spec.time_range is None:
         return found
-    return (c for c in found if _in_range(c, spec.time_range, zone))  # type: ignore[arg-type]
+    return (c for c in found if _in_range(c, spec.time_range, zone))
 
 
 def _shifted(moment: datetime, delta: timedelta) -> datetime:
@@ -554,12 +556,13 @@ def _todo_in_range(component: Component, low: datetime, high: datetime, start: d
 def _freebusy_in_range(
     component: Component, low: datetime, high: datetime, start: datetime | None, zone: tzinfo
 ) -> bool:
-    periods = []
+    periods: list[tuple[datetime, datetime]] = []
     for period in _props(component, "FREEBUSY"):
-        begin, finish = period.dt  # type: ignore[attr-defined]
-        begin = _moment(begin, zone)
-        finish = begin + finish if isinstance(finish, timedelta) else _moment(finish, zone)
-        periods.append((begin, finish))
+        first, length = getattr(period, "dt", (None, None))
+        begin = _moment(first, zone)
+        finish = begin + length if begin and isinstance(length, timedelta) else _moment(length, zone)
+        if begin is not None and finish is not None:
+            periods.append((begin, finish))
     if not periods:
         end = _moment(_value(component, "DTEND"), zone)
         if start is None or end is None:
@@ -588,11 +591,11 @@ def alarm_times(alarm: Component, parent: Component, zone: tzinfo) -> list[datet
             anchor = _moment(_value(parent, "DUE"), zone)
         if anchor is None:
             return []
-        first = anchor + value
+        first: datetime | None = anchor + value
     else:
         first = _moment(value, zone)
-        if first is None:
-            return []
+    if first is None:
+        return []
     times = [first]
     repeat, interval = _value(alarm, "REPEAT"), _value(alarm, "DURATION")
     if isinstance(repeat, int) and isinstance(interval, timedelta) and interval > timedelta(0):
@@ -716,7 +719,7 @@ def _select(component: Component, select: CompSelect) -> None:
         by_name = {c.name: c for c in select.comps}
         component.subcomponents = [c for c in component.subcomponents if c.name in by_name]
         for child in component.subcomponents:
-            _select(child, by_name[child.name])
+            _select(child, by_name[str(child.name)])
 
 
 # --------------------------------------------------------------------------- free/busy

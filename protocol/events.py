@@ -21,6 +21,7 @@ from protocol.ical import (
     Resource,
     component_problems,
     main_component,
+    moment,
     parse_resource,
     resource_from_calendar,
     resource_from_components,
@@ -99,22 +100,21 @@ def view(text: str) -> EventFields:
         return EventFields()
     fields = EventFields(
         uid=_text(component, "UID"),
-        component=component.name,
+        component=str(component.name),
         summary=_text(component, "SUMMARY"),
         description=_text(component, "DESCRIPTION"),
         location=_text(component, "LOCATION"),
         klass=_text(component, "CLASS").upper() or None,
     )
-    start = component.get("DTSTART")
-    fields.start = start.dt if start is not None else None
-    if start is not None and isinstance(fields.start, datetime):
-        fields.tzid = start.params.get("TZID")
+    fields.start = moment(component, "DTSTART") if "DTSTART" in component else None
+    if isinstance(fields.start, datetime):
+        fields.tzid = component["DTSTART"].params.get("TZID")
     if "DTEND" in component:
-        fields.end = component["DTEND"].dt
+        fields.end = moment(component, "DTEND")
     elif "DUE" in component:
-        fields.end = component["DUE"].dt
+        fields.end = moment(component, "DUE")
     elif "DURATION" in component and fields.start is not None:
-        fields.end = fields.start + component["DURATION"].dt
+        fields.end = fields.start + moment(component, "DURATION")
     geo = component.get("GEO")
     if geo is not None:
         fields.geo = (float(geo.latitude), float(geo.longitude))
@@ -127,13 +127,13 @@ def view(text: str) -> EventFields:
         fields.categories.extend(str(c) for c in item.cats)
     if "PRIORITY" in component:
         with contextlib.suppress(ValueError):
-            fields.priority = int(component["PRIORITY"])
+            fields.priority = int(str(component["PRIORITY"]))
     fields.transparent = _text(component, "TRANSP").upper() == "TRANSPARENT"
     fields.busy_status = _text(component, "X-MICROSOFT-CDO-BUSYSTATUS").upper() or None
     for alarm in component.walk("VALARM"):
         trigger = alarm.get("TRIGGER")
         if trigger is not None and str(alarm.get("ACTION", "DISPLAY")).upper() in ("DISPLAY", "AUDIO"):
-            fields.alarm = trigger.dt
+            fields.alarm = moment(alarm, "TRIGGER")
             break
     extra = component.get(EXTRA_PROPERTY)
     if extra is not None:
@@ -143,7 +143,7 @@ def view(text: str) -> EventFields:
             fields.extra = {}
     for name, attr in (("CREATED", "created"), ("LAST-MODIFIED", "modified")):
         if name in component:
-            setattr(fields, attr, component[name].dt)
+            setattr(fields, attr, moment(component, name))
     return fields
 
 
@@ -220,7 +220,7 @@ def update(text: str, fields: EventFields, changed: set[str], max_instances: int
     if master is None:
         raise ValueError("the resource has no event or todo")
     wanted = {name: getattr(fields, name) for name in changed}
-    fresh = build(replace(EventFields(uid=fields.uid, component=master.name), **wanted))
+    fresh = build(replace(EventFields(uid=fields.uid, component=str(master.name)), **wanted))
     for name in changed:
         for prop in _PROPERTIES[name]:
             master.pop(prop, None)
@@ -231,7 +231,7 @@ def update(text: str, fields: EventFields, changed: set[str], max_instances: int
         master.pop(prop, None)
         master.add(prop, datetime.now(UTC).replace(microsecond=0))
     if "SEQUENCE" in master:
-        master["SEQUENCE"] = int(master["SEQUENCE"]) + 1
+        master["SEQUENCE"] = int(str(master["SEQUENCE"])) + 1
     problems = component_problems(master)
     if problems:
         raise ValueError("; ".join(problems))

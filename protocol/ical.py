@@ -137,14 +137,14 @@ def _decoded(component: Component, name: str) -> object | None:
     return value
 
 
-def component_span(component: Component) -> tuple[date | datetime | None, timedelta | None]:
+def component_span(component: Component) -> tuple[date | None, timedelta | None]:
     """DTSTART (or DUE for a todo without one) and the duration of one instance (RFC 5545)."""
     start = _decoded(component, "DTSTART")
     name = component.name
     if name == "VTODO":
         due = _decoded(component, "DUE")
         duration = _decoded(component, "DURATION")
-        if start is None:
+        if not isinstance(start, date):
             return (due, timedelta(0)) if isinstance(due, date) else (None, None)
         if isinstance(due, date):
             return start, _difference(start, due)
@@ -164,11 +164,18 @@ def component_span(component: Component) -> tuple[date | datetime | None, timede
 
 def _difference(start: date, end: date) -> timedelta:
     if is_all_day(start) != is_all_day(end) or (
-        isinstance(start, datetime) and (start.tzinfo is None) != (end.tzinfo is None)
+        isinstance(start, datetime) and isinstance(end, datetime) and (start.tzinfo is None) != (end.tzinfo is None)
     ):
         start = to_utc(start)[0]
         end = to_utc(end)[0]
-    return end - start  # type: ignore[operator]
+    return end - start
+
+
+def moment(component: Component, name: str) -> Any:
+    """The date, date-time (or other value) of a property (icalendar's types do not say
+    which property holds what)."""
+    prop: Any = component[name]
+    return prop.dt
 
 
 def every(component: Component, name: str) -> list[Any]:
@@ -667,10 +674,10 @@ def block_from_component(
     recurrence_id = None
     if "RECURRENCE-ID" in component:
         with contextlib.suppress(ValueError, TypeError, KeyError):
-            recurrence_id = epoch(to_utc(component["RECURRENCE-ID"].dt)[0])
+            recurrence_id = epoch(to_utc(moment(component, "RECURRENCE-ID"))[0])
     return Block(
         this_and_future=this_and_future(component),
-        name=component.name,
+        name=str(component.name),
         uid=uid,
         text=text,
         start=bounds.start,
@@ -903,8 +910,7 @@ def _moved_series(component: Component, start: datetime, end: datetime, limit: i
             copy.pop(name)
             copy.add(name, value(_naive_local(moved, zone) + shift))
     until = value(hits[-1])
-    recur = component["RRULE"][0] if isinstance(component["RRULE"], list) else component["RRULE"]
-    recur = recur.copy()
+    recur = every(component, "RRULE")[0].copy()
     recur.pop("COUNT", None)
     recur["UNTIL"] = [until.astimezone(UTC) if isinstance(until, datetime) and until.tzinfo else until]
     copy.add("RRULE", recur)
@@ -1064,7 +1070,7 @@ def _expand_text(text: str, calendar: Calendar, start: datetime, end: datetime, 
         [c for c in calendar.subcomponents if c.name in OBJECT_COMPONENTS], blocks, strict=True
     ):
         if "RECURRENCE-ID" in component:
-            overrides[epoch(to_utc(component["RECURRENCE-ID"].dt)[0])] = (component, part)
+            overrides[epoch(to_utc(moment(component, "RECURRENCE-ID"))[0])] = (component, part)
     # a RANGE=THISANDFUTURE override moves later instances: walk that much wider
     moves = [
         epoch(to_utc(moved)[0]) - rid
@@ -1155,7 +1161,7 @@ def in_window(
 MAX_CACHED_ZONES = 1000
 
 
-def cache_timezone(component: Timezone) -> None:
+def cache_timezone(component: Component) -> None:
     """Let later parses resolve a custom TZID defined by this VTIMEZONE (stored resources carry
     their VTIMEZONEs, so forgetting one costs a parse, never a wrong answer)."""
     cache = getattr(tzp, "_TZP__tz_cache", None)

@@ -7,7 +7,15 @@ from datetime import UTC, datetime, tzinfo
 
 from icalendar import Calendar, Component, Timezone
 
-from protocol.ical import OBJECT_COMPONENTS, component_span, main_component, parse_resource, split_stored, to_utc
+from protocol.ical import (
+    OBJECT_COMPONENTS,
+    component_span,
+    main_component,
+    moment,
+    parse_resource,
+    split_stored,
+    to_utc,
+)
 
 
 def same_instant(value: object, rid: datetime) -> bool:
@@ -64,7 +72,7 @@ def cancel_instance(calendar_data: Calendar, rid: datetime) -> None:
     calendar_data.subcomponents = [
         c for c in calendar_data.subcomponents if not same_instant(c.get("RECURRENCE-ID"), rid)
     ]
-    start = master["DTSTART"].dt
+    start = moment(master, "DTSTART")
     master.add("EXDATE", rid.astimezone(start.tzinfo) if isinstance(start, datetime) and start.tzinfo else rid)
 
 

@@ -161,7 +161,8 @@ def _escape(value: str) -> str:
 def _fold(line: str) -> str:
     if len(line.encode()) <= 75:
         return line
-    parts, current = [], ""
+    parts: list[str] = []
+    current = ""
     for char in line:
         if len((current + char).encode()) > (75 if not parts else 74):
             parts.append(current)
@@ -354,16 +355,16 @@ def apply_store(component: Component, params: Mapping[str, str], zone: tzinfo | 
     for key, prop in (("rdates", "RDATE"), ("exdates", "EXDATE")):
         if key in params:
             component.pop(prop, None)
-            for value in split_list(params[key]):
-                component.add(prop, store_time(value, zone, all_day, key))
+            for text in split_list(params[key]):
+                component.add(prop, store_time(text, zone, all_day, key))
     if "attendees" in params:
         component.pop("ATTENDEE", None)
         for entry in split_list(params["attendees"]):
             *pairs, address = entry.split("^")
             attendee = vCalAddress(_address(address))
             for pair in pairs:
-                name, _, value = pair.partition("=")
-                attendee.params[name.upper()] = value
+                name, _, given = pair.partition("=")
+                attendee.params[name.upper()] = given
             component.add("ATTENDEE", attendee, encode=False)
     if params.get("orgCalid") or params.get("orgEmail"):
         component.pop("ORGANIZER", None)

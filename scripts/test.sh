@@ -13,4 +13,5 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/mypy  # the files and strictness are in setup.cfg
 exec .venv/bin/python -m pytest -q "$@"

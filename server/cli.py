@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from aiohttp import web
 
@@ -99,16 +100,16 @@ async def user_command(config: Config, args: argparse.Namespace) -> int:
     async with opened(config) as services:
         users = services.users
         if args.action == "list":
-            for user in await users.list():
-                calendars = await services.calendars.list(user)
+            for each in await users.all():
+                calendars = await services.calendars.of(each)
                 events = sum(c.object_count or 0 for c in calendars)
-                admin = " admin" if user.is_admin else ""
-                print(f"{user.username}\t{user.email or '-'}\t{len(calendars)} calendars\t{events} objects{admin}")
+                admin = " admin" if each.is_admin else ""
+                print(f"{each.username}\t{each.email or '-'}\t{len(calendars)} calendars\t{events} objects{admin}")
             return 0
         if args.action == "add":
             password = read_password(args.password_stdin)
-            user = await users.create(args.name, password, args.email, is_admin=args.admin)
-            print(f"created user {user.username}")
+            made = await users.create(args.name, password, args.email, is_admin=args.admin)
+            print(f"created user {made.username}")
             return 0
         user = await users.get_by_name(args.name)
         if user is None:
@@ -135,7 +136,7 @@ async def find_user(services: Services, name: str) -> User:
 
 async def find_calendar(services: Services, user: User, name: str) -> Calendar:
     """A calendar of the user by id, slug or name."""
-    for calendar in await services.calendars.list(user):
+    for calendar in await services.calendars.of(user):
         if name in (calendar.uuid, calendar.slug, calendar.name):
             return calendar
     raise NotFound(f"{user.username} has no calendar called {name!r}")
@@ -144,7 +145,7 @@ async def find_calendar(services: Services, user: User, name: str) -> Calendar:
 class ProgressBar:
     """``[#######.............]  35%  3,500 of 10,000 written`` on standard error, redrawn in place."""
 
-    def __init__(self, stream: object = None) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
 
     def __call__(self, job: ImportJob) -> None:
@@ -152,10 +153,10 @@ class ProgressBar:
         written = job.created + job.updated + job.unchanged
         detail = f"{written:,} of {job.total:,} written" if job.total else "reading the file"
         line = f"\r[{'#' * filled}{'.' * (20 - filled)}] {job.progress:3d}%  {detail}  "
-        print(line, end="", file=self.stream, flush=True)  # type: ignore[call-overload]
+        print(line, end="", file=self.stream, flush=True)
 
     def done(self) -> None:
-        print(file=self.stream)  # type: ignore[call-overload]
+        print(file=self.stream)
 
 
 def print_line_errors(errors: list[dict[str, object]], count: int | None = None, limit: int = 20) -> None:
@@ -216,9 +217,7 @@ async def export_command(config: Config, args: argparse.Namespace) -> int:
     async with opened(config) as services:
         user = await find_user(services, args.user)
         chosen = (
-            [await find_calendar(services, user, args.calendar)]
-            if args.calendar
-            else await services.calendars.list(user)
+            [await find_calendar(services, user, args.calendar)] if args.calendar else await services.calendars.of(user)
         )
         chunks = services.calendars.export(chosen, args.format, timezone=args.timezone)
         with (

@@ -101,9 +101,9 @@ def load(
         name = f"ALMANAC_{section}_{key}".upper()
         if name in environ:
             values[(section, key)] = environ[name]
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            values[key] = str(value)
+    for setting, given in (overrides or {}).items():
+        if given is not None:
+            values[setting] = str(given)
     data_dir = Path(values[("server", "data")]).expanduser()
     database = values[("storage", "database")]
     scheme = values[("auth", "password_scheme")]

@@ -71,6 +71,7 @@ async def _import_request(services: Services, user: User, door: str, form: Spool
 
 def freckle_error(error: ServiceError) -> web.Response:
     """``{"message", "errors": [{"resource", "field", "code"}]}``, the draft's family's format."""
+    field: str | None
     if isinstance(error, TooLarge):
         status, field, code = 413, "file", "too_large"
     elif isinstance(error, Invalid):

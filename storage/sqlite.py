@@ -65,14 +65,14 @@ def _marks(count: int) -> str:
 
 
 @functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
+def _field_names(cls: Any) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls))
 
 
 def _record(cls: type[T], row: sqlite3.Row, **converted: Any) -> T:
     """A record from a row whose columns are named like the record's fields."""
     keys = row.keys()
-    plain = {name: row[name] for name in _field_names(cls) if name not in converted and name in keys}
+    plain = {name: row[name] for name in _field_names(cls) if name not in converted and name in keys}  # type: ignore[arg-type]
     return cls(**plain, **converted)
 
 
@@ -86,8 +86,8 @@ def _calendar(row: sqlite3.Row) -> Calendar:
 
 def _object(row: sqlite3.Row) -> CalendarObject:
     # Positional, in _OBJECT_COLUMNS' order: this runs for every object a query returns.
-    values = tuple(row[:15])
-    return CalendarObject(*values[:9], bool(values[9]), *values[10:])
+    values: tuple[Any, ...] = tuple(row[:15])
+    return CalendarObject(*values[:9], bool(values[9]), *values[10:])  # type: ignore[call-arg]  # positional, for speed
 
 
 def _job(row: sqlite3.Row) -> ImportJob:
@@ -643,7 +643,7 @@ class SQLiteStore(Store):
     async def list_imports(
         self, where: ImportFilter, *, offset: int = 0, limit: int = 30
     ) -> tuple[list[ImportJob], int]:
-        clauses, params = ["1 = 1"], []  # type: ignore[var-annotated]
+        clauses, params = ["1 = 1"], []
         for column, value in (
             ("user_id", where.user_id), ("format", where.format), ("calendar_id", where.calendar_id),
             ("status", where.status),
@@ -873,12 +873,12 @@ class SQLiteStore(Store):
             updates,
         )
         if inserts:
-            fresh = {w.uid: w.spans for w in chunk if w.uid not in existing}
+            spans_of = {w.uid: w.spans for w in chunk if w.uid not in existing}
             async with db.execute(
-                f"SELECT id, uid FROM objects WHERE calendar_id = ? AND uid IN ({_marks(len(fresh))})",
-                (calendar_id, *fresh),
+                f"SELECT id, uid FROM objects WHERE calendar_id = ? AND uid IN ({_marks(len(spans_of))})",
+                (calendar_id, *spans_of),
             ) as cursor:
-                spans += [(row["id"], 0, fresh[row["uid"]]) for row in await cursor.fetchall()]
+                spans += [(row["id"], 0, spans_of[row["uid"]]) for row in await cursor.fetchall()]
         await self._write_spans(db, calendar_id, spans)
         await db.executemany("INSERT INTO import_items VALUES (?, ?, ?, ?, ?, ?, ?)", items)
         await self._record_changes(db, calendar_id, revision, changes)

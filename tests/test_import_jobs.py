@@ -196,7 +196,7 @@ async def services_on(config: Config) -> Services:
 async def test_a_restart_rolls_back_the_interrupted_and_runs_the_queued(config: Config) -> None:
     first = await services_on(config)
     user = await first.users.create("carol", "correct horse")
-    [calendar] = await first.calendars.list(user)
+    [calendar] = await first.calendars.of(user)
     mine = parse(decode(sample("recurring.ics"))).resources[0]
     await first.calendars.put(calendar, mine)
     before = {o.uid: o.etag for o in await first.store.list_objects([calendar.id])}

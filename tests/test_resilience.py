@@ -37,7 +37,7 @@ async def replace_then_move(services: Services, status: str) -> tuple[int, int]:
     """An import that replaced UID big-0 at pre-0.ics; then, through CalDAV, pre-0.ics deleted
     and UID big-0 written again as moved-0.ics. Returns (import id, calendar id)."""
     user = await services.users.create("alice", "correct horse")
-    [calendar] = await services.calendars.list(user)
+    [calendar] = await services.calendars.of(user)
     original = parse(decode(event("big-0", "before").encode())).resources[0]
     await services.calendars.put(calendar, original, href="pre-0.ics")
     job = await services.store.create_import(NewImport(user.id, "rest", "ics", "x.ics", calendar.id, status=status))
@@ -172,7 +172,7 @@ async def test_control_characters_are_removed_on_the_way_in(client: TestClient, 
 async def test_a_stored_nul_does_not_break_any_reply(client: TestClient, alice: Account) -> None:
     """Text written before control characters were refused (or by another program) is served."""
     services: Services = client.app[SERVICES]
-    [calendar] = await services.calendars.list(await services.users.get_by_name("alice"))  # type: ignore[arg-type]
+    [calendar] = await services.calendars.of(await services.users.get_by_name("alice"))  # type: ignore[arg-type]
     resource = parse(decode(event("nul", "tea").encode())).resources[0]
     write = object_write(resource, "nul.ics")
     await services.store.put_object(calendar.id, replace(write, ical=write.ical.replace("tea", "t\x00ea")))
@@ -181,7 +181,7 @@ async def test_a_stored_nul_does_not_break_any_reply(client: TestClient, alice: 
 
 async def test_an_entity_stored_in_a_dead_property_does_not_break_propfind(client: TestClient, alice: Account) -> None:
     services: Services = client.app[SERVICES]
-    [calendar] = await services.calendars.list(await services.users.get_by_name("alice"))  # type: ignore[arg-type]
+    [calendar] = await services.calendars.of(await services.users.get_by_name("alice"))  # type: ignore[arg-type]
     poisoned = '<!DOCTYPE p [<!ENTITY e "boom">]><Z:dead xmlns:Z="urn:z">&e;</Z:dead>'
     await services.store.update_calendar(calendar.id, props={"dead": {"{urn:z}dead": poisoned}})
     for path, depth in ((CAL, "0"), ("/dav/calendars/alice/", "1")):

@@ -243,7 +243,7 @@ def read(lines: Lines, fmt: str, options: ParseOptions, result: ParseResult) -> 
             number += piece.endswith(("\n", "\r"))
             yield piece
 
-    return codec(fmt).read(cleaned, options, result)  # type: ignore[no-any-return]
+    return codec(fmt).read(cleaned, options, result)
 
 
 def parse(text: str, fmt: str | None = None, options: ParseOptions | None = None) -> ParseResult:

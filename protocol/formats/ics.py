@@ -228,7 +228,7 @@ def _content_lines(source: Iterator[str]) -> Iterator[tuple[int, str, list[str]]
     """Each content line as (its first line's number, its first physical line, the physical
     lines folded into it): RFC 5545 3.1 lets a fold fall anywhere, a parameter included, so a
     line is read whole before it is judged; its folds are kept as they were written."""
-    number, first, folds = 0, None, []
+    number, first, folds = 0, None, list[str]()
     for index, raw in enumerate(source, 1):
         line = raw.rstrip("\r\n")
         if first is not None and line[:1] in (" ", "\t") and first.strip():

@@ -230,7 +230,9 @@ def _us_date(value: date) -> str:
     return f"{value.month}/{value.day}/{value.year}"
 
 
-def _us_time(value: datetime) -> str:
+def _us_time(value: date) -> str:
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time())
     hour = value.hour % 12 or 12
     return f"{hour}:{value.minute:02d}:{value.second:02d} {'AM' if value.hour < 12 else 'PM'}"
 
@@ -241,6 +243,9 @@ def _instances(text: str, fields: EventFields, horizon: datetime) -> Iterator[Ev
         yield fields
         return
     begin = fields.start
+    if begin is None:
+        yield fields
+        return
     # naive bounds are read in the event's own zone
     begin = begin.replace(tzinfo=None) if isinstance(begin, datetime) else datetime.combine(begin, time())
     windowed = window_calendar(parse_resource(text), begin - timedelta(days=1), horizon, MAX_ROWS_PER_EVENT + 1)
@@ -272,11 +277,13 @@ def _row(fields: EventFields, flavor: str, zone: str | None) -> list[str]:
     clock = (lambda v: "") if all_day else _us_time
     reminder_on, reminder_date, reminder_time = "False", "", ""
     if fields.alarm is not None:
+        moment: datetime
         if isinstance(fields.alarm, timedelta):
             base = start if isinstance(start, datetime) else datetime.combine(start, time())
             moment = base + fields.alarm
         else:
-            moment = wall_clock(fields.alarm, zone)  # type: ignore[assignment]
+            shown = wall_clock(fields.alarm, zone)
+            moment = shown if isinstance(shown, datetime) else datetime.combine(shown, time())
         reminder_on, reminder_date, reminder_time = "True", _us_date(moment), _us_time(moment)
     priority = {1: "High", 2: "High", 3: "High", 4: "High", 9: "Low", 8: "Low", 7: "Low", 6: "Low"}
     sensitivity = {"PRIVATE": "Private", "CONFIDENTIAL": "Confidential"}.get(
@@ -308,8 +315,9 @@ class Writer:
         self.timezone = timezone
         self.horizon = horizon or datetime.now().replace(microsecond=0) + timedelta(days=365)
         self.buffer = io.StringIO()
-        quoting = csv.QUOTE_ALL if flavor == "outlook" else csv.QUOTE_MINIMAL
-        self.csv = csv.writer(self.buffer, quoting=quoting, lineterminator="\r\n")
+        self.csv = csv.writer(
+            self.buffer, quoting=csv.QUOTE_ALL if flavor == "outlook" else csv.QUOTE_MINIMAL, lineterminator="\r\n"
+        )
 
     def _take(self) -> str:
         text = self.buffer.getvalue()

@@ -162,7 +162,7 @@ def slot_fields(item: dict[str, Any]) -> EventFields:
         fields.start = wall_clock(fields.start, zone) if fields.start is not None else None
         fields.end = wall_clock(fields.end, zone) if fields.end is not None else None
     same_kind = isinstance(fields.start, datetime) == isinstance(fields.end, datetime)
-    if fields.start is not None and fields.end is not None and same_kind and fields.end < fields.start:  # type: ignore[operator]
+    if fields.start is not None and fields.end is not None and same_kind and fields.end < fields.start:
         raise ValueError("end is before start")
     visibility = item.get("visibility") or "private"
     if visibility not in VISIBILITIES:

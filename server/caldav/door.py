@@ -200,7 +200,7 @@ class CalDavDoor:
         props = collection_props(user, [tag(DAV, "collection")], user.username)
         responses = [self.answer(home_href(user), props, asked)]
         if self.depth(request):
-            for calendar in await self.services.calendars.list(user):
+            for calendar in await self.services.calendars.of(user):
                 props = await self.full_calendar_props(user, calendar, asked)
                 responses.append(self.answer(calendar_href(user, calendar), props, asked))
         return await multistatus(responses)

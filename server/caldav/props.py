@@ -5,6 +5,7 @@ Shared by the CalDAV door (server/caldav/door.py) and its reports (server/caldav
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -210,7 +211,7 @@ def calendar_props(user: User, calendar: Calendar) -> Props:
     if zone_text:
         props[tag(CALDAV, "calendar-timezone")] = lambda: _el(tag(CALDAV, "calendar-timezone"), zone_text)
     for name, xml in calendar.props.get("dead", {}).items():
-        props[name] = lambda name=name, xml=xml: _dead(name, xml)
+        props[name] = functools.partial(_dead, name, xml)
     return props
 
 

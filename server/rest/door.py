@@ -219,7 +219,7 @@ class RestDoor:
         user = await self.services.users.create(params.get("username"), params.get("password"), params.get("email"))
         token = await self.services.users.issue_token(user)
         request[REQUEST_USER] = user.username
-        return json_response(user_json(user, await self.services.calendars.list(user), token), 201)
+        return json_response(user_json(user, await self.services.calendars.of(user), token), 201)
 
     async def signin(self, request: web.Request) -> web.Response:
         params = await self.params(request)
@@ -232,11 +232,11 @@ class RestDoor:
             return error_response(401, "email and password didn't match")
         token = await self.services.users.issue_token(user)
         request[REQUEST_USER] = user.username
-        return json_response(user_json(user, await self.services.calendars.list(user), token))
+        return json_response(user_json(user, await self.services.calendars.of(user), token))
 
     async def me(self, request: web.Request) -> web.Response:
         user = await self.user(request)
-        return json_response(user_json(user, await self.services.calendars.list(user)))
+        return json_response(user_json(user, await self.services.calendars.of(user)))
 
     async def signout(self, request: web.Request) -> web.Response:
         await self.services.users.sign_out(await self.user(request))
@@ -246,7 +246,7 @@ class RestDoor:
 
     async def my_calendars(self, request: web.Request) -> web.Response:
         user = await self.user(request)
-        result = [{**group_json(c, user), "showInSchedule": True} for c in await self.services.calendars.list(user)]
+        result = [{**group_json(c, user), "showInSchedule": True} for c in await self.services.calendars.of(user)]
         return json_response({"result": result})
 
     @staticmethod
@@ -267,7 +267,7 @@ class RestDoor:
 
     async def _group(self, user: User, uuid: str) -> Calendar:
         calendar = await self.services.calendars.get(user, uuid)
-        counted = await self.services.calendars.list(user)
+        counted = await self.services.calendars.of(user)
         return next((c for c in counted if c.id == calendar.id), calendar)
 
     async def create_group(self, request: web.Request) -> web.Response:
@@ -320,7 +320,7 @@ class RestDoor:
 
     async def my_slots(self, request: web.Request) -> web.Response:
         user = await self.user(request)
-        return await self._slots(request, user, await self.services.calendars.list(user))
+        return await self._slots(request, user, await self.services.calendars.of(user))
 
     async def group_slots(self, request: web.Request) -> web.Response:
         user = await self.user(request)
@@ -462,7 +462,7 @@ class RestDoor:
         if group not in (None, ""):
             chosen = [await calendars.get(user, str(group))]
         else:
-            chosen = await calendars.list(user)
+            chosen = await calendars.of(user)
         fmt, extension, content_type = EXPORTS[kind]
         zone = str(params["timezone"]) if params.get("timezone") else None
         chunks = calendars.export(chosen, fmt, timezone=zone, flavor=str(params.get("flavor") or "outlook"))

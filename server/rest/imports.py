@@ -58,7 +58,7 @@ class ImportsResource:
         self.user_of = user_of  #: the REST door's token authentication
 
     async def calendars_by_id(self, user: User) -> dict[int, Calendar]:
-        return {c.id: c for c in await self.services.calendars.list(user)}
+        return {c.id: c for c in await self.services.calendars.of(user)}
 
     def shape(self, request: web.Request, job: ImportJob, calendars: dict[int, Calendar]) -> dict[str, Any]:
         url = f"{request.url.origin()}/v1/imports/{job.id}"
@@ -88,7 +88,7 @@ class ImportsResource:
             return me
         if not me.is_admin:
             raise Forbidden("only an administrator may list another user's imports")
-        other = await self.services.users.get_by_name(username)  # type: ignore[arg-type]
+        other = await self.services.users.get_by_name(username)
         if other is None:
             raise Invalid(f"no user is called {username!r}", field="user", code="missing")
         return other

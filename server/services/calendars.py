@@ -98,9 +98,7 @@ def normalize_color(value: str | None) -> str | None:
     try:
         return webcolors.name_to_hex(str(value).strip().lower()).upper()
     except ValueError:
-        raise Invalid(
-            f"color {value!r} is not a hex colour like 3a87ad or a CSS colour name", field="color"
-        ) from None
+        raise Invalid(f"color {value!r} is not a hex colour like 3a87ad or a CSS colour name", field="color") from None
 
 
 def checked_name(name: str) -> str:
@@ -194,7 +192,7 @@ class CalendarService:
                 return calendar
         return await self.create_default(user)
 
-    async def list(self, user: User) -> list[Calendar]:
+    async def of(self, user: User) -> list[Calendar]:
         return await self.store.list_calendars(user.id)
 
     async def get(self, user: User, uuid: str) -> Calendar:
@@ -211,7 +209,7 @@ class CalendarService:
         if "name" in changes:
             changes["name"] = checked_name(str(changes["name"] or ""))
         if "description" in changes:
-            checked_description(changes["description"])  # type: ignore[arg-type]
+            checked_description(changes["description"])
         if "public" in changes:
             changes["props"] = {**calendar.props, "public": bool(changes.pop("public"))}
         updated = await self.store.update_calendar(calendar.id, **changes)

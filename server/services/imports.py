@@ -211,7 +211,7 @@ class ImportService:
         try:
             return formats.detect(text)
         except formats.UnknownFormat as unknown:
-            error = {"line": unknown.line, "fields": [], "error": unknown.message}
+            error: dict[str, Any] = {"line": unknown.line, "fields": [], "error": unknown.message}
             raise Invalid(unknown.message, field="file", errors=[error], code="invalid_file") from None
 
     def format_of(self, upload: Upload, fmt: str | None) -> str:
@@ -578,7 +578,8 @@ class ImportService:
             """The replaced version, byte for byte and with its ETag, re-indexed."""
             parsed = resource_from_calendar(parse_resource(item.previous_ical or ""))
             write = object_write(parsed, item.href)
-            return item.calendar_id, replace(write, ical=item.previous_ical, etag=item.previous_etag or write.etag)
+            ical = item.previous_ical or ""
+            return item.calendar_id, replace(write, ical=ical, etag=item.previous_etag or write.etag)
 
         restores = await asyncio.to_thread(lambda: [restore(item) for item in replaced if item.previous_ical])
         return await self.store.undo_import(import_id, restores, expect=expect, status=status, message=message)

@@ -59,7 +59,7 @@ class UserService:
             raise Invalid("email is not a valid e-mail address", field="email")
         password_hash = await self.passwords.hash(self._check_password(password))
         try:
-            user = await self.store.create_user(username, email, password_hash, is_admin)  # type: ignore[arg-type]
+            user = await self.store.create_user(username, email, password_hash, is_admin)
         except Conflict as conflict:
             raise Invalid(f"{conflict.args[0]} is already taken", field=conflict.args[0]) from None
         await self.calendars.create_default(user)
@@ -139,7 +139,7 @@ class UserService:
         user = await self.store.find_user(username)
         return user if user and user.username.lower() == username.lower() else None
 
-    async def list(self) -> list[User]:
+    async def all(self) -> list[User]:
         return await self.store.list_users()
 
     async def delete(self, user: User) -> None:

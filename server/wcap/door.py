@@ -218,8 +218,8 @@ class WcapDoor:
                 for name, value in form.fields.items():
                     call.params.setdefault(name, value)
             elif request.content_type == "application/x-www-form-urlencoded":
-                form = await read_post(request, self.services.config.max_upload_bytes)
-                call.params.update({k: str(v).strip() for k, v in form.items()})
+                posted = await read_post(request, self.services.config.max_upload_bytes)
+                call.params.update({k: str(v).strip() for k, v in posted.items()})
         except (TooLarge, Invalid) as error:
             raise WcapError(errno, error.message) from None
         except (ValueError, AssertionError, web.HTTPException) as error:
@@ -255,9 +255,9 @@ class WcapDoor:
         if not text:
             return await self.services.calendars.default(call.me)
         try:
-            calid = parse_calid(text)
-            owner = calid.email if calid.email is not None else calid.user or ""
-            return await self.services.calendars.resolve(call.me, owner, calid.slug, by_email=calid.email is not None)
+            named = parse_calid(text)
+            owner = named.email if named.email is not None else named.user or ""
+            return await self.services.calendars.resolve(call.me, owner, named.slug, by_email=named.email is not None)
         except NotFound:
             raise WcapError(Errno.CALENDAR_DOES_NOT_EXIST, f"no calendar {text!r}") from None
         except Forbidden:
@@ -267,7 +267,7 @@ class WcapDoor:
         self, call: Call, body: Callable[[Calendar, Block], Awaitable[None]], failed: Errno | None = None
     ) -> list[Block]:
         """One block per calid of the ``calid`` list, each with its own errno."""
-        calids = split_list(call.get("calid")) or [None]
+        calids: list[str | None] = [*split_list(call.get("calid"))] or [None]
         blocks = []
         for calid in calids:
             block = Block()
@@ -359,7 +359,7 @@ FIXED_PREFS = {"cn", "mail", "icsCalendar", "icsCalendarOwned", "nswcalCALID", "
 
 
 async def user_prefs(door: WcapDoor, user: User) -> list[tuple[str, str]]:
-    owned = [calid_of(c, user) for c in await door.services.calendars.list(user)]
+    owned = [calid_of(c, user) for c in await door.services.calendars.of(user)]
     subscribed = list(dict.fromkeys([*owned, *user.prefs.get("subscribed", [])]))
     prefs = {
         "uid": user.username,
@@ -388,7 +388,7 @@ def check_userid(call: Call) -> None:
 async def get_userprefs(door: WcapDoor, call: Call) -> list[Block]:
     check_userid(call)
     user = call.me
-    if call.get("userid") and call.get("userid", "").lower() != user.username.lower():
+    if call.get("userid") and (call.get("userid") or "").lower() != user.username.lower():
         other = await door.services.users.get_by_name(call.get("userid") or "")
         if other is None:
             raise WcapError(Errno.ACCESS_DENIED, "no such user")
@@ -458,7 +458,7 @@ async def search_calprops(door: WcapDoor, call: Call) -> list[Block]:
     test = tests.get(option, lambda s: needle in s.lower())
     limit = number(call, "maxResults", 200, 1, 100_000)
     blocks = []
-    for calendar in await door.services.calendars.list(call.me):
+    for calendar in await door.services.calendars.of(call.me):
         fields = [
             *([calid_of(calendar, call.me)] if by_calid else []),
             *([calendar.name] if by_name else []),
@@ -472,14 +472,14 @@ async def search_calprops(door: WcapDoor, call: Call) -> list[Block]:
 @command("list")
 async def list_calendars(door: WcapDoor, call: Call) -> list[Block]:
     check_userid(call)
-    owned = [calid_of(c, call.me) for c in await door.services.calendars.list(call.me)]
+    owned = [calid_of(c, call.me) for c in await door.services.calendars.of(call.me)]
     return [Block([("X-S1CS-CALPROPS-OWNED-CALENDAR", c) for c in owned])]
 
 
 @command("list_subscribed")
 async def list_subscribed(door: WcapDoor, call: Call) -> list[Block]:
     check_userid(call)
-    owned = [calid_of(c, call.me) for c in await door.services.calendars.list(call.me)]
+    owned = [calid_of(c, call.me) for c in await door.services.calendars.of(call.me)]
     subscribed = list(dict.fromkeys([*owned, *call.me.prefs.get("subscribed", [])]))
     return [Block([("X-S1CS-CALPROPS-SUBSCRIBED-CALENDAR", c) for c in subscribed])]
 

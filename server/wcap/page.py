@@ -95,7 +95,7 @@ async def sign_in(request: web.Request) -> web.Response:
         return page("Import into your calendar", sign_in_form("Wrong user or password.", name))
     session = await services.users.open_session(user, "wcap", services.config.session_timeout)
     options = []
-    for calendar in await services.calendars.list(user):
+    for calendar in await services.calendars.of(user):
         calid = user.username if calendar.is_default else f"{user.username}:{calendar.slug}"
         options.append(f'<option value="{escape(calid)}">{escape(calendar.name)} ({escape(calid)})</option>')
     body = (

@@ -145,7 +145,7 @@ class WebDoor:
     # pages ---------------------------------------------------------------------------------
 
     async def calendars(self, request: web.Request, user: User, session: str) -> web.Response:
-        calendars = await self.services.calendars.list(user)
+        calendars = await self.services.calendars.of(user)
         return self.page("calendars.html", user, session, calendars=calendars, exports=EXPORTS)
 
     async def export(self, request: web.Request, user: User, session: str) -> web.StreamResponse:
@@ -160,7 +160,7 @@ class WebDoor:
                 raise web.HTTPNotFound(text="no such calendar") from None
             name = chosen[0].name
         else:
-            chosen, name = await calendars.list(user), f"{user.username} calendars"
+            chosen, name = await calendars.of(user), f"{user.username} calendars"
         extension, content_type, _ = EXPORTS[fmt]
         response = web.StreamResponse(
             headers={
@@ -176,7 +176,7 @@ class WebDoor:
         return response
 
     async def import_page(self, request: web.Request, user: User, session: str) -> web.Response:
-        calendars = await self.services.calendars.list(user)
+        calendars = await self.services.calendars.of(user)
         return self.page("import.html", user, session, calendars=calendars, chosen=request.query.get("calendar"))
 
     async def preview(self, request: web.Request, user: User, session: str) -> web.Response:
@@ -198,7 +198,7 @@ class WebDoor:
         except (Invalid, TooLarge) as error:
             if "application/json" in request.headers.get("Accept", ""):
                 return freckle_error(error)
-            calendars = await self.services.calendars.list(user)
+            calendars = await self.services.calendars.of(user)
             return self.page("import.html", user, session, calendars=calendars, error=error.message)
         if "application/json" in request.headers.get("Accept", ""):
             return web.json_response({"id": job.id, "url": f"{PREFIX}/imports/{job.id}"}, status=202)
@@ -212,7 +212,7 @@ class WebDoor:
         jobs, total = await self.services.imports.jobs(
             ImportFilter(user_id=user.id), offset=(page - 1) * PER_PAGE, limit=PER_PAGE
         )
-        names = {c.id: c.name for c in await self.services.calendars.list(user)}
+        names = {c.id: c.name for c in await self.services.calendars.of(user)}
         pages = max(1, -(-total // PER_PAGE))
         return self.page("imports.html", user, session, jobs=jobs, names=names, page=page, pages=pages, total=total)
 
@@ -227,7 +227,7 @@ class WebDoor:
 
     async def detail(self, request: web.Request, user: User, session: str) -> web.Response:
         job = await self.job_of(request, user)
-        names = {c.id: c.name for c in await self.services.calendars.list(user)}
+        names = {c.id: c.name for c in await self.services.calendars.of(user)}
         return self.page("import_detail.html", user, session, job=job, names=names, finished=finished(job),
                          undone=request.query.get("undone"))  # fmt: skip
 
@@ -249,7 +249,7 @@ class WebDoor:
     async def connect(self, request: web.Request, user: User, session: str) -> web.Response:
         origin = f"{request.scheme}://{request.host}"
         calendars = [
-            (c, origin + calendar_href(user, c), calid_of(c, user)) for c in await self.services.calendars.list(user)
+            (c, origin + calendar_href(user, c), calid_of(c, user)) for c in await self.services.calendars.of(user)
         ]
         return self.page("connect.html", user, session, origin=origin, calendars=calendars)
 
