@@ -1,28 +1,25 @@
-"""Shared fixtures: a server on a fresh store per test, users with tokens, sample files."""
+"""Shared fixtures: a server on a fresh store per test, users with tokens, a server process, a
+browser. Helpers that are not fixtures are in helpers.py."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import json
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import Browser, async_playwright
 
 from server import services as services_module
 from server.app import create_app
 from server.config import Config, load
 from server.services.auth import Passwords
-from tests.test_cli import ROOT, free_port, run
-
-DATA = Path(__file__).parent / "data"
+from tests.helpers import LIVE_PASSWORD, LIVE_USER, ROOT, Account, free_port, run
 
 
 @pytest.fixture(autouse=True)
@@ -43,48 +40,6 @@ def config(tmp_path: Path) -> Config:
 @pytest.fixture
 async def client(aiohttp_client: Callable[..., Awaitable[TestClient]], config: Config) -> TestClient:
     return await aiohttp_client(create_app(config))
-
-
-def sample(name: str) -> bytes:
-    return (DATA / name).read_bytes()
-
-
-def seed_body() -> dict[str, Any]:
-    """Seed 000's JSON body: the file as an array of lines."""
-    return json.loads((DATA / "seed000_body.json").read_text())
-
-
-class Account:
-    """A signed-up user and the headers that authenticate them."""
-
-    def __init__(self, client: TestClient, data: dict[str, Any]) -> None:
-        self.client = client
-        self.data = data
-        self.token = data["authToken"]
-        self.headers = {"Authorization": f"Token token={self.token}"}
-
-    async def get(self, path: str, **kwargs: Any) -> Any:
-        return await self.client.get(path, headers=self.headers, **kwargs)
-
-    async def post(self, path: str, **kwargs: Any) -> Any:
-        headers = {**self.headers, **kwargs.pop("headers", {})}
-        return await self.client.post(path, headers=headers, **kwargs)
-
-    async def patch(self, path: str, **kwargs: Any) -> Any:
-        return await self.client.patch(path, headers=self.headers, **kwargs)
-
-    async def delete(self, path: str, **kwargs: Any) -> Any:
-        return await self.client.delete(path, headers=self.headers, **kwargs)
-
-    async def export(self, kind: str, **params: str) -> str:
-        response = await self.post(f"/v1/export/{kind}", json=params)
-        assert response.status == 200, await response.text()
-        return await response.text()
-
-    async def create_group(self, name: str, **fields: Any) -> dict[str, Any]:
-        response = await self.post("/v1/groups", json={"name": name, **fields})
-        assert response.status == 201, await response.text()
-        return await response.json()
 
 
 @pytest.fixture
@@ -108,25 +63,6 @@ async def alice(signup: Callable[[str], Awaitable[Account]]) -> Account:
 @pytest.fixture
 async def bob(signup: Callable[[str], Awaitable[Account]]) -> Account:
     return await signup("bob")
-
-
-async def while_probing(account: Account, work: Awaitable[Any], every: float = 0.02) -> tuple[Any, float]:
-    """Run ``work`` while another client's request (GET /v1/me) is sent every ``every`` seconds,
-    as a user beside an attacker would; the result and the slowest probe in seconds."""
-    task = asyncio.ensure_future(work)
-    slowest = 0.0
-    while True:
-        started = time.perf_counter()
-        response = await account.get("/v1/me")
-        assert response.status == 200, await response.text()
-        slowest = max(slowest, time.perf_counter() - started)
-        if task.done():
-            return await task, slowest
-        await asyncio.sleep(every)
-
-
-#: the user of ``live_server``, made with the command line
-LIVE_USER, LIVE_PASSWORD = "ada", "interop-secret-1"
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +91,23 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def server(aiohttp_server, config: Config) -> TestServer:  # type: ignore[no-untyped-def]
+    return await aiohttp_server(create_app(config))

@@ -32,7 +32,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from icalendar import Calendar, Component
 
 from protocol.ical import component_span, to_utc, version
-from tests.conftest import Account
+from tests.helpers import Account
 
 CORPORA = {
     "icalendar": Path(icalendar.__file__).parent / "tests" / "calendars",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp.test_utils import TestClient
 
 from server.http import SERVICES
-from tests.conftest import Account
+from tests.helpers import Account
 
 UNAUTHORIZED = {"error": "auth_token invalid or missing"}
 

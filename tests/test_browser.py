@@ -4,36 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
-from server.app import create_app
-from server.config import Config
-from tests.conftest import DATA
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield chromium
-        await chromium.close()
-
-
-@pytest.fixture
-async def server(aiohttp_server, config: Config) -> TestServer:  # type: ignore[no-untyped-def]
-    return await aiohttp_server(create_app(config))
+from tests.helpers import DATA
 
 
 async def sign_up_and_log_in(server: TestServer, name: str) -> str:

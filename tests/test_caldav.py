@@ -2,32 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-from typing import Any
-
 from aiohttp.test_utils import TestClient
-from lxml import etree
 
-from protocol.dav import CALDAV, CS, DAV
-from tests.conftest import Account, seed_body
-
-NS = {"D": DAV, "C": CALDAV, "CS": CS}
-EVENT = (
-    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Mozilla.org/NONSGML Mozilla Calendar V1.1//EN\r\n"
-    "BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250110T100000Z\r\n"
-    "DTEND:20250110T110000Z\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-)
-
-
-def basic(name: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{name}:correct horse".encode()).decode()}
-
-
-async def propfind(client: TestClient, path: str, props: str, depth: str = "0", user: str = "alice") -> Any:
-    body = f'<D:propfind xmlns:D="DAV:" xmlns:C="{CALDAV}" xmlns:CS="{CS}"><D:prop>{props}</D:prop></D:propfind>'
-    response = await client.request("PROPFIND", path, data=body, headers={**basic(user), "Depth": depth})
-    assert response.status == 207, await response.text()
-    return etree.fromstring(await response.read())
+from tests.helpers import EVENT, NS, Account, basic, propfind, seed_body
 
 
 async def test_discovery_like_thunderbird(client: TestClient, alice: Account) -> None:

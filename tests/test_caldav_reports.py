@@ -3,42 +3,23 @@ from the reference (calendar/providers/caldav in comm-central)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp.test_utils import TestClient
 from lxml import etree
 from yarl import URL
 
-from tests.conftest import Account, seed_body
-from tests.test_caldav import EVENT, NS, basic, propfind
+from tests.helpers import CAL, EVENT, NS, TB_SYNC, XML, Account, basic, propfind, report, responses, seed_body
 
-CAL = "/dav/calendars/alice/calendar/"
-XML = {"Content-Type": "text/xml; charset=utf-8"}
 TB_CALENDAR_PROPS = (
     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<D:propfind xmlns:D='DAV:' xmlns:CS='http://calendarserver.org/ns/' "
     "xmlns:C='urn:ietf:params:xml:ns:caldav'><D:prop><D:resourcetype/><D:owner/><D:current-user-principal/>"
     "<D:current-user-privilege-set/><D:supported-report-set/><C:supported-calendar-component-set/><CS:getctag/>"
     "</D:prop></D:propfind>"
 )
-TB_SYNC = (
-    '<?xml version="1.0" encoding="UTF-8"?>\n<sync-collection xmlns="DAV:"><sync-token>{token}</sync-token>'
-    "<sync-level>1</sync-level><prop><getcontenttype/><getetag/></prop></sync-collection>"
-)
 TB_MULTIGET = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<C:calendar-multiget xmlns:D="DAV:" '
     'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/><C:calendar-data/></D:prop>{hrefs}'
     "</C:calendar-multiget>"
 )
-
-
-async def report(client: TestClient, path: str, body: str, status: int = 207, depth: str = "1") -> Any:
-    response = await client.request("REPORT", path, data=body, headers={**basic("alice"), **XML, "Depth": depth})
-    assert response.status == status, await response.text()
-    return etree.fromstring(await response.read())
-
-
-def responses(root: Any) -> dict[str, Any]:
-    return {r.findtext("D:href", namespaces=NS): r for r in root.findall("D:response", NS)}
 
 
 async def put_event(client: TestClient, uid: str, summary: str = "x", *lines: str, path: str = CAL) -> str:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import configparser
 import json
-import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +14,7 @@ from pathlib import Path
 import pytest
 
 from server.config import DEFAULT_CONFIG_FILE, DEFAULTS, ConfigError, load
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "run.py", *args], cwd=ROOT, input=stdin, capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, timeout=60, check=False,
-    )  # fmt: skip
+from tests.helpers import ROOT, free_port, run
 
 
 def test_user_commands(tmp_path: Path) -> None:
@@ -64,12 +54,6 @@ def test_conf_file_documents_every_setting_with_its_default() -> None:
     parser.read(DEFAULT_CONFIG_FILE)
     documented = {(section, key): value for section in parser.sections() for key, value in parser.items(section)}
     assert documented == DEFAULTS
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_serve_demo_answers_what_it_prints(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from icalendar import Calendar
 
-from tests.conftest import Account
 from tests.corpora import CORPORA, REFERENCE_ERRORS, check_corpus, corpus_files, lost_properties
+from tests.helpers import Account
 
 #: icalendar says so when it reads a vendor-prefixed TZID (/mozilla.org/...), which the corpus holds on purpose
 pytestmark = pytest.mark.filterwarnings("ignore:Timezone .* is a globally unique TZID")

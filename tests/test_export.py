@@ -11,7 +11,7 @@ import pytest
 from aiohttp import FormData
 from icalendar import Calendar
 
-from tests.conftest import Account, sample, seed_body
+from tests.helpers import Account, sample, seed_body
 
 
 async def import_file(account: Account, name: str, content: bytes, group: str | None = None) -> None:

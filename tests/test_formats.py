@@ -11,7 +11,7 @@ import pytest
 from protocol import events, formats
 from protocol.formats import ExportItem, ParseOptions, UnknownFormat, decode, detect, parse
 from protocol.ical import href_for_uid, overlaps
-from tests.conftest import sample
+from tests.helpers import sample
 
 
 def test_detection_tolerates_bom_and_leading_whitespace() -> None:

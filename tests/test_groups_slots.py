@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import Account, seed_body
+from tests.helpers import Account, seed_body
 
 
 async def test_group_lifecycle(alice: Account) -> None:

@@ -18,8 +18,7 @@ from aiohttp.test_utils import TestClient
 
 from server.http import SERVICES
 from server.services import Services
-from tests.conftest import Account, while_probing
-from tests.test_caldav import basic
+from tests.helpers import Account, basic, while_probing
 
 CAL = "/dav/calendars/alice/calendar/"
 PROBE_LIMIT = 0.2  # seconds

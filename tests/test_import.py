@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from server.config import Config, load
 from server.http import SERVICES
-from tests.conftest import Account, sample, seed_body
+from tests.helpers import Account, groups, sample, seed_body
 
 SEED_UIDS = {
     "07a45e5b-1d1e-4f41-ad36-4c15ca9150d6",
@@ -25,11 +25,6 @@ async def slots(account: Account) -> list[dict]:
     response = await account.get("/v1/me/slots")
     assert response.status == 200
     return await response.json()
-
-
-async def groups(account: Account) -> dict[str, dict]:
-    response = await account.get("/v1/me/calendars")
-    return {g["name"]: g for g in (await response.json())["result"]}
 
 
 async def test_seed_request_verbatim_imports_five_events(client: TestClient, alice: Account) -> None:

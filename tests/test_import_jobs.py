@@ -20,9 +20,8 @@ from server.services import imports as imports_module
 from server.services.calendars import object_write
 from server.services.imports import ImportRequest, Upload
 from storage.model import ImportTarget, NewImport
-from tests.conftest import Account, sample
-from tests.test_caldav import EVENT, basic
-from tests.test_import import groups as calendars
+from tests.helpers import EVENT, Account, basic, sample
+from tests.helpers import groups as calendars
 
 BAD_ICS = sample("recurring.ics").replace(b"DTSTART:20250210T083000", b"DTSTART:not-a-date", 1)
 

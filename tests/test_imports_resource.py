@@ -6,9 +6,7 @@ from __future__ import annotations
 from aiohttp.test_utils import TestClient
 
 from server.http import SERVICES
-from tests.conftest import Account, sample, seed_body
-from tests.test_caldav import EVENT, NS, basic
-from tests.test_caldav_reports import CAL, TB_SYNC, report, responses
+from tests.helpers import CAL, EVENT, NS, TB_SYNC, Account, basic, report, responses, sample, seed_body
 
 SEED_UID = "07a45e5b-1d1e-4f41-ad36-4c15ca9150d6"
 

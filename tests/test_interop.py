@@ -11,7 +11,7 @@ from pathlib import Path
 
 import caldav
 
-from tests.conftest import LIVE_PASSWORD, LIVE_USER
+from tests.helpers import LIVE_PASSWORD, LIVE_USER
 
 #: what caldav-server-tester may report as other than "full", and why
 NOT_YET = {"scheduling"}  # not built yet (issue 4 names it as an exception)

@@ -92,3 +92,14 @@ def test_the_checks_see_what_they_look_for() -> None:
     tree = ast.parse("import server.rest.door\nfrom server.caldav import props\nfrom . import near\n")
     assert imports(tree) == {"server.rest.door", "server.caldav", "server.caldav.props"}
     assert {"server.services", "server.caldav.door", "protocol.ical", "storage.sqlite"} <= set(modules())
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared helpers live in tests/helpers.py, fixtures in conftest.py."""
+    found = sorted(
+        f"{path.name} -> {target}"
+        for path in (ROOT / "tests").glob("*.py")
+        for target in imports(ast.parse(path.read_text()))
+        if within(target, "tests") and target.split(".")[1].startswith(("test_", "conftest"))
+    )
+    assert found == []

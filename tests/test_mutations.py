@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from protocol import formats
 from protocol.formats import EncodingProblem, ParseResult, UnknownFormat
 from protocol.ical import overlaps, parse_resource
-from tests.conftest import LIVE_PASSWORD, LIVE_USER
 from tests.corpora import CORPORA, corpus_files
+from tests.helpers import LIVE_PASSWORD, LIVE_USER
 
 settings.register_profile(
     "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]

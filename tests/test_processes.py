@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.test_caldav import EVENT, basic
+from tests.helpers import EVENT, basic
 
 ROOT = Path(__file__).resolve().parent.parent
 ALICE = basic("alice")  # the Authorization header

@@ -8,8 +8,7 @@ import re
 from aiohttp.test_utils import TestClient
 
 from protocol.ical import timezone_text
-from tests.conftest import Account
-from tests.test_caldav import basic
+from tests.helpers import Account, basic
 
 CAL = "/dav/calendars/alice/calendar/"
 CALDAV = 'xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"'

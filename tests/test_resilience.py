@@ -17,8 +17,7 @@ from server.http import SERVICES
 from server.services import Services, build
 from server.services.calendars import object_write
 from storage.model import ImportTarget, NewImport
-from tests.conftest import Account, while_probing
-from tests.test_caldav import EVENT, basic
+from tests.helpers import EVENT, Account, basic, while_probing
 
 CAL = "/dav/calendars/alice/calendar/"
 

@@ -10,7 +10,7 @@ from protocol.formats import decode, parse
 from server.services.calendars import object_write
 from storage.model import ImportTarget, NewCalendar, NewImport
 from storage.sqlite import SQLiteStore
-from tests.conftest import sample
+from tests.helpers import sample
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from lxml import etree
 
 from server.app import create_app
 from server.config import Config, load
-from tests.conftest import Account, sample
+from tests.helpers import Account, sample
 
 SEED_BOUNDARY = "multipart/form-data;boundary=---------------------------33111928916708"
 SMALL_ICS = (

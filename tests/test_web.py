@@ -16,8 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import Browser, Page, expect
 
 from bench.generate import ics
-from tests.conftest import Account
-from tests.test_browser import browser, server  # noqa: F401 (fixtures)
+from tests.helpers import Account
 
 PHONE = {"width": 390, "height": 844}
 EVENTS = 300
@@ -40,12 +39,12 @@ def file_with_a_bad_line(folder: Path) -> tuple[Path, int]:
     return path, line
 
 
-async def sign_up(server: TestServer, name: str) -> None:  # noqa: F811
+async def sign_up(server: TestServer, name: str) -> None:
     async with aiohttp.ClientSession() as http:
         await http.post(server.make_url("/v1/users"), json={"username": name, "password": "correct horse"})
 
 
-async def sign_in(page: Page, server: TestServer, name: str) -> None:  # noqa: F811
+async def sign_in(page: Page, server: TestServer, name: str) -> None:
     await page.goto(str(server.make_url("/app/")))
     await expect(page).to_have_url(re.compile(r"/app/signin\?next="))
     await page.fill("#username", name)
@@ -55,8 +54,8 @@ async def sign_in(page: Page, server: TestServer, name: str) -> None:  # noqa: F
 
 
 async def test_import_preview_progress_details_undo_export(
-    browser: Browser,  # noqa: F811
-    server: TestServer,  # noqa: F811
+    browser: Browser,
+    server: TestServer,
     tmp_path: Path,
 ) -> None:
     shots = screenshots(tmp_path)
@@ -135,7 +134,7 @@ async def test_import_preview_progress_details_undo_export(
     await expect(page).to_have_url(re.compile(r"/app/signin$"))
 
 
-async def test_without_script_the_import_still_works(browser: Browser, server: TestServer, tmp_path: Path) -> None:  # noqa: F811
+async def test_without_script_the_import_still_works(browser: Browser, server: TestServer, tmp_path: Path) -> None:
     await sign_up(server, "hopper")
     context = await browser.new_context(java_script_enabled=False)
     page = await context.new_page()

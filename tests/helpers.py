@@ -1,0 +1,144 @@
+"""What the tests share (data, accounts, requests in each door's form, a server process);
+fixtures are in conftest.py. No test module imports another: they import from here."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from lxml import etree
+
+from protocol.dav import CALDAV, CS, DAV
+
+DATA = Path(__file__).parent / "data"
+
+
+def sample(name: str) -> bytes:
+    return (DATA / name).read_bytes()
+
+
+def seed_body() -> dict[str, Any]:
+    """Seed 000's JSON body: the file as an array of lines."""
+    return json.loads((DATA / "seed000_body.json").read_text())
+
+
+class Account:
+    """A signed-up user and the headers that authenticate them."""
+
+    def __init__(self, client: TestClient, data: dict[str, Any]) -> None:
+        self.client = client
+        self.data = data
+        self.token = data["authToken"]
+        self.headers = {"Authorization": f"Token token={self.token}"}
+
+    async def get(self, path: str, **kwargs: Any) -> Any:
+        return await self.client.get(path, headers=self.headers, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> Any:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return await self.client.post(path, headers=headers, **kwargs)
+
+    async def patch(self, path: str, **kwargs: Any) -> Any:
+        return await self.client.patch(path, headers=self.headers, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> Any:
+        return await self.client.delete(path, headers=self.headers, **kwargs)
+
+    async def export(self, kind: str, **params: str) -> str:
+        response = await self.post(f"/v1/export/{kind}", json=params)
+        assert response.status == 200, await response.text()
+        return await response.text()
+
+    async def create_group(self, name: str, **fields: Any) -> dict[str, Any]:
+        response = await self.post("/v1/groups", json={"name": name, **fields})
+        assert response.status == 201, await response.text()
+        return await response.json()
+
+
+async def while_probing(account: Account, work: Awaitable[Any], every: float = 0.02) -> tuple[Any, float]:
+    """Run ``work`` while another client's request (GET /v1/me) is sent every ``every`` seconds,
+    as a user beside an attacker would; the result and the slowest probe in seconds."""
+    task = asyncio.ensure_future(work)
+    slowest = 0.0
+    while True:
+        started = time.perf_counter()
+        response = await account.get("/v1/me")
+        assert response.status == 200, await response.text()
+        slowest = max(slowest, time.perf_counter() - started)
+        if task.done():
+            return await task, slowest
+        await asyncio.sleep(every)
+
+
+#: the user of ``live_server``, made with the command line
+LIVE_USER, LIVE_PASSWORD = "ada", "interop-secret-1"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "run.py", *args], cwd=ROOT, input=stdin, capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+NS = {"D": DAV, "C": CALDAV, "CS": CS}
+EVENT = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Mozilla.org/NONSGML Mozilla Calendar V1.1//EN\r\n"
+    "BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250110T100000Z\r\n"
+    "DTEND:20250110T110000Z\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def basic(name: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{name}:correct horse".encode()).decode()}
+
+
+async def propfind(client: TestClient, path: str, props: str, depth: str = "0", user: str = "alice") -> Any:
+    body = f'<D:propfind xmlns:D="DAV:" xmlns:C="{CALDAV}" xmlns:CS="{CS}"><D:prop>{props}</D:prop></D:propfind>'
+    response = await client.request("PROPFIND", path, data=body, headers={**basic(user), "Depth": depth})
+    assert response.status == 207, await response.text()
+    return etree.fromstring(await response.read())
+
+
+async def groups(account: Account) -> dict[str, dict]:
+    response = await account.get("/v1/me/calendars")
+    return {g["name"]: g for g in (await response.json())["result"]}
+
+
+CAL = "/dav/calendars/alice/calendar/"
+XML = {"Content-Type": "text/xml; charset=utf-8"}
+
+
+TB_SYNC = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<sync-collection xmlns="DAV:"><sync-token>{token}</sync-token>'
+    "<sync-level>1</sync-level><prop><getcontenttype/><getetag/></prop></sync-collection>"
+)
+
+
+async def report(client: TestClient, path: str, body: str, status: int = 207, depth: str = "1") -> Any:
+    response = await client.request("REPORT", path, data=body, headers={**basic("alice"), **XML, "Depth": depth})
+    assert response.status == status, await response.text()
+    return etree.fromstring(await response.read())
+
+
+def responses(root: Any) -> dict[str, Any]:
+    return {r.findtext("D:href", namespaces=NS): r for r in root.findall("D:response", NS)}
