@@ -14,6 +14,7 @@ from storage.model import (
     ImportItem,
     ImportJob,
     ImportTarget,
+    JobStatus,
     NewCalendar,
     NewImport,
     ObjectWrite,
@@ -232,8 +233,8 @@ class Store(ABC):
         import_id: int,
         restores: Sequence[tuple[int, ObjectWrite]],
         *,
-        expect: str = "complete",
-        status: str = "undone",
+        expect: str = JobStatus.COMPLETE,
+        status: str = JobStatus.UNDONE,
         message: str | None = None,
     ) -> ImportJob:
         """In one transaction: delete what the import created (edited since or not), put back

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 
@@ -148,6 +149,20 @@ class ImportJob:
     error_count: int = 0  #: all its line errors; ``errors`` lists the first ones
 
 
+class JobStatus(StrEnum):
+    """Where an import is (stored and shown as its value)."""
+
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    UNDONE = "undone"
+
+
+#: an import in one of these states will not change again by itself
+FINISHED = frozenset({JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.UNDONE})
+
+
 @dataclass(slots=True, frozen=True)
 class NewImport:
     user_id: int
@@ -156,7 +171,7 @@ class NewImport:
     filename: str | None
     calendar_id: int | None  #: the calendar chosen; None: the default import group
     options: dict[str, Any] = field(default_factory=dict)
-    status: str = "queued"
+    status: str = JobStatus.QUEUED
 
 
 @dataclass(slots=True, frozen=True)

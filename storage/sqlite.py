@@ -33,6 +33,7 @@ from storage.model import (
     ImportItem,
     ImportJob,
     ImportTarget,
+    JobStatus,
     NewCalendar,
     NewImport,
     ObjectWrite,
@@ -691,7 +692,7 @@ class SQLiteStore(Store):
         for name in ("errors", "warnings"):
             if name in changes:
                 changes[name] = json.dumps(changes[name])
-        if changes.get("status") in ("complete", "failed"):
+        if changes.get("status") in (JobStatus.COMPLETE, JobStatus.FAILED):
             changes.setdefault("finished_at", now_iso())
         assignments = ", ".join(f"{name} = ?" for name in changes)
         async with self._transaction() as db:
@@ -723,8 +724,8 @@ class SQLiteStore(Store):
         import_id: int,
         restores: Sequence[tuple[int, ObjectWrite]],
         *,
-        expect: str = "complete",
-        status: str = "undone",
+        expect: str = JobStatus.COMPLETE,
+        status: str = JobStatus.UNDONE,
         message: str | None = None,
     ) -> ImportJob:
         async with self._transaction() as db:

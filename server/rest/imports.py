@@ -20,11 +20,10 @@ from server.services import Services
 from server.services.errors import Forbidden, Invalid, NotFound, TooLarge
 from server.services.imports import iso
 from server.urls import calendar_href, object_href
-from storage.model import Calendar, ImportFilter, ImportJob, User
+from storage.model import FINISHED, Calendar, ImportFilter, ImportJob, User
 
 PER_PAGE, MAX_PER_PAGE = 30, 1000
 UserOf = Callable[[web.Request], Awaitable[User]]
-FINISHED = ("complete", "failed", "undone")
 
 
 def paging(request: web.Request) -> tuple[int, int]:

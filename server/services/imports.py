@@ -36,7 +36,17 @@ from server.config import Config
 from server.services.calendars import CalendarService, object_write, window
 from server.services.errors import BadEncoding, Invalid, NotFound, TooLarge, disk_space
 from storage.base import Store
-from storage.model import Calendar, ImportFilter, ImportItem, ImportJob, ImportTarget, NewImport, ObjectWrite, User
+from storage.model import (
+    Calendar,
+    ImportFilter,
+    ImportItem,
+    ImportJob,
+    ImportTarget,
+    JobStatus,
+    NewImport,
+    ObjectWrite,
+    User,
+)
 
 log = logging.getLogger("almanac.imports")
 
@@ -353,7 +363,7 @@ class ImportService:
         """Import now (the doors that answer with the outcome); Invalid/BadEncoding after the
         failed job is recorded."""
         self.check_size(upload.size)
-        job = await self.store.create_import(self._new(user, request, "in_progress"))
+        job = await self.store.create_import(self._new(user, request, JobStatus.IN_PROGRESS))
         with disk_space():
             return await self._execute(job, user, request, upload, progress)
 
@@ -364,13 +374,15 @@ class ImportService:
         try:
             self.check_size(upload.size)
             fmt = self.format_of(upload, request.format)
-            job = await self.store.create_import(self._new(user, request, "queued", fmt))
+            job = await self.store.create_import(self._new(user, request, JobStatus.QUEUED, fmt))
             try:
                 with disk_space():
                     await asyncio.to_thread(self._spool_write, job.id, upload)
             except BaseException as error:
                 with contextlib.suppress(Exception):
-                    await self.store.update_import(job.id, status="failed", message=f"the upload was not kept: {error}")
+                    await self.store.update_import(
+                        job.id, status=JobStatus.FAILED, message=f"the upload was not kept: {error}"
+                    )
                 raise
         finally:
             upload.discard()
@@ -400,7 +412,7 @@ class ImportService:
         except (Invalid, BadEncoding) as problem:
             errors = line_errors(problem)
             await self.store.update_import(
-                job.id, status="failed", format=fmt, message=problem.message, errors=errors,
+                job.id, status=JobStatus.FAILED, format=fmt, message=problem.message, errors=errors,
                 error_count=result.error_count if result and result.errors else len(errors),
             )  # fmt: skip
             raise
@@ -426,9 +438,11 @@ class ImportService:
                             progress(await self.store.get_import(job.id))  # type: ignore[arg-type]
             except Exception as error:
                 log.error("import %d failed while writing: %r", job.id, error)
-                await self._revert(job.id, "in_progress", "failed", f"the import failed while writing: {error}")
+                await self._revert(
+                    job.id, JobStatus.IN_PROGRESS, JobStatus.FAILED, f"the import failed while writing: {error}"
+                )
                 raise
-        job = await self.store.update_import(job.id, status="complete", progress=100)
+        job = await self.store.update_import(job.id, status=JobStatus.COMPLETE, progress=100)
         if progress:
             progress(job)
         return job, result
@@ -481,12 +495,12 @@ class ImportService:
     async def start(self) -> None:
         """Roll back the imports a stopped server left half-written, queue the waiting ones,
         remove the other files a stopped server left in the spool, and start the workers."""
-        interrupted, _ = await self.store.list_imports(ImportFilter(status="in_progress"), limit=1_000_000)
+        interrupted, _ = await self.store.list_imports(ImportFilter(status=JobStatus.IN_PROGRESS), limit=1_000_000)
         for job in interrupted:
             self._spool_path(job.id).unlink(missing_ok=True)
             try:
                 await self._revert(
-                    job.id, "in_progress", "failed",
+                    job.id, JobStatus.IN_PROGRESS, JobStatus.FAILED,
                     "the server stopped during the import: what it had written was removed",
                 )  # fmt: skip
                 log.warning("import %d was interrupted by a restart and has been rolled back", job.id)
@@ -494,8 +508,8 @@ class ImportService:
                 log.error("import %d was interrupted and could not be rolled back: %r", job.id, error)
                 with contextlib.suppress(Exception):  # left in_progress, it is tried again at the next start
                     why = f"the server stopped during the import; rolling it back failed: {error}"
-                    await self.store.update_import(job.id, status="failed", message=why)
-        queued, _ = await self.store.list_imports(ImportFilter(status="queued"), limit=1_000_000)
+                    await self.store.update_import(job.id, status=JobStatus.FAILED, message=why)
+        queued, _ = await self.store.list_imports(ImportFilter(status=JobStatus.QUEUED), limit=1_000_000)
         for job in reversed(queued):  # oldest first
             self._queue.put_nowait(job.id)
         waiting = {self._spool_path(job.id) for job in queued}
@@ -531,7 +545,7 @@ class ImportService:
 
     async def _run_queued(self, job_id: int) -> None:
         job = await self.store.get_import(job_id)
-        if job is None or job.status != "queued":
+        if job is None or job.status != JobStatus.QUEUED:
             return
         path = self._spool_path(job_id)
         user = await self.store.get_user(job.user_id)
@@ -542,10 +556,10 @@ class ImportService:
             else None
         )  # fmt: skip
         if user is None or problem:
-            await self.store.update_import(job_id, status="failed", message=problem or "the user was deleted")
+            await self.store.update_import(job_id, status=JobStatus.FAILED, message=problem or "the user was deleted")
             path.unlink(missing_ok=True)
             return
-        job = await self.store.update_import(job_id, status="in_progress")
+        job = await self.store.update_import(job_id, status=JobStatus.IN_PROGRESS)
         try:
             await self._execute(job, user, ImportRequest.of_job(job, calendar), Upload(path=path), None)
         finally:
@@ -564,10 +578,10 @@ class ImportService:
         """Take an import back in one transaction: what it created goes (edited since or not),
         what it replaced comes back, the calendars it made go unless they now hold other events."""
         job = await self.get(user, import_id)
-        if job.status != "complete":
+        if job.status != JobStatus.COMPLETE:
             raise Invalid(f"only a complete import can be undone; this one is {job.status}", field="status")
         try:
-            return await self._revert(import_id, "complete", "undone")
+            return await self._revert(import_id, JobStatus.COMPLETE, JobStatus.UNDONE)
         except LookupError:
             raise Invalid("the import changed while it was being undone; try again", field="status") from None
 

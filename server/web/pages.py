@@ -25,7 +25,7 @@ from server.http import MAX_INT, REQUEST_USER, object_id, read_post, whole_numbe
 from server.services import Services
 from server.services.errors import Invalid, NotFound, TooLarge
 from server.urls import calendar_href, calid_of
-from storage.model import ImportFilter, ImportJob, User
+from storage.model import FINISHED, ImportFilter, ImportJob, User
 
 COOKIE = "almanac_session"
 PREFIX = "/app"
@@ -62,7 +62,7 @@ def render(name: str, status: int = 200, **context: Any) -> web.Response:
 
 
 def finished(job: ImportJob) -> bool:
-    return job.status in ("complete", "failed", "undone")
+    return job.status in FINISHED
 
 
 class WebDoor:
