@@ -8,7 +8,7 @@ aware, text-match collations); and shapes the calendar-data a report returns (``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
@@ -171,36 +171,57 @@ Report = CalendarQuery | Multiget | SyncCollection | FreeBusyQuery
 # --------------------------------------------------------------------------- parsing
 
 
+def _calendar_query(root: etree._Element) -> CalendarQuery:
+    filter_node = root.find(tag(CALDAV, "filter"))
+    if filter_node is None or len(filter_node) != 1:
+        raise _invalid_filter("calendar-query needs one comp-filter")
+    top = _comp_filter(filter_node[0])
+    if top.name != "VCALENDAR":
+        raise _invalid_filter("the filter must start with VCALENDAR")
+    return CalendarQuery(_report_props(root), top, _query_timezone(root.find(tag(CALDAV, "timezone"))))
+
+
+def _multiget(root: etree._Element) -> Multiget:
+    hrefs = [(h.text or "").strip() for h in root.iter(tag(DAV, "href"))]
+    return Multiget(_report_props(root), [h for h in hrefs if h])
+
+
+def _sync_collection(root: etree._Element) -> SyncCollection:
+    token = root.find(tag(DAV, "sync-token"))
+    level = root.find(tag(DAV, "sync-level"))
+    return SyncCollection(
+        _report_props(root),
+        (token.text or "").strip() if token is not None else "",
+        (level.text or "1").strip() if level is not None else "1",
+        _limit(root.find(tag(DAV, "limit"))),
+    )
+
+
+def _free_busy_query(root: etree._Element) -> FreeBusyQuery:
+    node = root.find(tag(CALDAV, "time-range"))
+    if node is None:
+        raise BadRequest("free-busy-query needs a time-range")
+    return FreeBusyQuery(_time_range(node))
+
+
+#: the REPORTs a calendar answers, by root element, each with its reader; a calendar's
+#: supported-report-set is this table
+CALENDAR_REPORTS: dict[str, Callable[[etree._Element], Report]] = {
+    tag(CALDAV, "calendar-query"): _calendar_query,
+    tag(CALDAV, "calendar-multiget"): _multiget,
+    tag(CALDAV, "free-busy-query"): _free_busy_query,
+    tag(DAV, "sync-collection"): _sync_collection,
+}
+
+
 def parse_report(body: bytes) -> Report:
     """The REPORT a body asks for; BadRequest when it is malformed, Unsupported (with the
     precondition to name) when it is a report or a filter the server does not do."""
     root = dav.parse(body)
-    if root.tag == tag(CALDAV, "calendar-query"):
-        filter_node = root.find(tag(CALDAV, "filter"))
-        if filter_node is None or len(filter_node) != 1:
-            raise _invalid_filter("calendar-query needs one comp-filter")
-        top = _comp_filter(filter_node[0])
-        if top.name != "VCALENDAR":
-            raise _invalid_filter("the filter must start with VCALENDAR")
-        return CalendarQuery(_report_props(root), top, _query_timezone(root.find(tag(CALDAV, "timezone"))))
-    if root.tag == tag(CALDAV, "calendar-multiget"):
-        hrefs = [(h.text or "").strip() for h in root.iter(tag(DAV, "href"))]
-        return Multiget(_report_props(root), [h for h in hrefs if h])
-    if root.tag == tag(DAV, "sync-collection"):
-        token = root.find(tag(DAV, "sync-token"))
-        level = root.find(tag(DAV, "sync-level"))
-        return SyncCollection(
-            _report_props(root),
-            (token.text or "").strip() if token is not None else "",
-            (level.text or "1").strip() if level is not None else "1",
-            _limit(root.find(tag(DAV, "limit"))),
-        )
-    if root.tag == tag(CALDAV, "free-busy-query"):
-        node = root.find(tag(CALDAV, "time-range"))
-        if node is None:
-            raise BadRequest("free-busy-query needs a time-range")
-        return FreeBusyQuery(_time_range(node))
-    raise Unsupported(f"unsupported report {root.tag}", tag(DAV, "supported-report"))
+    reader = CALENDAR_REPORTS.get(root.tag)
+    if reader is None:
+        raise Unsupported(f"unsupported report {root.tag}", tag(DAV, "supported-report"))
+    return reader(root)
 
 
 def _limit(node: etree._Element | None) -> int | None:

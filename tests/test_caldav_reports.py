@@ -3,10 +3,15 @@ from the reference (calendar/providers/caldav in comm-central)."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 from aiohttp.test_utils import TestClient
 from lxml import etree
 from yarl import URL
 
+from protocol import caldav
+from server.caldav.props import REPORTS
+from server.caldav.reports import HANDLERS
 from tests.helpers import CAL, EVENT, NS, TB_SYNC, XML, Account, basic, propfind, report, responses, seed_body
 
 TB_CALENDAR_PROPS = (
@@ -255,3 +260,9 @@ async def test_reports_stay_inside_the_users_own_calendars(client: TestClient, a
     bobs = await client.request("REPORT", "/dav/calendars/bob/calendar/", data=body, headers={**basic("bob"), **XML})
     item = responses(etree.fromstring(await bobs.read()))[f"{CAL}private.ics"]
     assert item.findtext("D:status", namespaces=NS) == "HTTP/1.1 404 Not Found"
+
+
+def test_every_report_a_calendar_lists_has_a_reader_and_an_answer() -> None:
+    """supported-report-set, the reader and the dispatcher are one table each way."""
+    assert tuple(caldav.CALENDAR_REPORTS) == REPORTS and len(REPORTS) == len(get_args(caldav.Report))
+    assert set(HANDLERS) == set(get_args(caldav.Report))

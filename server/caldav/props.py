@@ -27,12 +27,8 @@ from storage.model import Calendar, CalendarObject, StoreFull, User
 log = logging.getLogger("almanac.caldav")
 
 MAX_RESOURCE_SIZE = 10 * 1024 * 1024
-REPORTS = (
-    tag(CALDAV, "calendar-query"),
-    tag(CALDAV, "calendar-multiget"),
-    tag(CALDAV, "free-busy-query"),
-    tag(DAV, "sync-collection"),
-)
+#: what a calendar's supported-report-set lists
+REPORTS = tuple(caldav.CALENDAR_REPORTS)
 Props = dict[str, Callable[[], etree._Element | None]]
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import tzinfo
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -39,13 +39,8 @@ async def report(door: CalDavDoor, request: web.Request, user: User, calendar: C
         raise Refused(dav_error(403, error.condition)) from None
     except dav.BadRequest as error:
         raise web.HTTPBadRequest(text=f"{error}\n") from None
-    if isinstance(query, caldav.Multiget):
-        return await multiget(door, user, calendar, query)
-    if isinstance(query, caldav.CalendarQuery):
-        return await calendar_query(door, user, calendar, query)
-    if isinstance(query, caldav.SyncCollection):
-        return await sync_collection(door, user, calendar, query)
-    return await free_busy(door, calendar, query)
+    answer: Any = HANDLERS[type(query)]  # each takes its own kind of query
+    return await answer(door, user, calendar, query)
 
 
 def _shape(found: CalendarObject, data: caldav.CalendarData, zone: tzinfo | None) -> str:
@@ -165,9 +160,18 @@ async def sync_collection(
     return await multistatus(responses, token)
 
 
-async def free_busy(door: CalDavDoor, calendar: Calendar, query: caldav.FreeBusyQuery) -> web.Response:
+async def free_busy(door: CalDavDoor, user: User, calendar: Calendar, query: caldav.FreeBusyQuery) -> web.Response:
     """A VFREEBUSY of the calendar's busy time in the range (RFC 4791 7.10)."""
     time_range = query.time_range
     periods = await door.services.calendars.busy([calendar], time_range.low(), time_range.high())
     text = caldav.freebusy_text(periods, time_range, PRODID)
     return web.Response(body=text.encode(), content_type="text/calendar", charset="utf-8")
+
+
+#: who answers each report caldav.CALENDAR_REPORTS reads (by the kind of query it reads)
+HANDLERS: dict[type[caldav.Report], Callable[..., Awaitable[web.StreamResponse]]] = {
+    caldav.CalendarQuery: calendar_query,
+    caldav.Multiget: multiget,
+    caldav.FreeBusyQuery: free_busy,
+    caldav.SyncCollection: sync_collection,
+}
