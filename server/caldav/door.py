@@ -51,7 +51,6 @@ from storage.model import Calendar, CalendarObject, User
 log = logging.getLogger("almanac.caldav")
 #: honest: no class 2 (no LOCK), no calendar-auto-schedule (no server-side scheduling) yet
 DAV_HEADER = "1, 3, calendar-access, extended-mkcol"
-ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCALENDAR, MKCOL, MOVE, COPY"
 MAX_XML_BODY = 1 << 20
 NAME_RULE = "without a slash or control character, and not . or .."
 #: body types that may hold XML (clients and curl label it loosely); others are 415 to MKCOL
@@ -208,26 +207,28 @@ class CalDavDoor:
     # calendars ---------------------------------------------------------------------------
 
     async def collection(self, request: web.Request) -> web.StreamResponse:
+        """A calendar: the methods of ``ON_CALENDAR`` once it is found (MKCALENDAR before)."""
         method = request.method
         if method == "OPTIONS":
             return await self.options(request)
         user = await self.owner(request)
-        if method in ("MKCALENDAR", "MKCOL"):
+        if method in MAKE:
             return await self.make_calendar(request, user)
         calendar = await self.calendar(request, user)
-        if method == "PROPFIND":
-            return await self.propfind_calendar(request, user, calendar)
-        if method == "PROPPATCH":
-            return await self.proppatch(request, user, calendar)
-        if method == "REPORT":
-            return await report(self, request, user, calendar)
-        if method == "DELETE":
-            try:
-                await self.services.calendars.delete(user, calendar.uuid)
-            except Invalid:
-                raise web.HTTPForbidden(text="the default calendar cannot be deleted\n") from None
-            return web.Response(status=204)
-        raise web.HTTPMethodNotAllowed(method, ALLOW.split(", "))
+        handler = ON_CALENDAR.get(method)
+        if handler is None:
+            raise web.HTTPMethodNotAllowed(method, ALLOW.split(", "))
+        return await handler(self, request, user, calendar)
+
+    async def delete_calendar(self, request: web.Request, user: User, calendar: Calendar) -> web.Response:
+        try:
+            await self.services.calendars.delete(user, calendar.uuid)
+        except Invalid:
+            raise web.HTTPForbidden(text="the default calendar cannot be deleted\n") from None
+        return web.Response(status=204)
+
+    async def report(self, request: web.Request, user: User, calendar: Calendar) -> web.StreamResponse:
+        return await report(self, request, user, calendar)
 
     async def propfind_calendar(self, request: web.Request, user: User, calendar: Calendar) -> web.StreamResponse:
         asked = await self.propfind_request(request, members=True)
@@ -293,7 +294,7 @@ class CalDavDoor:
             return await self.options(request)
         user = await self.owner(request)
         method = request.method
-        if method in ("MKCOL", "MKCALENDAR"):  # calendars hold no collections (RFC 4791 4.2)
+        if method in MAKE:  # calendars hold no collections (RFC 4791 4.2)
             if await self.find_calendar(user, segment(request, 4)) is None:
                 raise web.HTTPConflict(text="the parent collection does not exist\n")  # RFC 4918 9.3.1
             return dav_error(403, tag(CALDAV, "calendar-collection-location-ok"))
@@ -304,28 +305,36 @@ class CalDavDoor:
                 raise web.HTTPForbidden(text=f"a name is 1 to 255 bytes, {NAME_RULE}\n")
             return await self.put(request, user, calendar, name)
         found = await self.services.calendars.find_object(calendar, href=name)
-        if method == "DELETE":
-            if found is None:
-                raise web.HTTPNotFound()
-            try:
-                await self.services.calendars.delete_object(
-                    calendar, name, if_etag=etag_condition(request.headers.get("If-Match"))
-                )
-            except PreconditionFailed:
-                raise web.HTTPPreconditionFailed() from None
-            return web.Response(status=204)
         if found is None:
             raise web.HTTPNotFound()
-        if method in ("GET", "HEAD"):
-            headers = {"ETag": f'"{found.etag}"', "Last-Modified": http_date(found.modified_at)}
-            headers["Content-Type"] = content_type(found)
-            return web.Response(body=found.ical.encode() if method == "GET" else None, headers=headers)
-        if method == "PROPFIND":
-            asked = await self.propfind_request(request)
-            return await multistatus([self.answer(request.path, object_props(found), asked)])
-        if method in ("MOVE", "COPY"):
-            return await self.transfer(request, user, calendar, found)
-        raise web.HTTPMethodNotAllowed(method, ALLOW.split(", "))
+        handler = ON_OBJECT.get(method)
+        if handler is None:
+            raise web.HTTPMethodNotAllowed(method, ALLOW.split(", "))
+        return await handler(self, request, user, calendar, found)
+
+    async def delete_object(
+        self, request: web.Request, user: User, calendar: Calendar, found: CalendarObject
+    ) -> web.Response:
+        try:
+            await self.services.calendars.delete_object(
+                calendar, found.href, if_etag=etag_condition(request.headers.get("If-Match"))
+            )
+        except PreconditionFailed:
+            raise web.HTTPPreconditionFailed() from None
+        return web.Response(status=204)
+
+    async def get_object(
+        self, request: web.Request, user: User, calendar: Calendar, found: CalendarObject
+    ) -> web.Response:
+        headers = {"ETag": f'"{found.etag}"', "Last-Modified": http_date(found.modified_at)}
+        headers["Content-Type"] = content_type(found)
+        return web.Response(body=found.ical.encode() if request.method == "GET" else None, headers=headers)
+
+    async def propfind_object(
+        self, request: web.Request, user: User, calendar: Calendar, found: CalendarObject
+    ) -> web.StreamResponse:
+        asked = await self.propfind_request(request)
+        return await multistatus([self.answer(request.path, object_props(found), asked)])
 
     async def put(self, request: web.Request, user: User, calendar: Calendar, name: str) -> web.Response:
         try:
@@ -396,6 +405,26 @@ class CalDavDoor:
         except Invalid:
             return await self.uid_conflict(user, target, found.uid)
         return web.Response(status=201 if created else 204)
+
+
+#: the methods of a calendar (after MKCALENDAR/MKCOL, which make one) and of an object (after
+#: PUT, which may make one); OPTIONS answers everywhere
+MAKE = ("MKCALENDAR", "MKCOL")
+ON_CALENDAR = {
+    "PROPFIND": CalDavDoor.propfind_calendar,
+    "PROPPATCH": CalDavDoor.proppatch,
+    "REPORT": CalDavDoor.report,
+    "DELETE": CalDavDoor.delete_calendar,
+}
+ON_OBJECT = {
+    "GET": CalDavDoor.get_object,
+    "HEAD": CalDavDoor.get_object,
+    "PROPFIND": CalDavDoor.propfind_object,
+    "DELETE": CalDavDoor.delete_object,
+    "MOVE": CalDavDoor.transfer,
+    "COPY": CalDavDoor.transfer,
+}
+ALLOW = ", ".join(dict.fromkeys(["OPTIONS", *ON_OBJECT, "PUT", *ON_CALENDAR, *MAKE]))
 
 
 def add_routes(app: web.Application, services: Services) -> CalDavDoor:
