@@ -8,6 +8,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from urllib.parse import quote, unquote
@@ -247,13 +248,78 @@ def object_props(found: CalendarObject, data: str | None = None) -> Props:
     return props
 
 
-#: what PROPPATCH may change on a calendar, and the calendar field each maps to
-WRITABLE = {
-    tag(DAV, "displayname"): "name",
-    tag(CALDAV, "calendar-description"): "description",
-    tag(APPLE, "calendar-color"): "color",
-    tag(CALDAV, "calendar-timezone"): "timezone",
+class Refusal(Exception):
+    """A property a PROPPATCH or MKCALENDAR may not set (``status`` 403), or not to this value (409)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Settable:
+    """A calendar property a request may set: the calendar field it sets, and how a value is
+    read (``read(element, calendar or None at creation)`` gives the field's value and any
+    calendar props to keep, Refusal when it cannot be taken; a removal reads an empty element)."""
+
+    field: str
+    read: Callable[[etree._Element, Calendar | None], tuple[object, dict[str, object]]]
+    at_creation_only: bool = False
+
+
+def _text_of(node: etree._Element, calendar: Calendar | None) -> tuple[object, dict[str, object]]:
+    return (node.text or "").strip() or None, {}
+
+
+def _name_of(node: etree._Element, calendar: Calendar | None) -> tuple[object, dict[str, object]]:
+    """displayname; empty gives the calendar its slug back."""
+    return (node.text or "").strip() or (calendar.slug if calendar else None), {}
+
+
+def _color_of(node: etree._Element, calendar: Calendar | None) -> tuple[object, dict[str, object]]:
+    text = (node.text or "").strip()
+    try:
+        return (normalize_color(text) if text else None), {}
+    except Invalid:
+        raise Refusal(409) from None
+
+
+def _zone_of(node: etree._Element, calendar: Calendar | None) -> tuple[object, dict[str, object]]:
+    """calendar-timezone: the TZID kept when it names a known zone; the text kept as given."""
+    text = (node.text or "").strip()
+    if not text:
+        return None, {"calendar-timezone": None}
+    try:
+        tzid, _ = caldav.calendar_timezone(text)
+    except caldav.Unsupported:
+        raise Refusal(409) from None
+    return (tzid if valid_zone(tzid) else None), {"calendar-timezone": text}
+
+
+def _components_of(node: etree._Element, calendar: Calendar | None) -> tuple[object, dict[str, object]]:
+    names = [(c.get("name") or "").upper() for c in node.findall(tag(CALDAV, "comp"))]
+    if not names or any(n not in OBJECT_COMPONENTS for n in names):
+        raise Refusal(409)
+    return ",".join(dict.fromkeys(names)), {}
+
+
+def _resource_type_of(node: etree._Element, calendar: Calendar | None) -> tuple[object, dict[str, object]]:
+    if node.find(tag(CALDAV, "calendar")) is None:
+        raise Refusal(403)  # Almanac's homes hold calendars only
+    return None, {}
+
+
+#: what PROPPATCH (and MKCALENDAR/MKCOL) may set on a calendar, one declaration each
+SETTABLE = {
+    tag(DAV, "displayname"): Settable("name", _name_of),
+    tag(CALDAV, "calendar-description"): Settable("description", _text_of),
+    tag(APPLE, "calendar-color"): Settable("color", _color_of),
+    tag(CALDAV, "calendar-timezone"): Settable("timezone", _zone_of),
+    tag(CALDAV, "supported-calendar-component-set"): Settable("components", _components_of, at_creation_only=True),
+    tag(DAV, "resourcetype"): Settable("", _resource_type_of, at_creation_only=True),
 }
+#: the calendar field each settable property maps to (a service's Invalid names the field)
+WRITABLE = {name: setting.field for name, setting in SETTABLE.items() if setting.field}
 #: live properties no request may set (RFC 4918 15, RFC 4791 5.2, RFC 6578, RFC 4331)
 PROTECTED = frozenset(
     tag(DAV, name)
@@ -263,8 +329,6 @@ PROTECTED = frozenset(
         "quota-used-bytes", "quota-available-bytes", "current-user-principal",
     )
 ) | {tag(CS, "getctag"), tag(CALDAV, "calendar-data")}  # fmt: skip
-#: settable only when the calendar is made (MKCALENDAR, extended MKCOL)
-AT_CREATION = (tag(DAV, "resourcetype"), tag(CALDAV, "supported-calendar-component-set"))
 
 
 def plan_properties(
@@ -278,36 +342,20 @@ def plan_properties(
     live = set(calendar_props(user, calendar)) - set(dead) if calendar else set()
     failed: dict[str, int] = {}
     for setting, node in updates:
-        name, text = node.tag, (node.text or "").strip()
-        if name in WRITABLE:
-            field = WRITABLE[name]
-            value: object = text if setting and text else None
-            if field == "name" and value is None:
-                value = calendar.slug if calendar else None
-            if field == "color" and value is not None:
-                try:
-                    value = normalize_color(str(value))
-                except Invalid:
-                    failed[name] = 409
-                    continue
-            if field == "timezone":
-                try:
-                    value, props["calendar-timezone"] = _zone_setting(text) if value else (None, None)
-                except caldav.Unsupported:
-                    failed[name] = 409
-                    continue
-            changes[field] = value
-        elif name in AT_CREATION:
-            if calendar is not None or not setting:
+        name = node.tag
+        settable = SETTABLE.get(name)
+        if settable is not None:
+            if settable.at_creation_only and (calendar is not None or not setting):
                 failed[name] = 403
-            elif name == tag(CALDAV, "supported-calendar-component-set"):
-                names = [(c.get("name") or "").upper() for c in node.findall(tag(CALDAV, "comp"))]
-                if not names or any(n not in OBJECT_COMPONENTS for n in names):
-                    failed[name] = 409
-                else:
-                    changes["components"] = ",".join(dict.fromkeys(names))
-            elif node.find(tag(CALDAV, "calendar")) is None:
-                failed[name] = 403  # Almanac's homes hold calendars only
+                continue
+            try:
+                value, kept = settable.read(node if setting else etree.Element(name), calendar)
+            except Refusal as refusal:
+                failed[name] = refusal.status
+                continue
+            if settable.field:
+                changes[settable.field] = value
+            props.update(kept)
         elif name in live or name in PROTECTED:
             failed[name] = 403
         elif setting:
@@ -317,12 +365,6 @@ def plan_properties(
     props["dead"] = dead
     changes["props"] = {k: v for k, v in props.items() if v is not None}
     return changes, failed
-
-
-def _zone_setting(text: str) -> tuple[str | None, str]:
-    """The TZID to store for a calendar-timezone value (when it names a known zone) and the value."""
-    tzid, _ = caldav.calendar_timezone(text)
-    return (tzid if valid_zone(tzid) else None), text
 
 
 # --------------------------------------------------------------------------- replies
