@@ -17,6 +17,7 @@ from aiohttp import web
 
 from protocol import dav
 from protocol.dav import CALDAV, DAV, PropstatResponse, tag
+from server.caldav import reports
 from server.caldav.props import (
     MAX_RESOURCE_SIZE,
     WRITABLE,
@@ -40,7 +41,6 @@ from server.caldav.props import (
     statuses,
     xml_reply,
 )
-from server.caldav.reports import report
 from server.http import REQUEST_USER, basic_credentials, read_limited
 from server.services import Services
 from server.services.errors import BadEncoding, Invalid, NameTaken, NotFound, PreconditionFailed, TooLarge
@@ -228,7 +228,8 @@ class CalDavDoor:
         return web.Response(status=204)
 
     async def report(self, request: web.Request, user: User, calendar: Calendar) -> web.StreamResponse:
-        return await report(self, request, user, calendar)
+        context = reports.Context(self.services.calendars, user, calendar)
+        return await reports.report(context, await self.xml_body(request), request.path)
 
     async def propfind_calendar(self, request: web.Request, user: User, calendar: Calendar) -> web.StreamResponse:
         asked = await self.propfind_request(request, members=True)

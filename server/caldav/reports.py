@@ -11,8 +11,9 @@ import asyncio
 import logging
 import zoneinfo
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -22,25 +23,33 @@ from protocol.dav import DAV, PropstatResponse, tag
 from protocol.events import valid_zone
 from protocol.ical import FLOATING_SLACK, PRODID, epoch, parse_resource
 from server.caldav.props import Refused, answer, dav_error, multistatus, object_props, parse_sync_token, sync_token
+from server.services.calendars import CalendarService
 from server.urls import calendar_href, home_href, object_href
 from storage.model import Calendar, CalendarObject, User
-
-if TYPE_CHECKING:
-    from server.caldav.door import CalDavDoor
 
 log = logging.getLogger("almanac.caldav")
 
 
-async def report(door: CalDavDoor, request: web.Request, user: User, calendar: Calendar) -> web.StreamResponse:
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a report needs: the calendars service, who asks, and the calendar asked."""
+
+    calendars: CalendarService
+    user: User
+    calendar: Calendar
+
+
+async def report(context: Context, body: bytes, path: str) -> web.StreamResponse:
+    """The REPORT ``body`` asks of ``context.calendar`` (``path`` for the log)."""
     try:
-        query = caldav.parse_report(await door.xml_body(request))
+        query = caldav.parse_report(body)
     except caldav.Unsupported as error:
-        log.info("REPORT %s refused: %s", request.path, error)
+        log.info("REPORT %s refused: %s", path, error)
         raise Refused(dav_error(403, error.condition)) from None
     except dav.BadRequest as error:
         raise web.HTTPBadRequest(text=f"{error}\n") from None
     answer: Any = HANDLERS[type(query)]  # each takes its own kind of query
-    return await answer(door, user, calendar, query)
+    return await answer(context, query)
 
 
 def _shape(found: CalendarObject, data: caldav.CalendarData, zone: tzinfo | None) -> str:
@@ -69,7 +78,8 @@ async def object_responses(
     ]
 
 
-async def multiget(door: CalDavDoor, user: User, calendar: Calendar, query: caldav.Multiget) -> web.Response:
+async def multiget(context: Context, query: caldav.Multiget) -> web.Response:
+    user, calendar = context.user, context.calendar
     """The objects named by href, in the asked order, 404 for each one that does not exist
     (hrefs may point into any of the user's calendars)."""
     wanted: dict[str, list[tuple[int, str]]] = {}  # calendar slug -> (position, name)
@@ -80,10 +90,10 @@ async def multiget(door: CalDavDoor, user: User, calendar: Calendar, query: cald
             wanted.setdefault(parts[-2], []).append((position, parts[-1]))
     responses: list[PropstatResponse | None] = [None] * len(query.hrefs)
     for slug, names in wanted.items():
-        target = calendar if slug == calendar.slug else await door.find_calendar(user, slug)
+        target = calendar if slug == calendar.slug else await context.calendars.find(user, slug)
         if target is None:
             continue
-        found = {o.href: o for o in await door.services.calendars.objects_at(target, [n for _, n in names])}
+        found = {o.href: o for o in await context.calendars.objects_at(target, [n for _, n in names])}
         present = [(position, found[name]) for position, name in names if name in found]
         replies = await object_responses(calendar_href(user, target), [o for _, o in present], query.props)
         for (position, _), reply in zip(present, replies, strict=True):
@@ -100,10 +110,11 @@ def query_zone(query: caldav.CalendarQuery, calendar: Calendar) -> tzinfo | None
     return zoneinfo.ZoneInfo(calendar.timezone) if calendar.timezone and valid_zone(calendar.timezone) else None
 
 
-async def calendar_query(door: CalDavDoor, user: User, calendar: Calendar, query: caldav.CalendarQuery) -> web.Response:
+async def calendar_query(context: Context, query: caldav.CalendarQuery) -> web.Response:
+    user, calendar = context.user, context.calendar
     zone = query_zone(query, calendar)
     name, time_range, whole = caldav.simple_range(query)
-    calendars = door.services.calendars
+    calendars = context.calendars
     if time_range is not None:
         # The index is exact for events with UTC or zoned times; anything else is read wider
         # (floating times in another zone, the closed ends of RFC 4791's todo rules) and checked.
@@ -123,11 +134,10 @@ async def calendar_query(door: CalDavDoor, user: User, calendar: Calendar, query
     return await multistatus(await object_responses(calendar_href(user, calendar), found, query.props, zone))
 
 
-async def sync_collection(
-    door: CalDavDoor, user: User, calendar: Calendar, query: caldav.SyncCollection
-) -> web.Response:
+async def sync_collection(context: Context, query: caldav.SyncCollection) -> web.Response:
     """Changes since the token (RFC 6578): members changed (with their properties) or removed
     (404); with DAV:limit, at most that many and a 507 for the collection when more remain."""
+    user, calendar = context.user, context.calendar
     try:
         revision, after = parse_sync_token(calendar, query.token)
     except ValueError:
@@ -137,9 +147,7 @@ async def sync_collection(
     wanted = query.props
     text = wanted.data is not None or tag(DAV, "getcontentlength") in wanted.names or wanted.kind == "allprop"
     limit = query.limit
-    rows = await door.services.calendars.changes(
-        calendar, revision, after, limit=limit + 1 if limit else None, text=text
-    )
+    rows = await context.calendars.changes(calendar, revision, after, limit=limit + 1 if limit else None, text=text)
     truncated = limit is not None and len(rows) > limit
     rows = rows[:limit] if truncated else rows
     base = calendar_href(user, calendar)
@@ -160,10 +168,11 @@ async def sync_collection(
     return await multistatus(responses, token)
 
 
-async def free_busy(door: CalDavDoor, user: User, calendar: Calendar, query: caldav.FreeBusyQuery) -> web.Response:
+async def free_busy(context: Context, query: caldav.FreeBusyQuery) -> web.Response:
+    calendar = context.calendar
     """A VFREEBUSY of the calendar's busy time in the range (RFC 4791 7.10)."""
     time_range = query.time_range
-    periods = await door.services.calendars.busy([calendar], time_range.low(), time_range.high())
+    periods = await context.calendars.busy([calendar], time_range.low(), time_range.high())
     text = caldav.freebusy_text(periods, time_range, PRODID)
     return web.Response(body=text.encode(), content_type="text/calendar", charset="utf-8")
 
