@@ -21,7 +21,8 @@ STATIC = sorted(p.name for p in (ROOT / "server" / "web" / "static").iterdir())
 
 def test_the_installed_package_serves_pages_templates_and_migrations(tmp_path: Path) -> None:
     source, wheels = tmp_path / "source", tmp_path / "wheels"
-    for name in subprocess.check_output(["git", "ls-files"], cwd=ROOT, text=True).splitlines():  # a clean tree
+    tree = ["git", "ls-files", "--cached", "--others", "--exclude-standard"]  # what is not ignored
+    for name in subprocess.check_output(tree, cwd=ROOT, text=True).splitlines():
         if (ROOT / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, source / name)
