@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install Almanac and everything its tests need (Python packages into ./.venv, Debian's Chromium
-# for the browser tests), then lint and run the whole suite.
+# for the browser tests), then lint, type-check and run the whole suite.
 # Arguments go to pytest, e.g. ./scripts/test.sh -k import
 set -euo pipefail
 cd "$(dirname "$0")/.."
