@@ -466,10 +466,10 @@ def _child_matches(spec: CompFilter, parent: Component, zone: tzinfo) -> bool:
 def _children(parent: Component, spec: CompFilter, zone: tzinfo) -> Iterable[Component]:
     """The subcomponents named by ``spec`` that pass its time range, lazily: for a recurring
     set, its instances in the range (or, when only an alarm below has a range, around it)."""
-    found = [c for c in parent.subcomponents if c.name == spec.name]
+    found: Iterable[Component] = [c for c in parent.subcomponents if c.name == spec.name]
     recurring = any("RRULE" in c or "RDATE" in c for c in found)
     if recurring and spec.name in OBJECT_COMPONENTS and spec.has_time_range():
-        found = _instances(parent, spec.name, spec.time_range or _nested_range(spec), zone)  # type: ignore[assignment]
+        found = _instances(parent, spec.name, spec.time_range or _nested_range(spec), zone)
     if spec.time_range is None:
         return found
     return (c for c in found if _in_range(c, spec.time_range, zone))

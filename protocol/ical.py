@@ -207,10 +207,10 @@ def _last_start(start: date | datetime, rule: str, max_instances: int) -> dateti
         except ValueError:
             return None
         return stamp.replace(tzinfo=UTC if raw.endswith("Z") else begin.tzinfo)
-    try:
-        count = int(re.search(r"COUNT=(\d+)", upper).group(1))  # type: ignore[union-attr]
-    except (AttributeError, ValueError):
+    counted = re.search(r"COUNT=(\d+)", upper)
+    if counted is None:
         return None
+    count = int(counted.group(1))
     if count > max_instances:
         return None
     try:
@@ -420,12 +420,13 @@ def block_spans(component: Component, bounds: Bounds, max_instances: int) -> lis
 
 def merge_bounds(blocks: Iterable[Block]) -> tuple[int | None, int | None]:
     """The union of the bounds of several blocks (None is unbounded)."""
-    starts, ends = [], []
+    starts: list[int | None] = []
+    ends: list[int | None] = []
     for block in blocks:
         starts.append(block.start)
         ends.append(block.end)
-    start = None if any(s is None for s in starts) else min(starts)  # type: ignore[type-var]
-    end = None if any(e is None for e in ends) else max(ends)  # type: ignore[type-var]
+    start = None if None in starts else min(s for s in starts if s is not None)
+    end = None if None in ends else max(e for e in ends if e is not None)
     return start, end
 
 
@@ -461,11 +462,11 @@ def repair_text(text: str) -> tuple[str, list[str]]:
 def _as_start_type(value: date | datetime, start: date | datetime) -> date | datetime:
     """``value`` (a DATE or DATE-TIME) as the same type as DTSTART ``start``: a date-time's
     date, or the date at DTSTART's time of day in DTSTART's zone."""
-    if is_all_day(start):
+    if not isinstance(start, datetime):
         return value.date() if isinstance(value, datetime) else value
     if isinstance(value, datetime):
         return value
-    return datetime.combine(value, start.time()).replace(tzinfo=start.tzinfo)  # type: ignore[union-attr]
+    return datetime.combine(value, start.time()).replace(tzinfo=start.tzinfo)
 
 
 def _typed_like_start(value: Any, start: date | datetime, tzid: str | None, params: dict[str, str]) -> Any:
@@ -705,8 +706,13 @@ def version(component: Component) -> tuple[int, int]:
 
 
 def _insert_after_begin(text: str, content_line: str) -> str:
-    first, _, rest = text.partition(CRLF)
-    return f"{first}{CRLF}{content_line}{CRLF}{rest}"
+    """``content_line`` after the component's BEGIN line, which may be folded (RFC 5545 3.1)."""
+    lines = text.split(CRLF)
+    at = 1
+    while at < len(lines) and lines[at][:1] in (" ", "\t"):
+        at += 1
+    lines.insert(at, content_line)
+    return CRLF.join(lines)
 
 
 @functools.lru_cache(maxsize=512)
@@ -1016,7 +1022,8 @@ def this_and_future(component: Component) -> bool:
 
 def _name(line: str) -> str:
     """A logical content line's name and parameters (a fold may fall inside them)."""
-    return _NAME_PART.match(unfold(line)).group(1)  # type: ignore[union-attr]
+    named = _NAME_PART.match(unfold(line))
+    return named.group(1) if named else ""
 
 
 def _instance_text(

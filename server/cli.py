@@ -261,7 +261,7 @@ async def serve(config: Config, with_demo: bool) -> None:
     try:
         site = web.TCPSite(runner, config.host, config.port)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = runner.addresses[0][1]  # the port bound (config.port may be 0: any free one)
         print(f"Almanac listening on http://{config.host}:{port}/ (data in {config.data_dir})", flush=True)
         if with_demo:
             print(await demo.prepare(app[SERVICES], f"http://{config.host}:{port}"), flush=True)

@@ -7,7 +7,8 @@ import re
 
 from aiohttp.test_utils import TestClient
 
-from protocol.ical import timezone_text
+from protocol import formats
+from protocol.ical import parse_resource, timezone_text
 from tests.helpers import Account, basic
 
 CAL = "/dav/calendars/alice/calendar/"
@@ -428,3 +429,15 @@ async def test_what_hypothesis_found_in_mutated_corpus_files(client: TestClient,
     assert put.status == 403 and "valid-calendar-data" in await put.text()
     imported = await alice.post("/v1/import/", json={"file": doubled})
     assert imported.status == 422 and "invalid VTIMEZONE" in (await imported.json())["errors"][0]["error"]
+
+
+def test_a_folded_begin_line_keeps_the_made_uid_out_of_it() -> None:
+    """Found by hypothesis: the UID made for a component without one went inside its BEGIN line
+    when that line was folded, and the stored object could not be read back."""
+    text = (
+        "BEGIN:VCALENDAR\r\nB\r\n EGIN:VEVENT\r\nDTSTART:20130803T190000Z\r\nSUMMARY:x\r\nEND:VEVENT\r\n"
+        "END:VCALENDAR\r\n"
+    )
+    [resource] = formats.parse(text).resources
+    [event] = parse_resource(resource.text).walk("VEVENT")
+    assert str(event["UID"]).startswith("almanac-") and str(event["SUMMARY"]) == "x"

@@ -248,7 +248,7 @@ def _walk(
     end of each VCALENDAR, ``(calendar, "VCALENDAR", line, [])``. Structure errors go to
     ``report``; those that leave the rest unreadable raise _Stop."""
     stack: list[tuple[str, int]] = []
-    calendar: _Calendar | None = None
+    calendar = _Calendar(-1, 0)  # replaced at each BEGIN:VCALENDAR (nothing is read outside one)
     calendars = 0
     block: list[str] = []
 
@@ -294,18 +294,17 @@ def _walk(
             begun = stack.pop()[1]
             if len(stack) == 1:
                 block += [first, *folds]
-                yield calendar, component, begun, block  # type: ignore[misc]
+                yield calendar, component, begun, block
                 block = []
             elif not stack:
-                yield calendar, "VCALENDAR", begun, []  # type: ignore[misc]
-                calendar = None
+                yield calendar, "VCALENDAR", begun, []
             else:
                 block += [first, *folds]
         elif len(stack) >= 2:
             block += [first, *folds]
         elif len(stack) == 1:
             if name in _CALENDAR_PROPERTIES:
-                calendar.properties[name] = value  # type: ignore[union-attr]
+                calendar.properties[name] = value
         else:
             fail(number, "text outside BEGIN:VCALENDAR ... END:VCALENDAR")
     if stack:

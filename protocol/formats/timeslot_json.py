@@ -67,7 +67,8 @@ class _Window:
     def skip_space(self) -> bool:
         """Drop the whitespace ahead; False at the end of the file."""
         while True:
-            self.drop(_WHITESPACE.match(self.text).end())  # type: ignore[union-attr]
+            space = _WHITESPACE.match(self.text)
+            self.drop(space.end() if space else 0)
             if self.text or not self.more(_CHUNK):
                 return bool(self.text)
 

@@ -160,10 +160,11 @@ class CalendarService:
             props={**(props or {}), **({"public": True} if public else {})},
         )
 
-    async def create(self, user: User, name: str, **options: object) -> Calendar:
-        return await self.store.create_calendar(self.new_calendar(user, name, **options))  # type: ignore[arg-type]
+    async def create(self, user: User, name: str, **options: Any) -> Calendar:
+        """A calendar (its slug made unique among the user's); ``options`` as ``new_calendar`` takes them."""
+        return await self.store.create_calendar(self.new_calendar(user, name, **options))
 
-    async def create_at(self, user: User, slug: str, name: str, **options: object) -> Calendar:
+    async def create_at(self, user: User, slug: str, name: str, **options: Any) -> Calendar:
         """A calendar with exactly this slug (the name in its CalDAV path or WCAP calid);
         NameTaken when the user has one, also when another request made it meanwhile."""
         if await self.find(user, slug) is not None:
@@ -205,7 +206,7 @@ class CalendarService:
     async def update(self, user: User, uuid: str, **changes: object) -> Calendar:
         calendar = await self.get(user, uuid)
         if "color" in changes:
-            changes["color"] = normalize_color(changes["color"])  # type: ignore[arg-type]
+            changes["color"] = normalize_color(str(changes["color"]) if changes["color"] is not None else None)
         if "name" in changes:
             changes["name"] = checked_name(str(changes["name"] or ""))
         if "description" in changes:

@@ -85,10 +85,14 @@ class Upload:
 
     @property
     def size(self) -> int:
-        return len(self.data) if self.data is not None else self.path.stat().st_size  # type: ignore[union-attr]
+        if self.data is not None:
+            return len(self.data)
+        return self.path.stat().st_size if self.path is not None else 0
 
     def _open(self) -> IO[bytes]:
-        return io.BytesIO(self.data) if self.data is not None else open(self.path, "rb")  # type: ignore[arg-type]
+        if self.data is not None or self.path is None:
+            return io.BytesIO(self.data or b"")
+        return open(self.path, "rb")
 
     def chunks(self) -> Iterator[bytes]:
         with self._open() as file:
@@ -434,8 +438,8 @@ class ImportService:
                         written += len(writes)
                         percent = PARSED + (100 - PARSED) * written // max(total, 1)
                         await self.store.import_batch(job.id, targets[name], writes, min(percent, 99))
-                        if progress:
-                            progress(await self.store.get_import(job.id))  # type: ignore[arg-type]
+                        if progress and (now := await self.store.get_import(job.id)) is not None:
+                            progress(now)
             except Exception as error:
                 log.error("import %d failed while writing: %r", job.id, error)
                 await self._revert(
@@ -474,11 +478,11 @@ class ImportService:
         with staged:
             while batch := await asyncio.to_thread(self._next_batch, staged):
                 for name, writes in batch.items():
-                    if name not in calendar_ids:
-                        found = await self.store.find_calendar_by_name(user.id, name)  # type: ignore[arg-type]
+                    if name is not None and name not in calendar_ids:
+                        found = await self.store.find_calendar_by_name(user.id, name)
                         calendar_ids[name] = found.id if found else None
                         if found is None:
-                            preview.calendars.append(name)  # type: ignore[arg-type]
+                            preview.calendars.append(name)
                     calendar_id = calendar_ids[name]
                     known = await self.store.uid_etags(calendar_id, [w.uid for w in writes]) if calendar_id else {}
                     counts = Counter(

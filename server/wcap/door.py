@@ -564,8 +564,8 @@ def range_of(call: Call, errno: Errno = Errno.BAD_ARGUMENTS) -> tuple[datetime |
     if zone is not None:  # times without Z are in tzid
 
         def local(value: datetime | None, raw: str) -> datetime | None:
-            zoned = value is not None and "T" in raw and not raw.endswith("Z")
-            return value.replace(tzinfo=zone) if zoned else value  # type: ignore[union-attr]
+            zoned = "T" in raw and not raw.endswith("Z")
+            return value.replace(tzinfo=zone) if value is not None and zoned else value
 
         start, end = local(start, call.get("dtstart") or ""), local(end, call.get("dtend") or "")
     if start is not None and end is not None and end < start:

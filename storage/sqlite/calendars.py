@@ -15,6 +15,8 @@ from storage.model import (
 from storage.sqlite.connection import (
     _CALENDAR_FIELDS,
     _calendar,
+    _inserted,
+    _present,
 )
 from storage.sqlite.objects import Objects
 
@@ -42,8 +44,8 @@ class Calendars(Objects):
                 json.dumps(calendar.props), now, now,
             ),
         )  # fmt: skip
-        async with db.execute("SELECT * FROM calendars WHERE id = ?", (cursor.lastrowid,)) as rows:
-            return _calendar(await rows.fetchone())  # type: ignore[arg-type]
+        async with db.execute("SELECT * FROM calendars WHERE id = ?", (_inserted(cursor),)) as rows:
+            return _calendar(_present(await rows.fetchone()))
 
     async def create_calendar(self, calendar: NewCalendar) -> Calendar:
         async with self._transaction() as db:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import json
 import sqlite3
@@ -50,16 +49,35 @@ def _marks(count: int) -> str:
     return ",".join("?" * count)
 
 
-@functools.cache
-def _field_names(cls: Any) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A record class's field names (asked for every row: kept once known)."""
+    if cls not in _FIELD_NAMES:
+        _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return _FIELD_NAMES[cls]
 
 
 def _record(cls: type[T], row: sqlite3.Row, **converted: Any) -> T:
     """A record from a row whose columns are named like the record's fields."""
     keys = row.keys()
-    plain = {name: row[name] for name in _field_names(cls) if name not in converted and name in keys}  # type: ignore[arg-type]
+    plain = {name: row[name] for name in _field_names(cls) if name not in converted and name in keys}
     return cls(**plain, **converted)
+
+
+def _inserted(cursor: aiosqlite.Cursor | sqlite3.Cursor) -> int:
+    """The id of the row an INSERT made."""
+    if cursor.lastrowid is None:
+        raise sqlite3.DatabaseError("the INSERT made no row")
+    return cursor.lastrowid
+
+
+def _present(row: sqlite3.Row | None) -> sqlite3.Row:
+    """A row a statement must have found (one written in the same transaction)."""
+    if row is None:
+        raise sqlite3.DatabaseError("a row written in this transaction is gone")
+    return row
 
 
 def _user(row: sqlite3.Row) -> User:
@@ -123,7 +141,7 @@ class Connection:
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
         async with db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") as cursor:
-            current = (await cursor.fetchone())[0]  # type: ignore[index]
+            current = _present(await cursor.fetchone())[0]
         folder = resources.files("storage") / "migrations" / "sqlite"
         for entry in sorted(folder.iterdir(), key=lambda e: e.name):
             if not entry.name.endswith(".sql"):

@@ -25,6 +25,7 @@ from storage.sqlite.calendars import Calendars
 from storage.sqlite.connection import (
     _calendar,
     _chunks,
+    _inserted,
     _job,
     _marks,
     _record,
@@ -83,7 +84,7 @@ class Imports(Calendars):
                 (job.user_id, job.calendar_id, job.door, job.format, job.filename, json.dumps(job.options),
                  job.status, now, now),
             )  # fmt: skip
-            return await self._job_in(db, cursor.lastrowid)  # type: ignore[arg-type]
+            return await self._job_in(db, _inserted(cursor))
 
     async def update_import(self, import_id: int, **changes: Any) -> ImportJob:
         for name in ("errors", "warnings"):
@@ -201,12 +202,13 @@ class Imports(Calendars):
         return created, updated, unchanged
 
     async def _import_calendar(self, db: aiosqlite.Connection, target: ImportTarget) -> tuple[Calendar, bool]:
+        params: tuple[object, ...]
         if target.calendar_id is not None:
             sql, params = "SELECT * FROM calendars WHERE id = ?", (target.calendar_id,)
         else:
             assert target.create is not None
             sql = "SELECT * FROM calendars WHERE owner_id = ? AND name = ? ORDER BY id LIMIT 1"
-            params = (target.owner_id, target.create.name)  # type: ignore[assignment]
+            params = (target.owner_id, target.create.name)
         async with db.execute(sql, params) as cursor:
             row = await cursor.fetchone()
         if row is not None:

@@ -21,8 +21,10 @@ from storage.sqlite.connection import (
     _OBJECT_FIELDS,
     _SPAN_IDS,
     Connection,
+    _inserted,
     _marks,
     _object,
+    _present,
     _record,
 )
 
@@ -261,7 +263,7 @@ class Objects(Connection):
                 "class, modified_at, created_at, calendar_id, href) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*values, now, calendar_id, write.href),
             )
-            object_id = cursor.lastrowid
+            object_id = _inserted(cursor)
         else:
             object_id = current["id"]
             await db.execute(
@@ -270,12 +272,12 @@ class Objects(Connection):
                 (*values, object_id),
             )
         old_spans = current["span_count"] if current is not None else 0
-        await self._write_spans(db, calendar_id, [(object_id, old_spans, write.spans)])  # type: ignore[list-item]
+        await self._write_spans(db, calendar_id, [(object_id, old_spans, write.spans)])
         revision = await self._bump(db, calendar_id)
         await self._record_changes(db, calendar_id, revision, [(write.href, write.uid, False)])
         async with db.execute(f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE id = ?", (object_id,)) as cursor:
             row = await cursor.fetchone()
-        return _object(row), current is None  # type: ignore[arg-type]
+        return _object(_present(row)), current is None
 
     async def _delete(self, db: aiosqlite.Connection, calendar_id: int, href: str, if_etag: str | None) -> bool:
         async with db.execute(

@@ -14,6 +14,7 @@ from storage.model import (
 from storage.sqlite.calendars import Calendars
 from storage.sqlite.connection import (
     _USER_FIELDS,
+    _inserted,
     _user,
 )
 
@@ -30,11 +31,11 @@ class Users(Calendars):
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (username, email, password_hash, int(is_admin), now, now),
                 )
-                user_id = cursor.lastrowid
+                user_id = _inserted(cursor)
         except sqlite3.IntegrityError as error:
             field = "email" if "email" in str(error) else "username"
             raise Conflict(field) from None
-        user = await self.get_user(user_id)  # type: ignore[arg-type]
+        user = await self.get_user(user_id)
         assert user is not None
         return user
 
