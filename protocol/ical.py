@@ -175,6 +175,8 @@ def moment(component: Component, name: str) -> Any:
     """The date, date-time (or other value) of a property (icalendar's types do not say
     which property holds what)."""
     prop: Any = component[name]
+    if not hasattr(prop, "dt"):
+        raise ValueError(f"{name} holds no date, time or duration")
     return prop.dt
 
 
@@ -591,8 +593,9 @@ def component_problems(component: Component) -> list[str]:
     if twice:
         return [f"{n} appears more than once with different values (RFC 5545 allows one)" for n, _ in twice]
     start = _decoded(component, "DTSTART")
-    if "DTSTART" in component and not isinstance(start, date):
-        problems.append("DTSTART is not a valid date or date-time")
+    for name in ("DTSTART", "RECURRENCE-ID"):
+        if name in component and not isinstance(_decoded(component, name), date):
+            problems.append(f"{name} is not a valid date or date-time")
     if name == "VEVENT":
         if start is None:
             problems.append("VEVENT has no DTSTART")

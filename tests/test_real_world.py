@@ -441,3 +441,13 @@ def test_a_folded_begin_line_keeps_the_made_uid_out_of_it() -> None:
     [resource] = formats.parse(text).resources
     [event] = parse_resource(resource.text).walk("VEVENT")
     assert str(event["UID"]).startswith("almanac-") and str(event["SUMMARY"]) == "x"
+
+
+def test_a_recurrence_id_that_is_no_date_is_refused_with_its_line() -> None:
+    """Found by hypothesis (a value type swapped to TEXT): the reader raised AttributeError."""
+    override = "BEGIN:VEVENT\r\nUID:a\r\nRECURRENCE-ID;VALUE=TEXT:20250102T100000Z\r\nDTSTART:20250102T120000Z\r\n"
+    text = calendar("UID:a", "DTSTART:20250101T100000Z", "RRULE:FREQ=DAILY;COUNT=3").replace(
+        "END:VCALENDAR", override + "END:VEVENT\r\nEND:VCALENDAR"
+    )
+    result = formats.parse(text)
+    assert [(e.line, e.error) for e in result.errors] == [(9, "RECURRENCE-ID is not a valid date or date-time")]
