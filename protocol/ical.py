@@ -593,9 +593,9 @@ def component_problems(component: Component) -> list[str]:
     if twice:
         return [f"{n} appears more than once with different values (RFC 5545 allows one)" for n, _ in twice]
     start = _decoded(component, "DTSTART")
-    for name in ("DTSTART", "RECURRENCE-ID"):
-        if name in component and not isinstance(_decoded(component, name), date):
-            problems.append(f"{name} is not a valid date or date-time")
+    for dated in ("DTSTART", "RECURRENCE-ID"):
+        if dated in component and not isinstance(_decoded(component, dated), date):
+            problems.append(f"{dated} is not a valid date or date-time")
     if name == "VEVENT":
         if start is None:
             problems.append("VEVENT has no DTSTART")
