@@ -21,8 +21,8 @@ from protocol.ical import (
     Resource,
     component_problems,
     main_component,
-    moment,
     parse_resource,
+    prop_value,
     resource_from_calendar,
     resource_from_components,
 )
@@ -106,15 +106,15 @@ def view(text: str) -> EventFields:
         location=_text(component, "LOCATION"),
         klass=_text(component, "CLASS").upper() or None,
     )
-    fields.start = moment(component, "DTSTART") if "DTSTART" in component else None
+    fields.start = prop_value(component, "DTSTART") if "DTSTART" in component else None
     if isinstance(fields.start, datetime):
         fields.tzid = component["DTSTART"].params.get("TZID")
     if "DTEND" in component:
-        fields.end = moment(component, "DTEND")
+        fields.end = prop_value(component, "DTEND")
     elif "DUE" in component:
-        fields.end = moment(component, "DUE")
+        fields.end = prop_value(component, "DUE")
     elif "DURATION" in component and fields.start is not None:
-        fields.end = fields.start + moment(component, "DURATION")
+        fields.end = fields.start + prop_value(component, "DURATION")
     geo = component.get("GEO")
     if geo is not None:
         fields.geo = (float(geo.latitude), float(geo.longitude))
@@ -133,7 +133,7 @@ def view(text: str) -> EventFields:
     for alarm in component.walk("VALARM"):
         trigger = alarm.get("TRIGGER")
         if trigger is not None and str(alarm.get("ACTION", "DISPLAY")).upper() in ("DISPLAY", "AUDIO"):
-            fields.alarm = moment(alarm, "TRIGGER")
+            fields.alarm = prop_value(alarm, "TRIGGER")
             break
     extra = component.get(EXTRA_PROPERTY)
     if extra is not None:
@@ -143,7 +143,7 @@ def view(text: str) -> EventFields:
             fields.extra = {}
     for name, attr in (("CREATED", "created"), ("LAST-MODIFIED", "modified")):
         if name in component:
-            setattr(fields, attr, moment(component, name))
+            setattr(fields, attr, prop_value(component, name))
     return fields
 
 

@@ -171,7 +171,7 @@ def _difference(start: date, end: date) -> timedelta:
     return end - start
 
 
-def moment(component: Component, name: str) -> Any:
+def prop_value(component: Component, name: str) -> Any:
     """The date, date-time (or other value) of a property (icalendar's types do not say
     which property holds what)."""
     prop: Any = component[name]
@@ -678,7 +678,7 @@ def block_from_component(
     recurrence_id = None
     if "RECURRENCE-ID" in component:
         with contextlib.suppress(ValueError, TypeError, KeyError):
-            recurrence_id = epoch(to_utc(moment(component, "RECURRENCE-ID"))[0])
+            recurrence_id = epoch(to_utc(prop_value(component, "RECURRENCE-ID"))[0])
     return Block(
         this_and_future=this_and_future(component),
         name=str(component.name),
@@ -1080,7 +1080,7 @@ def _expand_text(text: str, calendar: Calendar, start: datetime, end: datetime, 
         [c for c in calendar.subcomponents if c.name in OBJECT_COMPONENTS], blocks, strict=True
     ):
         if "RECURRENCE-ID" in component:
-            overrides[epoch(to_utc(moment(component, "RECURRENCE-ID"))[0])] = (component, part)
+            overrides[epoch(to_utc(prop_value(component, "RECURRENCE-ID"))[0])] = (component, part)
     # a RANGE=THISANDFUTURE override moves later instances: walk that much wider
     moves = [
         epoch(to_utc(moved)[0]) - rid

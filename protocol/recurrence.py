@@ -11,8 +11,8 @@ from protocol.ical import (
     OBJECT_COMPONENTS,
     component_span,
     main_component,
-    moment,
     parse_resource,
+    prop_value,
     split_stored,
     to_utc,
 )
@@ -72,7 +72,7 @@ def cancel_instance(calendar_data: Calendar, rid: datetime) -> None:
     calendar_data.subcomponents = [
         c for c in calendar_data.subcomponents if not same_instant(c.get("RECURRENCE-ID"), rid)
     ]
-    start = moment(master, "DTSTART")
+    start = prop_value(master, "DTSTART")
     master.add("EXDATE", rid.astimezone(start.tzinfo) if isinstance(start, datetime) and start.tzinfo else rid)
 
 

@@ -32,7 +32,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from icalendar import Calendar, Component
 
 from protocol.ical import component_span, to_utc, version
-from tests.helpers import Account
+from tests.helpers import Account, basic
 
 CORPORA = {
     "icalendar": Path(icalendar.__file__).parent / "tests" / "calendars",
@@ -218,7 +218,7 @@ class Doors:
 
     def __init__(self, client: TestClient, account: Account, session: str, prefix: str) -> None:
         self.client, self.account, self.session, self.prefix = client, account, session, prefix
-        self.basic = {"Authorization": _basic(account.data["username"])}
+        self.basic = basic(account.data["username"])  # the password of every test account
         self.errors: list[str] = []
         self.made = 0  #: calendars made so far
 
@@ -299,12 +299,6 @@ class Doors:
             self.check(f"GET {href}", response.status)
             calendars += _calendars(await response.read())
         return calendars
-
-
-def _basic(username: str) -> str:
-    import base64
-
-    return "Basic " + base64.b64encode(f"{username}:{PASSWORD}".encode()).decode()
 
 
 def _utc(moment: datetime) -> str:

@@ -248,7 +248,7 @@ def object_props(found: CalendarObject, data: str | None = None) -> Props:
     return props
 
 
-class Refusal(Exception):
+class NotSettable(Exception):
     """A property a PROPPATCH or MKCALENDAR may not set (``status`` 403), or not to this value (409)."""
 
     def __init__(self, status: int) -> None:
@@ -260,7 +260,7 @@ class Refusal(Exception):
 class Settable:
     """A calendar property a request may set: the calendar field it sets, and how a value is
     read (``read(element, calendar or None at creation)`` gives the field's value and any
-    calendar props to keep, Refusal when it cannot be taken; a removal reads an empty element)."""
+    calendar props to keep, NotSettable when it cannot be taken; a removal reads an empty element)."""
 
     field: str
     read: Callable[[etree._Element, Calendar | None], tuple[object, dict[str, object]]]
@@ -281,7 +281,7 @@ def _color_of(node: etree._Element, calendar: Calendar | None) -> tuple[object, 
     try:
         return (normalize_color(text) if text else None), {}
     except Invalid:
-        raise Refusal(409) from None
+        raise NotSettable(409) from None
 
 
 def _zone_of(node: etree._Element, calendar: Calendar | None) -> tuple[object, dict[str, object]]:
@@ -292,20 +292,20 @@ def _zone_of(node: etree._Element, calendar: Calendar | None) -> tuple[object, d
     try:
         tzid, _ = caldav.calendar_timezone(text)
     except caldav.Unsupported:
-        raise Refusal(409) from None
+        raise NotSettable(409) from None
     return (tzid if valid_zone(tzid) else None), {"calendar-timezone": text}
 
 
 def _components_of(node: etree._Element, calendar: Calendar | None) -> tuple[object, dict[str, object]]:
     names = [(c.get("name") or "").upper() for c in node.findall(tag(CALDAV, "comp"))]
     if not names or any(n not in OBJECT_COMPONENTS for n in names):
-        raise Refusal(409)
+        raise NotSettable(409)
     return ",".join(dict.fromkeys(names)), {}
 
 
 def _resource_type_of(node: etree._Element, calendar: Calendar | None) -> tuple[object, dict[str, object]]:
     if node.find(tag(CALDAV, "calendar")) is None:
-        raise Refusal(403)  # Almanac's homes hold calendars only
+        raise NotSettable(403)  # Almanac's homes hold calendars only
     return None, {}
 
 
@@ -350,7 +350,7 @@ def plan_properties(
                 continue
             try:
                 value, kept = settable.read(node if setting else etree.Element(name), calendar)
-            except Refusal as refusal:
+            except NotSettable as refusal:
                 failed[name] = refusal.status
                 continue
             if settable.field:
