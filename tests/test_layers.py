@@ -87,6 +87,27 @@ def test_storage_knows_nothing_of_http_or_the_server() -> None:
     assert breaches(("storage",), ("server", "aiohttp", "protocol.dav", "protocol.caldav", "protocol.wcap")) == []
 
 
+def _writes_objects(node: ast.AST) -> bool:
+    """Whether a node is a statement that inserts or replaces objects, or names one."""
+    if isinstance(node, ast.Name):
+        return node.id in ("_INSERT", "_UPDATE")
+    text = node.value.lstrip().upper() if isinstance(node, ast.Constant) and isinstance(node.value, str) else ""
+    return text.startswith(("INSERT INTO OBJECTS", "UPDATE OBJECTS SET UID"))
+
+
+def test_one_object_writer() -> None:
+    """PUT, MOVE/COPY, imports and undo write objects through one function of the store: the
+    statements that insert or replace an object's row are used nowhere else."""
+    writers = {
+        f"{name}.{node.name}"
+        for name, tree in modules().items()
+        if within(name, "storage")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(map(_writes_objects, ast.walk(node)))
+    }
+    assert writers == {"storage.sqlite.objects._write_objects"}
+
+
 def test_the_checks_see_what_they_look_for() -> None:
     """The reader finds both import forms (a check that sees nothing would always pass)."""
     tree = ast.parse("import server.rest.door\nfrom server.caldav import props\nfrom . import near\n")

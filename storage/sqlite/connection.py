@@ -26,11 +26,10 @@ from storage.model import (
     now_iso,
 )
 
-_OBJECT_FIELDS = (
-    "id", "calendar_id", "href", "uid", "etag", "component", "ical", "start_utc", "end_utc", "recurring",
-    "summary", "class", "import_id", "created_at", "modified_at",
-)  # fmt: skip
+#: an object row's columns: CalendarObject's fields, by name and in order (``klass`` is ``class``)
+_OBJECT_FIELDS = tuple("class" if f.name == "klass" else f.name for f in fields(CalendarObject))
 _OBJECT_COLUMNS = ", ".join(_OBJECT_FIELDS)
+_RECURRING = _OBJECT_FIELDS.index("recurring")
 _CALENDAR_FIELDS = {"name", "description", "color", "timezone", "components", "is_default", "props", "slug"}
 _USER_FIELDS = {"username", "email", "password_hash", "is_admin", "prefs"}
 #: SQLite's default limit on host parameters is 999 on old builds: stay well under it
@@ -89,9 +88,11 @@ def _calendar(row: sqlite3.Row) -> Calendar:
 
 
 def _object(row: sqlite3.Row) -> CalendarObject:
-    # Positional, in _OBJECT_COLUMNS' order: this runs for every object a query returns.
-    values: tuple[Any, ...] = tuple(row[:15])
-    return CalendarObject(*values[:9], bool(values[9]), *values[10:])  # type: ignore[call-arg]  # positional, for speed
+    """The object a row starting with _OBJECT_COLUMNS holds. Those columns are the record's
+    fields in order, so they are taken by position: this runs for every object a query returns."""
+    values = list(row[: len(_OBJECT_FIELDS)])
+    values[_RECURRING] = bool(values[_RECURRING])
+    return CalendarObject(*values)
 
 
 def _job(row: sqlite3.Row) -> ImportJob:

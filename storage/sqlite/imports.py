@@ -30,6 +30,7 @@ from storage.sqlite.connection import (
     _marks,
     _record,
 )
+from storage.sqlite.objects import Placed
 
 
 class Imports(Calendars):
@@ -190,7 +191,7 @@ class Imports(Calendars):
             calendar, made = await self._import_calendar(db, target)
             made_list = job.calendars_created + ([calendar.id] if made else [])
             revision = calendar.sync_revision + 1
-            created, updated, unchanged = await self._import_chunk(db, import_id, calendar.id, revision, writes, now)
+            created, updated, unchanged = await self._import_chunk(db, import_id, calendar.id, revision, writes)
             if created or updated:
                 await self._bump(db, calendar.id)
             await db.execute(
@@ -224,7 +225,6 @@ class Imports(Calendars):
         calendar_id: int,
         revision: int,
         chunk: Sequence[ObjectWrite],
-        now: str,
     ) -> tuple[int, int, int]:
         async with db.execute(
             f"SELECT id, href, uid, etag, ical, span_count FROM objects WHERE calendar_id = ? "
@@ -240,46 +240,24 @@ class Imports(Calendars):
                 (calendar_id, *fresh),
             ) as cursor:
                 taken = {row[0] for row in await cursor.fetchall()}
-        inserts, updates, items, changes, spans = [], [], [], [], []
+        placed, items, changes = [], [], []
         unchanged = 0
         for write in chunk:
             old = existing.get(write.uid)
-            values = (
-                write.etag, write.component, write.ical, write.start_utc, write.end_utc,
-                int(write.recurring), write.summary, write.klass, import_id, now,
-            )  # fmt: skip
             if old is None:
                 href = write.href if write.href not in taken else f"{uuid_module.uuid4()}.ics"
                 taken.add(href)
-                inserts.append((*values, now, calendar_id, href, write.uid))
                 items.append((import_id, calendar_id, href, write.uid, "created", None, None))
             elif old["etag"] == write.etag:
                 unchanged += 1
                 continue
             else:
                 href = old["href"]
-                updates.append((*values, old["id"]))
-                spans.append((old["id"], old["span_count"], write.spans))
                 items.append((import_id, calendar_id, href, write.uid, "updated", old["ical"], old["etag"]))
+            placed.append(Placed(write, href, old))
             changes.append((href, write.uid, False))
-        await db.executemany(
-            "INSERT INTO objects (etag, component, ical, start_utc, end_utc, recurring, summary, class, import_id, "
-            "modified_at, created_at, calendar_id, href, uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            inserts,
-        )
-        await db.executemany(
-            "UPDATE objects SET etag = ?, component = ?, ical = ?, start_utc = ?, end_utc = ?, recurring = ?, "
-            "summary = ?, class = ?, import_id = ?, modified_at = ? WHERE id = ?",
-            updates,
-        )
-        if inserts:
-            spans_of = {w.uid: w.spans for w in chunk if w.uid not in existing}
-            async with db.execute(
-                f"SELECT id, uid FROM objects WHERE calendar_id = ? AND uid IN ({_marks(len(spans_of))})",
-                (calendar_id, *spans_of),
-            ) as cursor:
-                spans += [(row["id"], 0, spans_of[row["uid"]]) for row in await cursor.fetchall()]
-        await self._write_spans(db, calendar_id, spans)
+        await self._write_objects(db, calendar_id, placed, import_id)
         await db.executemany("INSERT INTO import_items VALUES (?, ?, ?, ?, ?, ?, ?)", items)
         await self._record_changes(db, calendar_id, revision, changes)
-        return len(inserts), len(updates), unchanged
+        updated = sum(p.old is not None for p in placed)
+        return len(placed) - updated, updated, unchanged

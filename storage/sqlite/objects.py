@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiosqlite
 
@@ -21,12 +21,29 @@ from storage.sqlite.connection import (
     _OBJECT_FIELDS,
     _SPAN_IDS,
     Connection,
+    _chunks,
     _inserted,
     _marks,
     _object,
     _present,
     _record,
 )
+
+#: what a write sets on an object's row; created_at, calendar_id and href are set when it is made
+_WRITTEN = ("uid", "etag", "component", "ical", "start_utc", "end_utc", "recurring", "summary", "class",
+            "import_id", "modified_at")  # fmt: skip
+_INSERT = (
+    f"INSERT INTO objects ({', '.join(_WRITTEN)}, created_at, calendar_id, href) VALUES ({_marks(len(_WRITTEN) + 3)})"
+)
+_UPDATE = f"UPDATE objects SET {', '.join(f'{column} = ?' for column in _WRITTEN)} WHERE id = ?"
+
+
+class Placed(NamedTuple):
+    """An object to write at an href, over the row it replaces (``id``, ``span_count``) or as new."""
+
+    write: ObjectWrite
+    href: str
+    old: sqlite3.Row | None
 
 
 class Objects(Connection):
@@ -240,7 +257,8 @@ class Objects(Connection):
         if_etag: str | None = None,
         create_only: bool = False,
     ) -> tuple[CalendarObject, bool]:
-        now = now_iso()
+        """One object at its href: a UID held by another href is a Conflict, the preconditions
+        are checked before anything is written."""
         async with db.execute(
             "SELECT id, href, etag, span_count FROM objects WHERE calendar_id = ? AND (href = ? OR uid = ?)",
             (calendar_id, write.href, write.uid),
@@ -253,31 +271,45 @@ class Objects(Connection):
             raise PreconditionFailed("exists")
         if if_etag is not None and (current is None or if_etag not in ("*", current["etag"])):
             raise PreconditionFailed("etag")
-        values = (
-            write.uid, write.etag, write.component, write.ical, write.start_utc, write.end_utc,
-            int(write.recurring), write.summary, write.klass, now,
-        )  # fmt: skip
-        if current is None:
-            cursor = await db.execute(
-                "INSERT INTO objects (uid, etag, component, ical, start_utc, end_utc, recurring, summary, "
-                "class, modified_at, created_at, calendar_id, href) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*values, now, calendar_id, write.href),
-            )
-            object_id = _inserted(cursor)
-        else:
-            object_id = current["id"]
-            await db.execute(
-                "UPDATE objects SET uid = ?, etag = ?, component = ?, ical = ?, start_utc = ?, end_utc = ?, "
-                "recurring = ?, summary = ?, class = ?, modified_at = ? WHERE id = ?",
-                (*values, object_id),
-            )
-        old_spans = current["span_count"] if current is not None else 0
-        await self._write_spans(db, calendar_id, [(object_id, old_spans, write.spans)])
+        ids = await self._write_objects(db, calendar_id, [Placed(write, write.href, current)])
         revision = await self._bump(db, calendar_id)
         await self._record_changes(db, calendar_id, revision, [(write.href, write.uid, False)])
-        async with db.execute(f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE id = ?", (object_id,)) as cursor:
+        async with db.execute(f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE id = ?", (ids[write.href],)) as cursor:
             row = await cursor.fetchone()
         return _object(_present(row)), current is None
+
+    async def _write_objects(
+        self, db: aiosqlite.Connection, calendar_id: int, placed: Sequence[Placed], import_id: int | None = None
+    ) -> dict[str, int]:
+        """The one object writer (PUT, MOVE and COPY, imports and their undo): the rows and their
+        index spans; the ids by href. The caller bumps the revision and logs the changes."""
+        now = now_iso()
+
+        def values(write: ObjectWrite) -> tuple[object, ...]:
+            return (
+                write.uid, write.etag, write.component, write.ical, write.start_utc, write.end_utc,
+                int(write.recurring), write.summary, write.klass, import_id, now,
+            )  # fmt: skip
+
+        fresh = [p.href for p in placed if p.old is None]
+        inserts = [(*values(p.write), now, calendar_id, p.href) for p in placed if p.old is None]
+        updates = [(*values(p.write), p.old["id"]) for p in placed if p.old is not None]
+        ids = {p.href: p.old["id"] for p in placed if p.old is not None}
+        if len(inserts) == 1:  # a PUT: its id comes with the INSERT
+            ids[fresh[0]] = _inserted(await db.execute(_INSERT, inserts[0]))
+        elif inserts:
+            await db.executemany(_INSERT, inserts)
+            for part in _chunks(fresh):
+                sql = f"SELECT id, href FROM objects WHERE calendar_id = ? AND href IN ({_marks(len(part))})"
+                async with db.execute(sql, (calendar_id, *part)) as cursor:
+                    ids.update({row["href"]: row["id"] for row in await cursor.fetchall()})
+        if updates:
+            await db.executemany(_UPDATE, updates)
+        old_spans = [p.old["span_count"] if p.old is not None else 0 for p in placed]
+        await self._write_spans(
+            db, calendar_id, [(ids[p.href], old, p.write.spans) for p, old in zip(placed, old_spans, strict=True)]
+        )
+        return ids
 
     async def _delete(self, db: aiosqlite.Connection, calendar_id: int, href: str, if_etag: str | None) -> bool:
         async with db.execute(
