@@ -9,10 +9,12 @@ from storage.model import Calendar, User
 
 #: the CalDAV root (where /.well-known/caldav points)
 ROOT = "/dav/"
+#: the collection of principals (the principal-collection-set)
+PRINCIPALS = "/dav/principals/"
 
 
 def principal_href(user: User) -> str:
-    return f"/dav/principals/{quote(user.username)}/"
+    return f"{PRINCIPALS}{quote(user.username)}/"
 
 
 def home_href(user: User) -> str:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from aiohttp.test_utils import TestClient
+from lxml import etree
 
-from tests.helpers import EVENT, NS, Account, basic, propfind, seed_body
+from protocol.dav import APPLE, CALDAV, tag
+from protocol.ical import timezone_text
+from server.caldav.props import LIVE, Kind
+from tests.helpers import CAL, EVENT, NS, Account, basic, propfind, seed_body
 
 
 async def test_discovery_like_thunderbird(client: TestClient, alice: Account) -> None:
@@ -94,3 +98,44 @@ async def test_one_store_with_the_other_doors(client: TestClient, alice: Account
     objects = [r for r in members.findall("D:response", NS) if r.findtext("D:href", namespaces=NS).endswith(".ics")]
     types = [r.findtext(".//D:getcontenttype", namespaces=NS) for r in objects]
     assert len(types) == 6 and all(t.startswith("text/calendar") for t in types)
+
+
+async def test_every_live_property_is_served_where_declared(client: TestClient, alice: Account) -> None:
+    """The property registry is the door's truth: each live property is found on exactly the
+    kinds of resource it names, and no PROPPATCH may set one that is not settable."""
+    zone = f"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//x//EN\n{timezone_text('Europe/Berlin')}END:VCALENDAR\n"
+    patch = (
+        f'<D:propertyupdate xmlns:D="DAV:" xmlns:C="{CALDAV}" xmlns:A="{APPLE}"><D:set><D:prop>'
+        "<C:calendar-description>Work</C:calendar-description><A:calendar-color>#112233</A:calendar-color>"
+        f"<C:calendar-timezone>{zone}</C:calendar-timezone>"
+        "</D:prop></D:set></D:propertyupdate>"
+    )
+    assert (await client.request("PROPPATCH", CAL, data=patch, headers=basic("alice"))).status == 207
+    event = EVENT.format(uid="one", summary="One")
+    assert (await client.put(f"{CAL}one.ics", data=event, headers=basic("alice"))).status == 201
+    paths = {
+        Kind.ROOT: "/dav/",
+        Kind.PRINCIPALS: "/dav/principals/",
+        Kind.PRINCIPAL: "/dav/principals/alice/",
+        Kind.HOME: "/dav/calendars/alice/",
+        Kind.CALENDAR: CAL,
+        Kind.OBJECT: f"{CAL}one.ics",
+    }
+    report_only = {tag(CALDAV, "calendar-data")}  # an object's text comes with GET or a report
+    for kind, path in paths.items():
+        for name, live in LIVE.items():
+            body = f'<D:propfind xmlns:D="DAV:"><D:prop>{_element(name)}</D:prop></D:propfind>'
+            response = await client.request("PROPFIND", path, data=body, headers={**basic("alice"), "Depth": "0"})
+            status = etree.fromstring(await response.read()).findtext("D:response/D:propstat/D:status", namespaces=NS)
+            assert (status == "HTTP/1.1 200 OK") == (kind in live.on and name not in report_only), (kind, name)
+    for name, live in LIVE.items():
+        if live.settable is None:
+            body = f'<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop>{_element(name, "x")}</D:prop></D:set>'
+            refused = await client.request("PROPPATCH", CAL, data=body + "</D:propertyupdate>", headers=basic("alice"))
+            status = etree.fromstring(await refused.read()).findtext("D:response/D:propstat/D:status", namespaces=NS)
+            assert status == "HTTP/1.1 403 Forbidden", name
+
+
+def _element(name: str, text: str = "") -> str:
+    qname = etree.QName(name)
+    return f'<{qname.localname} xmlns="{qname.namespace}">{text}</{qname.localname}>'

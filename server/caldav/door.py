@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -21,21 +22,16 @@ from server.caldav import reports
 from server.caldav.props import (
     MAX_RESOURCE_SIZE,
     WRITABLE,
-    Props,
-    Refused,
+    DavError,
+    Kind,
+    Resource,
     answer,
-    calendar_props,
-    collection_props,
     content_type,
-    dav_error,
     etag_condition,
-    guarded,
     http_date,
     multistatus,
-    object_props,
     plan_properties,
     principal_matches,
-    principal_props,
     propstat_body,
     search_property_set,
     statuses,
@@ -52,6 +48,7 @@ log = logging.getLogger("almanac.caldav")
 #: honest: no class 2 (no LOCK), no calendar-auto-schedule (no server-side scheduling) yet
 DAV_HEADER = "1, 3, calendar-access, extended-mkcol"
 MAX_XML_BODY = 1 << 20
+QUOTA = frozenset({tag(DAV, "quota-used-bytes"), tag(DAV, "quota-available-bytes")})
 NAME_RULE = "without a slash or control character, and not . or .."
 #: body types that may hold XML (clients and curl label it loosely); others are 415 to MKCOL
 MAYBE_XML = frozenset({"application/xml", "text/xml", "text/plain", "application/octet-stream",
@@ -113,7 +110,7 @@ class CalDavDoor:
         """What a PROPFIND asks for. Depth infinity is refused, and so is a missing Depth on a
         collection with ``members`` (RFC 4918 9.1: no Depth means infinity)."""
         if request.headers.get("Depth", "infinity" if members else "0").strip().lower() == "infinity":
-            raise Refused(dav_error(403, tag(DAV, "propfind-finite-depth")))
+            raise DavError(403, tag(DAV, "propfind-finite-depth"))
         try:
             return dav.parse_propfind(await self.xml_body(request))
         except dav.BadRequest as error:
@@ -124,23 +121,18 @@ class CalDavDoor:
         return 0 if request.headers.get("Depth", "1") == "0" else 1
 
     @staticmethod
-    def answer(href: str, props: Props, asked: dav.PropfindRequest) -> PropstatResponse:
-        return answer(href, props, asked.names, asked.kind)
+    def answer(href: str, resource: Resource, asked: dav.PropfindRequest) -> PropstatResponse:
+        return answer(href, resource, asked.names, asked.kind)
 
-    async def quota_props(self, calendar: Calendar) -> Props:
-        """RFC 4331 (asked for by name only): bytes this calendar holds, and what the disk has left."""
-        used = await self.services.calendars.size(calendar)
-        free = await asyncio.to_thread(lambda: shutil.disk_usage(self.services.config.data_dir).free)
-        return {
-            tag(DAV, "quota-used-bytes"): lambda: dav.element(tag(DAV, "quota-used-bytes"), str(used)),
-            tag(DAV, "quota-available-bytes"): lambda: dav.element(tag(DAV, "quota-available-bytes"), str(free)),
-        }
-
-    async def full_calendar_props(self, user: User, calendar: Calendar, asked: dav.PropfindRequest) -> Props:
-        props = calendar_props(user, calendar)
-        if {tag(DAV, "quota-used-bytes"), tag(DAV, "quota-available-bytes")} & set(asked.names):
-            props.update(await self.quota_props(calendar))
-        return props
+    async def calendar_resource(self, user: User, calendar: Calendar, asked: dav.PropfindRequest) -> Resource:
+        """A calendar as PROPFIND reads it; RFC 4331's quota (asked for by name only) is the
+        bytes it holds and what the disk has left."""
+        resource = Resource(Kind.CALENDAR, user, user, calendar)
+        if QUOTA & set(asked.names):
+            used = await self.services.calendars.size(calendar)
+            free = await asyncio.to_thread(lambda: shutil.disk_usage(self.services.config.data_dir).free)
+            resource.quota = used, free
+        return resource
 
     # discovery ---------------------------------------------------------------------------
 
@@ -154,23 +146,21 @@ class CalDavDoor:
         """``/`` and ``/dav/``: where clients find their principal."""
         user = await self.user(request)
         asked = await self.propfind_request(request)
-        props = collection_props(user, [tag(DAV, "collection")], "Almanac")
-        return await multistatus([self.answer(request.path, props, asked)])
+        return await multistatus([self.answer(request.path, Resource(Kind.ROOT, user, user), asked)])
 
     async def principal(self, request: web.Request) -> web.StreamResponse:
         user = await self.owner(request)
         asked = await self.propfind_request(request)
-        return await multistatus([self.answer(principal_href(user), principal_props(user), asked)])
+        return await multistatus([self.answer(principal_href(user), Resource(Kind.PRINCIPAL, user, user), asked)])
 
     async def principals(self, request: web.Request) -> web.StreamResponse:
         """``/dav/principals/``, the principal-collection-set: the principals the user may see."""
         user = await self.user(request)
         asked = await self.propfind_request(request, members=True)
-        props = collection_props(user, [tag(DAV, "collection")], "Principals")
-        responses = [self.answer(request.path, props, asked)]
+        responses = [self.answer(request.path, Resource(Kind.PRINCIPALS, user, user), asked)]
         if self.depth(request):
             found = self.visible_principals(user)
-            responses += [self.answer(principal_href(u), principal_props(u), asked) for u in found]
+            responses += [self.answer(principal_href(u), Resource(Kind.PRINCIPAL, user, u), asked) for u in found]
         return await multistatus(responses)
 
     @staticmethod
@@ -191,17 +181,16 @@ class CalDavDoor:
             return xml_reply(200, search_property_set())
         found = [u for u in self.visible_principals(user) if principal_matches(u, search)]
         names = search.names or (tag(DAV, "displayname"),)
-        return await multistatus([answer(principal_href(u), principal_props(u), names) for u in found])
+        return await multistatus([answer(principal_href(u), Resource(Kind.PRINCIPAL, user, u), names) for u in found])
 
     async def home(self, request: web.Request) -> web.StreamResponse:
         user = await self.owner(request)
         asked = await self.propfind_request(request, members=True)
-        props = collection_props(user, [tag(DAV, "collection")], user.username)
-        responses = [self.answer(home_href(user), props, asked)]
+        responses = [self.answer(home_href(user), Resource(Kind.HOME, user, user), asked)]
         if self.depth(request):
             for calendar in await self.services.calendars.of(user):
-                props = await self.full_calendar_props(user, calendar, asked)
-                responses.append(self.answer(calendar_href(user, calendar), props, asked))
+                resource = await self.calendar_resource(user, calendar, asked)
+                responses.append(self.answer(calendar_href(user, calendar), resource, asked))
         return await multistatus(responses)
 
     # calendars ---------------------------------------------------------------------------
@@ -234,10 +223,11 @@ class CalDavDoor:
     async def propfind_calendar(self, request: web.Request, user: User, calendar: Calendar) -> web.StreamResponse:
         asked = await self.propfind_request(request, members=True)
         base = calendar_href(user, calendar)
-        responses = [self.answer(base, await self.full_calendar_props(user, calendar, asked), asked)]
+        responses = [self.answer(base, await self.calendar_resource(user, calendar, asked), asked)]
         if self.depth(request):
             async for found in self.services.calendars.all_objects(calendar):
-                responses.append(self.answer(object_href(base, found.href), object_props(found), asked))
+                resource = Resource(Kind.OBJECT, user, user, calendar, found)
+                responses.append(self.answer(object_href(base, found.href), resource, asked))
         return await multistatus(responses)
 
     async def make_calendar(self, request: web.Request, user: User) -> web.Response:
@@ -256,8 +246,8 @@ class CalDavDoor:
         if len(slug) > 100 or not dav.valid_name(slug):
             raise web.HTTPForbidden(text=f"a calendar name is 1 to 100 characters, {NAME_RULE}\n")
         if await self.find_calendar(user, slug) is not None:
-            raise Refused(dav_error(405, tag(DAV, "resource-must-be-null")))
-        changes, failed = plan_properties(None, updates, user)
+            raise DavError(405, tag(DAV, "resource-must-be-null"))
+        changes, failed = plan_properties(None, updates)
         if failed:
             response_tag = tag(DAV, "mkcol-response") if extended else tag(CALDAV, "mkcalendar-response")
             return xml_reply(403, propstat_body(response_tag, updates, failed))
@@ -267,7 +257,7 @@ class CalDavDoor:
         except Invalid as error:
             raise web.HTTPForbidden(text=f"{error.message}\n") from None
         except NameTaken:  # another request made it meanwhile
-            raise Refused(dav_error(405, tag(DAV, "resource-must-be-null"))) from None
+            raise DavError(405, tag(DAV, "resource-must-be-null")) from None
         return web.Response(status=201, headers={"Location": calendar_href(user, made)})
 
     async def proppatch(self, request: web.Request, user: User, calendar: Calendar) -> web.Response:
@@ -275,7 +265,7 @@ class CalDavDoor:
             updates = dav.parse_proppatch(await self.xml_body(request))
         except dav.BadRequest as error:
             raise web.HTTPBadRequest(text=f"{error}\n") from None
-        changes, failed = plan_properties(calendar, updates, user)
+        changes, failed = plan_properties(calendar, updates)
         response = PropstatResponse(calendar_href(user, calendar))
         if not failed:
             try:
@@ -298,7 +288,7 @@ class CalDavDoor:
         if method in MAKE:  # calendars hold no collections (RFC 4791 4.2)
             if await self.find_calendar(user, segment(request, 4)) is None:
                 raise web.HTTPConflict(text="the parent collection does not exist\n")  # RFC 4918 9.3.1
-            return dav_error(403, tag(CALDAV, "calendar-collection-location-ok"))
+            raise DavError(403, tag(CALDAV, "calendar-collection-location-ok"))
         calendar = await self.calendar(request, user)
         name = segment(request, 5)
         if method == "PUT":
@@ -335,13 +325,14 @@ class CalDavDoor:
         self, request: web.Request, user: User, calendar: Calendar, found: CalendarObject
     ) -> web.StreamResponse:
         asked = await self.propfind_request(request)
-        return await multistatus([self.answer(request.path, object_props(found), asked)])
+        resource = Resource(Kind.OBJECT, user, user, calendar, found)
+        return await multistatus([self.answer(request.path, resource, asked)])
 
     async def put(self, request: web.Request, user: User, calendar: Calendar, name: str) -> web.Response:
         try:
             body = await read_limited(request, MAX_RESOURCE_SIZE)
         except TooLarge:
-            return dav_error(403, tag(CALDAV, "max-resource-size"))
+            raise DavError(403, tag(CALDAV, "max-resource-size"))
         imports = self.services.imports
         result = None
         try:
@@ -350,15 +341,15 @@ class CalDavDoor:
         except (Invalid, BadEncoding) as error:
             problem = error.message
         if result is not None and result.discarded and not result.resources:
-            return dav_error(403, tag(CALDAV, "supported-calendar-component"))  # only a VFREEBUSY, say
+            raise DavError(403, tag(CALDAV, "supported-calendar-component"))  # only a VFREEBUSY, say
         if problem or result is None:
             log.info("PUT %s refused: %s", request.path, problem)
-            return dav_error(403, tag(CALDAV, "valid-calendar-data"))
+            raise DavError(403, tag(CALDAV, "valid-calendar-data"))
         if len(result.resources) != 1:
-            return dav_error(403, tag(CALDAV, "valid-calendar-object-resource"))
+            raise DavError(403, tag(CALDAV, "valid-calendar-object-resource"))
         resource = result.resources[0]
         if resource.component not in calendar.components.split(","):
-            return dav_error(403, tag(CALDAV, "supported-calendar-component"))
+            raise DavError(403, tag(CALDAV, "supported-calendar-component"))
         if_match = etag_condition(request.headers.get("If-Match"))
         create_only = request.headers.get("If-None-Match", "").strip() == "*"
         try:
@@ -368,14 +359,14 @@ class CalDavDoor:
         except PreconditionFailed:
             raise web.HTTPPreconditionFailed() from None
         except Invalid:
-            return await self.uid_conflict(user, calendar, resource.uid)
+            await self.uid_conflict(user, calendar, resource.uid)
         return web.Response(status=201 if created else 204, headers={"ETag": f'"{saved.etag}"'})
 
-    async def uid_conflict(self, user: User, calendar: Calendar, uid: str) -> web.Response:
-        """409 naming the resource that already holds the UID (RFC 4791 5.3.2.1)."""
+    async def uid_conflict(self, user: User, calendar: Calendar, uid: str) -> NoReturn:
+        """Refuse with 409 naming the resource that already holds the UID (RFC 4791 5.3.2.1)."""
         other = await self.services.calendars.find_object(calendar, uid=uid)
         href = object_href(calendar_href(user, calendar), other.href) if other else None
-        return dav_error(409, tag(CALDAV, "no-uid-conflict"), href)
+        raise DavError(409, tag(CALDAV, "no-uid-conflict"), href)
 
     async def transfer(
         self, request: web.Request, user: User, calendar: Calendar, found: CalendarObject
@@ -393,7 +384,7 @@ class CalDavDoor:
         if target.id == calendar.id and parts[5] == found.href:
             raise web.HTTPForbidden(text="source and destination are the same\n")
         if found.component not in target.components.split(","):
-            return dav_error(403, tag(CALDAV, "supported-calendar-component"))
+            raise DavError(403, tag(CALDAV, "supported-calendar-component"))
         overwrite = request.headers.get("Overwrite", "T").strip().upper() != "F"
         try:
             _, created = await self.services.calendars.transfer(
@@ -404,7 +395,7 @@ class CalDavDoor:
         except NotFound:
             raise web.HTTPNotFound() from None
         except Invalid:
-            return await self.uid_conflict(user, target, found.uid)
+            await self.uid_conflict(user, target, found.uid)
         return web.Response(status=201 if created else 204)
 
 
@@ -440,13 +431,13 @@ def add_routes(app: web.Application, services: Services) -> CalDavDoor:
         ("/dav/principals/{user}/", door.principal),
         ("/dav/calendars/{user}/", door.home),
     ):
-        app.router.add_route("PROPFIND", path, guarded(handler))
+        app.router.add_route("PROPFIND", path, handler)
         app.router.add_route("OPTIONS", path, door.options)
     for path in ("/", "/dav/", "/dav/principals/", "/dav/principals/{user}/"):
         app.router.add_route("REPORT", path, door.principal_report)
     for path in ("/dav/calendars/{user}/{calendar}/", "/dav/calendars/{user}/{calendar}"):
-        app.router.add_route("*", path, guarded(door.collection))
-    app.router.add_route("*", "/dav/calendars/{user}/{calendar}/{name}", guarded(door.item))
+        app.router.add_route("*", path, door.collection)
+    app.router.add_route("*", "/dav/calendars/{user}/{calendar}/{name}", door.item)
     for method in ("MKCOL", "MKCALENDAR"):  # a collection below a calendar: refused in item()
-        app.router.add_route(method, "/dav/calendars/{user}/{calendar}/{name}/", guarded(door.item))
+        app.router.add_route(method, "/dav/calendars/{user}/{calendar}/{name}/", door.item)
     return door

@@ -5,9 +5,9 @@ Shared by the CalDAV door (server/caldav/door.py) and its reports (server/caldav
 from __future__ import annotations
 
 import asyncio
-import functools
+import enum
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -22,15 +22,14 @@ from protocol.events import valid_zone
 from protocol.ical import MAX_EPOCH, MIN_EPOCH, OBJECT_COMPONENTS, timezone_text
 from server.services.calendars import normalize_color
 from server.services.errors import Invalid
-from server.urls import home_href, principal_href
-from storage.model import Calendar, CalendarObject, StoreFull, User
+from server.urls import PRINCIPALS, home_href, principal_href
+from storage.model import Calendar, CalendarObject, User
 
 log = logging.getLogger("almanac.caldav")
 
 MAX_RESOURCE_SIZE = 10 * 1024 * 1024
 #: what a calendar's supported-report-set lists
 REPORTS = tuple(caldav.CALENDAR_REPORTS)
-Props = dict[str, Callable[[], etree._Element | None]]
 
 
 def http_date(iso: str) -> str:
@@ -58,194 +57,122 @@ def _named(name: str, value: str) -> etree._Element:
 # --------------------------------------------------------------------------- properties
 
 
-def principal_props(user: User) -> Props:
-    return {
-        tag(DAV, "resourcetype"): lambda: _el(tag(DAV, "resourcetype"), None, _el(tag(DAV, "principal"))),
-        tag(DAV, "displayname"): lambda: _el(tag(DAV, "displayname"), user.username),
-        tag(DAV, "principal-URL"): lambda: _el(tag(DAV, "principal-URL"), None, _href(principal_href(user))),
-        tag(DAV, "current-user-principal"): lambda: _el(
-            tag(DAV, "current-user-principal"), None, _href(principal_href(user))
-        ),
-        tag(CALDAV, "calendar-home-set"): lambda: _el(tag(CALDAV, "calendar-home-set"), None, _href(home_href(user))),
-        tag(CALDAV, "calendar-user-address-set"): lambda: _el(
-            tag(CALDAV, "calendar-user-address-set"),
-            None,
-            *([_href(f"mailto:{user.email}")] if user.email else []),
-            _href(principal_href(user)),
-        ),
-        tag(DAV, "principal-collection-set"): lambda: _el(
-            tag(DAV, "principal-collection-set"), None, _href("/dav/principals/")
-        ),
-        tag(DAV, "supported-report-set"): lambda: _el(
-            tag(DAV, "supported-report-set"),
-            None,
-            *(
-                _el(tag(DAV, "supported-report"), None, _el(tag(DAV, "report"), None, _el(n)))
-                for n in PRINCIPAL_REPORTS
-            ),
-        ),
-    }
+class Kind(enum.Enum):
+    """The kinds of resource the door serves, which decide the live properties each has."""
+
+    ROOT = "root"  # / and /dav/
+    PRINCIPALS = "principals"  # /dav/principals/
+    PRINCIPAL = "principal"
+    HOME = "home"
+    CALENDAR = "calendar"
+    OBJECT = "object"
 
 
-#: what principal-property-search looks in (RFC 3744 9.5), with a description for clients
-SEARCHABLE = {tag(DAV, "displayname"): "Name", tag(CALDAV, "calendar-user-address-set"): "E-mail address"}
-PRINCIPAL_REPORTS = (dav.PRINCIPAL_SEARCH, dav.SEARCH_PROPERTY_SET)
+@dataclass(slots=True)
+class Resource:
+    """What a property is read from: who asks (``user``), whose resource it is (``owner``; a
+    principal is its own), and the calendar or object it is. ``data`` is the calendar-data a
+    report returns for an object, ``quota`` the bytes a calendar uses and the disk has free
+    (read only when asked for by name)."""
+
+    kind: Kind
+    user: User
+    owner: User
+    calendar: Calendar | None = None
+    found: CalendarObject | None = None
+    data: str | None = None
+    quota: tuple[int, int] | None = None
 
 
-def _searchable_text(user: User, name: str) -> list[str]:
-    if name == tag(DAV, "displayname"):
-        return [user.username]
-    if name == tag(CALDAV, "calendar-user-address-set"):
-        return [f"mailto:{user.email}", principal_href(user)] if user.email else [principal_href(user)]
-    return []
+#: a property's value: its text, its child elements, or None where the resource has none
+Value = str | list[etree._Element] | None
 
 
-def principal_matches(user: User, search: dav.PrincipalSearch) -> bool:
-    """Whether a principal matches a principal-property-search: a property-search matches
-    when the text is a caseless substring of one of its properties (RFC 3744 9.4)."""
-    results = (
-        any(text.casefold() in value.casefold() for name in names for value in _searchable_text(user, name))
-        for names, text in search.searches
-    )
-    return any(results) if search.any_of and search.searches else all(results)
+@dataclass(frozen=True, slots=True)
+class Live:
+    """A live property, declared once: the kinds of resource that have it, how it is read,
+    whether a request may set it (``settable``), and whether it is served only when asked for
+    by name (not in allprop or propname: RFC 4331's quota, which costs a disk query)."""
+
+    name: str
+    on: frozenset[Kind]
+    read: Callable[[Resource], Value]
+    settable: Settable | None = None
+    by_name_only: bool = False
 
 
-def search_property_set() -> bytes:
-    """The principal-search-property-set report's reply (RFC 3744 9.5)."""
-    root = etree.Element(tag(DAV, "principal-search-property-set"), nsmap=dav.NSMAP)
-    for name, description in SEARCHABLE.items():
-        found = _el(tag(DAV, "description"), description)
-        found.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
-        root.append(_el(tag(DAV, "principal-search-property"), None, _el(tag(DAV, "prop"), None, _el(name)), found))
-    return etree.tostring(root, xml_declaration=True, encoding="utf-8")
+def _of_calendar(read: Callable[[Calendar], Value]) -> Callable[[Resource], Value]:
+    return lambda resource: read(resource.calendar) if resource.calendar else None
 
 
-def privileges() -> etree._Element:
-    names = ("read", "write", "write-properties", "write-content", "bind", "unbind", "read-current-user-privilege-set")
-    return _el(
-        tag(DAV, "current-user-privilege-set"),
-        None,
-        *(_el(tag(DAV, "privilege"), None, _el(tag(DAV, name))) for name in names),
-    )
+def _of_object(read: Callable[[CalendarObject], Value]) -> Callable[[Resource], Value]:
+    return lambda resource: read(resource.found) if resource.found else None
 
 
-def collection_props(user: User, resource_type: list[str], name: str) -> Props:
-    return {
-        tag(DAV, "resourcetype"): lambda: _el(tag(DAV, "resourcetype"), None, *(_el(t) for t in resource_type)),
-        tag(DAV, "displayname"): lambda: _el(tag(DAV, "displayname"), name),
-        tag(DAV, "owner"): lambda: _el(tag(DAV, "owner"), None, _href(principal_href(user))),
-        tag(DAV, "current-user-principal"): lambda: _el(
-            tag(DAV, "current-user-principal"), None, _href(principal_href(user))
-        ),
-        tag(DAV, "current-user-privilege-set"): privileges,
-        tag(CALDAV, "calendar-home-set"): lambda: _el(tag(CALDAV, "calendar-home-set"), None, _href(home_href(user))),
-    }
+def _hrefs(*hrefs: str) -> list[etree._Element]:
+    return [_href(href) for href in hrefs]
 
 
-def sync_token(calendar: Calendar, revision: int | None = None, after: str = "") -> str:
-    """``urn:almanac:sync:{calendar uuid}:{revision}``, plus the last href sent when a
-    limited sync-collection stopped inside a revision."""
-    token = f"urn:almanac:sync:{calendar.uuid}:{calendar.sync_revision if revision is None else revision}"
-    return f"{token}:{quote(after, safe='')}" if after else token
+def _report_set(names: tuple[str, ...]) -> list[etree._Element]:
+    return [_el(tag(DAV, "supported-report"), None, _el(tag(DAV, "report"), None, _el(n))) for n in names]
 
 
-def parse_sync_token(calendar: Calendar, token: str) -> tuple[int, str]:
-    """The (revision, href) a token continues from; ValueError for another calendar's token,
-    a token from the future or anything malformed."""
-    if not token:
-        return 0, ""
-    prefix = f"urn:almanac:sync:{calendar.uuid}:"
-    if not token.startswith(prefix):
-        raise ValueError(token)
-    revision, _, after = token[len(prefix) :].partition(":")
-    number = int(revision)
-    if not 0 <= number <= calendar.sync_revision:
-        raise ValueError(token)
-    return number, unquote(after)
+_RESOURCE_TYPES = {
+    Kind.PRINCIPAL: (tag(DAV, "principal"),),
+    Kind.CALENDAR: (tag(DAV, "collection"), tag(CALDAV, "calendar")),
+    Kind.OBJECT: (),
+}
+_NAMES = {Kind.ROOT: "Almanac", Kind.PRINCIPALS: "Principals"}
+_PRIVILEGES = ("read", "write", "write-properties", "write-content", "bind", "unbind",
+               "read-current-user-privilege-set")  # fmt: skip
 
 
-def calendar_props(user: User, calendar: Calendar) -> Props:
-    props = collection_props(user, [tag(DAV, "collection"), tag(CALDAV, "calendar")], calendar.name)
-    props.update(
-        {
-            tag(CS, "getctag"): lambda: _el(tag(CS, "getctag"), str(calendar.sync_revision)),
-            tag(DAV, "sync-token"): lambda: _el(tag(DAV, "sync-token"), sync_token(calendar)),
-            tag(DAV, "supported-report-set"): lambda: _el(
-                tag(DAV, "supported-report-set"),
-                None,
-                *(_el(tag(DAV, "supported-report"), None, _el(tag(DAV, "report"), None, _el(r))) for r in REPORTS),
-            ),
-            tag(CALDAV, "supported-calendar-component-set"): lambda: _el(
-                tag(CALDAV, "supported-calendar-component-set"),
-                None,
-                *(_named(tag(CALDAV, "comp"), name) for name in calendar.components.split(",") if name),
-            ),
-            tag(CALDAV, "supported-calendar-data"): lambda: _el(
-                tag(CALDAV, "supported-calendar-data"), None, _calendar_data_type()
-            ),
-            tag(CALDAV, "supported-collation-set"): lambda: _el(
-                tag(CALDAV, "supported-collation-set"),
-                None,
-                *(_el(tag(CALDAV, "supported-collation"), name) for name in caldav.COLLATIONS),
-            ),
-            tag(CALDAV, "max-resource-size"): lambda: _el(tag(CALDAV, "max-resource-size"), str(MAX_RESOURCE_SIZE)),
-            tag(CALDAV, "min-date-time"): lambda: _el(tag(CALDAV, "min-date-time"), utc_stamp(MIN_EPOCH)),
-            tag(CALDAV, "max-date-time"): lambda: _el(tag(CALDAV, "max-date-time"), utc_stamp(MAX_EPOCH)),
-            tag(CALDAV, "max-instances"): lambda: _el(tag(CALDAV, "max-instances"), str(caldav.MAX_INSTANCES)),
-            tag(DAV, "creationdate"): lambda: _el(tag(DAV, "creationdate"), calendar.created_at),
-            tag(DAV, "getlastmodified"): lambda: _el(tag(DAV, "getlastmodified"), http_date(calendar.updated_at)),
-        }
-    )
-    if calendar.description:
-        props[tag(CALDAV, "calendar-description")] = lambda: _el(
-            tag(CALDAV, "calendar-description"), calendar.description
-        )
-    if calendar.color:
-        props[tag(APPLE, "calendar-color")] = lambda: _el(tag(APPLE, "calendar-color"), calendar.color)
-    zone_text = calendar.props.get("calendar-timezone")
-    if not zone_text and calendar.timezone:
-        zone_text = timezone_text(calendar.timezone)
-    if zone_text:
-        props[tag(CALDAV, "calendar-timezone")] = lambda: _el(tag(CALDAV, "calendar-timezone"), zone_text)
-    for name, xml in calendar.props.get("dead", {}).items():
-        props[name] = functools.partial(_dead, name, xml)
-    return props
+def _resource_type(resource: Resource) -> Value:
+    return [_el(name) for name in _RESOURCE_TYPES.get(resource.kind, (tag(DAV, "collection"),))]
 
 
-def _dead(name: str, xml: str) -> etree._Element:
-    """A stored dead property; one stored before the parser refused what it holds (a DTD,
-    an entity) is served empty rather than breaking every PROPFIND of its calendar."""
-    try:
-        return dav.parse(xml.encode())
-    except dav.BadRequest as error:
-        log.warning("a dead property could not be served: %s", error)
-        return _el(name)
+def _display_name(resource: Resource) -> Value:
+    if resource.calendar is not None:
+        return resource.calendar.name
+    return _NAMES.get(resource.kind, resource.owner.username)
 
 
-def _calendar_data_type() -> etree._Element:
+def _addresses(user: User) -> list[str]:
+    """A principal's calendar user addresses: its e-mail (where it has one) and its URL."""
+    return [f"mailto:{user.email}", principal_href(user)] if user.email else [principal_href(user)]
+
+
+def _calendar_data_type(calendar: Calendar) -> Value:
     node = _el(tag(CALDAV, "calendar-data"))
     node.set("content-type", "text/calendar")
     node.set("version", "2.0")
-    return node
+    return [node]
 
 
-def content_type(found: CalendarObject) -> str:
-    return f"text/calendar; charset=utf-8; component={found.component.lower()}"
+def _calendar_zone(calendar: Calendar) -> Value:
+    zone_text = calendar.props.get("calendar-timezone")
+    return zone_text or (timezone_text(calendar.timezone) if calendar.timezone else None)
 
 
-def object_props(found: CalendarObject, data: str | None = None) -> Props:
-    """An object's properties; ``data`` is the calendar-data a report returns for it."""
-    props: Props = {
-        tag(DAV, "resourcetype"): lambda: _el(tag(DAV, "resourcetype")),
-        tag(DAV, "getetag"): lambda: _el(tag(DAV, "getetag"), f'"{found.etag}"'),
-        tag(DAV, "getcontenttype"): lambda: _el(tag(DAV, "getcontenttype"), content_type(found)),
-        tag(DAV, "getcontentlength"): lambda: _el(tag(DAV, "getcontentlength"), str(len(found.ical.encode()))),
-        tag(DAV, "getlastmodified"): lambda: _el(tag(DAV, "getlastmodified"), http_date(found.modified_at)),
-        tag(DAV, "creationdate"): lambda: _el(tag(DAV, "creationdate"), found.created_at),
-    }
-    if data is not None:
-        props[tag(CALDAV, "calendar-data")] = lambda: _el(tag(CALDAV, "calendar-data"), data)
-    return props
+def _last_modified(resource: Resource) -> Value:
+    if resource.found is not None:
+        return http_date(resource.found.modified_at)
+    return http_date(resource.calendar.updated_at) if resource.calendar else None
+
+
+def _created(resource: Resource) -> Value:
+    held = resource.found or resource.calendar
+    return held.created_at if held else None
+
+
+def _quota(index: int) -> Callable[[Resource], Value]:
+    return lambda resource: str(resource.quota[index]) if resource.quota else None
+
+
+_COLLECTIONS = frozenset({Kind.ROOT, Kind.PRINCIPALS, Kind.HOME, Kind.CALENDAR})
+_ALL = frozenset(Kind)
+_ON_CALENDAR = frozenset({Kind.CALENDAR})
+_ON_OBJECT = frozenset({Kind.OBJECT})
 
 
 class NotSettable(Exception):
@@ -258,7 +185,7 @@ class NotSettable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Settable:
-    """A calendar property a request may set: the calendar field it sets, and how a value is
+    """How a request sets a calendar property: the calendar field it sets, and how a value is
     read (``read(element, calendar or None at creation)`` gives the field's value and any
     calendar props to keep, NotSettable when it cannot be taken; a removal reads an empty element)."""
 
@@ -309,37 +236,169 @@ def _resource_type_of(node: etree._Element, calendar: Calendar | None) -> tuple[
     return None, {}
 
 
-#: what PROPPATCH (and MKCALENDAR/MKCOL) may set on a calendar, one declaration each
-SETTABLE = {
-    tag(DAV, "displayname"): Settable("name", _name_of),
-    tag(CALDAV, "calendar-description"): Settable("description", _text_of),
-    tag(APPLE, "calendar-color"): Settable("color", _color_of),
-    tag(CALDAV, "calendar-timezone"): Settable("timezone", _zone_of),
-    tag(CALDAV, "supported-calendar-component-set"): Settable("components", _components_of, at_creation_only=True),
-    tag(DAV, "resourcetype"): Settable("", _resource_type_of, at_creation_only=True),
-}
+#: what principal-property-search looks in (RFC 3744 9.5), with a description for clients
+SEARCHABLE = {tag(DAV, "displayname"): "Name", tag(CALDAV, "calendar-user-address-set"): "E-mail address"}
+PRINCIPAL_REPORTS = (dav.PRINCIPAL_SEARCH, dav.SEARCH_PROPERTY_SET)
+
+
+def _searchable_text(user: User, name: str) -> list[str]:
+    """The text of a principal's property (or of its hrefs) that a search compares."""
+    value = LIVE[name].read(Resource(Kind.PRINCIPAL, user, user))
+    return [value] if isinstance(value, str) else [node.text or "" for node in value or ()]
+
+
+def principal_matches(user: User, search: dav.PrincipalSearch) -> bool:
+    """Whether a principal matches a principal-property-search: a property-search matches
+    when the text is a caseless substring of one of its properties (RFC 3744 9.4)."""
+    results = (
+        any(text.casefold() in value.casefold() for name in names for value in _searchable_text(user, name))
+        for names, text in search.searches
+    )
+    return any(results) if search.any_of and search.searches else all(results)
+
+
+def search_property_set() -> bytes:
+    """The principal-search-property-set report's reply (RFC 3744 9.5)."""
+    root = etree.Element(tag(DAV, "principal-search-property-set"), nsmap=dav.NSMAP)
+    for name, description in SEARCHABLE.items():
+        found = _el(tag(DAV, "description"), description)
+        found.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
+        root.append(_el(tag(DAV, "principal-search-property"), None, _el(tag(DAV, "prop"), None, _el(name)), found))
+    return etree.tostring(root, xml_declaration=True, encoding="utf-8")
+
+
+def sync_token(calendar: Calendar, revision: int | None = None, after: str = "") -> str:
+    """``urn:almanac:sync:{calendar uuid}:{revision}``, plus the last href sent when a
+    limited sync-collection stopped inside a revision."""
+    token = f"urn:almanac:sync:{calendar.uuid}:{calendar.sync_revision if revision is None else revision}"
+    return f"{token}:{quote(after, safe='')}" if after else token
+
+
+def parse_sync_token(calendar: Calendar, token: str) -> tuple[int, str]:
+    """The (revision, href) a token continues from; ValueError for another calendar's token,
+    a token from the future or anything malformed."""
+    if not token:
+        return 0, ""
+    prefix = f"urn:almanac:sync:{calendar.uuid}:"
+    if not token.startswith(prefix):
+        raise ValueError(token)
+    revision, _, after = token[len(prefix) :].partition(":")
+    number = int(revision)
+    if not 0 <= number <= calendar.sync_revision:
+        raise ValueError(token)
+    return number, unquote(after)
+
+
+def _dead(name: str, xml: str) -> etree._Element:
+    """A stored dead property; one stored before the parser refused what it holds (a DTD,
+    an entity) is served empty rather than breaking every PROPFIND of its calendar."""
+    try:
+        return dav.parse(xml.encode())
+    except dav.BadRequest as error:
+        log.warning("a dead property could not be served: %s", error)
+        return _el(name)
+
+
+def content_type(found: CalendarObject) -> str:
+    return f"text/calendar; charset=utf-8; component={found.component.lower()}"
+
+
+#: every live property, declared once, in the order allprop lists them
+LIVE = {
+    live.name: live
+    for live in (
+        Live(tag(DAV, "resourcetype"), _ALL, _resource_type,
+             Settable("", _resource_type_of, at_creation_only=True)),
+        Live(tag(DAV, "displayname"), _ALL - _ON_OBJECT, _display_name, Settable("name", _name_of)),
+        Live(tag(DAV, "owner"), _COLLECTIONS, lambda r: _hrefs(principal_href(r.owner))),
+        Live(tag(DAV, "principal-URL"), frozenset({Kind.PRINCIPAL}), lambda r: _hrefs(principal_href(r.owner))),
+        Live(tag(DAV, "current-user-principal"), _ALL - _ON_OBJECT, lambda r: _hrefs(principal_href(r.user))),
+        Live(tag(DAV, "current-user-privilege-set"), _COLLECTIONS,
+             lambda r: [_el(tag(DAV, "privilege"), None, _el(tag(DAV, name))) for name in _PRIVILEGES]),
+        Live(tag(CALDAV, "calendar-home-set"), _ALL - _ON_OBJECT, lambda r: _hrefs(home_href(r.owner))),
+        Live(tag(CALDAV, "calendar-user-address-set"), frozenset({Kind.PRINCIPAL}),
+             lambda r: _hrefs(*_addresses(r.owner))),
+        Live(tag(DAV, "principal-collection-set"), frozenset({Kind.PRINCIPAL}), lambda r: _hrefs(PRINCIPALS)),
+        Live(tag(DAV, "supported-report-set"), frozenset({Kind.PRINCIPAL, Kind.CALENDAR}),
+             lambda r: _report_set(REPORTS if r.kind is Kind.CALENDAR else PRINCIPAL_REPORTS)),
+        Live(tag(CS, "getctag"), _ON_CALENDAR, _of_calendar(lambda c: str(c.sync_revision))),
+        Live(tag(DAV, "sync-token"), _ON_CALENDAR, _of_calendar(sync_token)),
+        Live(tag(CALDAV, "supported-calendar-component-set"), _ON_CALENDAR,
+             _of_calendar(lambda c: [_named(tag(CALDAV, "comp"), n) for n in c.components.split(",") if n]),
+             Settable("components", _components_of, at_creation_only=True)),
+        Live(tag(CALDAV, "supported-calendar-data"), _ON_CALENDAR, _of_calendar(_calendar_data_type)),
+        Live(tag(CALDAV, "supported-collation-set"), _ON_CALENDAR,
+             lambda r: [_el(tag(CALDAV, "supported-collation"), name) for name in caldav.COLLATIONS]),
+        Live(tag(CALDAV, "max-resource-size"), _ON_CALENDAR, lambda r: str(MAX_RESOURCE_SIZE)),
+        Live(tag(CALDAV, "min-date-time"), _ON_CALENDAR, lambda r: utc_stamp(MIN_EPOCH)),
+        Live(tag(CALDAV, "max-date-time"), _ON_CALENDAR, lambda r: utc_stamp(MAX_EPOCH)),
+        Live(tag(CALDAV, "max-instances"), _ON_CALENDAR, lambda r: str(caldav.MAX_INSTANCES)),
+        Live(tag(DAV, "getetag"), _ON_OBJECT, _of_object(lambda o: f'"{o.etag}"')),
+        Live(tag(DAV, "getcontenttype"), _ON_OBJECT, _of_object(content_type)),
+        Live(tag(DAV, "getcontentlength"), _ON_OBJECT, _of_object(lambda o: str(len(o.ical.encode())))),
+        Live(tag(DAV, "getlastmodified"), _ON_CALENDAR | _ON_OBJECT, _last_modified),
+        Live(tag(DAV, "creationdate"), _ON_CALENDAR | _ON_OBJECT, _created),
+        Live(tag(CALDAV, "calendar-description"), _ON_CALENDAR, _of_calendar(lambda c: c.description or None),
+             Settable("description", _text_of)),
+        Live(tag(APPLE, "calendar-color"), _ON_CALENDAR, _of_calendar(lambda c: c.color or None),
+             Settable("color", _color_of)),
+        Live(tag(CALDAV, "calendar-timezone"), _ON_CALENDAR, _of_calendar(_calendar_zone),
+             Settable("timezone", _zone_of)),
+        Live(tag(CALDAV, "calendar-data"), _ON_OBJECT, lambda r: r.data),
+        Live(tag(DAV, "quota-used-bytes"), _ON_CALENDAR, _quota(0), by_name_only=True),
+        Live(tag(DAV, "quota-available-bytes"), _ON_CALENDAR, _quota(1), by_name_only=True),
+    )
+}  # fmt: skip
+#: the live properties each kind of resource lists in allprop and propname
+_LISTED = {kind: [live for live in LIVE.values() if kind in live.on and not live.by_name_only] for kind in Kind}
+#: what PROPPATCH (and MKCALENDAR/MKCOL) may set on a calendar
+SETTABLE = {name: live.settable for name, live in LIVE.items() if live.settable}
 #: the calendar field each settable property maps to (a service's Invalid names the field)
 WRITABLE = {name: setting.field for name, setting in SETTABLE.items() if setting.field}
-#: live properties no request may set (RFC 4918 15, RFC 4791 5.2, RFC 6578, RFC 4331)
-PROTECTED = frozenset(
-    tag(DAV, name)
-    for name in (
-        "getetag", "getcontenttype", "getcontentlength", "getlastmodified", "creationdate", "lockdiscovery",
-        "supportedlock", "sync-token", "owner", "current-user-privilege-set", "supported-report-set",
-        "quota-used-bytes", "quota-available-bytes", "current-user-principal",
-    )
-) | {tag(CS, "getctag"), tag(CALDAV, "calendar-data")}  # fmt: skip
+#: what no request may set: every other live property, and the locking ones Almanac does not
+#: serve (RFC 4918 15)
+PROTECTED = frozenset(name for name in LIVE if name not in SETTABLE) | {
+    tag(DAV, "lockdiscovery"),
+    tag(DAV, "supportedlock"),
+}
+
+
+def _element(name: str, value: Value) -> etree._Element:
+    return _el(name, value) if isinstance(value, str) else _el(name, None, *value or ())
+
+
+def _dead_of(resource: Resource) -> dict[str, str]:
+    return resource.calendar.props.get("dead", {}) if resource.kind is Kind.CALENDAR and resource.calendar else {}
+
+
+def read(resource: Resource, name: str) -> etree._Element | None:
+    """Property ``name`` of a resource, None where it has none."""
+    live = LIVE.get(name)
+    if live is not None and resource.kind in live.on:
+        value = live.read(resource)
+        return None if value is None else _element(name, value)
+    xml = _dead_of(resource).get(name)
+    return None if xml is None else _dead(name, xml)
+
+
+def listed(resource: Resource) -> list[etree._Element]:
+    """The properties allprop lists: every live one the resource has, then its dead ones."""
+    found = []
+    for live in _LISTED[resource.kind]:
+        value = live.read(resource)
+        if value is not None:
+            found.append(_element(live.name, value))
+    return found + [_dead(name, xml) for name, xml in _dead_of(resource).items()]
 
 
 def plan_properties(
-    calendar: Calendar | None, updates: list[tuple[bool, etree._Element]], user: User
+    calendar: Calendar | None, updates: list[tuple[bool, etree._Element]]
 ) -> tuple[dict[str, object], dict[str, int]]:
     """The calendar fields a PROPPATCH (or a MKCALENDAR's set, ``calendar`` None) changes, and
     the properties that cannot be set with their status (403 protected, 409 bad value)."""
     changes: dict[str, object] = {}
     props = dict(calendar.props) if calendar else {}
     dead = dict(props.get("dead", {}))
-    live = set(calendar_props(user, calendar)) - set(dead) if calendar else set()
     failed: dict[str, int] = {}
     for setting, node in updates:
         name = node.tag
@@ -356,7 +415,7 @@ def plan_properties(
             if settable.field:
                 changes[settable.field] = value
             props.update(kept)
-        elif name in live or name in PROTECTED:
+        elif name in PROTECTED:
             failed[name] = 403
         elif setting:
             dead[name] = etree.tostring(node, encoding="unicode")
@@ -370,15 +429,19 @@ def plan_properties(
 # --------------------------------------------------------------------------- replies
 
 
-def answer(href: str, props: Props, names: list[str] | tuple[str, ...], kind: str = "prop") -> PropstatResponse:
-    """One PROPFIND/REPORT response: the asked properties found, and the others 404."""
+def answer(href: str, resource: Resource, names: Sequence[str], kind: str = "prop") -> PropstatResponse:
+    """One PROPFIND/REPORT response: the asked properties found, and the others 404 (allprop:
+    every listed property and the asked ones; propname: the listed properties' names)."""
     response = PropstatResponse(href)
-    if kind == "propname":
-        response.found = [_el(name) for name in props]
-        return response
-    wanted = list(props) + [n for n in names if n not in props] if kind == "allprop" else list(names)
-    for name in wanted:
-        value = props[name]() if name in props else None
+    if kind in ("allprop", "propname"):
+        response.found = listed(resource)
+        if kind == "propname":
+            response.found = [_el(node.tag) for node in response.found]
+            return response
+        shown = {node.tag for node in response.found}
+        names = [name for name in names if name not in shown]
+    for name in names:
+        value = read(resource, name)
         if value is None:
             response.missing.append(name)
         else:
@@ -403,13 +466,17 @@ async def multistatus(responses: list[PropstatResponse], token: str | None = Non
     return xml_reply(207, await asyncio.to_thread(dav.multistatus, responses, token))
 
 
-def dav_error(status: int, condition: str, href: str | None = None) -> web.Response:
-    body = dav.error(condition)
-    if href:
-        root = etree.fromstring(body)
-        root[0].append(_href(href))
-        body = etree.tostring(root, xml_declaration=True, encoding="utf-8")
-    return xml_reply(status, body)
+class DavError(web.HTTPException):
+    """A refusal with a DAV:error body naming the precondition (RFC 4918 16, RFC 4791 1.3), and
+    the href it concerns where there is one: raised, aiohttp sends it."""
+
+    def __init__(self, status: int, condition: str, href: str | None = None) -> None:
+        self.status_code = status
+        root = etree.fromstring(dav.error(condition))
+        if href:
+            root[0].append(_href(href))
+        body = etree.tostring(root, xml_declaration=True, encoding="utf-8").decode()
+        super().__init__(text=body, content_type="application/xml")
 
 
 def etag_condition(value: str | None) -> str | None:
@@ -418,29 +485,6 @@ def etag_condition(value: str | None) -> str | None:
         return None
     value = value.strip()
     return value[2:].strip('"') if value.startswith("W/") else value.strip('"')
-
-
-class Refused(Exception):
-    """Stop handling a request with this reply (a DAV:error body, which HTTP exceptions cannot carry)."""
-
-    def __init__(self, response: web.Response) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
-def guarded(
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-) -> Callable[..., Awaitable[web.StreamResponse]]:
-    async def handle(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except Refused as refused:
-            return refused.response
-        except StoreFull as error:  # RFC 4918 11.5; nothing was written
-            log.warning("%s %s: %s", request.method, request.path, error)
-            return web.Response(status=507, text=f"{error}: nothing was written\n")
-
-    return handle
 
 
 def statuses(updates: list[tuple[bool, etree._Element]], failed: dict[str, int]) -> dict[int, list[str]]:

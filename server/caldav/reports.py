@@ -22,7 +22,15 @@ from protocol import caldav, dav
 from protocol.dav import DAV, PropstatResponse, tag
 from protocol.events import valid_zone
 from protocol.ical import FLOATING_SLACK, PRODID, epoch, parse_resource
-from server.caldav.props import Refused, answer, dav_error, multistatus, object_props, parse_sync_token, sync_token
+from server.caldav.props import (
+    DavError,
+    Kind,
+    Resource,
+    answer,
+    multistatus,
+    parse_sync_token,
+    sync_token,
+)
 from server.services.calendars import CalendarService
 from server.urls import calendar_href, home_href, object_href
 from storage.model import Calendar, CalendarObject, User
@@ -45,7 +53,7 @@ async def report(context: Context, body: bytes, path: str) -> web.StreamResponse
         query = caldav.parse_report(body)
     except caldav.Unsupported as error:
         log.info("REPORT %s refused: %s", path, error)
-        raise Refused(dav_error(403, error.condition)) from None
+        raise DavError(403, error.condition) from None
     except dav.BadRequest as error:
         raise web.HTTPBadRequest(text=f"{error}\n") from None
     answer: Any = HANDLERS[type(query)]  # each takes its own kind of query
@@ -61,9 +69,13 @@ def _shape(found: CalendarObject, data: caldav.CalendarData, zone: tzinfo | None
 
 
 async def object_responses(
-    base: str, objects: Sequence[CalendarObject], wanted: caldav.ReportProps, zone: tzinfo | None = None
+    user: User,
+    calendar: Calendar,
+    objects: Sequence[CalendarObject],
+    wanted: caldav.ReportProps,
+    zone: tzinfo | None = None,
 ) -> list[PropstatResponse]:
-    """The responses for objects, with calendar-data shaped as asked (off the event loop when
+    """The responses for a calendar's objects, with calendar-data shaped as asked (off the event loop when
     it needs parsing; floating times expanded in ``zone``)."""
     data = wanted.data
     if data is None:
@@ -72,16 +84,19 @@ async def object_responses(
         texts = [o.ical for o in objects]
     else:
         texts = list(await asyncio.to_thread(lambda: [_shape(o, data, zone) for o in objects]))
+    base = calendar_href(user, calendar)
     return [
-        answer(object_href(base, o.href), object_props(o, text), wanted.names, wanted.kind)
+        answer(
+            object_href(base, o.href), Resource(Kind.OBJECT, user, user, calendar, o, text), wanted.names, wanted.kind
+        )
         for o, text in zip(objects, texts, strict=True)
     ]
 
 
 async def multiget(context: Context, query: caldav.Multiget) -> web.Response:
-    user, calendar = context.user, context.calendar
     """The objects named by href, in the asked order, 404 for each one that does not exist
     (hrefs may point into any of the user's calendars)."""
+    user, calendar = context.user, context.calendar
     wanted: dict[str, list[tuple[int, str]]] = {}  # calendar slug -> (position, name)
     home = dav.path_segments(home_href(user))[:-1]
     for position, href in enumerate(query.hrefs):
@@ -95,7 +110,7 @@ async def multiget(context: Context, query: caldav.Multiget) -> web.Response:
             continue
         found = {o.href: o for o in await context.calendars.objects_at(target, [n for _, n in names])}
         present = [(position, found[name]) for position, name in names if name in found]
-        replies = await object_responses(calendar_href(user, target), [o for _, o in present], query.props)
+        replies = await object_responses(user, target, [o for _, o in present], query.props)
         for (position, _), reply in zip(present, replies, strict=True):
             responses[position] = reply
     return await multistatus(
@@ -131,7 +146,7 @@ async def calendar_query(context: Context, query: caldav.CalendarQuery) -> web.R
         found = await asyncio.to_thread(
             lambda: [o for o in found if caldav.matches(query.filter, parse_resource(o.ical), zone)]
         )
-    return await multistatus(await object_responses(calendar_href(user, calendar), found, query.props, zone))
+    return await multistatus(await object_responses(user, calendar, found, query.props, zone))
 
 
 async def sync_collection(context: Context, query: caldav.SyncCollection) -> web.Response:
@@ -141,7 +156,7 @@ async def sync_collection(context: Context, query: caldav.SyncCollection) -> web
     try:
         revision, after = parse_sync_token(calendar, query.token)
     except ValueError:
-        raise Refused(dav_error(403, tag(DAV, "valid-sync-token"))) from None
+        raise DavError(403, tag(DAV, "valid-sync-token")) from None
     if query.level not in ("1", "infinite"):
         raise web.HTTPBadRequest(text="sync-level must be 1 or infinite\n")
     wanted = query.props
@@ -152,7 +167,7 @@ async def sync_collection(context: Context, query: caldav.SyncCollection) -> web
     rows = rows[:limit] if truncated else rows
     base = calendar_href(user, calendar)
     present = [found for _, found in rows if found is not None]
-    replies = iter(await object_responses(base, present, wanted))
+    replies = iter(await object_responses(user, calendar, present, wanted))
     responses = []
     for change, found in rows:
         if found is not None:
@@ -169,8 +184,8 @@ async def sync_collection(context: Context, query: caldav.SyncCollection) -> web
 
 
 async def free_busy(context: Context, query: caldav.FreeBusyQuery) -> web.Response:
-    calendar = context.calendar
     """A VFREEBUSY of the calendar's busy time in the range (RFC 4791 7.10)."""
+    calendar = context.calendar
     time_range = query.time_range
     periods = await context.calendars.busy([calendar], time_range.low(), time_range.high())
     text = caldav.freebusy_text(periods, time_range, PRODID)
