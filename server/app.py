@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from server import urls
 from server.caldav import door as caldav
 from server.config import Config
 from server.http import IDLE_TIMEOUT, REQUEST_STARTED, REQUEST_USER, SERVICES
@@ -102,10 +103,9 @@ async def common_headers(request: web.Request, response: web.StreamResponse) -> 
 
 async def index(request: web.Request) -> web.Response:
     if "text/html" in request.headers.get("Accept", ""):
-        raise web.HTTPFound("/app/")  # a browser: the web pages
-    return web.json_response(
-        {"name": "Almanac", "doors": {"rest": "/v1/", "wcap": "/wcap/", "caldav": "/dav/", "web": "/app/"}}
-    )
+        raise web.HTTPFound(f"{urls.WEB}/")  # a browser: the web pages
+    doors = {"rest": f"{urls.REST}/", "wcap": f"{urls.WCAP}/", "caldav": urls.ROOT, "web": f"{urls.WEB}/"}
+    return web.json_response({"name": "Almanac", "doors": doors})
 
 
 def create_app(config: Config, services: Services | None = None) -> web.Application:
@@ -136,7 +136,7 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
     app.on_cleanup.append(close_store)
     app.on_response_prepare.append(common_headers)
     app.router.add_get("/", index)
-    app.add_subapp("/v1", rest.create(services))
+    app.add_subapp(urls.REST, rest.create(services))
     wcap_page.add_routes(app)
     wcap.add_routes(app, services)
     caldav.add_routes(app, services)

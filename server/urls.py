@@ -7,8 +7,9 @@ from urllib.parse import quote
 from protocol import dav
 from storage.model import Calendar, User
 
-#: the CalDAV root (where /.well-known/caldav points)
-ROOT = "/dav/"
+#: where the doors live: the CalDAV root (where /.well-known/caldav points), the JSON API, the
+#: WCAP upload page and the web pages
+ROOT, REST, WCAP, WEB = "/dav/", "/v1", "/wcap", "/app"
 #: the collection of principals (the principal-collection-set)
 PRINCIPALS = "/dav/principals/"
 
@@ -33,3 +34,13 @@ def object_href(base: str, name: str) -> str:
 def calid_of(calendar: Calendar, owner: User) -> str:
     """The relative calid: ``jdoe`` for the default calendar, ``jdoe:work`` for the others."""
     return owner.username if calendar.is_default else f"{owner.username}:{calendar.slug}"
+
+
+def import_url(job_id: int) -> str:
+    """An import job in the JSON API (its status, details, entries and calendars are below it)."""
+    return f"{REST}/imports/{job_id}"
+
+
+def import_page(job_id: int) -> str:
+    """An import job's web page."""
+    return f"{WEB}/imports/{job_id}"

@@ -20,6 +20,7 @@ from aiohttp import web
 from protocol import events
 from protocol.formats.timeslot_json import iso_utc, slot, slot_fields
 from protocol.ical import Resource
+from server.forms import freckle_error
 from server.http import (
     FILE_FIELDS,
     REQUEST_USER,
@@ -90,7 +91,8 @@ FIELDS = {"color": "defaultColor"}
 
 @web.middleware
 async def rest_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure of the /v1 door as ``{"error": ...}`` JSON with its status."""
+    """Every failure of the /v1 door as ``{"error": ...}`` JSON with its status; what creating
+    an import refuses at once in the Freckle draft's format (docs/rest.md)."""
     try:
         response = await handler(request)
     except Unauthorized:
@@ -98,12 +100,16 @@ async def rest_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except NotFound as error:
         return error_response(404, f"{NAMES[error.kind]} not found" if error.kind in NAMES else error.message)
     except Invalid as error:
+        if rest_imports.refuses_as_freckle(request):
+            return freckle_error(error)
         line = error.errors[0]["line"] if error.errors else None
         field = FIELDS.get(error.field or "", error.field)
         return error_response(422, error.message, field=field, line=line, errors=error.errors or None)
     except BadEncoding as error:
         return error_response(403, error.message, line=error.line)
     except TooLarge as error:
+        if rest_imports.refuses_as_freckle(request):
+            return freckle_error(error)
         return error_response(413, error.message)
     except Forbidden as error:
         return error_response(403, error.message)

@@ -14,12 +14,12 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from server.forms import freckle_error, import_form
+from server.forms import import_form
 from server.http import MAX_INT, boolean, iso_epoch, object_id, whole_number
 from server.services import Services
-from server.services.errors import Forbidden, Invalid, NotFound, TooLarge
+from server.services.errors import Forbidden, Invalid, NotFound
 from server.services.imports import iso
-from server.urls import calendar_href, object_href
+from server.urls import calendar_href, import_url, object_href
 from storage.model import FINISHED, Calendar, ImportFilter, ImportJob, User
 
 PER_PAGE, MAX_PER_PAGE = 30, 1000
@@ -60,7 +60,7 @@ class ImportsResource:
         return {c.id: c for c in await self.services.calendars.of(user)}
 
     def shape(self, request: web.Request, job: ImportJob, calendars: dict[int, Calendar]) -> dict[str, Any]:
-        url = f"{request.url.origin()}/v1/imports/{job.id}"
+        url = f"{request.url.origin()}{import_url(job.id)}"
         calendar = calendars.get(job.calendar_id) if job.calendar_id else None
         return {
             "id": job.id, "type": job.format, "door": job.door, "filename": job.filename,
@@ -178,28 +178,34 @@ class ImportsResource:
         ``dry_run=true``: 200 with what it would do, and nothing is recorded."""
         user = await self.user_of(request)
         imports = self.services.imports
+        chosen, upload, fields = await import_form(request, self.services, user, "rest")
         try:
-            chosen, upload, fields = await import_form(request, self.services, user, "rest")
-        except (Invalid, TooLarge) as error:
-            return freckle_error(error)
-        try:
-            dry_run = boolean(request.query.get("dry_run") or fields.get("dry_run"), "dry_run", False)
-            if dry_run:
+            if dry_run(request, fields):
                 return web.json_response((await imports.preview(user, chosen, upload)).as_dict())
             job = await imports.submit(user, chosen, upload)
-        except ValueError as error:
-            return freckle_error(Invalid(str(error), field="dry_run"))
-        except (Invalid, TooLarge) as error:
-            return freckle_error(error)
         finally:
             upload.discard()  # (a submitted one has moved to the queue already)
         body = self.shape(request, job, await self.calendars_by_id(user))
-        return web.json_response(body, status=202, headers={"Location": f"/v1/imports/{job.id}/status"})
+        return web.json_response(body, status=202, headers={"Location": f"{import_url(job.id)}/status"})
 
     async def undo(self, request: web.Request) -> web.Response:
         user, job = await self.job(request)
         await self.services.imports.undo(user, job.id)
         return web.Response(status=204)
+
+
+def dry_run(request: web.Request, fields: dict[str, str]) -> bool:
+    """``dry_run``, a field or in the query (Invalid when it is no boolean)."""
+    try:
+        return boolean(request.query.get("dry_run") or fields.get("dry_run"), "dry_run", False)
+    except ValueError as error:
+        raise Invalid(str(error), field="dry_run") from None
+
+
+def refuses_as_freckle(request: web.Request) -> bool:
+    """Whether the request creates an import: what that refuses at once is told in the Freckle
+    draft's format (docs/rest.md), not the door's ``{"error": ...}``."""
+    return getattr(request.match_info.handler, "__func__", None) is ImportsResource.create
 
 
 def add_routes(app: web.Application, services: Services, user_of: UserOf) -> None:

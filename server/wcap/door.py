@@ -46,7 +46,7 @@ from server.services.errors import (
     TooLarge,
 )
 from server.services.imports import ImportRequest, Upload
-from server.urls import calid_of
+from server.urls import WCAP, calid_of
 from storage.model import Calendar, CalendarObject, StoreFull, User
 
 log = logging.getLogger("almanac.wcap")
@@ -912,7 +912,7 @@ def add_routes(app: web.Application, services: Services) -> WcapDoor:
     """``/<command>.wcap`` and ``/wcap/<command>.wcap``, GET and POST (trailing blanks tolerated:
     the seed's HTML form puts line breaks and spaces into its action URL)."""
     door = WcapDoor(services)
-    for prefix in ("", "/wcap"):
+    for prefix in ("", WCAP):
         for method in ("GET", "POST"):
             app.router.add_route(method, prefix + r"/{command:[A-Za-z_]+}.wcap{blank:\s*}", door.handle)
     return door

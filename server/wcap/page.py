@@ -13,6 +13,7 @@ from html import escape
 from aiohttp import web
 
 from server.http import SERVICES, read_post
+from server.urls import WCAP
 
 STYLE = """
 body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;color:#1d2430}
@@ -73,7 +74,7 @@ def page(title: str, body: str) -> web.Response:
 def sign_in_form(message: str = "", user: str = "") -> str:
     note = f'<p id="result" class="error" role="alert">{escape(message)}</p>' if message else ""
     return (
-        f'{note}<form method="post" action="/wcap/upload">'
+        f'{note}<form method="post" action="{WCAP}/upload">'
         '<label for="user">User</label>'
         f'<input id="user" name="user" value="{escape(user)}" autocomplete="username" required>'
         '<label for="password">Password</label>'
@@ -101,7 +102,7 @@ async def sign_in(request: web.Request) -> web.Response:
     body = (
         f"<p>Signed in as <strong>{escape(user.username)}</strong>.</p>"
         f'<form id="upload" method="post" enctype="multipart/form-data" '
-        f'action="/wcap/import.wcap?id={escape(session)}&amp;content-in=text/calendar">'
+        f'action="{WCAP}/import.wcap?id={escape(session)}&amp;content-in=text/calendar">'
         '<label for="calid">Calendar</label>'
         f'<select id="calid" name="calid">{"".join(options)}</select>'
         '<label for="file">iCalendar file (.ics)</label>'
@@ -117,6 +118,6 @@ async def sign_in(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    for path in ("/wcap/", "/wcap/upload"):
+    for path in (f"{WCAP}/", f"{WCAP}/upload"):
         app.router.add_get(path, show)
-    app.router.add_post("/wcap/upload", sign_in)
+    app.router.add_post(f"{WCAP}/upload", sign_in)

@@ -24,11 +24,10 @@ from server.forms import freckle_error, import_form
 from server.http import MAX_INT, REQUEST_USER, object_id, read_post, whole_number
 from server.services import Services
 from server.services.errors import Invalid, NotFound, TooLarge
-from server.urls import calendar_href, calid_of
+from server.urls import WEB, calendar_href, calid_of, import_page
 from storage.model import FINISHED, ImportFilter, ImportJob, User
 
 COOKIE = "almanac_session"
-PREFIX = "/app"
 PER_PAGE = 30
 #: export buttons: format name -> (file extension, content type, label)
 EXPORTS = {
@@ -57,7 +56,7 @@ def csrf_token(session: str) -> str:
 
 
 def render(name: str, status: int = 200, **context: Any) -> web.Response:
-    html = _templates.get_template(name).render(prefix=PREFIX, **context)
+    html = _templates.get_template(name).render(prefix=WEB, **context)
     return web.Response(text=html, status=status, content_type="text/html", headers={"Content-Security-Policy": CSP})
 
 
@@ -94,7 +93,7 @@ class WebDoor:
             found = await self.session(request)
             if found is None:
                 if request.method == "GET" and "application/json" not in request.headers.get("Accept", ""):
-                    raise web.HTTPSeeOther(f"{PREFIX}/signin?next={quote(request.path_qs)}")
+                    raise web.HTTPSeeOther(f"{WEB}/signin?next={quote(request.path_qs)}")
                 raise web.HTTPUnauthorized(text="sign in first")
             user, session = found
             request[REQUEST_USER] = user.username
@@ -114,15 +113,15 @@ class WebDoor:
 
     async def signin_form(self, request: web.Request) -> web.Response:
         if await self.session(request):
-            raise web.HTTPSeeOther(f"{PREFIX}/")
+            raise web.HTTPSeeOther(f"{WEB}/")
         return render("signin.html", next=request.query.get("next", ""))
 
     async def signin(self, request: web.Request) -> web.Response:
         form = await read_post(request)
         login, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
         target = str(form.get("next") or "")
-        if not target.startswith(f"{PREFIX}/") or target.startswith("//"):
-            target = f"{PREFIX}/"
+        if not target.startswith(f"{WEB}/") or target.startswith("//"):
+            target = f"{WEB}/"
         user = None
         if self.same_origin(request):
             user = await self.services.users.authenticate(login, password, request.remote or "")
@@ -138,7 +137,7 @@ class WebDoor:
 
     async def signout(self, request: web.Request, user: User, session: str) -> web.Response:
         await self.services.users.close_session(session, "web")
-        response = web.HTTPSeeOther(f"{PREFIX}/signin")
+        response = web.HTTPSeeOther(f"{WEB}/signin")
         response.del_cookie(COOKIE, path="/")
         raise response
 
@@ -201,8 +200,8 @@ class WebDoor:
             calendars = await self.services.calendars.of(user)
             return self.page("import.html", user, session, calendars=calendars, error=error.message)
         if "application/json" in request.headers.get("Accept", ""):
-            return web.json_response({"id": job.id, "url": f"{PREFIX}/imports/{job.id}"}, status=202)
-        raise web.HTTPSeeOther(f"{PREFIX}/imports/{job.id}")
+            return web.json_response({"id": job.id, "url": import_page(job.id)}, status=202)
+        raise web.HTTPSeeOther(import_page(job.id))
 
     async def history(self, request: web.Request, user: User, session: str) -> web.Response:
         try:
@@ -244,7 +243,7 @@ class WebDoor:
             await self.services.imports.undo(user, job.id)
         except Invalid as error:
             raise web.HTTPConflict(text=error.message) from None
-        raise web.HTTPSeeOther(f"{PREFIX}/imports/{job.id}?undone=1")
+        raise web.HTTPSeeOther(f"{import_page(job.id)}?undone=1")
 
     async def connect(self, request: web.Request, user: User, session: str) -> web.Response:
         origin = f"{request.scheme}://{request.host}"
@@ -258,17 +257,17 @@ def add_routes(app: web.Application, services: Services) -> None:
     door = WebDoor(services)
     routes = app.router
     guarded = door.signed_in
-    routes.add_get(f"{PREFIX}/signin", door.signin_form)
-    routes.add_post(f"{PREFIX}/signin", door.signin)
-    routes.add_post(f"{PREFIX}/signout", guarded(door.signout))
-    routes.add_get(f"{PREFIX}/", guarded(door.calendars))
-    routes.add_get(f"{PREFIX}/export", guarded(door.export))
-    routes.add_get(f"{PREFIX}/import", guarded(door.import_page))
-    routes.add_post(f"{PREFIX}/import/preview", guarded(door.preview))
-    routes.add_post(f"{PREFIX}/import", guarded(door.start_import))
-    routes.add_get(f"{PREFIX}/imports", guarded(door.history))
-    routes.add_get(f"{PREFIX}/imports/{{id}}", guarded(door.detail))
-    routes.add_get(f"{PREFIX}/imports/{{id}}/status", guarded(door.status))
-    routes.add_post(f"{PREFIX}/imports/{{id}}/undo", guarded(door.undo))
-    routes.add_get(f"{PREFIX}/connect", guarded(door.connect))
-    routes.add_static(f"{PREFIX}/static", Path(__file__).parent / "static", append_version=True)
+    routes.add_get(f"{WEB}/signin", door.signin_form)
+    routes.add_post(f"{WEB}/signin", door.signin)
+    routes.add_post(f"{WEB}/signout", guarded(door.signout))
+    routes.add_get(f"{WEB}/", guarded(door.calendars))
+    routes.add_get(f"{WEB}/export", guarded(door.export))
+    routes.add_get(f"{WEB}/import", guarded(door.import_page))
+    routes.add_post(f"{WEB}/import/preview", guarded(door.preview))
+    routes.add_post(f"{WEB}/import", guarded(door.start_import))
+    routes.add_get(f"{WEB}/imports", guarded(door.history))
+    routes.add_get(f"{WEB}/imports/{{id}}", guarded(door.detail))
+    routes.add_get(f"{WEB}/imports/{{id}}/status", guarded(door.status))
+    routes.add_post(f"{WEB}/imports/{{id}}/undo", guarded(door.undo))
+    routes.add_get(f"{WEB}/connect", guarded(door.connect))
+    routes.add_static(f"{WEB}/static", Path(__file__).parent / "static", append_version=True)
