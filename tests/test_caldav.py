@@ -68,9 +68,16 @@ async def test_put_get_delete_with_etags(client: TestClient, alice: Account) -> 
     clash = await client.put(
         "/dav/calendars/alice/calendar/other.ics", data=EVENT.format(uid="tb-1", summary="x"), headers=basic("alice")
     )
-    assert clash.status == 409 and b"no-uid-conflict" in await clash.read()
+    clash_body = await clash.read()  # names the object that holds the UID (RFC 4791 5.3.2.1)
+    assert clash.status == 409 and b"no-uid-conflict" in clash_body and f"<D:href>{path}<".encode() in clash_body
     invalid = await client.put("/dav/calendars/alice/calendar/bad.ics", data="hello", headers=basic("alice"))
     assert invalid.status == 403 and b"valid-calendar-data" in await invalid.read()
+    two = (
+        EVENT.format(uid="one", summary="x").replace("END:VCALENDAR\r\n", "")
+        + EVENT.format(uid="two", summary="y")[EVENT.index("BEGIN:VEVENT") :]
+    )
+    several = await client.put("/dav/calendars/alice/calendar/two.ics", data=two, headers=basic("alice"))
+    assert several.status == 403 and b"valid-calendar-object-resource" in await several.read()
     wrong_etag = await client.delete(path, headers={**basic("alice"), "If-Match": etag})
     assert wrong_etag.status == 412
     assert (await client.delete(path, headers=basic("alice"))).status == 204

@@ -40,7 +40,6 @@ from server.caldav.props import (
 from server.http import REQUEST_USER, basic_credentials, read_limited
 from server.services import Services
 from server.services.errors import BadEncoding, Invalid, NameTaken, NotFound, PreconditionFailed, TooLarge
-from server.services.imports import ImportRequest
 from server.urls import ROOT, calendar_href, home_href, object_href, principal_href
 from storage.model import Calendar, CalendarObject, User
 
@@ -332,34 +331,24 @@ class CalDavDoor:
         try:
             body = await read_limited(request, MAX_RESOURCE_SIZE)
         except TooLarge:
-            raise DavError(403, tag(CALDAV, "max-resource-size"))
-        imports = self.services.imports
-        result = None
+            raise DavError(403, tag(CALDAV, "max-resource-size")) from None
         try:
-            result = await imports.parse(body, ImportRequest(door="caldav", calendar=calendar, format="ics"))
-            problem = result.errors[0].error if result.errors else None
-        except (Invalid, BadEncoding) as error:
-            problem = error.message
-        if result is not None and result.discarded and not result.resources:
-            raise DavError(403, tag(CALDAV, "supported-calendar-component"))  # only a VFREEBUSY, say
-        if problem or result is None:
-            log.info("PUT %s refused: %s", request.path, problem)
-            raise DavError(403, tag(CALDAV, "valid-calendar-data"))
-        if len(result.resources) != 1:
-            raise DavError(403, tag(CALDAV, "valid-calendar-object-resource"))
-        resource = result.resources[0]
-        if resource.component not in calendar.components.split(","):
-            raise DavError(403, tag(CALDAV, "supported-calendar-component"))
-        if_match = etag_condition(request.headers.get("If-Match"))
-        create_only = request.headers.get("If-None-Match", "").strip() == "*"
-        try:
-            saved, created = await self.services.calendars.put(
-                calendar, resource, href=name, if_etag=if_match, create_only=create_only
+            saved, created = await self.services.imports.put_object(
+                calendar,
+                body,
+                name,
+                if_etag=etag_condition(request.headers.get("If-Match")),
+                create_only=request.headers.get("If-None-Match", "").strip() == "*",
             )
+        except (Invalid, BadEncoding) as error:
+            log.info("PUT %s refused: %s", request.path, error.message)
+            code = error.code if isinstance(error, Invalid) else "invalid_data"
+            raise DavError(403, PUT_REFUSALS[code]) from None
+        except NameTaken as error:
+            href = object_href(calendar_href(user, calendar), error.held_by) if error.held_by else None
+            raise DavError(409, tag(CALDAV, "no-uid-conflict"), href) from None
         except PreconditionFailed:
             raise web.HTTPPreconditionFailed() from None
-        except Invalid:
-            await self.uid_conflict(user, calendar, resource.uid)
         return web.Response(status=201 if created else 204, headers={"ETag": f'"{saved.etag}"'})
 
     async def uid_conflict(self, user: User, calendar: Calendar, uid: str) -> NoReturn:
@@ -399,6 +388,12 @@ class CalDavDoor:
         return web.Response(status=201 if created else 204)
 
 
+#: the precondition (RFC 4791 5.3.2.1) each way a PUT's text is refused
+PUT_REFUSALS = {
+    "invalid_data": tag(CALDAV, "valid-calendar-data"),
+    "unsupported_component": tag(CALDAV, "supported-calendar-component"),
+    "one_resource": tag(CALDAV, "valid-calendar-object-resource"),
+}
 #: the methods of a calendar (after MKCALENDAR/MKCOL, which make one) and of an object (after
 #: PUT, which may make one); OPTIONS answers everywhere
 MAKE = ("MKCALENDAR", "MKCOL")

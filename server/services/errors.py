@@ -60,7 +60,12 @@ class Forbidden(ServiceError):
 
 
 class NameTaken(ServiceError):
-    """The name (a calendar's slug) is taken."""
+    """The name (a calendar's slug, an object's UID) is taken; ``held_by`` is the href of the
+    object that holds a UID, where one is known."""
+
+    def __init__(self, message: str, held_by: str | None = None) -> None:
+        super().__init__(message)
+        self.held_by = held_by
 
 
 class PreconditionFailed(ServiceError):

@@ -34,10 +34,11 @@ from protocol.formats import Lines, ParseOptions, ParseResult
 from protocol.ical import Resource, in_window, parse_resource, resource_from_calendar
 from server.config import Config
 from server.services.calendars import CalendarService, object_write, window
-from server.services.errors import BadEncoding, Invalid, NotFound, TooLarge, disk_space
+from server.services.errors import BadEncoding, Invalid, NameTaken, NotFound, TooLarge, disk_space
 from storage.base import Store
 from storage.model import (
     Calendar,
+    CalendarObject,
     ImportFilter,
     ImportItem,
     ImportJob,
@@ -258,17 +259,40 @@ class ImportService:
 
         return filter(kept, resources)
 
-    async def parse(self, data: bytes, request: ImportRequest) -> ParseResult:
-        """A small file parsed whole (in a thread), its resources in the result (a CalDAV PUT)."""
+    async def put_object(
+        self, calendar: Calendar, data: bytes, href: str, *, if_etag: str | None = None, create_only: bool = False
+    ) -> tuple[CalendarObject, bool]:
+        """One calendar object sent as iCalendar text (a CalDAV PUT), read by the import's rules
+        (its repairs included) and written at ``href``. Refused with Invalid: ``invalid_data``
+        (or BadEncoding), ``unsupported_component`` (none the calendar takes), ``one_resource``
+        (several UIDs); NameTaken (its UID is another href's), PreconditionFailed."""
+        request = ImportRequest(door="caldav", calendar=calendar, format="ics")
 
-        def parse() -> ParseResult:
+        def parse() -> ParseResult:  # a small text (the door bounds it): whole, in a thread
             upload = Upload(data)
             lines, _ = self.open(upload)
             result = ParseResult(self.format_of(upload, request.format))
             result.resources = list(self.read(lines, request, result))
             return result
 
-        return await asyncio.to_thread(parse)
+        try:
+            result = await asyncio.to_thread(parse)
+        except Invalid as error:
+            raise Invalid(error.message, field="data", code="invalid_data") from None
+        if result.discarded and not result.resources:  # only a VFREEBUSY, say
+            raise Invalid("no component a calendar holds", field="data", code="unsupported_component")
+        if result.errors:
+            raise Invalid(result.errors[0].error, field="data", code="invalid_data")
+        if len(result.resources) != 1:
+            raise Invalid("one UID per calendar object resource", field="data", code="one_resource")
+        resource = result.resources[0]
+        if resource.component not in calendar.components.split(","):
+            raise Invalid(f"this calendar holds no {resource.component}", field="data", code="unsupported_component")
+        try:
+            return await self.calendars.put(calendar, resource, href=href, if_etag=if_etag, create_only=create_only)
+        except Invalid as error:  # the UID is another object's
+            other = await self.calendars.find_object(calendar, uid=resource.uid)
+            raise NameTaken(error.message, other.href if other else None) from None
 
     def target_name(self, request: ImportRequest, resource: Resource) -> str | None:
         """The name of the calendar a resource goes to; None: the request's calendar."""
