@@ -26,6 +26,8 @@ from server.web import pages as web_pages
 from storage.model import StoreFull
 
 log = logging.getLogger("almanac.access")
+#: seconds a client is told to wait when the server is not ready
+RETRY_AFTER = 5
 
 
 class OneLineForBadRequests(logging.Filter):
@@ -108,6 +110,19 @@ async def index(request: web.Request) -> web.Response:
     return web.json_response({"name": "Almanac", "doors": doors})
 
 
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers (what a load balancer or orchestrator restarts on)."""
+    return web.Response(text="ok\n")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the store answers and its schema is this server's; 503 with why, otherwise."""
+    problem = await request.app[SERVICES].readiness()
+    if problem:
+        return web.Response(status=503, text=f"{problem}\n", headers={"Retry-After": str(RETRY_AFTER)})
+    return web.Response(text="ready\n")
+
+
 def create_app(config: Config, services: Services | None = None) -> web.Application:
     services = services or build(config)
     app = web.Application(middlewares=[merge_slashes, request_log])
@@ -136,6 +151,8 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
     app.on_cleanup.append(close_store)
     app.on_response_prepare.append(common_headers)
     app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.add_subapp(urls.REST, rest.create(services))
     wcap_page.add_routes(app)
     wcap.add_routes(app, services)

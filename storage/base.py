@@ -32,6 +32,10 @@ class Store(ABC):
     @abstractmethod
     async def close(self) -> None: ...
 
+    @abstractmethod
+    async def readiness(self) -> str | None:
+        """None when the store answers (within seconds) and every migration is applied; else why not."""
+
     # users -------------------------------------------------------------------------------
 
     @abstractmethod

@@ -23,6 +23,10 @@ class Services:
     calendars: CalendarService
     imports: ImportService
 
+    async def readiness(self) -> str | None:
+        """None when the server can serve (its store answers, its schema is current); else why not."""
+        return await self.store.readiness()
+
 
 def build(config: Config, store: Store | None = None) -> Services:
     store = store or SQLiteStore(config.database, config.readers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import sqlite3
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +38,8 @@ _USER_FIELDS = {"username", "email", "password_hash", "is_admin", "prefs"}
 _CHUNK = 400
 #: span ids are object_id * _SPAN_IDS + n, so an object's spans can be found without a scan
 _SPAN_IDS = 1 << 20
+#: how long a readiness probe waits for the store
+READINESS_TIMEOUT = 2.0
 T = TypeVar("T")
 
 
@@ -77,6 +81,15 @@ def _present(row: sqlite3.Row | None) -> sqlite3.Row:
     if row is None:
         raise sqlite3.DatabaseError("a row written in this transaction is gone")
     return row
+
+
+@functools.cache
+def _migrations() -> tuple[tuple[int, Traversable], ...]:
+    """The numbered migration scripts (``NNNN_name.sql``) by version, in order (the package's
+    files do not change while it runs)."""
+    folder = resources.files("storage") / "migrations" / "sqlite"
+    found = [(int(e.name.split("_", 1)[0]), e) for e in folder.iterdir() if e.name.endswith(".sql")]
+    return tuple(sorted(found, key=lambda f: f[0]))
 
 
 def _user(row: sqlite3.Row) -> User:
@@ -141,19 +154,28 @@ class Connection:
         await db.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
+        current = await self._schema_version(db)
+        for version, entry in _migrations():
+            if version > current:
+                script = entry.read_text(encoding="utf-8")
+                await db.executescript(
+                    f"BEGIN;\n{script}\nINSERT INTO schema_migrations VALUES ({version}, '{now_iso()}');\nCOMMIT;"
+                )
+
+    @staticmethod
+    async def _schema_version(db: aiosqlite.Connection) -> int:
         async with db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") as cursor:
-            current = _present(await cursor.fetchone())[0]
-        folder = resources.files("storage") / "migrations" / "sqlite"
-        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-            if not entry.name.endswith(".sql"):
-                continue
-            version = int(entry.name.split("_", 1)[0])
-            if version <= current:
-                continue
-            script = entry.read_text(encoding="utf-8")
-            await db.executescript(
-                f"BEGIN;\n{script}\nINSERT INTO schema_migrations VALUES ({version}, '{now_iso()}');\nCOMMIT;"
-            )
+            return int(_present(await cursor.fetchone())[0])
+
+    async def readiness(self) -> str | None:
+        if not self._readers:
+            return "the store is not open"
+        try:
+            current = await asyncio.wait_for(self._schema_version(self._reader()), READINESS_TIMEOUT)
+        except (sqlite3.Error, TimeoutError) as error:
+            return f"the store does not answer: {error or 'timed out'}"
+        latest = max((version for version, _ in _migrations()), default=0)
+        return None if current >= latest else f"migrations pending: the schema is {current}, this server needs {latest}"
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
