@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from typing import NoReturn
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -345,17 +344,10 @@ class CalDavDoor:
             code = error.code if isinstance(error, Invalid) else "invalid_data"
             raise DavError(403, PUT_REFUSALS[code]) from None
         except NameTaken as error:
-            href = object_href(calendar_href(user, calendar), error.held_by) if error.held_by else None
-            raise DavError(409, tag(CALDAV, "no-uid-conflict"), href) from None
+            raise uid_conflict(user, calendar, error) from None
         except PreconditionFailed:
             raise web.HTTPPreconditionFailed() from None
         return web.Response(status=201 if created else 204, headers={"ETag": f'"{saved.etag}"'})
-
-    async def uid_conflict(self, user: User, calendar: Calendar, uid: str) -> NoReturn:
-        """Refuse with 409 naming the resource that already holds the UID (RFC 4791 5.3.2.1)."""
-        other = await self.services.calendars.find_object(calendar, uid=uid)
-        href = object_href(calendar_href(user, calendar), other.href) if other else None
-        raise DavError(409, tag(CALDAV, "no-uid-conflict"), href)
 
     async def transfer(
         self, request: web.Request, user: User, calendar: Calendar, found: CalendarObject
@@ -383,9 +375,15 @@ class CalDavDoor:
             raise web.HTTPPreconditionFailed(text="the destination exists and Overwrite is F\n") from None
         except NotFound:
             raise web.HTTPNotFound() from None
-        except Invalid:
-            await self.uid_conflict(user, target, found.uid)
+        except NameTaken as error:
+            raise uid_conflict(user, target, error) from None
         return web.Response(status=201 if created else 204)
+
+
+def uid_conflict(user: User, calendar: Calendar, taken: NameTaken) -> DavError:
+    """409 naming the resource that already holds the UID (RFC 4791 5.3.2.1)."""
+    href = object_href(calendar_href(user, calendar), taken.held_by) if taken.held_by else None
+    return DavError(409, tag(CALDAV, "no-uid-conflict"), href)
 
 
 #: the precondition (RFC 4791 5.3.2.1) each way a PUT's text is refused

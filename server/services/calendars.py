@@ -290,18 +290,24 @@ class CalendarService:
         overwrite: bool = True,
         keep_source: bool = False,
     ) -> tuple[CalendarObject, bool]:
-        """Move (or copy, ``keep_source``) an object to ``href`` in ``target``, in one transaction."""
+        """Move (or copy, ``keep_source``) an object to ``href`` in ``target``, in one transaction;
+        NameTaken when another object of ``target`` holds its UID."""
         write = object_write(await asyncio.to_thread(lambda: resource_from_calendar(parse_resource(found.ical))), href)
         try:
             return await self.store.move_object(
                 source.id, found.href, target.id, write, overwrite=overwrite, keep_source=keep_source
             )
         except Conflict:
-            raise Invalid(f"UID {found.uid} is already used in that calendar", field="uid") from None
+            raise await self.uid_taken(target, found.uid) from None
         except base.PreconditionFailed:
             raise PreconditionFailed("the destination exists") from None
         except LookupError:
             raise NotFound("the object is gone") from None
+
+    async def uid_taken(self, calendar: Calendar, uid: str) -> NameTaken:
+        """The refusal of a write whose UID another object of the calendar holds, naming it."""
+        other = await self.find_object(calendar, uid=uid)
+        return NameTaken(f"UID {uid} is already used in this calendar", other.href if other else None)
 
     async def find_object(
         self, calendar: Calendar, *, href: str | None = None, uid: str | None = None

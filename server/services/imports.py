@@ -34,7 +34,7 @@ from protocol.formats import Lines, ParseOptions, ParseResult
 from protocol.ical import Resource, in_window, parse_resource, resource_from_calendar
 from server.config import Config
 from server.services.calendars import CalendarService, object_write, window
-from server.services.errors import BadEncoding, Invalid, NameTaken, NotFound, TooLarge, disk_space
+from server.services.errors import BadEncoding, Invalid, NotFound, TooLarge, disk_space
 from storage.base import Store
 from storage.model import (
     Calendar,
@@ -290,9 +290,8 @@ class ImportService:
             raise Invalid(f"this calendar holds no {resource.component}", field="data", code="unsupported_component")
         try:
             return await self.calendars.put(calendar, resource, href=href, if_etag=if_etag, create_only=create_only)
-        except Invalid as error:  # the UID is another object's
-            other = await self.calendars.find_object(calendar, uid=resource.uid)
-            raise NameTaken(error.message, other.href if other else None) from None
+        except Invalid:  # the UID is another object's
+            raise await self.calendars.uid_taken(calendar, resource.uid) from None
 
     def target_name(self, request: ImportRequest, resource: Resource) -> str | None:
         """The name of the calendar a resource goes to; None: the request's calendar."""
