@@ -22,6 +22,7 @@ from server.http import SERVICES, iso_epoch
 from server.services import Services, opened
 from server.services.errors import Invalid, NotFound, ServiceError
 from server.services.imports import DELIMITERS, ImportRequest, Upload
+from storage import safe_url
 from storage.model import Calendar, ImportJob, User
 
 #: ``--format`` names of the exports (the REST door's names too)
@@ -31,6 +32,7 @@ EXPORT_FORMATS = ("ics", "google", "outlook", "timeslot")
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="folder for the database (default ./data)")
     parser.add_argument("--config", help="an ini file (default conf/almanac.ini)")
+    parser.add_argument("--store", help="store URL: sqlite:///file or postgresql://... (default: SQLite in --data)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -262,7 +264,7 @@ async def serve(config: Config, with_demo: bool) -> None:
         site = web.TCPSite(runner, config.host, config.port)
         await site.start()
         port = runner.addresses[0][1]  # the port bound (config.port may be 0: any free one)
-        print(f"Almanac listening on http://{config.host}:{port}/ (data in {config.data_dir})", flush=True)
+        print(f"Almanac listening on http://{config.host}:{port}/ (store: {safe_url(config.store_url)})", flush=True)
         if with_demo:
             print(await demo.prepare(app[SERVICES], f"http://{config.host}:{port}"), flush=True)
         helper = asyncio.create_task(build_timezones_aside())
@@ -275,7 +277,7 @@ async def serve(config: Config, with_demo: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = {("server", "data"): args.data}
+    overrides = {("server", "data"): args.data, ("store", "url"): args.store}
     if args.command == "serve":
         overrides |= {("server", "host"): args.host, ("server", "port"): args.port}
     try:

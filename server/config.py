@@ -11,6 +11,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from storage import SCHEMES, sqlite_url
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = ROOT / "conf" / "almanac.ini"
@@ -23,8 +26,10 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("server", "log_level"): "INFO",
     ("server", "idle_timeout"): "30",
     ("server", "secure_cookies"): "auto",
-    ("storage", "database"): "",
-    ("storage", "readers"): "2",
+    ("store", "url"): "",
+    ("store", "readers"): "2",
+    ("store", "pool_size"): "10",
+    ("store", "statement_timeout"): "30",
     ("auth", "password_scheme"): "argon2",
     ("auth", "min_password_length"): "8",
     ("auth", "login_failures"): "10",
@@ -51,8 +56,10 @@ class Config:
     log_level: str
     idle_timeout: int
     secure_cookies: str
-    database: Path
+    store_url: str  #: sqlite:///... or postgresql://...
     readers: int
+    pool_size: int
+    statement_timeout: int
     password_scheme: str
     min_password_length: int
     login_failures: int
@@ -105,7 +112,9 @@ def load(
         if given is not None:
             values[setting] = str(given)
     data_dir = Path(values[("server", "data")]).expanduser()
-    database = values[("storage", "database")]
+    store_url = values[("store", "url")] or sqlite_url(data_dir / "almanac.sqlite3")
+    if urlsplit(store_url).scheme not in SCHEMES:
+        raise ConfigError(f"store.url must start with sqlite:/// or postgresql://, not {store_url!r}")
     scheme = values[("auth", "password_scheme")]
     secure_cookies = values[("server", "secure_cookies")].lower()
     if secure_cookies not in ("auto", "always"):
@@ -119,8 +128,10 @@ def load(
         log_level=values[("server", "log_level")].upper(),
         idle_timeout=_integer(values, ("server", "idle_timeout"), 1),
         secure_cookies=secure_cookies,
-        database=Path(database).expanduser() if database else data_dir / "almanac.sqlite3",
-        readers=_integer(values, ("storage", "readers"), 1),
+        store_url=store_url,
+        readers=_integer(values, ("store", "readers"), 1),
+        pool_size=_integer(values, ("store", "pool_size"), 1),
+        statement_timeout=_integer(values, ("store", "statement_timeout"), 1),
         password_scheme=scheme,
         min_password_length=_integer(values, ("auth", "min_password_length"), 1),
         login_failures=_integer(values, ("auth", "login_failures"), 1),

@@ -3,6 +3,7 @@ browser. Helpers that are not fixtures are in helpers.py."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import subprocess
 import sys
@@ -19,7 +20,8 @@ from server import services as services_module
 from server.app import create_app
 from server.config import Config, load
 from server.services.auth import Passwords
-from tests.helpers import LIVE_PASSWORD, LIVE_USER, ROOT, Account, free_port, run
+from storage import sqlite_url
+from tests.helpers import LIVE_PASSWORD, LIVE_USER, ROOT, Account, free_port, postgres_schema, run
 
 
 @pytest.fixture(autouse=True)
@@ -32,9 +34,39 @@ def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+#: every test that touches a store runs once on each
+STORES = ("sqlite", "postgres")
+
+
+@pytest.fixture(scope="session", params=STORES)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which store the tests run on: one parameter for the whole suite (grouped by it)."""
+    return str(request.param)
+
+
+@contextlib.contextmanager
+def fresh_store(backend: str, folder: Path) -> Iterator[str]:
+    """The URL of an empty store of this kind: a SQLite file in ``folder`` or a new schema on
+    the test PostgreSQL (dropped afterwards). No PostgreSQL is a failure, never a skip."""
+    if backend == "sqlite":
+        yield sqlite_url(folder / "almanac.sqlite3")
+        return
+    url, drop = postgres_schema()
+    try:
+        yield url
+    finally:
+        drop()
+
+
 @pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return load(None, {("server", "data"): str(tmp_path / "data")}, environ={})
+def store_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    with fresh_store(backend, tmp_path / "data") as url:
+        yield url
+
+
+@pytest.fixture
+def config(tmp_path: Path, store_url: str) -> Config:
+    return load(None, {("server", "data"): str(tmp_path / "data"), ("store", "url"): store_url}, environ={})
 
 
 @pytest.fixture
@@ -66,15 +98,22 @@ async def bob(signup: Callable[[str], Awaitable[Account]]) -> Account:
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A server started as the README starts it (its own process and data folder) with one
-    user; its URL. Stopped by PID at the end of the module."""
-    data = str(tmp_path_factory.mktemp("live") / "data")
-    added = run("user", "add", LIVE_USER, "--password-stdin", "--data", data, stdin=f"{LIVE_PASSWORD}\n")
+def live_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[str]:
+    """A server started as the README starts it (its own process and data folder, on this
+    run's store) with one user; its URL. Stopped by PID at the end of the module."""
+    data = tmp_path_factory.mktemp("live") / "data"
+    with fresh_store(backend, data) as url:
+        yield from _serving(str(data), url)
+
+
+def _serving(data: str, store: str) -> Iterator[str]:
+    added = run(
+        "user", "add", LIVE_USER, "--password-stdin", "--data", data, "--store", store, stdin=f"{LIVE_PASSWORD}\n"
+    )  # fmt: skip
     assert added.returncode == 0, added.stderr
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "run.py", "serve", "--port", str(port), "--data", data],
+        [sys.executable, "run.py", "serve", "--port", str(port), "--data", data, "--store", store],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"

@@ -142,3 +142,27 @@ async def report(client: TestClient, path: str, body: str, status: int = 207, de
 
 def responses(root: Any) -> dict[str, Any]:
     return {r.findtext("D:href", namespaces=NS): r for r in root.findall("D:response", NS)}
+
+
+#: the PostgreSQL server the tests make their schemas in (scripts/test.sh brings one up)
+POSTGRES = os.environ.get("ALMANAC_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
+
+
+async def _schema(sql: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(POSTGRES, timeout=10)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+def postgres_schema() -> tuple[str, Any]:
+    """A fresh, empty schema on the test server: its store URL, and what drops it."""
+    name = f"almanac_test_{os.getpid()}_{time.monotonic_ns()}"
+    asyncio.run(_schema(f'CREATE SCHEMA "{name}"'))
+    separator = "&" if "?" in POSTGRES else "?"
+    return f"{POSTGRES}{separator}search_path={name},public", lambda: asyncio.run(
+        _schema(f'DROP SCHEMA "{name}" CASCADE')
+    )

@@ -76,10 +76,8 @@ async def test_signout_revokes_the_token(alice: Account) -> None:
 
 async def test_tokens_are_stored_hashed(client: TestClient, alice: Account) -> None:
     store = client.app[SERVICES].store
-    async with store._readers[0].execute("SELECT token_hash FROM tokens") as cursor:
-        hashes = [row[0] for row in await cursor.fetchall()]
-    async with store._readers[0].execute("SELECT password_hash FROM users") as cursor:
-        passwords = [row[0] for row in await cursor.fetchall()]
+    hashes = [row[0] for row in await store.db.all("SELECT token_hash FROM tokens")]
+    passwords = [row[0] for row in await store.db.all("SELECT password_hash FROM users")]
     assert alice.token not in hashes and all(len(h) == 64 for h in hashes)
     assert all(p.startswith("$argon2") for p in passwords)
 

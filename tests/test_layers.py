@@ -87,6 +87,16 @@ def test_storage_knows_nothing_of_http_or_the_server() -> None:
     assert breaches(("storage",), ("server", "aiohttp", "protocol.dav", "protocol.caldav", "protocol.wcap")) == []
 
 
+def test_the_backends_differ_only_in_sql() -> None:
+    """The store's rules are written once (``storage.sql``, which imports no database driver);
+    a backend brings its connections and dialect and uses nothing of the store but the
+    ``Database`` it implements."""
+    drivers = ("aiosqlite", "sqlite3", "asyncpg")
+    assert breaches(("storage.sql", "storage.base", "storage.model"), drivers) == []
+    backends = ("storage.sqlite.database", "storage.postgres.database")
+    assert breaches(backends, ("storage.sql",), allowed=("storage.sql.database",)) == []
+
+
 def _writes_objects(node: ast.AST) -> bool:
     """Whether a node is a statement that inserts or replaces objects, or names one."""
     if isinstance(node, ast.Name):
@@ -105,14 +115,16 @@ def test_one_object_writer() -> None:
         for node in ast.walk(tree)
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(map(_writes_objects, ast.walk(node)))
     }
-    assert writers == {"storage.sqlite.objects._write_objects"}
+    assert writers == {"storage.sql.objects._write_objects"}
 
 
 def test_the_checks_see_what_they_look_for() -> None:
     """The reader finds both import forms (a check that sees nothing would always pass)."""
     tree = ast.parse("import server.rest.door\nfrom server.caldav import props\nfrom . import near\n")
     assert imports(tree) == {"server.rest.door", "server.caldav", "server.caldav.props"}
-    assert {"server.services", "server.caldav.door", "protocol.ical", "storage.sqlite"} <= set(modules())
+    assert {"server.services", "server.caldav.door", "protocol.ical", "storage.sqlite", "storage.postgres"} <= set(
+        modules()
+    )
 
 
 def test_no_test_module_imports_another() -> None:

@@ -4,8 +4,10 @@ stays bounded and off the event loop, sessions that stay in their door, clean re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -17,6 +19,8 @@ from server.http import SERVICES
 from server.services import Services, build
 from server.services.calendars import object_write
 from storage.model import ImportTarget, NewImport
+from storage.sql import SQLStore
+from storage.sqlite.database import SQLiteDatabase
 from tests.helpers import EVENT, Account, basic, while_probing
 
 CAL = "/dav/calendars/alice/calendar/"
@@ -224,15 +228,42 @@ async def test_headers_say_nothing_of_the_stack_and_cookies_are_secure_behind_a_
 # --------------------------------------------------------------------------- a full disk
 
 
+@contextlib.asynccontextmanager
+async def full_disk(store: SQLStore) -> AsyncIterator[None]:
+    """The store's disk full for large writes, as each database reports it: SQLite cannot grow
+    its file (SQLITE_FULL); PostgreSQL answers SQLSTATE 53100 (disk_full), from a trigger."""
+    if isinstance(store.db, SQLiteDatabase):
+        writer = store.db._writer
+        assert writer is not None
+        pages = (await store.db.one("PRAGMA page_count"))[0]
+        await writer.execute(f"PRAGMA max_page_count = {pages}")
+        try:
+            yield
+        finally:
+            await writer.execute("PRAGMA max_page_count = 1073741823")
+        return
+    async with store.db.transaction() as tx:
+        await tx.run(
+            "CREATE FUNCTION full_disk() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF length(NEW.ical) > 50000 "
+            "THEN RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full'; "
+            "END IF; RETURN NEW; END $$"
+        )
+        await tx.run(
+            "CREATE TRIGGER full_disk BEFORE INSERT OR UPDATE ON objects FOR EACH ROW EXECUTE FUNCTION full_disk()"
+        )
+    try:
+        yield
+    finally:
+        async with store.db.transaction() as tx:
+            await tx.run("DROP TRIGGER full_disk ON objects")
+
+
 async def test_a_full_disk_refuses_writes_in_each_doors_language(client: TestClient, alice: Account) -> None:
     services: Services = client.app[SERVICES]
     assert (await client.put(CAL + "kept.ics", data=event("kept", "kept"), headers=basic("alice"))).status == 201
-    writer = services.store._writer  # type: ignore[attr-defined]  # SQLite's own way to fill a disk
-    async with writer.execute("PRAGMA page_count") as cursor:
-        pages = (await cursor.fetchone())[0]
-    await writer.execute(f"PRAGMA max_page_count = {pages}")
     big = event("big", "big").replace("SUMMARY:big", "SUMMARY:big\r\nDESCRIPTION:" + "x" * 70 + "\r\n " + "y" * 60_000)
-    try:
+    assert isinstance(services.store, SQLStore)
+    async with full_disk(services.store):
         put = await client.put(CAL + "big.ics", data=big, headers=basic("alice"))
         assert put.status == 507
         slot = await alice.post("/v1/slots", json={"title": "x" * 200_000, "startDate": "2025-01-01T00:00:00Z"})
@@ -246,8 +277,6 @@ async def test_a_full_disk_refuses_writes_in_each_doors_language(client: TestCli
         assert "X-NSCP-WCAP-ERRNO:14\r\n" in await stored.text()  # storeevents failed
         got = await client.get(CAL + "kept.ics", headers=basic("alice"))
         assert got.status == 200  # reads go on
-    finally:
-        await writer.execute("PRAGMA max_page_count = 1073741823")
     assert (await client.put(CAL + "big.ics", data=big, headers=basic("alice"))).status == 201
 
 

@@ -1,44 +1,48 @@
-"""The SQLite store: migrations, sync revisions and the change log, atomic imports."""
+"""The store on each database: migrations, sync revisions and the change log, atomic imports."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
 from protocol.formats import decode, parse
 from server.services.calendars import object_write
 from storage.model import ImportTarget, NewCalendar, NewImport
-from storage.sqlite import SQLiteStore
+from storage import store_for
+from storage.sql import SQLStore
 from tests.helpers import ROOT, sample
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> SQLiteStore:
-    store = SQLiteStore(tmp_path / "a.sqlite3")
+async def store(store_url: str) -> AsyncIterator[SQLStore]:
+    store = store_for(store_url)
+    assert isinstance(store, SQLStore)
     await store.open()
     yield store
     await store.close()
 
 
-#: every migration file, by its number: a new one needs no test edited
-MIGRATIONS = sorted(int(p.name.split("_")[0]) for p in (ROOT / "storage/migrations/sqlite").glob("*.sql"))
+def migrations(backend: str) -> list[int]:
+    """Every migration file of a backend, by its number: a new one needs no test edited."""
+    return sorted(int(p.name.split("_")[0]) for p in (ROOT / "storage/migrations" / backend).glob("*.sql"))
 
 
-async def test_migrations_apply_once_and_wal_is_on(tmp_path: Path) -> None:
+async def test_migrations_apply_once(store_url: str) -> None:
     for _ in range(2):
-        store = SQLiteStore(tmp_path / "m.sqlite3")
+        store = store_for(store_url)
+        assert isinstance(store, SQLStore)
         await store.open()
         try:
-            async with store._readers[0].execute("SELECT version FROM schema_migrations") as cursor:
-                assert [row[0] for row in await cursor.fetchall()] == MIGRATIONS
-            async with store._readers[0].execute("PRAGMA journal_mode") as cursor:
-                assert (await cursor.fetchone())[0] == "wal"
+            versions = [row[0] for row in await store.db.all("SELECT version FROM schema_migrations")]
+            assert versions == migrations(store.db.backend)
+            if store.db.backend == "sqlite":
+                assert (await store.db.one("PRAGMA journal_mode"))[0] == "wal"
         finally:
             await store.close()
 
 
-async def test_import_bumps_the_revision_once_and_logs_changes(store: SQLiteStore) -> None:
+async def test_import_bumps_the_revision_once_and_logs_changes(store: SQLStore) -> None:
     user = await store.create_user("u", None, "hash")
     calendar = await store.create_calendar(NewCalendar(uuid="c1", owner_id=user.id, slug="cal", name="Cal"))
     writes = [object_write(r) for r in parse(decode(sample("recurring.ics"))).resources]
@@ -50,13 +54,13 @@ async def test_import_bumps_the_revision_once_and_logs_changes(store: SQLiteStor
     assert (await store.get_calendar(calendar.id)).sync_revision == 1  # type: ignore[union-attr]
     recorded = await store.get_import(job.id)
     assert recorded is not None and (recorded.created, recorded.unchanged, recorded.progress) == (5, 5, 100)
-    async with store._readers[0].execute("SELECT COUNT(*), MAX(revision) FROM changes") as cursor:
-        assert tuple(await cursor.fetchone()) == (5, 1)
-    async with store._readers[0].execute("SELECT action, previous_ical FROM import_items") as cursor:
-        assert {tuple(row) for row in await cursor.fetchall()} == {("created", None)}
+    assert tuple(await store.db.one("SELECT COUNT(*), MAX(revision) FROM changes")) == (5, 1)
+    assert {tuple(row) for row in await store.db.all("SELECT action, previous_ical FROM import_items")} == {
+        ("created", None)
+    }
 
 
-async def test_slugs_are_made_unique_and_names_found(store: SQLiteStore) -> None:
+async def test_slugs_are_made_unique_and_names_found(store: SQLStore) -> None:
     user = await store.create_user("u", None, "hash")
     first = await store.create_calendar(NewCalendar(uuid="a", owner_id=user.id, slug="work", name="Work"))
     second = await store.create_calendar(NewCalendar(uuid="b", owner_id=user.id, slug="work", name="Work 2"))
@@ -64,7 +68,7 @@ async def test_slugs_are_made_unique_and_names_found(store: SQLiteStore) -> None
     assert (await store.find_calendar_by_name(user.id, "Work 2")).uuid == "b"
 
 
-async def test_deleting_a_user_removes_everything_of_theirs(store: SQLiteStore) -> None:
+async def test_deleting_a_user_removes_everything_of_theirs(store: SQLStore) -> None:
     user = await store.create_user("u", "u@example.org", "hash")
     calendar = await store.create_calendar(NewCalendar(uuid="c", owner_id=user.id, slug="c", name="C"))
     writes = [object_write(r) for r in parse(decode(sample("google.ics"))).resources]
@@ -73,12 +77,11 @@ async def test_deleting_a_user_removes_everything_of_theirs(store: SQLiteStore) 
     await store.add_token(user.id, "h")
     assert await store.delete_user(user.id)
     for table in ("calendars", "objects", "spans", "changes", "tokens", "imports", "import_items"):
-        async with store._readers[0].execute(f"SELECT COUNT(*) FROM {table}") as cursor:
-            assert (await cursor.fetchone())[0] == 0, table
+        assert (await store.db.one(f"SELECT COUNT(*) FROM {table}"))[0] == 0, table
 
 
-async def test_spans_follow_their_objects(store: SQLiteStore) -> None:
-    """Every write replaces an object's index spans; deletes remove them (the R*Tree has no cascade)."""
+async def test_spans_follow_their_objects(store: SQLStore) -> None:
+    """Every write replaces an object's index spans; deletes remove them (SQLite's R*Tree has no cascade)."""
     user = await store.create_user("u", None, "hash")
     calendar = await store.create_calendar(NewCalendar(uuid="c", owner_id=user.id, slug="c", name="C"))
     writes = [object_write(r) for r in parse(decode(sample("recurring.ics"))).resources]
@@ -86,8 +89,7 @@ async def test_spans_follow_their_objects(store: SQLiteStore) -> None:
     await store.import_batch(job.id, ImportTarget(user.id, calendar.id), writes, 100)
 
     async def count() -> int:
-        async with store._readers[0].execute("SELECT COUNT(*) FROM spans") as cursor:
-            return (await cursor.fetchone())[0]
+        return int((await store.db.one("SELECT COUNT(*) FROM spans"))[0])
 
     total = sum(len(w.spans) for w in writes)
     assert await count() == total

@@ -12,7 +12,7 @@ from server.services.calendars import CalendarService
 from server.services.imports import ImportService
 from server.services.users import UserService
 from storage.base import Store
-from storage.sqlite import SQLiteStore
+from storage import store_for
 
 
 @dataclass(slots=True)
@@ -29,7 +29,10 @@ class Services:
 
 
 def build(config: Config, store: Store | None = None) -> Services:
-    store = store or SQLiteStore(config.database, config.readers)
+    store = store or store_for(
+        config.store_url, readers=config.readers, pool_size=config.pool_size,
+        statement_timeout=config.statement_timeout,
+    )  # fmt: skip
     calendars = CalendarService(store)
     throttle = LoginThrottle(config.login_failures, config.login_window)
     passwords = Passwords(config.password_scheme)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, NamedTuple
-
-import aiosqlite
 
 from storage.base import PreconditionFailed
 from storage.model import (
@@ -16,24 +13,23 @@ from storage.model import (
     ObjectWrite,
     now_iso,
 )
-from storage.sqlite.connection import (
-    _OBJECT_COLUMNS,
-    _OBJECT_FIELDS,
-    _SPAN_IDS,
-    Connection,
-    _chunks,
-    _inserted,
-    _marks,
-    _object,
-    _present,
-    _record,
+from storage.sql.database import MAX_SPANS, Row, Tx
+from storage.sql.records import (
+    OBJECT_COLUMNS,
+    OBJECT_FIELDS,
+    Tables,
+    calendar_object,
+    chunks,
+    marks,
+    present,
+    record,
 )
 
 #: what a write sets on an object's row; created_at, calendar_id and href are set when it is made
 _WRITTEN = ("uid", "etag", "component", "ical", "start_utc", "end_utc", "recurring", "summary", "class",
             "import_id", "modified_at")  # fmt: skip
 _INSERT = (
-    f"INSERT INTO objects ({', '.join(_WRITTEN)}, created_at, calendar_id, href) VALUES ({_marks(len(_WRITTEN) + 3)})"
+    f"INSERT INTO objects ({', '.join(_WRITTEN)}, created_at, calendar_id, href) VALUES ({marks(len(_WRITTEN) + 3)})"
 )
 _UPDATE = f"UPDATE objects SET {', '.join(f'{column} = ?' for column in _WRITTEN)} WHERE id = ?"
 
@@ -43,33 +39,36 @@ class Placed(NamedTuple):
 
     write: ObjectWrite
     href: str
-    old: sqlite3.Row | None
+    old: Row | None
 
 
-class Objects(Connection):
-    """Calendar objects, the span index of their instances and the change log (sync)."""
+class Objects(Tables):
+    """Calendar objects, the span index of their instances and the change log (sync).
+
+    Every write to a calendar's objects first locks the calendar's row (by bumping its sync
+    revision, or reading it for update): writers of one calendar go one at a time, in the
+    order of their revisions, on every database."""
 
     async def get_object(
         self, calendar_id: int, *, href: str | None = None, uid: str | None = None
     ) -> CalendarObject | None:
         column, value = ("href", href) if href is not None else ("uid", uid)
-        row = await self._one(
-            f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE calendar_id = ? AND {column} = ?", (calendar_id, value)
+        row = await self.db.one(
+            f"SELECT {OBJECT_COLUMNS} FROM objects WHERE calendar_id = ? AND {column} = ?", (calendar_id, value)
         )
-        return _object(row) if row else None
+        return calendar_object(row) if row else None
 
     async def get_objects(self, calendar_id: int, hrefs: Sequence[str]) -> list[CalendarObject]:
         found: list[CalendarObject] = []
-        for start in range(0, len(hrefs), 500):
-            part = hrefs[start : start + 500]
-            sql = f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE calendar_id = ? AND href IN ({_marks(len(part))})"
-            found += [_object(row) for row in await self._all(sql, (calendar_id, *part))]
+        for part in chunks(hrefs):
+            sql = f"SELECT {OBJECT_COLUMNS} FROM objects WHERE calendar_id = ? AND href IN ({marks(len(part))})"
+            found += [calendar_object(row) for row in await self.db.all(sql, (calendar_id, *part))]
         return found
 
     async def changes_since(
         self, calendar_id: int, revision: int, after_href: str = "", *, limit: int | None = None, text: bool = True
     ) -> list[tuple[Change, CalendarObject | None]]:
-        columns = ", ".join("'' AS ical" if f == "ical" and not text else f"o.{f}" for f in _OBJECT_FIELDS)
+        columns = ", ".join("'' AS ical" if f == "ical" and not text else f"o.{f}" for f in OBJECT_FIELDS)
         sql = (
             f"SELECT {columns}, c.calendar_id AS c_calendar, c.href AS c_href, c.uid AS c_uid, "
             "c.revision, c.deleted, c.changed_at FROM changes AS c "
@@ -83,35 +82,34 @@ class Objects(Connection):
             sql += " LIMIT ?"
             params.append(limit)
         result = []
-        for row in await self._all(sql, params):
+        for row in await self.db.all(sql, params):
             change = Change(
                 row["c_calendar"], row["c_href"], row["c_uid"], row["revision"], bool(row["deleted"]), row["changed_at"]
             )
-            result.append((change, _object(row) if row["id"] is not None else None))
+            result.append((change, calendar_object(row) if row["id"] is not None else None))
         return result
 
     async def calendar_size(self, calendar_id: int) -> int:
-        row = await self._one(
-            "SELECT SUM(LENGTH(CAST(ical AS BLOB))) FROM objects WHERE calendar_id = ?", (calendar_id,)
-        )
+        length = self.db.byte_length.format("ical")
+        row = await self.db.one(f"SELECT SUM({length}) FROM objects WHERE calendar_id = ?", (calendar_id,))
         return int(row[0] or 0) if row else 0
 
     async def get_object_by_id(self, object_id: int) -> CalendarObject | None:
-        row = await self._one(f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE id = ?", (object_id,))
-        return _object(row) if row else None
+        row = await self.db.one(f"SELECT {OBJECT_COLUMNS} FROM objects WHERE id = ?", (object_id,))
+        return calendar_object(row) if row else None
 
     async def list_objects(
         self, calendar_ids: Sequence[int], *, after_id: int = 0, limit: int | None = None
     ) -> list[CalendarObject]:
         if not calendar_ids:
             return []
-        sql = f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE calendar_id IN ({_marks(len(calendar_ids))}) AND id > ?"
+        sql = f"SELECT {OBJECT_COLUMNS} FROM objects WHERE calendar_id IN ({marks(len(calendar_ids))}) AND id > ?"
         params: list[Any] = [*calendar_ids, after_id]
         sql += " ORDER BY id"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [_object(row) for row in await self._all(sql, params)]
+        return [calendar_object(row) for row in await self.db.all(sql, params)]
 
     async def objects_in_range(
         self,
@@ -124,41 +122,39 @@ class Objects(Connection):
     ) -> list[tuple[CalendarObject, bool]]:
         if not calendar_ids:
             return []
+        hits, params = self.db.span_hits(calendar_ids, start, end, after_id)
         sql = (
-            f"SELECT {_OBJECT_COLUMNS}, hits.exact FROM (SELECT object_id, MAX(exact) AS exact FROM spans "
-            f"WHERE t0 < ? AND t1 >= ? AND calendar_id IN ({_marks(len(calendar_ids))}) AND s < ? "
-            "AND (e > ? OR (e = s AND s >= ?)) AND object_id > ? GROUP BY object_id) AS hits "
+            f"SELECT {OBJECT_COLUMNS}, hits.exact FROM ({hits}) AS hits "
             "JOIN objects ON objects.id = hits.object_id ORDER BY objects.id"
         )
-        params: list[Any] = [end, start, *calendar_ids, end, start, start, after_id]
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [(_object(row), bool(row["exact"])) for row in await self._all(sql, params)]
+        return [(calendar_object(row), bool(row["exact"])) for row in await self.db.all(sql, params)]
 
     async def _in_period(
         self, select: str, column: str, calendar_ids: Sequence[int], since: str | None, until: str | None, order: str
-    ) -> list[sqlite3.Row]:
+    ) -> list[Row]:
         """Rows of ``select`` for the calendars whose ``column`` time lies in [since, until]."""
-        sql = f"{select} AND calendar_id IN ({_marks(len(calendar_ids))})"
+        sql = f"{select} AND calendar_id IN ({marks(len(calendar_ids))})"
         params: list[Any] = list(calendar_ids)
         for operator, value in ((">=", since), ("<=", until)):
             if value:
                 sql += f" AND {column} {operator} ?"
                 params.append(value)
-        return await self._all(f"{sql} ORDER BY {order}", params)
+        return await self.db.all(f"{sql} ORDER BY {order}", params)
 
     async def modified_objects(
         self, calendar_ids: Sequence[int], since: str | None, until: str | None
     ) -> list[CalendarObject]:
-        select = f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE 1 = 1"
+        select = f"SELECT {OBJECT_COLUMNS} FROM objects WHERE 1 = 1"
         rows = await self._in_period(select, "modified_at", calendar_ids, since, until, "id")
-        return [_object(row) for row in rows]
+        return [calendar_object(row) for row in rows]
 
     async def deleted_since(self, calendar_ids: Sequence[int], since: str | None, until: str | None) -> list[Change]:
         select = "SELECT * FROM changes WHERE deleted = 1"
         rows = await self._in_period(select, "changed_at", calendar_ids, since, until, "revision")
-        return [_record(Change, row, deleted=True) for row in rows]
+        return [record(Change, row, deleted=True) for row in rows]
 
     async def iter_objects(self, calendar_ids: Sequence[int], batch: int = 500) -> AsyncIterator[CalendarObject]:
         after = 0
@@ -170,53 +166,30 @@ class Objects(Connection):
                 return
             after = rows[-1].id
 
-    async def _bump(self, db: aiosqlite.Connection, calendar_id: int) -> int:
-        async with db.execute(
+    async def _bump(self, tx: Tx, calendar_id: int) -> int:
+        """The calendar's next sync revision; its row stays locked until the transaction ends."""
+        row = await tx.one(
             "UPDATE calendars SET sync_revision = sync_revision + 1, updated_at = ? WHERE id = ? "
             "RETURNING sync_revision",
             (now_iso(), calendar_id),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         if row is None:
             raise LookupError(f"calendar {calendar_id} does not exist")
-        return row[0]
+        return int(row[0])
 
-    async def _write_spans(
-        self,
-        db: aiosqlite.Connection,
-        calendar_id: int,
-        rows: Sequence[tuple[int, int, Sequence[tuple[int, int, bool]]]],
-    ) -> None:
+    async def _write_spans(self, tx: Tx, calendar_id: int, rows: Sequence[tuple[int, int, Sequence[Any]]]) -> None:
         """Replace the index spans of objects: rows of (object_id, old span_count, new spans)."""
-        # Each statement is a trip to the connection's thread: skip the ones with nothing to do.
-        stale = [(object_id * _SPAN_IDS + n,) for object_id, old, _ in rows for n in range(old)]
-        if stale:
-            await db.executemany("DELETE FROM spans WHERE id = ?", stale)
-        fresh = [
-            (object_id * _SPAN_IDS + n, start, end, calendar_id, object_id, start, end, int(exact))
-            for object_id, _, spans in rows
-            for n, (start, end, exact) in enumerate(spans[: _SPAN_IDS - 1])
-        ]
-        if fresh:
-            await db.executemany("INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fresh)
-        counts = [(min(len(spans), _SPAN_IDS - 1), object_id) for object_id, old, spans in rows if len(spans) != old]
+        rows = [(object_id, old, spans[:MAX_SPANS]) for object_id, old, spans in rows]
+        await self.db.write_spans(tx, calendar_id, rows)
+        counts = [(len(spans), object_id) for object_id, old, spans in rows if len(spans) != old]
         if counts:
-            await db.executemany("UPDATE objects SET span_count = ? WHERE id = ?", counts)
-
-    async def _forget_spans(self, db: aiosqlite.Connection, calendar_ids: Sequence[int]) -> None:
-        """Drop the spans of whole calendars (the R*Tree does not cascade)."""
-        for calendar_id in calendar_ids:
-            async with db.execute(
-                "SELECT id, span_count FROM objects WHERE calendar_id = ? AND span_count > 0", (calendar_id,)
-            ) as cursor:
-                rows = [(row[0], row[1], ()) for row in await cursor.fetchall()]
-            await self._write_spans(db, calendar_id, rows)
+            await tx.many("UPDATE objects SET span_count = ? WHERE id = ?", counts)
 
     async def _record_changes(
-        self, db: aiosqlite.Connection, calendar_id: int, revision: int, changes: Sequence[tuple[str, str, bool]]
+        self, tx: Tx, calendar_id: int, revision: int, changes: Sequence[tuple[str, str, bool]]
     ) -> None:
         now = now_iso()
-        await db.executemany(
+        await tx.many(
             "INSERT INTO changes (calendar_id, href, uid, revision, deleted, changed_at) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (calendar_id, href) DO UPDATE SET uid = excluded.uid, revision = excluded.revision, "
             "deleted = excluded.deleted, changed_at = excluded.changed_at",
@@ -226,12 +199,17 @@ class Objects(Connection):
     async def put_object(
         self, calendar_id: int, write: ObjectWrite, *, if_etag: str | None = None, create_only: bool = False
     ) -> tuple[CalendarObject, bool]:
-        async with self._transaction() as db:
-            return await self._put(db, calendar_id, write, if_etag=if_etag, create_only=create_only)
+        async with self.db.transaction() as tx:
+            return await self._put(tx, calendar_id, write, if_etag=if_etag, create_only=create_only)
 
     async def delete_object(self, calendar_id: int, href: str, *, if_etag: str | None = None) -> bool:
-        async with self._transaction() as db:
-            return await self._delete(db, calendar_id, href, if_etag)
+        try:
+            async with self.db.transaction() as tx:
+                if not await self._delete(tx, calendar_id, href, if_etag):
+                    raise LookupError(href)  # rolls back the revision taken
+        except LookupError:
+            return False
+        return True
 
     async def move_object(
         self,
@@ -243,27 +221,21 @@ class Objects(Connection):
         overwrite: bool = True,
         keep_source: bool = False,
     ) -> tuple[CalendarObject, bool]:
-        async with self._transaction() as db:
-            if not keep_source and not await self._delete(db, calendar_id, href, None):
+        async with self.db.transaction() as tx:
+            if not keep_source and not await self._delete(tx, calendar_id, href, None):
                 raise LookupError(href)
-            return await self._put(db, target_id, write, create_only=not overwrite)
+            return await self._put(tx, target_id, write, create_only=not overwrite)
 
     async def _put(
-        self,
-        db: aiosqlite.Connection,
-        calendar_id: int,
-        write: ObjectWrite,
-        *,
-        if_etag: str | None = None,
-        create_only: bool = False,
+        self, tx: Tx, calendar_id: int, write: ObjectWrite, *, if_etag: str | None = None, create_only: bool = False
     ) -> tuple[CalendarObject, bool]:
         """One object at its href: a UID held by another href is a Conflict, the preconditions
-        are checked before anything is written."""
-        async with db.execute(
+        are checked before anything is written (the transaction rolls the revision back)."""
+        revision = await self._bump(tx, calendar_id)
+        rows = await tx.all(
             "SELECT id, href, etag, span_count FROM objects WHERE calendar_id = ? AND (href = ? OR uid = ?)",
             (calendar_id, write.href, write.uid),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         current = next((r for r in rows if r["href"] == write.href), None)
         if any(r["href"] != write.href for r in rows):
             raise Conflict("uid")
@@ -271,15 +243,13 @@ class Objects(Connection):
             raise PreconditionFailed("exists")
         if if_etag is not None and (current is None or if_etag not in ("*", current["etag"])):
             raise PreconditionFailed("etag")
-        ids = await self._write_objects(db, calendar_id, [Placed(write, write.href, current)])
-        revision = await self._bump(db, calendar_id)
-        await self._record_changes(db, calendar_id, revision, [(write.href, write.uid, False)])
-        async with db.execute(f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE id = ?", (ids[write.href],)) as cursor:
-            row = await cursor.fetchone()
-        return _object(_present(row)), current is None
+        ids = await self._write_objects(tx, calendar_id, [Placed(write, write.href, current)])
+        await self._record_changes(tx, calendar_id, revision, [(write.href, write.uid, False)])
+        row = await tx.one(f"SELECT {OBJECT_COLUMNS} FROM objects WHERE id = ?", (ids[write.href],))
+        return calendar_object(present(row)), current is None
 
     async def _write_objects(
-        self, db: aiosqlite.Connection, calendar_id: int, placed: Sequence[Placed], import_id: int | None = None
+        self, tx: Tx, calendar_id: int, placed: Sequence[Placed], import_id: int | None = None
     ) -> dict[str, int]:
         """The one object writer (PUT, MOVE and COPY, imports and their undo): the rows and their
         index spans; the ids by href. The caller bumps the revision and logs the changes."""
@@ -296,32 +266,30 @@ class Objects(Connection):
         updates = [(*values(p.write), p.old["id"]) for p in placed if p.old is not None]
         ids = {p.href: p.old["id"] for p in placed if p.old is not None}
         if len(inserts) == 1:  # a PUT: its id comes with the INSERT
-            ids[fresh[0]] = _inserted(await db.execute(_INSERT, inserts[0]))
+            ids[fresh[0]] = await tx.insert(_INSERT, inserts[0])
         elif inserts:
-            await db.executemany(_INSERT, inserts)
-            for part in _chunks(fresh):
-                sql = f"SELECT id, href FROM objects WHERE calendar_id = ? AND href IN ({_marks(len(part))})"
-                async with db.execute(sql, (calendar_id, *part)) as cursor:
-                    ids.update({row["href"]: row["id"] for row in await cursor.fetchall()})
+            await tx.many(_INSERT, inserts)
+            for part in chunks(fresh):
+                sql = f"SELECT id, href FROM objects WHERE calendar_id = ? AND href IN ({marks(len(part))})"
+                ids.update({row["href"]: row["id"] for row in await tx.all(sql, (calendar_id, *part))})
         if updates:
-            await db.executemany(_UPDATE, updates)
+            await tx.many(_UPDATE, updates)
         old_spans = [p.old["span_count"] if p.old is not None else 0 for p in placed]
         await self._write_spans(
-            db, calendar_id, [(ids[p.href], old, p.write.spans) for p, old in zip(placed, old_spans, strict=True)]
+            tx, calendar_id, [(ids[p.href], old, p.write.spans) for p, old in zip(placed, old_spans, strict=True)]
         )
         return ids
 
-    async def _delete(self, db: aiosqlite.Connection, calendar_id: int, href: str, if_etag: str | None) -> bool:
-        async with db.execute(
+    async def _delete(self, tx: Tx, calendar_id: int, href: str, if_etag: str | None) -> bool:
+        revision = await self._bump(tx, calendar_id)
+        row = await tx.one(
             "SELECT id, uid, etag, span_count FROM objects WHERE calendar_id = ? AND href = ?", (calendar_id, href)
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         if row is None:
             return False
         if if_etag is not None and if_etag not in ("*", row["etag"]):
             raise PreconditionFailed("etag")
-        await self._write_spans(db, calendar_id, [(row["id"], row["span_count"], ())])
-        await db.execute("DELETE FROM objects WHERE id = ?", (row["id"],))
-        revision = await self._bump(db, calendar_id)
-        await self._record_changes(db, calendar_id, revision, [(href, row["uid"], True)])
+        await self._write_spans(tx, calendar_id, [(row["id"], row["span_count"], ())])
+        await tx.run("DELETE FROM objects WHERE id = ?", (row["id"],))
+        await self._record_changes(tx, calendar_id, revision, [(href, row["uid"], True)])
         return True

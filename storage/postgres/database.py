@@ -1,0 +1,201 @@
+"""PostgreSQL through asyncpg: a bounded pool per process, a statement timeout, and the
+time-range index as a GiST index over int8 ranges."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import asyncpg.exceptions as pg
+
+from storage import safe_url
+from storage.model import StoreFull
+from storage.sql.database import (
+    READINESS_TIMEOUT,
+    Database,
+    Duplicate,
+    Row,
+    SpanRows,
+    Tx,
+    Unavailable,
+    migrations,
+)
+
+#: errors after which nothing was written and the same work may succeed when tried again
+TRANSIENT: tuple[type[BaseException], ...] = (
+    pg.PostgresConnectionError,  # class 08: the connection failed or was lost
+    pg.TransactionRollbackError,  # class 40: serialization failure, deadlock
+    pg.OperatorInterventionError,  # class 57: statement timeout, shutdown, cannot connect now
+    pg.TooManyConnectionsError,
+    pg.InterfaceError,  # the connection closed under us
+    OSError,
+    TimeoutError,  # no connection of the pool came free in time
+)
+#: a lock key every Almanac process takes while it migrates (two nodes starting at once)
+_MIGRATION_LOCK = 0x416C6D61
+
+
+@functools.lru_cache(maxsize=2048)
+def _numbered(sql: str) -> str:
+    """``?`` placeholders as PostgreSQL's ``$1, $2 ...`` (the store's SQL has no other ``?``)."""
+    count = iter(range(1, 1 << 16))
+    return re.sub(r"\?", lambda _: f"${next(count)}", sql)
+
+
+def _affected(status: str) -> int:
+    """How many rows a command changed, from its status (``DELETE 3``, ``INSERT 0 1``)."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+class PostgresTx:
+    """The statements of one transaction on one pooled connection."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection = connection
+
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return list(await self.connection.fetch(_numbered(sql), *params))
+
+    async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        row: Row | None = await self.connection.fetchrow(_numbered(sql), *params)
+        return row
+
+    async def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return _affected(await self.connection.execute(_numbered(sql), *params))
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self.connection.executemany(_numbered(sql), rows)
+
+    async def insert(self, sql: str, params: Sequence[Any]) -> int:
+        return int(await self.connection.fetchval(_numbered(sql + " RETURNING id"), *params))
+
+
+class PostgresDatabase(Database):
+    """A PostgreSQL database, shared by every process and node of one Almanac."""
+
+    backend = "postgres"
+    insertion_order = "seq"
+    byte_length = "OCTET_LENGTH({})"
+    for_update = " FOR UPDATE"
+
+    def __init__(self, url: str, pool_size: int = 10, statement_timeout: float = 30.0) -> None:
+        self.url = url
+        self.pool_size = max(1, pool_size)
+        self.statement_timeout = statement_timeout
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        settings = {
+            "statement_timeout": str(int(self.statement_timeout * 1000)),
+            "idle_in_transaction_session_timeout": str(int(self.statement_timeout * 2000)),
+        }
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=1, max_size=self.pool_size, server_settings=settings, timeout=10
+            )
+        except TRANSIENT as error:
+            raise Unavailable(f"PostgreSQL at {safe_url(self.url)} does not answer: {error}") from None
+        async with self._pool.acquire() as connection:
+            await self._migrate(connection)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def _migrate(self, connection: asyncpg.Connection) -> None:
+        await connection.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        try:
+            await connection.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            current = await connection.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            for version, entry in migrations(self.backend):
+                if version > current:
+                    async with connection.transaction():
+                        await connection.execute(entry.read_text(encoding="utf-8"))
+                        await connection.execute(
+                            "INSERT INTO schema_migrations VALUES ($1, to_char(now() AT TIME ZONE 'UTC', "
+                            '\'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\'))',
+                            version,
+                        )
+        finally:
+            await connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+
+    def _ready_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise Unavailable("the store is not open")
+        return self._pool
+
+    async def schema_version(self) -> int:
+        try:
+            return int(
+                await asyncio.wait_for(
+                    self._ready_pool().fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"),
+                    READINESS_TIMEOUT,
+                )
+            )
+        except TRANSIENT as error:
+            raise Unavailable(str(error) or "timed out") from None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        try:
+            async with self._ready_pool().acquire(timeout=self.statement_timeout) as connection:
+                async with connection.transaction():
+                    yield PostgresTx(connection)
+        except pg.UniqueViolationError as error:
+            raise Duplicate(f"{error} {error.constraint_name or ''}") from None
+        except pg.DiskFullError:
+            raise StoreFull("the disk holding the calendar store is full") from None
+        except TRANSIENT as error:
+            raise Unavailable(str(error) or type(error).__name__) from None
+
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        query = _numbered(sql)
+        for attempt in (1, 2):  # a read is safe to send again on a fresh connection
+            try:
+                return list(await self._ready_pool().fetch(query, *params))
+            except TRANSIENT as error:
+                if attempt == 2 or isinstance(error, pg.QueryCanceledError):
+                    raise Unavailable(str(error) or type(error).__name__) from None
+        raise AssertionError("unreachable")
+
+    # the time-range index: a GiST index over (calendar_id, during) --------------------------
+
+    async def write_spans(self, tx: Tx, calendar_id: int, rows: SpanRows) -> None:
+        stale = [object_id for object_id, old, _ in rows if old]
+        if stale:
+            await tx.run("DELETE FROM spans WHERE object_id = ANY(?::bigint[])", (stale,))
+        fresh = [(object_id, start, end, int(exact)) for object_id, _, spans in rows for start, end, exact in spans]
+        if fresh:
+            # a span of no length [s, s] is stored as [s, s + 1): it overlaps a query range
+            # exactly when s lies in it, as in SQLite's spans
+            columns = list(zip(*fresh, strict=True))
+            await tx.run(
+                "INSERT INTO spans (object_id, calendar_id, during, exact) "
+                "SELECT o, ?, int8range(s, GREATEST(e, s + 1)), x "
+                "FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::int[]) AS t(o, s, e, x)",
+                (calendar_id, *columns),
+            )
+
+    async def forget_spans(self, tx: Tx, calendar_ids: Sequence[int]) -> None:
+        """Nothing to do: spans go with their objects (ON DELETE CASCADE)."""
+
+    def span_hits(self, calendar_ids: Sequence[int], start: int, end: int, after_id: int) -> tuple[str, list[Any]]:
+        marks = ",".join("?" * len(calendar_ids))
+        if end > start:
+            overlap, bounds = "during && int8range(?, ?)", [start, end]
+        else:  # an empty query range: spans that strictly contain its point, as SQLite's test says
+            overlap, bounds = "during @> ?::bigint AND lower(during) < ?", [start, end]
+        sql = (
+            f"SELECT object_id, MAX(exact) AS exact FROM spans WHERE calendar_id IN ({marks}) AND {overlap} "
+            "AND object_id > ? GROUP BY object_id"
+        )
+        return sql, [*calendar_ids, *bounds, after_id]

@@ -1,0 +1,26 @@
+"""The store in SQL, written once for every database (``database.Database`` says what differs)."""
+
+from __future__ import annotations
+
+from storage.base import Store
+from storage.sql.database import Database
+from storage.sql.imports import Imports
+from storage.sql.users import Users
+
+
+class SQLStore(Users, Imports, Store):
+    """The store on one SQL database, one part per thing it keeps: objects (with their spans and
+    changes), calendars (which drop their objects' spans), users (who drop their calendars) and
+    imports (which may make calendars)."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+
+    async def open(self) -> None:
+        await self.db.open()
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def readiness(self) -> str | None:
+        return await self.db.readiness()

@@ -1,0 +1,130 @@
+"""What the SQL store needs of a database: reads, transactions, migrations and the few
+statements whose SQL differs between SQLite and PostgreSQL (the time-range index above all).
+
+The store's queries are written once, with ``?`` placeholders, in SQL both databases run;
+a backend translates the placeholders, maps its driver's errors to the ones below and keeps
+its own time-range index. Nothing here knows a business rule.
+"""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Any, Protocol
+
+#: how long a readiness probe waits for the store
+READINESS_TIMEOUT = 2.0
+
+#: most index spans one object keeps (a longer series is indexed as open-ended long before)
+MAX_SPANS = (1 << 20) - 1
+#: an object's spans as the store writes them: (object id, spans it had, its new spans)
+SpanRows = Sequence[tuple[int, int, Sequence[tuple[int, int, bool]]]]
+
+
+class Row(Protocol):
+    """A result row (``sqlite3.Row``, ``asyncpg.Record``): by column name or position."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+    def __iter__(self) -> Any: ...
+
+    def keys(self) -> Any: ...
+
+
+class Duplicate(Exception):
+    """A statement broke a uniqueness constraint; the message names the constraint."""
+
+
+class Unavailable(Exception):
+    """The database could not do it now (connection lost, serialization failure, timeout):
+    nothing was written, and the same request may succeed if it is sent again."""
+
+
+class Tx(Protocol):
+    """The statements of one transaction."""
+
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+
+    async def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; how many rows it changed."""
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    async def insert(self, sql: str, params: Sequence[Any]) -> int:
+        """Run an INSERT of one row; the new row's id."""
+
+
+@functools.cache
+def migrations(backend: str) -> tuple[tuple[int, Traversable], ...]:
+    """A backend's numbered migration scripts (``NNNN_name.sql``) by version, in order."""
+    folder = resources.files("storage") / "migrations" / backend
+    found = [(int(e.name.split("_", 1)[0]), e) for e in folder.iterdir() if e.name.endswith(".sql")]
+    return tuple(sorted(found, key=lambda f: f[0]))
+
+
+class Database(ABC):
+    """One database's connections and dialect."""
+
+    #: the name of its migrations folder and of its URL scheme
+    backend: str
+    #: a column that orders a table's rows as they were inserted
+    insertion_order: str
+    #: SQL for the UTF-8 length in bytes of the text column ``{}``
+    byte_length: str
+    #: what makes a SELECT lock the rows it reads until the transaction ends ("" where every
+    #: write transaction holds the whole database)
+    for_update: str
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and apply pending migrations (one process at a time)."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def schema_version(self) -> int:
+        """The newest migration applied (within READINESS_TIMEOUT, else Unavailable)."""
+
+    async def readiness(self) -> str | None:
+        """None when the database answers and every migration is applied; else why not."""
+        try:
+            current = await self.schema_version()
+        except Unavailable as error:
+            return f"the store does not answer: {error}"
+        latest = max((version for version, _ in migrations(self.backend)), default=0)
+        return None if current >= latest else f"migrations pending: the schema is {current}, this server needs {latest}"
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """A write transaction: committed when the block ends, rolled back if it raises."""
+
+    @abstractmethod
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Rows of a read outside any transaction (retried once where the connection was lost)."""
+
+    async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        rows = await self.all(sql, params)
+        return rows[0] if rows else None
+
+    # the time-range index -----------------------------------------------------------------
+
+    @abstractmethod
+    async def write_spans(self, tx: Tx, calendar_id: int, rows: SpanRows) -> None:
+        """Replace the index spans of objects (rows of object id, old span count, new spans)."""
+
+    @abstractmethod
+    async def forget_spans(self, tx: Tx, calendar_ids: Sequence[int]) -> None:
+        """Drop the spans of whole calendars about to be deleted."""
+
+    @abstractmethod
+    def span_hits(self, calendar_ids: Sequence[int], start: int, end: int, after_id: int) -> tuple[str, list[Any]]:
+        """A subquery of (object_id, exact) for the objects with a span overlapping [start,
+        end) (a span of no length at ``start`` counts) after ``after_id``; ``exact`` is 1 when a
+        matching span is exact. Its parameters come with it."""

@@ -1,0 +1,117 @@
+"""How rows become records, and what every part of the SQL store shares: its database and
+the update of one row."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from typing import Any, TypeVar
+
+from storage.model import (
+    Calendar,
+    CalendarObject,
+    Conflict,
+    ImportJob,
+    User,
+    now_iso,
+)
+from storage.sql.database import Database, Duplicate, Row
+
+#: an object row's columns: CalendarObject's fields, by name and in order (``klass`` is ``class``)
+OBJECT_FIELDS = tuple("class" if f.name == "klass" else f.name for f in fields(CalendarObject))
+OBJECT_COLUMNS = ", ".join(OBJECT_FIELDS)
+_RECURRING = OBJECT_FIELDS.index("recurring")
+CALENDAR_FIELDS = {"name", "description", "color", "timezone", "components", "is_default", "props", "slug"}
+USER_FIELDS = {"username", "email", "password_hash", "is_admin", "prefs"}
+#: parameters per statement: SQLite's limit on host parameters is 999 on old builds
+_CHUNK = 400
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def marks(count: int) -> str:
+    """``?, ?, ...``: the placeholders of an IN list."""
+    return ",".join("?" * count)
+
+
+def present(row: Row | None) -> Row:
+    """A row a statement must have found (one written in the same transaction)."""
+    if row is None:
+        raise LookupError("a row written in this transaction is gone")
+    return row
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A record class's field names (asked for every row: kept once known)."""
+    if cls not in _FIELD_NAMES:
+        _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return _FIELD_NAMES[cls]
+
+
+def record(cls: type[T], row: Row, **converted: Any) -> T:
+    """A record from a row whose columns are named like the record's fields."""
+    keys = set(row.keys())
+    plain = {name: row[name] for name in _field_names(cls) if name not in converted and name in keys}
+    return cls(**plain, **converted)
+
+
+def user(row: Row) -> User:
+    return record(User, row, is_admin=bool(row["is_admin"]), prefs=json.loads(row["prefs"]))
+
+
+def calendar(row: Row) -> Calendar:
+    return record(Calendar, row, is_default=bool(row["is_default"]), props=json.loads(row["props"]))
+
+
+def calendar_object(row: Row) -> CalendarObject:
+    """The object a row starting with OBJECT_COLUMNS holds. Those columns are the record's
+    fields in order, so they are taken by position: this runs for every object a query returns."""
+    values = list(row)[: len(OBJECT_FIELDS)]
+    values[_RECURRING] = bool(values[_RECURRING])
+    return CalendarObject(*values)
+
+
+def job(row: Row) -> ImportJob:
+    lists = ("options", "calendars_created", "errors", "warnings")
+    return record(ImportJob, row, **{name: json.loads(row[name]) for name in lists})
+
+
+class Tables:
+    """A part of the store: its database, and the update of one row that several parts share."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def _update(
+        self, table: str, row_id: int, changes: dict[str, Any], allowed: set[str], json_field: str
+    ) -> None:
+        """Set columns of one row (and updated_at); Conflict names the unique column hit."""
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"unknown {table} fields: {unknown}")
+        if not changes:
+            return
+        if json_field in changes:
+            changes[json_field] = json.dumps(changes[json_field])
+        values = [int(v) if isinstance(v, bool) else v for v in changes.values()]
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        try:
+            async with self.db.transaction() as tx:
+                await tx.run(
+                    f"UPDATE {table} SET {assignments}, updated_at = ? WHERE id = ?", (*values, now_iso(), row_id)
+                )
+        except Duplicate as error:
+            raise Conflict(duplicated(error, "email", "username", "slug")) from None
+
+
+def duplicated(error: Duplicate, *columns: str) -> str:
+    """Which of these columns a uniqueness error names (its constraint's name holds it)."""
+    return next((column for column in columns if column in str(error)), "unique")

@@ -1,0 +1,183 @@
+"""SQLite through aiosqlite: one writer connection, a few readers beside it (WAL), and the
+time-range index as an R*Tree."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from storage.model import StoreFull, now_iso
+from storage.sql.database import (
+    MAX_SPANS,
+    READINESS_TIMEOUT,
+    Database,
+    Duplicate,
+    Row,
+    SpanRows,
+    Tx,
+    Unavailable,
+    migrations,
+)
+
+#: span ids are object_id * SPAN_IDS + n, so an object's spans can be found without a scan
+SPAN_IDS = MAX_SPANS + 1
+
+
+class SQLiteTx:
+    """The statements of one transaction on the writer connection."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return list(await self.db.execute_fetchall(sql, params))
+
+    async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        async with self.db.execute(sql, params) as cursor:
+            row: Row | None = await cursor.fetchone()
+            return row
+
+    async def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self.db.execute(sql, params) as cursor:
+            return cursor.rowcount
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self.db.executemany(sql, rows)
+
+    async def insert(self, sql: str, params: Sequence[Any]) -> int:
+        async with self.db.execute(sql, params) as cursor:
+            if cursor.lastrowid is None:
+                raise sqlite3.DatabaseError("the INSERT made no row")
+            return cursor.lastrowid
+
+
+class SQLiteDatabase(Database):
+    """One SQLite file in WAL mode: writes are ``BEGIN IMMEDIATE`` transactions on one
+    connection (an asyncio lock orders this process's writers; SQLite's busy timeout orders
+    several processes'), reads go to the reader connections in turn."""
+
+    backend = "sqlite"
+    insertion_order = "rowid"
+    byte_length = "LENGTH(CAST({} AS BLOB))"
+    for_update = ""
+
+    def __init__(self, path: str | Path, readers: int = 2) -> None:
+        self.path = Path(path)
+        self._reader_count = max(1, readers)
+        self._writer: aiosqlite.Connection | None = None
+        self._readers: list[aiosqlite.Connection] = []
+        self._next_reader = itertools.cycle(range(self._reader_count))
+        self._lock = asyncio.Lock()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=10000"):
+            await db.execute(f"PRAGMA {pragma}")
+        return db
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect()
+        await self._migrate(self._writer)
+        self._readers = [await self._connect() for _ in range(self._reader_count)]
+
+    async def close(self) -> None:
+        for db in [self._writer, *self._readers]:
+            if db is not None:
+                await db.close()
+        self._writer, self._readers = None, []
+
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        current = await self._version(db)
+        for version, entry in migrations(self.backend):
+            if version > current:
+                script = entry.read_text(encoding="utf-8")
+                await db.executescript(
+                    f"BEGIN;\n{script}\nINSERT INTO schema_migrations VALUES ({version}, '{now_iso()}');\nCOMMIT;"
+                )
+
+    @staticmethod
+    async def _version(db: aiosqlite.Connection) -> int:
+        async with db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") as cursor:
+            row = await cursor.fetchone()
+            return int(row[0]) if row else 0
+
+    async def schema_version(self) -> int:
+        if not self._readers:
+            raise Unavailable("the store is not open")
+        try:
+            return await asyncio.wait_for(self._version(self._reader()), READINESS_TIMEOUT)
+        except (sqlite3.Error, TimeoutError) as error:
+            raise Unavailable(str(error) or "timed out") from None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        db = self._writer
+        assert db is not None, "store is not open"
+        async with self._lock:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield SQLiteTx(db)
+                await db.execute("COMMIT")
+            except BaseException as error:
+                with contextlib.suppress(sqlite3.Error):
+                    await db.execute("ROLLBACK")
+                if isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error):
+                    raise Duplicate(str(error)) from None
+                if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                    raise StoreFull("the disk holding the calendar store is full") from None
+                if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
+                    raise Unavailable(str(error)) from None
+                raise
+
+    def _reader(self) -> aiosqlite.Connection:
+        return self._readers[next(self._next_reader)]
+
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        # One trip to the connection's thread (execute, fetch and close together).
+        return list(await self._reader().execute_fetchall(sql, params))
+
+    # the time-range index: an R*Tree over time -------------------------------------------
+
+    async def write_spans(self, tx: Tx, calendar_id: int, rows: SpanRows) -> None:
+        # Each statement is a trip to the connection's thread: skip the ones with nothing to do.
+        stale = [(object_id * SPAN_IDS + n,) for object_id, old, _ in rows for n in range(old)]
+        if stale:
+            await tx.many("DELETE FROM spans WHERE id = ?", stale)
+        fresh = [
+            (object_id * SPAN_IDS + n, start, end, calendar_id, object_id, start, end, int(exact))
+            for object_id, _, spans in rows
+            for n, (start, end, exact) in enumerate(spans)
+        ]
+        if fresh:
+            await tx.many("INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fresh)
+
+    async def forget_spans(self, tx: Tx, calendar_ids: Sequence[int]) -> None:
+        # the R*Tree is a virtual table: it does not cascade
+        for calendar_id in calendar_ids:
+            rows = await tx.all(
+                "SELECT id, span_count FROM objects WHERE calendar_id = ? AND span_count > 0", (calendar_id,)
+            )
+            await self.write_spans(tx, calendar_id, [(row[0], row[1], ()) for row in rows])
+
+    def span_hits(self, calendar_ids: Sequence[int], start: int, end: int, after_id: int) -> tuple[str, list[Any]]:
+        # t0/t1 are 32-bit floats rounded outward: they find candidates, s/e decide exactly
+        marks = ",".join("?" * len(calendar_ids))
+        sql = (
+            "SELECT object_id, MAX(exact) AS exact FROM spans "
+            f"WHERE t0 < ? AND t1 >= ? AND calendar_id IN ({marks}) AND s < ? "
+            "AND (e > ? OR (e = s AND s >= ?)) AND object_id > ? GROUP BY object_id"
+        )
+        return sql, [end, start, *calendar_ids, end, start, start, after_id]
