@@ -33,6 +33,10 @@ class Store(ABC):
     async def close(self) -> None: ...
 
     @abstractmethod
+    async def free_bytes(self) -> int | None:
+        """What the disk holding the store has left, where the store can tell (None: it cannot)."""
+
+    @abstractmethod
     async def readiness(self) -> str | None:
         """None when the store answers (within seconds) and every migration is applied; else why not."""
 

@@ -8,8 +8,8 @@ import pytest
 
 from protocol.formats import decode, parse
 from server.services.calendars import object_write
-from storage.model import ImportTarget, NewCalendar, NewImport
 from storage import store_for
+from storage.model import ImportTarget, NewCalendar, NewImport
 from storage.sql import SQLStore
 from tests.helpers import ROOT, sample
 

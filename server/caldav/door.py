@@ -8,9 +8,7 @@ answers 404, exactly like one that does not exist.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import shutil
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -124,12 +122,10 @@ class CalDavDoor:
 
     async def calendar_resource(self, user: User, calendar: Calendar, asked: dav.PropfindRequest) -> Resource:
         """A calendar as PROPFIND reads it; RFC 4331's quota (asked for by name only) is the
-        bytes it holds and what the disk has left."""
+        bytes it holds and what the store's disk has left."""
         resource = Resource(Kind.CALENDAR, user, user, calendar)
         if QUOTA & set(asked.names):
-            used = await self.services.calendars.size(calendar)
-            free = await asyncio.to_thread(lambda: shutil.disk_usage(self.services.config.data_dir).free)
-            resource.quota = used, free
+            resource.quota = await self.services.calendars.quota(calendar)
         return resource
 
     # discovery ---------------------------------------------------------------------------

@@ -81,7 +81,7 @@ class Resource:
     calendar: Calendar | None = None
     found: CalendarObject | None = None
     data: str | None = None
-    quota: tuple[int, int] | None = None
+    quota: tuple[int, int | None] | None = None
 
 
 #: a property's value: its text, its child elements, or None where the resource has none
@@ -166,7 +166,11 @@ def _created(resource: Resource) -> Value:
 
 
 def _quota(index: int) -> Callable[[Resource], Value]:
-    return lambda resource: str(resource.quota[index]) if resource.quota else None
+    def read(resource: Resource) -> Value:
+        value = resource.quota[index] if resource.quota else None
+        return None if value is None else str(value)
+
+    return read
 
 
 _COLLECTIONS = frozenset({Kind.ROOT, Kind.PRINCIPALS, Kind.HOME, Kind.CALENDAR})

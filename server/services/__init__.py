@@ -11,8 +11,8 @@ from server.services.auth import LoginThrottle, Passwords
 from server.services.calendars import CalendarService
 from server.services.imports import ImportService
 from server.services.users import UserService
-from storage.base import Store
 from storage import store_for
+from storage.base import Store
 
 
 @dataclass(slots=True)

@@ -179,9 +179,9 @@ class CalendarService:
         """The user's calendar with this slug, if there is one."""
         return await self.store.get_calendar_by_slug(user.id, slug)
 
-    async def size(self, calendar: Calendar) -> int:
-        """Bytes of calendar data the calendar holds."""
-        return await self.store.calendar_size(calendar.id)
+    async def quota(self, calendar: Calendar) -> tuple[int, int | None]:
+        """Bytes of calendar data the calendar holds, and what its store has left (None: unknown)."""
+        return await self.store.calendar_size(calendar.id), await self.store.free_bytes()
 
     async def create_default(self, user: User) -> Calendar:
         return await self.store.create_calendar(self.new_calendar(user, "Calendar", is_default=True, slug=DEFAULT_SLUG))

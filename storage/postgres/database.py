@@ -147,11 +147,13 @@ class PostgresDatabase(Database):
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         try:
-            async with self._ready_pool().acquire(timeout=self.statement_timeout) as connection:
-                async with connection.transaction():
-                    yield PostgresTx(connection)
+            pool = self._ready_pool()
+            async with pool.acquire(timeout=self.statement_timeout) as connection, connection.transaction():
+                yield PostgresTx(connection)
         except pg.UniqueViolationError as error:
             raise Duplicate(f"{error} {error.constraint_name or ''}") from None
+        except pg.CharacterNotInRepertoireError as error:
+            raise ValueError(f"PostgreSQL cannot store this text (a NUL character?): {error}") from None
         except pg.DiskFullError:
             raise StoreFull("the disk holding the calendar store is full") from None
         except TRANSIENT as error:

@@ -22,5 +22,8 @@ class SQLStore(Users, Imports, Store):
     async def close(self) -> None:
         await self.db.close()
 
+    async def free_bytes(self) -> int | None:
+        return await self.db.free_bytes()
+
     async def readiness(self) -> str | None:
         return await self.db.readiness()

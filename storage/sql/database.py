@@ -101,6 +101,10 @@ class Database(ABC):
         latest = max((version for version, _ in migrations(self.backend)), default=0)
         return None if current >= latest else f"migrations pending: the schema is {current}, this server needs {latest}"
 
+    async def free_bytes(self) -> int | None:
+        """What the disk holding the database has left, where this process can tell."""
+        return None
+
     @abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
         """A write transaction: committed when the block ends, rolled back if it raises."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import shutil
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -121,6 +122,9 @@ class SQLiteDatabase(Database):
             return await asyncio.wait_for(self._version(self._reader()), READINESS_TIMEOUT)
         except (sqlite3.Error, TimeoutError) as error:
             raise Unavailable(str(error) or "timed out") from None
+
+    async def free_bytes(self) -> int | None:
+        return (await asyncio.to_thread(shutil.disk_usage, self.path.parent)).free
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
