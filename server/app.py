@@ -23,7 +23,7 @@ from server.services.errors import TooLarge
 from server.wcap import door as wcap
 from server.wcap import page as wcap_page
 from server.web import pages as web_pages
-from storage.model import StoreFull
+from storage.model import StoreFull, StoreUnavailable
 
 log = logging.getLogger("almanac.access")
 #: seconds a client is told to wait when the server is not ready
@@ -80,6 +80,12 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
     except StoreFull as error:  # the doors that have no word of their own for it (the web pages)
         status = 507
         return web.Response(status=507, text=f"{error}: nothing was written, try again later\n")
+    except StoreUnavailable as error:
+        status = 503
+        return web.Response(
+            status=503, text=f"the store cannot answer now ({error}); try again\n",
+            headers={"Retry-After": str(error.retry_after)},
+        )  # fmt: skip
     except TooLarge as error:
         status = 413
         return web.Response(status=413, text=f"{error.message}\n")

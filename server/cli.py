@@ -9,6 +9,7 @@ import getpass
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -22,6 +23,7 @@ from server.http import SERVICES, iso_epoch
 from server.services import Services, opened
 from server.services.errors import Invalid, NotFound, ServiceError
 from server.services.imports import DELIMITERS, ImportRequest, Upload
+from server.workers import supervise
 from storage import safe_url
 from storage.model import Calendar, ImportJob, User
 
@@ -44,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--demo", action="store_true", help="create a demo user with a sample calendar")
+    serve.add_argument("--workers", help="server processes sharing the port: a number, or auto for one per CPU")
+    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # which worker this is (set by the supervisor)
 
     user = commands.add_parser("user", help="manage users")
     actions = user.add_subparsers(dest="action", required=True)
@@ -249,19 +253,22 @@ async def build_timezones_aside() -> None:
         keep_timezones(output.decode())
 
 
-async def serve(config: Config, with_demo: bool) -> None:
-    """Run until SIGINT/SIGTERM; say where once the port is bound (and, with the demo, how to use it)."""
+async def serve(config: Config, with_demo: bool, shared: bool = False) -> None:
+    """Run until SIGINT/SIGTERM; say where once the port is bound (and, with the demo, how to use it).
+    ``shared``: one of several workers on the port (``SO_REUSEPORT``)."""
     app = create_app(config)
     # keepalive_timeout closes a connection idle before, between or inside a request's headers
     # (aiohttp's default is an hour); bodies have their own idle timeout (server.http); the
     # unread rest of a refused body is drained for 2 s at most (aiohttp's default: 10).
+    # SIGTERM drains: the listener closes, requests in flight get up to a minute to finish,
+    # then the app's cleanup stops the import workers (a running import is queued again).
     runner = web.AppRunner(
         app, access_log=None, handle_signals=True, keepalive_timeout=config.idle_timeout, lingering_time=2
     )
     await runner.setup()
     helper: asyncio.Task[None] | None = None
     try:
-        site = web.TCPSite(runner, config.host, config.port)
+        site = web.TCPSite(runner, config.host, config.port, reuse_port=shared or None)
         await site.start()
         port = runner.addresses[0][1]  # the port bound (config.port may be 0: any free one)
         print(f"Almanac listening on http://{config.host}:{port}/ (store: {safe_url(config.store_url)})", flush=True)
@@ -275,11 +282,25 @@ async def serve(config: Config, with_demo: bool) -> None:
         await runner.cleanup()
 
 
+def _without(argv: Sequence[str], *options: str) -> list[str]:
+    """Command-line arguments without these options and their values."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in options:
+            skip = True
+        elif not any(arg.startswith(f"{option}=") for option in options):
+            kept.append(arg)
+    return kept
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = {("server", "data"): args.data, ("store", "url"): args.store}
     if args.command == "serve":
-        overrides |= {("server", "host"): args.host, ("server", "port"): args.port}
+        overrides |= {("server", "host"): args.host, ("server", "port"): args.port, ("server", "workers"): args.workers}
     try:
         config = load(args.config, overrides)
     except ConfigError as error:
@@ -288,8 +309,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         if args.command == "serve":
+            if args.worker is not None:  # one of several: the supervisor chose the port
+                config = replace(config, worker=args.worker)
+            elif config.workers > 1:
+                passed = [a for a in argv or sys.argv[1:] if a != "serve"]
+                return asyncio.run(supervise(config, config.workers, _without(passed, "--workers", "--port")))
             with contextlib.suppress(KeyboardInterrupt, web.GracefulExit):
-                asyncio.run(serve(config, args.demo))
+                asyncio.run(serve(config, args.demo and config.worker == 0, shared=args.worker is not None))
             return 0
         command = {"user": user_command, "import": import_command, "export": export_command}[args.command]
         return asyncio.run(command(config, args))

@@ -26,6 +26,7 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("server", "log_level"): "INFO",
     ("server", "idle_timeout"): "30",
     ("server", "secure_cookies"): "auto",
+    ("server", "workers"): "1",
     ("store", "url"): "",
     ("store", "readers"): "2",
     ("store", "pool_size"): "10",
@@ -56,6 +57,7 @@ class Config:
     log_level: str
     idle_timeout: int
     secure_cookies: str
+    workers: int  #: server processes sharing the port
     store_url: str  #: sqlite:///... or postgresql://...
     readers: int
     pool_size: int
@@ -71,6 +73,8 @@ class Config:
     import_workers: int
     session_timeout: int
     web_session_timeout: int
+    #: which of ``serve --workers N`` this process is (not a setting: the server numbers them)
+    worker: int = 0
 
 
 def _integer(values: Mapping[tuple[str, str], str], key: tuple[str, str], minimum: int = 0) -> int:
@@ -82,6 +86,14 @@ def _integer(values: Mapping[tuple[str, str], str], key: tuple[str, str], minimu
     if number < minimum:
         raise ConfigError(f"{key[0]}.{key[1]} must be at least {minimum}")
     return number
+
+
+def _workers(raw: str) -> int:
+    if raw == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"server.workers must be auto or a whole number of at least 1, not {raw!r}")
+    return int(raw)
 
 
 def load(
@@ -128,6 +140,7 @@ def load(
         log_level=values[("server", "log_level")].upper(),
         idle_timeout=_integer(values, ("server", "idle_timeout"), 1),
         secure_cookies=secure_cookies,
+        workers=_workers(values[("server", "workers")]),
         store_url=store_url,
         readers=_integer(values, ("store", "readers"), 1),
         pool_size=_integer(values, ("store", "pool_size"), 1),

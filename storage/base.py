@@ -63,6 +63,24 @@ class Store(ABC):
     async def delete_user(self, user_id: int) -> bool:
         """Delete a user with all their calendars, tokens, sessions and imports."""
 
+    # failed sign-ins (counted for every process) ------------------------------------------
+
+    @abstractmethod
+    async def add_login_failure(self, keys: Sequence[str], at: float, forget_before: float) -> None:
+        """Count a failed sign-in under each key (and forget failures older than ``forget_before``)."""
+
+    @abstractmethod
+    async def login_failures(self, keys: Sequence[str], since: float) -> dict[str, int]:
+        """How many failures each key has had since then."""
+
+    @abstractmethod
+    async def take_turn(self, key: str, now: float, spacing: float, latest: float) -> float | None:
+        """Atomically book the next turn of a key, ``spacing`` after the later of ``now`` and its
+        last booked turn; None (nothing booked) when that turn would be after ``latest``."""
+
+    @abstractmethod
+    async def clear_login_failures(self, key: str) -> None: ...
+
     # tokens ------------------------------------------------------------------------------
 
     @abstractmethod
@@ -223,6 +241,32 @@ class Store(ABC):
         warnings, message); a finished status stamps finished_at."""
 
     @abstractmethod
+    async def save_upload(self, import_id: int, data: bytes) -> None:
+        """Keep a queued import's file until it runs (any process may run it)."""
+
+    @abstractmethod
+    async def load_upload(self, import_id: int) -> bytes | None: ...
+
+    @abstractmethod
+    async def drop_upload(self, import_id: int) -> None: ...
+
+    @abstractmethod
+    async def claim_import(self, runner: str, lease_until: int) -> ImportJob | None:
+        """Take the oldest queued import (now in progress, leased to ``runner``), or None.
+        Of processes claiming at once, each job goes to exactly one."""
+
+    @abstractmethod
+    async def claim_abandoned(
+        self, runner: str, lease_until: int, now: int, *, of: str | None = None
+    ) -> ImportJob | None:
+        """Take over an import in progress whose lease lapsed before ``now`` (or that ``of``,
+        this runner's earlier life, held), for rolling it back; None when there is none."""
+
+    @abstractmethod
+    async def renew_lease(self, import_id: int, runner: str, lease_until: int) -> bool:
+        """Extend a lease; False when the runner no longer holds it (another took it over)."""
+
+    @abstractmethod
     async def uid_etags(self, calendar_id: int, uids: Sequence[str]) -> dict[str, str]:
         """The ETag of each of these UIDs that the calendar holds (for an import's preview)."""
 
@@ -230,9 +274,10 @@ class Store(ABC):
     async def import_batch(
         self, import_id: int, target: ImportTarget, writes: Sequence[ObjectWrite], progress: int
     ) -> tuple[int, int, int]:
-        """Write one batch of an import in one transaction: find or make the target calendar
-        (recording one it made), match by UID, create or replace, record what was replaced,
-        bump the sync revision once, add to the import's counts and set its progress.
+        """Write one batch of an import in progress (else LookupError) in one transaction: find
+        or make the target calendar (recording one it made), match by UID, create or replace,
+        record what was replaced, bump the sync revision once, add to the import's counts and
+        set its progress.
         Returns (created, updated, unchanged)."""
 
     @abstractmethod

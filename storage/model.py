@@ -147,6 +147,8 @@ class ImportJob:
     message: str | None = None  #: why it failed
     total: int = 0  #: objects it writes (known once the file is parsed)
     error_count: int = 0  #: all its line errors; ``errors`` lists the first ones
+    runner: str | None = None  #: the process that holds its lease (runs it)
+    lease_until: int = 0  #: epoch seconds; a lease not renewed by then is lost
 
 
 class JobStatus(StrEnum):
@@ -172,6 +174,8 @@ class NewImport:
     calendar_id: int | None  #: the calendar chosen; None: the default import group
     options: dict[str, Any] = field(default_factory=dict)
     status: str = JobStatus.QUEUED
+    runner: str | None = None  #: for one run at once: the process running it, with its lease
+    lease_until: int = 0
 
 
 @dataclass(slots=True, frozen=True)
@@ -201,6 +205,14 @@ class ImportFilter:
 
 class StoreFull(Exception):
     """A write failed because the disk is full; nothing of it was kept (reads go on)."""
+
+
+class StoreUnavailable(Exception):
+    """The store could not do it now (connection lost, serialization failure, timeout, a
+    node shutting down): nothing was written, and the same request may succeed if sent again."""
+
+    #: seconds a client is told to wait before it tries again
+    retry_after = 2
 
 
 class Conflict(Exception):

@@ -21,7 +21,7 @@ from server.app import create_app
 from server.config import Config, load
 from server.services.auth import Passwords
 from storage import sqlite_url
-from tests.helpers import LIVE_PASSWORD, LIVE_USER, ROOT, Account, free_port, postgres_schema, run
+from tests.helpers import LIVE_PASSWORD, LIVE_USER, ROOT, Account, Server, free_port, postgres_schema, run
 
 
 @pytest.fixture(autouse=True)
@@ -150,3 +150,19 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest.fixture
 async def server(aiohttp_server, config: Config) -> TestServer:  # type: ignore[no-untyped-def]
     return await aiohttp_server(create_app(config))
+
+
+@pytest.fixture
+async def node(tmp_path: Path, store_url: str) -> AsyncIterator[Callable[..., Server]]:
+    """Makes ``run.py serve`` processes on this test's store (each node with its own data
+    folder when ``data`` names one); stops them all by PID at the end."""
+    started: list[Server] = []
+
+    def make(data: str = "data", **settings: str) -> Server:
+        made = Server(tmp_path / data, store_url, **{"auth_password_scheme": "bcrypt", **settings})
+        started.append(made)
+        return made
+
+    yield make
+    for each in started:
+        each.stop()

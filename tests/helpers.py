@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestClient
 from lxml import etree
 
@@ -166,3 +169,74 @@ def postgres_schema() -> tuple[str, Any]:
     return f"{POSTGRES}{separator}search_path={name},public", lambda: asyncio.run(
         _schema(f'DROP SCHEMA "{name}" CASCADE')
     )
+
+
+def files_left(data: Path) -> list[Path]:
+    """The files uploads and imports left in a data folder's spool (every worker's)."""
+    return [path for path in (data / "imports").rglob("*") if path.is_file()]
+
+
+class Server:
+    """``run.py serve`` in a process of its own, stopped by its PID."""
+
+    def __init__(self, data: Path, store: str, **settings: str) -> None:
+        self.data, self.port = data, free_port()
+        settings = {"store_url": store, **settings}
+        self.env = {**os.environ, **{f"ALMANAC_{k.upper()}": v for k, v in settings.items()}}
+        self.workers = int(settings.get("server_workers", "1"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.data.parent / f"server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, within: float = 30) -> None:
+        command = [sys.executable, "run.py", "serve", "--port", str(self.port), "--data", str(self.data)]
+        self.data.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:  # a file, not a pipe: a full pipe would block the server
+            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"the server did not listen within {within} s")
+
+    def kill(self) -> None:
+        """kill -9: no clean-up of any kind (its workers too, when it has several)."""
+        assert self.process is not None
+        for pid in self.pids()[1:]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.kill()
+        self.process.wait(10)
+
+    def pids(self) -> list[int]:
+        """The server's process, then its workers' (children) when it has several."""
+        assert self.process is not None
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        found = children.read_text().split() if children.exists() else []
+        return [self.process.pid, *map(int, found)]
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+async def sign_up(http: aiohttp.ClientSession, url: str) -> tuple[dict[str, str], str]:
+    """alice's token header and the uuid of her default calendar."""
+    body = {"username": "alice", "password": "correct horse", "email": "alice@example.org"}
+    async with http.post(f"{url}/v1/users", json=body) as response:
+        assert response.status == 201
+        made = await response.json()
+    return {"Authorization": f"Token token={made['authToken']}"}, made["myCalendarUuid"]

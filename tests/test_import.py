@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from server.config import Config, load
 from server.http import SERVICES
-from tests.helpers import Account, groups, sample, seed_body
+from tests.helpers import Account, files_left, groups, sample, seed_body
 
 SEED_UIDS = {
     "07a45e5b-1d1e-4f41-ad36-4c15ca9150d6",
@@ -66,7 +66,7 @@ async def test_file_sent_every_way(alice: Account, how: str, config: Config) -> 
         response = await alice.post("/v1/import/", json={"file": lines})
     assert response.status == 200, await response.text()
     assert {s["uid"] for s in await slots(alice)} == SEED_UIDS
-    assert list((config.data_dir / "imports").glob("*")) == []  # an uploaded file is not left behind
+    assert files_left(config.data_dir) == []  # an uploaded file is not left behind
 
 
 async def test_import_into_a_group_and_json_summary(alice: Account) -> None:
@@ -225,7 +225,7 @@ async def test_upload_over_the_limit_is_413(aiohttp_client, tmp_path, alice: Acc
         assert "limit of 1000 bytes" in (await response.json())["error"]
     listed = await client.get("/v1/me/slots", headers=headers)
     assert await listed.json() == []
-    assert list((tmp_path / "small" / "imports").glob("*")) == []
+    assert files_left(tmp_path / "small") == []
 
 
 async def test_a_server_fault_is_500_and_nothing_is_half_imported(

@@ -20,7 +20,7 @@ from server.services import imports as imports_module
 from server.services.calendars import object_write
 from server.services.imports import ImportRequest, Upload
 from storage.model import ImportTarget, NewImport
-from tests.helpers import EVENT, Account, basic, sample
+from tests.helpers import EVENT, Account, basic, files_left, sample
 from tests.helpers import groups as calendars
 
 BAD_ICS = sample("recurring.ics").replace(b"DTSTART:20250210T083000", b"DTSTART:not-a-date", 1)
@@ -102,7 +102,7 @@ async def test_refusals_in_the_drafts_error_format(
     answer = await response.json()
     assert answer["errors"] == [{"resource": "Import", "field": field, "code": code}] and answer["message"]
     assert await (await alice.get("/v1/imports")).json() == []  # nothing was recorded
-    assert list((config.data_dir / "imports").glob("*")) == []  # nor kept of the upload
+    assert files_left(config.data_dir) == []  # nor kept of the upload
 
 
 async def test_a_body_that_is_not_multipart_is_a_400(alice: Account) -> None:
@@ -118,7 +118,7 @@ async def test_a_file_over_the_limit_is_too_large(aiohttp_client: Any, config: C
     response = await small.post("/v1/imports", data=form(b"BEGIN:VCALENDAR\r\n" + b"X" * 2000), headers=headers)
     assert response.status == 413
     assert (await response.json())["errors"] == [{"resource": "Import", "field": "file", "code": "too_large"}]
-    assert list((config.data_dir / "imports").glob("*")) == []  # the part written so far is gone
+    assert files_left(config.data_dir) == []  # the part written so far is gone
 
 
 async def test_a_bad_line_fails_the_job_with_its_line_and_writes_nothing(alice: Account) -> None:
@@ -180,7 +180,7 @@ async def test_dry_run_previews_and_records_nothing(client: TestClient, alice: A
     bad = await (await alice.post("/v1/imports", data=form(BAD_ICS, dry_run="1"))).json()
     assert bad["entries_created"] == 4 and len(bad["line_errors"]) == 1 and bad["calendars_created"] == ["Imports"]
     assert await (await alice.get("/v1/imports")).json() == []
-    assert list((config.data_dir / "imports").glob("*")) == []  # neither the uploads nor what was staged
+    assert files_left(config.data_dir) == []  # neither the uploads nor what was staged
 
 
 # --------------------------------------------------------------------------- restart and rollback
@@ -211,6 +211,7 @@ async def test_a_restart_rolls_back_the_interrupted_and_runs_the_queued(config: 
     made = first.calendars.new_calendar(user, "Half")
     await first.store.import_batch(interrupted.id, ImportTarget(user.id, create=made), writes[:1], 50)
     queued = await first.imports.submit(user, ImportRequest("rest", calendar=None), Upload.of(sample("google.ics")))
+    first.imports.spool.mkdir(parents=True, exist_ok=True)
     for stray in ("upload-x1", "body-x2", "staged-x3", "7.part"):  # files of requests cut off by the kill
         (first.imports.spool / stray).write_bytes(b"BEGIN:VCALENDAR")
     await first.store.close()  # "killed": the workers never ran

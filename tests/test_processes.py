@@ -6,97 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-import pytest
 
-from tests.helpers import EVENT, basic
+from tests.helpers import EVENT, Server, basic, sign_up
 
-ROOT = Path(__file__).resolve().parent.parent
 ALICE = basic("alice")  # the Authorization header
 CAL = "/dav/calendars/alice/calendar/"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    """``run.py serve`` in a process of its own, stopped by its PID."""
-
-    def __init__(self, data: Path, **settings: str) -> None:
-        self.data, self.port = data, free_port()
-        self.env = {**os.environ, **{f"ALMANAC_{k.upper()}": v for k, v in settings.items()}}
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def log(self) -> Path:
-        return self.data.parent / f"server-{self.port}.log"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self, within: float = 30) -> None:
-        command = [sys.executable, "run.py", "serve", "--port", str(self.port), "--data", str(self.data)]
-        self.data.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as log:  # a file, not a pipe: a full pipe would block the server
-            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"the server did not listen within {within} s")
-
-    def kill(self) -> None:
-        """kill -9: no clean-up of any kind."""
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Callable[..., Server]]:
-    started: list[Server] = []
-
-    def make(**settings: str) -> Server:
-        made = Server(tmp_path / "data", **{"auth_password_scheme": "bcrypt", **settings})
-        started.append(made)
-        return made
-
-    yield make
-    for each in started:
-        each.stop()
-
-
-async def sign_up(http: aiohttp.ClientSession, url: str) -> tuple[dict[str, str], str]:
-    """alice's token header and the uuid of her default calendar."""
-    body = {"username": "alice", "password": "correct horse", "email": "alice@example.org"}
-    async with http.post(f"{url}/v1/users", json=body) as response:
-        assert response.status == 201
-        made = await response.json()
-    return {"Authorization": f"Token token={made['authToken']}"}, made["myCalendarUuid"]
 
 
 def big_calendar(events: int) -> bytes:
@@ -112,9 +31,9 @@ def big_calendar(events: int) -> bytes:
 
 
 async def test_a_crash_during_an_import_with_a_conflicting_write_restarts_and_rolls_back(
-    server: Callable[..., Server],
+    node: Callable[..., Server],
 ) -> None:
-    first = server()
+    first = node()
     await first.start()
     async with aiohttp.ClientSession() as http:
         token, calendar = await sign_up(http, first.url)
@@ -143,7 +62,7 @@ async def test_a_crash_during_an_import_with_a_conflicting_write_restarts_and_ro
             assert (await response.json())["status"] == "in_progress"
         first.kill()
 
-        second = server()
+        second = node()
         second.port = first.port
         await second.start()  # raised storage.model.Conflict before, and never listened
         async with http.get(f"{second.url}/v1/imports/{job['id']}", headers=token) as response:
@@ -166,8 +85,8 @@ async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bytes:
     return received
 
 
-async def test_idle_and_slow_clients_are_dropped_and_never_stop_others(server: Callable[..., Server]) -> None:
-    live = server(server_idle_timeout="2")
+async def test_idle_and_slow_clients_are_dropped_and_never_stop_others(node: Callable[..., Server]) -> None:
+    live = node(server_idle_timeout="2")
     await live.start()
     async with aiohttp.ClientSession() as http:
         token, _ = await sign_up(http, live.url)

@@ -43,7 +43,9 @@ async def replace_then_move(services: Services, status: str) -> tuple[int, int]:
     [calendar] = await services.calendars.of(user)
     original = parse(decode(event("big-0", "before").encode())).resources[0]
     await services.calendars.put(calendar, original, href="pre-0.ics")
-    job = await services.store.create_import(NewImport(user.id, "rest", "ics", "x.ics", calendar.id, status=status))
+    job = await services.store.create_import(
+        NewImport(user.id, "rest", "ics", "x.ics", calendar.id, status="in_progress")
+    )
     imported = parse(decode(event("big-0", "imported").encode())).resources[0]
     await services.store.import_batch(job.id, ImportTarget(user.id, calendar.id), [object_write(imported)], 50)
     if status == "complete":

@@ -72,7 +72,7 @@ async def test_deleting_a_user_removes_everything_of_theirs(store: SQLStore) -> 
     user = await store.create_user("u", "u@example.org", "hash")
     calendar = await store.create_calendar(NewCalendar(uuid="c", owner_id=user.id, slug="c", name="C"))
     writes = [object_write(r) for r in parse(decode(sample("google.ics"))).resources]
-    job = await store.create_import(NewImport(user.id, "cli", "ics", None, calendar.id))
+    job = await store.create_import(NewImport(user.id, "cli", "ics", None, calendar.id, status="in_progress"))
     await store.import_batch(job.id, ImportTarget(user.id, calendar.id), writes, 100)
     await store.add_token(user.id, "h")
     assert await store.delete_user(user.id)
@@ -85,7 +85,7 @@ async def test_spans_follow_their_objects(store: SQLStore) -> None:
     user = await store.create_user("u", None, "hash")
     calendar = await store.create_calendar(NewCalendar(uuid="c", owner_id=user.id, slug="c", name="C"))
     writes = [object_write(r) for r in parse(decode(sample("recurring.ics"))).resources]
-    job = await store.create_import(NewImport(user.id, "cli", "ics", None, calendar.id))
+    job = await store.create_import(NewImport(user.id, "cli", "ics", None, calendar.id, status="in_progress"))
     await store.import_batch(job.id, ImportTarget(user.id, calendar.id), writes, 100)
 
     async def count() -> int:

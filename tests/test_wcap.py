@@ -16,7 +16,7 @@ from lxml import etree
 
 from server.app import create_app
 from server.config import Config, load
-from tests.helpers import Account, sample
+from tests.helpers import Account, files_left, sample
 
 SEED_BOUNDARY = "multipart/form-data;boundary=---------------------------33111928916708"
 SMALL_ICS = (
@@ -181,7 +181,7 @@ async def test_the_seed_request_imports_both_events(
     floating = [c for c in (await wcap("fetchevents_by_id", id=session, uid="random-uid002")).components()]
     assert floating[0]["DTSTART"].to_ical() == b"20020106T100000"  # the floating time stays floating
     assert "random-uid001" in await alice.export("ical")  # one store: the REST door sees it at once
-    assert list((config.data_dir / "imports").glob("*")) == []  # the body and file on disk are removed
+    assert files_left(config.data_dir) == []  # the body and file on disk are removed
 
 
 async def test_httpauth_import_without_a_session(wcap: Wcap, alice: Account) -> None:
@@ -228,7 +228,7 @@ async def test_bad_import_arguments_are_errno_77_and_change_nothing(
     reply = await upload(wcap, content if content is not None else SMALL_ICS, id=session, **params)
     assert reply.status == 200 and reply.errno == 77, reply.text[:300]
     assert await summaries(wcap, session) == set()
-    assert list((config.data_dir / "imports").glob("*")) == []
+    assert files_left(config.data_dir) == []
 
 
 async def test_import_transport_errors_are_errno_77(client: TestClient, wcap: Wcap, session: str) -> None:

@@ -40,7 +40,7 @@ from server.services import Services
 from server.services.calendars import is_uuid
 from server.services.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
 from server.services.imports import ImportRequest, Upload
-from storage.model import Calendar, CalendarObject, StoreFull, User
+from storage.model import Calendar, CalendarObject, StoreFull, StoreUnavailable, User
 
 log = logging.getLogger("almanac.rest")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -117,6 +117,10 @@ async def rest_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_response(412, error.message)
     except StoreFull as error:
         return error_response(507, f"{error}: nothing was written, try again later")
+    except StoreUnavailable as error:
+        response = error_response(503, f"the store cannot answer now ({error}); try again")
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response
     except web.HTTPException as error:
         if error.status < 400:
             raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from server.config import Config
 from server.services.auth import LoginThrottle, Passwords
@@ -34,7 +34,7 @@ def build(config: Config, store: Store | None = None) -> Services:
         statement_timeout=config.statement_timeout,
     )  # fmt: skip
     calendars = CalendarService(store)
-    throttle = LoginThrottle(config.login_failures, config.login_window)
+    throttle = LoginThrottle(store, config.login_failures, config.login_window)
     passwords = Passwords(config.password_scheme)
     users = UserService(store, passwords, calendars, config.min_password_length, throttle)
     return Services(config, store, users, calendars, ImportService(store, calendars, config))
@@ -43,7 +43,7 @@ def build(config: Config, store: Store | None = None) -> Services:
 @asynccontextmanager
 async def opened(config: Config) -> AsyncIterator[Services]:
     """Services on an open store, for the command line."""
-    services = build(config)
+    services = build(replace(config, worker=-1))  # the command line: not one of the server's workers
     await services.store.open()
     try:
         yield services

@@ -10,12 +10,13 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from passlib.context import CryptContext
+
+from storage.base import Store
 
 T = TypeVar("T")
 
@@ -69,52 +70,50 @@ class LoginThrottle:
     many for an address over all accounts), each further attempt from that address waits its
     turn: 1, 2, 4, ... seconds apart, up to ``max_delay``. An attempt whose turn is more than
     ``max_wait`` seconds away is refused at once. The account's owner, from anywhere else, is
-    never slowed, and the right password still works once its turn comes."""
+    never slowed, and the right password still works once its turn comes.
+
+    The counts and turns are kept in the store, so every process and node of one Almanac
+    counts the same guesses (N processes do not allow N times as many)."""
 
     def __init__(
-        self, failures: int = 10, window: int = 300, delay: float = 1.0, max_delay: float = 30, max_wait: float = 60
+        self,
+        store: Store,
+        failures: int = 10,
+        window: int = 300,
+        delay: float = 1.0,
+        max_delay: float = 30,
+        max_wait: float = 60,
     ) -> None:
+        self.store = store
         self.failures = failures
         self.window = window
         self.delay = delay
         self.max_delay = max_delay
         self.max_wait = max_wait
-        self._seen: dict[tuple[str, str], deque[float]] = {}
-        self._turn: dict[tuple[str, str], float] = {}  #: when the next slowed attempt may run
 
-    def _keys(self, account: str, address: str) -> tuple[tuple[tuple[str, str], int], ...]:
-        return ((account, address), self.failures), (("", address), 5 * self.failures)
+    def _keys(self, account: str, address: str) -> tuple[tuple[str, int], ...]:
+        """The keys an attempt counts under, with their limits (an address has no spaces)."""
+        return (f"{address} {account}", self.failures), (f"{address} ", 5 * self.failures)
 
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
-        times = self._seen.get(key, deque())
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        return times
-
-    def wait(self, account: str, address: str) -> float | None:
+    async def wait(self, account: str, address: str) -> float | None:
         """Seconds this attempt must wait before it is checked (0: at once), or None: refused."""
-        now = time.monotonic()
+        now = time.time()
+        keys = self._keys(account, address)
+        counts = await self.store.login_failures([key for key, _ in keys], now - self.window)
         wait = 0.0
-        for key, limit in self._keys(account, address):
-            over = len(self._recent(key, now)) - limit
+        for key, limit in keys:
+            over = counts[key] - limit
             if over >= 0:
-                turn = max(now, self._turn.get(key, now)) + min(self.delay * 2**over, self.max_delay)
-                if turn - now > self.max_wait:
+                spacing = min(self.delay * 2**over, self.max_delay)
+                turn = await self.store.take_turn(key, now, spacing, now + self.max_wait)
+                if turn is None:
                     return None
-                self._turn[key] = turn
                 wait = max(wait, turn - now)
         return wait
 
-    def failed(self, account: str, address: str) -> None:
-        now = time.monotonic()
-        for key, _ in self._keys(account, address):
-            times = self._recent(key, now)
-            times.append(now)
-            self._seen[key] = times
-        if len(self._seen) > 100_000:  # bounded memory under a spray of names
-            self._seen = {k: v for k, v in self._seen.items() if self._recent(k, now)}
-            self._turn = {k: v for k, v in self._turn.items() if v > now}
+    async def failed(self, account: str, address: str) -> None:
+        now = time.time()
+        await self.store.add_login_failure([key for key, _ in self._keys(account, address)], now, now - self.window)
 
-    def succeeded(self, account: str, address: str) -> None:
-        self._seen.pop((account, address), None)
-        self._turn.pop((account, address), None)
+    async def succeeded(self, account: str, address: str) -> None:
+        await self.store.clear_login_failures(self._keys(account, address)[0][0])

@@ -21,9 +21,11 @@ import functools
 import io
 import logging
 import pickle
+import socket
 import tempfile
+import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +60,11 @@ DELIMITERS = {",": ",", ";": ";", "|": "|", "\t": "\t", "tab": "\t"}
 #: progress (percent) once the file is parsed and checked (two thirds of the work); writing
 #: takes it to 100
 PARSED = 60
+#: seconds a lease on a running import lasts; its runner renews it every third of that
+LEASE = 30
+#: how often an idle worker looks for imports queued by another process (this process's
+#: own wake it at once)
+POLL = 1.0
 #: a file is read in pieces of at most this many characters (a line longer than this too)
 PIECE = 1 << 20
 Progress = Callable[[ImportJob], None]
@@ -192,9 +199,14 @@ class ImportService:
         self.store = store
         self.calendars = calendars
         self.config = config
-        self.spool = config.data_dir / "imports"  #: files of queued imports, named by job id
-        self._queue: asyncio.Queue[int] = asyncio.Queue()
-        self._workers: list[asyncio.Task[None]] = []
+        #: this process's uploads on their way in (queued imports wait in the store)
+        self.spool = config.data_dir / "imports" / f"worker-{config.worker}"
+        #: who holds the leases of the imports this process runs: stable across restarts, so
+        #: that a restarted server rolls back what it was running at once
+        self.runner = f"{socket.gethostname()}:{config.data_dir.resolve()}:{config.worker}"
+        self._wake = asyncio.Event()  #: set when this process queues an import
+        self._running: set[int] = set()
+        self._tasks: list[asyncio.Task[None]] = []
 
     # checking and parsing ------------------------------------------------------------------
 
@@ -390,9 +402,11 @@ class ImportService:
         """Import now (the doors that answer with the outcome); Invalid/BadEncoding after the
         failed job is recorded."""
         self.check_size(upload.size)
-        job = await self.store.create_import(self._new(user, request, JobStatus.IN_PROGRESS))
+        new = replace(self._new(user, request, JobStatus.IN_PROGRESS), runner=self.runner, lease_until=self._lease())
+        job = await self.store.create_import(new)
         with disk_space():
-            return await self._execute(job, user, request, upload, progress)
+            async with self._leased(job.id):
+                return await self._execute(job, user, request, upload, progress)
 
     async def submit(self, user: User, request: ImportRequest, upload: Upload) -> ImportJob:
         """Queue an import for the workers, taking the upload over (a spooled one is moved to
@@ -403,8 +417,8 @@ class ImportService:
             fmt = self.format_of(upload, request.format)
             job = await self.store.create_import(self._new(user, request, JobStatus.QUEUED, fmt))
             try:
-                with disk_space():
-                    await asyncio.to_thread(self._spool_write, job.id, upload)
+                data = upload.data if upload.path is None else await asyncio.to_thread(upload.path.read_bytes)
+                await self.store.save_upload(job.id, data or b"")
             except BaseException as error:
                 with contextlib.suppress(Exception):
                     await self.store.update_import(
@@ -413,17 +427,8 @@ class ImportService:
                 raise
         finally:
             upload.discard()
-        self._queue.put_nowait(job.id)
+        self._wake.set()
         return job
-
-    def _spool_write(self, job_id: int, upload: Upload) -> None:
-        self.spool.mkdir(parents=True, exist_ok=True)
-        if upload.path is not None:
-            upload.path.rename(self._spool_path(job_id))
-            return
-        partial = self.spool / f"{job_id}.part"
-        partial.write_bytes(upload.data or b"")
-        partial.rename(self._spool_path(job_id))
 
     async def _execute(
         self, job: ImportJob, user: User, request: ImportRequest, upload: Upload, progress: Progress | None
@@ -520,77 +525,135 @@ class ImportService:
     # the worker pool -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Roll back the imports a stopped server left half-written, queue the waiting ones,
-        remove the other files a stopped server left in the spool, and start the workers."""
-        interrupted, _ = await self.store.list_imports(ImportFilter(status=JobStatus.IN_PROGRESS), limit=1_000_000)
-        for job in interrupted:
-            self._spool_path(job.id).unlink(missing_ok=True)
+        """Roll back the imports this runner's earlier life left half-written (and any whose
+        runner's lease lapsed), remove the files a stopped server left in its spool, and start
+        the workers and the watch over other runners' leases."""
+        await self._sweep(of=self.runner)
+        if self.spool.is_dir():
+            for path in self.spool.iterdir():
+                path.unlink(missing_ok=True)
+        await self._adopt_legacy_spool()
+        self._tasks = [asyncio.create_task(self._work()) for _ in range(self.config.import_workers)]
+        self._tasks.append(asyncio.create_task(self._watch()))
+
+    async def _adopt_legacy_spool(self) -> None:
+        """Before version 5 of the store a queued import's file waited in ``<data>/imports/<id>``:
+        move those into the store (so that they run), and remove what else is left there."""
+        for path in (self.config.data_dir / "imports").glob("*"):
+            if not path.is_file():
+                continue
+            job = await self.store.get_import(int(path.name)) if path.name.isdigit() else None
+            if job is not None and job.status == JobStatus.QUEUED:
+                await self.store.save_upload(job.id, await asyncio.to_thread(path.read_bytes))
+            path.unlink(missing_ok=True)
+
+    async def stop(self) -> None:
+        """Stop the workers: an import running is rolled back and queued again, for another
+        worker (here after a restart, or on another node) to run from the start."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def idle(self) -> None:
+        """Wait until no import is queued or running here (for tests and the benchmark)."""
+        while self._running or (await self.store.list_imports(ImportFilter(status=JobStatus.QUEUED), limit=1))[1]:
+            await asyncio.sleep(0.02)
+
+    def _lease(self) -> int:
+        return int(time.time()) + LEASE
+
+    @contextlib.asynccontextmanager
+    async def _leased(self, job_id: int) -> AsyncIterator[None]:
+        """Renew the job's lease while the block runs (it lapses within LEASE if this process dies)."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(LEASE / 3)
+                if not await self.store.renew_lease(job_id, self.runner, self._lease()):
+                    log.warning("import %d: its lease was taken over; its next batch will be refused", job_id)
+                    return
+
+        self._running.add(job_id)
+        renewing = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            self._running.discard(job_id)
+
+    async def _sweep(self, of: str | None = None) -> None:
+        """Roll back every import in progress whose runner is gone (its lease lapsed, or it
+        was this runner's earlier life)."""
+        while job := await self.store.claim_abandoned(self.runner, self._lease(), int(time.time()), of=of):
             try:
                 await self._revert(
                     job.id, JobStatus.IN_PROGRESS, JobStatus.FAILED,
                     "the server stopped during the import: what it had written was removed",
                 )  # fmt: skip
-                log.warning("import %d was interrupted by a restart and has been rolled back", job.id)
-            except Exception as error:  # start-up goes on whatever one job holds
+                await self.store.drop_upload(job.id)
+                log.warning("import %d was interrupted (its server stopped) and has been rolled back", job.id)
+            except Exception as error:  # the lease lapses again: tried again by the next sweep
                 log.error("import %d was interrupted and could not be rolled back: %r", job.id, error)
-                with contextlib.suppress(Exception):  # left in_progress, it is tried again at the next start
-                    why = f"the server stopped during the import; rolling it back failed: {error}"
-                    await self.store.update_import(job.id, status=JobStatus.FAILED, message=why)
-        queued, _ = await self.store.list_imports(ImportFilter(status=JobStatus.QUEUED), limit=1_000_000)
-        for job in reversed(queued):  # oldest first
-            self._queue.put_nowait(job.id)
-        waiting = {self._spool_path(job.id) for job in queued}
-        for path in self.spool.glob("*"):
-            if path not in waiting:
-                path.unlink(missing_ok=True)
-        self._workers = [asyncio.create_task(self._work()) for _ in range(self.config.import_workers)]
+                return
 
-    async def stop(self) -> None:
-        for worker in self._workers:
-            worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
-        self._workers = []
-
-    async def idle(self) -> None:
-        """Wait until every queued import has run (for tests and the benchmark)."""
-        await self._queue.join()
-
-    def _spool_path(self, job_id: int) -> Path:
-        return self.spool / str(job_id)
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE / 2)
+            try:
+                await self._sweep()
+            except Exception:
+                log.exception("looking for abandoned imports failed")
 
     async def _work(self) -> None:
         while True:
-            job_id = await self._queue.get()
             try:
-                await self._run_queued(job_id)
+                job = await self.store.claim_import(self.runner, self._lease())
+            except Exception:
+                log.exception("claiming an import failed")
+                job = None
+            if job is None:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL)
+                continue
+            try:
+                await self._run_claimed(job)
             except (Invalid, BadEncoding):
                 pass  # recorded on the job
             except Exception:
-                log.exception("import %d failed", job_id)
-            finally:
-                self._queue.task_done()
+                log.exception("import %d failed", job.id)
 
-    async def _run_queued(self, job_id: int) -> None:
-        job = await self.store.get_import(job_id)
-        if job is None or job.status != JobStatus.QUEUED:
-            return
-        path = self._spool_path(job_id)
-        user = await self.store.get_user(job.user_id)
-        calendar = await self.store.get_calendar(job.calendar_id) if job.calendar_id else None
-        problem = (
-            "the uploaded file is gone" if not path.exists()
-            else "the target calendar was deleted" if job.calendar_id and calendar is None
-            else None
-        )  # fmt: skip
-        if user is None or problem:
-            await self.store.update_import(job_id, status=JobStatus.FAILED, message=problem or "the user was deleted")
-            path.unlink(missing_ok=True)
-            return
-        job = await self.store.update_import(job_id, status=JobStatus.IN_PROGRESS)
+    async def _run_claimed(self, job: ImportJob) -> None:
+        """Run a queued import this worker claimed; stopped half-way, it is rolled back and
+        queued again."""
+        async with self._leased(job.id):
+            data = await self.store.load_upload(job.id)
+            user = await self.store.get_user(job.user_id)
+            calendar = await self.store.get_calendar(job.calendar_id) if job.calendar_id else None
+            problem = (
+                "the uploaded file is gone" if data is None
+                else "the target calendar was deleted" if job.calendar_id and calendar is None
+                else "the user was deleted" if user is None
+                else None
+            )  # fmt: skip
+            if problem or user is None or data is None:
+                await self.store.update_import(job.id, status=JobStatus.FAILED, message=problem)
+                await self.store.drop_upload(job.id)
+                return
+            try:
+                await self._execute(job, user, ImportRequest.of_job(job, calendar), Upload(data=data), None)
+            except asyncio.CancelledError:
+                await asyncio.shield(self._requeue(job.id))
+                raise
+            await self.store.drop_upload(job.id)
+
+    async def _requeue(self, job_id: int) -> None:
         try:
-            await self._execute(job, user, ImportRequest.of_job(job, calendar), Upload(path=path), None)
-        finally:
-            path.unlink(missing_ok=True)
+            await self._revert(job_id, JobStatus.IN_PROGRESS, JobStatus.QUEUED, "the server stopped: queued again")
+            log.warning("import %d was stopped with its server: rolled back and queued again", job_id)
+        except Exception as error:  # its lease lapses: another process rolls it back
+            log.error("import %d was stopped and could not be queued again: %r", job_id, error)
 
     # the imports resource ------------------------------------------------------------------
 

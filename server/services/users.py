@@ -34,7 +34,7 @@ class UserService:
         self.passwords = passwords
         self.calendars = calendars
         self.min_password_length = min_password_length
-        self.throttle = throttle or LoginThrottle()
+        self.throttle = throttle or LoginThrottle(store)
         #: recent successful checks, so that per-request Basic auth does not rehash each time:
         #: (login, salted digest of the password) -> (user id, monotonic expiry)
         self._verified: dict[tuple[str, str], tuple[int, float]] = {}
@@ -76,16 +76,16 @@ class UserService:
             return await self.store.get_user(cached[0])
         user = await self.store.find_user(login)
         account = f"#{user.id}" if user else login.lower()  # a username and an e-mail: one account
-        wait = self.throttle.wait(account, address)
+        wait = await self.throttle.wait(account, address)
         if wait is None:
             return None
         if wait:
             await asyncio.sleep(wait)
         ok, new_hash = await self.passwords.verify(password, user.password_hash if user else None)
         if not ok or user is None:
-            self.throttle.failed(account, address)
+            await self.throttle.failed(account, address)
             return None
-        self.throttle.succeeded(account, address)
+        await self.throttle.succeeded(account, address)
         if new_hash:
             await self.store.update_user(user.id, password_hash=new_hash)
         if len(self._verified) > 10_000:

@@ -47,7 +47,7 @@ from server.services.errors import (
 )
 from server.services.imports import ImportRequest, Upload
 from server.urls import WCAP, calid_of
-from storage.model import Calendar, CalendarObject, StoreFull, User
+from storage.model import Calendar, CalendarObject, StoreFull, StoreUnavailable, User
 
 log = logging.getLogger("almanac.wcap")
 SESSION_KIND = "wcap"
@@ -188,7 +188,7 @@ class WcapDoor:
             blocks = await handler(self, call)
         except WcapError as error:
             return await self.reply(call, [Block(errno=error.errno)], error.message)
-        except StoreFull as error:  # nothing was written; the command's own failure errno says so
+        except (StoreFull, StoreUnavailable) as error:  # nothing was written; the command's failure errno says so
             return await self.reply(
                 call, [Block(errno=WRITE_FAILED.get(name, Errno.DWP_CONNECTION_FAILED))], str(error)
             )

@@ -83,6 +83,7 @@ class PostgresDatabase(Database):
     insertion_order = "seq"
     byte_length = "OCTET_LENGTH({})"
     for_update = " FOR UPDATE"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str, pool_size: int = 10, statement_timeout: float = 30.0) -> None:
         self.url = url

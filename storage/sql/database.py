@@ -16,6 +16,8 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any, Protocol
 
+from storage.model import StoreUnavailable
+
 #: how long a readiness probe waits for the store
 READINESS_TIMEOUT = 2.0
 
@@ -39,9 +41,7 @@ class Duplicate(Exception):
     """A statement broke a uniqueness constraint; the message names the constraint."""
 
 
-class Unavailable(Exception):
-    """The database could not do it now (connection lost, serialization failure, timeout):
-    nothing was written, and the same request may succeed if it is sent again."""
+Unavailable = StoreUnavailable
 
 
 class Tx(Protocol):
@@ -80,6 +80,8 @@ class Database(ABC):
     #: what makes a SELECT lock the rows it reads until the transaction ends ("" where every
     #: write transaction holds the whole database)
     for_update: str
+    #: what makes a SELECT ... FOR UPDATE pass over rows other transactions hold
+    skip_locked: str
 
     @abstractmethod
     async def open(self) -> None:

@@ -72,10 +72,10 @@ class Imports(Calendars):
         now = now_iso()
         async with self.db.transaction() as tx:
             import_id = await tx.insert(
-                "INSERT INTO imports (user_id, calendar_id, door, format, filename, options, status, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO imports (user_id, calendar_id, door, format, filename, options, status, runner, "
+                "lease_until, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (new.user_id, new.calendar_id, new.door, new.format, new.filename, json.dumps(new.options),
-                 new.status, now, now),
+                 new.status, new.runner, new.lease_until, now, now),
             )  # fmt: skip
             return await self._job_in(tx, import_id)
 
@@ -98,6 +98,53 @@ class Imports(Calendars):
         if row is None:
             raise LookupError(f"import {import_id} does not exist")
         return job(row)
+
+    async def save_upload(self, import_id: int, data: bytes) -> None:
+        async with self.db.transaction() as tx:
+            await tx.run("INSERT INTO import_uploads (import_id, data) VALUES (?, ?)", (import_id, data))
+
+    async def load_upload(self, import_id: int) -> bytes | None:
+        row = await self.db.one("SELECT data FROM import_uploads WHERE import_id = ?", (import_id,))
+        return bytes(row[0]) if row else None
+
+    async def drop_upload(self, import_id: int) -> None:
+        async with self.db.transaction() as tx:
+            await tx.run("DELETE FROM import_uploads WHERE import_id = ?", (import_id,))
+
+    async def _claim(self, assign: str, which: str, params: Sequence[Any]) -> ImportJob | None:
+        """Set ``assign`` on the first import (by id) matching ``which``, skipping rows another
+        transaction holds: of claims made at once, each import goes to one."""
+        async with self.db.transaction() as tx:
+            row = await tx.one(
+                f"UPDATE imports SET {assign}, updated_at = ? WHERE id = (SELECT id FROM imports WHERE {which} "
+                f"ORDER BY id LIMIT 1{self.db.skip_locked}) RETURNING *",
+                params,
+            )
+            return job(row) if row else None
+
+    async def claim_import(self, runner: str, lease_until: int) -> ImportJob | None:
+        return await self._claim(
+            "status = ?, runner = ?, lease_until = ?", "status = ?",
+            (JobStatus.IN_PROGRESS, runner, lease_until, now_iso(), JobStatus.QUEUED),
+        )  # fmt: skip
+
+    async def claim_abandoned(
+        self, runner: str, lease_until: int, now: int, *, of: str | None = None
+    ) -> ImportJob | None:
+        return await self._claim(
+            "runner = ?, lease_until = ?", "status = ? AND (lease_until < ? OR runner = ?)",
+            (runner, lease_until, now_iso(), JobStatus.IN_PROGRESS, now, of),
+        )  # fmt: skip
+
+    async def renew_lease(self, import_id: int, runner: str, lease_until: int) -> bool:
+        async with self.db.transaction() as tx:
+            return (
+                await tx.run(
+                    "UPDATE imports SET lease_until = ? WHERE id = ? AND runner = ? AND status = ?",
+                    (lease_until, import_id, runner, JobStatus.IN_PROGRESS),
+                )
+                > 0
+            )
 
     async def uid_etags(self, calendar_id: int, uids: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -175,6 +222,8 @@ class Imports(Calendars):
         now = now_iso()
         async with self.db.transaction() as tx:
             found = await self._job_in(tx, import_id)
+            if found.status != JobStatus.IN_PROGRESS:  # rolled back by another process meanwhile
+                raise LookupError(f"import {import_id} is {found.status}, not in progress")
             into, made = await self._import_calendar(tx, target)
             made_list = found.calendars_created + ([into.id] if made else [])
             revision = into.sync_revision + 1  # the calendar's row is held: nobody else takes it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from storage.model import (
@@ -12,7 +13,7 @@ from storage.model import (
 )
 from storage.sql.calendars import Calendars
 from storage.sql.database import Duplicate
-from storage.sql.records import USER_FIELDS, duplicated, user
+from storage.sql.records import USER_FIELDS, duplicated, marks, user
 
 
 class Users(Calendars):
@@ -56,6 +57,39 @@ class Users(Calendars):
             calendars = await tx.all("SELECT id FROM calendars WHERE owner_id = ?", (user_id,))
             await self.db.forget_spans(tx, [row[0] for row in calendars])
             return await tx.run("DELETE FROM users WHERE id = ?", (user_id,)) > 0
+
+    # failed sign-ins ------------------------------------------------------------------------
+
+    async def add_login_failure(self, keys: Sequence[str], at: float, forget_before: float) -> None:
+        async with self.db.transaction() as tx:
+            await tx.run("DELETE FROM login_failures WHERE at < ?", (forget_before,))
+            await tx.many("INSERT INTO login_failures (key, at) VALUES (?, ?)", [(key, at) for key in keys])
+
+    async def login_failures(self, keys: Sequence[str], since: float) -> dict[str, int]:
+        rows = await self.db.all(
+            f"SELECT key, COUNT(*) FROM login_failures WHERE key IN ({marks(len(keys))}) AND at >= ? GROUP BY key",
+            (*keys, since),
+        )
+        return {key: 0 for key in keys} | {row[0]: int(row[1]) for row in rows}
+
+    async def take_turn(self, key: str, now: float, spacing: float, latest: float) -> float | None:
+        async with self.db.transaction() as tx:
+            row = await tx.one("SELECT turn FROM login_turns WHERE key = ?" + self.db.for_update, (key,))
+            turn = max(now, row[0] if row else now) + spacing
+            if turn > latest:
+                return None
+            await tx.run(
+                "INSERT INTO login_turns (key, turn) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET turn = excluded.turn",
+                (key, turn),
+            )
+            await tx.run("DELETE FROM login_turns WHERE turn < ?", (now - 3600,))
+            return turn
+
+    async def clear_login_failures(self, key: str) -> None:
+        async with self.db.transaction() as tx:
+            await tx.run("DELETE FROM login_failures WHERE key = ?", (key,))
+            await tx.run("DELETE FROM login_turns WHERE key = ?", (key,))
 
     # tokens ------------------------------------------------------------------------------
 

@@ -69,6 +69,7 @@ class SQLiteDatabase(Database):
     insertion_order = "rowid"
     byte_length = "LENGTH(CAST({} AS BLOB))"
     for_update = ""
+    skip_locked = ""
 
     def __init__(self, path: str | Path, readers: int = 2) -> None:
         self.path = Path(path)

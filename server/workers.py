@@ -1,0 +1,126 @@
+"""``serve --workers N``: N server processes on one port, and the process that watches them.
+
+Each worker is a whole server (``run.py serve --worker K``) listening on the same port with
+``SO_REUSEPORT``, so the kernel spreads connections over them; everything they share lives in
+the store (sessions, tokens, sync revisions, the import queue and its leases, sign-in
+throttling). The supervisor applies the migrations once, starts the workers, relays what they
+print, starts again a worker that dies, and on SIGTERM/SIGINT stops them all gracefully
+(each finishes its requests in flight and queues its running import again) before it exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+
+from server.config import ROOT, Config
+from server.services import build
+from storage import safe_url
+
+log = logging.getLogger("almanac.workers")
+
+#: how long the supervisor waits for its workers to finish their requests after SIGTERM
+DRAIN = 70.0
+#: a worker that dies sooner than this after its start is not started again at once
+RESTART_PAUSE = 1.0
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """A socket bound (not listening) to the port the workers share, with ``SO_REUSEPORT``:
+    it fixes the port when 0 (any free one) was asked for, and takes no connections itself."""
+    holder = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    holder.bind((host, port))
+    return holder
+
+
+async def migrate(config: Config) -> None:
+    """Open the store once before the workers do: its migrations run in one process."""
+    services = build(config)
+    await services.store.open()
+    await services.store.close()
+
+
+async def supervise(config: Config, count: int, worker_args: Sequence[str]) -> int:
+    """Run ``count`` workers on the configured port until SIGTERM/SIGINT; then drain them."""
+    await migrate(config)
+    holder = reserve_port(config.host, config.port)
+    port = holder.getsockname()[1]
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    ready = [asyncio.Event() for _ in range(count)]
+    processes: dict[int, asyncio.subprocess.Process] = {}
+
+    async def relay(index: int, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        async for line in process.stdout:
+            text = line.decode(errors="replace")
+            if text.startswith("Almanac listening on"):
+                ready[index].set()
+                continue
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+    async def keep(index: int) -> None:
+        """Run worker ``index``, again whenever it dies, until the supervisor stops."""
+        while not stopping.is_set():
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, str(ROOT / "run.py"), "serve", *worker_args,
+                "--port", str(port), "--workers", "1", "--worker", str(index),
+                stdout=asyncio.subprocess.PIPE, cwd=ROOT,
+            )  # fmt: skip
+            processes[index] = process
+            started = loop.time()
+            await asyncio.gather(relay(index, process), process.wait())
+            if not stopping.is_set():
+                log.error(
+                    "worker %d (pid %d) exited with %s: starting it again", index, process.pid, process.returncode
+                )
+                await asyncio.sleep(max(0.0, RESTART_PAUSE - (loop.time() - started)))
+
+    keepers = [asyncio.create_task(keep(index)) for index in range(count)]
+    waiting: asyncio.Task[None] | None = None
+    try:
+
+        async def all_ready() -> None:
+            for event in ready:
+                await event.wait()
+
+        async def stopped() -> None:
+            await stopping.wait()
+
+        waiting = asyncio.create_task(all_ready())
+        await asyncio.wait([waiting, asyncio.create_task(stopped())], return_when=asyncio.FIRST_COMPLETED)
+        if waiting.done():
+            print(
+                f"Almanac listening on http://{config.host}:{port}/ with {count} workers "
+                f"(store: {safe_url(config.store_url)})",
+                flush=True,
+            )
+        await stopping.wait()
+    finally:
+        if waiting is not None:
+            waiting.cancel()
+        stopping.set()
+        for process in processes.values():
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.gather(*keepers, return_exceptions=True), DRAIN)
+        except TimeoutError:
+            for process in processes.values():
+                if process.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+            await asyncio.gather(*keepers, return_exceptions=True)
+        holder.close()
+    return 0
