@@ -40,6 +40,7 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("limits", "max_instances"): "10000",
     ("imports", "default_group"): "Imports",
     ("imports", "workers"): "2",
+    ("imports", "lease"): "30",
     ("wcap", "session_timeout"): "1800",
     ("web", "session_timeout"): "604800",
 }
@@ -71,6 +72,7 @@ class Config:
     max_instances: int
     import_group: str
     import_workers: int
+    import_lease: int  #: seconds; an import whose runner stops renewing is rolled back after it
     session_timeout: int
     web_session_timeout: int
     #: which of ``serve --workers N`` this process is (not a setting: the server numbers them)
@@ -154,6 +156,7 @@ def load(
         max_instances=_integer(values, ("limits", "max_instances"), 1),
         import_group=values[("imports", "default_group")],
         import_workers=_integer(values, ("imports", "workers"), 1),
+        import_lease=_integer(values, ("imports", "lease"), 2),
         session_timeout=_integer(values, ("wcap", "session_timeout"), 1),
         web_session_timeout=_integer(values, ("web", "session_timeout"), 60),
     )

@@ -60,8 +60,6 @@ DELIMITERS = {",": ",", ";": ";", "|": "|", "\t": "\t", "tab": "\t"}
 #: progress (percent) once the file is parsed and checked (two thirds of the work); writing
 #: takes it to 100
 PARSED = 60
-#: seconds a lease on a running import lasts; its runner renews it every third of that
-LEASE = 30
 #: how often an idle worker looks for imports queued by another process (this process's
 #: own wake it at once)
 POLL = 1.0
@@ -561,15 +559,15 @@ class ImportService:
             await asyncio.sleep(0.02)
 
     def _lease(self) -> int:
-        return int(time.time()) + LEASE
+        return int(time.time()) + self.config.import_lease
 
     @contextlib.asynccontextmanager
     async def _leased(self, job_id: int) -> AsyncIterator[None]:
-        """Renew the job's lease while the block runs (it lapses within LEASE if this process dies)."""
+        """Renew the job's lease while the block runs (it lapses if this process dies)."""
 
         async def renew() -> None:
             while True:
-                await asyncio.sleep(LEASE / 3)
+                await asyncio.sleep(self.config.import_lease / 3)
                 if not await self.store.renew_lease(job_id, self.runner, self._lease()):
                     log.warning("import %d: its lease was taken over; its next batch will be refused", job_id)
                     return
@@ -599,7 +597,7 @@ class ImportService:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(LEASE / 2)
+            await asyncio.sleep(self.config.import_lease / 2)
             try:
                 await self._sweep()
             except Exception:
