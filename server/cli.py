@@ -24,8 +24,10 @@ from server.services import Services, opened
 from server.services.errors import Invalid, NotFound, ServiceError
 from server.services.imports import DELIMITERS, ImportRequest, Upload
 from server.workers import supervise
-from storage import safe_url
+from storage import safe_url, store_for
 from storage.model import Calendar, ImportJob, User
+from storage.sql import SQLStore
+from storage.sql.copy import copy_store
 
 #: ``--format`` names of the exports (the REST door's names too)
 EXPORT_FORMATS = ("ics", "google", "outlook", "timeslot")
@@ -90,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     save.add_argument("--timezone", help="write times in this zone (ics, outlook)")
     save.add_argument("--output", "-o", help="file to write (default: standard output)")
     _common(save)
+
+    move = commands.add_parser("migrate-store", help="copy a whole store into an empty one (SQLite to PostgreSQL)")
+    move.add_argument(
+        "--from", dest="source", required=True, help="the store to copy: sqlite:///... or postgresql://..."
+    )
+    move.add_argument("--to", dest="target", required=True, help="an empty store to fill")
+    _common(move)
     return parser
 
 
@@ -282,6 +291,35 @@ async def serve(config: Config, with_demo: bool, shared: bool = False) -> None:
         await runner.cleanup()
 
 
+async def migrate_store_command(config: Config, args: argparse.Namespace) -> int:
+    """Copy every row (ids, hrefs, ETags, sync revisions, sessions, imports with their undo
+    data) into an empty store, then compare both table by table; 1 when anything differs."""
+    stores = []
+    for url in (args.source, args.target):
+        store = store_for(url, readers=config.readers, pool_size=config.pool_size)
+        assert isinstance(store, SQLStore)
+        await store.open()
+        stores.append(store)
+    source, target = stores
+    try:
+        print(f"copying {safe_url(args.source)} to {safe_url(args.target)}", flush=True)
+        results = await copy_store(source, target, lambda line: print(f"  {line}", flush=True))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        for store in stores:
+            await store.close()
+    for each in results:
+        verdict = "same" if each.same else f"DIFFERENT: {each.target_rows} rows, sha256 {each.target_digest[:16]}"
+        print(f"{each.table:15} {each.rows:9} rows  sha256 {each.digest[:16]}  {verdict}")
+    if all(each.same for each in results):
+        print("every table holds the same rows in both stores", flush=True)
+        return 0
+    print("error: the copy differs from its source (see above)", file=sys.stderr)
+    return 1
+
+
 def _without(argv: Sequence[str], *options: str) -> list[str]:
     """Command-line arguments without these options and their values."""
     kept: list[str] = []
@@ -317,7 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(KeyboardInterrupt, web.GracefulExit):
                 asyncio.run(serve(config, args.demo and config.worker == 0, shared=args.worker is not None))
             return 0
-        command = {"user": user_command, "import": import_command, "export": export_command}[args.command]
+        command = {
+            "user": user_command, "import": import_command, "export": export_command,
+            "migrate-store": migrate_store_command,
+        }[args.command]  # fmt: skip
         return asyncio.run(command(config, args))
     except ServiceError as error:
         print(f"error: {error.message}", file=sys.stderr)

@@ -191,6 +191,23 @@ class PostgresDatabase(Database):
     async def forget_spans(self, tx: Tx, calendar_ids: Sequence[int]) -> None:
         """Nothing to do: spans go with their objects (ON DELETE CASCADE)."""
 
+    async def read_spans(self, calendar_id: int) -> list[tuple[int, int, int, int]]:
+        # a span of no length was stored as [s, s + 1): it is read back as such, which every
+        # query treats alike
+        rows = await self.all(
+            "SELECT object_id, lower(during), upper(during), exact FROM spans WHERE calendar_id = ? "
+            "ORDER BY object_id, lower(during)",
+            (calendar_id,),
+        )
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    async def after_copy(self, tx: Tx, tables: Sequence[str]) -> None:
+        for table in tables:  # identity columns do not follow ids written explicitly
+            await tx.run(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+            )
+
     def span_hits(self, calendar_ids: Sequence[int], start: int, end: int, after_id: int) -> tuple[str, list[Any]]:
         marks = ",".join("?" * len(calendar_ids))
         if end > start:

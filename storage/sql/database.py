@@ -130,6 +130,14 @@ class Database(ABC):
         """Drop the spans of whole calendars about to be deleted."""
 
     @abstractmethod
+    async def read_spans(self, calendar_id: int) -> list[tuple[int, int, int, int]]:
+        """A calendar's spans as (object id, start, end, exact), each object's in order."""
+
+    @abstractmethod
+    async def after_copy(self, tx: Tx, tables: Sequence[str]) -> None:
+        """After rows were written with their ids: make new ids follow them (where they would not)."""
+
+    @abstractmethod
     def span_hits(self, calendar_ids: Sequence[int], start: int, end: int, after_id: int) -> tuple[str, list[Any]]:
         """A subquery of (object_id, exact) for the objects with a span overlapping [start,
         end) (a span of no length at ``start`` counts) after ``after_id``; ``exact`` is 1 when a

@@ -177,6 +177,15 @@ class SQLiteDatabase(Database):
             )
             await self.write_spans(tx, calendar_id, [(row[0], row[1], ()) for row in rows])
 
+    async def read_spans(self, calendar_id: int) -> list[tuple[int, int, int, int]]:
+        rows = await self.all(
+            "SELECT object_id, s, e, exact FROM spans WHERE calendar_id = ? ORDER BY id", (calendar_id,)
+        )
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    async def after_copy(self, tx: Tx, tables: Sequence[str]) -> None:
+        """Nothing to do: a new row's id is one more than the largest."""
+
     def span_hits(self, calendar_ids: Sequence[int], start: int, end: int, after_id: int) -> tuple[str, list[Any]]:
         # t0/t1 are 32-bit floats rounded outward: they find candidates, s/e decide exactly
         marks = ",".join("?" * len(calendar_ids))
