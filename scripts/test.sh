@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install Almanac and everything its tests need (Python packages into ./.venv, Debian's Chromium
-# for the browser tests, a PostgreSQL to run every test on it too), then lint, type-check and
-# run the whole suite. Arguments go to pytest, e.g. ./scripts/test.sh -k import
+# for the browser tests, nginx for the deployment test, a PostgreSQL to run every test on it
+# too), then lint, type-check and run the whole suite. Arguments go to pytest, e.g. ./scripts/test.sh -k import
 #
 # PostgreSQL: the one at $ALMANAC_TEST_POSTGRES (default postgresql://127.0.0.1:5432/test) when it
 # answers; otherwise Debian's postgresql is installed and a private cluster is started in a
@@ -14,6 +14,7 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" > /dev/null
 }
 [ -x /usr/bin/chromium ] || apt_install chromium  # the browser tests drive Debian's Chromium
+[ -x /usr/sbin/nginx ] || apt_install nginx-light openssl  # docs/deploy.md's proxy, run by a test
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 

@@ -27,6 +27,7 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("server", "idle_timeout"): "30",
     ("server", "secure_cookies"): "auto",
     ("server", "workers"): "1",
+    ("server", "trusted_proxies"): "",
     ("store", "url"): "",
     ("store", "readers"): "2",
     ("store", "pool_size"): "10",
@@ -59,6 +60,7 @@ class Config:
     idle_timeout: int
     secure_cookies: str
     workers: int  #: server processes sharing the port
+    trusted_proxies: frozenset[str]  #: peers whose X-Forwarded-For names the client
     store_url: str  #: sqlite:///... or postgresql://...
     readers: int
     pool_size: int
@@ -143,6 +145,7 @@ def load(
         idle_timeout=_integer(values, ("server", "idle_timeout"), 1),
         secure_cookies=secure_cookies,
         workers=_workers(values[("server", "workers")]),
+        trusted_proxies=frozenset(a.strip() for a in values[("server", "trusted_proxies")].split(",") if a.strip()),
         store_url=store_url,
         readers=_integer(values, ("store", "readers"), 1),
         pool_size=_integer(values, ("store", "pool_size"), 1),

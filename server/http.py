@@ -344,3 +344,15 @@ def basic_credentials(value: str | None) -> tuple[str, str] | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return (user, password) if sep else None
+
+
+def client_address(request: web.Request) -> str:
+    """The client's address: the peer's, or, when the peer is a trusted proxy
+    (``server.trusted_proxies``), the nearest address X-Forwarded-For names that is not one
+    of them (what sign-in throttling counts by)."""
+    peer = request.remote or ""
+    trusted = request.config_dict[SERVICES].config.trusted_proxies
+    if peer not in trusted:
+        return peer
+    hops = [hop.strip() for value in request.headers.getall("X-Forwarded-For", []) for hop in value.split(",")]
+    return next((hop for hop in reversed(hops) if hop and hop not in trusted), peer)

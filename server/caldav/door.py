@@ -34,7 +34,7 @@ from server.caldav.props import (
     statuses,
     xml_reply,
 )
-from server.http import REQUEST_USER, basic_credentials, read_limited
+from server.http import REQUEST_USER, basic_credentials, client_address, read_limited
 from server.services import Services
 from server.services.errors import BadEncoding, Invalid, NameTaken, NotFound, PreconditionFailed, TooLarge
 from server.urls import ROOT, calendar_href, home_href, object_href, principal_href
@@ -70,7 +70,7 @@ class CalDavDoor:
         credentials = basic_credentials(request.headers.get("Authorization"))
         user = None
         if credentials is not None:
-            user = await self.services.users.authenticate(*credentials, request.remote or "")
+            user = await self.services.users.authenticate(*credentials, client_address(request))
         if user is None:
             raise web.HTTPUnauthorized(
                 headers={"WWW-Authenticate": 'Basic realm="Almanac", charset="UTF-8"'},

@@ -25,6 +25,7 @@ from server.http import (
     FILE_FIELDS,
     REQUEST_USER,
     SERVICES,
+    client_address,
     iso_epoch,
     load_json,
     object_id,
@@ -237,7 +238,7 @@ class RestDoor:
         password = params.get("password")
         if not isinstance(login, str) or not login or not isinstance(password, str) or not password:
             raise Invalid("param is missing or the value is empty: email and password", field="email")
-        user = await self.services.users.authenticate(login, password, request.remote or "")
+        user = await self.services.users.authenticate(login, password, client_address(request))
         if user is None:
             return error_response(401, "email and password didn't match")
         token = await self.services.users.issue_token(user)

@@ -32,7 +32,7 @@ from protocol.ical import (
     timezone_text,
 )
 from protocol.wcap import Block, Errno, WcapError, flag, parse_calid, parse_time, split_list
-from server.http import MAX_INT, REQUEST_USER, basic_credentials, read_form, read_post, whole_number
+from server.http import MAX_INT, REQUEST_USER, basic_credentials, client_address, read_form, read_post, whole_number
 from server.services import Services
 from server.services.calendars import slugify
 from server.services.errors import (
@@ -232,7 +232,7 @@ class WcapDoor:
             credentials = basic_credentials(call.request.headers.get("Authorization"))
             user = None
             if credentials is not None:
-                user = await users.authenticate(*credentials, call.request.remote or "")
+                user = await users.authenticate(*credentials, client_address(call.request))
             if user is None:
                 return web.Response(
                     status=401,
@@ -296,7 +296,7 @@ async def version(door: WcapDoor, call: Call) -> list[Block]:
 @command("login", session=False)
 async def login(door: WcapDoor, call: Call) -> list[Block]:
     name, password = call.get("user") or "", call.get("password") or ""
-    user = await door.services.users.authenticate(name, password, call.request.remote or "") if name else None
+    user = await door.services.users.authenticate(name, password, client_address(call.request)) if name else None
     if user is None:
         raise WcapError(Errno.LOGIN_FAILED, "wrong user or password")
     session = await door.services.users.open_session(user, SESSION_KIND, door.timeout)

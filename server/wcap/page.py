@@ -12,7 +12,7 @@ from html import escape
 
 from aiohttp import web
 
-from server.http import SERVICES, read_post
+from server.http import SERVICES, client_address, read_post
 from server.urls import WCAP
 
 STYLE = """
@@ -91,7 +91,7 @@ async def sign_in(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     form = await read_post(request)
     name, password = str(form.get("user", "")), str(form.get("password", ""))
-    user = await services.users.authenticate(name, password, request.remote or "")
+    user = await services.users.authenticate(name, password, client_address(request))
     if user is None:
         return page("Import into your calendar", sign_in_form("Wrong user or password.", name))
     session = await services.users.open_session(user, "wcap", services.config.session_timeout)

@@ -21,7 +21,7 @@ import jinja2
 from aiohttp import web
 
 from server.forms import freckle_error, import_form
-from server.http import MAX_INT, REQUEST_USER, object_id, read_post, whole_number
+from server.http import MAX_INT, REQUEST_USER, client_address, object_id, read_post, whole_number
 from server.services import Services
 from server.services.errors import Invalid, NotFound, TooLarge
 from server.urls import WEB, calendar_href, calid_of, import_page
@@ -124,7 +124,7 @@ class WebDoor:
             target = f"{WEB}/"
         user = None
         if self.same_origin(request):
-            user = await self.services.users.authenticate(login, password, request.remote or "")
+            user = await self.services.users.authenticate(login, password, client_address(request))
         if user is None:
             return render("signin.html", status=401, next=target, username=login, error="Wrong user name or password.")
         timeout = self.services.config.web_session_timeout

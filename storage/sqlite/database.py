@@ -8,7 +8,7 @@ import contextlib
 import itertools
 import shutil
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,16 @@ from storage.sql.database import (
 
 #: span ids are object_id * SPAN_IDS + n, so an object's spans can be found without a scan
 SPAN_IDS = MAX_SPANS + 1
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration script (comments between them are left out)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
 
 
 class SQLiteTx:
@@ -99,16 +109,24 @@ class SQLiteDatabase(Database):
         self._writer, self._readers = None, []
 
     async def _migrate(self, db: aiosqlite.Connection) -> None:
-        await db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-        )
-        current = await self._version(db)
-        for version, entry in migrations(self.backend):
-            if version > current:
-                script = entry.read_text(encoding="utf-8")
-                await db.executescript(
-                    f"BEGIN;\n{script}\nINSERT INTO schema_migrations VALUES ({version}, '{now_iso()}');\nCOMMIT;"
-                )
+        """Apply the pending migrations in one transaction that holds the file's write lock from
+        the reading of the version on: processes starting at once migrate one after the other."""
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            current = await self._version(db)
+            for version, entry in migrations(self.backend):
+                if version > current:
+                    for statement in _statements(entry.read_text(encoding="utf-8")):
+                        await db.execute(statement)
+                    await db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, now_iso()))
+            await db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                await db.execute("ROLLBACK")
+            raise
 
     @staticmethod
     async def _version(db: aiosqlite.Connection) -> int:
