@@ -26,7 +26,7 @@ def store_for(url: str, *, readers: int = 2, pool_size: int = 10, statement_time
         path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
         if not path:
             raise ValueError(f"a SQLite store URL is sqlite:///path/to/file, not {url!r}")
-        return SQLiteStore(Path(path).expanduser(), readers)
+        return SQLiteStore(Path(path).expanduser(), readers, statement_timeout)
     if scheme in ("postgresql", "postgres"):
         from storage.postgres import PostgresStore
 

@@ -228,7 +228,7 @@ class Server:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(10)
+                self.process.wait(30)  # a supervisor drains its workers first
             except subprocess.TimeoutExpired:
                 self.kill()
 

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
 from aiohttp.test_utils import TestClient
 
+from server.app import create_app
+from server.config import Config
 from server.http import SERVICES
+from tests.helpers import CAL, EVENT, Account, basic
 
 
 async def test_healthz_says_the_process_is_up(client: TestClient) -> None:
@@ -26,3 +35,57 @@ async def test_readyz_says_whether_the_store_can_serve(client: TestClient) -> No
     await store.close()
     closed = await client.get("/readyz")
     assert closed.status == 503 and "not open" in await closed.text()
+
+
+@contextlib.asynccontextmanager
+async def store_locked(backend: str, config: Config) -> AsyncIterator[None]:
+    """Another process holding the store's write lock (SQLite) or every calendar's row
+    (PostgreSQL) until the block ends."""
+    if backend == "sqlite":
+        other = sqlite3.connect(config.store_url.removeprefix("sqlite:///"), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        return
+    other = await asyncpg.connect(config.store_url)
+    try:
+        async with other.transaction():
+            await other.execute("SELECT id FROM calendars FOR UPDATE")
+            yield
+    finally:
+        await other.close()
+
+
+async def test_a_write_that_waits_too_long_is_503_and_writes_nothing(
+    aiohttp_client: Callable[..., Awaitable[TestClient]], config: Config, backend: str
+) -> None:
+    client = await aiohttp_client(create_app(dataclasses.replace(config, statement_timeout=1)))
+    body = {"username": "alice", "password": "correct horse", "email": "alice@example.org"}
+    assert (await client.post("/v1/users", json=body)).status == 201
+    event = EVENT.format(uid="late", summary="late")
+    async with store_locked(backend, config):
+        put = await client.put(f"{CAL}late.ics", data=event, headers=basic("alice"))
+        assert put.status == 503 and put.headers["Retry-After"].isdigit()
+        assert (await client.get(f"{CAL}late.ics", headers=basic("alice"))).status == 404  # reads go on
+    assert (await client.get(f"{CAL}late.ics", headers=basic("alice"))).status == 404  # nothing was written
+    assert (await client.put(f"{CAL}late.ics", data=event, headers=basic("alice"))).status == 201
+
+
+async def test_a_read_survives_a_lost_database_connection(alice: Account, backend: str, config: Config) -> None:
+    """PostgreSQL closes the server's connections (a restart, a failover): reads are sent again
+    on a fresh connection. SQLite has no connection to lose: the same request just works."""
+    if backend == "postgres":
+        admin = await asyncpg.connect(config.store_url)
+        try:
+            killed = await admin.fetchval(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                "AND datname = current_database() AND usename = current_user AND backend_type = 'client backend'"
+            )
+            assert killed >= 1  # the server's pool
+        finally:
+            await admin.close()
+    response = await alice.get("/v1/me")
+    assert response.status == 200

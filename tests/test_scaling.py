@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from lxml import etree
@@ -157,3 +159,44 @@ async def test_eight_clients_through_different_processes_lose_nothing(node: Call
     for changes in seen:
         assert sorted(changes) == expected  # each change once: none lost, none twice
     assert len(a.pids()) == 3  # the supervisor and its two workers
+
+
+async def test_sigterm_drains_and_hands_the_running_import_to_another_node(node: Callable[..., Server]) -> None:
+    """SIGTERM: the request in flight is answered; the import running in the background is
+    rolled back and queued again; another node then runs it, whole."""
+    a, b = node("a"), node("b")
+    await a.start()
+    async with aiohttp.ClientSession() as http:
+        token, calendar = await sign_up(http, a.url)
+        form = aiohttp.FormData()
+        form.add_field("file", big_calendar(40_000), filename="big.ics")
+        form.add_field("calendar", calendar)
+        async with http.post(f"{a.url}/v1/imports", data=form, headers=token) as response:
+            job = await response.json()
+        status: dict[str, Any] = {}
+        for _ in range(3000):  # until it has written some of it
+            async with http.get(f"{a.url}/v1/imports/{job['id']}", headers=token) as response:
+                status = await response.json()
+            if status["entries_created"]:
+                break
+            await asyncio.sleep(0.01)
+        assert status["status"] == "in_progress", status
+        small = aiohttp.FormData()
+        small.add_field("file", big_calendar(3_000).replace(b"UID:big-", b"UID:small-"), filename="small.ics")
+        in_flight = asyncio.create_task(http.post(f"{a.url}/v1/import/", data=small, headers=token))
+        await asyncio.sleep(0.3)  # the server is reading it
+        assert a.process is not None
+        a.process.send_signal(signal.SIGTERM)
+        async with await in_flight as answered:
+            assert answered.status == 200, await answered.text()  # finished, not cut off
+        assert await asyncio.to_thread(a.process.wait, 60) == 0
+        await b.start()
+        for _ in range(600):
+            async with http.get(f"{b.url}/v1/imports/{job['id']}", headers=token) as response:
+                status = await response.json()
+            if status["status"] not in ("queued", "in_progress"):
+                break
+            await asyncio.sleep(0.1)
+        assert (status["status"], status["entries_created"]) == ("complete", 40_000), status
+        async with http.get(f"{b.url}/v1/me/slots", headers=token) as response:
+            assert len(await response.json()) == 43_000

@@ -200,6 +200,13 @@ class Imports(Calendars):
                 "finished_at = COALESCE(finished_at, ?) WHERE id = ?",
                 (status, message, json.dumps(found.warnings + not_restored), now, now, import_id),
             )
+            if status == JobStatus.QUEUED:  # to run again from the start: it has written nothing
+                await tx.run(
+                    "UPDATE imports SET progress = 0, created = 0, updated = 0, unchanged = 0, discarded = 0, "
+                    "calendars_created = '[]', finished_at = NULL, runner = NULL, lease_until = 0 WHERE id = ?",
+                    (import_id,),
+                )
+                await tx.run("DELETE FROM import_items WHERE import_id = ?", (import_id,))
             return await self._job_in(tx, import_id)
 
     async def _delete_many(self, tx: Tx, calendar_id: int, hrefs: Sequence[str]) -> None:

@@ -13,5 +13,5 @@ class SQLiteStore(SQLStore):
 
     db: SQLiteDatabase
 
-    def __init__(self, path: str | Path, readers: int = 2) -> None:
-        super().__init__(SQLiteDatabase(path, readers))
+    def __init__(self, path: str | Path, readers: int = 2, statement_timeout: float = 30.0) -> None:
+        super().__init__(SQLiteDatabase(path, readers, statement_timeout))

@@ -81,8 +81,10 @@ class SQLiteDatabase(Database):
     for_update = ""
     skip_locked = ""
 
-    def __init__(self, path: str | Path, readers: int = 2) -> None:
+    def __init__(self, path: str | Path, readers: int = 2, statement_timeout: float = 30.0) -> None:
         self.path = Path(path)
+        #: milliseconds a statement waits for another process's write before it gives up
+        self.busy_timeout = int(statement_timeout * 1000)
         self._reader_count = max(1, readers)
         self._writer: aiosqlite.Connection | None = None
         self._readers: list[aiosqlite.Connection] = []
@@ -92,7 +94,12 @@ class SQLiteDatabase(Database):
     async def _connect(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path, isolation_level=None)
         db.row_factory = sqlite3.Row
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=10000"):
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            f"busy_timeout={self.busy_timeout}",
+        ):
             await db.execute(f"PRAGMA {pragma}")
         return db
 
