@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -23,7 +24,7 @@ from server.http import SERVICES, iso_epoch
 from server.services import Services, opened
 from server.services.errors import Invalid, NotFound, ServiceError
 from server.services.imports import DELIMITERS, ImportRequest, Upload
-from server.workers import supervise
+from server.workers import DRAIN, supervise
 from storage import safe_url, store_for
 from storage.model import Calendar, ImportJob, User
 from storage.sql import SQLStore
@@ -269,22 +270,25 @@ async def serve(config: Config, with_demo: bool, shared: bool = False) -> None:
     # keepalive_timeout closes a connection idle before, between or inside a request's headers
     # (aiohttp's default is an hour); bodies have their own idle timeout (server.http); the
     # unread rest of a refused body is drained for 2 s at most (aiohttp's default: 10).
-    # SIGTERM drains: the listener closes, requests in flight get up to a minute to finish,
-    # then the app's cleanup stops the import workers (a running import is queued again).
-    runner = web.AppRunner(
-        app, access_log=None, handle_signals=True, keepalive_timeout=config.idle_timeout, lingering_time=2
-    )
+    # SIGTERM and SIGINT drain: the listener closes, requests in flight get up to DRAIN seconds
+    # to finish, then the app's cleanup stops the import workers (a running import is queued
+    # again) and closes the store. (aiohttp's own signal handling would cancel every task,
+    # the requests in flight with them.)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=config.idle_timeout, lingering_time=2)
     await runner.setup()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signum, stopping.set)
     helper: asyncio.Task[None] | None = None
     try:
-        site = web.TCPSite(runner, config.host, config.port, reuse_port=shared or None)
+        site = web.TCPSite(runner, config.host, config.port, shutdown_timeout=DRAIN, reuse_port=shared or None)
         await site.start()
         port = runner.addresses[0][1]  # the port bound (config.port may be 0: any free one)
         print(f"Almanac listening on http://{config.host}:{port}/ (store: {safe_url(config.store_url)})", flush=True)
         if with_demo:
             print(await demo.prepare(app[SERVICES], f"http://{config.host}:{port}"), flush=True)
         helper = asyncio.create_task(build_timezones_aside())
-        await asyncio.Event().wait()
+        await stopping.wait()
     finally:
         if helper is not None:
             helper.cancel()

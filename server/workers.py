@@ -24,8 +24,8 @@ from storage import safe_url
 
 log = logging.getLogger("almanac.workers")
 
-#: how long the supervisor waits for its workers to finish their requests after SIGTERM
-DRAIN = 70.0
+#: how long a server lets its requests in flight finish after SIGTERM
+DRAIN = 60.0
 #: a worker that dies sooner than this after its start is not started again at once
 RESTART_PAUSE = 1.0
 
@@ -115,7 +115,7 @@ async def supervise(config: Config, count: int, worker_args: Sequence[str]) -> i
                 with contextlib.suppress(ProcessLookupError):
                     process.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(asyncio.gather(*keepers, return_exceptions=True), DRAIN)
+            await asyncio.wait_for(asyncio.gather(*keepers, return_exceptions=True), DRAIN + 15)
         except TimeoutError:
             for process in processes.values():
                 if process.returncode is None:

@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TypeVar
 
 from passlib.context import CryptContext
@@ -62,6 +63,14 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A sign-in attempt as the throttle sees it."""
+
+    wait: float | None  #: seconds to wait before the password is checked; None: refused at once
+    failed_before: bool  #: this account has failed from this address lately
+
+
 class LoginThrottle:
     """Slow down guessing without locking anyone out.
 
@@ -95,11 +104,12 @@ class LoginThrottle:
         """The keys an attempt counts under, with their limits (an address has no spaces)."""
         return (f"{address} {account}", self.failures), (f"{address} ", 5 * self.failures)
 
-    async def wait(self, account: str, address: str) -> float | None:
-        """Seconds this attempt must wait before it is checked (0: at once), or None: refused."""
+    async def attempt(self, account: str, address: str) -> Attempt:
+        """How this attempt goes: how long it waits before it is checked, or refused."""
         now = time.time()
         keys = self._keys(account, address)
         counts = await self.store.login_failures([key for key, _ in keys], now - self.window)
+        failed_before = counts[keys[0][0]] > 0
         wait = 0.0
         for key, limit in keys:
             over = counts[key] - limit
@@ -107,13 +117,14 @@ class LoginThrottle:
                 spacing = min(self.delay * 2**over, self.max_delay)
                 turn = await self.store.take_turn(key, now, spacing, now + self.max_wait)
                 if turn is None:
-                    return None
+                    return Attempt(None, failed_before)
                 wait = max(wait, turn - now)
-        return wait
+        return Attempt(wait, failed_before)
 
     async def failed(self, account: str, address: str) -> None:
         now = time.time()
         await self.store.add_login_failure([key for key, _ in self._keys(account, address)], now, now - self.window)
 
-    async def succeeded(self, account: str, address: str) -> None:
-        await self.store.clear_login_failures(self._keys(account, address)[0][0])
+    async def succeeded(self, account: str, address: str, attempt: Attempt) -> None:
+        if attempt.failed_before:  # (most sign-ins have nothing to forget: no write for them)
+            await self.store.clear_login_failures(self._keys(account, address)[0][0])

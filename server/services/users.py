@@ -76,16 +76,16 @@ class UserService:
             return await self.store.get_user(cached[0])
         user = await self.store.find_user(login)
         account = f"#{user.id}" if user else login.lower()  # a username and an e-mail: one account
-        wait = await self.throttle.wait(account, address)
-        if wait is None:
+        attempt = await self.throttle.attempt(account, address)
+        if attempt.wait is None:
             return None
-        if wait:
-            await asyncio.sleep(wait)
+        if attempt.wait:
+            await asyncio.sleep(attempt.wait)
         ok, new_hash = await self.passwords.verify(password, user.password_hash if user else None)
         if not ok or user is None:
             await self.throttle.failed(account, address)
             return None
-        await self.throttle.succeeded(account, address)
+        await self.throttle.succeeded(account, address, attempt)
         if new_hash:
             await self.store.update_user(user.id, password_hash=new_hash)
         if len(self._verified) > 10_000:

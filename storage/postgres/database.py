@@ -33,6 +33,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     pg.OperatorInterventionError,  # class 57: statement timeout, shutdown, cannot connect now
     pg.TooManyConnectionsError,
     pg.InterfaceError,  # the connection closed under us
+    pg.InternalClientError,  # a connection left mid-protocol by a server that closed it
     OSError,
     TimeoutError,  # no connection of the pool came free in time
 )
@@ -168,6 +169,7 @@ class PostgresDatabase(Database):
             except TRANSIENT as error:
                 if attempt == 2 or isinstance(error, pg.QueryCanceledError):
                     raise Unavailable(str(error) or type(error).__name__) from None
+                await self._ready_pool().expire_connections()  # the others were likely lost too
         raise AssertionError("unreachable")
 
     # the time-range index: a GiST index over (calendar_id, during) --------------------------

@@ -157,7 +157,14 @@ class SQLiteDatabase(Database):
         db = self._writer
         assert db is not None, "store is not open"
         async with self._lock:
-            await db.execute("BEGIN IMMEDIATE")
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:  # another process held the lock too long
+                raise Unavailable(str(error)) from None
+            except BaseException:  # cancelled: the BEGIN may still have run in the connection's thread
+                with contextlib.suppress(sqlite3.Error):
+                    await db.execute("ROLLBACK")
+                raise
             try:
                 yield SQLiteTx(db)
                 await db.execute("COMMIT")
