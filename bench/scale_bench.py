@@ -178,17 +178,18 @@ async def mixed(
     return len(latencies) / elapsed, p99, len(latencies), errors
 
 
-async def import_rate(session: aiohttp.ClientSession, base: str, token: str, count: int) -> float:
+async def import_rate(base: str, token: str, count: int) -> float:
     form = aiohttp.FormData()
     form.add_field("file", ics(count, prefix=f"imp-{uuid.uuid4().hex[:6]}"), filename="bench.ics")
     started = time.perf_counter()
     headers = {"Authorization": f"Token token={token}"}
-    async with session.post(f"{base}/v1/imports", data=form, headers=headers) as reply:
-        job = await reply.json()
-    while job["status"] in ("queued", "in_progress"):
-        await asyncio.sleep(0.1)
-        async with session.get(f"{base}/v1/imports/{job['id']}", headers=headers) as reply:
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.post(f"{base}/v1/imports", data=form) as reply:
             job = await reply.json()
+        while job["status"] in ("queued", "in_progress"):
+            await asyncio.sleep(0.1)
+            async with session.get(f"{base}/v1/imports/{job['id']}") as reply:
+                job = await reply.json()
     assert job["status"] == "complete", job
     return count / (time.perf_counter() - started)
 
@@ -216,7 +217,7 @@ async def measure(topology: Topology, seconds: float, clients: int) -> dict[str,
         after = resource.getrusage(resource.RUSAGE_SELF)
         result["mixed cpu ms"] = (topology.cpu() - cpu) * 1000 / requests
         result["loader cpu ms"] = (after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime) * 1000 / requests
-        result["import ev/s"] = await import_rate(session, topology.urls[-1], token, 10_000)
+        result["import ev/s"] = await import_rate(topology.urls[-1], token, 10_000)
     return result
 
 

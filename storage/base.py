@@ -232,8 +232,9 @@ class Store(ABC):
         """A page of what an import wrote (in write order), and how many in all."""
 
     @abstractmethod
-    async def create_import(self, job: NewImport) -> ImportJob:
-        """Record an import (queued, or in progress for a door that runs it at once)."""
+    async def create_import(self, job: NewImport, upload: bytes | None = None) -> ImportJob:
+        """Record an import (queued, or in progress for a door that runs it at once), with the
+        file a queued one waits with (in the same transaction)."""
 
     @abstractmethod
     async def update_import(self, import_id: int, **changes: Any) -> ImportJob:

@@ -413,16 +413,9 @@ class ImportService:
         try:
             self.check_size(upload.size)
             fmt = self.format_of(upload, request.format)
-            job = await self.store.create_import(self._new(user, request, JobStatus.QUEUED, fmt))
-            try:
-                data = upload.data if upload.path is None else await asyncio.to_thread(upload.path.read_bytes)
-                await self.store.save_upload(job.id, data or b"")
-            except BaseException as error:
-                with contextlib.suppress(Exception):
-                    await self.store.update_import(
-                        job.id, status=JobStatus.FAILED, message=f"the upload was not kept: {error}"
-                    )
-                raise
+            data = upload.data if upload.path is None else await asyncio.to_thread(upload.path.read_bytes)
+            # the job and its file in one transaction: a worker never claims a job without its file
+            job = await self.store.create_import(self._new(user, request, JobStatus.QUEUED, fmt), upload=data or b"")
         finally:
             upload.discard()
         self._wake.set()

@@ -68,7 +68,7 @@ class Imports(Calendars):
         )
         return [record(ImportItem, row) for row in rows], int(total[0]) if total else 0
 
-    async def create_import(self, new: NewImport) -> ImportJob:
+    async def create_import(self, new: NewImport, upload: bytes | None = None) -> ImportJob:
         now = now_iso()
         async with self.db.transaction() as tx:
             import_id = await tx.insert(
@@ -77,6 +77,8 @@ class Imports(Calendars):
                 (new.user_id, new.calendar_id, new.door, new.format, new.filename, json.dumps(new.options),
                  new.status, new.runner, new.lease_until, now, now),
             )  # fmt: skip
+            if upload is not None:
+                await tx.run("INSERT INTO import_uploads (import_id, data) VALUES (?, ?)", (import_id, upload))
             return await self._job_in(tx, import_id)
 
     async def update_import(self, import_id: int, **changes: Any) -> ImportJob:
