@@ -12,6 +12,7 @@ generator's own CPU is reported beside it: on a small machine it takes a core of
 from __future__ import annotations
 
 import argparse
+import base64
 import asyncio
 import os
 import resource
@@ -36,7 +37,6 @@ from bench.generate import ics  # noqa: E402
 from bench.import_bench import free_port  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
-AUTH = aiohttp.BasicAuth("bench", "benchmark-password")
 CALENDAR = "/dav/calendars/bench/calendar/"
 
 
@@ -195,7 +195,8 @@ async def import_rate(base: str, token: str, count: int) -> float:
 
 
 async def measure(topology: Topology, seconds: float, clients: int) -> dict[str, float]:
-    async with aiohttp.ClientSession(auth=AUTH, connector=aiohttp.TCPConnector(limit=0)) as session:
+    headers = {"Authorization": "Basic " + base64.b64encode(b"bench:benchmark-password").decode()}
+    async with aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=0)) as session:
         body = {"username": "bench", "password": "benchmark-password", "email": "bench@example.org"}
         async with session.post(f"{topology.urls[0]}/v1/users", json=body) as reply:
             token = (await reply.json())["authToken"]

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import itertools
 import shutil
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import aiosqlite
 
@@ -40,6 +43,62 @@ def _statements(script: str) -> Iterator[str]:
         if sqlite3.complete_statement(pending):
             yield pending.strip()
             pending = ""
+
+
+class ProcessLock:
+    """An exclusive lock on a file beside the database, which the writer of each process holds
+    around its transactions: a process waiting for another's write is let in as soon as that
+    write ends (SQLite's own busy handler sleeps up to 100 ms between tries, which made the
+    writes of several workers wait far longer than they ran)."""
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        self.path, self.timeout = path, timeout
+        self._file: IO[bytes] | None = None
+        self._waiter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-lock")
+
+    def open(self) -> None:
+        self._file = open(self.path, "a+b")  # noqa: SIM115 (held open while the store is)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _try(self) -> bool:
+        assert self._file is not None
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _wait(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        while not self._try():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"another process held the store's write lock for {self.timeout:.0f} s")
+            time.sleep(0.0005)
+
+    async def acquire(self) -> None:
+        if self._try():
+            return
+        waiting = asyncio.get_running_loop().run_in_executor(self._waiter, self._wait)
+        try:
+            await asyncio.shield(waiting)
+        except asyncio.CancelledError:  # the wait goes on in its thread: let go of what it takes
+
+            def let_go(done: asyncio.Future[None]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    self.release()
+
+            waiting.add_done_callback(let_go)
+            raise
+        except TimeoutError as error:
+            raise Unavailable(str(error)) from None
+
+    def release(self) -> None:
+        assert self._file is not None
+        fcntl.flock(self._file, fcntl.LOCK_UN)
 
 
 class SQLiteTx:
@@ -90,6 +149,7 @@ class SQLiteDatabase(Database):
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader = itertools.cycle(range(self._reader_count))
         self._lock = asyncio.Lock()
+        self._process_lock = ProcessLock(self.path.with_name(self.path.name + "-writer"), statement_timeout)
 
     async def _connect(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path, isolation_level=None)
@@ -105,6 +165,7 @@ class SQLiteDatabase(Database):
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._process_lock.open()
         self._writer = await self._connect()
         await self._migrate(self._writer)
         self._readers = [await self._connect() for _ in range(self._reader_count)]
@@ -114,6 +175,7 @@ class SQLiteDatabase(Database):
             if db is not None:
                 await db.close()
         self._writer, self._readers = None, []
+        self._process_lock.close()
 
     async def _migrate(self, db: aiosqlite.Connection) -> None:
         """Apply the pending migrations in one transaction that holds the file's write lock from
@@ -157,27 +219,37 @@ class SQLiteDatabase(Database):
         db = self._writer
         assert db is not None, "store is not open"
         async with self._lock:
+            await self._process_lock.acquire()
             try:
-                await db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as error:  # another process held the lock too long
+                async with self._begun(db) as tx:
+                    yield tx
+            finally:
+                self._process_lock.release()
+
+    @asynccontextmanager
+    async def _begun(self, db: aiosqlite.Connection) -> AsyncIterator[Tx]:
+        """One write transaction on the writer connection, its errors mapped."""
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:  # another process held the lock too long
+            raise Unavailable(str(error)) from None
+        except BaseException:  # cancelled: the BEGIN may still have run in the connection's thread
+            with contextlib.suppress(sqlite3.Error):
+                await db.execute("ROLLBACK")
+            raise
+        try:
+            yield SQLiteTx(db)
+            await db.execute("COMMIT")
+        except BaseException as error:
+            with contextlib.suppress(sqlite3.Error):
+                await db.execute("ROLLBACK")
+            if isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error):
+                raise Duplicate(str(error)) from None
+            if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise StoreFull("the disk holding the calendar store is full") from None
+            if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
                 raise Unavailable(str(error)) from None
-            except BaseException:  # cancelled: the BEGIN may still have run in the connection's thread
-                with contextlib.suppress(sqlite3.Error):
-                    await db.execute("ROLLBACK")
-                raise
-            try:
-                yield SQLiteTx(db)
-                await db.execute("COMMIT")
-            except BaseException as error:
-                with contextlib.suppress(sqlite3.Error):
-                    await db.execute("ROLLBACK")
-                if isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error):
-                    raise Duplicate(str(error)) from None
-                if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
-                    raise StoreFull("the disk holding the calendar store is full") from None
-                if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
-                    raise Unavailable(str(error)) from None
-                raise
+            raise
 
     def _reader(self) -> aiosqlite.Connection:
         return self._readers[next(self._next_reader)]
