@@ -12,8 +12,8 @@ generator's own CPU is reported beside it: on a small machine it takes a core of
 from __future__ import annotations
 
 import argparse
-import base64
 import asyncio
+import base64
 import os
 import resource
 import statistics
