@@ -1,7 +1,9 @@
-"""The store on each database: migrations, sync revisions and the change log, atomic imports."""
+"""The store on each database: migrations, sync revisions and the change log, atomic imports,
+and the conformance of each backend to the Store interface."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -9,7 +11,8 @@ import pytest
 from protocol.formats import decode, parse
 from server.services.calendars import object_write
 from storage import store_for
-from storage.model import ImportTarget, NewCalendar, NewImport
+from storage.base import PreconditionFailed
+from storage.model import Conflict, ImportTarget, NewCalendar, NewImport, ObjectWrite
 from storage.sql import SQLStore
 from tests.helpers import ROOT, sample
 
@@ -102,3 +105,117 @@ async def test_spans_follow_their_objects(store: SQLStore) -> None:
     assert await count() == total - len(next(w for w in writes if w.uid == "weekly@example.org").spans)
     assert await store.delete_calendar(calendar.id)
     assert await count() == 0
+
+
+# --------------------------------------------------------------------------- the Store interface
+# What every backend must do alike, asserted through the interface alone (no SQL).
+
+
+def write(
+    uid: str, href: str | None = None, spans: tuple[tuple[int, int, bool], ...] = ((100, 200, True),)
+) -> ObjectWrite:
+    """A minimal object: the store keeps what it is given (parsing is not its business)."""
+    return ObjectWrite(href or f"{uid}.ics", uid, f'"{uid}-{len(spans)}"', "VEVENT", f"UID:{uid}", 100, 200, False,
+                       uid, None, spans)  # fmt: skip
+
+
+async def calendar_of(store: SQLStore) -> int:
+    user = await store.create_user("u", None, "hash")
+    return (await store.create_calendar(NewCalendar(uuid="c", owner_id=user.id, slug="c", name="C"))).id
+
+
+async def test_conformance_objects_preconditions_and_uids(store: SQLStore) -> None:
+    calendar = await calendar_of(store)
+    made, created = await store.put_object(calendar, write("a"))
+    assert created and made.etag == '"a-1"' and (await store.get_object(calendar, uid="a")) == made
+    with pytest.raises(Conflict):  # the UID is held by another href
+        await store.put_object(calendar, write("a", href="other.ics"))
+    with pytest.raises(PreconditionFailed):
+        await store.put_object(calendar, write("a"), create_only=True)
+    with pytest.raises(PreconditionFailed):
+        await store.put_object(calendar, write("a"), if_etag='"stale"')
+    assert (await store.put_object(calendar, write("a"), if_etag='"a-1"'))[1] is False
+    assert await store.delete_object(calendar, "a.ics", if_etag="*") is not False
+    assert await store.get_object(calendar, href="a.ics") is None
+    assert await store.delete_object(calendar, "a.ics") is False  # gone already: nothing changes
+    revision = (await store.get_calendar(calendar)).sync_revision  # type: ignore[union-attr]
+    assert revision == 3  # put, put, delete: the refused writes and the no-op took no revision
+
+
+async def test_conformance_changes_in_revision_order_and_pages(store: SQLStore) -> None:
+    calendar = await calendar_of(store)
+    for uid in ("b", "a", "c"):
+        await store.put_object(calendar, write(uid))
+    await store.move_object(calendar, "b.ics", calendar, write("b", href="b2.ics"))
+    changes = await store.changes_since(calendar, 0)
+    assert [(c.href, c.revision, c.deleted) for c, _ in changes] == [
+        ("a.ics", 2, False), ("c.ics", 3, False), ("b.ics", 4, True), ("b2.ics", 5, False),
+    ]  # fmt: skip
+    page = await store.changes_since(calendar, 2, limit=1)
+    rest = await store.changes_since(calendar, page[-1][0].revision, page[-1][0].href)
+    assert [c.href for c, _ in page + rest] == ["c.ics", "b.ics", "b2.ics"]
+    assert [c.href for c in await store.deleted_since([calendar], None, None)] == ["b.ics"]
+    assert await store.uid_etags(calendar, ["a", "b", "zz"]) == {"a": '"a-1"', "b": '"b-1"'}
+    assert await store.calendar_size(calendar) == len("UID:a") + len("UID:c") + len("UID:b")
+
+
+async def test_conformance_time_ranges_are_exact(store: SQLStore) -> None:
+    calendar = await calendar_of(store)
+    await store.put_object(calendar, write("span", spans=((100, 200, True),)))
+    await store.put_object(calendar, write("point", spans=((300, 300, True),)))  # no length
+    await store.put_object(calendar, write("rough", spans=((400, 500, False),)))
+
+    async def hits(start: int, end: int) -> list[tuple[str, bool]]:
+        return [(o.uid, exact) for o, exact in await store.objects_in_range([calendar], start, end)]
+
+    assert await hits(199, 300) == [("span", True)]  # [100, 200) overlaps; the point at 300 is not in
+    assert await hits(200, 301) == [("point", True)]
+    assert await hits(300, 300) == []  # an empty range holds no point
+    assert await hits(150, 150) == [("span", True)]  # but lies inside a span
+    assert await hits(450, 460) == [("rough", False)]  # inexact: the caller checks the text
+    assert await hits(0, 1000) == [("span", True), ("point", True), ("rough", False)]
+    assert await hits(0, 1000) == await hits(0, 1000)
+    assert [o.uid for o, _ in await store.objects_in_range([calendar], 0, 1000, limit=1)] == ["span"]
+
+
+async def test_conformance_each_queued_import_is_claimed_once(store: SQLStore) -> None:
+    user = await store.create_user("u", None, "hash")
+    jobs = [await store.create_import(NewImport(user.id, "rest", "ics", None, None), upload=b"x") for _ in range(5)]
+    claims = await asyncio.gather(*(store.claim_import(f"runner-{n}", 10**10) for n in range(8)))
+    claimed = [c.id for c in claims if c is not None]
+    assert sorted(claimed) == [j.id for j in jobs]  # each once, none twice, none left
+    assert await store.load_upload(jobs[0].id) == b"x"
+    assert await store.renew_lease(claimed[0], "someone else", 10**10) is False
+    winner = next(c for c in claims if c is not None)
+    assert await store.renew_lease(winner.id, winner.runner or "", 10) is True  # lapses at t=10
+    taken = await store.claim_abandoned("rescuer", 10**10, now=11)
+    assert taken is not None and (taken.id, taken.runner) == (winner.id, "rescuer")
+    assert await store.claim_abandoned("rescuer", 10**10, now=11) is None  # the rest hold leases
+
+
+async def test_conformance_sign_in_failures_and_turns(store: SQLStore) -> None:
+    await store.add_login_failure(["k1", "k2"], at=100.0, forget_before=0.0)
+    await store.add_login_failure(["k1"], at=150.0, forget_before=0.0)
+    assert await store.login_failures(["k1", "k2", "k3"], since=120.0) == {"k1": 1, "k2": 0, "k3": 0}
+    assert await store.take_turn("k1", now=200.0, spacing=2.0, latest=260.0) == 202.0
+    assert await store.take_turn("k1", now=200.0, spacing=4.0, latest=260.0) == 206.0  # after the last turn
+    assert await store.take_turn("k1", now=200.0, spacing=60.0, latest=260.0) is None  # too far: not booked
+    assert await store.take_turn("k1", now=200.0, spacing=1.0, latest=260.0) == 207.0
+    await store.clear_login_failures("k1")
+    assert (await store.login_failures(["k1"], since=0.0))["k1"] == 0
+    assert await store.take_turn("k1", now=300.0, spacing=1.0, latest=400.0) == 301.0
+
+
+async def test_conformance_sessions_and_tokens(store: SQLStore) -> None:
+    user = await store.create_user("Ada", "Ada@Example.org", "hash")
+    assert (await store.find_user("ada@example.org")).id == user.id  # type: ignore[union-attr]
+    assert (await store.find_user("ADA")).id == user.id  # type: ignore[union-attr]
+    with pytest.raises(Conflict):
+        await store.create_user("ada", None, "hash")  # names compare without case
+    await store.add_token(user.id, "t")
+    assert (await store.user_for_token("t")).id == user.id  # type: ignore[union-attr]
+    await store.add_session(user.id, "wcap", "s", expires_at=2_000_000_000)
+    assert await store.use_session("s", "web", now=1_000, timeout=60) is None  # another door's
+    assert (await store.use_session("s", "wcap", now=1_000, timeout=60)).id == user.id  # type: ignore[union-attr]
+    assert await store.use_session("s", "wcap", now=2_000_000_001, timeout=60) is None  # expired
+    assert await store.delete_session("s", "wcap") and await store.delete_tokens(user.id) == 1
