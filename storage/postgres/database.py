@@ -14,7 +14,7 @@ import asyncpg
 import asyncpg.exceptions as pg
 
 from storage import safe_url
-from storage.model import StoreFull
+from storage.model import StoreFull, StoreUnavailable
 from storage.sql.database import (
     READINESS_TIMEOUT,
     Database,
@@ -22,7 +22,6 @@ from storage.sql.database import (
     Row,
     SpanRows,
     Tx,
-    Unavailable,
     migrations,
 )
 
@@ -102,7 +101,7 @@ class PostgresDatabase(Database):
                 self.url, min_size=1, max_size=self.pool_size, server_settings=settings, timeout=10
             )
         except TRANSIENT as error:
-            raise Unavailable(f"PostgreSQL at {safe_url(self.url)} does not answer: {error}") from None
+            raise StoreUnavailable(f"PostgreSQL at {safe_url(self.url)} does not answer: {error}") from None
         async with self._pool.acquire() as connection:
             await self._migrate(connection)
 
@@ -132,7 +131,7 @@ class PostgresDatabase(Database):
 
     def _ready_pool(self) -> asyncpg.Pool:
         if self._pool is None:
-            raise Unavailable("the store is not open")
+            raise StoreUnavailable("the store is not open")
         return self._pool
 
     async def schema_version(self) -> int:
@@ -144,7 +143,7 @@ class PostgresDatabase(Database):
                 )
             )
         except TRANSIENT as error:
-            raise Unavailable(str(error) or "timed out") from None
+            raise StoreUnavailable(str(error) or "timed out") from None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
@@ -159,7 +158,7 @@ class PostgresDatabase(Database):
         except pg.DiskFullError:
             raise StoreFull("the disk holding the calendar store is full") from None
         except TRANSIENT as error:
-            raise Unavailable(str(error) or type(error).__name__) from None
+            raise StoreUnavailable(str(error) or type(error).__name__) from None
 
     async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         query = _numbered(sql)
@@ -168,7 +167,7 @@ class PostgresDatabase(Database):
                 return list(await self._ready_pool().fetch(query, *params))
             except TRANSIENT as error:
                 if attempt == 2 or isinstance(error, pg.QueryCanceledError):
-                    raise Unavailable(str(error) or type(error).__name__) from None
+                    raise StoreUnavailable(str(error) or type(error).__name__) from None
                 await self._ready_pool().expire_connections()  # the others were likely lost too
         raise AssertionError("unreachable")
 

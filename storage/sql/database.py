@@ -41,9 +41,6 @@ class Duplicate(Exception):
     """A statement broke a uniqueness constraint; the message names the constraint."""
 
 
-Unavailable = StoreUnavailable
-
-
 class Tx(Protocol):
     """The statements of one transaction."""
 
@@ -92,13 +89,13 @@ class Database(ABC):
 
     @abstractmethod
     async def schema_version(self) -> int:
-        """The newest migration applied (within READINESS_TIMEOUT, else Unavailable)."""
+        """The newest migration applied (within READINESS_TIMEOUT, else StoreUnavailable)."""
 
     async def readiness(self) -> str | None:
         """None when the database answers and every migration is applied; else why not."""
         try:
             current = await self.schema_version()
-        except Unavailable as error:
+        except StoreUnavailable as error:
             return f"the store does not answer: {error}"
         latest = max((version for version, _ in migrations(self.backend)), default=0)
         return None if current >= latest else f"migrations pending: the schema is {current}, this server needs {latest}"

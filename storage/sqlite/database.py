@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import aiosqlite
 
-from storage.model import StoreFull, now_iso
+from storage.model import StoreFull, StoreUnavailable, now_iso
 from storage.sql.database import (
     MAX_SPANS,
     READINESS_TIMEOUT,
@@ -27,7 +27,6 @@ from storage.sql.database import (
     Row,
     SpanRows,
     Tx,
-    Unavailable,
     migrations,
 )
 
@@ -94,7 +93,7 @@ class ProcessLock:
             waiting.add_done_callback(let_go)
             raise
         except TimeoutError as error:
-            raise Unavailable(str(error)) from None
+            raise StoreUnavailable(str(error)) from None
 
     def release(self) -> None:
         assert self._file is not None
@@ -205,11 +204,11 @@ class SQLiteDatabase(Database):
 
     async def schema_version(self) -> int:
         if not self._readers:
-            raise Unavailable("the store is not open")
+            raise StoreUnavailable("the store is not open")
         try:
             return await asyncio.wait_for(self._version(self._reader()), READINESS_TIMEOUT)
         except (sqlite3.Error, TimeoutError) as error:
-            raise Unavailable(str(error) or "timed out") from None
+            raise StoreUnavailable(str(error) or "timed out") from None
 
     async def free_bytes(self) -> int | None:
         return (await asyncio.to_thread(shutil.disk_usage, self.path.parent)).free
@@ -232,7 +231,7 @@ class SQLiteDatabase(Database):
         try:
             await db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:  # another process held the lock too long
-            raise Unavailable(str(error)) from None
+            raise StoreUnavailable(str(error)) from None
         except BaseException:  # cancelled: the BEGIN may still have run in the connection's thread
             with contextlib.suppress(sqlite3.Error):
                 await db.execute("ROLLBACK")
@@ -248,7 +247,7 @@ class SQLiteDatabase(Database):
             if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
                 raise StoreFull("the disk holding the calendar store is full") from None
             if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
-                raise Unavailable(str(error)) from None
+                raise StoreUnavailable(str(error)) from None
             raise
 
     def _reader(self) -> aiosqlite.Connection:
