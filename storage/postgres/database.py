@@ -146,11 +146,32 @@ class PostgresDatabase(Database):
             raise StoreUnavailable(str(error) or "timed out") from None
 
     @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of the pool. A task cancelled in the middle of a statement (a server
+        stopping, a client gone) leaves its connection mid-protocol, the server still waiting for
+        the rest and holding its locks: that connection is closed at once (PostgreSQL rolls its
+        transaction back), never handed to the next task."""
+        async with self._ready_pool().acquire(timeout=self.statement_timeout) as connection:
+            try:
+                yield connection
+            except asyncio.CancelledError:
+                connection.terminate()
+                raise
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         try:
-            pool = self._ready_pool()
-            async with pool.acquire(timeout=self.statement_timeout) as connection, connection.transaction():
-                yield PostgresTx(connection)
+            async with self._connection() as connection:
+                transaction = connection.transaction()
+                await transaction.start()
+                try:
+                    yield PostgresTx(connection)
+                except asyncio.CancelledError:
+                    raise  # the connection is cut off (_connection): PostgreSQL rolls back
+                except BaseException:
+                    await transaction.rollback()
+                    raise
+                await transaction.commit()
         except pg.UniqueViolationError as error:
             raise Duplicate(f"{error} {error.constraint_name or ''}") from None
         except pg.CharacterNotInRepertoireError as error:
@@ -164,7 +185,8 @@ class PostgresDatabase(Database):
         query = _numbered(sql)
         for attempt in (1, 2):  # a read is safe to send again on a fresh connection
             try:
-                return list(await self._ready_pool().fetch(query, *params))
+                async with self._connection() as connection:
+                    return list(await connection.fetch(query, *params))
             except TRANSIENT as error:
                 if attempt == 2 or isinstance(error, pg.QueryCanceledError):
                     raise StoreUnavailable(str(error) or type(error).__name__) from None
