@@ -10,6 +10,7 @@ from storage.model import (
     Calendar,
     CalendarObject,
     Change,
+    Grant,
     ImportFilter,
     ImportItem,
     ImportJob,
@@ -213,6 +214,29 @@ class Store(ABC):
         """In one transaction, delete ``href`` (unless ``keep_source``: a copy) and put ``write``
         into ``target_id``; ``overwrite=False`` refuses (PreconditionFailed) an existing target.
         LookupError when the source is gone; Conflict as for put_object."""
+
+    # grants ------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def put_grant(
+        self, calendar_id: int, grantee_id: int | None, level: str, state: str, granted_by: int | None
+    ) -> Grant:
+        """Give (or change) the one grant of a calendar to this grantee (None: everyone)."""
+
+    @abstractmethod
+    async def set_grant_state(self, grant_id: int, state: str) -> Grant | None: ...
+
+    @abstractmethod
+    async def grants_of(self, calendar_id: int) -> list[Grant]:
+        """A calendar's grants, oldest first."""
+
+    @abstractmethod
+    async def grants_to(self, user_id: int, states: Sequence[str]) -> list[tuple[Grant, Calendar]]:
+        """The grants to a user in these states (not those to everyone), with their calendars."""
+
+    @abstractmethod
+    async def grants_on(self, calendar_id: int, user_id: int) -> list[Grant]:
+        """The grants of a calendar that name this user or everyone."""
 
     # imports -----------------------------------------------------------------------------
 

@@ -203,6 +203,20 @@ class ImportFilter:
     until: str | None = None  #: ISO date (the whole day) or time, inclusive
 
 
+@dataclass(slots=True, frozen=True)
+class Grant:
+    """Access to a calendar for one user (``grantee_id``) or every signed-in user (None)."""
+
+    id: int
+    calendar_id: int
+    grantee_id: int | None
+    level: str  #: freebusy, read, read-write or admin
+    state: str  #: invited, active, refused, left or kicked
+    granted_by: int | None
+    created_at: str
+    updated_at: str
+
+
 class StoreFull(Exception):
     """A write failed because the disk is full; nothing of it was kept (reads go on)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -219,3 +220,45 @@ async def test_conformance_sessions_and_tokens(store: SQLStore) -> None:
     assert (await store.use_session("s", "wcap", now=1_000, timeout=60)).id == user.id  # type: ignore[union-attr]
     assert await store.use_session("s", "wcap", now=2_000_000_001, timeout=60) is None  # expired
     assert await store.delete_session("s", "wcap") and await store.delete_tokens(user.id) == 1
+
+
+async def test_conformance_a_write_cancelled_midway_leaves_nothing_held(store: SQLStore) -> None:
+    """A task cancelled in the middle of a batch (a server stopping) leaves no transaction or
+    lock behind: the next write to the same calendar goes through at once, and the batch is
+    not half written."""
+    calendar = await calendar_of(store)
+    user = (await store.list_users())[0]
+    job = await store.create_import(NewImport(user.id, "rest", "ics", None, calendar, status="in_progress"))
+    # large texts, so that a batch's statements fill the connection's buffers while it is cut off
+    text = "DESCRIPTION:" + "x" * 20_000
+    writes = [replace(write(f"many-{n}"), ical=text) for n in range(2000)]
+    for delay in (0.01, 0.03, 0.1, 0.3):
+        batch = asyncio.create_task(store.import_batch(job.id, ImportTarget(user.id, calendar), writes, 50))
+        await asyncio.sleep(delay)
+        batch.cancel()
+        outcome = (await asyncio.gather(batch, return_exceptions=True))[0]
+        async with asyncio.timeout(5):  # nothing is held: not a row, not a connection mid-statement
+            await store.put_object(calendar, write(f"after-{delay}"))
+        many = [o for o in await store.list_objects([calendar]) if o.uid.startswith("many-")]
+        if isinstance(outcome, asyncio.CancelledError):
+            assert many == []  # cut off: none of the batch is there
+            return
+        assert len(many) == len(writes)  # done before the cancel came: all of it
+    pytest.fail("no cancel came in the middle of a batch")
+
+
+async def test_conformance_grants(store: SQLStore) -> None:
+    calendar = await calendar_of(store)
+    owner = (await store.list_users())[0]
+    bob = await store.create_user("bob", None, "hash")
+    invited = await store.put_grant(calendar, bob.id, "read", "invited", owner.id)
+    everyone = await store.put_grant(calendar, None, "freebusy", "active", owner.id)
+    changed = await store.put_grant(calendar, bob.id, "read-write", "invited", owner.id)  # the same grant
+    assert changed.id == invited.id and changed.level == "read-write"
+    assert [g.id for g in await store.grants_of(calendar)] == [invited.id, everyone.id]
+    assert [g.id for g in await store.grants_on(calendar, bob.id)] == [invited.id, everyone.id]
+    assert [(g.id, c.id) for g, c in await store.grants_to(bob.id, ["invited"])] == [(invited.id, calendar)]
+    accepted = await store.set_grant_state(invited.id, "active")
+    assert accepted is not None and accepted.state == "active"
+    assert await store.grants_to(bob.id, ["invited"]) == []
+    assert await store.delete_user(bob.id) and await store.grants_on(calendar, bob.id) == [everyone]

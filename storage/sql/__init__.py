@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from storage.base import Store
 from storage.sql.database import Database
+from storage.sql.grants import Grants
 from storage.sql.imports import Imports
 from storage.sql.users import Users
 
 
-class SQLStore(Users, Imports, Store):
+class SQLStore(Users, Imports, Grants, Store):
     """The store on one SQL database, one part per thing it keeps: objects (with their spans and
     changes), calendars (which drop their objects' spans), users (who drop their calendars) and
     imports (which may make calendars)."""

@@ -41,6 +41,9 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
         "import_id, calendar_id, href",
     ),
     "import_uploads": (("import_id", "data"), "import_id"),
+    "grants": (
+        ("id", "calendar_id", "grantee_id", "level", "state", "granted_by", "created_at", "updated_at"), "id"
+    ),
     "login_failures": (("key", "at"), "key, at"),
     "login_turns": (("key", "turn"), "key"),
 }  # fmt: skip
