@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 
 from server.config import Config
+from server.services.access import AccessService
 from server.services.auth import LoginThrottle, Passwords
 from server.services.calendars import CalendarService
 from server.services.imports import ImportService
@@ -22,6 +23,7 @@ class Services:
     users: UserService
     calendars: CalendarService
     imports: ImportService
+    access: AccessService  #: who may do what with a calendar (issue 16: no door asks it yet)
 
     async def readiness(self) -> str | None:
         """None when the server can serve (its store answers, its schema is current); else why not."""
@@ -37,7 +39,7 @@ def build(config: Config, store: Store | None = None) -> Services:
     throttle = LoginThrottle(store, config.login_failures, config.login_window)
     passwords = Passwords(config.password_scheme)
     users = UserService(store, passwords, calendars, config.min_password_length, throttle)
-    return Services(config, store, users, calendars, ImportService(store, calendars, config))
+    return Services(config, store, users, calendars, ImportService(store, calendars, config), AccessService(store))
 
 
 @asynccontextmanager
