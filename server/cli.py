@@ -298,22 +298,20 @@ async def serve(config: Config, with_demo: bool, shared: bool = False) -> None:
 async def migrate_store_command(config: Config, args: argparse.Namespace) -> int:
     """Copy every row (ids, hrefs, ETags, sync revisions, sessions, imports with their undo
     data) into an empty store, then compare both table by table; 1 when anything differs."""
-    stores = []
-    for url in (args.source, args.target):
-        store = store_for(url, readers=config.readers, pool_size=config.pool_size)
-        assert isinstance(store, SQLStore)
-        await store.open()
-        stores.append(store)
-    source, target = stores
-    try:
+    async with contextlib.AsyncExitStack() as opened_stores:
+        stores = []
+        for url in (args.source, args.target):
+            store = store_for(url, readers=config.readers, pool_size=config.pool_size)
+            assert isinstance(store, SQLStore)
+            await store.open()
+            opened_stores.push_async_callback(store.close)
+            stores.append(store)
         print(f"copying {safe_url(args.source)} to {safe_url(args.target)}", flush=True)
-        results = await copy_store(source, target, lambda line: print(f"  {line}", flush=True))
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    finally:
-        for store in stores:
-            await store.close()
+        try:
+            results = await copy_store(stores[0], stores[1], lambda line: print(f"  {line}", flush=True))
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     for each in results:
         verdict = "same" if each.same else f"DIFFERENT: {each.target_rows} rows, sha256 {each.target_digest[:16]}"
         print(f"{each.table:15} {each.rows:9} rows  sha256 {each.digest[:16]}  {verdict}")
@@ -322,20 +320,6 @@ async def migrate_store_command(config: Config, args: argparse.Namespace) -> int
         return 0
     print("error: the copy differs from its source (see above)", file=sys.stderr)
     return 1
-
-
-def _without(argv: Sequence[str], *options: str) -> list[str]:
-    """Command-line arguments without these options and their values."""
-    kept: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in options:
-            skip = True
-        elif not any(arg.startswith(f"{option}=") for option in options):
-            kept.append(arg)
-    return kept
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -353,9 +337,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             if args.worker is not None:  # one of several: the supervisor chose the port
                 config = replace(config, worker=args.worker)
-            elif config.workers > 1:
-                passed = [a for a in argv or sys.argv[1:] if a != "serve"]
-                return asyncio.run(supervise(config, config.workers, _without(passed, "--workers", "--port")))
+            elif config.workers > 1:  # the workers get the options given here (the rest is settings)
+                given = {"config": args.config, "data": args.data, "store": args.store, "host": args.host}
+                worker_args = [f"--{name}={value}" for name, value in given.items() if value is not None]
+                return asyncio.run(supervise(config, config.workers, worker_args + ["--demo"] * args.demo))
             with contextlib.suppress(KeyboardInterrupt, web.GracefulExit):
                 asyncio.run(serve(config, args.demo and config.worker == 0, shared=args.worker is not None))
             return 0

@@ -153,14 +153,28 @@ class SQLiteDatabase(Database):
     async def _connect(self) -> aiosqlite.Connection:
         db = await aiosqlite.connect(self.path, isolation_level=None)
         db.row_factory = sqlite3.Row
-        for pragma in (
-            "journal_mode=WAL",
-            "synchronous=NORMAL",
-            "foreign_keys=ON",
-            f"busy_timeout={self.busy_timeout}",
-        ):
+        for pragma in (f"busy_timeout={self.busy_timeout}", "synchronous=NORMAL", "foreign_keys=ON"):
             await db.execute(f"PRAGMA {pragma}")
+        await self._wal(db)
         return db
+
+    async def _wal(self, db: aiosqlite.Connection) -> None:
+        """Put the file in WAL mode (once: it stays so). Switching does not wait for another
+        process opening the same new file (SQLite does not call its busy handler there): try
+        again until the busy timeout."""
+        deadline = time.monotonic() + self.busy_timeout / 1000
+        while True:
+            async with db.execute("PRAGMA journal_mode") as cursor:
+                row = await cursor.fetchone()
+            if row is not None and str(row[0]).lower() == "wal":
+                return
+            try:
+                await db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.02)
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
