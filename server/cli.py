@@ -235,7 +235,7 @@ async def export_command(config: Config, args: argparse.Namespace) -> int:
         chosen = (
             [await find_calendar(services, user, args.calendar)] if args.calendar else await services.calendars.of(user)
         )
-        chunks = services.calendars.export(chosen, args.format, timezone=args.timezone)
+        chunks = services.calendars.export(user, chosen, args.format, timezone=args.timezone)
         with (
             open(args.output, "w", encoding="utf-8", newline="")
             if args.output

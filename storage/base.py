@@ -10,6 +10,7 @@ from storage.model import (
     Calendar,
     CalendarObject,
     Change,
+    Feed,
     Grant,
     ImportFilter,
     ImportItem,
@@ -198,7 +199,11 @@ class Store(ABC):
         """
 
     @abstractmethod
-    async def delete_object(self, calendar_id: int, href: str, *, if_etag: str | None = None) -> bool: ...
+    async def delete_object(
+        self, calendar_id: int, href: str, *, if_etag: str | None = None, by: int | None = None
+    ) -> bool:
+        """Delete an object (``by``: the user doing it, kept in the change log); False when it is
+        not there."""
 
     @abstractmethod
     async def move_object(
@@ -219,12 +224,40 @@ class Store(ABC):
 
     @abstractmethod
     async def put_grant(
-        self, calendar_id: int, grantee_id: int | None, level: str, state: str, granted_by: int | None
+        self,
+        calendar_id: int,
+        grantee_id: int | None,
+        level: str,
+        state: str,
+        granted_by: int | None,
+        slug: str | None = None,
     ) -> Grant:
-        """Give (or change) the one grant of a calendar to this grantee (None: everyone)."""
+        """Give (or change) the one grant of a calendar to this grantee (None: everyone). A new
+        grant to a user gets ``slug``, or ``slug-2`` ... when the grantee has a calendar or
+        grant of that name; a grant keeps its slug when changed."""
 
     @abstractmethod
     async def set_grant_state(self, grant_id: int, state: str) -> Grant | None: ...
+
+    @abstractmethod
+    async def set_grant_props(self, grant_id: int, props: dict[str, Any]) -> Grant | None:
+        """Replace the grantee's own settings of a grant."""
+
+    @abstractmethod
+    async def get_grant(self, grant_id: int) -> Grant | None: ...
+
+    # public feeds ------------------------------------------------------------------------
+
+    @abstractmethod
+    async def set_feed(self, calendar_id: int, token_hash: str | None, busy_only: bool = False) -> Feed | None:
+        """Turn a calendar's feed on at a new secret (the old one stops at once), or off (None)."""
+
+    @abstractmethod
+    async def feed_of(self, calendar_id: int) -> Feed | None: ...
+
+    @abstractmethod
+    async def feed_calendar(self, token_hash: str) -> tuple[Feed, Calendar] | None:
+        """The feed with this secret, and its calendar."""
 
     @abstractmethod
     async def grants_of(self, calendar_id: int) -> list[Grant]:
@@ -314,6 +347,7 @@ class Store(ABC):
         expect: str = JobStatus.COMPLETE,
         status: str = JobStatus.UNDONE,
         message: str | None = None,
+        by: int | None = None,
     ) -> ImportJob:
         """In one transaction: delete what the import created (edited since or not), put back
         ``restores`` (calendar id, the replaced version), remove the calendars it made that hold

@@ -36,6 +36,7 @@ class Change:
     revision: int
     deleted: bool
     changed_at: str
+    changed_by: int | None = None  #: the user who made it
 
 
 @dataclass(slots=True, frozen=True)
@@ -94,6 +95,7 @@ class CalendarObject:
     import_id: int | None
     created_at: str
     modified_at: str
+    modified_by: int | None = None  #: the user who wrote it last (None: unknown, or since deleted)
 
 
 @dataclass(slots=True, frozen=True)
@@ -112,6 +114,7 @@ class ObjectWrite:
     klass: str | None
     #: (start, end, exact) for the time-range index
     spans: tuple[tuple[int, int, bool], ...] = ()
+    by: int | None = None  #: the user making the change
 
 
 @dataclass(slots=True, frozen=True)
@@ -215,6 +218,18 @@ class Grant:
     granted_by: int | None
     created_at: str
     updated_at: str
+    slug: str | None = None  #: the calendar's name in the grantee's home (None: a grant to everyone)
+    props: dict[str, Any] = field(default_factory=dict)  #: the grantee's own settings (colour)
+
+
+@dataclass(slots=True, frozen=True)
+class Feed:
+    """A calendar's public feed: a secret address (its token is kept hashed) to full details
+    or busy times only."""
+
+    calendar_id: int
+    busy_only: bool
+    created_at: str
 
 
 class StoreFull(Exception):

@@ -125,7 +125,7 @@ class CalDavDoor:
         bytes it holds and what the store's disk has left."""
         resource = Resource(Kind.CALENDAR, user, user, calendar)
         if QUOTA & set(asked.names):
-            resource.quota = await self.services.calendars.quota(calendar)
+            resource.quota = await self.services.calendars.quota(user, calendar)
         return resource
 
     # discovery ---------------------------------------------------------------------------
@@ -219,7 +219,7 @@ class CalDavDoor:
         base = calendar_href(user, calendar)
         responses = [self.answer(base, await self.calendar_resource(user, calendar, asked), asked)]
         if self.depth(request):
-            async for found in self.services.calendars.all_objects(calendar):
+            async for found in self.services.calendars.all_objects(user, calendar):
                 resource = Resource(Kind.OBJECT, user, user, calendar, found)
                 responses.append(self.answer(object_href(base, found.href), resource, asked))
         return await multistatus(responses)
@@ -289,7 +289,7 @@ class CalDavDoor:
             if not dav.valid_name(name):
                 raise web.HTTPForbidden(text=f"a name is 1 to 255 bytes, {NAME_RULE}\n")
             return await self.put(request, user, calendar, name)
-        found = await self.services.calendars.find_object(calendar, href=name)
+        found = await self.services.calendars.find_object(user, calendar, href=name)
         if found is None:
             raise web.HTTPNotFound()
         handler = ON_OBJECT.get(method)
@@ -302,7 +302,7 @@ class CalDavDoor:
     ) -> web.Response:
         try:
             await self.services.calendars.delete_object(
-                calendar, found.href, if_etag=etag_condition(request.headers.get("If-Match"))
+                user, calendar, found.href, if_etag=etag_condition(request.headers.get("If-Match"))
             )
         except PreconditionFailed:
             raise web.HTTPPreconditionFailed() from None
@@ -329,6 +329,7 @@ class CalDavDoor:
             raise DavError(403, tag(CALDAV, "max-resource-size")) from None
         try:
             saved, created = await self.services.imports.put_object(
+                user,
                 calendar,
                 body,
                 name,
@@ -365,7 +366,7 @@ class CalDavDoor:
         overwrite = request.headers.get("Overwrite", "T").strip().upper() != "F"
         try:
             _, created = await self.services.calendars.transfer(
-                calendar, found, target, parts[5], overwrite=overwrite, keep_source=request.method == "COPY"
+                user, calendar, found, target, parts[5], overwrite=overwrite, keep_source=request.method == "COPY"
             )
         except PreconditionFailed:
             raise web.HTTPPreconditionFailed(text="the destination exists and Overwrite is F\n") from None

@@ -108,7 +108,7 @@ async def multiget(context: Context, query: caldav.Multiget) -> web.Response:
         target = calendar if slug == calendar.slug else await context.calendars.find(user, slug)
         if target is None:
             continue
-        found = {o.href: o for o in await context.calendars.objects_at(target, [n for _, n in names])}
+        found = {o.href: o for o in await context.calendars.objects_at(context.user, target, [n for _, n in names])}
         present = [(position, found[name]) for position, name in names if name in found]
         replies = await object_responses(user, target, [o for _, o in present], query.props)
         for (position, _), reply in zip(present, replies, strict=True):
@@ -136,10 +136,10 @@ async def calendar_query(context: Context, query: caldav.CalendarQuery) -> web.R
         exact = whole and name == "VEVENT" and zone is None
         slack = 0 if exact else FLOATING_SLACK + 1
         low, high = epoch(time_range.low()), epoch(time_range.high())
-        found = await calendars.list_objects([calendar], start=low - slack, end=high + slack)
+        found = await calendars.list_objects(context.user, [calendar], start=low - slack, end=high + slack)
     else:
         exact = whole
-        found = await calendars.list_objects([calendar])
+        found = await calendars.list_objects(context.user, [calendar])
     if name is not None:
         found = [o for o in found if o.component == name]
     if not exact:
@@ -162,7 +162,9 @@ async def sync_collection(context: Context, query: caldav.SyncCollection) -> web
     wanted = query.props
     text = wanted.data is not None or tag(DAV, "getcontentlength") in wanted.names or wanted.kind == "allprop"
     limit = query.limit
-    rows = await context.calendars.changes(calendar, revision, after, limit=limit + 1 if limit else None, text=text)
+    rows = await context.calendars.changes(
+        context.user, calendar, revision, after, limit=limit + 1 if limit else None, text=text
+    )
     truncated = limit is not None and len(rows) > limit
     rows = rows[:limit] if truncated else rows
     base = calendar_href(user, calendar)
@@ -187,7 +189,7 @@ async def free_busy(context: Context, query: caldav.FreeBusyQuery) -> web.Respon
     """A VFREEBUSY of the calendar's busy time in the range (RFC 4791 7.10)."""
     calendar = context.calendar
     time_range = query.time_range
-    periods = await context.calendars.busy([calendar], time_range.low(), time_range.high())
+    periods = await context.calendars.busy(context.user, [calendar], time_range.low(), time_range.high())
     text = caldav.freebusy_text(periods, time_range, PRODID)
     return web.Response(body=text.encode(), content_type="text/calendar", charset="utf-8")
 

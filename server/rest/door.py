@@ -320,7 +320,7 @@ class RestDoor:
         except ValueError as error:
             raise Invalid(str(error)) from None
         found = await self.services.calendars.list_objects(
-            calendars, start=earliest, end=latest, after_id=after, limit=limit
+            user, calendars, start=earliest, end=latest, after_id=after, limit=limit
         )
         by_id = {c.id: c for c in calendars}
         data = await asyncio.to_thread(lambda: [slot_json(o, by_id[o.calendar_id]) for o in found])
@@ -358,7 +358,7 @@ class RestDoor:
             )
         except ValueError as error:
             raise Invalid(str(error)) from None
-        found, created = await calendars.put(calendar, resource, create_only=True)
+        found, created = await calendars.put(user, calendar, resource, create_only=True)
         return json_response(await asyncio.to_thread(slot_json, found, calendar), 201 if created else 200)
 
     async def show_slot(self, request: web.Request) -> web.Response:
@@ -384,13 +384,13 @@ class RestDoor:
         except ValueError as error:
             raise Invalid(str(error)) from None
         if_match = request.headers.get("If-Match", "").strip('"') or None
-        updated, _ = await self.services.calendars.put(calendar, resource, href=found.href, if_etag=if_match)
+        updated, _ = await self.services.calendars.put(user, calendar, resource, href=found.href, if_etag=if_match)
         return json_response(await asyncio.to_thread(slot_json, updated, calendar))
 
     async def delete_slot(self, request: web.Request) -> web.Response:
         user = await self.user(request)
         found, calendar = await self.services.calendars.get_object(user, _slot_id(request))
-        await self.services.calendars.delete_object(calendar, found.href)
+        await self.services.calendars.delete_object(user, calendar, found.href)
         return json_response(await asyncio.to_thread(slot_json, found, calendar))
 
     # data API ----------------------------------------------------------------------------
@@ -476,7 +476,7 @@ class RestDoor:
             chosen = await calendars.of(user)
         fmt, extension, content_type = EXPORTS[kind]
         zone = str(params["timezone"]) if params.get("timezone") else None
-        chunks = calendars.export(chosen, fmt, timezone=zone, flavor=str(params.get("flavor") or "outlook"))
+        chunks = calendars.export(user, chosen, fmt, timezone=zone, flavor=str(params.get("flavor") or "outlook"))
         first = await anext(chunks)  # bad options fail here, before the reply starts
         tag = hashlib.md5(
             json.dumps([kind, sorted(params.items()), [(c.id, c.sync_revision) for c in chosen]]).encode(),

@@ -23,7 +23,7 @@ class Services:
     users: UserService
     calendars: CalendarService
     imports: ImportService
-    access: AccessService  #: who may do what with a calendar (issue 16: no door asks it yet)
+    access: AccessService  #: who may do what with a calendar; every calendars call asks it
 
     async def readiness(self) -> str | None:
         """None when the server can serve (its store answers, its schema is current); else why not."""
@@ -35,11 +35,12 @@ def build(config: Config, store: Store | None = None) -> Services:
         config.store_url, readers=config.readers, pool_size=config.pool_size,
         statement_timeout=config.statement_timeout,
     )  # fmt: skip
-    calendars = CalendarService(store)
+    access = AccessService(store)
+    calendars = CalendarService(store, access)
     throttle = LoginThrottle(store, config.login_failures, config.login_window)
     passwords = Passwords(config.password_scheme)
     users = UserService(store, passwords, calendars, config.min_password_length, throttle)
-    return Services(config, store, users, calendars, ImportService(store, calendars, config), AccessService(store))
+    return Services(config, store, users, calendars, ImportService(store, calendars, config), access)
 
 
 @asynccontextmanager

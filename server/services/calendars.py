@@ -1,7 +1,9 @@
 """CalendarService: the one path from every door to calendars and their objects.
 
-It owns the access rule (a user reaches only their own calendars, and an unknown calendar
-and someone else's look the same: NotFound) and turns parsed resources into store writes.
+Every read and write names the user doing it and is checked against the access rule
+(server/services/access.py: the owner, or the level of the user's grants; a calendar the user
+may not see and an unknown one look the same: NotFound). It turns parsed resources into store
+writes that record who made them.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import re
 import uuid as uuid_module
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +34,7 @@ from protocol.ical import (
     resource_from_calendar,
 )
 from protocol.recurrence import busy_periods
+from server.services.access import AccessService, Level
 from server.services.errors import Forbidden, Invalid, NameTaken, NotFound, PreconditionFailed
 from storage import base
 from storage.model import (
@@ -39,6 +43,7 @@ from storage.model import (
     CalendarObject,
     Change,
     Conflict,
+    Grant,
     ImportTarget,
     NewCalendar,
     ObjectWrite,
@@ -55,7 +60,7 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 _COLOR = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
 
 
-def object_write(resource: Resource, href: str | None = None) -> ObjectWrite:
+def object_write(resource: Resource, href: str | None = None, by: int | None = None) -> ObjectWrite:
     """What the store needs to keep a parsed resource."""
     return ObjectWrite(
         href=href or href_for_uid(resource.uid),
@@ -69,6 +74,7 @@ def object_write(resource: Resource, href: str | None = None) -> ObjectWrite:
         summary=resource.summary,
         klass=resource.klass,
         spans=tuple(resource.spans),
+        by=by,
     )
 
 
@@ -125,9 +131,25 @@ def group_info(calendar: Calendar) -> GroupInfo:
     )
 
 
+def as_shared(calendar: Calendar, grant: Grant) -> Calendar:
+    """A calendar as its grantee's home shows it: under the grant's name, in the grantee's colour."""
+    return replace(calendar, slug=grant.slug or calendar.slug, color=grant.props.get("color") or calendar.color)
+
+
 class CalendarService:
-    def __init__(self, store: base.Store) -> None:
+    def __init__(self, store: base.Store, access: AccessService) -> None:
         self.store = store
+        self.access = access
+
+    async def need(self, user: User, calendars: Sequence[Calendar], level: Level) -> None:
+        """Refuse unless the user has ``level`` on every one of the calendars (NotFound for one
+        they may not see, Forbidden for one they may see but not so)."""
+        for calendar in calendars:
+            if calendar.owner_id != user.id:  # an owner may do everything: nothing to look up
+                await self.access.require(user, calendar, level)
+
+    async def level(self, user: User, calendar: Calendar) -> Level:
+        return await self.access.level(user, calendar)
 
     # calendars ---------------------------------------------------------------------------
 
@@ -176,11 +198,24 @@ class CalendarService:
         return made
 
     async def find(self, user: User, slug: str) -> Calendar | None:
-        """The user's calendar with this slug, if there is one."""
-        return await self.store.get_calendar_by_slug(user.id, slug)
+        """The calendar in the user's home with this slug: theirs, or one shared with them
+        (accepted) under that name."""
+        own = await self.store.get_calendar_by_slug(user.id, slug)
+        if own is not None:
+            return own
+        return next((c for c in await self.shared(user) if c.slug == slug), None)
 
-    async def quota(self, calendar: Calendar) -> tuple[int, int | None]:
+    async def shared(self, user: User) -> list[Calendar]:
+        """The calendars others share with the user that they accepted, as their home shows them."""
+        return [as_shared(c, g) for g, c in await self.store.grants_to(user.id, ["active"])]
+
+    async def home(self, user: User) -> list[Calendar]:
+        """The user's calendars, then those shared with them."""
+        return await self.of(user) + await self.shared(user)
+
+    async def quota(self, user: User, calendar: Calendar) -> tuple[int, int | None]:
         """Bytes of calendar data the calendar holds, and what its store has left (None: unknown)."""
+        await self.need(user, [calendar], Level.FREEBUSY)
         return await self.store.calendar_size(calendar.id), await self.store.free_bytes()
 
     async def create_default(self, user: User) -> Calendar:
@@ -196,15 +231,18 @@ class CalendarService:
     async def of(self, user: User) -> list[Calendar]:
         return await self.store.list_calendars(user.id)
 
-    async def get(self, user: User, uuid: str) -> Calendar:
-        """The user's calendar with this uuid; NotFound for unknown and foreign ones alike."""
+    async def get(self, user: User, uuid: str, level: Level = Level.FREEBUSY) -> Calendar:
+        """The calendar with this uuid, if the user has ``level`` on it; NotFound for unknown
+        ones and those the user may not see alike."""
         calendar = await self.store.get_calendar_by_uuid(uuid) if is_uuid(uuid) else None
-        if calendar is None or calendar.owner_id != user.id:
+        if calendar is None:
             raise NotFound("calendar not found", kind="calendar")
+        await self.need(user, [calendar], level)
         return calendar
 
     async def update(self, user: User, uuid: str, **changes: object) -> Calendar:
-        calendar = await self.get(user, uuid)
+        """Rename or restyle a calendar (its owner or an admin)."""
+        calendar = await self.get(user, uuid, Level.ADMIN)
         if "color" in changes:
             changes["color"] = normalize_color(str(changes["color"]) if changes["color"] is not None else None)
         if "name" in changes:
@@ -218,7 +256,7 @@ class CalendarService:
         return updated
 
     async def delete(self, user: User, uuid: str) -> Calendar:
-        calendar = await self.get(user, uuid)
+        calendar = await self.get(user, uuid, Level.OWNER)
         if calendar.is_default:
             raise Invalid("the default calendar cannot be deleted", field="group")
         await self.store.delete_calendar(calendar.id)
@@ -232,10 +270,12 @@ class CalendarService:
         name = (user.email or "") if by_email else user.username
         return user if name.lower() == login.lower() else None
 
-    async def resolve(self, user: User, owner: str, slug: str | None, *, by_email: bool = False) -> Calendar:
+    async def resolve(
+        self, user: User, owner: str, slug: str | None, *, by_email: bool = False, level: Level = Level.FREEBUSY
+    ) -> Calendar:
         """The calendar ``slug`` (None: the default one) of the user ``owner`` names: NotFound
-        when there is none, Forbidden when it is someone else's (WCAP tells the two apart:
-        errno 29 and 28)."""
+        when there is none, Forbidden when the user has less than ``level`` on it (WCAP tells
+        the two apart: errno 29 and 28)."""
         found = await self.owner_of(owner, by_email=by_email)
         calendar = None
         if found is not None:
@@ -245,8 +285,9 @@ class CalendarService:
                 calendar = await self.store.get_calendar_by_slug(found.id, slug)
         if calendar is None:
             raise NotFound("calendar not found", kind="calendar")
-        if calendar.owner_id != user.id:
-            raise Forbidden("the calendar belongs to another user")
+        if calendar.owner_id != user.id and await self.level(user, calendar) < level:
+            raise Forbidden("you have no access to this calendar" if level == Level.FREEBUSY else
+                            f"this needs {level.label} access to the calendar")  # fmt: skip
         return calendar
 
     def import_target(self, user: User, name: str) -> ImportTarget:
@@ -258,12 +299,17 @@ class CalendarService:
     async def get_object(self, user: User, object_id: int) -> tuple[CalendarObject, Calendar]:
         found = await self.store.get_object_by_id(object_id)
         calendar = await self.store.get_calendar(found.calendar_id) if found else None
-        if found is None or calendar is None or calendar.owner_id != user.id:
+        if (
+            found is None
+            or calendar is None
+            or (calendar.owner_id != user.id and await self.level(user, calendar) < Level.READ)
+        ):
             raise NotFound("event not found", kind="object")
         return found, calendar
 
     async def put(
         self,
+        user: User,
         calendar: Calendar,
         resource: Resource,
         *,
@@ -271,8 +317,9 @@ class CalendarService:
         if_etag: str | None = None,
         create_only: bool = False,
     ) -> tuple[CalendarObject, bool]:
-        """Create or replace one resource in a calendar the caller has already checked."""
-        write = object_write(resource, href)
+        """Create or replace one resource in a calendar."""
+        await self.need(user, [calendar], Level.READ_WRITE)
+        write = object_write(resource, href, user.id)
         try:
             return await self.store.put_object(calendar.id, write, if_etag=if_etag, create_only=create_only)
         except Conflict:
@@ -282,6 +329,7 @@ class CalendarService:
 
     async def transfer(
         self,
+        user: User,
         source: Calendar,
         found: CalendarObject,
         target: Calendar,
@@ -292,7 +340,10 @@ class CalendarService:
     ) -> tuple[CalendarObject, bool]:
         """Move (or copy, ``keep_source``) an object to ``href`` in ``target``, in one transaction;
         NameTaken when another object of ``target`` holds its UID."""
-        write = object_write(await asyncio.to_thread(lambda: resource_from_calendar(parse_resource(found.ical))), href)
+        await self.need(user, [source], Level.READ if keep_source else Level.READ_WRITE)
+        await self.need(user, [target], Level.READ_WRITE)
+        parsed = await asyncio.to_thread(lambda: resource_from_calendar(parse_resource(found.ical)))
+        write = object_write(parsed, href, user.id)
         try:
             return await self.store.move_object(
                 source.id, found.href, target.id, write, overwrite=overwrite, keep_source=keep_source
@@ -306,46 +357,63 @@ class CalendarService:
 
     async def uid_taken(self, calendar: Calendar, uid: str) -> NameTaken:
         """The refusal of a write whose UID another object of the calendar holds, naming it."""
-        other = await self.find_object(calendar, uid=uid)
+        other = await self.store.get_object(calendar.id, uid=uid)
         return NameTaken(f"UID {uid} is already used in this calendar", other.href if other else None)
 
     async def find_object(
-        self, calendar: Calendar, *, href: str | None = None, uid: str | None = None
+        self, user: User, calendar: Calendar, *, href: str | None = None, uid: str | None = None
     ) -> CalendarObject | None:
-        """The object of a calendar (one the user reached through this service) with this
-        href or UID."""
+        """The object of a calendar with this href or UID."""
+        await self.need(user, [calendar], Level.READ)
         return await self.store.get_object(calendar.id, href=href, uid=uid)
 
-    async def objects_at(self, calendar: Calendar, hrefs: Sequence[str]) -> list[CalendarObject]:
+    async def objects_at(self, user: User, calendar: Calendar, hrefs: Sequence[str]) -> list[CalendarObject]:
         """The objects of a calendar with these hrefs (missing ones are left out)."""
+        await self.need(user, [calendar], Level.READ)
         return await self.store.get_objects(calendar.id, hrefs)
 
-    def all_objects(self, calendar: Calendar) -> AsyncIterator[CalendarObject]:
+    async def all_objects(self, user: User, calendar: Calendar) -> AsyncIterator[CalendarObject]:
         """Every object of a calendar, read in batches."""
-        return self.store.iter_objects([calendar.id])
+        await self.need(user, [calendar], Level.READ)
+        async for found in self.store.iter_objects([calendar.id]):
+            yield found
 
     async def changes(
-        self, calendar: Calendar, revision: int, after_href: str = "", *, limit: int | None = None, text: bool = True
+        self,
+        user: User,
+        calendar: Calendar,
+        revision: int,
+        after_href: str = "",
+        *,
+        limit: int | None = None,
+        text: bool = True,
     ) -> list[tuple[Change, CalendarObject | None]]:
         """What changed in a calendar after a sync position, each with its object (None: deleted)."""
+        await self.need(user, [calendar], Level.READ)
         return await self.store.changes_since(calendar.id, revision, after_href, limit=limit, text=text)
 
-    async def modified(self, calendar: Calendar, since: str | None, until: str | None) -> list[CalendarObject]:
+    async def modified(
+        self, user: User, calendar: Calendar, since: str | None, until: str | None
+    ) -> list[CalendarObject]:
         """Objects last written in [since, until] (ISO times; None is unbounded)."""
+        await self.need(user, [calendar], Level.READ)
         return await self.store.modified_objects([calendar.id], since, until)
 
-    async def deleted(self, calendar: Calendar, since: str | None, until: str | None) -> list[Change]:
+    async def deleted(self, user: User, calendar: Calendar, since: str | None, until: str | None) -> list[Change]:
         """Tombstones of objects deleted from a calendar in [since, until]."""
+        await self.need(user, [calendar], Level.READ)
         return await self.store.deleted_since([calendar.id], since, until)
 
-    async def delete_object(self, calendar: Calendar, href: str, *, if_etag: str | None = None) -> bool:
+    async def delete_object(self, user: User, calendar: Calendar, href: str, *, if_etag: str | None = None) -> bool:
+        await self.need(user, [calendar], Level.READ_WRITE)
         try:
-            return await self.store.delete_object(calendar.id, href, if_etag=if_etag)
+            return await self.store.delete_object(calendar.id, href, if_etag=if_etag, by=user.id)
         except base.PreconditionFailed:
             raise PreconditionFailed("the object changed since it was read") from None
 
     async def list_objects(
         self,
+        user: User,
         calendars: Sequence[Calendar],
         *,
         start: int | None = None,
@@ -353,7 +421,20 @@ class CalendarService:
         after_id: int = 0,
         limit: int | None = None,
     ) -> list[CalendarObject]:
-        """Objects by id; with ``start``/``end`` only those with an instance in the range.
+        """Objects by id; with ``start``/``end`` only those with an instance in the range."""
+        await self.need(user, calendars, Level.READ)
+        return await self._objects(calendars, start, end, after_id=after_id, limit=limit)
+
+    async def _objects(
+        self,
+        calendars: Sequence[Calendar],
+        start: int | None,
+        end: int | None,
+        *,
+        after_id: int = 0,
+        limit: int | None = None,
+    ) -> list[CalendarObject]:
+        """list_objects, for calendars already checked.
 
         The store's span index answers exactly for most objects (one span per instance of a
         series); hits on inexact spans (floating times, a series' tail past the indexed
@@ -373,21 +454,29 @@ class CalendarService:
         )
         return [o for o in found if o.id not in misses]
 
-    async def busy(self, calendars: Sequence[Calendar], start: datetime, end: datetime) -> list[Period]:
+    async def busy(self, user: User, calendars: Sequence[Calendar], start: datetime, end: datetime) -> list[Period]:
         """Merged busy periods of the calendars' opaque, confirmed event instances in [start, end)."""
-        found = await self.list_objects(calendars, start=epoch(start), end=epoch(end))
+        await self.need(user, calendars, Level.FREEBUSY)
+        found = await self._objects(calendars, epoch(start), epoch(end))
         return await asyncio.to_thread(
             lambda: sorted(busy_periods([instances(o.ical, start, end, MAX_BUSY_INSTANCES) for o in found], start, end))
         )
 
-    async def export_items(self, calendars: Sequence[Calendar]) -> AsyncIterator[ExportItem]:
+    async def export_items(self, user: User, calendars: Sequence[Calendar]) -> AsyncIterator[ExportItem]:
         """Every object of the calendars, each with its group, streamed from the store."""
+        await self.need(user, calendars, Level.READ)
         groups = {c.id: group_info(c) for c in calendars}
         async for found in self.store.iter_objects(list(groups)):
             yield ExportItem(found.ical, groups[found.calendar_id])
 
     async def export(
-        self, calendars: Sequence[Calendar], fmt: str, *, timezone: str | None = None, flavor: str = "outlook"
+        self,
+        user: User,
+        calendars: Sequence[Calendar],
+        fmt: str,
+        *,
+        timezone: str | None = None,
+        flavor: str = "outlook",
     ) -> AsyncIterator[str]:
         """The calendars as one file of ``fmt`` (ics, google, outlook, timeslot), in chunks.
         One calendar's name, description (and for ics the zone asked for) go into the file."""
@@ -406,7 +495,7 @@ class CalendarService:
         writer = formats.writer(fmt, **options)
         yield writer.begin()
         batch: list[ExportItem] = []
-        async for item in self.export_items(calendars):
+        async for item in self.export_items(user, calendars):
             batch.append(item)
             if len(batch) >= 200:
                 yield await asyncio.to_thread(writer.write, batch)  # recurring rows are expanded there

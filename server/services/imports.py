@@ -35,8 +35,9 @@ from protocol import formats
 from protocol.formats import Lines, ParseOptions, ParseResult
 from protocol.ical import Resource, in_window, parse_resource, resource_from_calendar
 from server.config import Config
+from server.services.access import Level
 from server.services.calendars import CalendarService, object_write, window
-from server.services.errors import BadEncoding, Invalid, NotFound, TooLarge, disk_space
+from server.services.errors import BadEncoding, Forbidden, Invalid, NotFound, TooLarge, disk_space
 from storage.base import Store
 from storage.model import (
     Calendar,
@@ -270,12 +271,20 @@ class ImportService:
         return filter(kept, resources)
 
     async def put_object(
-        self, calendar: Calendar, data: bytes, href: str, *, if_etag: str | None = None, create_only: bool = False
+        self,
+        user: User,
+        calendar: Calendar,
+        data: bytes,
+        href: str,
+        *,
+        if_etag: str | None = None,
+        create_only: bool = False,
     ) -> tuple[CalendarObject, bool]:
         """One calendar object sent as iCalendar text (a CalDAV PUT), read by the import's rules
         (its repairs included) and written at ``href``. Refused with Invalid: ``invalid_data``
         (or BadEncoding), ``unsupported_component`` (none the calendar takes), ``one_resource``
         (several UIDs); NameTaken (its UID is another href's), PreconditionFailed."""
+        await self.calendars.need(user, [calendar], Level.READ_WRITE)  # before any work
         request = ImportRequest(door="caldav", calendar=calendar, format="ics")
 
         def parse() -> ParseResult:  # a small text (the door bounds it): whole, in a thread
@@ -299,7 +308,9 @@ class ImportService:
         if resource.component not in calendar.components.split(","):
             raise Invalid(f"this calendar holds no {resource.component}", field="data", code="unsupported_component")
         try:
-            return await self.calendars.put(calendar, resource, href=href, if_etag=if_etag, create_only=create_only)
+            return await self.calendars.put(
+                user, calendar, resource, href=href, if_etag=if_etag, create_only=create_only
+            )
         except Invalid:  # the UID is another object's
             raise await self.calendars.uid_taken(calendar, resource.uid) from None
 
@@ -394,12 +405,18 @@ class ImportService:
             calendar_id=request.calendar.id if request.calendar else None, options=request.options(), status=status,
         )  # fmt: skip
 
+    async def writable(self, user: User, calendar: Calendar | None) -> None:
+        """Refuse an import into a calendar the user may not write to (a new one is theirs)."""
+        if calendar is not None:
+            await self.calendars.need(user, [calendar], Level.READ_WRITE)
+
     async def run(
         self, user: User, request: ImportRequest, upload: Upload, progress: Progress | None = None
     ) -> tuple[ImportJob, ParseResult]:
         """Import now (the doors that answer with the outcome); Invalid/BadEncoding after the
         failed job is recorded."""
         self.check_size(upload.size)
+        await self.writable(user, request.calendar)
         new = replace(self._new(user, request, JobStatus.IN_PROGRESS), runner=self.runner, lease_until=self._lease())
         job = await self.store.create_import(new)
         with disk_space():
@@ -412,6 +429,7 @@ class ImportService:
         Invalid) and then nothing is recorded."""
         try:
             self.check_size(upload.size)
+            await self.writable(user, request.calendar)
             fmt = self.format_of(upload, request.format)
             data = upload.data if upload.path is None else await asyncio.to_thread(upload.path.read_bytes)
             # the job and its file in one transaction: a worker never claims a job without its file
@@ -628,6 +646,11 @@ class ImportService:
                 else "the user was deleted" if user is None
                 else None
             )  # fmt: skip
+            if not problem and user is not None:
+                try:
+                    await self.writable(user, calendar)
+                except (NotFound, Forbidden):
+                    problem = "the user may no longer write to the target calendar"
             if problem or user is None or data is None:
                 await self.store.update_import(job.id, status=JobStatus.FAILED, message=problem)
                 await self.store.drop_upload(job.id)
@@ -661,12 +684,17 @@ class ImportService:
         job = await self.get(user, import_id)
         if job.status != JobStatus.COMPLETE:
             raise Invalid(f"only a complete import can be undone; this one is {job.status}", field="status")
+        # an import writes into someone else's calendar only as its one target (those it
+        # finds or makes by name are the user's own)
+        await self.writable(user, await self.target_of(job))
         try:
-            return await self._revert(import_id, JobStatus.COMPLETE, JobStatus.UNDONE)
+            return await self._revert(import_id, JobStatus.COMPLETE, JobStatus.UNDONE, by=user.id)
         except LookupError:
             raise Invalid("the import changed while it was being undone; try again", field="status") from None
 
-    async def _revert(self, import_id: int, expect: str, status: str, message: str | None = None) -> ImportJob:
+    async def _revert(
+        self, import_id: int, expect: str, status: str, message: str | None = None, by: int | None = None
+    ) -> ImportJob:
         replaced, _ = await self.store.import_items(import_id, action="updated")
 
         def restore(item: ImportItem) -> tuple[int, ObjectWrite]:
@@ -677,4 +705,4 @@ class ImportService:
             return item.calendar_id, replace(write, ical=ical, etag=item.previous_etag or write.etag)
 
         restores = await asyncio.to_thread(lambda: [restore(item) for item in replaced if item.previous_ical])
-        return await self.store.undo_import(import_id, restores, expect=expect, status=status, message=message)
+        return await self.store.undo_import(import_id, restores, expect=expect, status=status, message=message, by=by)

@@ -613,7 +613,7 @@ async def fetchcomponents_by_range(door: WcapDoor, call: Call) -> list[Block]:
     async def body(calendar: Calendar, block: Block) -> None:
         if not wanted_state(call):
             return
-        found = await door.services.calendars.list_objects([calendar], start=epoch(start), end=epoch(end))
+        found = await door.services.calendars.list_objects(call.me, [calendar], start=epoch(start), end=epoch(end))
         block.components += await fetch(door, call, found, start, end)
 
     return await door.each_calendar(call, body, Errno.FETCHBYDATERANGE_FAILED)
@@ -632,7 +632,7 @@ async def fetchcomponents_by_lastmod(door: WcapDoor, call: Call) -> list[Block]:
     since, until = stored_range(call)
 
     async def body(calendar: Calendar, block: Block) -> None:
-        found = await door.services.calendars.modified(calendar, since, until)
+        found = await door.services.calendars.modified(call.me, calendar, since, until)
         block.components += [o.ical for o in found if o.component in component_kinds(call)]
 
     return await door.each_calendar(call, body, Errno.FETCH_BY_LAST_MODIFIED_FAILED)
@@ -644,7 +644,7 @@ async def fetch_deletedcomponents(door: WcapDoor, call: Call) -> list[Block]:
     name = "VTODO" if (call.get("component-type") or "").lower() == "todo" else "VEVENT"
 
     async def body(calendar: Calendar, block: Block) -> None:
-        for change in await door.services.calendars.deleted(calendar, since, until):
+        for change in await door.services.calendars.deleted(call.me, calendar, since, until):
             block.components.append(
                 wcap.single(
                     f"BEGIN:{name}\r\nUID:{change.uid}\r\nX-NSCP-DELETED-AT:{stamp(change.changed_at)}\r\nEND:{name}\r\n"
@@ -662,7 +662,7 @@ async def by_id(door: WcapDoor, call: Call, kind: str) -> list[Block]:
 
     async def body(calendar: Calendar, block: Block) -> None:
         for index, uid in enumerate(uids):
-            found = await door.services.calendars.find_object(calendar, uid=uid)
+            found = await door.services.calendars.find_object(call.me, calendar, uid=uid)
             if found is None or found.component != kind:
                 block.errno = Errno.COMPONENT_NOT_FOUND
                 continue
@@ -704,7 +704,7 @@ async def export(door: WcapDoor, call: Call) -> list[Block]:
     call.extra["Content-Disposition"] = f'attachment; filename="export.{extension}"'
 
     async def body(calendar: Calendar, block: Block) -> None:
-        found = await door.services.calendars.list_objects([calendar], start=epoch(start), end=epoch(end))
+        found = await door.services.calendars.list_objects(call.me, [calendar], start=epoch(start), end=epoch(end))
         block.components += [o.ical for o in found]
 
     return await door.each_calendar(call, body)
@@ -717,7 +717,7 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
     calendar = await door.calendar(call)
     uid = call.get("uid") or str(uuid.uuid4())
     storetype = call.get("storetype") or "0"
-    existing = await door.services.calendars.find_object(calendar, uid=uid)
+    existing = await door.services.calendars.find_object(call.me, calendar, uid=uid)
     if existing is not None and existing.component != kind:
         raise WcapError(failed, f"{uid} is not a {kind}")
     if storetype == "1" and existing is not None:
@@ -758,7 +758,7 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
     resource = await asyncio.to_thread(edited)
     try:
         saved, _ = await door.services.calendars.put(
-            calendar, resource, href=existing.href if existing else None,
+            call.me, calendar, resource, href=existing.href if existing else None,
             if_etag=existing.etag if existing else None, create_only=existing is None,
         )  # fmt: skip
     except (Invalid, PreconditionFailed) as error:
@@ -788,7 +788,7 @@ async def delete_by_id(door: WcapDoor, call: Call, kind: str, failed: Errno) -> 
     mods = split_list(call.get("mod")) or ["4"]
     if not uids:
         raise WcapError(Errno.BAD_ARGUMENTS, "uid is required")
-    found = {uid: await door.services.calendars.find_object(calendar, uid=uid) for uid in uids}
+    found = {uid: await door.services.calendars.find_object(call.me, calendar, uid=uid) for uid in uids}
     missing = [uid for uid, obj in found.items() if obj is None or obj.component != kind]
     if missing:
         raise WcapError(Errno.COMPONENT_NOT_FOUND, f"no {kind} with uid {', '.join(missing)}")
@@ -799,16 +799,16 @@ async def delete_by_id(door: WcapDoor, call: Call, kind: str, failed: Errno) -> 
         rid = parse_time(rids[index] if index < len(rids) else "0", "rid")
         mod = mods[index] if index < len(mods) else mods[-1]
         if rid is None or mod == "4":
-            await door.services.calendars.delete_object(calendar, obj.href)
+            await door.services.calendars.delete_object(call.me, calendar, obj.href)
         else:
-            await remove_instance(door, calendar, obj, rid, failed)
-            found[uid] = await door.services.calendars.find_object(calendar, uid=uid)
+            await remove_instance(door, call, calendar, obj, rid, failed)
+            found[uid] = await door.services.calendars.find_object(call.me, calendar, uid=uid)
         block.components.append(wcap.status_component(kind, uid, "2.0;Success.  Delete successful."))
     return [block]
 
 
 async def remove_instance(
-    door: WcapDoor, calendar: Calendar, obj: CalendarObject, rid: datetime, failed: Errno
+    door: WcapDoor, call: Call, calendar: Calendar, obj: CalendarObject, rid: datetime, failed: Errno
 ) -> None:
     """Cancel one occurrence: an EXDATE on the master and no override for it."""
 
@@ -821,7 +821,7 @@ async def remove_instance(
         resource = await asyncio.to_thread(cancelled)
     except ValueError as error:
         raise WcapError(failed, str(error)) from None
-    await door.services.calendars.put(calendar, resource, href=obj.href, if_etag=obj.etag)
+    await door.services.calendars.put(call.me, calendar, resource, href=obj.href, if_etag=obj.etag)
 
 
 @command("deleteevents_by_id")
@@ -840,10 +840,10 @@ async def deletecomponents_by_range(door: WcapDoor, call: Call) -> list[Block]:
     kinds = component_kinds(call)
 
     async def body(calendar: Calendar, block: Block) -> None:
-        found = await door.services.calendars.list_objects([calendar], start=epoch(start), end=epoch(end))
+        found = await door.services.calendars.list_objects(call.me, [calendar], start=epoch(start), end=epoch(end))
         for obj in found:
             if obj.component in kinds:
-                await door.services.calendars.delete_object(calendar, obj.href)
+                await door.services.calendars.delete_object(call.me, calendar, obj.href)
 
     return await door.each_calendar(call, body, Errno.DELETECOMPONENTS_BY_RANGE_FAILED)
 
@@ -861,7 +861,7 @@ async def get_freebusy(door: WcapDoor, call: Call) -> list[Block]:
         raise WcapError(Errno.BAD_ARGUMENTS, "dtstart plus duration is past the year 9999") from None
 
     async def body(calendar: Calendar, block: Block) -> None:
-        busy = await door.services.calendars.busy([calendar], start, end)
+        busy = await door.services.calendars.busy(call.me, [calendar], start, end)
         lines = [f"BEGIN:VFREEBUSY\r\nDTSTART:{wcap.format_time(start)}\r\nDTEND:{wcap.format_time(end)}\r\n"]
         lines += [f"FREEBUSY;FBTYPE=BUSY:{wcap.format_time(a)}/{wcap.format_time(b)}\r\n" for a, b in busy]
         block.components.append(wcap.single("".join(lines) + "END:VFREEBUSY\r\n"))

@@ -169,7 +169,7 @@ class WebDoor:
         )
         response.enable_compression()
         await response.prepare(request)
-        async for chunk in calendars.export(chosen, fmt):
+        async for chunk in calendars.export(user, chosen, fmt):
             await response.write(chunk.encode())
         await response.write_eof()
         return response

@@ -19,18 +19,7 @@ class Calendars(Objects):
     """Calendars; deleting one drops its objects' spans."""
 
     async def _insert_calendar(self, tx: Tx, new: NewCalendar) -> Calendar:
-        # the owner's row is held while a free slug is chosen: two calendars made at once
-        # by one owner get different slugs
-        await tx.one("SELECT id FROM users WHERE id = ?" + self.db.for_update, (new.owner_id,))
-        rows = await tx.all(
-            "SELECT slug FROM calendars WHERE owner_id = ? AND (slug = ? OR slug LIKE ?)",
-            (new.owner_id, new.slug, f"{new.slug}-%"),
-        )
-        taken = {row[0] for row in rows}
-        slug, number = new.slug, 1
-        while slug in taken:
-            number += 1
-            slug = f"{new.slug}-{number}"
+        slug = await self._free_slug(tx, new.owner_id, new.slug)
         now = now_iso()
         calendar_id = await tx.insert(
             "INSERT INTO calendars (uuid, owner_id, slug, name, description, color, timezone, components, "
@@ -41,6 +30,23 @@ class Calendars(Objects):
             ),
         )  # fmt: skip
         return calendar(present(await tx.one("SELECT * FROM calendars WHERE id = ?", (calendar_id,))))
+
+    async def _free_slug(self, tx: Tx, user_id: int, base: str) -> str:
+        """``base``, or ``base-2`` ..., a name none of the user's calendars and grants has in
+        their home; the user's row is held until the transaction ends, so two made at once get
+        different names."""
+        await tx.one("SELECT id FROM users WHERE id = ?" + self.db.for_update, (user_id,))
+        rows = await tx.all(
+            "SELECT slug FROM calendars WHERE owner_id = ? AND (slug = ? OR slug LIKE ?) UNION "
+            "SELECT slug FROM grants WHERE grantee_id = ? AND (slug = ? OR slug LIKE ?)",
+            (user_id, base, f"{base}-%") * 2,
+        )
+        taken = {row[0] for row in rows}
+        slug, number = base, 1
+        while slug in taken:
+            number += 1
+            slug = f"{base}-{number}"
+        return slug
 
     async def create_calendar(self, calendar: NewCalendar) -> Calendar:
         async with self.db.transaction() as tx:

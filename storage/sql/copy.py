@@ -30,10 +30,10 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "objects": (
         ("id", "calendar_id", "href", "uid", "etag", "component", "ical", "start_utc", "end_utc", "recurring",
-         "summary", "class", "import_id", "span_count", "created_at", "modified_at"),
+         "summary", "class", "import_id", "span_count", "created_at", "modified_at", "modified_by"),
         "id",
     ),
-    "changes": (("calendar_id", "href", "uid", "revision", "deleted", "changed_at"), "calendar_id, href"),
+    "changes": (("calendar_id", "href", "uid", "revision", "deleted", "changed_at", "changed_by"), "calendar_id, href"),
     "tokens": (("id", "user_id", "token_hash", "created_at"), "id"),
     "sessions": (("id", "user_id", "kind", "session_hash", "created_at", "expires_at"), "id"),
     "import_items": (
@@ -42,8 +42,11 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "import_uploads": (("import_id", "data"), "import_id"),
     "grants": (
-        ("id", "calendar_id", "grantee_id", "level", "state", "granted_by", "created_at", "updated_at"), "id"
+        ("id", "calendar_id", "grantee_id", "level", "state", "granted_by", "created_at", "updated_at", "slug",
+         "props"),
+        "id",
     ),
+    "feeds": (("calendar_id", "token_hash", "busy_only", "created_at"), "calendar_id"),
     "login_failures": (("key", "at"), "key, at"),
     "login_turns": (("key", "turn"), "key"),
 }  # fmt: skip

@@ -1,24 +1,47 @@
-"""Grants: who besides its owner may use a calendar, and how."""
+"""Grants: who besides its owner may use a calendar, and how; and public feeds."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
-from storage.model import Calendar, Grant, now_iso
+from storage.model import Calendar, Feed, Grant, now_iso
 from storage.sql.calendars import Calendars
 from storage.sql.database import Row
 from storage.sql.records import calendar, marks, present, record
 
+#: a grant's columns, renamed so as not to hide its calendar's (``c.*``) in the same row
+_GRANT_FIELDS = ("id", "calendar_id", "grantee_id", "level", "state", "granted_by", "created_at", "updated_at",
+                 "slug", "props")  # fmt: skip
+_GRANT = ", ".join(f"g.{name} AS g_{name}" for name in _GRANT_FIELDS)
+
 
 def _grant(row: Row) -> Grant:
-    return record(Grant, row)
+    return record(Grant, row, props=json.loads(row["props"]))
+
+
+def _grant_at(row: Row) -> Grant:
+    """The grant in a row that holds ``_GRANT``."""
+    values: dict[str, Any] = {name: row[f"g_{name}"] for name in _GRANT_FIELDS}
+    return Grant(**{**values, "props": json.loads(values["props"])})
+
+
+def _feed(row: Row) -> Feed:
+    return record(Feed, row, busy_only=bool(row["busy_only"]))
 
 
 class Grants(Calendars):
-    """A calendar's grants; they go with their calendar or grantee (ON DELETE CASCADE)."""
+    """A calendar's grants and feed; they go with their calendar or grantee (ON DELETE CASCADE)."""
 
     async def put_grant(
-        self, calendar_id: int, grantee_id: int | None, level: str, state: str, granted_by: int | None
+        self,
+        calendar_id: int,
+        grantee_id: int | None,
+        level: str,
+        state: str,
+        granted_by: int | None,
+        slug: str | None = None,
     ) -> Grant:
         now = now_iso()
         async with self.db.transaction() as tx:
@@ -30,10 +53,12 @@ class Grants(Calendars):
                 (calendar_id,) if grantee_id is None else (calendar_id, grantee_id),
             )
             if found is None:
+                if grantee_id is not None:
+                    slug = await self._free_slug(tx, grantee_id, slug or "shared")
                 grant_id = await tx.insert(
-                    "INSERT INTO grants (calendar_id, grantee_id, level, state, granted_by, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (calendar_id, grantee_id, level, state, granted_by, now, now),
+                    "INSERT INTO grants (calendar_id, grantee_id, level, state, granted_by, created_at, updated_at, "
+                    "slug) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (calendar_id, grantee_id, level, state, granted_by, now, now, slug if grantee_id else None),
                 )
             else:
                 grant_id = found[0]
@@ -49,26 +74,29 @@ class Grants(Calendars):
             row = await tx.one("SELECT * FROM grants WHERE id = ?", (grant_id,))
         return _grant(row) if row else None
 
+    async def set_grant_props(self, grant_id: int, props: dict[str, Any]) -> Grant | None:
+        async with self.db.transaction() as tx:
+            await tx.run(
+                "UPDATE grants SET props = ?, updated_at = ? WHERE id = ?", (json.dumps(props), now_iso(), grant_id)
+            )
+            row = await tx.one("SELECT * FROM grants WHERE id = ?", (grant_id,))
+        return _grant(row) if row else None
+
+    async def get_grant(self, grant_id: int) -> Grant | None:
+        row = await self.db.one("SELECT * FROM grants WHERE id = ?", (grant_id,))
+        return _grant(row) if row else None
+
     async def grants_of(self, calendar_id: int) -> list[Grant]:
         rows = await self.db.all("SELECT * FROM grants WHERE calendar_id = ? ORDER BY id", (calendar_id,))
         return [_grant(row) for row in rows]
 
     async def grants_to(self, user_id: int, states: Sequence[str]) -> list[tuple[Grant, Calendar]]:
         rows = await self.db.all(
-            "SELECT g.id AS g_id, g.calendar_id AS g_calendar, g.grantee_id, g.level, g.state, g.granted_by, "
-            "g.created_at AS g_created, g.updated_at AS g_updated, c.* FROM grants AS g "
-            f"JOIN calendars AS c ON c.id = g.calendar_id WHERE g.grantee_id = ? AND g.state IN ({marks(len(states))}) "
-            "ORDER BY g.id",
+            f"SELECT {_GRANT}, c.* FROM grants AS g JOIN calendars AS c ON c.id = g.calendar_id "
+            f"WHERE g.grantee_id = ? AND g.state IN ({marks(len(states))}) ORDER BY g.id",
             (user_id, *states),
         )
-        return [
-            (
-                Grant(row["g_id"], row["g_calendar"], row["grantee_id"], row["level"], row["state"],
-                      row["granted_by"], row["g_created"], row["g_updated"]),
-                calendar(row),
-            )
-            for row in rows
-        ]  # fmt: skip
+        return [(_grant_at(row), calendar(row)) for row in rows]
 
     async def grants_on(self, calendar_id: int, user_id: int) -> list[Grant]:
         rows = await self.db.all(
@@ -76,3 +104,30 @@ class Grants(Calendars):
             (calendar_id, user_id),
         )
         return [_grant(row) for row in rows]
+
+    # public feeds ------------------------------------------------------------------------
+
+    async def set_feed(self, calendar_id: int, token_hash: str | None, busy_only: bool = False) -> Feed | None:
+        async with self.db.transaction() as tx:
+            await tx.run("DELETE FROM feeds WHERE calendar_id = ?", (calendar_id,))
+            if token_hash is None:
+                return None
+            await tx.run(
+                "INSERT INTO feeds (calendar_id, token_hash, busy_only, created_at) VALUES (?, ?, ?, ?)",
+                (calendar_id, token_hash, int(busy_only), now_iso()),
+            )
+            return _feed(present(await tx.one("SELECT * FROM feeds WHERE calendar_id = ?", (calendar_id,))))
+
+    async def feed_of(self, calendar_id: int) -> Feed | None:
+        row = await self.db.one("SELECT * FROM feeds WHERE calendar_id = ?", (calendar_id,))
+        return _feed(row) if row else None
+
+    async def feed_calendar(self, token_hash: str) -> tuple[Feed, Calendar] | None:
+        row = await self.db.one(
+            "SELECT f.calendar_id AS f_calendar, f.busy_only AS f_busy, f.created_at AS f_created, c.* "
+            "FROM feeds AS f JOIN calendars AS c ON c.id = f.calendar_id WHERE f.token_hash = ?",
+            (token_hash,),
+        )
+        if row is None:
+            return None
+        return Feed(row["f_calendar"], bool(row["f_busy"]), row["f_created"]), calendar(row)

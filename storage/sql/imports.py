@@ -166,6 +166,7 @@ class Imports(Calendars):
         expect: str = JobStatus.COMPLETE,
         status: str = JobStatus.UNDONE,
         message: str | None = None,
+        by: int | None = None,
     ) -> ImportJob:
         async with self.db.transaction() as tx:
             found = await self._job_in(tx, import_id)
@@ -177,7 +178,7 @@ class Imports(Calendars):
             ):
                 created.setdefault(item["calendar_id"], []).append(item["href"])
             for calendar_id, hrefs in created.items():
-                await self._delete_many(tx, calendar_id, hrefs)
+                await self._delete_many(tx, calendar_id, hrefs, by)
             not_restored = []
             for calendar_id, write in restores:
                 gone = await tx.one("SELECT 1 FROM calendars WHERE id = ?", (calendar_id,)) is None
@@ -211,7 +212,7 @@ class Imports(Calendars):
                 await tx.run("DELETE FROM import_items WHERE import_id = ?", (import_id,))
             return await self._job_in(tx, import_id)
 
-    async def _delete_many(self, tx: Tx, calendar_id: int, hrefs: Sequence[str]) -> None:
+    async def _delete_many(self, tx: Tx, calendar_id: int, hrefs: Sequence[str], by: int | None) -> None:
         """Delete objects by href (those still there) with one sync revision for them all."""
         revision = await self._bump(tx, calendar_id)
         for chunk in chunks(hrefs):
@@ -223,7 +224,7 @@ class Imports(Calendars):
                 continue
             await self._write_spans(tx, calendar_id, [(r["id"], r["span_count"], ()) for r in rows])
             await tx.many("DELETE FROM objects WHERE id = ?", [(r["id"],) for r in rows])
-            await self._record_changes(tx, calendar_id, revision, [(r["href"], r["uid"], True) for r in rows])
+            await self._record_changes(tx, calendar_id, revision, [(r["href"], r["uid"], True) for r in rows], by)
 
     async def import_batch(
         self, import_id: int, target: ImportTarget, writes: Sequence[ObjectWrite], progress: int
@@ -236,7 +237,7 @@ class Imports(Calendars):
             into, made = await self._import_calendar(tx, target)
             made_list = found.calendars_created + ([into.id] if made else [])
             revision = into.sync_revision + 1  # the calendar's row is held: nobody else takes it
-            created, updated, unchanged = await self._import_chunk(tx, import_id, into.id, revision, writes)
+            created, updated, unchanged = await self._import_chunk(tx, found, into.id, revision, writes)
             if created or updated:
                 await self._bump(tx, into.id)
             await tx.run(
@@ -268,11 +269,12 @@ class Imports(Calendars):
     async def _import_chunk(
         self,
         tx: Tx,
-        import_id: int,
+        job: ImportJob,
         calendar_id: int,
         revision: int,
         chunk: Sequence[ObjectWrite],
     ) -> tuple[int, int, int]:
+        import_id = job.id
         rows = await tx.all(
             f"SELECT id, href, uid, etag, ical, span_count FROM objects WHERE calendar_id = ? "
             f"AND uid IN ({marks(len(chunk))})",
@@ -303,12 +305,12 @@ class Imports(Calendars):
                 items.append((import_id, calendar_id, href, write.uid, "updated", old["ical"], old["etag"]))
             placed.append(Placed(write, href, old))
             changes.append((href, write.uid, False))
-        await self._write_objects(tx, calendar_id, placed, import_id)
+        await self._write_objects(tx, calendar_id, placed, import_id, job.user_id)
         await tx.many(
             "INSERT INTO import_items (import_id, calendar_id, href, uid, action, previous_ical, previous_etag) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             items,
         )
-        await self._record_changes(tx, calendar_id, revision, changes)
+        await self._record_changes(tx, calendar_id, revision, changes, job.user_id)
         updated = sum(p.old is not None for p in placed)
         return len(placed) - updated, updated, unchanged

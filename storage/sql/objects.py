@@ -27,7 +27,7 @@ from storage.sql.records import (
 
 #: what a write sets on an object's row; created_at, calendar_id and href are set when it is made
 _WRITTEN = ("uid", "etag", "component", "ical", "start_utc", "end_utc", "recurring", "summary", "class",
-            "import_id", "modified_at")  # fmt: skip
+            "import_id", "modified_at", "modified_by")  # fmt: skip
 _INSERT = (
     f"INSERT INTO objects ({', '.join(_WRITTEN)}, created_at, calendar_id, href) VALUES ({marks(len(_WRITTEN) + 3)})"
 )
@@ -71,7 +71,7 @@ class Objects(Tables):
         columns = ", ".join("'' AS ical" if f == "ical" and not text else f"o.{f}" for f in OBJECT_FIELDS)
         sql = (
             f"SELECT {columns}, c.calendar_id AS c_calendar, c.href AS c_href, c.uid AS c_uid, "
-            "c.revision, c.deleted, c.changed_at FROM changes AS c "
+            "c.revision, c.deleted, c.changed_at, c.changed_by FROM changes AS c "
             "LEFT JOIN objects AS o ON o.calendar_id = c.calendar_id AND o.href = c.href "
             "WHERE c.calendar_id = ? AND "
             + ("(c.revision, c.href) > (?, ?)" if after_href else "c.revision > ?")
@@ -84,8 +84,9 @@ class Objects(Tables):
         result = []
         for row in await self.db.all(sql, params):
             change = Change(
-                row["c_calendar"], row["c_href"], row["c_uid"], row["revision"], bool(row["deleted"]), row["changed_at"]
-            )
+                row["c_calendar"], row["c_href"], row["c_uid"], row["revision"], bool(row["deleted"]),
+                row["changed_at"], row["changed_by"],
+            )  # fmt: skip
             result.append((change, calendar_object(row) if row["id"] is not None else None))
         return result
 
@@ -186,14 +187,15 @@ class Objects(Tables):
             await tx.many("UPDATE objects SET span_count = ? WHERE id = ?", counts)
 
     async def _record_changes(
-        self, tx: Tx, calendar_id: int, revision: int, changes: Sequence[tuple[str, str, bool]]
+        self, tx: Tx, calendar_id: int, revision: int, changes: Sequence[tuple[str, str, bool]], by: int | None
     ) -> None:
         now = now_iso()
         await tx.many(
-            "INSERT INTO changes (calendar_id, href, uid, revision, deleted, changed_at) VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (calendar_id, href) DO UPDATE SET uid = excluded.uid, revision = excluded.revision, "
-            "deleted = excluded.deleted, changed_at = excluded.changed_at",
-            [(calendar_id, href, uid, revision, int(deleted), now) for href, uid, deleted in changes],
+            "INSERT INTO changes (calendar_id, href, uid, revision, deleted, changed_at, changed_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (calendar_id, href) DO UPDATE SET uid = excluded.uid, "
+            "revision = excluded.revision, deleted = excluded.deleted, changed_at = excluded.changed_at, "
+            "changed_by = excluded.changed_by",
+            [(calendar_id, href, uid, revision, int(deleted), now, by) for href, uid, deleted in changes],
         )
 
     async def put_object(
@@ -202,10 +204,12 @@ class Objects(Tables):
         async with self.db.transaction() as tx:
             return await self._put(tx, calendar_id, write, if_etag=if_etag, create_only=create_only)
 
-    async def delete_object(self, calendar_id: int, href: str, *, if_etag: str | None = None) -> bool:
+    async def delete_object(
+        self, calendar_id: int, href: str, *, if_etag: str | None = None, by: int | None = None
+    ) -> bool:
         try:
             async with self.db.transaction() as tx:
-                if not await self._delete(tx, calendar_id, href, if_etag):
+                if not await self._delete(tx, calendar_id, href, if_etag, by):
                     raise LookupError(href)  # rolls back the revision taken
         except LookupError:
             return False
@@ -222,7 +226,7 @@ class Objects(Tables):
         keep_source: bool = False,
     ) -> tuple[CalendarObject, bool]:
         async with self.db.transaction() as tx:
-            if not keep_source and not await self._delete(tx, calendar_id, href, None):
+            if not keep_source and not await self._delete(tx, calendar_id, href, None, write.by):
                 raise LookupError(href)
             return await self._put(tx, target_id, write, create_only=not overwrite)
 
@@ -244,21 +248,22 @@ class Objects(Tables):
         if if_etag is not None and (current is None or if_etag not in ("*", current["etag"])):
             raise PreconditionFailed("etag")
         ids = await self._write_objects(tx, calendar_id, [Placed(write, write.href, current)])
-        await self._record_changes(tx, calendar_id, revision, [(write.href, write.uid, False)])
+        await self._record_changes(tx, calendar_id, revision, [(write.href, write.uid, False)], write.by)
         row = await tx.one(f"SELECT {OBJECT_COLUMNS} FROM objects WHERE id = ?", (ids[write.href],))
         return calendar_object(present(row)), current is None
 
     async def _write_objects(
-        self, tx: Tx, calendar_id: int, placed: Sequence[Placed], import_id: int | None = None
+        self, tx: Tx, calendar_id: int, placed: Sequence[Placed], import_id: int | None = None, by: int | None = None
     ) -> dict[str, int]:
         """The one object writer (PUT, MOVE and COPY, imports and their undo): the rows and their
-        index spans; the ids by href. The caller bumps the revision and logs the changes."""
+        index spans; the ids by href. The caller bumps the revision and logs the changes. The
+        writes are ``by`` this user, if given (an import's), else by their own ``by``."""
         now = now_iso()
 
         def values(write: ObjectWrite) -> tuple[object, ...]:
             return (
                 write.uid, write.etag, write.component, write.ical, write.start_utc, write.end_utc,
-                int(write.recurring), write.summary, write.klass, import_id, now,
+                int(write.recurring), write.summary, write.klass, import_id, now, write.by if by is None else by,
             )  # fmt: skip
 
         fresh = [p.href for p in placed if p.old is None]
@@ -280,7 +285,7 @@ class Objects(Tables):
         )
         return ids
 
-    async def _delete(self, tx: Tx, calendar_id: int, href: str, if_etag: str | None) -> bool:
+    async def _delete(self, tx: Tx, calendar_id: int, href: str, if_etag: str | None, by: int | None) -> bool:
         revision = await self._bump(tx, calendar_id)
         row = await tx.one(
             "SELECT id, uid, etag, span_count FROM objects WHERE calendar_id = ? AND href = ?", (calendar_id, href)
@@ -291,5 +296,5 @@ class Objects(Tables):
             raise PreconditionFailed("etag")
         await self._write_spans(tx, calendar_id, [(row["id"], row["span_count"], ())])
         await tx.run("DELETE FROM objects WHERE id = ?", (row["id"],))
-        await self._record_changes(tx, calendar_id, revision, [(href, row["uid"], True)])
+        await self._record_changes(tx, calendar_id, revision, [(href, row["uid"], True)], by)
         return True
