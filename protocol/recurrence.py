@@ -3,9 +3,10 @@ cancelled, times shown in another zone, busy periods. Pure: text and values in a
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, tzinfo
 
-from icalendar import Calendar, Component, Timezone
+from icalendar import Calendar, Component, Event, Timezone
 
 from protocol.ical import (
     OBJECT_COMPONENTS,
@@ -121,3 +122,23 @@ def busy_periods(texts: list[str], start: datetime, end: datetime) -> list[tuple
         else:
             merged.append((begin, finish))
     return merged
+
+
+def busy_calendar(name: str, periods: list[tuple[datetime, datetime]]) -> str:
+    """A calendar of busy periods only (a public feed's "busy times"): one opaque event titled
+    Busy per period, its UID and stamp taken from its times so the text changes only with them."""
+    calendar = Calendar()
+    calendar.add("PRODID", "-//Almanac//busy times//EN")
+    calendar.add("VERSION", "2.0")
+    calendar.add("X-WR-CALNAME", name)
+    for start, end in periods:
+        event = Event()
+        key = f"{start.isoformat()}/{end.isoformat()}".encode()
+        event.add("UID", hashlib.sha256(key).hexdigest()[:32] + "@busy.almanac")
+        event.add("DTSTAMP", start)
+        event.add("DTSTART", start)
+        event.add("DTEND", end)
+        event.add("SUMMARY", "Busy")
+        event.add("TRANSP", "OPAQUE")
+        calendar.add_component(event)
+    return calendar.to_ical().decode()

@@ -36,6 +36,11 @@ def calid_of(calendar: Calendar, owner: User) -> str:
     return owner.username if calendar.is_default else f"{owner.username}:{calendar.slug}"
 
 
+def feed_path(token: str) -> str:
+    """A calendar's public feed (its secret address)."""
+    return f"/feeds/{token}.ics"
+
+
 def import_url(job_id: int) -> str:
     """An import job in the JSON API (its status, details, entries and calendars are below it)."""
     return f"{REST}/imports/{job_id}"

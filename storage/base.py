@@ -246,6 +246,11 @@ class Store(ABC):
     @abstractmethod
     async def get_grant(self, grant_id: int) -> Grant | None: ...
 
+    @abstractmethod
+    async def related_users(self, user_id: int, states: Sequence[str]) -> list[User]:
+        """The users who share a calendar with this user, or with whom this user shares one
+        (grants in these states)."""
+
     # public feeds ------------------------------------------------------------------------
 
     @abstractmethod

@@ -2,13 +2,18 @@
 calendar objects with ETag preconditions, MOVE/COPY, and the reports (server/caldav/reports.py).
 
 Paths: ``/dav/principals/{user}/``, ``/dav/calendars/{user}/`` (the home) and
-``/dav/calendars/{user}/{slug}/{name}``. A user reaches only their own: any other user's path
-answers 404, exactly like one that does not exist.
+``/dav/calendars/{user}/{slug}/{name}``. A user reaches only their own home: any other user's
+path answers 404, exactly like one that does not exist. A calendar shared with the user (and
+accepted) is in their home under a name of its own; what they may do there is what the
+grant's level allows (current-user-privilege-set says it), and a request it does not allow is
+403 with DAV:need-privileges.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -27,6 +32,7 @@ from server.caldav.props import (
     etag_condition,
     http_date,
     multistatus,
+    need_privileges,
     plan_properties,
     principal_matches,
     propstat_body,
@@ -36,7 +42,16 @@ from server.caldav.props import (
 )
 from server.http import REQUEST_USER, basic_credentials, client_address, read_limited
 from server.services import Services
-from server.services.errors import BadEncoding, Invalid, NameTaken, NotFound, PreconditionFailed, TooLarge
+from server.services.access import Level
+from server.services.errors import (
+    BadEncoding,
+    Forbidden,
+    Invalid,
+    NameTaken,
+    NotFound,
+    PreconditionFailed,
+    TooLarge,
+)
 from server.urls import ROOT, calendar_href, home_href, object_href, principal_href
 from storage.model import Calendar, CalendarObject, User
 
@@ -44,6 +59,8 @@ log = logging.getLogger("almanac.caldav")
 #: honest: no class 2 (no LOCK), no calendar-auto-schedule (no server-side scheduling) yet
 DAV_HEADER = "1, 3, calendar-access, extended-mkcol"
 MAX_XML_BODY = 1 << 20
+#: principals a search answers at most (RFC 3744 9.4 lets a server limit them)
+MAX_FOUND = 50
 QUOTA = frozenset({tag(DAV, "quota-used-bytes"), tag(DAV, "quota-available-bytes")})
 NAME_RULE = "without a slash or control character, and not . or .."
 #: body types that may hold XML (clients and curl label it loosely); others are 415 to MKCOL
@@ -143,24 +160,23 @@ class CalDavDoor:
         return await multistatus([self.answer(request.path, Resource(Kind.ROOT, user, user), asked)])
 
     async def principal(self, request: web.Request) -> web.StreamResponse:
-        user = await self.owner(request)
+        """A user's principal: their own, and those of the users they share calendars with."""
+        user = await self.user(request)
+        named = segment(request, 3).lower()
+        found = next((u for u in await self.services.access.directory(user) if u.username.lower() == named), None)
+        if found is None:
+            raise web.HTTPNotFound()
         asked = await self.propfind_request(request)
-        return await multistatus([self.answer(principal_href(user), Resource(Kind.PRINCIPAL, user, user), asked)])
+        return await multistatus([self.answer(principal_href(found), Resource(Kind.PRINCIPAL, user, found), asked)])
 
     async def principals(self, request: web.Request) -> web.StreamResponse:
         """``/dav/principals/``, the principal-collection-set: the principals the user may see."""
         user = await self.user(request)
         asked = await self.propfind_request(request, members=True)
         responses = [self.answer(request.path, Resource(Kind.PRINCIPALS, user, user), asked)]
-        if self.depth(request):
-            found = self.visible_principals(user)
-            responses += [self.answer(principal_href(u), Resource(Kind.PRINCIPAL, user, u), asked) for u in found]
+        if self.depth(request):  # the user's own: the others are found by searching
+            responses.append(self.answer(principal_href(user), Resource(Kind.PRINCIPAL, user, user), asked))
         return await multistatus(responses)
-
-    @staticmethod
-    def visible_principals(user: User) -> list[User]:
-        """The principals a user may find: their own, until calendars are shared (issue 16)."""
-        return [user]
 
     async def principal_report(self, request: web.Request) -> web.StreamResponse:
         """RFC 3744 9.4/9.5 on ``/``, ``/dav/`` and the principals: principal-property-search
@@ -173,7 +189,8 @@ class CalDavDoor:
             raise web.HTTPBadRequest(text=f"{error}\n") from None
         if search is None:
             return xml_reply(200, search_property_set())
-        found = [u for u in self.visible_principals(user) if principal_matches(u, search)]
+        directory = await self.services.access.directory(user)
+        found = [u for u in directory if principal_matches(u, search)][:MAX_FOUND]
         names = search.names or (tag(DAV, "displayname"),)
         return await multistatus([answer(principal_href(u), Resource(Kind.PRINCIPAL, user, u), names) for u in found])
 
@@ -182,7 +199,7 @@ class CalDavDoor:
         asked = await self.propfind_request(request, members=True)
         responses = [self.answer(home_href(user), Resource(Kind.HOME, user, user), asked)]
         if self.depth(request):
-            for calendar in await self.services.calendars.of(user):
+            for calendar in await self.services.calendars.home(user):
                 resource = await self.calendar_resource(user, calendar, asked)
                 responses.append(self.answer(calendar_href(user, calendar), resource, asked))
         return await multistatus(responses)
@@ -201,9 +218,15 @@ class CalDavDoor:
         handler = ON_CALENDAR.get(method)
         if handler is None:
             raise web.HTTPMethodNotAllowed(method, ALLOW.split(", "))
-        return await handler(self, request, user, calendar)
+        with refusals(request):
+            return await handler(self, request, user, calendar)
 
     async def delete_calendar(self, request: web.Request, user: User, calendar: Calendar) -> web.Response:
+        """Delete one's own calendar; on a calendar shared with the user, leave the share (as
+        clients do to remove a shared calendar from their list)."""
+        if calendar.owner_id != user.id:
+            await self.services.access.leave_calendar(user, calendar)
+            return web.Response(status=204)
         try:
             await self.services.calendars.delete(user, calendar.uuid)
         except Invalid:
@@ -217,11 +240,12 @@ class CalDavDoor:
     async def propfind_calendar(self, request: web.Request, user: User, calendar: Calendar) -> web.StreamResponse:
         asked = await self.propfind_request(request, members=True)
         base = calendar_href(user, calendar)
-        responses = [self.answer(base, await self.calendar_resource(user, calendar, asked), asked)]
-        if self.depth(request):
+        resource = await self.calendar_resource(user, calendar, asked)
+        responses = [self.answer(base, resource, asked)]
+        if self.depth(request) and resource.level >= Level.READ:  # free/busy only: no objects
             async for found in self.services.calendars.all_objects(user, calendar):
-                resource = Resource(Kind.OBJECT, user, user, calendar, found)
-                responses.append(self.answer(object_href(base, found.href), resource, asked))
+                member = Resource(Kind.OBJECT, user, resource.owner, calendar, found)
+                responses.append(self.answer(object_href(base, found.href), member, asked))
         return await multistatus(responses)
 
     async def make_calendar(self, request: web.Request, user: User) -> web.Response:
@@ -285,17 +309,18 @@ class CalDavDoor:
             raise DavError(403, tag(CALDAV, "calendar-collection-location-ok"))
         calendar = await self.calendar(request, user)
         name = segment(request, 5)
-        if method == "PUT":
-            if not dav.valid_name(name):
-                raise web.HTTPForbidden(text=f"a name is 1 to 255 bytes, {NAME_RULE}\n")
-            return await self.put(request, user, calendar, name)
-        found = await self.services.calendars.find_object(user, calendar, href=name)
-        if found is None:
-            raise web.HTTPNotFound()
-        handler = ON_OBJECT.get(method)
-        if handler is None:
-            raise web.HTTPMethodNotAllowed(method, ALLOW.split(", "))
-        return await handler(self, request, user, calendar, found)
+        with refusals(request):
+            if method == "PUT":
+                if not dav.valid_name(name):
+                    raise web.HTTPForbidden(text=f"a name is 1 to 255 bytes, {NAME_RULE}\n")
+                return await self.put(request, user, calendar, name)
+            found = await self.services.calendars.find_object(user, calendar, href=name)
+            if found is None:
+                raise web.HTTPNotFound()
+            handler = ON_OBJECT.get(method)
+            if handler is None:
+                raise web.HTTPMethodNotAllowed(method, ALLOW.split(", "))
+            return await handler(self, request, user, calendar, found)
 
     async def delete_object(
         self, request: web.Request, user: User, calendar: Calendar, found: CalendarObject
@@ -375,6 +400,23 @@ class CalDavDoor:
         except NameTaken as error:
             raise uid_conflict(user, target, error) from None
         return web.Response(status=201 if created else 204)
+
+
+#: the privilege (RFC 3744 3) a method on a calendar or an object needs beyond reading
+NEEDS = {"PUT": tag(DAV, "write-content"), "DELETE": tag(DAV, "unbind"), "MOVE": tag(DAV, "unbind"),
+         "COPY": tag(DAV, "bind"), "PROPPATCH": tag(DAV, "write-properties")}  # fmt: skip
+
+
+@contextmanager
+def refusals(request: web.Request) -> Iterator[None]:
+    """The access rule's refusals in CalDAV's words: 403 with the privilege the method needed,
+    or 404 for a calendar the user may no longer see."""
+    try:
+        yield
+    except Forbidden:
+        raise need_privileges(request.path, NEEDS.get(request.method, tag(DAV, "read"))) from None
+    except NotFound:
+        raise web.HTTPNotFound() from None
 
 
 def uid_conflict(user: User, calendar: Calendar, taken: NameTaken) -> DavError:

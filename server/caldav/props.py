@@ -8,7 +8,7 @@ import asyncio
 import enum
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from urllib.parse import quote, unquote
@@ -20,6 +20,7 @@ from protocol import caldav, dav
 from protocol.dav import APPLE, CALDAV, CS, DAV, PropstatResponse, tag
 from protocol.events import valid_zone
 from protocol.ical import MAX_EPOCH, MIN_EPOCH, OBJECT_COMPONENTS, timezone_text
+from server.services.access import Level
 from server.services.calendars import normalize_color
 from server.services.errors import Invalid
 from server.urls import PRINCIPALS, home_href, principal_href
@@ -71,9 +72,10 @@ class Kind(enum.Enum):
 @dataclass(slots=True)
 class Resource:
     """What a property is read from: who asks (``user``), whose resource it is (``owner``; a
-    principal is its own), and the calendar or object it is. ``data`` is the calendar-data a
-    report returns for an object, ``quota`` the bytes a calendar uses and the disk has free
-    (read only when asked for by name)."""
+    principal is its own), and the calendar or object it is, with what ``user`` may do there
+    (``level``). ``data`` is the calendar-data a report returns for an object; read only when
+    asked for by name, ``quota`` is the bytes a calendar uses and the disk has free, ``acl``
+    the calendar's grants (principal href, None for every signed-in user; and level)."""
 
     kind: Kind
     user: User
@@ -82,6 +84,8 @@ class Resource:
     found: CalendarObject | None = None
     data: str | None = None
     quota: tuple[int, int | None] | None = None
+    level: Level = Level.OWNER
+    acl: list[tuple[str | None, Level]] = field(default_factory=list)
 
 
 #: a property's value: its text, its child elements, or None where the resource has none
@@ -123,8 +127,45 @@ _RESOURCE_TYPES = {
     Kind.OBJECT: (),
 }
 _NAMES = {Kind.ROOT: "Almanac", Kind.PRINCIPALS: "Principals"}
-_PRIVILEGES = ("read", "write", "write-properties", "write-content", "bind", "unbind",
-               "read-current-user-privilege-set")  # fmt: skip
+_READ = (tag(DAV, "read"), tag(CALDAV, "read-free-busy"), tag(DAV, "read-current-user-privilege-set"))
+_WRITE_CONTENT = (tag(DAV, "write-content"), tag(DAV, "bind"), tag(DAV, "unbind"))
+#: the privileges (RFC 3744 3, RFC 4791 6.1.1) each level of access gives on a calendar
+PRIVILEGES = {
+    Level.FREEBUSY: _READ[1:],
+    Level.READ: _READ,
+    Level.READ_WRITE: (*_READ, *_WRITE_CONTENT),
+    Level.ADMIN: (*_READ, tag(DAV, "write"), tag(DAV, "write-properties"), *_WRITE_CONTENT, tag(DAV, "read-acl")),
+    Level.OWNER: (*_READ, tag(DAV, "write"), tag(DAV, "write-properties"), *_WRITE_CONTENT, tag(DAV, "read-acl")),
+}
+
+
+def _privileges(names: Sequence[str]) -> list[etree._Element]:
+    return [_el(tag(DAV, "privilege"), None, _el(name)) for name in names]
+
+
+def _acl(resource: Resource) -> Value:
+    """DAV:acl (RFC 3744 5.5), for those who manage the grants: the owner's, then each grant's."""
+    if resource.level < Level.ADMIN:
+        return None
+    aces = [_ace(_href(principal_href(resource.owner)), (tag(DAV, "all"),), protected=True)]
+    for href, level in resource.acl:
+        who = _href(href) if href else _el(tag(DAV, "authenticated"))
+        aces.append(_ace(who, PRIVILEGES[level]))
+    return aces
+
+
+def _ace(principal: etree._Element, privileges: Sequence[str], *, protected: bool = False) -> etree._Element:
+    ace = _el(tag(DAV, "ace"), None, _el(tag(DAV, "principal"), None, principal))
+    ace.append(_el(tag(DAV, "grant"), None, *_privileges(privileges)))
+    if protected:
+        ace.append(_el(tag(DAV, "protected")))
+    return ace
+
+
+def need_privileges(href: str, privilege: str) -> DavError:
+    """403 naming the privilege a request lacked (RFC 3744 7.1.1)."""
+    resource = _el(tag(DAV, "resource"), None, _href(href), _el(tag(DAV, "privilege"), None, _el(privilege)))
+    return DavError(403, tag(DAV, "need-privileges"), None, resource)
 
 
 def _resource_type(resource: Resource) -> Value:
@@ -318,8 +359,10 @@ LIVE = {
         Live(tag(DAV, "principal-URL"), frozenset({Kind.PRINCIPAL}), lambda r: _hrefs(principal_href(r.owner))),
         Live(tag(DAV, "current-user-principal"), _ALL - _ON_OBJECT, lambda r: _hrefs(principal_href(r.user))),
         Live(tag(DAV, "current-user-privilege-set"), _COLLECTIONS,
-             lambda r: [_el(tag(DAV, "privilege"), None, _el(tag(DAV, name))) for name in _PRIVILEGES]),
-        Live(tag(CALDAV, "calendar-home-set"), _ALL - _ON_OBJECT, lambda r: _hrefs(home_href(r.owner))),
+             lambda r: _privileges(PRIVILEGES[r.level])),
+        Live(tag(DAV, "acl"), _ON_CALENDAR, _acl, by_name_only=True),
+        Live(tag(CALDAV, "calendar-home-set"), _ALL - _ON_OBJECT,
+             lambda r: _hrefs(home_href(r.owner if r.kind is Kind.PRINCIPAL else r.user))),
         Live(tag(CALDAV, "calendar-user-address-set"), frozenset({Kind.PRINCIPAL}),
              lambda r: _hrefs(*_addresses(r.owner))),
         Live(tag(DAV, "principal-collection-set"), frozenset({Kind.PRINCIPAL}), lambda r: _hrefs(PRINCIPALS)),
@@ -474,11 +517,12 @@ class DavError(web.HTTPException):
     """A refusal with a DAV:error body naming the precondition (RFC 4918 16, RFC 4791 1.3), and
     the href it concerns where there is one: raised, aiohttp sends it."""
 
-    def __init__(self, status: int, condition: str, href: str | None = None) -> None:
+    def __init__(self, status: int, condition: str, href: str | None = None, *more: etree._Element) -> None:
         self.status_code = status
         root = etree.fromstring(dav.error(condition))
         if href:
             root[0].append(_href(href))
+        root[0].extend(more)
         body = etree.tostring(root, xml_declaration=True, encoding="utf-8").decode()
         super().__init__(text=body, content_type="application/xml")
 

@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -38,10 +38,11 @@ from server.http import (
 )
 from server.rest import imports as rest_imports
 from server.services import Services
-from server.services.calendars import is_uuid
+from server.services.access import State
+from server.services.calendars import is_uuid, normalize_color
 from server.services.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
 from server.services.imports import ImportRequest, Upload
-from storage.model import Calendar, CalendarObject, StoreFull, StoreUnavailable, User
+from storage.model import Calendar, CalendarObject, Grant, StoreFull, StoreUnavailable, User
 
 log = logging.getLogger("almanac.rest")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -160,17 +161,29 @@ def user_json(user: User, calendars: list[Calendar], token: str | None = None) -
     return data
 
 
-def group_json(calendar: Calendar, owner: User) -> dict[str, Any]:
+def group_json(
+    calendar: Calendar, owner: User, members: Sequence[tuple[Grant, User]] = (), state: str = "active"
+) -> dict[str, Any]:
+    """A group as Timeslot shows it: ``members`` are its grants to users (the active ones are
+    its members besides the owner), ``state`` the asking user's membershipState."""
     color = (calendar.color or "#000000").lstrip("#")[:6]
+    member_ids = [owner.id, *(u.id for g, u in members if g.state == State.ACTIVE)]
     return {
         "id": calendar.uuid, "name": calendar.name, "image": "", "description": calendar.description,
         "defaultColor": color, "color": color, "timezone": calendar.timezone,
-        "membersCanPost": False, "membersCanInvite": False,
+        "membersCanPost": bool(calendar.props.get("membersCanPost")),
+        "membersCanInvite": bool(calendar.props.get("membersCanInvite")),
         "public": bool(calendar.props.get("public")), "default": calendar.is_default,
         "createdAt": calendar.created_at, "updatedAt": calendar.updated_at, "deletedAt": None,
-        "owner": short_user(owner), "memberIds": [owner.id], "memberCount": 1,
-        "slotCount": calendar.object_count, "membershipState": "active",
+        "owner": short_user(owner), "memberIds": member_ids, "memberCount": len(member_ids),
+        "slotCount": calendar.object_count, "membershipState": state,
     }  # fmt: skip
+
+
+def member_json(grant: Grant, user: User) -> dict[str, Any]:
+    """A member of a group: the user, their membershipState and level (``access``)."""
+    return {**short_user(user), "membershipState": grant.state, "access": grant.level,
+            "color": grant.props.get("color")}  # fmt: skip
 
 
 def slot_json(found: CalendarObject, calendar: Calendar) -> dict[str, Any]:
@@ -256,21 +269,31 @@ class RestDoor:
     # groups ------------------------------------------------------------------------------
 
     async def my_calendars(self, request: web.Request) -> web.Response:
+        """The user's groups, then those shared with them (accepted or to answer), each with
+        the user's membershipState."""
         user = await self.user(request)
         result = [{**group_json(c, user), "showInSchedule": True} for c in await self.services.calendars.of(user)]
+        for grant, calendar in await self.services.access.shared_with(user):
+            owner = await self.services.users.get(calendar.owner_id)
+            if owner is not None:
+                shown = {**group_json(calendar, owner, state=grant.state), "color": grant.props.get("color")}
+                result.append({**shown, "showInSchedule": grant.state == State.ACTIVE})
         return json_response({"result": result})
 
     @staticmethod
     def group_changes(params: dict[str, Any]) -> dict[str, Any]:
         changes: dict[str, Any] = {}
         for key, field in (("name", "name"), ("description", "description"), ("default_color", "color"),
-                           ("color", "color"), ("timezone", "timezone"), ("public", "public")):  # fmt: skip
+                           ("color", "color"), ("timezone", "timezone"), ("public", "public"),
+                           ("members_can_post", "members_can_post"),
+                           ("members_can_invite", "members_can_invite")):  # fmt: skip
             if key in params:
                 changes[field] = params[key]
         if changes.get("timezone") and not events.valid_zone(str(changes["timezone"])):
             raise Invalid(f"timezone {changes['timezone']!r} is not a known time zone", field="timezone")
-        if "public" in changes and not isinstance(changes["public"], bool):
-            changes["public"] = str(changes["public"]).lower() in ("1", "true", "yes")
+        for key in ("public", "members_can_post", "members_can_invite"):
+            if key in changes and not isinstance(changes[key], bool):
+                changes[key] = str(changes[key]).lower() in ("1", "true", "yes")
         for key in ("name", "description"):
             if key in changes and changes[key] is not None and not isinstance(changes[key], str):
                 raise Invalid(f"{key} must be a string", field=key)
@@ -278,27 +301,126 @@ class RestDoor:
 
     async def _group(self, user: User, uuid: str) -> Calendar:
         calendar = await self.services.calendars.get(user, uuid)
-        counted = await self.services.calendars.of(user)
+        counted = await self.services.calendars.of(await self._owner(calendar))
         return next((c for c in counted if c.id == calendar.id), calendar)
+
+    async def _owner(self, calendar: Calendar) -> User:
+        owner = await self.services.users.get(calendar.owner_id)
+        if owner is None:
+            raise NotFound("group not found", kind="calendar")
+        return owner
+
+    async def _group_json(self, user: User, calendar: Calendar) -> dict[str, Any]:
+        owner = await self._owner(calendar)
+        members = await self.services.access.members(user, calendar)
+        mine = next((g for g, u in members if u.id == user.id), None)
+        state = "active" if owner.id == user.id else mine.state if mine else "undefined"
+        return group_json(calendar, owner, members, state)
 
     async def create_group(self, request: web.Request) -> web.Response:
         user = await self.user(request)
-        changes = self.group_changes(await self.params(request))
+        params = await self.params(request)
+        changes = self.group_changes(params)
         name = changes.pop("name", None)
         if not isinstance(name, str) or not name.strip():
             raise Invalid("param is missing or the value is empty: name", field="name")
+        invitees = await self._invitees(params.get("invitees"))
         calendar = await self.services.calendars.create(user, name, **changes)
-        return json_response(group_json(await self._group(user, calendar.uuid), user), 201)
+        await self.services.access.invite(user, calendar, invitees)
+        return json_response(await self._group_json(user, await self._group(user, calendar.uuid)), 201)
 
     async def show_group(self, request: web.Request) -> web.Response:
         user = await self.user(request)
-        return json_response(group_json(await self._group(user, request.match_info["uuid"]), user))
+        return json_response(await self._group_json(user, await self._group(user, request.match_info["uuid"])))
 
     async def update_group(self, request: web.Request) -> web.Response:
         user = await self.user(request)
         changes = self.group_changes(await self.params(request))
         calendar = await self.services.calendars.update(user, request.match_info["uuid"], **changes)
-        return json_response(group_json(await self._group(user, calendar.uuid), user))
+        return json_response(await self._group_json(user, await self._group(user, calendar.uuid)))
+
+    # members -----------------------------------------------------------------------------
+
+    async def _invitees(self, ids: object) -> list[User]:
+        """The users ``invitees`` names by id (Timeslot) or by username or e-mail address."""
+        if ids is None:
+            return []
+        if not isinstance(ids, list):
+            ids = [ids]
+        found = []
+        for key in ids:
+            user = None
+            if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+                user = await self.services.users.get(int(key))
+            elif isinstance(key, str):
+                user = await self.services.calendars.owner_of(key, by_email="@" in key)
+            if user is None:
+                raise Invalid(f"no user {key}", field="invitees")
+            found.append(user)
+        return found
+
+    async def members(self, request: web.Request) -> web.Response:
+        user = await self.user(request)
+        calendar = await self.services.calendars.get(user, request.match_info["uuid"])
+        members = await self.services.access.members(user, calendar)
+        owner = await self._owner(calendar)
+        shown = [{**short_user(owner), "membershipState": "active", "access": "owner", "color": None}]
+        shown += [member_json(g, u) for g, u in members]
+        return json_response({"id": calendar.uuid, "membersCounter": len(shown), "members": shown})
+
+    async def invite(self, request: web.Request) -> web.Response:
+        user = await self.user(request)
+        calendar = await self.services.calendars.get(user, request.match_info["uuid"])
+        params = await self.params(request)
+        invitees = await self._invitees(params.get("invitees", params.get("user_ids", params.get("user_id"))))
+        if not invitees:
+            raise Invalid("param is missing or the value is empty: invitees", field="invitees")
+        grants = await self.services.access.invite(user, calendar, invitees)
+        related = [{"id": g.grantee_id, "state": g.state, "deletedAt": None} for g in grants]
+        return json_response({"id": calendar.uuid, "size": len(related), "related": related}, 201)
+
+    async def answer(self, request: web.Request) -> web.Response:
+        """POST .../accept or .../refuse: the user's answer to an invitation."""
+        user = await self.user(request)
+        grant, calendar = await self.services.access.invitation(user, request.match_info["uuid"])
+        answered = await self.services.access.answer(user, grant, request.path.endswith("/accept"))
+        return json_response(await self._group_json(user, calendar) | {"membershipState": answered.state})
+
+    async def member_settings(self, request: web.Request) -> web.Response:
+        """PATCH .../members: the user's own settings of a group shared with them (colour)."""
+        user = await self.user(request)
+        calendar = await self.services.calendars.get(user, request.match_info["uuid"])
+        settings = (await self.params(request)).get("settings") or {}
+        if not isinstance(settings, dict):
+            raise Invalid("settings must be an object", field="settings")
+        color = normalize_color(settings.get("color")) if settings.get("color") else None
+        if calendar.owner_id == user.id:
+            await self.services.calendars.update(user, calendar.uuid, color=color)
+        else:
+            grant = await self.services.access.grant_to(user, calendar)
+            if grant is None:
+                raise NotFound("membership not found")
+            await self.services.access.set_props(user, grant, {"color": color})
+        return json_response(await self._group_json(user, calendar))
+
+    async def leave(self, request: web.Request) -> web.Response:
+        user = await self.user(request)
+        calendar = await self.services.calendars.get(user, request.match_info["uuid"])
+        if calendar.owner_id == user.id:
+            raise Invalid("the owner cannot leave their own group; delete it instead", field="group")
+        await self.services.access.leave_calendar(user, calendar)
+        return json_response(await self._group_json(user, calendar) | {"membershipState": State.LEFT.value})
+
+    async def kick(self, request: web.Request) -> web.Response:
+        user = await self.user(request)
+        calendar = await self.services.calendars.get(user, request.match_info["uuid"])
+        member_id = object_id(request.match_info["user_id"])
+        member = await self.services.users.get(member_id) if member_id else None
+        grant = await self.services.access.grant_to(member, calendar) if member else None
+        if grant is None:
+            raise NotFound("member not found")
+        await self.services.access.revoke(user, calendar, grant)
+        return json_response(await self._group_json(user, calendar))
 
     async def delete_group(self, request: web.Request) -> web.Response:
         user = await self.user(request)
@@ -524,6 +646,13 @@ def create(services: Services) -> web.Application:
     add("PATCH", "/groups/{uuid}", door.update_group)
     add("DELETE", "/groups/{uuid}", door.delete_group)
     add("GET", "/groups/{uuid}/slots", door.group_slots)
+    add("GET", "/groups/{uuid}/members", door.members)
+    add("POST", "/groups/{uuid}/members", door.invite)
+    add("PATCH", "/groups/{uuid}/members", door.member_settings)
+    add("DELETE", "/groups/{uuid}/members", door.leave)
+    add("DELETE", "/groups/{uuid}/members/{user_id}", door.kick)
+    add("POST", "/groups/{uuid}/accept", door.answer)
+    add("POST", "/groups/{uuid}/refuse", door.answer)
     add("POST", "/slots", door.create_slot)
     add("GET", "/slots/{id}", door.show_slot)
     add("PATCH", "/slots/{id}", door.update_slot)

@@ -7,6 +7,7 @@ else the highest level of the active grants that name the user or every signed-i
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum, StrEnum
 
 from server.services.errors import Forbidden, Invalid, NotFound
@@ -71,16 +72,45 @@ class AccessService:
     async def share(self, by: User, calendar: Calendar, grantee: User | None, label: str) -> Grant:
         """Give a user (an invitation, until accepted) or every signed-in user (at once) a level
         of access; an admin may give up to admin. Sharing again changes the level: an accepted
-        grant stays accepted, any other is an invitation again."""
+        grant stays accepted, any other is an invitation again. A new grant to a user is named
+        ``owner-calendar`` in their home (made unique there)."""
         await self.require(by, calendar, Level.ADMIN)
         level = Level.grantable(label)
-        if grantee is not None and grantee.id == calendar.owner_id:
+        if grantee is None:
+            return await self.store.put_grant(calendar.id, None, level.label, State.ACTIVE, by.id)
+        if grantee.id == calendar.owner_id:
             raise Invalid("the owner has every right to their calendar already", field="user")
-        state = State.ACTIVE
-        if grantee is not None:
-            current = next((g for g in await self.store.grants_on(calendar.id, grantee.id) if g.grantee_id), None)
-            state = State.ACTIVE if current is not None and current.state == State.ACTIVE else State.INVITED
-        return await self.store.put_grant(calendar.id, grantee.id if grantee else None, level.label, state, by.id)
+        current = await self.grant_to(grantee, calendar)
+        state = State.ACTIVE if current is not None and current.state == State.ACTIVE else State.INVITED
+        owner = await self.store.get_user(calendar.owner_id)
+        slug = re.sub(r"[^a-z0-9]+", "-", f"{owner.username if owner else 'shared'}-{calendar.slug}".lower()).strip("-")
+        return await self.store.put_grant(calendar.id, grantee.id, level.label, state, by.id, slug[:60] or "shared")
+
+    async def grant_to(self, user: User, calendar: Calendar) -> Grant | None:
+        """The grant of a calendar that names this user, in whatever state."""
+        return next((g for g in await self.store.grants_on(calendar.id, user.id) if g.grantee_id == user.id), None)
+
+    async def grants(self, by: User, calendar: Calendar) -> list[Grant]:
+        """A calendar's grants, for its owner and admins (who manage them)."""
+        await self.require(by, calendar, Level.ADMIN)
+        return await self.store.grants_of(calendar.id)
+
+    async def grant(self, by: User, calendar: Calendar, grant_id: int) -> Grant:
+        """One of a calendar's grants, for its owner and admins."""
+        await self.require(by, calendar, Level.ADMIN)
+        found = await self.store.get_grant(grant_id)
+        if found is None or found.calendar_id != calendar.id:
+            raise NotFound("grant not found", kind="grant")
+        return found
+
+    async def set_props(self, user: User, grant: Grant, props: dict[str, object]) -> Grant:
+        """The grantee's own settings of a calendar shared with them (its colour)."""
+        if grant.grantee_id != user.id:
+            raise NotFound("membership not found", kind="membership")
+        changed = await self.store.set_grant_props(grant.id, {**grant.props, **props})
+        if changed is None:
+            raise NotFound("membership not found", kind="membership")
+        return changed
 
     async def answer(self, user: User, grant: Grant, accept: bool) -> Grant:
         """Accept or decline an invitation (a declined one may be accepted later)."""
@@ -88,17 +118,94 @@ class AccessService:
             raise NotFound("invitation not found", kind="invitation")
         return await self._set(grant, State.ACTIVE if accept else State.REFUSED)
 
+    async def invitation(self, user: User, calendar_uuid: str) -> tuple[Grant, Calendar]:
+        """The user's grant (an invitation, or one answered) on the calendar with this uuid."""
+        calendar = await self.store.get_calendar_by_uuid(calendar_uuid)
+        grant = await self.grant_to(user, calendar) if calendar else None
+        if calendar is None or grant is None or grant.state in (State.KICKED, State.LEFT):
+            raise NotFound("invitation not found", kind="invitation")
+        return grant, calendar
+
     async def leave(self, user: User, grant: Grant) -> Grant:
         if grant.grantee_id != user.id or grant.state != State.ACTIVE:
             raise NotFound("membership not found", kind="membership")
         return await self._set(grant, State.LEFT)
 
     async def revoke(self, by: User, calendar: Calendar, grant: Grant) -> Grant:
-        """Take a grant back (the user is kicked; a grant to everyone stops)."""
-        await self.require(by, calendar, Level.ADMIN)
+        """Take a grant back (the user is kicked; a grant to everyone stops). An admin may not
+        take back another admin's access; the owner may take back anyone's."""
+        level = await self.require(by, calendar, Level.ADMIN)
         if grant.calendar_id != calendar.id:
             raise NotFound("grant not found", kind="grant")
+        if level < Level.OWNER and grant.level == Level.ADMIN.label and grant.grantee_id != by.id:
+            raise Forbidden("only the owner may take back an admin's access")
         return await self._set(grant, State.KICKED)
+
+    async def active_grants(self, by: User, calendar: Calendar) -> list[tuple[Grant, User | None]]:
+        """A calendar's accepted grants with their grantees (None: every signed-in user), for
+        its owner and admins."""
+        found = []
+        for grant in await self.grants(by, calendar):
+            if grant.state == State.ACTIVE:
+                grantee = await self.store.get_user(grant.grantee_id) if grant.grantee_id else None
+                if grantee is not None or grant.grantee_id is None:
+                    found.append((grant, grantee))
+        return found
+
+    async def leave_calendar(self, user: User, calendar: Calendar) -> Grant:
+        """Leave a calendar shared with the user."""
+        grant = await self.grant_to(user, calendar)
+        if grant is None:
+            raise NotFound("membership not found", kind="membership")
+        return await self.leave(user, grant)
+
+    # a calendar as a group (Timeslot's members) -------------------------------------------
+
+    @staticmethod
+    def member_level(calendar: Calendar) -> Level:
+        """What a member of a group gets: admin when members may invite, read-write when they
+        may post, read otherwise."""
+        if calendar.props.get("membersCanInvite"):
+            return Level.ADMIN
+        return Level.READ_WRITE if calendar.props.get("membersCanPost") else Level.READ
+
+    async def members(self, by: User, calendar: Calendar) -> list[tuple[Grant, User]]:
+        """The users a calendar is shared with (invited, active, refused, left, kicked), for
+        anyone who may see the calendar."""
+        await self.require(by, calendar, Level.FREEBUSY)
+        found = []
+        for grant in await self.store.grants_of(calendar.id):
+            grantee = await self.store.get_user(grant.grantee_id) if grant.grantee_id else None
+            if grantee is not None:
+                found.append((grant, grantee))
+        return found
+
+    async def invite(self, by: User, calendar: Calendar, users: list[User]) -> list[Grant]:
+        """Invite users to a group at its members' level."""
+        level = self.member_level(calendar)
+        return [await self.share(by, calendar, user, level.label) for user in users]
+
+    async def apply_policy(self, by: User, calendar: Calendar) -> None:
+        """After a group's membersCanPost/membersCanInvite/public changed: every member's grant
+        at the new level (in its state), and every signed-in user reads a public one."""
+        level = self.member_level(calendar)
+        for grant in await self.grants(by, calendar):
+            if grant.grantee_id is not None and grant.state != State.KICKED and grant.level != level.label:
+                await self.store.put_grant(calendar.id, grant.grantee_id, level.label, grant.state, by.id)
+        everyone = next((g for g in await self.store.grants_of(calendar.id) if g.grantee_id is None), None)
+        if calendar.props.get("public"):
+            await self.share(by, calendar, None, Level.READ.label)
+        elif everyone is not None and everyone.state == State.ACTIVE:
+            await self._set(everyone, State.KICKED)
+
+    async def directory(self, user: User) -> list[User]:
+        """The users a user may find (principal search): themself and those they share a
+        calendar with either way (invited or accepted). Others are shared with by their exact
+        name or e-mail address."""
+        return [
+            user,
+            *(u for u in await self.store.related_users(user.id, [State.INVITED, State.ACTIVE]) if u.id != user.id),
+        ]
 
     async def shared_with(self, user: User) -> list[tuple[Grant, Calendar]]:
         """The calendars shared with a user: accepted ones and invitations."""

@@ -9,11 +9,13 @@ writes that record who made them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
+import secrets
 import uuid as uuid_module
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import webcolors
@@ -33,7 +35,7 @@ from protocol.ical import (
     parse_resource,
     resource_from_calendar,
 )
-from protocol.recurrence import busy_periods
+from protocol.recurrence import busy_calendar, busy_periods
 from server.services.access import AccessService, Level
 from server.services.errors import Forbidden, Invalid, NameTaken, NotFound, PreconditionFailed
 from storage import base
@@ -43,6 +45,7 @@ from storage.model import (
     CalendarObject,
     Change,
     Conflict,
+    Feed,
     Grant,
     ImportTarget,
     NewCalendar,
@@ -55,7 +58,11 @@ DEFAULT_SLUG = "calendar"
 MAX_NAME, MAX_DESCRIPTION = 255, 16_384
 #: instances of one series a free/busy answer looks at, at most
 MAX_BUSY_INSTANCES = 10_000
+#: what a busy-times feed covers
+FEED_PAST, FEED_AHEAD = timedelta(days=90), timedelta(days=400)
 Period = tuple[datetime, datetime]
+#: a group's settings for its members (Timeslot's): what update takes, and the prop each is kept in
+POLICY = {"public": "public", "members_can_post": "membersCanPost", "members_can_invite": "membersCanInvite"}
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _COLOR = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
 
@@ -183,8 +190,11 @@ class CalendarService:
         )
 
     async def create(self, user: User, name: str, **options: Any) -> Calendar:
-        """A calendar (its slug made unique among the user's); ``options`` as ``new_calendar`` takes them."""
-        return await self.store.create_calendar(self.new_calendar(user, name, **options))
+        """A calendar (its slug made unique among the user's); ``options`` as ``new_calendar``
+        takes them, and a group's settings for its members (``POLICY``)."""
+        policy = {key: options.pop(key) for key in POLICY if key in options}
+        made = await self.store.create_calendar(self.new_calendar(user, name, **options))
+        return await self.update(user, made.uuid, **policy) if policy else made
 
     async def create_at(self, user: User, slug: str, name: str, **options: Any) -> Calendar:
         """A calendar with exactly this slug (the name in its CalDAV path or WCAP calid);
@@ -249,10 +259,14 @@ class CalendarService:
             changes["name"] = checked_name(str(changes["name"] or ""))
         if "description" in changes:
             checked_description(changes["description"])
-        if "public" in changes:
-            changes["props"] = {**calendar.props, "public": bool(changes.pop("public"))}
+        policy = {key: bool(changes.pop(name)) for name, key in POLICY.items() if name in changes}
+        if policy:
+            changes["props"] = {**calendar.props, **policy}
         updated = await self.store.update_calendar(calendar.id, **changes)
-        assert updated is not None
+        if updated is None:
+            raise NotFound("calendar not found", kind="calendar")
+        if policy:  # its members' grants follow
+            await self.access.apply_policy(user, updated)
         return updated
 
     async def delete(self, user: User, uuid: str) -> Calendar:
@@ -457,6 +471,9 @@ class CalendarService:
     async def busy(self, user: User, calendars: Sequence[Calendar], start: datetime, end: datetime) -> list[Period]:
         """Merged busy periods of the calendars' opaque, confirmed event instances in [start, end)."""
         await self.need(user, calendars, Level.FREEBUSY)
+        return await self._busy(calendars, start, end)
+
+    async def _busy(self, calendars: Sequence[Calendar], start: datetime, end: datetime) -> list[Period]:
         found = await self._objects(calendars, epoch(start), epoch(end))
         return await asyncio.to_thread(
             lambda: sorted(busy_periods([instances(o.ical, start, end, MAX_BUSY_INSTANCES) for o in found], start, end))
@@ -465,6 +482,10 @@ class CalendarService:
     async def export_items(self, user: User, calendars: Sequence[Calendar]) -> AsyncIterator[ExportItem]:
         """Every object of the calendars, each with its group, streamed from the store."""
         await self.need(user, calendars, Level.READ)
+        async for item in self._export_items(calendars):
+            yield item
+
+    async def _export_items(self, calendars: Sequence[Calendar]) -> AsyncIterator[ExportItem]:
         groups = {c.id: group_info(c) for c in calendars}
         async for found in self.store.iter_objects(list(groups)):
             yield ExportItem(found.ical, groups[found.calendar_id])
@@ -480,6 +501,14 @@ class CalendarService:
     ) -> AsyncIterator[str]:
         """The calendars as one file of ``fmt`` (ics, google, outlook, timeslot), in chunks.
         One calendar's name, description (and for ics the zone asked for) go into the file."""
+        await self.need(user, calendars, Level.READ)
+        async for chunk in self._export(calendars, fmt, timezone=timezone, flavor=flavor):
+            yield chunk
+
+    async def _export(
+        self, calendars: Sequence[Calendar], fmt: str, *, timezone: str | None = None, flavor: str = "outlook"
+    ) -> AsyncIterator[str]:
+        """export, of calendars already checked."""
         if timezone is not None and not valid_zone(timezone):
             raise Invalid(f"timezone {timezone!r} is not a known time zone", field="timezone")
         single = calendars[0] if len(calendars) == 1 else None
@@ -495,9 +524,48 @@ class CalendarService:
         writer = formats.writer(fmt, **options)
         yield writer.begin()
         batch: list[ExportItem] = []
-        async for item in self.export_items(user, calendars):
+        async for item in self._export_items(calendars):
             batch.append(item)
             if len(batch) >= 200:
                 yield await asyncio.to_thread(writer.write, batch)  # recurring rows are expanded there
                 batch = []
         yield await asyncio.to_thread(writer.write, batch) + writer.end()
+
+    # public feeds --------------------------------------------------------------------------
+
+    async def feed_status(self, user: User, calendar: Calendar) -> Feed | None:
+        """A calendar's public feed, if on (for its owner)."""
+        await self.need(user, [calendar], Level.OWNER)
+        return await self.store.feed_of(calendar.id)
+
+    async def set_feed(self, user: User, calendar: Calendar, *, on: bool, busy_only: bool = False) -> str | None:
+        """Turn a calendar's public feed on at a new secret address (the old one stops at once)
+        and return its token, shown this once (the store keeps its hash); or turn it off."""
+        await self.need(user, [calendar], Level.OWNER)
+        token = secrets.token_urlsafe(24) if on else None
+        await self.store.set_feed(calendar.id, feed_hash(token) if token else None, busy_only)
+        return token
+
+    async def feed(self, token: str) -> tuple[Feed, Calendar]:
+        """The feed a secret address names: the token is the only credential it needs."""
+        found = await self.store.feed_calendar(feed_hash(token)) if 16 <= len(token) <= 64 else None
+        if found is None:
+            raise NotFound("feed not found", kind="feed")
+        return found
+
+    def feed_text(self, feed: Feed, calendar: Calendar) -> AsyncIterator[str]:
+        """A feed's calendar: every object (streamed), or the busy periods from
+        ``FEED_PAST`` ago to ``FEED_AHEAD`` ahead."""
+        if feed.busy_only:
+            return self._busy_feed(calendar)
+        return self._export([calendar], "ics")
+
+    async def _busy_feed(self, calendar: Calendar) -> AsyncIterator[str]:
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        start, end = today - FEED_PAST, today + FEED_AHEAD
+        periods = await self._busy([calendar], start, end)
+        yield await asyncio.to_thread(busy_calendar, calendar.name, periods)
+
+
+def feed_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -135,6 +135,9 @@ class UserService:
             raise NotFound("the user is gone")
         return updated
 
+    async def get(self, user_id: int) -> User | None:
+        return await self.store.get_user(user_id)
+
     async def get_by_name(self, username: str) -> User | None:
         user = await self.store.find_user(username)
         return user if user and user.username.lower() == username.lower() else None

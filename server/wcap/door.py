@@ -188,6 +188,8 @@ class WcapDoor:
             blocks = await handler(self, call)
         except WcapError as error:
             return await self.reply(call, [Block(errno=error.errno)], error.message)
+        except (Forbidden, NotFound) as error:  # the access rule refused: the calendar is not the user's to use so
+            return await self.reply(call, [Block(errno=Errno.ACCESS_DENIED_TO_CALENDAR)], error.message)
         except (StoreFull, StoreUnavailable) as error:  # nothing was written; the command's failure errno says so
             return await self.reply(
                 call, [Block(errno=WRITE_FAILED.get(name, Errno.DWP_CONNECTION_FAILED))], str(error)
@@ -261,7 +263,7 @@ class WcapDoor:
         except NotFound:
             raise WcapError(Errno.CALENDAR_DOES_NOT_EXIST, f"no calendar {text!r}") from None
         except Forbidden:
-            raise WcapError(Errno.ACCESS_DENIED_TO_CALENDAR, f"calendar {text!r} is not yours") from None
+            raise WcapError(Errno.ACCESS_DENIED_TO_CALENDAR, f"you have no access to calendar {text!r}") from None
 
     async def each_calendar(
         self, call: Call, body: Callable[[Calendar, Block], Awaitable[None]], failed: Errno | None = None
@@ -276,7 +278,11 @@ class WcapDoor:
                 block.properties += calprops(calendar, call.me)
                 await body(calendar, block)
             except (WcapError, ServiceError) as error:  # this calendar's block says what went wrong
-                block.errno = error.errno if isinstance(error, WcapError) else failed or Errno.BAD_ARGUMENTS
+                block.errno = (
+                    error.errno if isinstance(error, WcapError)
+                    else Errno.ACCESS_DENIED_TO_CALENDAR if isinstance(error, Forbidden | NotFound)
+                    else failed or Errno.BAD_ARGUMENTS
+                )  # fmt: skip
                 log.info("%s.wcap: errno %s: %s", call.command, block.errno, error.message)
                 block.properties.append(("X-NSCP-WCAP-ERRSTR", error.message))
             blocks.append(block)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,13 +24,17 @@ from aiohttp import web
 from server.forms import freckle_error, import_form
 from server.http import MAX_INT, REQUEST_USER, client_address, object_id, read_post, whole_number
 from server.services import Services
-from server.services.errors import Invalid, NotFound, TooLarge
-from server.urls import WEB, calendar_href, calid_of, import_page
+from server.services.access import Level
+from server.services.errors import Forbidden, Invalid, NotFound, TooLarge
+from server.urls import WEB, calendar_href, calid_of, feed_path, import_page
 from storage.model import FINISHED, ImportFilter, ImportJob, User
 
 COOKIE = "almanac_session"
 PER_PAGE = 30
 #: export buttons: format name -> (file extension, content type, label)
+#: the levels a share may give, as the sharing page offers them
+LEVELS = [("freebusy", "Free/busy only"), ("read", "See all details"), ("read-write", "Make changes"),
+          ("admin", "Make changes and manage sharing")]  # fmt: skip
 EXPORTS = {
     "ics": ("ics", "text/calendar; charset=utf-8", ".ics"),
     "outlook": ("csv", "text/csv; charset=utf-8", "Outlook .csv"),
@@ -104,7 +109,12 @@ class WebDoor:
                     sent = str((await read_post(request)).get("csrf", ""))
                 if not self.same_origin(request) or not hmac.compare_digest(sent or "", csrf_token(session)):
                     raise web.HTTPForbidden(text="the form is out of date or from another site: reload the page")
-            return await handler(request, user, session)
+            try:
+                return await handler(request, user, session)
+            except NotFound as error:  # as the pages say it: plain text
+                raise web.HTTPNotFound(text=f"{error.message}\n") from None
+            except Forbidden as error:
+                raise web.HTTPForbidden(text=f"{error.message}\n") from None
 
         return wrapper
 
@@ -145,7 +155,77 @@ class WebDoor:
 
     async def calendars(self, request: web.Request, user: User, session: str) -> web.Response:
         calendars = await self.services.calendars.of(user)
-        return self.page("calendars.html", user, session, calendars=calendars, exports=EXPORTS)
+        shared = []
+        for grant, calendar in await self.services.access.shared_with(user):
+            owner = await self.services.users.get(calendar.owner_id)
+            if owner is not None:
+                shared.append((grant, calendar, owner))
+        return self.page("calendars.html", user, session, calendars=calendars, exports=EXPORTS, shared=shared)
+
+    # sharing -------------------------------------------------------------------------------
+
+    async def sharing(
+        self, request: web.Request, user: User, session: str, *, token: str | None = None, error: str | None = None
+    ) -> web.Response:
+        """A calendar's grants and public address, for its owner and admins."""
+        calendar = await self.services.calendars.get(user, request.match_info["uuid"], Level.ADMIN)
+        owner = await self.services.users.get(calendar.owner_id) or user
+        grants = []
+        for grant in await self.services.access.grants(user, calendar):
+            grantee = await self.services.users.get(grant.grantee_id) if grant.grantee_id else None
+            grants.append((grant, grantee))
+        is_owner = calendar.owner_id == user.id
+        feed = await self.services.calendars.feed_status(user, calendar) if is_owner else None
+        origin = f"{request.scheme}://{request.host}"
+        return self.page(
+            "sharing.html", user, session, calendar=calendar, owner=owner, grants=grants, is_owner=is_owner,
+            levels=LEVELS, feed=feed, token=token, error=error, feed_url=token and f"{origin}{feed_path(token)}",
+            feed_webcal=token and f"webcal://{request.host}{feed_path(token)}",
+        )  # fmt: skip
+
+    async def share(self, request: web.Request, user: User, session: str) -> web.Response:
+        calendar = await self.services.calendars.get(user, request.match_info["uuid"], Level.ADMIN)
+        form = await read_post(request)
+        who, level = str(form.get("user", "")).strip(), str(form.get("level", ""))
+        grantee = None
+        if who != "*":
+            grantee = await self.services.calendars.owner_of(who, by_email="@" in who)
+            if grantee is None:
+                return await self.sharing(request, user, session, error=f"There is no user {who}.")
+        try:
+            await self.services.access.share(user, calendar, grantee, level)
+        except (Invalid, Forbidden) as refused:
+            return await self.sharing(request, user, session, error=refused.message)
+        raise web.HTTPSeeOther(f"{WEB}/calendars/{calendar.uuid}/sharing")
+
+    async def revoke(self, request: web.Request, user: User, session: str) -> web.Response:
+        calendar = await self.services.calendars.get(user, request.match_info["uuid"], Level.ADMIN)
+        grant = await self.services.access.grant(user, calendar, object_id(request.match_info["id"]) or 0)
+        try:
+            await self.services.access.revoke(user, calendar, grant)
+        except Forbidden as refused:
+            return await self.sharing(request, user, session, error=refused.message)
+        raise web.HTTPSeeOther(f"{WEB}/calendars/{calendar.uuid}/sharing")
+
+    async def feed_switch(self, request: web.Request, user: User, session: str) -> web.Response:
+        calendar = await self.services.calendars.get(user, request.match_info["uuid"], Level.OWNER)
+        action = str((await read_post(request)).get("action", ""))
+        if action not in ("full", "busy", "off"):
+            raise web.HTTPBadRequest(text="action is full, busy or off")
+        token = await self.services.calendars.set_feed(user, calendar, on=action != "off", busy_only=action == "busy")
+        return await self.sharing(request, user, session, token=token)
+
+    async def answer(self, request: web.Request, user: User, session: str) -> web.Response:
+        """Accept, decline or leave a calendar shared with the user."""
+        grant, _ = await self.services.access.invitation(user, request.match_info["uuid"])
+        answer = str((await read_post(request)).get("answer", ""))
+        if answer == "leave":
+            await self.services.access.leave(user, grant)
+        elif answer in ("accept", "decline"):
+            await self.services.access.answer(user, grant, answer == "accept")
+        else:
+            raise web.HTTPBadRequest(text="answer is accept, decline or leave")
+        raise web.HTTPSeeOther(f"{WEB}/#shared")
 
     async def export(self, request: web.Request, user: User, session: str) -> web.StreamResponse:
         fmt = request.query.get("format", "ics")
@@ -154,7 +234,7 @@ class WebDoor:
         calendars = self.services.calendars
         if request.query.get("calendar"):
             try:
-                chosen = [await calendars.get(user, request.query["calendar"])]
+                chosen = [await calendars.get(user, request.query["calendar"], Level.READ)]
             except NotFound:
                 raise web.HTTPNotFound(text="no such calendar") from None
             name = chosen[0].name
@@ -245,6 +325,32 @@ class WebDoor:
             raise web.HTTPConflict(text=error.message) from None
         raise web.HTTPSeeOther(f"{import_page(job.id)}?undone=1")
 
+    async def feed(self, request: web.Request) -> web.StreamResponse:
+        """A public feed: the calendar at a secret address, for any client that subscribes
+        (no sign-in; the address is the credential). ETag/If-None-Match answer 304."""
+        try:
+            feed, calendar = await self.services.calendars.feed(request.match_info["token"])
+        except NotFound:
+            raise web.HTTPNotFound(text="no such feed (it may have been turned off or given a new address)") from None
+        day = datetime.now(UTC).date().isoformat() if feed.busy_only else ""  # its window moves daily
+        seed = f"{calendar.id}:{calendar.sync_revision}:{calendar.updated_at}:{feed.created_at}:{feed.busy_only}:{day}"
+        etag = '"' + hashlib.sha256(seed.encode()).hexdigest()[:32] + '"'
+        headers = {
+            "ETag": etag,
+            "Cache-Control": "private, max-age=300",
+            "Content-Type": "text/calendar; charset=utf-8",
+        }
+        if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+            return web.Response(status=304, headers={"ETag": etag})
+        response = web.StreamResponse(headers=headers)
+        response.enable_compression()
+        await response.prepare(request)
+        if request.method == "GET":
+            async for chunk in self.services.calendars.feed_text(feed, calendar):
+                await response.write(chunk.encode())
+        await response.write_eof()
+        return response
+
     async def connect(self, request: web.Request, user: User, session: str) -> web.Response:
         origin = f"{request.scheme}://{request.host}"
         calendars = [
@@ -270,4 +376,11 @@ def add_routes(app: web.Application, services: Services) -> None:
     routes.add_get(f"{WEB}/imports/{{id}}/status", guarded(door.status))
     routes.add_post(f"{WEB}/imports/{{id}}/undo", guarded(door.undo))
     routes.add_get(f"{WEB}/connect", guarded(door.connect))
+    routes.add_get(f"{WEB}/calendars/{{uuid}}/sharing", guarded(door.sharing))
+    routes.add_post(f"{WEB}/calendars/{{uuid}}/share", guarded(door.share))
+    routes.add_post(f"{WEB}/calendars/{{uuid}}/grants/{{id}}/revoke", guarded(door.revoke))
+    routes.add_post(f"{WEB}/calendars/{{uuid}}/feed", guarded(door.feed_switch))
+    routes.add_post(f"{WEB}/shared/{{uuid}}", guarded(door.answer))
+    for method in ("GET", "HEAD"):
+        routes.add_route(method, "/feeds/{token}.ics", door.feed)
     routes.add_static(f"{WEB}/static", Path(__file__).parent / "static", append_version=True)

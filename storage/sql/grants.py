@@ -6,10 +6,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from storage.model import Calendar, Feed, Grant, now_iso
+from storage.model import Calendar, Feed, Grant, User, now_iso
 from storage.sql.calendars import Calendars
 from storage.sql.database import Row
-from storage.sql.records import calendar, marks, present, record
+from storage.sql.records import calendar, marks, present, record, user
 
 #: a grant's columns, renamed so as not to hide its calendar's (``c.*``) in the same row
 _GRANT_FIELDS = ("id", "calendar_id", "grantee_id", "level", "state", "granted_by", "created_at", "updated_at",
@@ -104,6 +104,17 @@ class Grants(Calendars):
             (calendar_id, user_id),
         )
         return [_grant(row) for row in rows]
+
+    async def related_users(self, user_id: int, states: Sequence[str]) -> list[User]:
+        rows = await self.db.all(
+            "SELECT * FROM users WHERE id IN ("
+            f"SELECT c.owner_id FROM grants AS g JOIN calendars AS c ON c.id = g.calendar_id "
+            f"WHERE g.grantee_id = ? AND g.state IN ({marks(len(states))}) UNION "
+            f"SELECT g.grantee_id FROM grants AS g JOIN calendars AS c ON c.id = g.calendar_id "
+            f"WHERE c.owner_id = ? AND g.state IN ({marks(len(states))})) ORDER BY username",
+            (user_id, *states, user_id, *states),
+        )
+        return [user(row) for row in rows]
 
     # public feeds ------------------------------------------------------------------------
 
