@@ -138,11 +138,21 @@ class CalDavDoor:
         return answer(href, resource, asked.names, asked.kind)
 
     async def calendar_resource(self, user: User, calendar: Calendar, asked: dav.PropfindRequest) -> Resource:
-        """A calendar as PROPFIND reads it; RFC 4331's quota (asked for by name only) is the
-        bytes it holds and what the store's disk has left."""
+        """A calendar as PROPFIND reads it, with its owner and the user's level of access;
+        RFC 4331's quota (asked for by name only) is the bytes it holds and what the store's
+        disk has left; DAV:acl (by name only) its grants."""
+        calendars = self.services.calendars
         resource = Resource(Kind.CALENDAR, user, user, calendar)
+        if calendar.owner_id != user.id:
+            resource.level = await calendars.level(user, calendar)
+            resource.owner = await self.services.users.get(calendar.owner_id) or user
         if QUOTA & set(asked.names):
-            resource.quota = await self.services.calendars.quota(user, calendar)
+            resource.quota = await calendars.quota(user, calendar)
+        if tag(DAV, "acl") in asked.names and resource.level >= Level.ADMIN:
+            resource.acl = [
+                (principal_href(grantee) if grantee else None, Level.grantable(grant.level))
+                for grant, grantee in await self.services.access.active_grants(user, calendar)
+            ]
         return resource
 
     # discovery ---------------------------------------------------------------------------

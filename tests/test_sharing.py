@@ -1,0 +1,165 @@
+"""Issue 16 at every door: Alice shares one calendar with Bob read-only and another read-write;
+Bob accepts; his CalDAV client, WCAP session and REST token see exactly what the grants say; his
+writes reach Alice; Alice revokes and Bob's next sync says so; the public feed serves a
+subscribing client and stops when its address is made anew."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from lxml import etree
+
+from tests.helpers import Account, basic
+
+NS = {"D": "DAV:", "C": "urn:ietf:params:xml:ns:caldav"}
+EVENT = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n"
+    "DTSTAMP:20261201T000000Z\r\nDTSTART:20261202T100000Z\r\nDTEND:20261202T110000Z\r\nSUMMARY:{summary}\r\n"
+    "END:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+PRIVILEGES = (
+    '<D:propfind xmlns:D="DAV:"><D:prop><D:displayname/><D:owner/><D:current-user-privilege-set/>'
+    "<D:sync-token/></D:prop></D:propfind>"
+)
+SYNC = (
+    '<D:sync-collection xmlns:D="DAV:"><D:sync-token>{}</D:sync-token><D:sync-level>1</D:sync-level>'
+    "<D:prop><D:getetag/></D:prop></D:sync-collection>"
+)
+
+
+async def home(client: TestClient, name: str) -> dict[str, Any]:
+    """The calendars in a user's CalDAV home: href -> (owner href, privileges, sync token)."""
+    response = await client.request(
+        "PROPFIND", f"/dav/calendars/{name}/", data=PRIVILEGES, headers={**basic(name), "Depth": "1"}
+    )
+    assert response.status == 207
+    found = {}
+    for item in etree.fromstring(await response.read()).findall("D:response", NS)[1:]:
+        privileges = {etree.QName(p).localname for p in item.findall(".//D:privilege/*", NS)}
+        owner = item.findtext(".//D:owner/D:href", namespaces=NS)
+        found[item.findtext("D:href", namespaces=NS)] = (
+            owner,
+            privileges,
+            item.findtext(".//D:sync-token", namespaces=NS),
+        )
+    return found
+
+
+async def share(owner: Account, name: str, member: Account, **policy: Any) -> dict[str, Any]:
+    group = await owner.create_group(name, **policy)
+    invited = await owner.post(f"/v1/groups/{group['id']}/members", json={"invitees": [member.data["id"]]})
+    assert invited.status == 201, await invited.text()
+    assert (await invited.json())["related"][0]["state"] == "invited"
+    return group
+
+
+async def test_shared_calendars_at_every_door(client: TestClient, alice: Account, bob: Account) -> None:
+    work = await share(alice, "Work", bob)  # members read
+    team = await share(alice, "Team", bob, membersCanPost=True)  # members read and write
+    put = await client.put(
+        "/dav/calendars/alice/work/plan.ics", data=EVENT.format(uid="plan", summary="Plan"), headers=basic("alice")
+    )
+    assert put.status == 201
+    # invited, not yet accepted: Bob sees the invitations and nothing of the calendars
+    mine = {g["name"]: g for g in (await (await bob.get("/v1/me/calendars")).json())["result"]}
+    assert mine["Work"]["membershipState"] == "invited" and not mine["Work"]["showInSchedule"]
+    assert list(await home(client, "bob")) == ["/dav/calendars/bob/calendar/"]
+    assert (await bob.get(f"/v1/groups/{work['id']}/slots")).status == 404
+    for group in (work, team):
+        accepted = await bob.post(f"/v1/groups/{group['id']}/accept")
+        assert accepted.status == 200 and (await accepted.json())["membershipState"] == "active"
+
+    # CalDAV: both in Bob's home under names of their own, with the rights they give
+    calendars = await home(client, "bob")
+    owner, rights, _ = calendars["/dav/calendars/bob/alice-work/"]
+    assert owner == "/dav/principals/alice/" and "read" in rights and not rights & {"write", "write-content", "bind"}
+    owner, rights, _ = calendars["/dav/calendars/bob/alice-team/"]
+    assert "write-content" in rights and "write-properties" not in rights
+    got = await client.get("/dav/calendars/bob/alice-work/plan.ics", headers=basic("bob"))
+    assert got.status == 200 and "SUMMARY:Plan" in await got.text()
+    refused = await client.put(
+        "/dav/calendars/bob/alice-work/mine.ics", data=EVENT.format(uid="mine", summary="Mine"), headers=basic("bob")
+    )
+    assert refused.status == 403 and b"need-privileges" in await refused.read()
+    deleted = await client.delete("/dav/calendars/bob/alice-work/plan.ics", headers=basic("bob"))
+    assert deleted.status == 403
+    written = await client.put(
+        "/dav/calendars/bob/alice-team/bob.ics", data=EVENT.format(uid="bob-1", summary="Bob's"), headers=basic("bob")
+    )
+    assert written.status == 201
+    slots = await (await alice.get(f"/v1/groups/{team['id']}/slots")).json()
+    assert [s["title"] for s in slots] == ["Bob's"]  # Bob's write is in Alice's calendar
+    principal = await client.request("PROPFIND", "/dav/principals/alice/", headers={**basic("bob"), "Depth": "0"})
+    assert principal.status == 207  # the owner of a calendar shared with him
+
+    # REST: the group shows its members; Bob's own colour for it is his alone
+    members = await (await bob.get(f"/v1/groups/{work['id']}/members")).json()
+    assert [(m["username"], m["membershipState"]) for m in members["members"]] == [
+        ("alice", "active"),
+        ("bob", "active"),
+    ]
+    shown = await (await bob.get(f"/v1/groups/{work['id']}")).json()
+    assert shown["membershipState"] == "active" and shown["memberCount"] == 2
+    recoloured = await bob.patch(f"/v1/groups/{work['id']}/members", json={"settings": {"color": "#FF0000"}})
+    assert recoloured.status == 200
+    assert (await (await alice.get(f"/v1/groups/{work['id']}")).json())["color"] != "FF0000"
+    assert (await bob.patch(f"/v1/groups/{work['id']}", json={"name": "Mine now"})).status == 403
+
+    # WCAP: alice:work reads, refuses writes with errno 28; alice:team takes them
+    login = await client.get("/wcap/login.wcap", params={"user": "bob", "password": "correct horse"})
+    session = re.search(r"X-NSCP-WCAP-SESSION-ID:(\S+)", await login.text()).group(1)  # type: ignore[union-attr]
+    fetched = await client.get("/wcap/fetchcomponents_by_range.wcap", params={"id": session, "calid": "alice:work"})
+    assert "X-NSCP-WCAP-ERRNO:0" in (text := await fetched.text()) and "SUMMARY:Plan" in text
+    store = {"id": session, "summary": "By WCAP", "dtstart": "20261203T100000Z", "dtend": "20261203T110000Z"}
+    stored = await client.get("/wcap/storeevents.wcap", params={**store, "calid": "alice:work"})
+    assert "X-NSCP-WCAP-ERRNO:28" in await stored.text()
+    stored = await client.get("/wcap/storeevents.wcap", params={**store, "calid": "alice:team"})
+    assert "X-NSCP-WCAP-ERRNO:0" in await stored.text()
+
+    # Alice takes Work back: it leaves Bob's home, and his next sync of it says it is gone
+    _, _, token = (await home(client, "bob"))["/dav/calendars/bob/alice-work/"]
+    kicked = await alice.delete(f"/v1/groups/{work['id']}/members/{bob.data['id']}")
+    assert kicked.status == 200
+    assert "/dav/calendars/bob/alice-work/" not in await home(client, "bob")
+    sync = await client.request(
+        "REPORT", "/dav/calendars/bob/alice-work/", data=SYNC.format(token), headers={**basic("bob"), "Depth": "1"}
+    )
+    assert sync.status == 404
+    assert (await bob.get(f"/v1/groups/{work['id']}/slots")).status == 404
+    fetched = await client.get("/wcap/fetchcomponents_by_range.wcap", params={"id": session, "calid": "alice:work"})
+    assert "X-NSCP-WCAP-ERRNO:28" in await fetched.text()
+
+
+async def web_session(client: TestClient, name: str) -> str:
+    """Sign ``name`` in to the web pages (the client keeps the cookie); the CSRF token."""
+    await client.post("/app/signin", data={"username": name, "password": "correct horse"}, allow_redirects=False)
+    page = await client.get("/app/")
+    return re.search(r'data-csrf="([0-9a-f]+)"', await page.text()).group(1)  # type: ignore[union-attr]
+
+
+async def test_public_feed_serves_a_subscriber_until_made_anew(client: TestClient, alice: Account) -> None:
+    await client.put(
+        "/dav/calendars/alice/calendar/a.ics", data=EVENT.format(uid="a", summary="Secret plan"), headers=basic("alice")
+    )
+    [group] = [g for g in (await (await alice.get("/v1/me/calendars")).json())["result"]]
+    csrf = await web_session(client, "alice")
+    page = await client.post(f"/app/calendars/{group['id']}/feed", data={"csrf": csrf, "action": "full"})
+    url = re.search(r'id="feed-url">https?://[^/]+(/feeds/[^<]+)<', await page.text()).group(1)  # type: ignore[union-attr]
+    client.session.cookie_jar.clear()  # a subscribing client has no session
+    feed = await client.get(url)
+    assert feed.status == 200 and "SUMMARY:Secret plan" in await feed.text()
+    assert feed.headers["Content-Type"].startswith("text/calendar")
+    again = await client.get(url, headers={"If-None-Match": feed.headers["ETag"]})
+    assert again.status == 304
+    csrf = await web_session(client, "alice")
+    page = await client.post(f"/app/calendars/{group['id']}/feed", data={"csrf": csrf, "action": "busy"})
+    busy_url = re.search(r'id="feed-url">https?://[^/]+(/feeds/[^<]+)<', await page.text()).group(1)  # type: ignore[union-attr]
+    client.session.cookie_jar.clear()
+    assert (await client.get(url)).status == 404  # the old address stopped at once
+    busy = await (await client.get(busy_url)).text()
+    assert "SUMMARY:Busy" in busy and "Secret plan" not in busy and "DTSTART:20261202T100000Z" in busy
+    csrf = await web_session(client, "alice")
+    await client.post(f"/app/calendars/{group['id']}/feed", data={"csrf": csrf, "action": "off"})
+    assert (await client.get(busy_url)).status == 404
