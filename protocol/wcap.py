@@ -141,6 +141,38 @@ def parse_calid(text: str) -> Calid:
     return Calid(user=user, slug=slug or None)
 
 
+# --------------------------------------------------------------------------- access control entries
+
+
+@dataclass(frozen=True, slots=True)
+class Ace:
+    """One access control entry, ``who^flags^how^grant`` (``jdoe^a^rf^g``): who it names (a
+    user, ``user@domain``, ``@`` every user, ``@@o`` the owners ...), what it covers (``a`` the
+    calendar, ``c`` its components, ``p`` its properties), the rights (``r`` read, ``w`` write,
+    ``d`` delete, ``s`` schedule, ``f`` free/busy ...) and ``g`` grant or ``d`` deny."""
+
+    who: str
+    flags: str
+    how: str
+    grant: str
+
+    def __str__(self) -> str:
+        return f"{self.who}^{self.flags}^{self.how}^{self.grant}"
+
+
+def parse_acl(text: str) -> list[Ace]:
+    """An ``acl`` parameter: ACEs separated by ``;``; errno 77 for one not of four fields."""
+    found = []
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        fields = part.split("^")
+        if len(fields) != 4 or not all(fields[1:]) or not fields[0]:
+            raise WcapError(Errno.BAD_IMPORT_ARGUMENTS, f"{part!r} is not an access control entry like jdoe^a^r^g")
+        found.append(Ace(*fields))
+    return found
+
+
 # --------------------------------------------------------------------------- replies
 
 

@@ -163,3 +163,52 @@ async def test_public_feed_serves_a_subscriber_until_made_anew(client: TestClien
     csrf = await web_session(client, "alice")
     await client.post(f"/app/calendars/{group['id']}/feed", data={"csrf": csrf, "action": "off"})
     assert (await client.get(busy_url)).status == 404
+
+
+async def wcap_login(client: TestClient, name: str) -> str:
+    login = await client.get("/wcap/login.wcap", params={"user": name, "password": "correct horse"})
+    return re.search(r"X-NSCP-WCAP-SESSION-ID:(\S+)", await login.text()).group(1)  # type: ignore[union-attr]
+
+
+async def wcap(client: TestClient, command: str, **params: str) -> str:
+    return await (await client.get(f"/wcap/{command}.wcap", params=params)).text()
+
+
+async def test_wcap_access_control_entries_are_grants(client: TestClient, alice: Account, bob: Account) -> None:
+    me, him = await wcap_login(client, "alice"), await wcap_login(client, "bob")
+    made = await wcap(client, "createcalendar", id=me, calid="alice:work", name="Work", acl="bob^a^rf^g;@^a^f^g")
+    assert "X-NSCP-WCAP-ERRNO:0" in made
+    props = await wcap(client, "get_calprops", id=me, calid="alice:work")
+    entries = re.findall(r"X-NSCP-CALPROPS-ACCESS-CONTROL-ENTRY:(\S+)", props)
+    assert entries == ["@@o^a^RSF^g", "@@o^c^WDEIC^g", "@^a^f^g"]  # Bob's is an invitation until he answers
+    # everyone may see free/busy at once; Bob reads once he subscribes (WCAP's way of accepting)
+    busy = await wcap(
+        client, "get_freebusy", id=him, calid="alice:work", dtstart="20261201T000000Z", dtend="20261210T000000Z"
+    )
+    assert "X-NSCP-WCAP-ERRNO:0" in busy
+    assert "X-NSCP-WCAP-ERRNO:28" in await wcap(client, "fetchcomponents_by_range", id=him, calid="alice:work")
+    assert "X-NSCP-WCAP-ERRNO:0" in await wcap(client, "subscribe_calendars", id=him, calid="alice:work")
+    assert "X-NSCP-WCAP-ERRNO:0" in await wcap(client, "fetchcomponents_by_range", id=him, calid="alice:work")
+    assert "alice:work" in await wcap(client, "list_subscribed", id=him)
+    assert "alice:work" in await wcap(client, "search_calprops", id=him, **{"search-string": "work"})
+    props = await wcap(client, "get_calprops", id=me, calid="alice:work")
+    assert "bob^a^rf^g" in props
+    # the same ACL in another spelling: write and delete make it read-write
+    changed = await wcap(client, "set_calprops", id=me, calid="alice:work", acl="bob^a^r^g;bob^c^wd^g")
+    assert "X-NSCP-WCAP-ERRNO:0" in changed and "bob^a^rfwd^g" in changed and "@^a^f^g" not in changed
+    stored = await wcap(
+        client, "storeevents", id=him, calid="alice:work", summary="Bob's", dtstart="20261203T100000Z",
+        dtend="20261203T110000Z",
+    )  # fmt: skip
+    assert "X-NSCP-WCAP-ERRNO:0" in stored
+    # entries that do not map are refused whole, and nothing changes
+    for refused in ("bob^a^r^d", "@example.org^a^r^g", "bob^a^x^g", "nobody^a^r^g", "bob^a^r", "bob^p^r^g"):
+        reply = await wcap(client, "set_calprops", id=me, calid="alice:work", acl=f"@^a^r^g;{refused}")
+        assert "X-NSCP-WCAP-ERRNO:77" in reply, refused
+    assert "bob^a^rfwd^g" in await wcap(client, "get_calprops", id=me, calid="alice:work")
+    assert "@^a^r" not in await wcap(client, "get_calprops", id=me, calid="alice:work")
+    # Bob may not manage it; an empty ACL takes every grant back
+    assert "X-NSCP-WCAP-ERRNO:28" in await wcap(client, "set_calprops", id=him, calid="alice:work", acl="")
+    assert "X-NSCP-WCAP-ERRNO:0" in await wcap(client, "set_calprops", id=me, calid="alice:work", acl="")
+    assert "X-NSCP-WCAP-ERRNO:28" in await wcap(client, "fetchcomponents_by_range", id=him, calid="alice:work")
+    assert "alice:work" not in await wcap(client, "list_subscribed", id=him)

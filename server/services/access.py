@@ -86,6 +86,23 @@ class AccessService:
         slug = re.sub(r"[^a-z0-9]+", "-", f"{owner.username if owner else 'shared'}-{calendar.slug}".lower()).strip("-")
         return await self.store.put_grant(calendar.id, grantee.id, level.label, state, by.id, slug[:60] or "shared")
 
+    async def set_grants(self, by: User, calendar: Calendar, wanted: list[tuple[User | None, Level]]) -> None:
+        """Make a calendar's grants these (a whole access control list): each user (None:
+        everyone) shared with at their level, every other grant taken back. Refused as a
+        whole (Forbidden, Invalid) before anything changes."""
+        level = await self.require(by, calendar, Level.ADMIN)
+        keep = {grantee.id if grantee else None for grantee, _ in wanted}
+        gone = [g for g in await self.store.grants_of(calendar.id)
+                if g.grantee_id not in keep and g.state in (State.INVITED, State.ACTIVE, State.REFUSED)]  # fmt: skip
+        if any(grantee is not None and grantee.id == calendar.owner_id for grantee, _ in wanted):
+            raise Invalid("the owner has every right to their calendar already", field="user")
+        if level < Level.OWNER and any(g.level == Level.ADMIN.label and g.grantee_id != by.id for g in gone):
+            raise Forbidden("only the owner may take back an admin's access")
+        for grantee, given in wanted:
+            await self.share(by, calendar, grantee, given.label)
+        for grant in gone:
+            await self._set(grant, State.KICKED)
+
     async def grant_to(self, user: User, calendar: Calendar) -> Grant | None:
         """The grant of a calendar that names this user, in whatever state."""
         return next((g for g in await self.store.grants_on(calendar.id, user.id) if g.grantee_id == user.id), None)

@@ -290,19 +290,28 @@ class CalendarService:
         """The calendar ``slug`` (None: the default one) of the user ``owner`` names: NotFound
         when there is none, Forbidden when the user has less than ``level`` on it (WCAP tells
         the two apart: errno 29 and 28)."""
-        found = await self.owner_of(owner, by_email=by_email)
-        calendar = None
-        if found is not None:
-            if slug is None:
-                calendar = next((c for c in await self.store.list_calendars(found.id) if c.is_default), None)
-            else:
-                calendar = await self.store.get_calendar_by_slug(found.id, slug)
+        calendar = await self._named(owner, slug, by_email)
         if calendar is None:
             raise NotFound("calendar not found", kind="calendar")
         if calendar.owner_id != user.id and await self.level(user, calendar) < level:
             raise Forbidden("you have no access to this calendar" if level == Level.FREEBUSY else
                             f"this needs {level.label} access to the calendar")  # fmt: skip
         return calendar
+
+    async def _named(self, owner: str, slug: str | None, by_email: bool) -> Calendar | None:
+        """The calendar ``slug`` (None: the default one) of the user ``owner`` names, whoever may see it."""
+        found = await self.owner_of(owner, by_email=by_email)
+        if found is None:
+            return None
+        if slug is None:
+            return next((c for c in await self.store.list_calendars(found.id) if c.is_default), None)
+        return await self.store.get_calendar_by_slug(found.id, slug)
+
+    async def invitation(self, user: User, owner: str, slug: str | None, *, by_email: bool = False) -> Grant | None:
+        """The user's unanswered (or declined) invitation to the calendar ``resolve`` would name."""
+        calendar = await self._named(owner, slug, by_email)
+        grant = await self.access.grant_to(user, calendar) if calendar else None
+        return grant if grant is not None and grant.state in ("invited", "refused") else None
 
     def import_target(self, user: User, name: str) -> ImportTarget:
         """The user's calendar called ``name``, made by the import if it does not exist."""

@@ -11,7 +11,7 @@ import json
 import logging
 import uuid
 import zoneinfo
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -31,9 +31,10 @@ from protocol.ical import (
     resource_from_calendar,
     timezone_text,
 )
-from protocol.wcap import Block, Errno, WcapError, flag, parse_calid, parse_time, split_list
+from protocol.wcap import Block, Errno, WcapError, flag, parse_acl, parse_calid, parse_time, split_list
 from server.http import MAX_INT, REQUEST_USER, basic_credentials, client_address, read_form, read_post, whole_number
 from server.services import Services
+from server.services.access import Level
 from server.services.calendars import slugify
 from server.services.errors import (
     BadEncoding,
@@ -47,6 +48,8 @@ from server.services.errors import (
 )
 from server.services.imports import ImportRequest, Upload
 from server.urls import WCAP, calid_of
+from server.wcap import acl
+from server.wcap.acl import OWNER_ACES, ace_of
 from storage.model import Calendar, CalendarObject, StoreFull, StoreUnavailable, User
 
 log = logging.getLogger("almanac.wcap")
@@ -109,7 +112,8 @@ def stamp(iso: str) -> str:
     return iso[:19].replace("-", "").replace(":", "") + "Z"
 
 
-def calprops(calendar: Calendar, owner: User) -> list[tuple[str, str]]:
+def calprops(calendar: Calendar, owner: User, aces: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """A calendar's properties; ``aces``: the entries of its grants, after the owners'."""
     props = [
         ("X-NSCP-CALPROPS-LAST-MODIFIED", stamp(calendar.updated_at)),
         ("X-NSCP-CALPROPS-CREATED", stamp(calendar.created_at)),
@@ -121,8 +125,7 @@ def calprops(calendar: Calendar, owner: User) -> list[tuple[str, str]]:
         ("X-NSCP-CALPROPS-OWNERS", owner.username),
         ("X-NSCP-CALPROPS-TZID", calendar.timezone or "UTC"),
         ("X-NSCP-CALPROPS-LANGUAGE", "en"),
-        ("X-NSCP-CALPROPS-ACCESS-CONTROL-ENTRY", "@@o^a^RSF^g"),
-        ("X-NSCP-CALPROPS-ACCESS-CONTROL-ENTRY", "@@o^c^WDEIC^g"),
+        *(("X-NSCP-CALPROPS-ACCESS-CONTROL-ENTRY", ace) for ace in (*OWNER_ACES, *aces)),
         ("X-NSCP-CALPROPS-RESOURCE", "0"),
         ("X-S1CS-CALPROPS-COMMON-NAME", owner.username),
         ("X-S1CS-CALPROPS-ALLOW-DOUBLEBOOKING", "1"),
@@ -265,6 +268,35 @@ class WcapDoor:
         except Forbidden:
             raise WcapError(Errno.ACCESS_DENIED_TO_CALENDAR, f"you have no access to calendar {text!r}") from None
 
+    async def props(self, call: Call, calendar: Calendar) -> list[tuple[str, str]]:
+        """A calendar's calprops as the user sees them: its owner's calid and, for those who
+        manage it, every grant as an access control entry (others see their own)."""
+        access = self.services.access
+        if calendar.owner_id == call.me.id:
+            owner, level = call.me, Level.OWNER
+        else:
+            owner = await self.services.users.get(calendar.owner_id) or call.me
+            level = await self.services.calendars.level(call.me, calendar)
+        if level >= Level.ADMIN:
+            aces = [ace_of(u.username if u else acl.EVERYONE, Level.grantable(g.level))
+                    for g, u in await access.active_grants(call.me, calendar)]  # fmt: skip
+        else:
+            aces = [ace_of(call.me.username, level)] if level > Level.NONE else []
+        return calprops(calendar, owner, aces)
+
+    async def grants_of(self, acl_text: str) -> list[tuple[User | None, Level]]:
+        """The grants an ``acl`` parameter asks for; errno 77 when one does not map (an
+        unknown user among them)."""
+        wanted = []
+        for who, level in acl.levels(parse_acl(acl_text)).items():
+            user = None
+            if who != acl.EVERYONE:
+                user = await self.services.calendars.owner_of(who, by_email="@" in who)
+                if user is None:
+                    raise WcapError(Errno.BAD_IMPORT_ARGUMENTS, f"there is no user {who}")
+            wanted.append((user, level))
+        return wanted
+
     async def each_calendar(
         self, call: Call, body: Callable[[Calendar, Block], Awaitable[None]], failed: Errno | None = None
     ) -> list[Block]:
@@ -275,7 +307,7 @@ class WcapDoor:
             block = Block()
             try:
                 calendar = await self.calendar(call, calid)
-                block.properties += calprops(calendar, call.me)
+                block.properties += await self.props(call, calendar)
                 await body(calendar, block)
             except (WcapError, ServiceError) as error:  # this calendar's block says what went wrong
                 block.errno = (
@@ -441,16 +473,19 @@ async def set_calprops(door: WcapDoor, call: Call) -> list[Block]:
             changes[field_name] = call.params[param] or None
     if changes.get("timezone") and not valid_zone(str(changes["timezone"])):
         raise WcapError(Errno.SETCALPROPS_FAILED, "tzid is not a known time zone")
+    wanted = await door.grants_of(call.params["acl"]) if "acl" in call.params else None
     try:
-        updated = await door.services.calendars.update(call.me, calendar.uuid, **changes)
+        updated = await door.services.calendars.update(call.me, calendar.uuid, **changes) if changes else calendar
+        if wanted is not None:
+            await door.services.access.set_grants(call.me, updated, wanted)
     except Invalid as error:
         raise WcapError(Errno.SETCALPROPS_FAILED, error.message) from None
-    return [Block(calprops(updated, call.me))]
+    return [Block(await door.props(call, updated))]
 
 
 @command("search_calprops")
 async def search_calprops(door: WcapDoor, call: Call) -> list[Block]:
-    """Searches the user's own calendars (other users' calendars are never listed)."""
+    """Searches the calendars the user may see: their own and those shared with them."""
     needle = (call.get("search-string") or "").lower()
     by_name, by_calid, by_owner = flag(call.get("name")), flag(call.get("calid")), flag(call.get("primaryOwner"))
     if not (by_name or by_owner):
@@ -464,15 +499,27 @@ async def search_calprops(door: WcapDoor, call: Call) -> list[Block]:
     test = tests.get(option, lambda s: needle in s.lower())
     limit = number(call, "maxResults", 200, 1, 100_000)
     blocks = []
-    for calendar in await door.services.calendars.of(call.me):
+    for calendar, owner in await visible_calendars(door, call.me):
         fields = [
-            *([calid_of(calendar, call.me)] if by_calid else []),
+            *([calid_of(calendar, owner)] if by_calid else []),
             *([calendar.name] if by_name else []),
-            *([call.me.username] if by_owner else []),
+            *([owner.username] if by_owner else []),
         ]
         if any(test(f) for f in fields):
-            blocks.append(Block(calprops(calendar, call.me)))
-    return blocks[:limit] or [Block()]
+            blocks.append(Block(await door.props(call, calendar)))
+            if len(blocks) >= limit:
+                break
+    return blocks or [Block()]
+
+
+async def visible_calendars(door: WcapDoor, user: User) -> list[tuple[Calendar, User]]:
+    """The user's calendars, then those shared with them (accepted), each with its owner."""
+    found = [(c, user) for c in await door.services.calendars.of(user)]
+    for grant, calendar in await door.services.access.shared_with(user):
+        owner = await door.services.users.get(calendar.owner_id)
+        if grant.state == "active" and owner is not None:
+            found.append((calendar, owner))
+    return found
 
 
 @command("list")
@@ -485,9 +532,15 @@ async def list_calendars(door: WcapDoor, call: Call) -> list[Block]:
 @command("list_subscribed")
 async def list_subscribed(door: WcapDoor, call: Call) -> list[Block]:
     check_userid(call)
-    owned = [calid_of(c, call.me) for c in await door.services.calendars.of(call.me)]
-    subscribed = list(dict.fromkeys([*owned, *call.me.prefs.get("subscribed", [])]))
-    return [Block([("X-S1CS-CALPROPS-SUBSCRIBED-CALENDAR", c) for c in subscribed])]
+    seen = [calid_of(c, owner) for c, owner in await visible_calendars(door, call.me)]  # shared ones too
+    for calid in call.me.prefs.get("subscribed", []):
+        if calid not in seen:
+            try:  # one the user may no longer see (a share taken back) is left out
+                await door.calendar(call, calid)
+                seen.append(calid)
+            except WcapError:
+                pass
+    return [Block([("X-S1CS-CALPROPS-SUBSCRIBED-CALENDAR", c) for c in seen])]
 
 
 async def change_subscriptions(door: WcapDoor, call: Call, subscribe: bool) -> list[Block]:
@@ -496,6 +549,12 @@ async def change_subscriptions(door: WcapDoor, call: Call, subscribe: bool) -> l
         raise WcapError(Errno.CALID_NOT_SPECIFIED, "calid is required")
     current = list(call.me.prefs.get("subscribed", []))
     for calid in calids:
+        if subscribe:  # subscribing to a calendar shared with the user accepts the invitation
+            named = parse_calid(calid)
+            owner = named.email if named.email is not None else named.user or ""
+            invited = await door.services.calendars.invitation(call.me, owner, named.slug, by_email=bool(named.email))
+            if invited is not None:
+                await door.services.access.answer(call.me, invited, accept=True)
         await door.calendar(call, calid)  # only calendars the user may see
         if subscribe and calid not in current:
             current.append(calid)
@@ -527,14 +586,17 @@ async def createcalendar(door: WcapDoor, call: Call) -> list[Block]:
         raise WcapError(Errno.ACCESS_DENIED_TO_CALENDAR, "calendars are made in your own name")
     if not slug or slug != slugify(slug) or slug == "calendar":
         raise WcapError(Errno.ILLEGAL_CALID_NAME, f"{slug!r} is not a valid calendar name (a-z, 0-9, -)")
+    wanted = await door.grants_of(call.params["acl"]) if call.get("acl") else []  # refused before it is made
     try:
         calendar = await door.services.calendars.create_at(call.me, slug, call.get("name") or slug)
     except NameTaken:
         raise WcapError(Errno.CREATECALENDAR_ALREADY_EXISTS_FAILED, f"{text} exists") from None
+    if wanted:
+        await door.services.access.set_grants(call.me, calendar, wanted)
     if flag(call.get("subscribe")):
         subscribed = [*call.me.prefs.get("subscribed", []), calid_of(calendar, call.me)]
         await door.services.users.set_pref(call.me, "subscribed", subscribed)
-    return [Block(calprops(calendar, call.me))]
+    return [Block(await door.props(call, calendar))]
 
 
 @command("deletecalendar")
@@ -549,7 +611,7 @@ async def deletecalendar(door: WcapDoor, call: Call) -> list[Block]:
     calid = call.get("calid") or ""
     subscribed = [c for c in call.me.prefs.get("subscribed", []) if c != calid]
     await door.services.users.set_pref(call.me, "subscribed", subscribed)
-    return [Block(calprops(calendar, call.me))]
+    return [Block(await door.props(call, calendar))]
 
 
 # --------------------------------------------------------------------------- reading components
@@ -769,7 +831,7 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
         )  # fmt: skip
     except (Invalid, PreconditionFailed) as error:
         raise WcapError(failed, error.message) from None
-    block = Block(calprops(calendar, call.me))
+    block = Block(await door.props(call, calendar))
     if flag(call.get("fetch")):
         block.components.append(recurrence.one_component(saved.ical, rid if mod == "1" else None))
     else:
@@ -798,7 +860,7 @@ async def delete_by_id(door: WcapDoor, call: Call, kind: str, failed: Errno) -> 
     missing = [uid for uid, obj in found.items() if obj is None or obj.component != kind]
     if missing:
         raise WcapError(Errno.COMPONENT_NOT_FOUND, f"no {kind} with uid {', '.join(missing)}")
-    block = Block(calprops(calendar, call.me))
+    block = Block(await door.props(call, calendar))
     for index, uid in enumerate(uids):
         obj = found[uid]
         assert obj is not None
@@ -903,7 +965,7 @@ async def import_file(door: WcapDoor, call: Call) -> list[Block]:
         )
     except (Invalid, BadEncoding, TooLarge) as error:
         raise WcapError(bad, error.message) from None
-    block = Block(calprops(calendar, call.me))
+    block = Block(await door.props(call, calendar))
     block.properties += [
         ("X-ALMANAC-IMPORT-ID", str(job.id)),
         ("X-ALMANAC-IMPORT-CREATED", str(job.created)),
