@@ -138,6 +138,56 @@ def parse_principal_report(body: bytes) -> PrincipalSearch | None:
     return PrincipalSearch(searches, test == "anyof", names)
 
 
+# --------------------------------------------------------------------------- sharing (CalendarServer)
+
+SHARE, INVITE_REPLY = tag(CS, "share"), tag(CS, "invite-reply")
+
+
+@dataclass(frozen=True, slots=True)
+class Sharee:
+    """One ``CS:set`` (``read_write`` True or False) or ``CS:remove`` (None) of a share request."""
+
+    href: str  #: ``mailto:bob@example.org`` or a principal's href
+    read_write: bool | None
+    summary: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InviteReply:
+    """A sharee's answer (``CS:invite-reply``) to the invitation to the calendar at ``host``."""
+
+    host: str
+    accepted: bool
+    in_reply_to: str | None
+
+
+def parse_share(body: bytes) -> list[Sharee]:
+    """A ``CS:share`` request (caldav-sharing 5.3.2); BadRequest for anything else."""
+    root = parse(body, [SHARE])
+    found = []
+    for item in root:
+        if item.tag not in (tag(CS, "set"), tag(CS, "remove")):
+            continue
+        href = (item.findtext(tag(DAV, "href")) or "").strip()
+        if not href:
+            raise BadRequest("each set and remove of a share names a sharee in DAV:href")
+        if item.tag == tag(CS, "remove"):
+            found.append(Sharee(href, None))
+        else:
+            found.append(Sharee(href, item.find(tag(CS, "read-write")) is not None, item.findtext(tag(CS, "summary"))))
+    return found
+
+
+def parse_invite_reply(body: bytes) -> InviteReply:
+    """A ``CS:invite-reply`` (caldav-sharing 5.3.3); BadRequest for anything else."""
+    root = parse(body, [INVITE_REPLY])
+    host = (root.findtext(f"{tag(CS, 'hosturl')}/{tag(DAV, 'href')}") or "").strip()
+    accepted, declined = root.find(tag(CS, "invite-accepted")), root.find(tag(CS, "invite-declined"))
+    if not host or (accepted is None) == (declined is None):
+        raise BadRequest("an invite-reply names the calendar (hosturl) and accepts or declines")
+    return InviteReply(host, accepted is not None, root.findtext(tag(CS, "in-reply-to")))
+
+
 @dataclass(slots=True)
 class PropstatResponse:
     """One ``<D:response>``: an href with properties grouped by status, or a bare status."""

@@ -22,6 +22,11 @@ def home_href(user: User) -> str:
     return f"/dav/calendars/{quote(user.username)}/"
 
 
+def notifications_href(user: User) -> str:
+    """A user's notification collection (CalendarServer's sharing invitations)."""
+    return f"/dav/notifications/{quote(user.username)}/"
+
+
 def calendar_href(user: User, calendar: Calendar) -> str:
     return f"{home_href(user)}{dav.canonical_segment(calendar.slug)}/"
 

@@ -212,3 +212,76 @@ async def test_wcap_access_control_entries_are_grants(client: TestClient, alice:
     assert "X-NSCP-WCAP-ERRNO:0" in await wcap(client, "set_calprops", id=me, calid="alice:work", acl="")
     assert "X-NSCP-WCAP-ERRNO:28" in await wcap(client, "fetchcomponents_by_range", id=him, calid="alice:work")
     assert "alice:work" not in await wcap(client, "list_subscribed", id=him)
+
+
+SHARE = '<CS:share xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/">{}</CS:share>'
+CS_NS = {**NS, "CS": "http://calendarserver.org/ns/"}
+
+
+async def test_apple_calendar_sharing_extension(client: TestClient, alice: Account, bob: Account) -> None:
+    """CalendarServer sharing as Apple Calendar speaks it: CS:share, CS:invite, the sharee's
+    notification collection, CS:invite-reply; a sharee may not share further."""
+    calendar = "/dav/calendars/alice/calendar/"
+    offer = "<CS:set><D:href>mailto:bob@example.org</D:href><CS:summary>Mine</CS:summary><CS:read-write/></CS:set>"
+    shared = await client.post(calendar, data=SHARE.format(offer), headers=basic("alice"))
+    assert shared.status == 200
+    invite = '<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><D:prop><CS:invite/><CS:allowed-sharing-modes/></D:prop></D:propfind>'
+    found = etree.fromstring(
+        await (await client.request("PROPFIND", calendar, data=invite, headers={**basic("alice"), "Depth": "0"})).read()
+    )
+    [user] = found.findall(".//CS:invite/CS:user", CS_NS)
+    assert user.findtext("D:href", namespaces=CS_NS) == "mailto:bob@example.org"
+    assert (
+        user.find("CS:invite-noresponse", CS_NS) is not None and user.find("CS:access/CS:read-write", CS_NS) is not None
+    )
+    assert found.find(".//CS:allowed-sharing-modes/CS:can-be-shared", CS_NS) is not None
+    # Bob finds the invitation where his principal says
+    url_prop = '<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><D:prop><CS:notification-URL/></D:prop></D:propfind>'
+    principal = etree.fromstring(
+        await (
+            await client.request(
+                "PROPFIND", "/dav/principals/bob/", data=url_prop, headers={**basic("bob"), "Depth": "0"}
+            )
+        ).read()
+    )
+    inbox = principal.findtext(".//CS:notification-URL/D:href", namespaces=CS_NS)
+    assert inbox == "/dav/notifications/bob/"
+    listing = etree.fromstring(
+        await (await client.request("PROPFIND", inbox, headers={**basic("bob"), "Depth": "1"})).read()
+    )
+    [item] = [r.findtext("D:href", namespaces=CS_NS) for r in listing.findall("D:response", CS_NS)][1:]
+    assert (await client.get(item, headers=basic("alice"))).status == 404  # not Alice's to read
+    document = etree.fromstring(await (await client.get(item, headers=basic("bob"))).read())
+    host = document.findtext(".//CS:hosturl/D:href", namespaces=CS_NS)
+    assert (
+        host == calendar and document.findtext(".//CS:organizer/D:href", namespaces=CS_NS) == "/dav/principals/alice/"
+    )
+    reply = (
+        '<CS:invite-reply xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><D:href>mailto:bob@example.org</D:href>'
+        f"<CS:invite-accepted/><CS:hosturl><D:href>{host}</D:href></CS:hosturl>"
+        f"<CS:in-reply-to>{document.findtext('.//CS:uid', namespaces=CS_NS)}</CS:in-reply-to></CS:invite-reply>"
+    )
+    answered = await client.post("/dav/calendars/bob/", data=reply, headers=basic("bob"))
+    assert answered.status == 200
+    shared_as = etree.fromstring(await answered.read()).findtext("D:href", namespaces=CS_NS)
+    assert shared_as == "/dav/calendars/bob/alice-calendar/" and shared_as in await home(client, "bob")
+    assert (await client.post("/dav/calendars/bob/", data=reply, headers=basic("bob"))).status == 403  # answered
+    listing = etree.fromstring(
+        await (await client.request("PROPFIND", inbox, headers={**basic("bob"), "Depth": "1"})).read()
+    )
+    assert len(listing.findall("D:response", CS_NS)) == 1  # the invitation is no longer waiting
+    # Bob may write but not share further; Alice takes it back
+    further = await client.post(shared_as, data=SHARE.format(offer), headers=basic("bob"))
+    assert further.status == 403 and b"need-privileges" in await further.read()
+    removed = await client.post(
+        calendar,
+        data=SHARE.format("<CS:remove><D:href>/dav/principals/bob/</D:href></CS:remove>"),
+        headers=basic("alice"),
+    )
+    assert removed.status == 200 and shared_as not in await home(client, "bob")
+    unknown = await client.post(
+        calendar,
+        data=SHARE.format("<CS:set><D:href>mailto:nobody@example.org</D:href><CS:read/></CS:set>"),
+        headers=basic("alice"),
+    )
+    assert unknown.status == 400

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from protocol import dav
-from protocol.dav import CALDAV, DAV, PropstatResponse, tag
-from server.caldav import reports
+from protocol.dav import CALDAV, CS, DAV, PropstatResponse, tag
+from server.caldav import reports, sharing
 from server.caldav.props import (
     MAX_RESOURCE_SIZE,
     WRITABLE,
@@ -62,6 +62,7 @@ MAX_XML_BODY = 1 << 20
 #: principals a search answers at most (RFC 3744 9.4 lets a server limit them)
 MAX_FOUND = 50
 QUOTA = frozenset({tag(DAV, "quota-used-bytes"), tag(DAV, "quota-available-bytes")})
+SHARING = frozenset({tag(DAV, "acl"), tag(CS, "invite")})  #: the properties that read a calendar's grants
 NAME_RULE = "without a slash or control character, and not . or .."
 #: body types that may hold XML (clients and curl label it loosely); others are 415 to MKCOL
 MAYBE_XML = frozenset({"application/xml", "text/xml", "text/plain", "application/octet-stream",
@@ -148,11 +149,8 @@ class CalDavDoor:
             resource.owner = await self.services.users.get(calendar.owner_id) or user
         if QUOTA & set(asked.names):
             resource.quota = await calendars.quota(user, calendar)
-        if tag(DAV, "acl") in asked.names and resource.level >= Level.ADMIN:
-            resource.acl = [
-                (principal_href(grantee) if grantee else None, Level.grantable(grant.level))
-                for grant, grantee in await self.services.access.active_grants(user, calendar)
-            ]
+        if SHARING & set(asked.names) and resource.level >= Level.ADMIN:
+            resource.grants = await self.services.access.grantees(user, calendar)
         return resource
 
     # discovery ---------------------------------------------------------------------------
@@ -242,6 +240,31 @@ class CalDavDoor:
         except Invalid:
             raise web.HTTPForbidden(text="the default calendar cannot be deleted\n") from None
         return web.Response(status=204)
+
+    async def share(self, request: web.Request, user: User, calendar: Calendar) -> web.Response:
+        """POST of a ``CS:share`` (CalendarServer sharing, as Apple Calendar sends it)."""
+        return await sharing.share(self.services, request, user, calendar, await self.xml_body(request))
+
+    async def invite_reply(self, request: web.Request) -> web.Response:
+        """POST of a ``CS:invite-reply`` on the home: the user answers an invitation."""
+        user = await self.owner(request)
+        return await sharing.invite_reply(self.services, user, await self.xml_body(request))
+
+    async def notifications(self, request: web.Request) -> web.StreamResponse:
+        """The user's notification collection and the invitations in it (read-only)."""
+        if request.method == "OPTIONS":
+            return await self.options(request)
+        user = await self.owner(request)
+        name = segment(request, 4)
+        if request.method == "PROPFIND":
+            asked = await self.propfind_request(request, members=not name)
+            names = list(asked.names) if asked.kind == "prop" else []
+            if not name:
+                return await sharing.notifications(self.services, user, names, self.depth(request))
+            return await sharing.notification_item(self.services, request, user, name, names)
+        if request.method in ("GET", "HEAD") and name:
+            return await sharing.notification_item(self.services, request, user, name, None)
+        raise web.HTTPMethodNotAllowed(request.method, ["OPTIONS", "PROPFIND", "GET", "HEAD"])
 
     async def report(self, request: web.Request, user: User, calendar: Calendar) -> web.StreamResponse:
         context = reports.Context(self.services.calendars, user, calendar)
@@ -414,7 +437,7 @@ class CalDavDoor:
 
 #: the privilege (RFC 3744 3) a method on a calendar or an object needs beyond reading
 NEEDS = {"PUT": tag(DAV, "write-content"), "DELETE": tag(DAV, "unbind"), "MOVE": tag(DAV, "unbind"),
-         "COPY": tag(DAV, "bind"), "PROPPATCH": tag(DAV, "write-properties")}  # fmt: skip
+         "COPY": tag(DAV, "bind"), "PROPPATCH": tag(DAV, "write-properties"), "POST": tag(DAV, "share")}  # fmt: skip
 
 
 @contextmanager
@@ -449,6 +472,7 @@ ON_CALENDAR = {
     "PROPPATCH": CalDavDoor.proppatch,
     "REPORT": CalDavDoor.report,
     "DELETE": CalDavDoor.delete_calendar,
+    "POST": CalDavDoor.share,
 }
 ON_OBJECT = {
     "GET": CalDavDoor.get_object,
@@ -477,6 +501,9 @@ def add_routes(app: web.Application, services: Services) -> CalDavDoor:
         app.router.add_route("OPTIONS", path, door.options)
     for path in ("/", "/dav/", "/dav/principals/", "/dav/principals/{user}/"):
         app.router.add_route("REPORT", path, door.principal_report)
+    app.router.add_route("POST", "/dav/calendars/{user}/", door.invite_reply)
+    for path in ("/dav/notifications/{user}/", "/dav/notifications/{user}/{name}"):
+        app.router.add_route("*", path, door.notifications)
     for path in ("/dav/calendars/{user}/{calendar}/", "/dav/calendars/{user}/{calendar}"):
         app.router.add_route("*", path, door.collection)
     app.router.add_route("*", "/dav/calendars/{user}/{calendar}/{name}", door.item)

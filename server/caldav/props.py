@@ -23,8 +23,8 @@ from protocol.ical import MAX_EPOCH, MIN_EPOCH, OBJECT_COMPONENTS, timezone_text
 from server.services.access import Level
 from server.services.calendars import normalize_color
 from server.services.errors import Invalid
-from server.urls import PRINCIPALS, home_href, principal_href
-from storage.model import Calendar, CalendarObject, User
+from server.urls import PRINCIPALS, home_href, notifications_href, principal_href
+from storage.model import Calendar, CalendarObject, Grant, User
 
 log = logging.getLogger("almanac.caldav")
 
@@ -74,8 +74,8 @@ class Resource:
     """What a property is read from: who asks (``user``), whose resource it is (``owner``; a
     principal is its own), and the calendar or object it is, with what ``user`` may do there
     (``level``). ``data`` is the calendar-data a report returns for an object; read only when
-    asked for by name, ``quota`` is the bytes a calendar uses and the disk has free, ``acl``
-    the calendar's grants (principal href, None for every signed-in user; and level)."""
+    asked for by name, ``quota`` is the bytes a calendar uses and the disk has free, ``grants``
+    the calendar's grants with their grantees (None: every signed-in user), for its managers."""
 
     kind: Kind
     user: User
@@ -85,7 +85,7 @@ class Resource:
     data: str | None = None
     quota: tuple[int, int | None] | None = None
     level: Level = Level.OWNER
-    acl: list[tuple[str | None, Level]] = field(default_factory=list)
+    grants: list[tuple[Grant, User | None]] = field(default_factory=list)
 
 
 #: a property's value: its text, its child elements, or None where the resource has none
@@ -144,14 +144,42 @@ def _privileges(names: Sequence[str]) -> list[etree._Element]:
 
 
 def _acl(resource: Resource) -> Value:
-    """DAV:acl (RFC 3744 5.5), for those who manage the grants: the owner's, then each grant's."""
+    """DAV:acl (RFC 3744 5.5), for those who manage the grants: the owner's, then each accepted grant's."""
     if resource.level < Level.ADMIN:
         return None
     aces = [_ace(_href(principal_href(resource.owner)), (tag(DAV, "all"),), protected=True)]
-    for href, level in resource.acl:
-        who = _href(href) if href else _el(tag(DAV, "authenticated"))
-        aces.append(_ace(who, PRIVILEGES[level]))
+    for grant, grantee in resource.grants:
+        if grant.state == "active":
+            who = _href(principal_href(grantee)) if grantee else _el(tag(DAV, "authenticated"))
+            aces.append(_ace(who, PRIVILEGES[Level.grantable(grant.level)]))
     return aces
+
+
+#: how CS:invite (caldav-sharing) says where an invitation to a user is
+INVITE_STATES = {"invited": "invite-noresponse", "active": "invite-accepted", "refused": "invite-declined"}
+
+
+def sharee_href(user: User) -> str:
+    """A sharee as the sharing extension names them: by e-mail address, else by principal."""
+    return f"mailto:{user.email}" if user.email else principal_href(user)
+
+
+def _invite(resource: Resource) -> Value:
+    """CS:invite: the owner, and each user a calendar is shared with (read or read-write) and
+    where their invitation is; for those who manage the grants."""
+    if resource.level < Level.ADMIN:
+        return None
+    organizer = _el(tag(CS, "organizer"), None, _href(principal_href(resource.owner)),
+                    _el(tag(CS, "common-name"), resource.owner.username))  # fmt: skip
+    users = []
+    for grant, grantee in resource.grants:
+        if grantee is None or grant.state not in INVITE_STATES or grant.level == Level.FREEBUSY.label:
+            continue
+        access = "read" if grant.level == Level.READ.label else "read-write"
+        users.append(_el(tag(CS, "user"), None, _href(sharee_href(grantee)),
+                         _el(tag(CS, "common-name"), grantee.username), _el(tag(CS, INVITE_STATES[grant.state])),
+                         _el(tag(CS, "access"), None, _el(tag(CS, access)))))  # fmt: skip
+    return [organizer, *users]
 
 
 def _ace(principal: etree._Element, privileges: Sequence[str], *, protected: bool = False) -> etree._Element:
@@ -169,7 +197,10 @@ def need_privileges(href: str, privilege: str) -> DavError:
 
 
 def _resource_type(resource: Resource) -> Value:
-    return [_el(name) for name in _RESOURCE_TYPES.get(resource.kind, (tag(DAV, "collection"),))]
+    types = _RESOURCE_TYPES.get(resource.kind, (tag(DAV, "collection"),))
+    if resource.kind is Kind.CALENDAR and resource.level < Level.OWNER:
+        types = (*types, tag(CS, "shared"))  # shared with the user (caldav-sharing 4.3)
+    return [_el(name) for name in types]
 
 
 def _display_name(resource: Resource) -> Value:
@@ -361,6 +392,11 @@ LIVE = {
         Live(tag(DAV, "current-user-privilege-set"), _COLLECTIONS,
              lambda r: _privileges(PRIVILEGES[r.level])),
         Live(tag(DAV, "acl"), _ON_CALENDAR, _acl, by_name_only=True),
+        Live(tag(CS, "invite"), _ON_CALENDAR, _invite, by_name_only=True),
+        Live(tag(CS, "allowed-sharing-modes"), _ON_CALENDAR,
+             lambda r: [_el(tag(CS, "can-be-shared"))] if r.level >= Level.ADMIN else []),
+        Live(tag(CS, "notification-URL"), frozenset({Kind.PRINCIPAL}),
+             lambda r: _hrefs(notifications_href(r.owner)) if r.owner.id == r.user.id else None),
         Live(tag(CALDAV, "calendar-home-set"), _ALL - _ON_OBJECT,
              lambda r: _hrefs(home_href(r.owner if r.kind is Kind.PRINCIPAL else r.user))),
         Live(tag(CALDAV, "calendar-user-address-set"), frozenset({Kind.PRINCIPAL}),

@@ -158,16 +158,22 @@ class AccessService:
             raise Forbidden("only the owner may take back an admin's access")
         return await self._set(grant, State.KICKED)
 
-    async def active_grants(self, by: User, calendar: Calendar) -> list[tuple[Grant, User | None]]:
-        """A calendar's accepted grants with their grantees (None: every signed-in user), for
-        its owner and admins."""
+    async def grantees(self, by: User, calendar: Calendar) -> list[tuple[Grant, User | None]]:
+        """A calendar's grants with their grantees (None: every signed-in user), for its owner
+        and admins."""
+        return await self._with_grantees(await self.grants(by, calendar))
+
+    async def _with_grantees(self, grants: list[Grant]) -> list[tuple[Grant, User | None]]:
         found = []
-        for grant in await self.grants(by, calendar):
-            if grant.state == State.ACTIVE:
-                grantee = await self.store.get_user(grant.grantee_id) if grant.grantee_id else None
-                if grantee is not None or grant.grantee_id is None:
-                    found.append((grant, grantee))
+        for grant in grants:
+            grantee = await self.store.get_user(grant.grantee_id) if grant.grantee_id else None
+            if grantee is not None or grant.grantee_id is None:  # a grantee deleted meanwhile is left out
+                found.append((grant, grantee))
         return found
+
+    async def active_grants(self, by: User, calendar: Calendar) -> list[tuple[Grant, User | None]]:
+        """The accepted ones of ``grantees``."""
+        return [(g, u) for g, u in await self.grantees(by, calendar) if g.state == State.ACTIVE]
 
     async def leave_calendar(self, user: User, calendar: Calendar) -> Grant:
         """Leave a calendar shared with the user."""
@@ -190,12 +196,7 @@ class AccessService:
         """The users a calendar is shared with (invited, active, refused, left, kicked), for
         anyone who may see the calendar."""
         await self.require(by, calendar, Level.FREEBUSY)
-        found = []
-        for grant in await self.store.grants_of(calendar.id):
-            grantee = await self.store.get_user(grant.grantee_id) if grant.grantee_id else None
-            if grantee is not None:
-                found.append((grant, grantee))
-        return found
+        return [(g, u) for g, u in await self._with_grantees(await self.store.grants_of(calendar.id)) if u]
 
     async def invite(self, by: User, calendar: Calendar, users: list[User]) -> list[Grant]:
         """Invite users to a group at its members' level."""

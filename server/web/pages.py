@@ -170,10 +170,7 @@ class WebDoor:
         """A calendar's grants and public address, for its owner and admins."""
         calendar = await self.services.calendars.get(user, request.match_info["uuid"], Level.ADMIN)
         owner = await self.services.users.get(calendar.owner_id) or user
-        grants = []
-        for grant in await self.services.access.grants(user, calendar):
-            grantee = await self.services.users.get(grant.grantee_id) if grant.grantee_id else None
-            grants.append((grant, grantee))
+        grants = await self.services.access.grantees(user, calendar)
         is_owner = calendar.owner_id == user.id
         feed = await self.services.calendars.feed_status(user, calendar) if is_owner else None
         origin = f"{request.scheme}://{request.host}"
