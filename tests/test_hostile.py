@@ -7,11 +7,13 @@ request every 20 ms; the probe must answer in under 200 ms during and after the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -534,6 +536,11 @@ async def send(http: Any, case: Case, world: dict[str, Any]) -> Any:
             world["jar"].clear()  # a stranger's browser
         if case.method == "POST" and "X-No-Csrf" not in headers:
             headers["X-CSRF-Token"] = world["csrf"]
+    if isinstance(data, dict) and all(isinstance(v, str) for v in data.values()):
+        # encoded off the loop: urlencode takes 0.13 s for 1 MB, which would stall the probes
+        # of this very process and be blamed on the server
+        data = await asyncio.to_thread(urlencode, data)
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
     return await http.request(case.method, path, data=data, headers=headers, allow_redirects=False)
 
 
