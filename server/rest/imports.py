@@ -57,7 +57,7 @@ class ImportsResource:
         self.user_of = user_of  #: the REST door's token authentication
 
     async def calendars_by_id(self, user: User) -> dict[int, Calendar]:
-        return {c.id: c for c in await self.services.calendars.of(user)}
+        return {c.id: c for c in await self.services.calendars.home(user)}
 
     def shape(self, request: web.Request, job: ImportJob, calendars: dict[int, Calendar]) -> dict[str, Any]:
         url = f"{request.url.origin()}{import_url(job.id)}"
