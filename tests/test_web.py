@@ -179,3 +179,58 @@ async def test_cookie_csrf_and_isolation(client: TestClient, alice: Account, bob
     signout = await client.post("/app/signout", data={"csrf": token}, allow_redirects=False)
     assert signout.status == 303
     assert (await client.get("/app/", allow_redirects=False)).status == 303
+
+
+async def test_sharing_pages(browser: Browser, server: TestServer, tmp_path: Path) -> None:
+    """Alice shares her calendar with Bob from its sharing page; Bob accepts on his; Alice turns
+    the public address on (a subscribing client reads it), makes a new one, and revokes Bob."""
+    shots = screenshots(tmp_path)
+    for name in ("alice", "bob"):
+        await sign_up(server, name)
+    alice = await browser.new_page(viewport={"width": 1100, "height": 800})
+    await sign_in(alice, server, "alice")
+    await alice.get_by_role("link", name="Sharing…").first.click()
+    await expect(alice.get_by_role("heading", name="Sharing “Calendar”")).to_be_visible()
+    await alice.fill("input[name=user]", "nobody")
+    await alice.click("form.share button[type=submit]")
+    await expect(alice.get_by_role("alert")).to_have_text("There is no user nobody.")
+    await alice.fill("input[name=user]", "bob")
+    await alice.select_option("select[name=level]", "read-write")
+    await alice.click("form.share button[type=submit]")
+    row = alice.locator("tr.grant[data-user=bob]")
+    await expect(row).to_contain_text("read-write")
+    await expect(row).to_contain_text("invited")
+
+    bob = await browser.new_page(viewport={"width": 1100, "height": 800})
+    await sign_in(bob, server, "bob")
+    shared = bob.locator("li.shared")
+    await expect(shared).to_contain_text("from alice · read-write · invitation")
+    await bob.screenshot(path=shots / "shared-with-me.png", full_page=True)
+    await shared.get_by_role("button", name="Accept").click()
+    await expect(shared.get_by_role("button", name="Leave")).to_be_visible()
+    async with aiohttp.ClientSession() as http:  # his calendar app sees it at once
+        home = await http.request(
+            "PROPFIND", server.make_url("/dav/calendars/bob/"), headers={"Depth": "1"},
+            auth=aiohttp.BasicAuth("bob", "correct horse"),
+        )  # fmt: skip
+        assert "/dav/calendars/bob/alice-calendar/" in await home.text()
+
+    await alice.reload()
+    await expect(row).to_contain_text("active")
+    await alice.get_by_role("button", name="Turn on with busy times only").click()
+    address = await alice.locator("#feed-url").inner_text()
+    assert address.startswith(str(server.make_url("/feeds/")))
+    await expect(alice.locator("#feed-webcal")).to_have_text(re.compile(r"^webcal://"))
+    await alice.screenshot(path=shots / "sharing.png", full_page=True)
+    async with aiohttp.ClientSession() as http:
+        assert (await http.get(address)).status == 200
+        await alice.get_by_role("button", name="New address, full details").click()
+        await expect(alice.locator("#feed-url")).not_to_have_text(address)
+        assert (await http.get(address)).status == 404
+    await alice.goto(str(server.make_url("/app/")))
+    await alice.get_by_role("link", name="Sharing…").first.click()
+    await expect(alice.locator("#feed-state")).to_contain_text("full details")
+    await row.get_by_role("button", name="Revoke").click()
+    await expect(row).to_contain_text("kicked")
+    await bob.reload()
+    await expect(bob.locator("li.shared")).to_have_count(0)
