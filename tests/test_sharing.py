@@ -5,13 +5,19 @@ subscribing client and stops when its address is made anew."""
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.request
+from datetime import UTC, datetime
 from typing import Any
 
+import caldav
+import pytest
 from aiohttp.test_utils import TestClient
 from lxml import etree
 
-from tests.helpers import Account, basic
+from tests.helpers import LIVE_PASSWORD, LIVE_USER, TB_SYNC, Account, basic
+from tests.test_caldav_reports import TB_CALENDAR_PROPS, TB_MULTIGET
 
 NS = {"D": "DAV:", "C": "urn:ietf:params:xml:ns:caldav"}
 EVENT = (
@@ -285,3 +291,84 @@ async def test_apple_calendar_sharing_extension(client: TestClient, alice: Accou
         headers=basic("alice"),
     )
     assert unknown.status == 400
+
+
+async def test_thunderbird_replay_on_shared_calendars(client: TestClient, alice: Account, bob: Account) -> None:
+    """Thunderbird's own requests (tests/test_caldav_reports.py) from Bob on a calendar shared
+    read-only and on one shared read-write: it reads the rights, syncs, fetches, writes."""
+    for name, policy in (("Work", {}), ("Team", {"membersCanPost": True})):
+        group = await share(alice, name, bob, **policy)
+        assert (await bob.post(f"/v1/groups/{group['id']}/accept")).status == 200
+        for n in range(3):
+            text = EVENT.format(uid=f"tb-{n}", summary=f"{name} {n}")
+            put = await client.put(f"/dav/calendars/alice/{name.lower()}/tb-{n}.ics", data=text, headers=basic("alice"))
+            assert put.status == 201
+    for slug, writable in (("alice-work", False), ("alice-team", True)):
+        path = f"/dav/calendars/bob/{slug}/"
+        start = await client.request("PROPFIND", path, data=TB_CALENDAR_PROPS, headers={**basic("bob"), "Depth": "0"})
+        props = etree.fromstring(await start.read())
+        rights = {etree.QName(p).localname for p in props.findall(".//D:current-user-privilege-set/D:privilege/*", NS)}
+        assert ("write-content" in rights) is writable and "read" in rights  # Thunderbird marks it read-only so
+        assert props.findtext(".//D:owner/D:href", namespaces=NS) == "/dav/principals/alice/"
+        first = await client.request(
+            "REPORT",
+            path,
+            data=TB_SYNC.format(token=""),
+            headers={**basic("bob"), "Depth": "1", "Content-Type": "application/xml"},
+        )
+        members = etree.fromstring(await first.read())
+        hrefs = sorted(r.findtext("D:href", namespaces=NS) for r in members.findall("D:response", NS))
+        assert hrefs == [f"{path}tb-{n}.ics" for n in range(3)]
+        body = TB_MULTIGET.format(hrefs="".join(f"<D:href>{h}</D:href>" for h in hrefs))
+        got = await client.request("REPORT", path, data=body, headers={**basic("bob"), "Depth": "1"})
+        assert (await got.text()).count("BEGIN:VEVENT") == 3
+        put = await client.put(
+            f"{path}tb-bob.ics", data=EVENT.format(uid="tb-bob", summary="From Thunderbird"),
+            headers={**basic("bob"), "If-None-Match": "*"},
+        )  # fmt: skip
+        assert put.status == (201 if writable else 403)
+    team = await (await alice.get("/v1/me/slots")).json()
+    assert "From Thunderbird" in {s["title"] for s in team}
+
+
+def api(url: str, path: str, body: dict[str, Any] | None = None, token: str | None = None) -> Any:
+    """One JSON request to the REST door of a live server."""
+    request = urllib.request.Request(
+        url.rstrip("/") + "/v1" + path, data=json.dumps(body or {}).encode(), method="POST",
+        headers={"Content-Type": "application/json", **({"Authorization": f"Token token={token}"} if token else {})},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read()
+    return json.loads(text) if text else None
+
+
+def when(day: int, summary: str) -> dict[str, Any]:
+    return {"dtstart": datetime(2026, 12, day, 10, tzinfo=UTC), "dtend": datetime(2026, 12, day, 11, tzinfo=UTC),
+            "summary": summary}  # fmt: skip
+
+
+def test_python_caldav_on_shared_calendars(live_server: str) -> None:
+    """python-caldav as Bob, against a server started as the README starts it: both shared
+    calendars in his principal's list, reads of each, a write refused on the read-only one and
+    kept on the read-write one, where Alice's client finds it."""
+    bob = api(live_server, "/users", {"username": "bobcat", "password": "bob's secret 1", "email": "b@example.org"})
+    owner = api(live_server, "/users/signin", {"username": LIVE_USER, "password": LIVE_PASSWORD})["authToken"]
+    for name, can_post in (("Read only", False), ("Together", True)):
+        group = api(live_server, "/groups", {"name": name, "membersCanPost": can_post, "invitees": [bob["id"]]}, owner)
+        api(live_server, f"/groups/{group['id']}/accept", token=bob["authToken"])
+    with caldav.DAVClient(url=live_server, username=LIVE_USER, password=LIVE_PASSWORD) as client:
+        for calendar in client.principal().calendars():
+            if calendar.get_display_name() in ("Read only", "Together"):
+                calendar.save_event(**when(2, f"Owner's in {calendar.get_display_name()}"))
+    with caldav.DAVClient(url=live_server, username="bobcat", password="bob's secret 1") as client:
+        calendars = {c.get_display_name(): c for c in client.principal().calendars()}
+        assert {"Read only", "Together"} <= set(calendars)
+        for name in ("Read only", "Together"):
+            assert [str(e.icalendar_component["SUMMARY"]) for e in calendars[name].events()] == [f"Owner's in {name}"]
+        with pytest.raises(caldav.lib.error.AuthorizationError):
+            calendars["Read only"].save_event(**when(3, "Bob's"))
+        calendars["Together"].save_event(**when(3, "Bob's"))
+    with caldav.DAVClient(url=live_server, username=LIVE_USER, password=LIVE_PASSWORD) as client:
+        [together] = [c for c in client.principal().calendars() if c.get_display_name() == "Together"]
+        summaries = sorted(str(e.icalendar_component["SUMMARY"]) for e in together.events())
+        assert summaries == ["Bob's", "Owner's in Together"]
