@@ -99,13 +99,24 @@ def wait_until_up(url: str, process: subprocess.Popen) -> None:
     raise RuntimeError(f"{url} did not start")
 
 
-def start_almanac(folder: Path) -> Target:
+def start_almanac(folder: Path, shared: bool = False) -> Target:
+    """Almanac, with the calendar its owner's; ``shared``: measured as another user it is
+    shared with read-write (every request then goes through a grant)."""
     server = Server(folder / "almanac")
-    body = b'{"username": "bench", "password": "benchmark-password", "email": "bench@example.org"}'
-    server.request("/v1/users", body, {"Content-Type": "application/json"})
-    target = Target(
-        "Almanac", server.base, "/dav/calendars/bench/calendar/", aiohttp.BasicAuth("bench", "benchmark-password")
-    )
+    owner = aiohttp.BasicAuth("bench", "benchmark-password")
+    target = Target("Almanac", server.base, "/dav/calendars/bench/calendar/", owner)
+    json_type = {"Content-Type": "application/json"}
+    made = server.request("/v1/users", b'{"username": "bench", "password": "benchmark-password"}', json_type)
+    calid = "bench"
+    if shared:
+        sharee = server.request("/v1/users", b'{"username": "sharee", "password": "benchmark-password"}', json_type)
+        mine = {**json_type, "Authorization": f"Token token={made['authToken']}"}
+        team = b'{"name": "Team", "membersCanPost": true, "invitees": ["sharee"]}'
+        group = server.request("/v1/groups", team, mine)["id"]
+        server.request(f"/v1/groups/{group}/accept", b"", {"Authorization": f"Token token={sharee['authToken']}"})
+        target = Target("Almanac, as a sharee", server.base, "/dav/calendars/sharee/bench-team/",
+                        aiohttp.BasicAuth("sharee", "benchmark-password"))  # fmt: skip
+        calid = "bench:team"
     target.stop = server.stop
 
     async def fill(items: list[tuple[str, str]]) -> None:
@@ -113,8 +124,8 @@ def start_almanac(folder: Path) -> Target:
         blocks = "".join(text[len(head) : -len(END)] for _, text in items)
         form = aiohttp.FormData()
         form.add_field("file", head + blocks + END, filename="bench.ics", content_type="text/calendar")
-        url = f"{server.base}/import.wcap?calid=bench&httpauth=1"
-        async with aiohttp.ClientSession(auth=target.auth) as session, session.post(url, data=form) as reply:
+        url = f"{server.base}/import.wcap?calid={calid}&httpauth=1"
+        async with aiohttp.ClientSession(auth=owner) as session, session.post(url, data=form) as reply:
             assert reply.headers["X-NSCP-WCAP-ERRNO"] == "0", await reply.text()
 
     target.bulk_fill = fill
@@ -294,11 +305,14 @@ def main() -> None:
     parser.add_argument("--radicale-sizes", type=int, nargs="*", default=[1000, 10_000])
     parser.add_argument("--xandikos-sizes", type=int, nargs="*", default=[1000, 10_000])
     parser.add_argument("--mixed-seconds", type=float, default=20)
+    parser.add_argument("--shared", action="store_true", help="also as a user the calendar is shared with")
     options = parser.parse_args()
     print(f"# {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print("| server | events | " + " | ".join(COLUMNS) + " |")
     print("|---|---:|" + "---:|" * len(COLUMNS))
     starters: list[tuple[Callable[[Path], Target], list[int]]] = [(start_almanac, options.sizes)]
+    if options.shared:
+        starters.append((lambda folder: start_almanac(folder, shared=True), options.sizes))
     if options.peers:
         starters += [
             (lambda folder: start_radicale(options.peers, folder), options.radicale_sizes),
