@@ -124,6 +124,10 @@ class Store(ABC):
     async def get_calendar_by_slug(self, owner_id: int, slug: str) -> Calendar | None: ...
 
     @abstractmethod
+    async def shared_calendar(self, user_id: int, slug: str) -> tuple[Calendar, Grant] | None:
+        """The calendar an accepted grant to the user names ``slug`` in their home, with the grant."""
+
+    @abstractmethod
     async def find_calendar_by_name(self, owner_id: int, name: str) -> Calendar | None: ...
 
     @abstractmethod

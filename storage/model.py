@@ -56,6 +56,9 @@ class Calendar:
     created_at: str
     updated_at: str
     object_count: int | None = None  #: filled in by listings that count
+    #: (user id, level) when the services found the calendar for a user it is shared with: what
+    #: the grants allowed them then (never read from or written to the store)
+    seen_by: tuple[int, str] | None = None
 
 
 #: what a calendar accepts unless told otherwise

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -109,6 +110,14 @@ async def import_and_undo(w: World) -> tuple[int, str]:
     return await w.rest("DELETE", f"/v1/imports/{job.group(1)}")
 
 
+async def wcap_import(w: World) -> tuple[int, str]:
+    form = aiohttp.FormData()
+    form.add_field("file", EVENT.format(uid="by-wcap", summary="By WCAP import"), filename="in.ics")
+    response = await w.client.post("/wcap/import.wcap", params={"id": w.wcap, "calid": w.calid}, data=form)
+    text = await response.text()
+    return (200 if response.headers.get("X-NSCP-WCAP-ERRNO") == "0" else 403), text
+
+
 async def web(w: World, method: str, path: str, **form: str) -> tuple[int, str]:
     await w.client.post("/app/signin", data={"username": w.actor, "password": "correct horse"}, allow_redirects=False)
     page = await (await w.client.get("/app/")).text()
@@ -150,6 +159,7 @@ OPERATIONS = [
         "title": "Slot", "startDate": "2026-12-04T10:00:00Z", "endDate": "2026-12-04T11:00:00Z",
         "slotGroups": [w.uuid]})),
     Operation("REST import and undo", Level.READ_WRITE, import_and_undo),
+    Operation("WCAP import", Level.READ_WRITE, wcap_import),
     Operation("CalDAV PROPPATCH", Level.ADMIN, lambda w: w.dav(
         "PROPPATCH", w.base, '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:displayname>Renamed</D:displayname>'
         "</D:prop></D:set></D:propertyupdate>")),

@@ -16,6 +16,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from lxml import etree
 
+from server.app import SERVICES
+from server.services import Services
 from tests.helpers import LIVE_PASSWORD, LIVE_USER, TB_SYNC, Account, basic
 from tests.test_caldav_reports import TB_CALENDAR_PROPS, TB_MULTIGET
 
@@ -97,6 +99,13 @@ async def test_shared_calendars_at_every_door(client: TestClient, alice: Account
     assert written.status == 201
     slots = await (await alice.get(f"/v1/groups/{team['id']}/slots")).json()
     assert [s["title"] for s in slots] == ["Bob's"]  # Bob's write is in Alice's calendar
+    services: Services = client.app[SERVICES]
+    shared = await services.store.get_calendar_by_uuid(team["id"])
+    assert shared is not None
+    [written] = await services.store.list_objects([shared.id])
+    assert written.modified_by == bob.data["id"]  # each change records who made it
+    [(change, _)] = await services.store.changes_since(written.calendar_id, 0)
+    assert change.changed_by == bob.data["id"]
     principal = await client.request("PROPFIND", "/dav/principals/alice/", headers={**basic("bob"), "Depth": "0"})
     assert principal.status == 207  # the owner of a calendar shared with him
 

@@ -36,7 +36,7 @@ from protocol.ical import (
     resource_from_calendar,
 )
 from protocol.recurrence import busy_calendar, busy_periods
-from server.services.access import AccessService, Level
+from server.services.access import AccessService, Level, State
 from server.services.errors import Forbidden, Invalid, NameTaken, NotFound, PreconditionFailed
 from storage import base
 from storage.model import (
@@ -139,8 +139,12 @@ def group_info(calendar: Calendar) -> GroupInfo:
 
 
 def as_shared(calendar: Calendar, grant: Grant) -> Calendar:
-    """A calendar as its grantee's home shows it: under the grant's name, in the grantee's colour."""
-    return replace(calendar, slug=grant.slug or calendar.slug, color=grant.props.get("color") or calendar.color)
+    """A calendar as its grantee's home shows it: under the grant's name, in the grantee's
+    colour, with the level the grant gives them (``seen_by``)."""
+    return replace(
+        calendar, slug=grant.slug or calendar.slug, color=grant.props.get("color") or calendar.color,
+        seen_by=(grant.grantee_id or 0, grant.level),
+    )  # fmt: skip
 
 
 class CalendarService:
@@ -150,10 +154,23 @@ class CalendarService:
 
     async def need(self, user: User, calendars: Sequence[Calendar], level: Level) -> None:
         """Refuse unless the user has ``level`` on every one of the calendars (NotFound for one
-        they may not see, Forbidden for one they may see but not so)."""
+        they may not see, Forbidden for one they may see but not so). An owner may do
+        everything, and a calendar this service found for the user carries the level the user
+        had then (``seen_by``): neither needs a lookup. A refusal is always looked up afresh."""
         for calendar in calendars:
-            if calendar.owner_id != user.id:  # an owner may do everything: nothing to look up
-                await self.access.require(user, calendar, level)
+            if calendar.owner_id == user.id:
+                continue
+            seen = calendar.seen_by
+            if seen is not None and seen[0] == user.id and Level.grantable(seen[1]) >= level:
+                continue
+            await self.access.require(user, calendar, level)
+
+    async def _seen(self, user: User, calendar: Calendar, level: Level) -> Calendar:
+        """The calendar, if the user has ``level`` on it, carrying their level."""
+        if calendar.owner_id == user.id:
+            return calendar
+        found = await self.access.require(user, calendar, level)
+        return replace(calendar, seen_by=(user.id, found.label))
 
     async def level(self, user: User, calendar: Calendar) -> Level:
         return await self.access.level(user, calendar)
@@ -211,13 +228,14 @@ class CalendarService:
         """The calendar in the user's home with this slug: theirs, or one shared with them
         (accepted) under that name."""
         own = await self.store.get_calendar_by_slug(user.id, slug)
-        if own is not None:
+        if own is not None:  # an owner's lookup is the one it was before sharing
             return own
-        return next((c for c in await self.shared(user) if c.slug == slug), None)
+        shared = await self.store.shared_calendar(user.id, slug)
+        return as_shared(*shared) if shared else None
 
     async def shared(self, user: User) -> list[Calendar]:
         """The calendars others share with the user that they accepted, as their home shows them."""
-        return [as_shared(c, g) for g, c in await self.store.grants_to(user.id, ["active"])]
+        return [as_shared(c, g) for g, c in await self.store.grants_to(user.id, [State.ACTIVE])]
 
     async def home(self, user: User) -> list[Calendar]:
         """The user's calendars, then those shared with them."""
@@ -247,8 +265,7 @@ class CalendarService:
         calendar = await self.store.get_calendar_by_uuid(uuid) if is_uuid(uuid) else None
         if calendar is None:
             raise NotFound("calendar not found", kind="calendar")
-        await self.need(user, [calendar], level)
-        return calendar
+        return await self._seen(user, calendar, level)
 
     async def update(self, user: User, uuid: str, **changes: object) -> Calendar:
         """Rename or restyle a calendar (its owner or an admin)."""
@@ -293,10 +310,13 @@ class CalendarService:
         calendar = await self._named(owner, slug, by_email)
         if calendar is None:
             raise NotFound("calendar not found", kind="calendar")
-        if calendar.owner_id != user.id and await self.level(user, calendar) < level:
+        if calendar.owner_id == user.id:
+            return calendar
+        found = await self.level(user, calendar)
+        if found < level:
             raise Forbidden("you have no access to this calendar" if level == Level.FREEBUSY else
                             f"this needs {level.label} access to the calendar")  # fmt: skip
-        return calendar
+        return replace(calendar, seen_by=(user.id, found.label))
 
     async def _named(self, owner: str, slug: str | None, by_email: bool) -> Calendar | None:
         """The calendar ``slug`` (None: the default one) of the user ``owner`` names, whoever may see it."""
@@ -311,7 +331,7 @@ class CalendarService:
         """The user's unanswered (or declined) invitation to the calendar ``resolve`` would name."""
         calendar = await self._named(owner, slug, by_email)
         grant = await self.access.grant_to(user, calendar) if calendar else None
-        return grant if grant is not None and grant.state in ("invited", "refused") else None
+        return grant if grant is not None and grant.state in (State.INVITED, State.REFUSED) else None
 
     def import_target(self, user: User, name: str) -> ImportTarget:
         """The user's calendar called ``name``, made by the import if it does not exist."""

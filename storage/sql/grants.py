@@ -98,6 +98,14 @@ class Grants(Calendars):
         )
         return [(_grant_at(row), calendar(row)) for row in rows]
 
+    async def shared_calendar(self, user_id: int, slug: str) -> tuple[Calendar, Grant] | None:
+        row = await self.db.one(
+            f"SELECT c.*, {_GRANT} FROM grants AS g JOIN calendars AS c ON c.id = g.calendar_id "
+            "WHERE g.grantee_id = ? AND g.slug = ? AND g.state = 'active'",
+            (user_id, slug),
+        )
+        return (calendar(row), _grant_at(row)) if row else None
+
     async def grants_on(self, calendar_id: int, user_id: int) -> list[Grant]:
         rows = await self.db.all(
             "SELECT * FROM grants WHERE calendar_id = ? AND (grantee_id = ? OR grantee_id IS NULL) ORDER BY id",
