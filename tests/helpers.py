@@ -135,6 +135,18 @@ TB_SYNC = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<sync-collection xmlns="DAV:"><sync-token>{token}</sync-token>'
     "<sync-level>1</sync-level><prop><getcontenttype/><getetag/></prop></sync-collection>"
 )
+#: Thunderbird's per-calendar PROPFIND and its multiget, byte for byte (comm-central's caldav provider)
+TB_CALENDAR_PROPS = (
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<D:propfind xmlns:D='DAV:' xmlns:CS='http://calendarserver.org/ns/' "
+    "xmlns:C='urn:ietf:params:xml:ns:caldav'><D:prop><D:resourcetype/><D:owner/><D:current-user-principal/>"
+    "<D:current-user-privilege-set/><D:supported-report-set/><C:supported-calendar-component-set/><CS:getctag/>"
+    "</D:prop></D:propfind>"
+)
+TB_MULTIGET = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<C:calendar-multiget xmlns:D="DAV:" '
+    'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/><C:calendar-data/></D:prop>{hrefs}'
+    "</C:calendar-multiget>"
+)
 
 
 async def report(client: TestClient, path: str, body: str, status: int = 207, depth: str = "1") -> Any:

@@ -12,18 +12,20 @@ from yarl import URL
 from protocol import caldav
 from server.caldav.props import REPORTS
 from server.caldav.reports import HANDLERS
-from tests.helpers import CAL, EVENT, NS, TB_SYNC, XML, Account, basic, propfind, report, responses, seed_body
-
-TB_CALENDAR_PROPS = (
-    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<D:propfind xmlns:D='DAV:' xmlns:CS='http://calendarserver.org/ns/' "
-    "xmlns:C='urn:ietf:params:xml:ns:caldav'><D:prop><D:resourcetype/><D:owner/><D:current-user-principal/>"
-    "<D:current-user-privilege-set/><D:supported-report-set/><C:supported-calendar-component-set/><CS:getctag/>"
-    "</D:prop></D:propfind>"
-)
-TB_MULTIGET = (
-    '<?xml version="1.0" encoding="UTF-8"?>\n<C:calendar-multiget xmlns:D="DAV:" '
-    'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/><C:calendar-data/></D:prop>{hrefs}'
-    "</C:calendar-multiget>"
+from tests.helpers import (
+    CAL,
+    EVENT,
+    NS,
+    TB_CALENDAR_PROPS,
+    TB_MULTIGET,
+    TB_SYNC,
+    XML,
+    Account,
+    basic,
+    propfind,
+    report,
+    responses,
+    seed_body,
 )
 
 

@@ -197,7 +197,7 @@ async def test_a_restart_rolls_back_the_interrupted_and_runs_the_queued(config: 
     user = await first.users.create("carol", "correct horse")
     [calendar] = await first.calendars.of(user)
     mine = parse(decode(sample("recurring.ics"))).resources[0]
-    await first.calendars.put(calendar, mine)
+    await first.calendars.put(user, calendar, mine)
     before = {o.uid: o.etag for o in await first.store.list_objects([calendar.id])}
     # a server stopped half-way through an import: one batch written (one event replaced, the
     # rest new, one calendar made), then nothing

@@ -128,7 +128,8 @@ async def test_a_node_killed_during_an_import_is_rolled_back_by_another(node: Ca
         token, calendar = await sign_up(http, a.url)
         assert await put(http, a.url, "kept-before") == 201
         job = await queue_import(http, a.url, token, calendar, 30_000)
-        status = await job_when(http, a.url, token, job, lambda s: s["entries_created"] > 0)  # A has written some
+        # A has written some (it parses the whole file first: on a slow machine that takes a while)
+        status = await job_when(http, a.url, token, job, lambda s: s["entries_created"] > 0, within=120)
         assert status["status"] == "in_progress" and status["entries_created"], status
         a.kill()
         await b.start()

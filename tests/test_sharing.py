@@ -18,8 +18,7 @@ from lxml import etree
 
 from server.app import SERVICES
 from server.services import Services
-from tests.helpers import LIVE_PASSWORD, LIVE_USER, TB_SYNC, Account, basic
-from tests.test_caldav_reports import TB_CALENDAR_PROPS, TB_MULTIGET
+from tests.helpers import LIVE_PASSWORD, LIVE_USER, TB_CALENDAR_PROPS, TB_MULTIGET, TB_SYNC, Account, basic
 
 NS = {"D": "DAV:", "C": "urn:ietf:params:xml:ns:caldav"}
 EVENT = (

@@ -437,6 +437,8 @@ async def get_userprefs(door: WcapDoor, call: Call) -> list[Block]:
 @command("set_userprefs")
 async def set_userprefs(door: WcapDoor, call: Call) -> list[Block]:
     check_userid(call)
+    if sum(len(call.get(key) or "") for key in ("set_attrs", "add_attrs")) > MAX_PREFS:  # before any work on them
+        raise WcapError(Errno.SET_USERPREFS_FAILED, f"preferences are {MAX_PREFS} bytes at most")
     prefs = dict(call.me.prefs.get("wcap", {}))
     for key in ("set_attrs", "add_attrs"):
         for item in split_list(call.get(key)):
