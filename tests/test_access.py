@@ -1,5 +1,6 @@
 """Issue 16's one access check (services/access.py), on each store: levels from grants, the
-invitation's states, who may share and revoke. (No door asks it yet.)"""
+invitation's states, who may share and revoke. (What each door makes of it: test_sharing.py and
+test_access_matrix.py.)"""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ async def test_levels_come_from_active_grants_only(services: Services) -> None:
     assert await access.level(bob, calendar) == Level.NONE
     invitation = await access.share(alice, calendar, bob, "read")
     assert invitation.state == State.INVITED and await access.level(bob, calendar) == Level.NONE  # not yet
-    assert [c.id for _, c in await access.shared_with(bob)] == [calendar.id]
+    assert [(c.id, owner.id) for _, c, owner in await access.shared_with(bob)] == [(calendar.id, alice.id)]
     accepted = await access.answer(bob, invitation, accept=True)
     assert accepted.state == State.ACTIVE and await access.level(bob, calendar) == Level.READ
     await access.share(alice, calendar, bob, "read-write")  # a new level keeps the acceptance

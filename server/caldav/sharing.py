@@ -7,6 +7,7 @@ access service as every other door."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from lxml import etree
@@ -23,11 +24,19 @@ from storage.model import Calendar, Grant, User
 NAME_PREFIX, NAME_SUFFIX = "invite-", ".xml"
 
 
+def _path(href: str) -> list[str]:
+    """The segments of an href's path, absolute (``http://host/dav/...``) or not (``/dav/...``)."""
+    try:
+        return [part for part in dav.path_segments(urlsplit(href).path) if part]
+    except ValueError:
+        return []
+
+
 async def sharee(services: Services, href: str) -> User | None:
     """The user a sharee href names: ``mailto:`` an address, or a principal's path."""
     if href.lower().startswith("mailto:"):
         return await services.calendars.owner_of(href[7:], by_email=True)
-    parts = [p for p in dav.path_segments(href.split("://", 1)[-1].partition("/")[2] if "://" in href else href) if p]
+    parts = _path(href)
     if len(parts) == 3 and parts[:2] == ["dav", "principals"]:
         return await services.users.get_by_name(parts[2])
     return None
@@ -64,8 +73,7 @@ async def invite_reply(services: Services, user: User, body: bytes) -> web.Respo
         reply = dav.parse_invite_reply(body)
     except dav.BadRequest as error:
         raise web.HTTPBadRequest(text=f"{error}\n") from None
-    path = reply.host.split("://", 1)[-1].partition("/")[2] if "://" in reply.host else reply.host.lstrip("/")
-    parts = [p for p in dav.path_segments("/" + path) if p]
+    parts = _path(reply.host)
     if len(parts) != 4 or parts[:2] != ["dav", "calendars"]:
         raise web.HTTPBadRequest(text="hosturl names the shared calendar, /dav/calendars/{owner}/{calendar}/\n")
     invited = await services.calendars.invitation(user, parts[2], parts[3])
@@ -86,12 +94,8 @@ async def invite_reply(services: Services, user: User, body: bytes) -> web.Respo
 
 async def invitations(services: Services, user: User) -> list[tuple[Grant, Calendar, User]]:
     """The invitations waiting for the user, each with its calendar and that calendar's owner."""
-    found = []
-    for grant, calendar in await services.access.shared_with(user):
-        owner = await services.users.get(calendar.owner_id)
-        if grant.state == State.INVITED and owner is not None and grant.level != Level.FREEBUSY.label:
-            found.append((grant, calendar, owner))
-    return found
+    shared = await services.access.shared_with(user)
+    return [(g, c, o) for g, c, o in shared if g.state == State.INVITED and g.level != Level.FREEBUSY.label]
 
 
 def notification(user: User, grant: Grant, calendar: Calendar, owner: User) -> bytes:

@@ -273,11 +273,9 @@ class RestDoor:
         the user's membershipState."""
         user = await self.user(request)
         result = [{**group_json(c, user), "showInSchedule": True} for c in await self.services.calendars.of(user)]
-        for grant, calendar in await self.services.access.shared_with(user):
-            owner = await self.services.users.get(calendar.owner_id)
-            if owner is not None:
-                shown = {**group_json(calendar, owner, state=grant.state), "color": grant.props.get("color")}
-                result.append({**shown, "showInSchedule": grant.state == State.ACTIVE})
+        for grant, calendar, owner in await self.services.access.shared_with(user):
+            shown = {**group_json(calendar, owner, state=grant.state), "color": grant.props.get("color")}
+            result.append({**shown, "showInSchedule": grant.state == State.ACTIVE})
         return json_response({"result": result})
 
     @staticmethod

@@ -225,9 +225,15 @@ class AccessService:
             *(u for u in await self.store.related_users(user.id, [State.INVITED, State.ACTIVE]) if u.id != user.id),
         ]
 
-    async def shared_with(self, user: User) -> list[tuple[Grant, Calendar]]:
-        """The calendars shared with a user: accepted ones and invitations."""
-        return await self.store.grants_to(user.id, [State.INVITED, State.ACTIVE])
+    async def shared_with(self, user: User) -> list[tuple[Grant, Calendar, User]]:
+        """The calendars shared with a user, accepted ones and invitations, each with its grant
+        and its owner."""
+        found = []
+        for grant, calendar in await self.store.grants_to(user.id, [State.INVITED, State.ACTIVE]):
+            owner = await self.store.get_user(calendar.owner_id)
+            if owner is not None:
+                found.append((grant, calendar, owner))
+        return found
 
     async def _set(self, grant: Grant, state: State) -> Grant:
         changed = await self.store.set_grant_state(grant.id, state)

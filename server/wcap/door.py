@@ -34,7 +34,7 @@ from protocol.ical import (
 from protocol.wcap import Block, Errno, WcapError, flag, parse_acl, parse_calid, parse_time, split_list
 from server.http import MAX_INT, REQUEST_USER, basic_credentials, client_address, read_form, read_post, whole_number
 from server.services import Services
-from server.services.access import Level
+from server.services.access import Level, State
 from server.services.calendars import slugify
 from server.services.errors import (
     BadEncoding,
@@ -517,11 +517,8 @@ async def search_calprops(door: WcapDoor, call: Call) -> list[Block]:
 async def visible_calendars(door: WcapDoor, user: User) -> list[tuple[Calendar, User]]:
     """The user's calendars, then those shared with them (accepted), each with its owner."""
     found = [(c, user) for c in await door.services.calendars.of(user)]
-    for grant, calendar in await door.services.access.shared_with(user):
-        owner = await door.services.users.get(calendar.owner_id)
-        if grant.state == "active" and owner is not None:
-            found.append((calendar, owner))
-    return found
+    shared = await door.services.access.shared_with(user)
+    return found + [(calendar, owner) for grant, calendar, owner in shared if grant.state == State.ACTIVE]
 
 
 @command("list")

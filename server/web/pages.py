@@ -155,11 +155,7 @@ class WebDoor:
 
     async def calendars(self, request: web.Request, user: User, session: str) -> web.Response:
         calendars = await self.services.calendars.of(user)
-        shared = []
-        for grant, calendar in await self.services.access.shared_with(user):
-            owner = await self.services.users.get(calendar.owner_id)
-            if owner is not None:
-                shared.append((grant, calendar, owner))
+        shared = await self.services.access.shared_with(user)
         return self.page("calendars.html", user, session, calendars=calendars, exports=EXPORTS, shared=shared)
 
     # sharing -------------------------------------------------------------------------------
