@@ -2,18 +2,23 @@
 
 For each server and calendar size: PUT throughput at concurrency 8, PROPFIND Depth 1 (getetag),
 a one-week calendar-query with and without expand, a calendar-multiget of 100, sync-collection
-initial and incremental, and a 20-second Thunderbird-like mixed load (8 clients each looping
-sync-collection, PUT with If-None-Match, the one-item multiget Thunderbird sends after a PUT,
-and every fifth round an edit with If-Match and a DELETE). Calendars hold about 100 events a
-week whatever their size, so a one-week query returns the same amount of data at every size.
+initial and incremental, GET throughput of single events at concurrency 8, and two mixed loads
+of 8 clients: a Thunderbird-like one (each client looping sync-collection, PUT with
+If-None-Match, the one-item multiget Thunderbird sends after a PUT, and every fifth round an
+edit with If-Match and a DELETE) and a listing-heavy one (50 % GET, 20 % PROPFIND Depth 1, 20 %
+one-week query, 10 % PUT). Calendars hold about 100 events a week whatever their size, so a
+one-week query returns the same amount of data at every size. Before the servers, the same
+client measures a bare aiohttp handler answering a constant event-sized body: the floor a GET
+is compared with.
 
     python3 -m venv /tmp/peers && /tmp/peers/bin/pip install radicale xandikos
     .venv/bin/python bench/caldav_bench.py --peers /tmp/peers [--sizes 1000 10000 100000]
 
-The PUT rate is measured on the first 1,000 events of every calendar; the rest goes in the fast
-way each server has: Almanac through WCAP import.wcap, Radicale by writing its .ics files into
-the collection folder, Xandikos by committing them to the collection's git tree (their own
-storage formats). Slow measurements stop repeating after 30 s (the median of what was taken).
+The PUT rate is measured on the first 1,000 events of every calendar, for at most 30 s; the rest
+goes in the fast way each server has: Almanac through WCAP import.wcap, Radicale by writing its
+.ics files into the collection folder, Xandikos by committing them to the collection's git tree
+(their own storage formats). Slow measurements stop repeating after 30 s (the median of what
+was taken).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -198,19 +204,78 @@ async def median_ms(runs: int, measure: Callable[[], Awaitable[float]], budget_m
     return statistics.median(times)
 
 
-async def put_all(session: aiohttp.ClientSession, target: Target, items: list[tuple[str, str]]) -> float:
-    """PUT every item at concurrency 8; returns PUTs per second."""
-    queue = list(items)
+async def put_all(
+    session: aiohttp.ClientSession, target: Target, items: list[tuple[str, str]], budget: float = 30
+) -> tuple[float, list[tuple[str, str]]]:
+    """PUT the items at concurrency 8 for at most ``budget`` seconds: PUTs per second, and the
+    items left unsent."""
+    queue = list(reversed(items))
+    deadline = time.monotonic() + budget
+    sent = 0
 
     async def worker() -> None:
-        while queue:
+        nonlocal sent
+        while queue and time.monotonic() < deadline:
             uid, text = queue.pop()
             await timed(session, "PUT", target.url(f"{uid}.ics"), text,
                         **{"If-None-Match": "*", "Content-Type": "text/calendar; charset=utf-8"})  # fmt: skip
+            sent += 1
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(8)))
-    return len(items) / (time.perf_counter() - started)
+    return sent / (time.perf_counter() - started), list(reversed(queue))
+
+
+async def throughput(seconds: float, request: Callable[[int], Awaitable[None]]) -> tuple[float, int]:
+    """8 clients calling ``request(n)`` (n counts their rounds) for ``seconds``: requests per
+    second and errors."""
+    done, errors = 0, 0
+    deadline = time.monotonic() + seconds
+
+    async def client() -> None:
+        nonlocal done, errors
+        while time.monotonic() < deadline:
+            try:
+                await request(done + errors)
+                done += 1
+            except (AssertionError, AttributeError, aiohttp.ClientError):
+                errors += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(client() for _ in range(8)))
+    return done / (time.monotonic() - started), errors
+
+
+def get_requests(session: aiohttp.ClientSession, urls: list[str]) -> Callable[[int], Awaitable[None]]:
+    async def get(number: int) -> None:
+        async with session.get(urls[number * 7919 % len(urls)]) as reply:
+            await reply.read()
+            assert reply.status == 200, reply.status
+
+    return get
+
+
+async def floor_get(seconds: float) -> float:
+    """GETs per second of a bare aiohttp handler answering a constant event-sized body, with
+    the same client: what no server on this stack can beat."""
+    port = free_port()
+    app = (
+        "from aiohttp import web\n"
+        "body = b'x' * 700\n"
+        "async def get(request): return web.Response(body=body, content_type='text/calendar')\n"
+        "app = web.Application(); app.router.add_get('/{name}', get)\n"
+        f"web.run_app(app, host='127.0.0.1', port={port}, access_log=None, print=None)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", app])
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/up", process)
+        urls = [f"http://127.0.0.1:{port}/{n}.ics" for n in range(100)]
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=8)) as session:
+            rate, _ = await throughput(seconds, get_requests(session, urls))
+        return rate
+    finally:
+        process.terminate()
+        process.wait()
 
 
 async def sync_token(session: aiohttp.ClientSession, target: Target, token: str = "") -> str:
@@ -257,15 +322,38 @@ async def mixed_load(session: aiohttp.ClientSession, target: Target, seconds: fl
     return done / (time.monotonic() - started), errors
 
 
+def listing_mix(session: aiohttp.ClientSession, target: Target, urls: list[str]) -> Callable[[int], Awaitable[None]]:
+    """One request of the listing-heavy mix: 50 % GET, 20 % PROPFIND Depth 1, 20 % one-week
+    query, 10 % PUT of a new event."""
+    get = get_requests(session, urls)
+    query = QUERY.format(expand="")
+
+    async def request(number: int) -> None:
+        kind = number % 10
+        if kind < 5:
+            await get(number)
+        elif kind < 7:
+            await timed(session, "PROPFIND", target.url(), PROPFIND, **XML, Depth="1")
+        elif kind < 9:
+            await timed(session, "REPORT", target.url(), query, **XML, Depth="1")
+        else:
+            uid, text = events(1, f"listing-{uuid.uuid4().hex[:8]}")[0]
+            await timed(session, "PUT", target.url(f"{uid}.ics"), text, **{"If-None-Match": "*"})
+
+    return request
+
+
 async def measure(target: Target, size: int, mixed_seconds: float) -> dict[str, float]:
     items = events(size, "bench")
     connector = aiohttp.TCPConnector(limit=8)
     async with aiohttp.ClientSession(auth=target.auth, connector=connector) as session:
         first = min(1000, size)
-        row = {"put/s": await put_all(session, target, items[:first])}
-        if size > first:
+        row: dict[str, float] = {}
+        row["put/s"], unsent = await put_all(session, target, items[:first])
+        if unsent or size > first:
             assert target.bulk_fill is not None
-            await target.bulk_fill(items[first:])
+            await target.bulk_fill(unsent + items[first:])
+        urls = [target.url(f"{uid}.ics") for uid, _ in items[:1000]]
         hrefs = "".join(f"<D:href>{target.calendar}{uid}.ics</D:href>" for uid, _ in items[:100])
         runs = 3 if size >= 100_000 else 5
         await timed(session, "PROPFIND", target.url(), PROPFIND, **XML, Depth="1")  # warm caches
@@ -290,15 +378,20 @@ async def measure(target: Target, size: int, mixed_seconds: float) -> dict[str, 
         row["sync incremental ms"] = await median_ms(
             10, lambda: timed(session, "REPORT", target.url(), SYNC.format(token=token), **XML, Depth="1")
         )
+        row["get/s"], get_errors = await throughput(min(mixed_seconds, 10), get_requests(session, urls))
         row["mixed req/s"], row["mixed errors"] = await mixed_load(session, target, mixed_seconds)
+        row["listing mix req/s"], listing_errors = await throughput(mixed_seconds, listing_mix(session, target, urls))
+        row["listing errors"] = listing_errors + get_errors
     return row
 
 
 COLUMNS = ("put/s", "propfind depth1 ms", "week query ms", "week expand ms", "multiget100 ms", "sync initial ms",
-           "sync incremental ms", "mixed req/s", "mixed errors")  # fmt: skip
+           "sync incremental ms", "get/s", "mixed req/s", "mixed errors", "listing mix req/s",
+           "listing errors")  # fmt: skip
 
 
 def main() -> None:
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # aiohttp's BasicAuth, still the simplest
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 10_000, 100_000], help="Almanac's")
     parser.add_argument("--peers", type=Path, help="a venv with radicale and xandikos installed")
@@ -306,11 +399,15 @@ def main() -> None:
     parser.add_argument("--xandikos-sizes", type=int, nargs="*", default=[1000, 10_000])
     parser.add_argument("--mixed-seconds", type=float, default=20)
     parser.add_argument("--shared", action="store_true", help="also as a user the calendar is shared with")
+    parser.add_argument("--no-almanac", action="store_true", help="only the peers")
     options = parser.parse_args()
     print(f"# {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(f"# bare aiohttp GET floor: {asyncio.run(floor_get(min(options.mixed_seconds, 10))):,.0f} req/s")
     print("| server | events | " + " | ".join(COLUMNS) + " |")
     print("|---|---:|" + "---:|" * len(COLUMNS))
-    starters: list[tuple[Callable[[Path], Target], list[int]]] = [(start_almanac, options.sizes)]
+    starters: list[tuple[Callable[[Path], Target], list[int]]] = []
+    if not options.no_almanac:
+        starters.append((start_almanac, options.sizes))
     if options.shared:
         starters.append((lambda folder: start_almanac(folder, shared=True), options.sizes))
     if options.peers:

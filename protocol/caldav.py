@@ -8,7 +8,7 @@ aware, text-match collations); and shapes the calendar-data a report returns (``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
@@ -19,7 +19,16 @@ from lxml import etree
 
 from protocol import dav
 from protocol.dav import CALDAV, DAV, BadRequest, tag
-from protocol.ical import CRLF, OBJECT_COMPONENTS, UNREADABLE, instances, parse_resource, window_calendar
+from protocol.ical import (
+    CRLF,
+    OBJECT_COMPONENTS,
+    UNREADABLE,
+    expand_spans,
+    instances,
+    parse_resource,
+    split_stored,
+    window_calendar,
+)
 from protocol.recurrence import rezone_components
 
 #: what a report may expand at most per resource (RFC 4791 lets the server limit it)
@@ -688,13 +697,19 @@ def _alarm_matches(spec: CompFilter, parent: Component, zone: tzinfo) -> bool:
 # --------------------------------------------------------------------------- calendar-data
 
 
-def shape(text: str, data: CalendarData, zone: tzinfo | None = None) -> str:
+def shape(
+    text: str, data: CalendarData, zone: tzinfo | None = None, spans: Sequence[tuple[int, int, bool]] = ()
+) -> str:
     """The calendar-data of one resource as the report's ``<C:calendar-data>`` asks for it
-    (``zone``: the query's, where floating times and dates are placed, RFC 4791 9.9)."""
+    (``zone``: the query's, where floating times and dates are placed, RFC 4791 9.9; ``spans``:
+    the resource's instances in the expand's range from the time-range index, which spare
+    parsing it where they tell everything)."""
     if data.as_stored:
         return text
     if data.expand is not None:
-        text = expand_utc(text, data.expand, zone)
+        text = expand_spans(text, spans, MAX_INSTANCES) or expand_utc(text, data.expand, zone)
+        if data.limit_recurrence is None and data.select is None:
+            return text
     calendar = parse_resource(text)
     if data.limit_recurrence is not None:
         _limit_recurrence(calendar, data.limit_recurrence)
@@ -706,7 +721,7 @@ def shape(text: str, data: CalendarData, zone: tzinfo | None = None) -> str:
 def expand_utc(text: str, time_range: TimeRange, zone: tzinfo | None = None) -> str:
     """The instances overlapping the range (RFC 4791 9.6.5): each with a RECURRENCE-ID when it
     belongs to a series, no recurrence rules, every zoned time in UTC and no VTIMEZONE."""
-    recurring = "RRULE" in text or "RDATE" in text
+    recurring = any("RRULE" in part or "RDATE" in part for kind, _, part in split_stored(text) if kind != "VTIMEZONE")
     if not recurring and "TZID" not in text:
         return text  # one instance already, its times UTC, floating or dates
     if not recurring:

@@ -236,6 +236,61 @@ def multistatus(responses: Iterable[PropstatResponse], sync_token: str | None = 
     return etree.tostring(root, xml_declaration=True, encoding="utf-8")
 
 
+#: how a multistatus body starts and ends when it is written as text, a response at a time
+#: (what lxml writes for multistatus(): every namespace declared once, on the root)
+_DECLARED = " ".join(f'xmlns:{prefix}="{namespace}"' for prefix, namespace in NSMAP.items())
+MULTISTATUS_START = f"<?xml version='1.0' encoding='utf-8'?>\n<D:multistatus {_DECLARED}>"
+MULTISTATUS_END = "</D:multistatus>"
+
+
+def multistatus_end(sync_token: str | None = None) -> str:
+    return (f"<D:sync-token>{escape(sync_token)}</D:sync-token>" if sync_token is not None else "") + MULTISTATUS_END
+
+
+def responses_text(responses: Iterable[PropstatResponse]) -> str:
+    """``<D:response>`` elements as they stand inside a multistatus (the generic way, through
+    lxml: for responses whose properties are elements)."""
+    body = multistatus(responses).decode()
+    start = body.index(">", body.index("<D:multistatus")) + 1
+    return "" if body.endswith("/>") else body[start : -len(MULTISTATUS_END)]
+
+
+_PREFIXES = {namespace: prefix for prefix, namespace in NSMAP.items()}
+#: characters text must not carry as they are: markup, CR (which XML parsers would turn into
+#: LF; lxml writes &#13;) and those XML cannot carry at all
+_ESCAPED = re.compile("[&<>\r]|[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def escape(text: str) -> str:
+    """``text`` as XML character data, written as lxml writes it."""
+    if text.isprintable() and "&" not in text and "<" not in text and ">" not in text:
+        return text  # the usual case, and 3-4 times quicker to tell than with the expression
+    if _ESCAPED.search(text) is None:
+        return text
+    text = xml_text(text)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+
+
+def empty_element(name: str) -> str:
+    """An empty element, prefixed where its namespace has a prefix on the root, else declaring
+    its namespace itself."""
+    namespace, _, local = name[1:].partition("}")
+    prefix = _PREFIXES.get(namespace)
+    if prefix is not None:
+        return f"<{prefix}:{local}/>"
+    if not namespace:
+        return f"<{local}/>"
+    quoted = escape(namespace).replace('"', "&quot;")
+    return f'<X:{local} xmlns:X="{quoted}"/>'
+
+
+def prefixed(name: str) -> str | None:
+    """``D:getetag`` for ``{DAV:}getetag``; None when the namespace has no prefix on the root."""
+    namespace, _, local = name[1:].partition("}")
+    prefix = _PREFIXES.get(namespace)
+    return f"{prefix}:{local}" if prefix is not None else None
+
+
 def error(*conditions: str) -> bytes:
     """A ``<D:error>`` body naming the failed preconditions (Clark names)."""
     root = etree.Element(tag(DAV, "error"), nsmap=NSMAP)

@@ -15,7 +15,7 @@ import hashlib
 import itertools
 import re
 import zoneinfo
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -1062,6 +1062,77 @@ def _instance_text(
     if own_length and not end_written and anchor == "DTSTART":  # the master has no end of its own
         out.insert(out.index(f"{anchor}{params}:{value_of(moment)}") + 1, f"DTEND{params}:{value_of(moment + length)}")
     return CRLF.join(out) + CRLF
+
+
+_UTC_TIME = re.compile(r"\d{8}T\d{6}Z")
+_LOCAL_TIME = re.compile(r"\d{8}T\d{6}")
+#: the times expand_spans writes from the spans
+_SPAN_TIMES = ("DTSTART", "DTEND")
+
+
+def _utc_stamp(moment: int) -> str:
+    return (datetime(1970, 1, 1) + timedelta(seconds=moment)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def expand_spans(text: str, spans: Sequence[tuple[int, int, bool]], limit: int) -> str | None:
+    """The instances of a stored resource in a range, every time in UTC and no VTIMEZONE (what
+    an expand asks), made from its spans in the time-range index (``spans``: start, end and
+    exactness of each instance in the range) instead of parsing it. Only for the plain case: one
+    VEVENT, recurring by RRULE or not, with UTC or zoned date-time DTSTART/DTEND, no overrides,
+    RDATEs or other zoned times, every span exact; None for anything else (parse it)."""
+    if not spans or len(spans) > limit or "RECURRENCE-ID" in text:
+        return None
+    if not all(exact and end - start != 1 for start, end, exact in spans):  # a 1 s span: maybe [s, s] on PostgreSQL
+        return None
+    head: list[str] = []  # the calendar's own lines
+    event: list[str] = []  # the VEVENT's, its alarms' included
+    depth, component = 0, ""
+    for line in _logical_lines(text):
+        upper = line.upper()
+        if upper.startswith("BEGIN:"):
+            depth += 1
+            if depth == 2:
+                component = upper[6:].strip()
+                if component not in ("VEVENT", "VTIMEZONE") or (component == "VEVENT" and event):
+                    return None
+        if depth >= 2:
+            if component == "VEVENT":
+                event.append(line)
+        elif depth == 1 and not upper.startswith(("BEGIN:VCALENDAR", "END:VCALENDAR")):
+            head.append(line)
+        if upper.startswith("END:"):
+            depth -= 1
+    recurring = ends = False
+    own: list[str] = []
+    nested = 0
+    for line in event[1:-1]:
+        name = _name(line)
+        key = name.split(";", 1)[0].upper()
+        top = nested == 0 and key != "BEGIN"
+        nested += (key == "BEGIN") - (key == "END")
+        if top and key in _SPAN_TIMES:
+            value, params = line[len(name) + 1 :], name[len(key) :].upper()
+            zoned = params.startswith(";TZID=") and ";" not in params[1:] and _LOCAL_TIME.fullmatch(value)
+            if not (zoned or (not params and _UTC_TIME.fullmatch(value))):
+                return None
+            ends = ends or key == "DTEND"
+        elif top and key == "RDATE":  # its instances may have lengths of their own
+            return None
+        elif top and key in _DROPPED_IN_INSTANCES:
+            recurring = recurring or key == "RRULE"
+        elif "TZID=" in name.upper():
+            return None
+        else:
+            own.append(line)
+    if not event or (not recurring and len(spans) != 1):
+        return None
+    instances = []
+    for start, end, _ in sorted(spans):
+        times = [f"DTSTART:{_utc_stamp(start)}"]
+        times += [f"RECURRENCE-ID:{_utc_stamp(start)}"] if recurring else []
+        times += [f"DTEND:{_utc_stamp(end)}"] if ends else []
+        instances.append(CRLF.join(["BEGIN:VEVENT", *times, *own, "END:VEVENT", ""]))
+    return CRLF.join(["BEGIN:VCALENDAR", *head, ""]) + "".join(instances) + f"END:VCALENDAR{CRLF}"
 
 
 def _expand_text(text: str, calendar: Calendar, start: datetime, end: datetime, limit: int) -> list[str]:

@@ -144,8 +144,9 @@ class Store(ABC):
 
     @abstractmethod
     async def get_object(
-        self, calendar_id: int, *, href: str | None = None, uid: str | None = None
-    ) -> CalendarObject | None: ...
+        self, calendar_id: int, *, href: str | None = None, uid: str | None = None, text: bool = True
+    ) -> CalendarObject | None:
+        """The object with this href or UID (``text=False``: what a listing reads of it)."""
 
     @abstractmethod
     async def get_objects(self, calendar_id: int, hrefs: Sequence[str]) -> list[CalendarObject]:
@@ -156,7 +157,8 @@ class Store(ABC):
         self, calendar_id: int, revision: int, after_href: str = "", *, limit: int | None = None, text: bool = True
     ) -> list[tuple[Change, CalendarObject | None]]:
         """Changes after ``revision`` (after ``(revision, after_href)`` when given) in that order,
-        each with its object (None when deleted); ``text=False`` leaves ical empty."""
+        each with its object (None when deleted); ``text=False``: only what a listing shows of
+        it, as ``list_objects`` reads it."""
 
     @abstractmethod
     async def calendar_size(self, calendar_id: int) -> int:
@@ -167,9 +169,11 @@ class Store(ABC):
 
     @abstractmethod
     async def list_objects(
-        self, calendar_ids: Sequence[int], *, after_id: int = 0, limit: int | None = None
+        self, calendar_ids: Sequence[int], *, after_id: int = 0, limit: int | None = None, text: bool = True
     ) -> list[CalendarObject]:
-        """Objects ordered by id, a page at a time (time ranges go through ``objects_in_range``)."""
+        """Objects ordered by id, a page at a time (time ranges go through ``objects_in_range``);
+        ``text=False``: only what a listing shows (ids, href, ETag, component, times, and
+        ``text_size`` instead of the text)."""
 
     @abstractmethod
     async def objects_in_range(
@@ -177,6 +181,13 @@ class Store(ABC):
     ) -> list[tuple[CalendarObject, bool]]:
         """Objects (by id) with an index span overlapping [start, end), and whether a span that
         matched is exact (False: the object's text must be checked)."""
+
+    @abstractmethod
+    async def spans_in_range(
+        self, calendar_ids: Sequence[int], start: int, end: int
+    ) -> dict[int, list[tuple[int, int, bool]]]:
+        """The index's spans overlapping [start, end) by object id: (start, end, exact) of each
+        instance (a span of no length may read back one second long)."""
 
     @abstractmethod
     async def modified_objects(
@@ -191,6 +202,13 @@ class Store(ABC):
     @abstractmethod
     def iter_objects(self, calendar_ids: Sequence[int], batch: int = 500) -> AsyncIterator[CalendarObject]:
         """Every object of the calendars, read in batches (for exports)."""
+
+    @abstractmethod
+    def object_pages(
+        self, calendar_ids: Sequence[int], batch: int = 1000, *, text: bool = True
+    ) -> AsyncIterator[list[CalendarObject]]:
+        """Every object of the calendars, a page of ``batch`` at a time (for listings), as
+        ``list_objects`` reads them."""
 
     @abstractmethod
     async def put_object(

@@ -99,6 +99,13 @@ class CalendarObject:
     created_at: str
     modified_at: str
     modified_by: int | None = None  #: the user who wrote it last (None: unknown, or since deleted)
+    #: the bytes of its text, where a listing read only that (its text, UID, summary and index
+    #: fields are then empty)
+    text_size: int | None = None
+
+    def size(self) -> int:
+        """The bytes of its text."""
+        return self.text_size if self.text_size is not None else len(self.ical.encode())
 
 
 @dataclass(slots=True, frozen=True)

@@ -26,10 +26,13 @@ from server.caldav.props import (
     WRITABLE,
     DavError,
     Kind,
+    MemberText,
+    Multistatus,
     Resource,
     answer,
     content_type,
     etag_condition,
+    etag_matches,
     http_date,
     multistatus,
     need_privileges,
@@ -267,19 +270,28 @@ class CalDavDoor:
         raise web.HTTPMethodNotAllowed(request.method, ["OPTIONS", "PROPFIND", "GET", "HEAD"])
 
     async def report(self, request: web.Request, user: User, calendar: Calendar) -> web.StreamResponse:
-        context = reports.Context(self.services.calendars, user, calendar)
-        return await reports.report(context, await self.xml_body(request), request.path)
+        context = reports.Context(request, self.services.calendars, user, calendar)
+        return await reports.report(context, await self.xml_body(request))
 
     async def propfind_calendar(self, request: web.Request, user: User, calendar: Calendar) -> web.StreamResponse:
+        """The calendar and, with Depth 1, its members: streamed a page of the store at a time,
+        without their texts (no property of a member in a PROPFIND needs more than their size)."""
         asked = await self.propfind_request(request, members=True)
         base = calendar_href(user, calendar)
         resource = await self.calendar_resource(user, calendar, asked)
-        responses = [self.answer(base, resource, asked)]
-        if self.depth(request) and resource.level >= Level.READ:  # free/busy only: no objects
-            async for found in self.services.calendars.all_objects(user, calendar):
-                member = Resource(Kind.OBJECT, user, resource.owner, calendar, found)
-                responses.append(self.answer(object_href(base, found.href), member, asked))
-        return await multistatus(responses)
+        first = self.answer(base, resource, asked)
+        if not self.depth(request) or resource.level < Level.READ:  # free/busy only: no objects
+            return await multistatus([first])
+        reply = Multistatus(request)
+        await reply.add(dav.responses_text([first]))
+        write = MemberText(asked.names, asked.kind)
+        member = Resource(Kind.OBJECT, user, resource.owner, calendar)
+        async for page in self.services.calendars.object_pages(user, calendar, text=False):
+            texts = []
+            for member.found in page:
+                texts.append(write(object_href(base, member.found.href), member))
+            await reply.add("".join(texts))
+        return await reply.finish()
 
     async def make_calendar(self, request: web.Request, user: User) -> web.Response:
         """MKCALENDAR (RFC 4791 5.3.1) and extended MKCOL (RFC 5689) of a calendar in the home."""
@@ -347,6 +359,8 @@ class CalDavDoor:
                 if not dav.valid_name(name):
                     raise web.HTTPForbidden(text=f"a name is 1 to 255 bytes, {NAME_RULE}\n")
                 return await self.put(request, user, calendar, name)
+            if method in ("GET", "HEAD"):
+                return await self.get_object(request, user, calendar, name)
             found = await self.services.calendars.find_object(user, calendar, href=name)
             if found is None:
                 raise web.HTTPNotFound()
@@ -366,12 +380,27 @@ class CalDavDoor:
             raise web.HTTPPreconditionFailed() from None
         return web.Response(status=204)
 
-    async def get_object(
-        self, request: web.Request, user: User, calendar: Calendar, found: CalendarObject
-    ) -> web.Response:
+    async def get_object(self, request: web.Request, user: User, calendar: Calendar, name: str) -> web.Response:
+        """GET and HEAD of an object. HEAD, and a GET whose If-None-Match names its ETag (304),
+        are answered without reading its text."""
+        calendars = self.services.calendars
+        condition = request.headers.get("If-None-Match")
+        text = request.method == "GET" and condition is None
+        found = await calendars.find_object(user, calendar, href=name, text=text)
+        if found is None:
+            raise web.HTTPNotFound()
         headers = {"ETag": f'"{found.etag}"', "Last-Modified": http_date(found.modified_at)}
+        if condition is not None and etag_matches(condition, found.etag):
+            return web.Response(status=304, headers=headers)
         headers["Content-Type"] = content_type(found)
-        return web.Response(body=found.ical.encode() if request.method == "GET" else None, headers=headers)
+        if request.method == "HEAD":
+            return web.Response(headers={**headers, "Content-Length": str(found.size())})
+        if not text:  # the condition did not hold: now the text
+            found = await calendars.find_object(user, calendar, href=name)
+            if found is None:
+                raise web.HTTPNotFound()
+            headers["ETag"] = f'"{found.etag}"'
+        return web.Response(body=found.ical.encode(), headers=headers)
 
     async def propfind_object(
         self, request: web.Request, user: User, calendar: Calendar, found: CalendarObject
@@ -475,14 +504,12 @@ ON_CALENDAR = {
     "POST": CalDavDoor.share,
 }
 ON_OBJECT = {
-    "GET": CalDavDoor.get_object,
-    "HEAD": CalDavDoor.get_object,
     "PROPFIND": CalDavDoor.propfind_object,
     "DELETE": CalDavDoor.delete_object,
     "MOVE": CalDavDoor.transfer,
     "COPY": CalDavDoor.transfer,
 }
-ALLOW = ", ".join(dict.fromkeys(["OPTIONS", *ON_OBJECT, "PUT", *ON_CALENDAR, *MAKE]))
+ALLOW = ", ".join(dict.fromkeys(["OPTIONS", "GET", "HEAD", *ON_OBJECT, "PUT", *ON_CALENDAR, *MAKE]))
 
 
 def add_routes(app: web.Application, services: Services) -> CalDavDoor:

@@ -418,7 +418,7 @@ LIVE = {
         Live(tag(CALDAV, "max-instances"), _ON_CALENDAR, lambda r: str(caldav.MAX_INSTANCES)),
         Live(tag(DAV, "getetag"), _ON_OBJECT, _of_object(lambda o: f'"{o.etag}"')),
         Live(tag(DAV, "getcontenttype"), _ON_OBJECT, _of_object(content_type)),
-        Live(tag(DAV, "getcontentlength"), _ON_OBJECT, _of_object(lambda o: str(len(o.ical.encode())))),
+        Live(tag(DAV, "getcontentlength"), _ON_OBJECT, _of_object(lambda o: str(o.size()))),
         Live(tag(DAV, "getlastmodified"), _ON_CALENDAR | _ON_OBJECT, _last_modified),
         Live(tag(DAV, "creationdate"), _ON_CALENDAR | _ON_OBJECT, _created),
         Live(tag(CALDAV, "calendar-description"), _ON_CALENDAR, _of_calendar(lambda c: c.description or None),
@@ -532,12 +532,106 @@ def answer(href: str, resource: Resource, names: Sequence[str], kind: str = "pro
     return response
 
 
+_OK = f"</D:prop><D:status>{dav.status_line(200)}</D:status></D:propstat>"
+
+
+class MemberText:
+    """The responses of a calendar's objects for one request, written as text straight from the
+    live properties' values: what ``answer()`` and lxml make of them (tests/test_multistatus.py
+    compares the two on generated objects), without building elements, for listings of
+    thousands of members. Asked properties are planned once; a value that is an element (none
+    of an object's are) is written the generic way."""
+
+    def __init__(self, names: Sequence[str], kind: str) -> None:
+        self.names, self.kind = names, kind
+        self.plan: list[tuple[str, Callable[[Resource], Value] | None, str, str]] = []  # None: no object has it
+        for name in names:
+            live, written = LIVE.get(name), dav.prefixed(name)
+            if live is None or Kind.OBJECT not in live.on:
+                self.plan.append((name, None, "", ""))
+            elif written is None:
+                self.kind = "generic"
+            else:
+                self.plan.append((name, live.read, f"<{written}>", f"</{written}>"))
+        self.missing: dict[tuple[str, ...], str] = {}
+
+    def __call__(self, href: str, resource: Resource) -> str:
+        if self.kind != "prop":
+            return dav.responses_text([answer(href, resource, self.names, self.kind)])
+        found, missing = [], []
+        for name, read, start, end in self.plan:
+            value = None if read is None else read(resource)
+            if value is None:
+                missing.append(name)
+            elif isinstance(value, str):
+                found.append(f"{start}{dav.escape(value)}{end}")
+            elif not value:
+                found.append(f"{start[:-1]}/>")
+            else:
+                return dav.responses_text([answer(href, resource, self.names, self.kind)])
+        parts = [f"<D:response><D:href>{dav.escape(href)}</D:href>"]
+        if found:
+            parts += ["<D:propstat><D:prop>", *found, _OK]
+        if missing:
+            parts.append(self._missing(tuple(missing)))
+        elif not found:
+            parts.append(f"<D:status>{dav.status_line(200)}</D:status>")
+        parts.append("</D:response>")
+        return "".join(parts)
+
+    def _missing(self, names: tuple[str, ...]) -> str:
+        text = self.missing.get(names)
+        if text is None:
+            elements = "".join(dav.empty_element(name) for name in names)
+            text = f"<D:propstat><D:prop>{elements}</D:prop><D:status>{dav.status_line(404)}</D:status></D:propstat>"
+            self.missing[names] = text
+        return text
+
+
+class Multistatus:
+    """A 207 Multi-Status sent while it is written: the first responses go out at once and
+    memory holds one batch of text at a time, however many members a listing has."""
+
+    BATCH = 1 << 16  #: characters written in one go
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.reply = web.StreamResponse(status=207)
+        self.reply.content_type, self.reply.charset = "application/xml", "utf-8"
+        self.parts: list[str] = [dav.MULTISTATUS_START]
+        self.size = 0
+
+    async def add(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text)
+        if self.size >= self.BATCH or not self.reply.prepared:  # the first bytes go at once
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self.reply.prepared:
+            await self.reply.prepare(self.request)
+        await self.reply.write("".join(self.parts).encode())
+        self.parts, self.size = [], 0
+
+    async def finish(self, sync_token: str | None = None) -> web.StreamResponse:
+        self.parts.append(dav.multistatus_end(sync_token))
+        await self.flush()
+        await self.reply.write_eof()
+        return self.reply
+
+
 def xml_reply(status: int, body: bytes) -> web.Response:
     return web.Response(status=status, body=body, content_type="application/xml", charset="utf-8")
 
 
 #: replies with more members, or more text, than this are rendered in a thread, off the event loop
 RENDER_INLINE, RENDER_INLINE_CHARS = 50, 1 << 16
+
+
+def multistatus_reply(texts: Sequence[str], token: str | None = None) -> web.Response:
+    """A 207 of responses written as text (``MemberText``, ``dav.responses_text``)."""
+    body = "".join([dav.MULTISTATUS_START, *texts, dav.multistatus_end(token)])
+    return xml_reply(207, body.encode())
 
 
 async def multistatus(responses: list[PropstatResponse], token: str | None = None) -> web.Response:
@@ -569,6 +663,12 @@ def etag_condition(value: str | None) -> str | None:
         return None
     value = value.strip()
     return value[2:].strip('"') if value.startswith("W/") else value.strip('"')
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """Whether an If-None-Match (``*`` or a list of entity tags) names ``etag`` (the weak
+    comparison RFC 9110 13.1.2 asks for)."""
+    return header.strip() == "*" or any(etag_condition(tag_) == etag for tag_ in header.split(","))
 
 
 def statuses(updates: list[tuple[bool, etree._Element]], failed: dict[str, int]) -> dict[int, list[str]]:

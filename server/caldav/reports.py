@@ -25,9 +25,10 @@ from protocol.ical import FLOATING_SLACK, PRODID, epoch, parse_resource
 from server.caldav.props import (
     DavError,
     Kind,
+    MemberText,
+    Multistatus,
     Resource,
-    answer,
-    multistatus,
+    multistatus_reply,
     parse_sync_token,
     sync_token,
 )
@@ -40,19 +41,20 @@ log = logging.getLogger("almanac.caldav")
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What a report needs: the calendars service, who asks, and the calendar asked."""
+    """What a report needs: the request, the calendars service, who asks, and the calendar asked."""
 
+    request: web.Request
     calendars: CalendarService
     user: User
     calendar: Calendar
 
 
-async def report(context: Context, body: bytes, path: str) -> web.StreamResponse:
-    """The REPORT ``body`` asks of ``context.calendar`` (``path`` for the log)."""
+async def report(context: Context, body: bytes) -> web.StreamResponse:
+    """The REPORT ``body`` asks of ``context.calendar``."""
     try:
         query = caldav.parse_report(body)
     except caldav.Unsupported as error:
-        log.info("REPORT %s refused: %s", path, error)
+        log.info("REPORT %s refused: %s", context.request.path, error)
         raise DavError(403, error.condition) from None
     except dav.BadRequest as error:
         raise web.HTTPBadRequest(text=f"{error}\n") from None
@@ -60,37 +62,43 @@ async def report(context: Context, body: bytes, path: str) -> web.StreamResponse
     return await answer(context, query)
 
 
-def _shape(found: CalendarObject, data: caldav.CalendarData, zone: tzinfo | None) -> str:
+#: an object's instances in a range, from the time-range index, by object id
+Spans = dict[int, list[tuple[int, int, bool]]]
+
+
+def _shape(found: CalendarObject, data: caldav.CalendarData, zone: tzinfo | None, spans: Spans) -> str:
     try:
-        return caldav.shape(found.ical, data, zone)
+        return caldav.shape(found.ical, data, zone, spans.get(found.id, ()))
     except (ValueError, KeyError, TypeError, OverflowError) as error:
         log.warning("calendar-data of %s served as stored: %s", found.href, error)
         return found.ical
 
 
-async def object_responses(
+async def object_texts(
     user: User,
     calendar: Calendar,
     objects: Sequence[CalendarObject],
     wanted: caldav.ReportProps,
     zone: tzinfo | None = None,
-) -> list[PropstatResponse]:
-    """The responses for a calendar's objects, with calendar-data shaped as asked (off the event loop when
-    it needs parsing; floating times expanded in ``zone``)."""
+    spans: Spans | None = None,
+) -> list[str]:
+    """The responses for a calendar's objects, with calendar-data shaped as asked (off the event
+    loop when it needs parsing; floating times expanded in ``zone``, instances taken from
+    ``spans`` where they can be)."""
     data = wanted.data
     if data is None:
         texts: list[str | None] = [None] * len(objects)
     elif data.as_stored:
         texts = [o.ical for o in objects]
     else:
-        texts = list(await asyncio.to_thread(lambda: [_shape(o, data, zone) for o in objects]))
+        texts = list(await asyncio.to_thread(lambda: [_shape(o, data, zone, spans or {}) for o in objects]))
     base = calendar_href(user, calendar)
-    return [
-        answer(
-            object_href(base, o.href), Resource(Kind.OBJECT, user, user, calendar, o, text), wanted.names, wanted.kind
-        )
-        for o, text in zip(objects, texts, strict=True)
-    ]
+    write = MemberText(wanted.names, wanted.kind)
+    member = Resource(Kind.OBJECT, user, user, calendar)
+    replies = []
+    for member.found, member.data in zip(objects, texts, strict=True):
+        replies.append(write(object_href(base, member.found.href), member))
+    return replies
 
 
 async def multiget(context: Context, query: caldav.Multiget) -> web.Response:
@@ -103,19 +111,21 @@ async def multiget(context: Context, query: caldav.Multiget) -> web.Response:
         parts = dav.path_segments(urlsplit(href).path)
         if len(parts) == len(home) + 2 and parts[: len(home)] == home and parts[-1]:
             wanted.setdefault(parts[-2], []).append((position, parts[-1]))
-    responses: list[PropstatResponse | None] = [None] * len(query.hrefs)
+    responses: list[str | None] = [None] * len(query.hrefs)
     for slug, names in wanted.items():
         target = calendar if slug == calendar.slug else await context.calendars.find(user, slug)
         if target is None:
             continue
         found = {o.href: o for o in await context.calendars.objects_at(context.user, target, [n for _, n in names])}
         present = [(position, found[name]) for position, name in names if name in found]
-        replies = await object_responses(user, target, [o for _, o in present], query.props)
+        replies = await object_texts(user, target, [o for _, o in present], query.props)
         for (position, _), reply in zip(present, replies, strict=True):
             responses[position] = reply
-    return await multistatus(
-        [reply or PropstatResponse(href, status=404) for href, reply in zip(query.hrefs, responses, strict=True)]
-    )
+    return multistatus_reply([reply or not_found(href) for href, reply in zip(query.hrefs, responses, strict=True)])
+
+
+def not_found(href: str) -> str:
+    return dav.responses_text([PropstatResponse(href, status=404)])
 
 
 def query_zone(query: caldav.CalendarQuery, calendar: Calendar) -> tzinfo | None:
@@ -146,43 +156,55 @@ async def calendar_query(context: Context, query: caldav.CalendarQuery) -> web.R
         found = await asyncio.to_thread(
             lambda: [o for o in found if caldav.matches(query.filter, parse_resource(o.ical), zone)]
         )
-    return await multistatus(await object_responses(user, calendar, found, query.props, zone))
+    expand = query.props.data.expand if query.props.data else None
+    spans = await calendars.instance_spans(user, calendar, expand.low(), expand.high()) if expand and found else None
+    return multistatus_reply(await object_texts(user, calendar, found, query.props, zone, spans))
 
 
-async def sync_collection(context: Context, query: caldav.SyncCollection) -> web.Response:
+#: changes read from the store at a time by a sync-collection
+SYNC_PAGE = 1000
+
+
+async def sync_collection(context: Context, query: caldav.SyncCollection) -> web.StreamResponse:
     """Changes since the token (RFC 6578): members changed (with their properties) or removed
-    (404); with DAV:limit, at most that many and a 507 for the collection when more remain."""
+    (404); with DAV:limit, at most that many and a 507 for the collection when more remain.
+    Streamed a page of changes at a time; a change made meanwhile has a later revision, so a
+    later page holds it and the token covers it."""
     user, calendar = context.user, context.calendar
     try:
-        revision, after = parse_sync_token(calendar, query.token)
+        position = parse_sync_token(calendar, query.token)
     except ValueError:
         raise DavError(403, tag(DAV, "valid-sync-token")) from None
     if query.level not in ("1", "infinite"):
         raise web.HTTPBadRequest(text="sync-level must be 1 or infinite\n")
-    wanted = query.props
-    text = wanted.data is not None or tag(DAV, "getcontentlength") in wanted.names or wanted.kind == "allprop"
-    limit = query.limit
-    rows = await context.calendars.changes(
-        context.user, calendar, revision, after, limit=limit + 1 if limit else None, text=text
-    )
-    truncated = limit is not None and len(rows) > limit
-    rows = rows[:limit] if truncated else rows
+    wanted, remaining = query.props, query.limit
     base = calendar_href(user, calendar)
-    present = [found for _, found in rows if found is not None]
-    replies = iter(await object_responses(user, calendar, present, wanted))
-    responses = []
-    for change, found in rows:
-        if found is not None:
-            responses.append(next(replies))
-        elif query.token:  # an initial sync lists what exists, not what was removed
-            responses.append(PropstatResponse(object_href(base, change.href), status=404))
-    if truncated:
-        last = rows[-1][0]
-        responses.append(PropstatResponse(base, status=507))
-        token = sync_token(calendar, last.revision, last.href)
-    else:
-        token = sync_token(calendar, max([calendar.sync_revision, *(c.revision for c, _ in rows)]))
-    return await multistatus(responses, token)
+    reply = Multistatus(context.request)
+    revision = calendar.sync_revision
+    while True:
+        asked = SYNC_PAGE if remaining is None else min(SYNC_PAGE, remaining + 1)
+        rows = await context.calendars.changes(user, calendar, *position, limit=asked, text=wanted.data is not None)
+        truncated = remaining is not None and len(rows) > remaining
+        rows = rows[:remaining] if truncated else rows
+        present = [found for _, found in rows if found is not None]
+        replies = iter(await object_texts(user, calendar, present, wanted))
+        texts = [
+            next(replies) if found else not_found(object_href(base, change.href))
+            for change, found in rows
+            if found or query.token
+        ]
+        # an initial sync lists what exists, not what was removed
+        await reply.add("".join(texts))
+        if rows:
+            position = (rows[-1][0].revision, rows[-1][0].href)
+            revision = max(revision, *(change.revision for change, _ in rows))
+        if truncated:
+            await reply.add(dav.responses_text([PropstatResponse(base, status=507)]))
+            return await reply.finish(sync_token(calendar, *position))
+        if remaining is not None:
+            remaining -= len(rows)
+        if len(rows) < asked:
+            return await reply.finish(sync_token(calendar, revision))
 
 
 async def free_busy(context: Context, query: caldav.FreeBusyQuery) -> web.Response:

@@ -404,22 +404,34 @@ class CalendarService:
         return NameTaken(f"UID {uid} is already used in this calendar", other.href if other else None)
 
     async def find_object(
-        self, user: User, calendar: Calendar, *, href: str | None = None, uid: str | None = None
+        self, user: User, calendar: Calendar, *, href: str | None = None, uid: str | None = None, text: bool = True
     ) -> CalendarObject | None:
-        """The object of a calendar with this href or UID."""
+        """The object of a calendar with this href or UID (``text=False``: what a listing shows
+        of it, its text's size instead of the text)."""
         await self.need(user, [calendar], Level.READ)
-        return await self.store.get_object(calendar.id, href=href, uid=uid)
+        return await self.store.get_object(calendar.id, href=href, uid=uid, text=text)
 
     async def objects_at(self, user: User, calendar: Calendar, hrefs: Sequence[str]) -> list[CalendarObject]:
         """The objects of a calendar with these hrefs (missing ones are left out)."""
         await self.need(user, [calendar], Level.READ)
         return await self.store.get_objects(calendar.id, hrefs)
 
-    async def all_objects(self, user: User, calendar: Calendar) -> AsyncIterator[CalendarObject]:
-        """Every object of a calendar, read in batches."""
+    async def instance_spans(
+        self, user: User, calendar: Calendar, start: datetime, end: datetime
+    ) -> dict[int, list[tuple[int, int, bool]]]:
+        """The time-range index's instances of a calendar's objects in [start, end), by object
+        id: (start, end, exact) in epoch seconds."""
         await self.need(user, [calendar], Level.READ)
-        async for found in self.store.iter_objects([calendar.id]):
-            yield found
+        return await self.store.spans_in_range([calendar.id], epoch(start), epoch(end))
+
+    async def object_pages(
+        self, user: User, calendar: Calendar, *, text: bool = True
+    ) -> AsyncIterator[list[CalendarObject]]:
+        """Every object of a calendar, a page at a time; ``text=False``: each with the size of
+        its text instead of the text."""
+        await self.need(user, [calendar], Level.READ)
+        async for page in self.store.object_pages([calendar.id], text=text):
+            yield page
 
     async def changes(
         self,

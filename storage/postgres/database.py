@@ -4,6 +4,7 @@ time-range index as a GiST index over int8 ranges."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -70,7 +71,20 @@ class PostgresTx:
         return _affected(await self.connection.execute(_numbered(sql), *params))
 
     async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self.connection.executemany(_numbered(sql), rows)
+        # asyncpg's executemany does not end when cancelled while the connection's buffers are
+        # full (it keeps waiting to write): it runs as a task of its own, and a cancel cuts the
+        # connection off under it (as _connection would) and waits for it to end.
+        work = asyncio.ensure_future(self.connection.executemany(_numbered(sql), rows))
+        try:
+            await asyncio.wait({work})
+        except asyncio.CancelledError:
+            self.connection.terminate()
+            work.cancel()
+            await asyncio.wait({work}, timeout=5)
+            if work.done() and not work.cancelled():
+                work.exception()  # retrieved: the connection's end, which the cancel caused
+            raise
+        work.result()
 
     async def insert(self, sql: str, params: Sequence[Any]) -> int:
         return int(await self.connection.fetchval(_numbered(sql + " RETURNING id"), *params))
@@ -155,7 +169,8 @@ class PostgresDatabase(Database):
             try:
                 yield connection
             except asyncio.CancelledError:
-                connection.terminate()
+                with contextlib.suppress(pg.InterfaceError):  # cut off already (PostgresTx.many)
+                    connection.terminate()
                 raise
 
     @asynccontextmanager
@@ -231,14 +246,18 @@ class PostgresDatabase(Database):
                 f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
             )
 
-    def span_hits(self, calendar_ids: Sequence[int], start: int, end: int, after_id: int) -> tuple[str, list[Any]]:
+    def _overlapping(self, columns: str, calendar_ids: Sequence[int], start: int, end: int) -> tuple[str, list[Any]]:
         marks = ",".join("?" * len(calendar_ids))
         if end > start:
             overlap, bounds = "during && int8range(?, ?)", [start, end]
         else:  # an empty query range: spans that strictly contain its point, as SQLite's test says
             overlap, bounds = "during @> ?::bigint AND lower(during) < ?", [start, end]
-        sql = (
-            f"SELECT object_id, MAX(exact) AS exact FROM spans WHERE calendar_id IN ({marks}) AND {overlap} "
-            "AND object_id > ? GROUP BY object_id"
-        )
-        return sql, [*calendar_ids, *bounds, after_id]
+        return f"SELECT {columns} FROM spans WHERE calendar_id IN ({marks}) AND {overlap}", [*calendar_ids, *bounds]
+
+    def spans_overlapping(self, calendar_ids: Sequence[int], start: int, end: int) -> tuple[str, list[Any]]:
+        # a span of no length was stored as [s, s + 1): it is read back as such
+        return self._overlapping("object_id, lower(during), upper(during), exact", calendar_ids, start, end)
+
+    def span_hits(self, calendar_ids: Sequence[int], start: int, end: int, after_id: int) -> tuple[str, list[Any]]:
+        sql, params = self._overlapping("object_id, MAX(exact) AS exact", calendar_ids, start, end)
+        return f"{sql} AND object_id > ? GROUP BY object_id", [*params, after_id]

@@ -135,6 +135,11 @@ class Database(ABC):
         """After rows were written with their ids: make new ids follow them (where they would not)."""
 
     @abstractmethod
+    def spans_overlapping(self, calendar_ids: Sequence[int], start: int, end: int) -> tuple[str, list[Any]]:
+        """A query of (object_id, start, end, exact) for the spans overlapping [start, end) as
+        ``span_hits`` finds them, with its parameters."""
+
+    @abstractmethod
     def span_hits(self, calendar_ids: Sequence[int], start: int, end: int, after_id: int) -> tuple[str, list[Any]]:
         """A subquery of (object_id, exact) for the objects with a span overlapping [start,
         end) (a span of no length at ``start`` counts) after ``after_id``; ``exact`` is 1 when a

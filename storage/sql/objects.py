@@ -20,6 +20,8 @@ from storage.sql.records import (
     Tables,
     calendar_object,
     chunks,
+    listed_object,
+    listing_columns,
     marks,
     present,
     record,
@@ -32,6 +34,9 @@ _INSERT = (
     f"INSERT INTO objects ({', '.join(_WRITTEN)}, created_at, calendar_id, href) VALUES ({marks(len(_WRITTEN) + 3)})"
 )
 _UPDATE = f"UPDATE objects SET {', '.join(f'{column} = ?' for column in _WRITTEN)} WHERE id = ?"
+
+
+OBJECT_COLUMNS_OF_O = ", ".join(f"o.{name}" for name in OBJECT_FIELDS)
 
 
 class Placed(NamedTuple):
@@ -50,13 +55,14 @@ class Objects(Tables):
     order of their revisions, on every database."""
 
     async def get_object(
-        self, calendar_id: int, *, href: str | None = None, uid: str | None = None
+        self, calendar_id: int, *, href: str | None = None, uid: str | None = None, text: bool = True
     ) -> CalendarObject | None:
         column, value = ("href", href) if href is not None else ("uid", uid)
+        columns = OBJECT_COLUMNS if text else listing_columns(self.db.byte_length)
         row = await self.db.one(
-            f"SELECT {OBJECT_COLUMNS} FROM objects WHERE calendar_id = ? AND {column} = ?", (calendar_id, value)
+            f"SELECT {columns} FROM objects WHERE calendar_id = ? AND {column} = ?", (calendar_id, value)
         )
-        return calendar_object(row) if row else None
+        return None if row is None else calendar_object(row) if text else listed_object(row)
 
     async def get_objects(self, calendar_id: int, hrefs: Sequence[str]) -> list[CalendarObject]:
         found: list[CalendarObject] = []
@@ -68,7 +74,7 @@ class Objects(Tables):
     async def changes_since(
         self, calendar_id: int, revision: int, after_href: str = "", *, limit: int | None = None, text: bool = True
     ) -> list[tuple[Change, CalendarObject | None]]:
-        columns = ", ".join("'' AS ical" if f == "ical" and not text else f"o.{f}" for f in OBJECT_FIELDS)
+        columns = OBJECT_COLUMNS_OF_O if text else listing_columns(self.db.byte_length, "o.")
         sql = (
             f"SELECT {columns}, c.calendar_id AS c_calendar, c.href AS c_href, c.uid AS c_uid, "
             "c.revision, c.deleted, c.changed_at, c.changed_by FROM changes AS c "
@@ -87,7 +93,8 @@ class Objects(Tables):
                 row["c_calendar"], row["c_href"], row["c_uid"], row["revision"], bool(row["deleted"]),
                 row["changed_at"], row["changed_by"],
             )  # fmt: skip
-            result.append((change, calendar_object(row) if row["id"] is not None else None))
+            found = (calendar_object(row) if text else listed_object(row)) if row["id"] is not None else None
+            result.append((change, found))
         return result
 
     async def calendar_size(self, calendar_id: int) -> int:
@@ -100,17 +107,19 @@ class Objects(Tables):
         return calendar_object(row) if row else None
 
     async def list_objects(
-        self, calendar_ids: Sequence[int], *, after_id: int = 0, limit: int | None = None
+        self, calendar_ids: Sequence[int], *, after_id: int = 0, limit: int | None = None, text: bool = True
     ) -> list[CalendarObject]:
         if not calendar_ids:
             return []
-        sql = f"SELECT {OBJECT_COLUMNS} FROM objects WHERE calendar_id IN ({marks(len(calendar_ids))}) AND id > ?"
+        columns = OBJECT_COLUMNS if text else listing_columns(self.db.byte_length)
+        sql = f"SELECT {columns} FROM objects WHERE calendar_id IN ({marks(len(calendar_ids))}) AND id > ?"
         params: list[Any] = [*calendar_ids, after_id]
         sql += " ORDER BY id"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [calendar_object(row) for row in await self.db.all(sql, params)]
+        read = calendar_object if text else listed_object
+        return [read(row) for row in await self.db.all(sql, params)]
 
     async def objects_in_range(
         self,
@@ -132,6 +141,16 @@ class Objects(Tables):
             sql += " LIMIT ?"
             params.append(limit)
         return [(calendar_object(row), bool(row["exact"])) for row in await self.db.all(sql, params)]
+
+    async def spans_in_range(
+        self, calendar_ids: Sequence[int], start: int, end: int
+    ) -> dict[int, list[tuple[int, int, bool]]]:
+        found: dict[int, list[tuple[int, int, bool]]] = {}
+        if calendar_ids:
+            sql, params = self.db.spans_overlapping(calendar_ids, start, end)
+            for object_id, begin, finish, exact in await self.db.all(sql, params):
+                found.setdefault(object_id, []).append((begin, finish, bool(exact)))
+        return found
 
     async def _in_period(
         self, select: str, column: str, calendar_ids: Sequence[int], since: str | None, until: str | None, order: str
@@ -157,15 +176,22 @@ class Objects(Tables):
         rows = await self._in_period(select, "changed_at", calendar_ids, since, until, "revision")
         return [record(Change, row, deleted=True) for row in rows]
 
-    async def iter_objects(self, calendar_ids: Sequence[int], batch: int = 500) -> AsyncIterator[CalendarObject]:
+    async def object_pages(
+        self, calendar_ids: Sequence[int], batch: int = 1000, *, text: bool = True
+    ) -> AsyncIterator[list[CalendarObject]]:
         after = 0
         while True:
-            rows = await self.list_objects(calendar_ids, after_id=after, limit=batch)
-            for row in rows:
-                yield row
+            rows = await self.list_objects(calendar_ids, after_id=after, limit=batch, text=text)
+            if rows:
+                yield rows
             if len(rows) < batch:
                 return
             after = rows[-1].id
+
+    async def iter_objects(self, calendar_ids: Sequence[int], batch: int = 500) -> AsyncIterator[CalendarObject]:
+        async for page in self.object_pages(calendar_ids, batch):
+            for found in page:
+                yield found
 
     async def _bump(self, tx: Tx, calendar_id: int) -> int:
         """The calendar's next sync revision; its row stays locked until the transaction ends."""

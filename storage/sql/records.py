@@ -19,7 +19,7 @@ from storage.model import (
 from storage.sql.database import Database, Duplicate, Row
 
 #: an object row's columns: CalendarObject's fields, by name and in order (``klass`` is ``class``)
-OBJECT_FIELDS = tuple("class" if f.name == "klass" else f.name for f in fields(CalendarObject))
+OBJECT_FIELDS = tuple("class" if f.name == "klass" else f.name for f in fields(CalendarObject) if f.name != "text_size")
 OBJECT_COLUMNS = ", ".join(OBJECT_FIELDS)
 _RECURRING = OBJECT_FIELDS.index("recurring")
 CALENDAR_FIELDS = {"name", "description", "color", "timezone", "components", "is_default", "props", "slug"}
@@ -69,6 +69,24 @@ def user(row: Row) -> User:
 
 def calendar(row: Row) -> Calendar:
     return record(Calendar, row, is_default=bool(row["is_default"]), props=json.loads(row["props"]))
+
+
+#: what a listing reads of an object, before the size of its text (see ``listed_object``)
+LISTED_FIELDS = ("id", "calendar_id", "href", "etag", "component", "created_at", "modified_at")
+
+
+def listing_columns(size: str, prefix: str = "") -> str:
+    """LISTED_FIELDS, each after ``prefix``, then the size of the text (``size``: the database's
+    SQL for a text's bytes, ``{}`` for the column)."""
+    return ", ".join(prefix + name for name in LISTED_FIELDS) + f", {size.format(prefix + 'ical')}"
+
+
+def listed_object(row: Row) -> CalendarObject:
+    """The object of a row starting with ``listing_columns``: what a listing shows of it (ids,
+    href, ETag, component, times and the size of its text); its text, UID, summary and index
+    fields are left empty. Fewer columns make a listing of thousands several times faster."""
+    return CalendarObject(row[0], row[1], row[2], "", row[3], row[4], "", None, None, False, "", None, None,
+                          row[5], row[6], None, row[7])  # fmt: skip
 
 
 def calendar_object(row: Row) -> CalendarObject:

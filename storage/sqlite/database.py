@@ -303,12 +303,18 @@ class SQLiteDatabase(Database):
     async def after_copy(self, tx: Tx, tables: Sequence[str]) -> None:
         """Nothing to do: a new row's id is one more than the largest."""
 
-    def span_hits(self, calendar_ids: Sequence[int], start: int, end: int, after_id: int) -> tuple[str, list[Any]]:
+    def _overlapping(self, columns: str, calendar_ids: Sequence[int], start: int, end: int) -> tuple[str, list[Any]]:
         # t0/t1 are 32-bit floats rounded outward: they find candidates, s/e decide exactly
         marks = ",".join("?" * len(calendar_ids))
         sql = (
-            "SELECT object_id, MAX(exact) AS exact FROM spans "
-            f"WHERE t0 < ? AND t1 >= ? AND calendar_id IN ({marks}) AND s < ? "
-            "AND (e > ? OR (e = s AND s >= ?)) AND object_id > ? GROUP BY object_id"
+            f"SELECT {columns} FROM spans WHERE t0 < ? AND t1 >= ? AND calendar_id IN ({marks}) AND s < ? "
+            "AND (e > ? OR (e = s AND s >= ?))"
         )
-        return sql, [end, start, *calendar_ids, end, start, start, after_id]
+        return sql, [end, start, *calendar_ids, end, start, start]
+
+    def spans_overlapping(self, calendar_ids: Sequence[int], start: int, end: int) -> tuple[str, list[Any]]:
+        return self._overlapping("object_id, s, e, exact", calendar_ids, start, end)
+
+    def span_hits(self, calendar_ids: Sequence[int], start: int, end: int, after_id: int) -> tuple[str, list[Any]]:
+        sql, params = self._overlapping("object_id, MAX(exact) AS exact", calendar_ids, start, end)
+        return f"{sql} AND object_id > ? GROUP BY object_id", [*params, after_id]

@@ -1,0 +1,152 @@
+"""The fast paths of issue 17 against the ways they replace: a listing's responses written as
+text against lxml's, an expand made from the index's spans against the parsed expansion, and a
+conditional GET answered from the ETag alone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from aiohttp.test_utils import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from protocol import dav
+from protocol.caldav import MAX_INSTANCES, TimeRange, expand_utc
+from protocol.dav import APPLE, CALDAV, DAV, tag
+from protocol.ical import epoch, expand_spans, parse_resource, resource_from_calendar
+from server.caldav.props import Kind, MemberText, Resource, answer
+from storage.model import Calendar, CalendarObject, User
+from tests.helpers import Account, basic
+
+USER = User(1, "alice", None, "", False, "2024-01-01T00:00:00", "2024-01-01T00:00:00")
+CALENDAR = Calendar(1, "c", 1, "work", "Work", "", "", None, "VEVENT,VTODO", 0, False, {}, "", "")
+#: every property an object has, one only calendars have, and some nobody has
+NAMES = [tag(DAV, n) for n in ("getetag", "getcontenttype", "getcontentlength", "getlastmodified", "creationdate",
+                               "resourcetype", "displayname", "nope")]  # fmt: skip
+NAMES += [tag(CALDAV, "calendar-data"), tag(APPLE, "calendar-color"), "{urn:x&y}z", "{}bare"]
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+
+
+def tree(element: etree._Element) -> tuple[object, ...]:
+    """An element as what it means: Clark names, text and children (prefixes aside)."""
+    return (element.tag, element.text or "", tuple(tree(child) for child in element))
+
+
+def parsed(responses: str) -> tuple[object, ...]:
+    return tree(etree.fromstring((dav.MULTISTATUS_START + responses + dav.multistatus_end()).encode()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.text("abc-_.~!$&'()*+,;=:@%20", min_size=1, max_size=20),
+    etag=TEXT,
+    ical=TEXT,
+    data=st.none() | TEXT,
+    component=st.sampled_from(["VEVENT", "VTODO"]),
+    names=st.lists(st.sampled_from(NAMES), unique=True, max_size=8),
+)
+def test_member_text_is_what_lxml_writes(
+    name: str, etag: str, ical: str, data: str | None, component: str, names: list[str]
+) -> None:
+    found = CalendarObject(7, 1, name, "u", etag, component, ical, None, None, False, "", None, None,
+                           "2024-01-02T03:04:05", "2024-02-03T04:05:06")  # fmt: skip
+    resource = Resource(Kind.OBJECT, USER, USER, CALENDAR, found, data)
+    href = f"/dav/calendars/alice/work/{name}"
+    expected = dav.responses_text([answer(href, resource, names)])
+    assert parsed(MemberText(names, "prop")(href, resource)) == parsed(expected)
+
+
+ZONES = ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", None]
+
+
+@st.composite
+def events(draw: st.DrawFn) -> str:
+    """One VEVENT, zoned or UTC, with DTEND or DURATION, maybe a weekly or daily rule with
+    exceptions, maybe an alarm."""
+    zone = draw(st.sampled_from(ZONES))
+    start = datetime(2024, 1, 1) + timedelta(minutes=draw(st.integers(0, 60 * 24 * 120)) * 15)
+    length = timedelta(minutes=draw(st.integers(0, 96)) * 15)
+    stamp = start.strftime("%Y%m%dT%H%M%S")
+    times = [f"DTSTART;TZID={zone}:{stamp}" if zone else f"DTSTART:{stamp}Z"]
+    if draw(st.booleans()):
+        end = (start + length).strftime("%Y%m%dT%H%M%S")
+        times.append(f"DTEND;TZID={zone}:{end}" if zone else f"DTEND:{end}Z")
+    else:
+        times.append(f"DURATION:PT{int(length.total_seconds()) // 60}M")
+    rule = draw(st.sampled_from(["", "RRULE:FREQ=WEEKLY;COUNT=30", "RRULE:FREQ=DAILY;INTERVAL=3;COUNT=50",
+                                 "RRULE:FREQ=WEEKLY;BYDAY=MO,TH"]))  # fmt: skip
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN", "BEGIN:VEVENT", "UID:e@x",
+             "DTSTAMP:20240101T000000Z", *times, "SUMMARY:A & <b>"]  # fmt: skip
+    if rule:
+        lines.append(rule)
+        if draw(st.booleans()):
+            skipped = (start + timedelta(days=7)).strftime("%Y%m%dT%H%M%S")
+            lines.append(f"EXDATE;TZID={zone}:{skipped}" if zone else f"EXDATE:{skipped}Z")
+    if draw(st.booleans()):
+        lines += ["BEGIN:VALARM", "ACTION:DISPLAY", "DESCRIPTION:soon", "TRIGGER:-PT15M", "END:VALARM"]
+    return "\r\n".join([*lines, "END:VEVENT", "END:VCALENDAR", ""])
+
+
+def instances(text: str) -> list[list[tuple[str, bytes]]]:
+    """The VEVENTs of an expanded resource as what they say, their order and spelling aside."""
+    found = []
+    for event in parse_resource(text).walk("VEVENT"):
+        found.append(sorted((name, value.to_ical()) for name, value in event.items()))
+    return sorted(found)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=events(), first=st.integers(0, 200), days=st.integers(1, 60))
+def test_expand_from_spans_is_the_parsed_expansion(text: str, first: int, days: int) -> None:
+    resource = resource_from_calendar(parse_resource(text))
+    low = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=first)
+    high = low + timedelta(days=days)
+    lo, hi = epoch(low), epoch(high)
+    spans = [(s, e, x) for s, e, x in resource.spans if s < hi and (e > lo or (e == s and s >= lo))]
+    fast = expand_spans(resource.text, spans, MAX_INSTANCES)
+    if fast is None:
+        assert not spans  # nothing in the window: the parsed way answers
+        return
+    assert instances(fast) == instances(expand_utc(resource.text, TimeRange(low, high)))
+
+
+def test_expand_from_spans_leaves_what_it_cannot_tell_to_parsing() -> None:
+    head = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:a\r\nDTSTAMP:20240101T000000Z\r\n"
+    span = [(1_704_067_200, 1_704_070_800, True)]
+    for lines in ("DTSTART;VALUE=DATE:20240101", "DTSTART:20240101T000000",  # all day, floating
+                  "DTSTART:20240101T000000Z\r\nRDATE:20240108T000000Z",
+                  "DTSTART:20240101T000000Z\r\nX-WHEN;TZID=Europe/Berlin:20240101T000000"):  # fmt: skip
+        assert expand_spans(f"{head}{lines}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n", span, 10) is None
+    plain = f"{head}DTSTART:20240101T000000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    assert expand_spans(plain, [(1_704_067_200, 1_704_070_800, False)], 10) is None  # an inexact span
+    assert expand_spans(plain, span * 2, 10) is None  # one event, two instances: not what it knows
+    assert expand_spans(plain.replace("END:VCALENDAR", "BEGIN:VTODO\r\nUID:b\r\nEND:VTODO\r\nEND:VCALENDAR"),
+                        span, 10) is None  # fmt: skip
+
+
+async def test_conditional_get_and_head(client: TestClient, alice: Account) -> None:
+    """A GET whose If-None-Match names the ETag is 304 (with the ETag), any other is the text;
+    HEAD tells the text's length without it."""
+    url = "/dav/calendars/alice/calendar/a.ics"
+    text = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:a\r\nDTSTAMP:20240101T000000Z\r\n"
+    text += "DTSTART:20240101T100000Z\r\nSUMMARY:Caf\u00e9\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    auth = basic("alice")
+    async with client.put(url, data=text.encode(), headers=auth) as reply:
+        etag = reply.headers["ETag"]
+    for condition in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        async with client.get(url, headers={**auth, "If-None-Match": condition}) as reply:
+            assert reply.status == 304 and reply.headers["ETag"] == etag and await reply.read() == b""
+    async with client.get(url, headers=auth) as reply:
+        stored = await reply.read()
+        assert reply.status == 200 and reply.headers["ETag"] == etag and b"SUMMARY:Caf\xc3\xa9" in stored
+    async with client.get(url, headers={**auth, "If-None-Match": '"other"'}) as reply:
+        assert reply.status == 200 and reply.headers["ETag"] == etag and await reply.read() == stored
+    async with client.head(url, headers=auth) as reply:
+        assert reply.status == 200 and reply.headers["ETag"] == etag
+        assert reply.headers["Content-Length"] == str(len(stored))
+        assert reply.headers["Content-Type"].startswith("text/calendar")
+    async with client.get(
+        "/dav/calendars/alice/calendar/missing.ics", headers={**auth, "If-None-Match": etag}
+    ) as reply:
+        assert reply.status == 404
