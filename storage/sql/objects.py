@@ -76,9 +76,8 @@ class Objects(Tables):
     ) -> list[tuple[Change, CalendarObject | None]]:
         columns = OBJECT_COLUMNS_OF_O if text else listing_columns(self.db.byte_length, "o.")
         sql = (
-            f"SELECT {columns}, c.calendar_id AS c_calendar, c.href AS c_href, c.uid AS c_uid, "
-            "c.revision, c.deleted, c.changed_at, c.changed_by FROM changes AS c "
-            "LEFT JOIN objects AS o ON o.calendar_id = c.calendar_id AND o.href = c.href "
+            f"SELECT c.calendar_id, c.href, c.uid, c.revision, c.deleted, c.changed_at, c.changed_by, {columns} "
+            "FROM changes AS c LEFT JOIN objects AS o ON o.calendar_id = c.calendar_id AND o.href = c.href "
             "WHERE c.calendar_id = ? AND "
             + ("(c.revision, c.href) > (?, ?)" if after_href else "c.revision > ?")
             + " ORDER BY c.revision, c.href"
@@ -87,14 +86,12 @@ class Objects(Tables):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
+        read = calendar_object if text else listed_object
         result = []
-        for row in await self.db.all(sql, params):
-            change = Change(
-                row["c_calendar"], row["c_href"], row["c_uid"], row["revision"], bool(row["deleted"]),
-                row["changed_at"], row["changed_by"],
-            )  # fmt: skip
-            found = (calendar_object(row) if text else listed_object(row)) if row["id"] is not None else None
-            result.append((change, found))
+        for row in await self.db.all(sql, params):  # by position: this runs for every change listed
+            values = tuple(row)
+            change = Change(values[0], values[1], values[2], values[3], bool(values[4]), values[5], values[6])
+            result.append((change, read(values[7:]) if values[7] is not None else None))
         return result
 
     async def calendar_size(self, calendar_id: int) -> int:

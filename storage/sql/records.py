@@ -81,7 +81,7 @@ def listing_columns(size: str, prefix: str = "") -> str:
     return ", ".join(prefix + name for name in LISTED_FIELDS) + f", {size.format(prefix + 'ical')}"
 
 
-def listed_object(row: Row) -> CalendarObject:
+def listed_object(row: Row | Sequence[Any]) -> CalendarObject:
     """The object of a row starting with ``listing_columns``: what a listing shows of it (ids,
     href, ETag, component, times and the size of its text); its text, UID, summary and index
     fields are left empty. Fewer columns make a listing of thousands several times faster."""
@@ -89,7 +89,7 @@ def listed_object(row: Row) -> CalendarObject:
                           row[5], row[6], None, row[7])  # fmt: skip
 
 
-def calendar_object(row: Row) -> CalendarObject:
+def calendar_object(row: Row | Sequence[Any]) -> CalendarObject:
     """The object a row starting with OBJECT_COLUMNS holds. Those columns are the record's
     fields in order, so they are taken by position: this runs for every object a query returns."""
     values = list(row)[: len(OBJECT_FIELDS)]
