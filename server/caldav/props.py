@@ -537,7 +537,7 @@ _OK = f"</D:prop><D:status>{dav.status_line(200)}</D:status></D:propstat>"
 
 class MemberText:
     """The responses of a calendar's objects for one request, written as text straight from the
-    live properties' values: what ``answer()`` and lxml make of them (tests/test_multistatus.py
+    live properties' values: what ``answer()`` and lxml make of them (tests/test_fast_paths.py
     compares the two on generated objects), without building elements, for listings of
     thousands of members. Asked properties are planned once; a value that is an element (none
     of an object's are) is written the generic way."""
