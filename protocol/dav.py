@@ -256,17 +256,13 @@ def responses_text(responses: Iterable[PropstatResponse]) -> str:
 
 
 _PREFIXES = {namespace: prefix for prefix, namespace in NSMAP.items()}
-#: characters text must not carry as they are: markup, CR (which XML parsers would turn into
-#: LF; lxml writes &#13;) and those XML cannot carry at all
-_ESCAPED = re.compile("[&<>\r]|[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def escape(text: str) -> str:
-    """``text`` as XML character data, written as lxml writes it."""
+    """``text`` as XML character data, written as lxml writes it: markup escaped, CR as &#13;
+    (XML parsers would read it as LF), without the characters XML cannot carry."""
     if text.isprintable() and "&" not in text and "<" not in text and ">" not in text:
-        return text  # the usual case, and 3-4 times quicker to tell than with the expression
-    if _ESCAPED.search(text) is None:
-        return text
+        return text  # the usual case (isprintable is false for CR, LF, TAB and the rest)
     text = xml_text(text)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
 

@@ -1070,7 +1070,8 @@ _LOCAL_TIME = re.compile(r"\d{8}T\d{6}")
 _SPAN_TIMES = ("DTSTART", "DTEND")
 
 
-def _utc_stamp(moment: int) -> str:
+def utc_stamp(moment: int) -> str:
+    """Epoch seconds as an iCalendar UTC date-time."""
     return (datetime(1970, 1, 1) + timedelta(seconds=moment)).strftime("%Y%m%dT%H%M%SZ")
 
 
@@ -1128,9 +1129,9 @@ def expand_spans(text: str, spans: Sequence[tuple[int, int, bool]], limit: int) 
         return None
     instances = []
     for start, end, _ in sorted(spans):
-        times = [f"DTSTART:{_utc_stamp(start)}"]
-        times += [f"RECURRENCE-ID:{_utc_stamp(start)}"] if recurring else []
-        times += [f"DTEND:{_utc_stamp(end)}"] if ends else []
+        times = [f"DTSTART:{utc_stamp(start)}"]
+        times += [f"RECURRENCE-ID:{utc_stamp(start)}"] if recurring else []
+        times += [f"DTEND:{utc_stamp(end)}"] if ends else []
         instances.append(CRLF.join(["BEGIN:VEVENT", *times, *own, "END:VEVENT", ""]))
     return CRLF.join(["BEGIN:VCALENDAR", *head, ""]) + "".join(instances) + f"END:VCALENDAR{CRLF}"
 

@@ -19,7 +19,7 @@ from lxml import etree
 from protocol import caldav, dav
 from protocol.dav import APPLE, CALDAV, CS, DAV, PropstatResponse, tag
 from protocol.events import valid_zone
-from protocol.ical import MAX_EPOCH, MIN_EPOCH, OBJECT_COMPONENTS, timezone_text
+from protocol.ical import MAX_EPOCH, MIN_EPOCH, OBJECT_COMPONENTS, timezone_text, utc_stamp
 from server.services.access import Level
 from server.services.calendars import normalize_color
 from server.services.errors import Invalid
@@ -35,10 +35,6 @@ REPORTS = tuple(caldav.CALENDAR_REPORTS)
 
 def http_date(iso: str) -> str:
     return format_datetime(datetime.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC), usegmt=True)
-
-
-def utc_stamp(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _el(name: str, text: str | None = None, *children: etree._Element) -> etree._Element:

@@ -191,12 +191,11 @@ async def sync_collection(context: Context, query: caldav.SyncCollection) -> web
         rows = rows[:remaining] if truncated else rows
         present = [found for _, found in rows if found is not None]
         replies = iter(await object_texts(user, calendar, present, wanted))
-        texts = [
+        texts = [  # an initial sync lists what exists, not what was removed
             next(replies) if found else not_found(object_href(base, change.href))
             for change, found in rows
             if found or query.token
         ]
-        # an initial sync lists what exists, not what was removed
         await reply.add("".join(texts))
         if rows:
             position = (rows[-1][0].revision, rows[-1][0].href)
