@@ -15,7 +15,7 @@ import hashlib
 import itertools
 import re
 import zoneinfo
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -137,13 +137,21 @@ def _decoded(component: Component, name: str) -> object | None:
     return value
 
 
+#: a property's decoded value, None when the component lacks it or it cannot be read
+Decoded = Callable[[str], Any]
+
+
 def component_span(component: Component) -> tuple[date | None, timedelta | None]:
     """DTSTART (or DUE for a todo without one) and the duration of one instance (RFC 5545)."""
-    start = _decoded(component, "DTSTART")
-    name = component.name
+    return span_of(str(component.name), functools.partial(_decoded, component))
+
+
+def span_of(name: str, decoded: Decoded) -> tuple[date | None, timedelta | None]:
+    """``component_span`` of a ``name`` component whose properties ``decoded`` gives."""
+    start = decoded("DTSTART")
     if name == "VTODO":
-        due = _decoded(component, "DUE")
-        duration = _decoded(component, "DURATION")
+        due = decoded("DUE")
+        duration = decoded("DURATION")
         if not isinstance(start, date):
             return (due, timedelta(0)) if isinstance(due, date) else (None, None)
         if isinstance(due, date):
@@ -153,10 +161,10 @@ def component_span(component: Component) -> tuple[date | None, timedelta | None]
         return start, timedelta(0)
     if not isinstance(start, date):
         return None, None
-    end = _decoded(component, "DTEND")
+    end = decoded("DTEND")
     if isinstance(end, date):
         return start, _difference(start, end)
-    duration = _decoded(component, "DURATION")
+    duration = decoded("DURATION")
     if isinstance(duration, timedelta):
         return start, duration
     return start, timedelta(days=1) if is_all_day(start) else timedelta(0)
@@ -227,21 +235,42 @@ def _last_start(start: date | datetime, rule: str, max_instances: int) -> dateti
     return last.replace(tzinfo=begin.tzinfo) if begin.tzinfo is not None else last
 
 
+@dataclass(slots=True)
+class Timing:
+    """What the index needs of one component's times."""
+
+    start: date | None  #: DTSTART (or a todo's DUE), see ``component_span``
+    duration: timedelta | None  #: of one instance
+    rules: list[str] = field(default_factory=list)  #: the RRULEs as written by icalendar
+    rdates: list[Any] = field(default_factory=list)  #: the RDATE properties
+    exdates: list[Any] = field(default_factory=list)  #: the EXDATE properties
+
+
+def timing(component: Component) -> Timing:
+    start, duration = component_span(component)
+    return Timing(start, duration, _rrule_strings(component), every(component, "RDATE"), every(component, "EXDATE"))
+
+
 def component_bounds(component: Component, max_instances: int = DEFAULT_MAX_INSTANCES) -> Bounds:
     """UTC bounds that contain every instance of one component (a superset is fine)."""
-    start, duration = component_span(component)
+    return timing_bounds(timing(component), max_instances)
+
+
+def timing_bounds(times: Timing, max_instances: int = DEFAULT_MAX_INSTANCES) -> Bounds:
+    """``component_bounds`` of a component's ``timing``."""
+    start, duration = times.start, times.duration
     if start is None or duration is None:
-        return Bounds(None, None, recurring="RRULE" in component or "RDATE" in component)
+        return Bounds(None, None, recurring=bool(times.rules or times.rdates))
     first, floating = to_utc(start)
     last_end = first + duration
     recurring = False
-    for rule in _rrule_strings(component):
+    for rule in times.rules:
         recurring = True
         last_start = _last_start(start, rule, max_instances)
         if last_start is None:
             return Bounds(epoch(first) - (FLOATING_SLACK if floating else 0), None, True)
         last_end = max(last_end, to_utc(last_start)[0] + duration)
-    for rdate_list in every(component, "RDATE"):
+    for rdate_list in times.rdates:
         recurring = True
         for item in _dates(rdate_list):
             begin, end = period(item)
@@ -362,7 +391,14 @@ def instance_spans(
 
     The walk starts near ``after``, not at the series' start (whole periods are skipped
     arithmetically where the rule allows), and takes at most MAX_WALK steps whatever the rule."""
-    start, duration = component_span(component)
+    return timing_instances(timing(component), max_instances, horizon, after)
+
+
+def timing_instances(
+    times: Timing, max_instances: int, horizon: datetime, after: datetime | None = None
+) -> tuple[list[tuple[int, int]], int | None]:
+    """``instance_spans`` of a component's ``timing``."""
+    start, duration = times.start, times.duration
     if start is None or duration is None:
         raise ValueError("no start")
     zone = start.tzinfo if isinstance(start, datetime) else None
@@ -370,13 +406,13 @@ def instance_spans(
     from_moment = None if after is None else _naive_local(after - duration, zone)
     rules = dateutil_rrule.rruleset()
     rules.rdate(first)  # DTSTART is always the first instance (RFC 5545 3.8.5.3)
-    for rule in _rrule_strings(component):
+    for rule in times.rules:
         skipped = skip_to(_local_rule(rule, zone), first, from_moment)
         if skipped is not None:
             rules.rrule(dateutil_rrule.rrulestr(skipped[0], dtstart=skipped[1]))
     periods: dict[datetime, int] = {}  #: RDATE;VALUE=PERIOD instances keep their own length
-    for name, add in (("RDATE", rules.rdate), ("EXDATE", rules.exdate)):
-        for item in every(component, name):
+    for props, add in ((times.rdates, rules.rdate), (times.exdates, rules.exdate)):
+        for item in props:
             for value in _dates(item):
                 moment, period_end = period(value)
                 add(_naive_local(moment, zone))
@@ -399,11 +435,12 @@ def instance_spans(
     return spans, None
 
 
-def block_spans(component: Component, bounds: Bounds, max_instances: int) -> list[tuple[int, int, bool]]:
-    """The index spans of one component: exact ones where the times are unambiguous."""
+def block_spans(times: Timing, bounds: Bounds, max_instances: int) -> list[tuple[int, int, bool]]:
+    """The index spans of one component (its ``timing`` and ``timing_bounds``): exact ones
+    where the times are unambiguous."""
     low = MIN_EPOCH if bounds.start is None else bounds.start
     high = MAX_EPOCH if bounds.end is None else bounds.end
-    start, duration = component_span(component)
+    start, duration = times.start, times.duration
     floating = start is not None and (not isinstance(start, datetime) or start.tzinfo is None)
     # A span longer than a day may cross a DST change: its end is then checked on the text.
     exact = not floating and (duration is None or duration <= timedelta(days=1))
@@ -411,7 +448,7 @@ def block_spans(component: Component, bounds: Bounds, max_instances: int) -> lis
         return [(low, high, exact)]
     try:
         horizon = max(datetime.now(UTC), to_utc(start)[0]) + INDEX_HORIZON
-        spans, rest = instance_spans(component, max_instances, horizon)
+        spans, rest = timing_instances(times, max_instances, horizon)
     except (ValueError, TypeError, OverflowError):
         return [(low, high, False)]
     result = [(begin, end, exact) for begin, end in spans]
@@ -588,57 +625,72 @@ def component_problems(component: Component) -> list[str]:
         problems.extend(f"{sub.name} {name}: {message}" for name, message in sub.errors)
     if problems:
         return problems
-    name = component.name
     twice = _repeated_once(component)
     if twice:
         return [f"{n} appears more than once with different values (RFC 5545 allows one)" for n, _ in twice]
-    start = _decoded(component, "DTSTART")
-    for dated in ("DTSTART", "RECURRENCE-ID"):
-        if dated in component and not isinstance(_decoded(component, dated), date):
-            problems.append(f"{dated} is not a valid date or date-time")
-    if name == "VEVENT":
-        if start is None:
-            problems.append("VEVENT has no DTSTART")
-            return problems
-        if "DTEND" in component and "DURATION" in component:
-            problems.append("VEVENT has both DTEND and DURATION")
-        end = _decoded(component, "DTEND")
-        if "DTEND" in component and not isinstance(end, date):
-            problems.append("DTEND is not a valid date or date-time")
-        elif isinstance(end, date) and isinstance(start, date):
-            if is_all_day(start) != is_all_day(end):
-                problems.append("DTSTART and DTEND must both be dates or both date-times")
-            elif _difference(start, end) < timedelta(0):
-                problems.append("DTEND is before DTSTART")
-        duration = _decoded(component, "DURATION")
-        if isinstance(duration, timedelta) and duration < timedelta(0):
-            problems.append("DURATION is negative")
-    elif name == "VTODO":
-        due = _decoded(component, "DUE")
-        if "DUE" in component and not isinstance(due, date):
-            problems.append("DUE is not a valid date or date-time")
-        elif isinstance(due, date) and isinstance(start, date) and _difference(start, due) < timedelta(0):
-            problems.append("DUE is before DTSTART")
-        if "DUE" in component and "DURATION" in component:
-            problems.append("VTODO has both DUE and DURATION")
+    decoded = functools.partial(_decoded, component)
+    problems = date_problems(str(component.name), component, decoded)
+    start = decoded("DTSTART")
+    if component.name == "VEVENT" and start is None:
+        return problems
     for name in ("RDATE", "EXDATE"):
         for item in every(component, name):
             moments = [period(value)[0] for value in _dates(item)]
             if not all(isinstance(moment, date) for moment in moments):
                 problems.append(f"{name} holds a value that is not a date or date-time")
     for rule in _rrule_strings(component):
-        count = re.search(r"COUNT=(-?\d+)", rule, re.IGNORECASE)
-        if count and int(count.group(1)) < 1:
-            problems.append(f"RRULE {rule} has COUNT={count.group(1)}: a rule counts one instance at least")
-            continue
-        try:
-            dateutil_rrule.rrulestr(re.sub(r";?UNTIL=[0-9TZ]+", "", rule, flags=re.I), dtstart=datetime(2000, 1, 1))
-        except (ValueError, TypeError) as error:
-            problems.append(f"RRULE is invalid: {error}")
-            continue
-        if isinstance(start, date) and rule_never_matches(rule, start):
-            problems.append(f"RRULE {rule} matches no date at all")
+        problems += rule_problems(rule, start)
     return problems
+
+
+def date_problems(name: str, present: Container[str], decoded: Decoded) -> list[str]:
+    """What is wrong with the dates of a ``name`` component that has the properties named in
+    ``present``, whose values ``decoded`` gives (part of ``component_problems``)."""
+    problems = []
+    start = decoded("DTSTART")
+    for dated in ("DTSTART", "RECURRENCE-ID"):
+        if dated in present and not isinstance(decoded(dated), date):
+            problems.append(f"{dated} is not a valid date or date-time")
+    if name == "VEVENT":
+        if start is None:
+            problems.append("VEVENT has no DTSTART")
+            return problems
+        if "DTEND" in present and "DURATION" in present:
+            problems.append("VEVENT has both DTEND and DURATION")
+        end = decoded("DTEND")
+        if "DTEND" in present and not isinstance(end, date):
+            problems.append("DTEND is not a valid date or date-time")
+        elif isinstance(end, date) and isinstance(start, date):
+            if is_all_day(start) != is_all_day(end):
+                problems.append("DTSTART and DTEND must both be dates or both date-times")
+            elif _difference(start, end) < timedelta(0):
+                problems.append("DTEND is before DTSTART")
+        duration = decoded("DURATION")
+        if isinstance(duration, timedelta) and duration < timedelta(0):
+            problems.append("DURATION is negative")
+    elif name == "VTODO":
+        due = decoded("DUE")
+        if "DUE" in present and not isinstance(due, date):
+            problems.append("DUE is not a valid date or date-time")
+        elif isinstance(due, date) and isinstance(start, date) and _difference(start, due) < timedelta(0):
+            problems.append("DUE is before DTSTART")
+        if "DUE" in present and "DURATION" in present:
+            problems.append("VTODO has both DUE and DURATION")
+    return problems
+
+
+def rule_problems(rule: str, start: object) -> list[str]:
+    """What is wrong with an RRULE (as icalendar writes it) of a series starting at ``start``."""
+    count = re.search(r"COUNT=(-?\d+)", rule, re.IGNORECASE)
+    if count and int(count.group(1)) < 1:
+        return [f"RRULE {rule} has COUNT={count.group(1)}: a rule counts one instance at least"]
+    try:
+        dateutil_rrule.rrulestr(re.sub(r";?UNTIL=[0-9TZ]+", "", rule, flags=re.I), dtstart=datetime(2000, 1, 1))
+    except (ValueError, TypeError) as error:
+        return [f"RRULE is invalid: {error}"]
+    if isinstance(start, date) and rule_never_matches(rule, start):
+        return [f"RRULE {rule} matches no date at all"]
+    return []
 
 
 # --------------------------------------------------------------------------- blocks and resources
@@ -673,7 +725,8 @@ def block_from_component(
     if not uid:
         uid = make_uid(text)
         text = _insert_after_begin(text, f"UID:{uid}")
-    bounds = component_bounds(component, max_instances)
+    times = timing(component)
+    bounds = timing_bounds(times, max_instances)
     klass = component.get("CLASS")
     recurrence_id = None
     if "RECURRENCE-ID" in component:
@@ -692,7 +745,7 @@ def block_from_component(
         klass=str(klass).upper() if klass is not None else None,
         tzids=used_tzids(unfold(text)),
         line=line,
-        spans=block_spans(component, bounds, max_instances),
+        spans=block_spans(times, bounds, max_instances),
         recurrence_id=recurrence_id,
         component=component,
     )
