@@ -223,13 +223,17 @@ def _last_start(start: date | datetime, rule: str, max_instances: int) -> dateti
     count = int(counted.group(1))
     if count > max_instances:
         return None
+    fixed = _fixed_steps(rule)
     try:
-        rule_set = dateutil_rrule.rrulestr(rule, dtstart=naive)
+        last = naive + (count - 1) * fixed[0] if fixed is not None and not naive.microsecond else None
+    except OverflowError:  # past the year 9999, where dateutil stops
         last = None
-        for last in rule_set:  # noqa: B007 - only the last one matters
-            pass
-    except (ValueError, TypeError, OverflowError):
-        return None
+    if last is None:
+        try:
+            for last in dateutil_rrule.rrulestr(rule, dtstart=naive):  # noqa: B007 - only the last one matters
+                pass
+        except (ValueError, TypeError, OverflowError):
+            return None
     if last is None:
         return begin
     return last.replace(tzinfo=begin.tzinfo) if begin.tzinfo is not None else last
@@ -361,6 +365,54 @@ def skip_to(rule: str, first: datetime, after: datetime | None) -> tuple[str, da
     return rule, first + timedelta(seconds=skipped * step)
 
 
+_FIXED_PARTS = frozenset(("FREQ", "COUNT", "INTERVAL", "WKST"))
+_WEEKDAYS = frozenset(("MO", "TU", "WE", "TH", "FR", "SA", "SU"))
+
+
+def _fixed_steps(rule: str) -> tuple[timedelta, int | None] | None:
+    """The step and COUNT (None: no end) of a rule whose instances are its first one plus whole
+    steps (SECONDLY to WEEKLY, no BYxxx part, no UNTIL); None for any other rule."""
+    parts = _rule_parts(rule)
+    seconds = _PERIOD_SECONDS.get(parts.get("FREQ", ""))
+    interval, count = parts.get("INTERVAL", "1"), parts.get("COUNT")
+    if (
+        seconds is None
+        or not parts.keys() <= _FIXED_PARTS
+        or parts.get("WKST", "MO") not in _WEEKDAYS
+        or not (interval.isascii() and interval.isdigit() and int(interval) >= 1)
+        or (count is not None and not (count.isascii() and count.isdigit() and int(count) >= 1))
+    ):
+        return None
+    return timedelta(seconds=seconds * int(interval)), None if count is None else int(count)
+
+
+def _fixed_walk(times: Timing, first: datetime, after: datetime | None) -> Iterator[datetime] | None:
+    """The instances (naive local starts) of a series of one rule of fixed steps and no RDATE or
+    EXDATE, as dateutil walks them (from near ``after``, see ``skip_to``) but without it; None
+    for any other series."""
+    if len(times.rules) != 1 or times.rdates or times.exdates or first.microsecond:
+        return None
+    fixed = _fixed_steps(times.rules[0])
+    if fixed is None:
+        return None
+    skipped = skip_to(times.rules[0], first, after)
+    walk = _fixed_steps(skipped[0]) if skipped is not None else None
+
+    def instances() -> Iterator[datetime]:
+        if skipped is None or skipped[1] != first:
+            yield first  # DTSTART is always the first instance (RFC 5545 3.8.5.3)
+        if skipped is None or walk is None:
+            return
+        step, count = walk
+        for index in itertools.count() if count is None else range(count):
+            try:
+                yield skipped[1] + index * step
+            except OverflowError:  # past the year 9999, where dateutil stops
+                return
+
+    return instances()
+
+
 def rule_never_matches(rule: str, start: date | datetime) -> bool:
     """Whether a rule's BYxxx parts pick no date at all (``FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30``).
 
@@ -404,22 +456,24 @@ def timing_instances(
     zone = start.tzinfo if isinstance(start, datetime) else None
     first = _naive_local(start, zone)
     from_moment = None if after is None else _naive_local(after - duration, zone)
-    rules = dateutil_rrule.rruleset()
-    rules.rdate(first)  # DTSTART is always the first instance (RFC 5545 3.8.5.3)
-    for rule in times.rules:
-        skipped = skip_to(_local_rule(rule, zone), first, from_moment)
-        if skipped is not None:
-            rules.rrule(dateutil_rrule.rrulestr(skipped[0], dtstart=skipped[1]))
     periods: dict[datetime, int] = {}  #: RDATE;VALUE=PERIOD instances keep their own length
-    for props, add in ((times.rdates, rules.rdate), (times.exdates, rules.exdate)):
-        for item in props:
-            for value in _dates(item):
-                moment, period_end = period(value)
-                add(_naive_local(moment, zone))
-                if period_end is not None:
-                    periods[_naive_local(moment, zone)] = int(
-                        (to_utc(period_end)[0] - to_utc(moment)[0]).total_seconds()
-                    )
+    rules = _fixed_walk(times, first, from_moment)
+    if rules is None:
+        rules = dateutil_rrule.rruleset()
+        rules.rdate(first)  # DTSTART is always the first instance (RFC 5545 3.8.5.3)
+        for rule in times.rules:
+            skipped = skip_to(_local_rule(rule, zone), first, from_moment)
+            if skipped is not None:
+                rules.rrule(dateutil_rrule.rrulestr(skipped[0], dtstart=skipped[1]))
+        for props, add in ((times.rdates, rules.rdate), (times.exdates, rules.exdate)):
+            for item in props:
+                for value in _dates(item):
+                    moment, period_end = period(value)
+                    add(_naive_local(moment, zone))
+                    if period_end is not None:
+                        periods[_naive_local(moment, zone)] = int(
+                            (to_utc(period_end)[0] - to_utc(moment)[0]).total_seconds()
+                        )
     limit = _naive_local(horizon, zone)
     low = MIN_EPOCH if after is None else epoch(after)
     length = int(duration.total_seconds())
@@ -571,7 +625,7 @@ def match_series(master: Component, override: Component) -> str | None:
 
 
 #: properties a VEVENT, VTODO or VJOURNAL holds once at most (RFC 5545 3.6.1-3.6.3)
-_ONCE = frozenset(("UID", "DTSTAMP", "DTSTART", "DTEND", "DUE", "DURATION", "RECURRENCE-ID", "SEQUENCE", "CLASS",
+ONCE = frozenset(("UID", "DTSTAMP", "DTSTART", "DTEND", "DUE", "DURATION", "RECURRENCE-ID", "SEQUENCE", "CLASS",
                    "CREATED", "DESCRIPTION", "GEO", "LAST-MODIFIED", "LOCATION", "ORGANIZER", "PRIORITY", "STATUS",
                    "SUMMARY", "TRANSP", "URL", "COMPLETED", "PERCENT-COMPLETE"))  # fmt: skip
 
@@ -579,7 +633,7 @@ _ONCE = frozenset(("UID", "DTSTAMP", "DTSTART", "DTEND", "DUE", "DURATION", "REC
 def _repeated_once(component: Component) -> list[tuple[str, list[Any]]]:
     """The properties RFC 5545 allows once that ``component`` has more than once, with their
     values (icalendar keeps a repeated property as a list)."""
-    return [(name, value) for name, value in component.items() if isinstance(value, list) and name in _ONCE]
+    return [(name, value) for name, value in component.items() if isinstance(value, list) and name in ONCE]
 
 
 def _value_text(value: Any) -> bytes:

@@ -21,6 +21,7 @@ import x_wr_timezone
 from icalendar import Calendar, Component, Timezone
 
 from protocol.formats import ExportItem, LineError, Lines, ParseOptions, ParseResult, whole_lines
+from protocol.formats.plain import plain_block
 from protocol.ical import (
     CRLF,
     OBJECT_COMPONENTS,
@@ -127,8 +128,12 @@ def _resources(source: Iterator[str], plan: _Plan, options: ParseOptions, result
             continue
         count += 1
         options.reached(count, line)
-        block = _read_component(name, lines, line, result, plan.zones[calendar.index], options)
         written = _written_uid(lines)
+        zone = plan.zones[calendar.index]
+        alone = plan.uids[written] < 2 and zone is None  # the plain reader takes no series, no X-WR-TIMEZONE
+        block = (alone and plain_block(name, lines, line, options.max_instances)) or _read_component(
+            name, lines, line, result, zone, options
+        )
         if plan.uids[written] > 1 and written:
             group = waiting.setdefault(written, [])
             group.append(block)
