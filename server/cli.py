@@ -288,6 +288,9 @@ async def serve(config: Config, with_demo: bool, shared: bool = False) -> None:
         if with_demo:
             print(await demo.prepare(app[SERVICES], f"http://{config.host}:{port}"), flush=True)
         helper = asyncio.create_task(build_timezones_aside())
+        parsers = app[SERVICES].imports.parsers
+        if parsers is not None:
+            parsers.start()
         await stopping.wait()
     finally:
         if helper is not None:

@@ -42,6 +42,7 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("imports", "default_group"): "Imports",
     ("imports", "workers"): "2",
     ("imports", "lease"): "30",
+    ("imports", "parse_processes"): "1",
     ("wcap", "session_timeout"): "1800",
     ("web", "session_timeout"): "604800",
 }
@@ -75,6 +76,7 @@ class Config:
     import_group: str
     import_workers: int
     import_lease: int  #: seconds; an import whose runner stops renewing is rolled back after it
+    parse_processes: int  #: helper processes reading a big import's plain components (0: none)
     session_timeout: int
     web_session_timeout: int
     #: which of ``serve --workers N`` this process is (not a setting: the server numbers them)
@@ -160,6 +162,7 @@ def load(
         import_group=values[("imports", "default_group")],
         import_workers=_integer(values, ("imports", "workers"), 1),
         import_lease=_integer(values, ("imports", "lease"), 2),
+        parse_processes=_integer(values, ("imports", "parse_processes")),
         session_timeout=_integer(values, ("wcap", "session_timeout"), 1),
         web_session_timeout=_integer(values, ("web", "session_timeout"), 60),
     )

@@ -7,7 +7,9 @@ simple rules against dateutil's."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -312,3 +314,87 @@ def test_line_errors_keep_their_lines_with_it() -> None:
     result = formats.parse(text, "ics")
     assert [r.uid for r in result.resources] == ["a"]
     assert [e.line for e in result.errors] == [7] and "DTSTART" in result.errors[0].error
+
+
+# --------------------------------------------------------------------------- the helper processes
+
+
+def big_file() -> str:
+    """A file big enough for the pool: plain events, a series with an override, invalid events,
+    a custom time zone, repairs; with their lines numbered as the import reads them."""
+    from bench.generate import ics as generated
+
+    text = generated(ics.POOLED_FROM + 300, seed=5).decode()
+    odd = (
+        "BEGIN:VTIMEZONE\r\nTZID:Custom Zone\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
+        "TZOFFSETFROM:+0300\r\nTZOFFSETTO:+0300\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+        "BEGIN:VEVENT\r\nUID:custom\r\nDTSTART;TZID=Custom Zone:20240101T100000\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nUID:bad\r\nDTSTART:20241301T100000Z\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nUID:series\r\nDTSTART:20240101T100000Z\r\nRRULE:FREQ=DAILY;COUNT=5\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nUID:series\r\nRECURRENCE-ID:20240102T100000Z\r\nDTSTART:20240102T120000Z\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nUID:mended\r\nDTSTART:20240101T100000Z\r\nDTEND:20240101T110000Z\r\nDURATION:PT1H\r\n"
+        "END:VEVENT\r\n"
+    )
+    middle = text.index("BEGIN:VEVENT", len(text) // 2)
+    return text[:middle] + odd + text[middle:]
+
+
+def read_with(text: str, pool: object) -> tuple[list[dict[str, object]], ...]:
+    result = formats.parse(text, "ics", ParseOptions(max_instances=MAX, pool=pool))  # type: ignore[arg-type]
+    problems = [dataclasses.asdict(p) for p in result.errors], [dataclasses.asdict(p) for p in result.warnings]
+    return [dataclasses.asdict(resource) for resource in result.resources], *problems
+
+
+class Watched(Executor):
+    """A pool that keeps the futures it gave, to tell which chunks its processes read."""
+
+    def __init__(self, pool: Executor) -> None:
+        self.pool = pool
+        self.futures: list[Future[object]] = []
+
+    def submit(self, fn: Callable[..., object], /, *args: object, **kwargs: object) -> Future[object]:
+        self.futures.append(self.pool.submit(fn, *args, **kwargs))
+        return self.futures[-1]
+
+    def read_there(self) -> int:
+        read = sum(f.done() and not f.cancelled() and f.exception() is None for f in self.futures)
+        self.futures.clear()
+        return read
+
+
+def test_a_big_file_reads_the_same_with_helper_processes() -> None:
+    from server.services.imports import ParseProcesses
+
+    text = big_file()
+    alone = read_with(text, None)
+    assert len(alone[0]) > ics.POOLED_FROM and alone[1] and alone[2]  # errors and warnings too
+    processes = ParseProcesses(1)
+    pool = Watched(processes)
+    try:
+        processes.submit(int).result()  # started
+        assert read_with(text, pool) == alone
+        assert pool.read_there() > 0
+        # a helper that died is started again; what it was reading is read here meanwhile
+        process = next(iter(processes._pool._processes.values()))  # type: ignore[union-attr]
+        process.kill()
+        process.join()
+        assert read_with(text, pool) == alone
+        assert read_with(text, pool) == alone
+        assert pool.read_there() > 0
+    finally:
+        processes.shutdown()
+
+
+class FailingPool(Executor):
+    """A pool whose every answer is a failure (a process that died under each chunk)."""
+
+    def submit(self, fn: Callable[..., object], /, *args: object, **kwargs: object) -> Future[object]:
+        future: Future[object] = Future()
+        future.set_running_or_notify_cancel()
+        future.set_exception(BrokenProcessPool("gone"))
+        return future
+
+
+def test_a_failing_pool_changes_nothing() -> None:
+    text = big_file()
+    assert read_with(text, FailingPool()) == read_with(text, None)

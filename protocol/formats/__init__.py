@@ -14,6 +14,7 @@ import importlib
 import io
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol
@@ -71,6 +72,8 @@ class ParseOptions:
     max_instances: int = DEFAULT_MAX_INSTANCES
     #: called now and then with the line reading has reached (for a progress bar)
     progress: Callable[[int], None] | None = None
+    #: processes to read a big file's plain components in, beside this one (see ics)
+    pool: Executor | None = None
 
     def reached(self, count: int, line: int) -> None:
         """Report the line of the ``count``-th entry, every 200 entries."""

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import functools
 import re
+import string
 import zoneinfo
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 import x_wr_timezone
 from icalendar import Calendar, Component, Timezone
 
 from protocol.formats import ExportItem, LineError, Lines, ParseOptions, ParseResult, whole_lines
-from protocol.formats.plain import plain_block
+from protocol.formats.plain import plain_block, plain_fields
 from protocol.ical import (
     CRLF,
     OBJECT_COMPONENTS,
@@ -122,18 +125,7 @@ def _resources(source: Iterator[str], plan: _Plan, options: ParseOptions, result
     """The second reading: parse each component and yield the resources."""
     seen: dict[str, int] = {}  #: UID -> first line, of the resources yielded
     waiting: dict[str, list[Block | None]] = {}  #: UID -> the components read so far
-    count = 0
-    for calendar, name, line, lines in _walk(source, lambda problem: None):
-        if name not in OBJECT_COMPONENTS:
-            continue
-        count += 1
-        options.reached(count, line)
-        written = _written_uid(lines)
-        zone = plan.zones[calendar.index]
-        alone = plan.uids[written] < 2 and zone is None  # the plain reader takes no series, no X-WR-TIMEZONE
-        block = (alone and plain_block(name, lines, line, options.max_instances)) or _read_component(
-            name, lines, line, result, zone, options
-        )
+    for written, block in _blocks(source, plan, options, result):
         if plan.uids[written] > 1 and written:
             group = waiting.setdefault(written, [])
             group.append(block)
@@ -148,6 +140,115 @@ def _resources(source: Iterator[str], plan: _Plan, options: ParseOptions, result
             resource = assemble(blocks, plan.timezones)
             resource.calendar = result.calendar_name
             yield resource
+
+
+#: components a file needs for its plain ones to be read in ``options.pool`` too, and how many
+#: go there at a time (and at most ahead of this process's reading)
+POOLED_FROM = 2000
+CHUNK, AHEAD = 200, 8
+
+Fields = tuple[Any, ...]  #: a block's fields as ``plain_fields`` sends them
+
+
+@dataclass(slots=True)
+class _Item:
+    """One component of the second reading, on its way to its block."""
+
+    name: str
+    line: int
+    lines: list[str]
+    written: str  #: its UID as written
+    zone: zoneinfo.ZoneInfo | None  #: its calendar's X-WR-TIMEZONE
+    plain: bool  #: whether the plain reader may read it (alone of its UID, no X-WR-TIMEZONE)
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """Components sent to the pool together; ``read`` once their plain blocks are known."""
+
+    items: list[_Item]
+    pooled: Future[list[Fields | None]] | None = None
+    read: list[Block | None] | None = None
+
+    def read_here(self, max_instances: int) -> bool:
+        """Read the plain blocks here unless the pool has begun them; whether they are read."""
+        if self.read is None and (self.pooled is None or self.pooled.cancel()):
+            self.pooled = None
+            self.read = [plain_block(i.name, i.lines, i.line, max_instances) if i.plain else None for i in self.items]
+        return self.read is not None
+
+    def blocks(self, max_instances: int) -> list[Block | None]:
+        """The plain blocks (None: not plain), from the pool or read here."""
+        if self.read is None and not self.read_here(max_instances):
+            assert self.pooled is not None
+            try:
+                sent = self.pooled.result()
+            except Exception:  # the pool failed (a process died): read here
+                sent = [None] * len(self.items)
+            # what the pool declined may use a custom zone this process knows: read here too
+            self.read = [
+                Block(*fields) if fields is not None else plain_block(i.name, i.lines, i.line, max_instances)
+                if i.plain else None
+                for i, fields in zip(self.items, sent, strict=True)
+            ]  # fmt: skip
+        assert self.read is not None
+        return self.read
+
+
+def _blocks(
+    source: Iterator[str], plan: _Plan, options: ParseOptions, result: ParseResult
+) -> Iterator[tuple[str, Block | None]]:
+    """Each component of the second reading, in order, as (its UID as written, its block; None
+    when it is invalid and its problems are in ``result``). With a pool and a big file, chunks
+    of components go to the pool a few chunks ahead; while this process waits for the pool it
+    reads the plain blocks of the furthest chunk the pool has not begun. Only the plain reader
+    runs out of order (it reports nothing): the rest, and every problem, in the file's order."""
+
+    def items() -> Iterator[_Item]:
+        for calendar, name, line, lines in _walk(source, lambda problem: None):
+            if name in OBJECT_COMPONENTS:
+                written, zone = _written_uid(lines), plan.zones[calendar.index]
+                yield _Item(name, line, lines, written, zone, plan.uids[written] < 2 and zone is None)
+
+    pool = options.pool if sum(plan.uids.values()) >= POOLED_FROM else None
+    ahead: deque[_Chunk] = deque()
+    count = 0
+
+    def read(chunk: _Chunk) -> Iterator[tuple[str, Block | None]]:
+        nonlocal count
+        while chunk.pooled is not None and not chunk.pooled.done() and not chunk.read_here(options.max_instances):
+            spare = next((c for c in reversed(ahead) if c.read is None and c.read_here(options.max_instances)), None)
+            if spare is None:
+                break
+        for item, block in zip(chunk.items, chunk.blocks(options.max_instances), strict=True):
+            count += 1
+            options.reached(count, item.line)
+            yield item.written, block or _read_component(item.name, item.lines, item.line, result, item.zone, options)
+
+    for items_of_chunk in _chunks(items(), CHUNK if pool is not None else 1):
+        chunk = _Chunk(items_of_chunk)
+        if pool is not None and any(item.plain for item in items_of_chunk):
+            jobs = [(i.name, i.lines, i.line) if i.plain else None for i in items_of_chunk]
+            try:
+                chunk.pooled = pool.submit(plain_fields, jobs, options.max_instances)
+            except Exception:  # the pool takes no more work: the rest is read here
+                pool = None
+        ahead.append(chunk)
+        while len(ahead) > (AHEAD if pool is not None else 0):
+            yield from read(ahead.popleft())
+    while ahead:
+        yield from read(ahead.popleft())
+
+
+def _chunks(items: Iterator[_Item], size: int) -> Iterator[list[_Item]]:
+    chunk: list[_Item] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _one_series(blocks: list[Block], result: ParseResult, options: ParseOptions) -> list[Block]:
@@ -229,6 +330,11 @@ def _written_uid(lines: list[str]) -> str:
     return (uid or "").strip()
 
 
+_NO_FOLDS: list[str] = []  #: shared by the lines that have none (never appended to)
+#: what a content line that is not BEGIN or END may start with (BEGIN and END are read in full)
+_NOT_BEGIN_OR_END = frozenset(string.ascii_letters + string.digits + "-") - frozenset("BbEe")
+
+
 def _content_lines(source: Iterator[str]) -> Iterator[tuple[int, str, list[str]]]:
     """Each content line as (its first line's number, its first physical line, the physical
     lines folded into it): RFC 5545 3.1 lets a fold fall anywhere, a parameter included, so a
@@ -237,11 +343,14 @@ def _content_lines(source: Iterator[str]) -> Iterator[tuple[int, str, list[str]]
     for index, raw in enumerate(source, 1):
         line = raw.rstrip("\r\n")
         if first is not None and line[:1] in (" ", "\t") and first.strip():
-            folds.append(line)
+            if folds:
+                folds.append(line)
+            else:
+                folds = [line]
             continue
         if first is not None:
             yield number, first, folds
-        number, first, folds = index, line, []
+        number, first, folds = index, line, _NO_FOLDS
     if first is not None:
         yield number, first, folds
 
@@ -262,6 +371,10 @@ def _walk(
         raise _Stop
 
     for number, first, folds in _content_lines(source):
+        if first[:1] in _NOT_BEGIN_OR_END and ":" in first and len(stack) >= 2:
+            block.append(first)  # most lines: a property of a component (the rest below, in full)
+            block.extend(folds)
+            continue
         if not first.strip():
             continue
         if first[:1] in (" ", "\t"):  # a continuation with no line to continue

@@ -12,8 +12,10 @@ the reader (tests/test_plain.py compares both on the real-world corpora).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
+import zoneinfo
 from typing import Any
 
 from icalendar import vCalAddress, vDDDTypes, vInt, vRecur, vText, vUri
@@ -56,6 +58,9 @@ _TEXTS = frozenset(("UID", "SUMMARY", "CLASS"))
 _DECLINED = frozenset(("RECURRENCE-ID", "RDATE", "EXDATE", "EXRULE", "FREEBUSY"))
 _WITH_TZID = frozenset(ComponentIcalParser.datetime_names)
 _TYPES = TypesFactory.instance()
+#: what ``plain_fields`` sends of a block: all but the parsed component (it has none)
+_SENT = [f.name for f in dataclasses.fields(Block) if f.name != "component"]
+_system_zones = functools.cache(zoneinfo.available_timezones)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -73,8 +78,10 @@ def _date_value(text: str) -> Any:
     return vDDDTypes.from_ical(text)
 
 
-def _parameters(raw: str) -> tuple[str | None, str | None] | None:
-    """The TZID and VALUE parameters; None when a parameter is there twice, or either is not plain."""
+def _parameters(raw: str, system_zones: bool) -> tuple[str | None, str | None] | None:
+    """The TZID and VALUE parameters; None when a parameter is there twice, or either is not plain
+    (or, with ``system_zones``, the TZID is not a name of the system's time zone database:
+    icalendar reads any other in the light of the VTIMEZONEs its process has read before)."""
     found: dict[str, str] = {}
     for key, value in _PARAM.findall(raw):
         name = key.upper()
@@ -82,7 +89,9 @@ def _parameters(raw: str) -> tuple[str | None, str | None] | None:
             return None
         found[name] = value[1:-1] if value[:1] == '"' else value
     tzid, value_type = found.get("TZID"), found.get("VALUE")
-    if (tzid is not None and not _TZID.fullmatch(tzid)) or value_type == "":
+    if tzid is not None and (not _TZID.fullmatch(tzid) or (system_zones and tzid not in _system_zones())):
+        return None
+    if value_type == "":
         return None
     return tzid, value_type.upper() if value_type else None
 
@@ -100,9 +109,25 @@ def _content_lines(lines: list[str]) -> list[str]:
     return logical
 
 
-def plain_block(name: str, lines: list[str], line: int, max_instances: int) -> Block | None:
+def plain_fields(
+    components: list[tuple[str, list[str], int] | None], max_instances: int
+) -> list[tuple[Any, ...] | None]:
+    """``plain_block`` of each (name, lines, line) given, as the block's fields (quicker to send
+    between processes), in a process that may know other custom time zones than its caller:
+    only the zones of the system's time zone database are taken (see ``_parameters``)."""
+    found = []
+    for component in components:
+        block = None if component is None else plain_block(*component, max_instances, system_zones=True)
+        found.append(None if block is None else tuple(getattr(block, name) for name in _SENT))
+    return found
+
+
+def plain_block(
+    name: str, lines: list[str], line: int, max_instances: int, *, system_zones: bool = False
+) -> Block | None:
     """The block of a top-level component (its physical ``lines``, from file line ``line``) when
-    it is plain; None when it is not, and icalendar must read it."""
+    it is plain; None when it is not, and icalendar must read it. ``system_zones``: only TZIDs
+    of the system's time zone database (not the custom ones of VTIMEZONEs read before)."""
     text = CRLF.join(lines) + CRLF
     if CONTROL.search(text) or repair_text(text)[1]:
         return None
@@ -127,7 +152,7 @@ def plain_block(name: str, lines: list[str], line: int, max_instances: int) -> B
             continue
         if prop in _DECLINED:
             return None
-        params = _parameters(raw_params) if raw_params else (None, None)
+        params = _parameters(raw_params, system_zones) if raw_params else (None, None)
         if params is None:
             return None
         tzid, value_type = params

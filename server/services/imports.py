@@ -20,19 +20,24 @@ import contextlib
 import functools
 import io
 import logging
+import multiprocessing
 import pickle
 import socket
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from protocol import formats
 from protocol.formats import Lines, ParseOptions, ParseResult
+from protocol.formats.plain import plain_fields
 from protocol.ical import Resource, in_window, parse_resource, resource_from_calendar
 from server.config import Config
 from server.services.access import Level
@@ -55,6 +60,8 @@ from storage.model import (
 log = logging.getLogger("almanac.imports")
 
 #: objects written per store transaction
+T = TypeVar("T")
+
 BATCH = 500
 #: CSV field delimiters a caller may name (``tab`` for a tab)
 DELIMITERS = {",": ",", ";": ";", "|": "|", "\t": "\t", "tab": "\t"}
@@ -187,6 +194,43 @@ class Preview:
         }  # fmt: skip
 
 
+class ParseProcesses(Executor):
+    """The helper processes that read big files' plain components beside the server's own
+    process (see protocol.formats.ics): started with the server (``start``) or by the first big
+    file, kept, and started again after one died (what it was reading is read in the server's
+    process instead)."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()  #: imports read in several threads
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        with self._lock:
+            for attempt in range(2):
+                if self._pool is None:
+                    self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+                try:
+                    return self._pool.submit(fn, *args, **kwargs)
+                except BrokenProcessPool:
+                    self._pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = None
+                    if attempt:
+                        raise
+            raise AssertionError("unreachable")
+
+    def start(self) -> None:
+        """Start the processes now (they start with the first big file otherwise, and a file read
+        while they start is read in the server's process)."""
+        self.submit(plain_fields, [], 0)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait, cancel_futures=cancel_futures)
+                self._pool = None
+
+
 def line_errors(problem: Invalid | BadEncoding) -> list[dict[str, Any]]:
     if isinstance(problem, BadEncoding):
         return [{"line": problem.line, "fields": [], "error": problem.message}]
@@ -203,6 +247,7 @@ class ImportService:
         #: who holds the leases of the imports this process runs: stable across restarts, so
         #: that a restarted server rolls back what it was running at once
         self.runner = f"{socket.gethostname()}:{config.data_dir.resolve()}:{config.worker}"
+        self.parsers = ParseProcesses(config.parse_processes) if config.parse_processes else None
         self._wake = asyncio.Event()  #: set when this process queues an import
         self._running: set[int] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -257,6 +302,7 @@ class ImportService:
             max_components=self.config.max_components,
             max_instances=self.config.max_instances,
             progress=progress,
+            pool=self.parsers,
         )
         resources = formats.read(lines, result.format, options, result)
         if request.start is None and request.end is None:
@@ -467,8 +513,11 @@ class ImportService:
                 progress(job)
             targets: dict[str | None, ImportTarget] = {}
             written = 0
+            # the next batch is read from the staged file while this one is written
+            reading = asyncio.ensure_future(asyncio.to_thread(self._next_batch, staged))
             try:
-                while batch := await asyncio.to_thread(self._next_batch, staged):
+                while batch := await reading:
+                    reading = asyncio.ensure_future(asyncio.to_thread(self._next_batch, staged))
                     for name, writes in batch.items():
                         if name not in targets:
                             targets[name] = self.target(user, request, result, name)
@@ -483,6 +532,10 @@ class ImportService:
                     job.id, JobStatus.IN_PROGRESS, JobStatus.FAILED, f"the import failed while writing: {error}"
                 )
                 raise
+            finally:  # the staged file closes below: not while a thread reads it
+                await asyncio.wait([reading])
+                if not reading.cancelled():
+                    reading.exception()  # retrieved: what failed is the write's to report
         job = await self.store.update_import(job.id, status=JobStatus.COMPLETE, progress=100)
         if progress:
             progress(job)
@@ -563,6 +616,8 @@ class ImportService:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self.parsers is not None:
+            self.parsers.shutdown(wait=False, cancel_futures=True)
 
     async def idle(self) -> None:
         """Wait until no import is queued or running here (for tests and the benchmark)."""
