@@ -1,9 +1,11 @@
 """iCalendar (.ics) files, including Google Calendar's quirks.
 
 Reading walks the file line by line (twice, see ``read``) to find each top-level component and
-the line it starts on, then lets ``icalendar`` parse each component on its own. So every problem is reported
-with its line, and the stored text of each event is the text the file had (line endings
-normalised), not a re-serialisation. Google files are made RFC 5545-conformant with the
+the line it starts on, then reads each component on its own: a plain one (most of them) with the
+plain reader (``protocol.formats.plain``: icalendar's value types, none of its parsing), any
+other with ``icalendar``, and a big file's plain ones partly in helper processes
+(``ParseOptions.pool``). So every problem is reported with its line, and the stored text of each
+event is the text the file had (line endings normalised), not a re-serialisation. Google files are made RFC 5545-conformant with the
 ``x-wr-timezone`` package (X-WR-TIMEZONE applied to UTC and floating times); X-WR-CALNAME
 and X-WR-CALDESC name the calendar.
 """
