@@ -5,9 +5,9 @@ the line it starts on, then reads each component on its own: a plain one (most o
 plain reader (``protocol.formats.plain``: icalendar's value types, none of its parsing), any
 other with ``icalendar``, and a big file's plain ones partly in helper processes
 (``ParseOptions.pool``). So every problem is reported with its line, and the stored text of each
-event is the text the file had (line endings normalised), not a re-serialisation. Google files are made RFC 5545-conformant with the
-``x-wr-timezone`` package (X-WR-TIMEZONE applied to UTC and floating times); X-WR-CALNAME
-and X-WR-CALDESC name the calendar.
+event is the text the file had (line endings normalised), not a re-serialisation. Google files
+are made RFC 5545-conformant with the ``x-wr-timezone`` package (X-WR-TIMEZONE applied to UTC
+and floating times); X-WR-CALNAME and X-WR-CALDESC name the calendar.
 """
 
 from __future__ import annotations
@@ -227,19 +227,24 @@ def _blocks(
             options.reached(count, item.line)
             yield item.written, block or _read_component(item.name, item.lines, item.line, result, item.zone, options)
 
-    for items_of_chunk in _chunks(items(), CHUNK if pool is not None else 1):
-        chunk = _Chunk(items_of_chunk)
-        if pool is not None and any(item.plain for item in items_of_chunk):
-            jobs = [(i.name, i.lines, i.line) if i.plain else None for i in items_of_chunk]
-            try:
-                chunk.pooled = pool.submit(plain_fields, jobs, options.max_instances)
-            except Exception:  # the pool takes no more work: the rest is read here
-                pool = None
-        ahead.append(chunk)
-        while len(ahead) > (AHEAD if pool is not None else 0):
+    try:
+        for items_of_chunk in _chunks(items(), CHUNK if pool is not None else 1):
+            chunk = _Chunk(items_of_chunk)
+            if pool is not None and any(item.plain for item in items_of_chunk):
+                jobs = [(i.name, i.lines, i.line) if i.plain else None for i in items_of_chunk]
+                try:
+                    chunk.pooled = pool.submit(plain_fields, jobs, options.max_instances)
+                except Exception:  # the pool takes no more work: the rest is read here
+                    pool = None
+            ahead.append(chunk)
+            while len(ahead) > (AHEAD if pool is not None else 0):
+                yield from read(ahead.popleft())
+        while ahead:
             yield from read(ahead.popleft())
-    while ahead:
-        yield from read(ahead.popleft())
+    finally:  # a reading given up (a refused file, a cancelled job): the pool drops the rest
+        for chunk in ahead:
+            if chunk.pooled is not None:
+                chunk.pooled.cancel()
 
 
 def _chunks(items: Iterator[_Item], size: int) -> Iterator[list[_Item]]:

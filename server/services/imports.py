@@ -59,9 +59,9 @@ from storage.model import (
 
 log = logging.getLogger("almanac.imports")
 
-#: objects written per store transaction
 T = TypeVar("T")
 
+#: objects written per store transaction
 BATCH = 500
 #: CSV field delimiters a caller may name (``tab`` for a tab)
 DELIMITERS = {",": ",", ";": ";", "|": "|", "\t": "\t", "tab": "\t"}
@@ -207,17 +207,21 @@ class ParseProcesses(Executor):
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         with self._lock:
-            for attempt in range(2):
-                if self._pool is None:
-                    self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
-                try:
-                    return self._pool.submit(fn, *args, **kwargs)
-                except BrokenProcessPool:
-                    self._pool.shutdown(wait=False, cancel_futures=True)
-                    self._pool = None
-                    if attempt:
-                        raise
-            raise AssertionError("unreachable")
+            try:
+                return self._processes().submit(fn, *args, **kwargs)
+            except BrokenProcessPool:  # one of them died: start them again
+                self._drop(wait=False, cancel_futures=True)
+                return self._processes().submit(fn, *args, **kwargs)
+
+    def _processes(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def _drop(self, wait: bool, cancel_futures: bool) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait, cancel_futures=cancel_futures)
+            self._pool = None
 
     def start(self) -> None:
         """Start the processes now (they start with the first big file otherwise, and a file read
@@ -226,9 +230,7 @@ class ParseProcesses(Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait, cancel_futures=cancel_futures)
-                self._pool = None
+            self._drop(wait, cancel_futures)
 
 
 def line_errors(problem: Invalid | BadEncoding) -> list[dict[str, Any]]:
