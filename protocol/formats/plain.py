@@ -96,19 +96,6 @@ def _parameters(raw: str, system_zones: bool) -> tuple[str | None, str | None] |
     return tzid, value_type.upper() if value_type else None
 
 
-def _content_lines(lines: list[str]) -> list[str]:
-    """The physical lines of a component unfolded into content lines."""
-    if not any(line[:1] in (" ", "\t") for line in lines):
-        return lines
-    logical: list[str] = []
-    for line in lines:
-        if line[:1] in (" ", "\t") and logical:
-            logical[-1] += line[1:]
-        else:
-            logical.append(line)
-    return logical
-
-
 def plain_fields(
     components: list[tuple[str, list[str], int] | None], max_instances: int
 ) -> list[tuple[Any, ...] | None]:
@@ -131,7 +118,8 @@ def plain_block(
     text = CRLF.join(lines) + CRLF
     if CONTROL.search(text) or repair_text(text)[1]:
         return None
-    content = _content_lines(lines)
+    unfolded = unfold(text)
+    content = unfolded.split(CRLF)[:-1]
     if content[0] != f"BEGIN:{name}" or content[-1] != f"END:{name}":
         return None
     times: dict[str, Any] = {}
@@ -189,11 +177,19 @@ def plain_block(
             rules.append(rule)
     if in_alarm:
         return None
-    return _block(name, text, line, max_instances, times, texts, [rule.to_ical().decode() for rule in rules])
+    rule_texts = [rule.to_ical().decode() for rule in rules]
+    return _block(name, text, unfolded, line, max_instances, times, texts, rule_texts)
 
 
 def _block(
-    name: str, text: str, line: int, max_instances: int, times: dict[str, Any], texts: dict[str, str], rules: list[str]
+    name: str,
+    text: str,
+    unfolded: str,
+    line: int,
+    max_instances: int,
+    times: dict[str, Any],
+    texts: dict[str, str],
+    rules: list[str],
 ) -> Block | None:
     """The block of a plain component from its values; None when it has something to refuse
     or to repair."""
@@ -218,7 +214,7 @@ def _block(
         is_override=False,
         summary=texts.get("SUMMARY", ""),
         klass=klass.upper() if klass is not None else None,
-        tzids=used_tzids(unfold(text)),
+        tzids=used_tzids(unfolded),
         line=line,
         spans=block_spans(timing, bounds, max_instances),
     )
