@@ -396,14 +396,15 @@ def _fixed_walk(times: Timing, first: datetime, after: datetime | None) -> Itera
     if fixed is None:
         return None
     skipped = skip_to(times.rules[0], first, after)
-    walk = _fixed_steps(skipped[0]) if skipped is not None else None
+    if skipped is not None and skipped[0] != times.rules[0]:
+        fixed = _fixed_steps(skipped[0])  # its COUNT less the periods skipped
 
     def instances() -> Iterator[datetime]:
         if skipped is None or skipped[1] != first:
             yield first  # DTSTART is always the first instance (RFC 5545 3.8.5.3)
-        if skipped is None or walk is None:
+        if skipped is None or fixed is None:
             return
-        step, count = walk
+        step, count = fixed
         for index in itertools.count() if count is None else range(count):
             try:
                 yield skipped[1] + index * step

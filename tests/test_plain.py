@@ -63,14 +63,18 @@ def agrees(name: str, lines: list[str], line: int) -> bool:
     return True
 
 
+def read_with(text: str, pool: Executor | None = None) -> tuple[list[dict[str, object]], ...]:
+    """A file's resources, errors and warnings (read with ``pool`` as the helper processes)."""
+    result = formats.parse(text, "ics", ParseOptions(max_instances=MAX, pool=pool))
+    problems = [dataclasses.asdict(p) for p in result.errors], [dataclasses.asdict(p) for p in result.warnings]
+    return [dataclasses.asdict(resource) for resource in result.resources], *problems
+
+
 def read(text: str, monkeypatch: pytest.MonkeyPatch, plain: bool) -> tuple[list[dict[str, object]], ...]:
     with monkeypatch.context() as patch:
         if not plain:
             patch.setattr(ics, "plain_block", lambda *args: None)
-        result = formats.parse(text, "ics", ParseOptions(max_instances=MAX))
-    resources = [dataclasses.asdict(resource) for resource in result.resources]
-    problems = [dataclasses.asdict(p) for p in result.errors], [dataclasses.asdict(p) for p in result.warnings]
-    return resources, *problems
+        return read_with(text)
 
 
 def test_the_corpora_read_the_same_with_and_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -337,12 +341,6 @@ def big_file() -> str:
     )
     middle = text.index("BEGIN:VEVENT", len(text) // 2)
     return text[:middle] + odd + text[middle:]
-
-
-def read_with(text: str, pool: object) -> tuple[list[dict[str, object]], ...]:
-    result = formats.parse(text, "ics", ParseOptions(max_instances=MAX, pool=pool))  # type: ignore[arg-type]
-    problems = [dataclasses.asdict(p) for p in result.errors], [dataclasses.asdict(p) for p in result.warnings]
-    return [dataclasses.asdict(resource) for resource in result.resources], *problems
 
 
 class Watched(Executor):

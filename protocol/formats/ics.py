@@ -13,6 +13,7 @@ and floating times); X-WR-CALNAME and X-WR-CALDESC name the calendar.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import string
 import zoneinfo
@@ -228,7 +229,8 @@ def _blocks(
             yield item.written, block or _read_component(item.name, item.lines, item.line, result, item.zone, options)
 
     try:
-        for items_of_chunk in _chunks(items(), CHUNK if pool is not None else 1):
+        walked, size = items(), CHUNK if pool is not None else 1
+        for items_of_chunk in iter(lambda: list(itertools.islice(walked, size)), []):
             chunk = _Chunk(items_of_chunk)
             if pool is not None and any(item.plain for item in items_of_chunk):
                 jobs = [(i.name, i.lines, i.line) if i.plain else None for i in items_of_chunk]
@@ -245,17 +247,6 @@ def _blocks(
         for chunk in ahead:
             if chunk.pooled is not None:
                 chunk.pooled.cancel()
-
-
-def _chunks(items: Iterator[_Item], size: int) -> Iterator[list[_Item]]:
-    chunk: list[_Item] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _one_series(blocks: list[Block], result: ParseResult, options: ParseOptions) -> list[Block]:
