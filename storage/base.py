@@ -12,6 +12,7 @@ from storage.model import (
     Change,
     Feed,
     Grant,
+    GrantChange,
     ImportFilter,
     ImportItem,
     ImportJob,
@@ -259,6 +260,13 @@ class Store(ABC):
         grant of that name; a grant keeps its slug when changed."""
 
     @abstractmethod
+    async def put_grants(
+        self, calendar_id: int, changes: Sequence[GrantChange], calendar_changes: dict[str, Any] | None = None
+    ) -> list[Grant]:
+        """``put_grant`` for several grantees, and the calendar's own fields changed
+        (``update_calendar``), all in one transaction: the grants as they are now, in order."""
+
+    @abstractmethod
     async def set_grant_state(self, grant_id: int, state: str) -> Grant | None: ...
 
     @abstractmethod
@@ -314,6 +322,10 @@ class Store(ABC):
         self, import_id: int, *, action: str | None = None, offset: int = 0, limit: int | None = None
     ) -> tuple[list[ImportItem], int]:
         """A page of what an import wrote (in write order), and how many in all."""
+
+    @abstractmethod
+    async def import_calendars(self, import_id: int) -> list[int]:
+        """The calendars an import wrote into (by their ids)."""
 
     @abstractmethod
     async def create_import(self, job: NewImport, upload: bytes | None = None) -> ImportJob:

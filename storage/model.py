@@ -214,6 +214,8 @@ class ImportFilter:
     """Which imports a listing returns (None: any)."""
 
     user_id: int | None = None
+    #: with ``user_id``: that user's imports, or those into one of these calendars (by anyone)
+    or_into: tuple[int, ...] = ()
     format: str | None = None
     calendar_id: int | None = None
     status: str | None = None
@@ -235,6 +237,22 @@ class Grant:
     updated_at: str
     slug: str | None = None  #: the calendar's name in the grantee's home (None: a grant to everyone)
     props: dict[str, Any] = field(default_factory=dict)  #: the grantee's own settings (colour)
+    #: given as a member of the group: its level follows the group's flags (otherwise it was
+    #: given at this level explicitly, and keeps it)
+    follows_group: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class GrantChange:
+    """A calendar's grant to one grantee (None: every signed-in user) made or changed."""
+
+    grantee_id: int | None
+    level: str
+    state: str
+    granted_by: int | None
+    follows_group: bool = False
+    slug: str | None = None  #: a new grant's name in the grantee's home (made unique there)
+    props: dict[str, Any] | None = None  #: the grantee's settings anew (None: as they are)
 
 
 @dataclass(slots=True, frozen=True)

@@ -380,3 +380,125 @@ def test_python_caldav_on_shared_calendars(live_server: str) -> None:
         [together] = [c for c in client.principal().calendars() if c.get_display_name() == "Together"]
         summaries = sorted(str(e.icalendar_component["SUMMARY"]) for e in together.events())
         assert summaries == ["Bob's", "Owner's in Together"]
+
+
+async def test_only_the_owner_changes_an_admins_grant_at_every_door(
+    client: TestClient, signup: Any, alice: Account, bob: Account
+) -> None:
+    """Issue 26.1 and 26.3: Bob, an admin of Alice's group, may not lower Carol or Dave (admins
+    too) through any door, and a CS:share that invites Erin and then names the owner changes
+    nothing: each refusal in the door's words, the grants as they were."""
+    carol, dave, erin = [await signup(name) for name in ("carol", "dave", "erin")]
+    services: Services = client.app[SERVICES]
+    users = {a.data["username"]: await services.users.get(a.data["id"]) for a in (alice, bob, carol, dave, erin)}
+    group = await alice.create_group("Team", membersCanInvite=True)
+    calendar = await services.store.get_calendar_by_uuid(group["id"])
+    assert calendar is not None
+    owner = users["alice"]
+    assert owner is not None
+    for name in ("bob", "dave"):  # admins as members
+        [grant] = await services.access.invite(owner, calendar, [users[name]])  # type: ignore[list-item]
+        await services.access.answer(users[name], grant, accept=True)  # type: ignore[arg-type]
+    grant = await services.access.share(owner, calendar, users["carol"], "admin")  # an admin explicitly
+    await services.access.answer(users["carol"], grant, accept=True)  # type: ignore[arg-type]
+
+    async def grants() -> list[tuple[int | None, str, str, bool]]:
+        return [(g.grantee_id, g.level, g.state, g.follows_group) for g in await services.store.grants_of(calendar.id)]
+
+    before = await grants()
+    session = await wcap_login(client, "bob")
+    reply = await wcap(client, "set_calprops", id=session, calid="alice:team", acl="carol^a^f^g;dave^a^rfwds^g")
+    assert "X-NSCP-WCAP-ERRNO:28" in reply and await grants() == before
+    csrf = await web_session(client, "bob")
+    page = await client.post(
+        f"/app/calendars/{group['id']}/share", data={"csrf": csrf, "user": "carol", "level": "freebusy"}
+    )
+    assert "only the owner" in await page.text() and await grants() == before
+    invited = await bob.post(f"/v1/groups/{group['id']}/members", json={"invitees": ["carol"]})
+    assert invited.status == 403 and await grants() == before  # as a member she would follow the flags
+    patched = await bob.patch(f"/v1/groups/{group['id']}", json={"membersCanInvite": False})
+    assert patched.status == 403 and await grants() == before  # Dave would fall to read
+    assert (await (await alice.get(f"/v1/groups/{group['id']}")).json())["membersCanInvite"] is True
+    share_path = "/dav/calendars/bob/alice-team/"
+    demote = SHARE.format("<CS:set><D:href>mailto:dave@example.org</D:href><CS:read/></CS:set>")
+    refused = await client.post(share_path, data=demote, headers=basic("bob"))
+    assert refused.status == 403 and b"need-privileges" in await refused.read() and await grants() == before
+    # CS:share is all or nothing: Erin is not invited when the request goes on to name the owner
+    for href, status in (("mailto:alice@example.org", 403), ("mailto:nobody@example.org", 400)):
+        body = SHARE.format(
+            "<CS:set><D:href>mailto:erin@example.org</D:href><CS:read/></CS:set>"
+            f"<CS:set><D:href>{href}</D:href><CS:read/></CS:set>"
+        )
+        answer = await client.post("/dav/calendars/alice/team/", data=body, headers=basic("alice"))
+        error = etree.fromstring(await answer.read())
+        assert answer.status == status and error.tag == "{DAV:}error", href
+        assert error.findtext(".//D:href", namespaces=NS) == href
+        assert await grants() == before
+
+
+def many_events(count: int, prefix: str) -> bytes:
+    body = "".join(
+        f"BEGIN:VEVENT\r\nUID:{prefix}-{n}\r\nDTSTAMP:20261201T000000Z\r\nDTSTART:20261202T{n % 24:02d}0000Z\r\n"
+        f"DURATION:PT30M\r\nSUMMARY:{prefix} {n}\r\nEND:VEVENT\r\n"
+        for n in range(count)
+    )
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n{body}END:VCALENDAR\r\n".encode()
+
+
+async def test_a_revoked_writer_stops_at_once_and_the_owner_undoes_any_import(
+    client: TestClient, signup: Any, alice: Account, bob: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26.4: Bob (read-write) imports into Alice's calendar; Alice takes his access back
+    after the job's first batch: the job fails ("access revoked") and leaves nothing. An import
+    Bob finished is Alice's to see and undo (and her admins'), not another writer's; Bob,
+    revoked, can no longer undo it himself."""
+    carol, dave = await signup("carol"), await signup("dave")
+    group = await alice.create_group("Team")
+    services: Services = client.app[SERVICES]
+    calendar = await services.store.get_calendar_by_uuid(group["id"])
+    owner = await services.users.get(alice.data["id"])
+    assert calendar is not None and owner is not None
+    for account, level in ((bob, "read-write"), (carol, "read-write"), (dave, "admin")):
+        member = await services.users.get(account.data["id"])
+        await services.access.answer(member, await services.access.share(owner, calendar, member, level), True)  # type: ignore[arg-type]
+    grant = await services.access.grant_to(await services.users.get(bob.data["id"]), calendar)  # type: ignore[arg-type]
+    assert grant is not None
+    batches = 0
+    write_batch = services.store.import_batch
+
+    async def revoking(*args: Any, **kwargs: Any) -> Any:
+        nonlocal batches
+        done = await write_batch(*args, **kwargs)
+        batches += 1
+        if batches == 1:
+            await services.access.revoke(owner, calendar, grant)
+        return done
+
+    monkeypatch.setattr(services.store, "import_batch", revoking)
+    refused = await bob.post(f"/v1/import/?group={group['id']}", data=many_events(2_000, "big"))
+    assert refused.status == 403 and "access revoked" in await refused.text()
+    assert batches == 1  # nothing written after the revocation
+    assert await services.store.list_objects([calendar.id]) == []  # and the batch before it removed
+    [job] = await (await alice.get("/v1/imports")).json()
+    assert job["status"] == "failed" and "access revoked" in job["message"] and job["entries_created"] == 500
+    monkeypatch.setattr(services.store, "import_batch", write_batch)
+
+    him = await services.users.get(bob.data["id"])
+    await services.access.answer(him, await services.access.share(owner, calendar, him, "read-write"), True)  # type: ignore[arg-type]
+    done = await bob.post(
+        f"/v1/import/?group={group['id']}", data=many_events(3, "small"), headers={"Accept": "application/json"}
+    )
+    assert done.status == 200, await done.text()
+    [mine, _] = await (await bob.get("/v1/imports")).json()
+    assert (await carol.get(f"/v1/imports/{mine['id']}")).status == 404  # another writer's: not hers
+    assert mine["id"] not in [j["id"] for j in await (await carol.get("/v1/imports")).json()]
+    for manager in (alice, dave):
+        assert mine["id"] in [j["id"] for j in await (await manager.get("/v1/imports")).json()]
+        assert (await manager.get(f"/v1/imports/{mine['id']}/entries")).status == 200
+    await services.access.revoke(owner, calendar, grant)
+    assert (await bob.delete(f"/v1/imports/{mine['id']}")).status == 403  # no longer his calendar to change
+    await web_session(client, "alice")
+    assert f'href="/app/imports/{mine["id"]}"' in await (await client.get("/app/imports")).text()
+    undone = await dave.delete(f"/v1/imports/{mine['id']}")
+    assert undone.status == 204, await undone.text()
+    assert await services.store.list_objects([calendar.id]) == []

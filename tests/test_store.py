@@ -14,7 +14,9 @@ from server.services.calendars import object_write
 from storage import store_for
 from storage.base import PreconditionFailed
 from storage.model import Conflict, ImportTarget, NewCalendar, NewImport, ObjectWrite
+from storage.postgres import database as postgres_database
 from storage.sql import SQLStore
+from storage.sqlite import database as sqlite_database
 from tests.helpers import ROOT, sample
 
 
@@ -262,3 +264,48 @@ async def test_conformance_grants(store: SQLStore) -> None:
     assert accepted is not None and accepted.state == "active"
     assert await store.grants_to(bob.id, ["invited"]) == []
     assert await store.delete_user(bob.id) and await store.grants_on(calendar, bob.id) == [everyone]
+
+
+async def test_grants_made_before_flags_had_kinds_follow_only_what_the_flags_gave(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26.2's migration: of the grants made before grants had kinds, only those that can
+    have come from a group's flags follow them from now on; every other one keeps its level."""
+    module = sqlite_database if store_url.startswith("sqlite") else postgres_database
+    every = module.migrations
+    last = 7 if module is sqlite_database else 4
+    monkeypatch.setattr(module, "migrations", lambda backend: tuple(m for m in every(backend) if m[0] <= last))
+    store = store_for(store_url)
+    assert isinstance(store, SQLStore)
+    await store.open()
+    users = [await store.create_user(name, None, "x") for name in ("alice", "bob", "carol")]
+    alice, bob, carol = (u.id for u in users)
+    grants = {  # calendar's flags: [(grantee, level, follows them after the migration)]
+        "plain": ({}, [(bob, "read", False), (None, "freebusy", False)]),
+        "posting": ({"membersCanPost": True}, [(bob, "read-write", True), (carol, "freebusy", False)]),
+        "inviting": ({"membersCanInvite": True}, [(bob, "admin", True), (carol, "read-write", False)]),
+        "closed": ({"membersCanPost": False}, [(bob, "read", True)]),
+        "public": ({"public": True}, [(None, "read", True), (bob, "read", False)]),
+    }
+    ids = {}
+    for name, (props, given) in grants.items():
+        calendar = await store.create_calendar(NewCalendar(f"uuid-{name}", alice, name, name, props=props))
+        ids[name] = calendar.id
+        async with store.db.transaction() as tx:
+            for grantee, level, _ in given:
+                await tx.run(
+                    "INSERT INTO grants (calendar_id, grantee_id, level, state, granted_by, created_at, updated_at, "
+                    "slug) VALUES (?, ?, ?, 'active', ?, '2026-01-01', '2026-01-01', ?)",
+                    (calendar.id, grantee, level, alice, f"alice-{name}" if grantee else None),
+                )
+    await store.close()
+    monkeypatch.setattr(module, "migrations", every)
+    store = store_for(store_url)
+    assert isinstance(store, SQLStore)
+    await store.open()
+    try:
+        for name, (_, given) in grants.items():
+            found = {(g.grantee_id, g.level): g.follows_group for g in await store.grants_of(ids[name])}
+            assert found == {(grantee, level): follows for grantee, level, follows in given}, name
+    finally:
+        await store.close()

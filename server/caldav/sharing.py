@@ -14,9 +14,9 @@ from lxml import etree
 
 from protocol import dav
 from protocol.dav import CS, DAV, PropstatResponse, tag
-from server.caldav.props import INVITE_STATES, multistatus, sharee_href, xml_reply
+from server.caldav.props import INVITE_STATES, DavError, multistatus, sharee_href, xml_reply
 from server.services import Services
-from server.services.access import Level, State
+from server.services.access import Level, Share, State
 from server.urls import calendar_href, notifications_href, principal_href
 from storage.model import Calendar, Grant, User
 
@@ -43,26 +43,23 @@ async def sharee(services: Services, href: str) -> User | None:
 
 
 async def share(services: Services, request: web.Request, user: User, calendar: Calendar, body: bytes) -> web.Response:
-    """A ``CS:share`` POST: every sharee is found before anything changes (400 otherwise)."""
+    """A ``CS:share`` POST, all or nothing: every sharee is found and checked before anything
+    changes, then every change is made in one transaction. A sharee that is no user is 400, the
+    owner 403 (``CS:valid-request`` naming the href); a change the user may not make (sharing
+    at all, another admin's grant) is 403 ``need-privileges``."""
     try:
         sharees = dav.parse_share(body)
     except dav.BadRequest as error:
         raise web.HTTPBadRequest(text=f"{error}\n") from None
-    found: list[tuple[User, bool | None]] = []
+    await services.calendars.need(user, [calendar], Level.ADMIN)
+    changes = []
     for item in sharees:
         who = await sharee(services, item.href)
-        if who is None:
-            raise web.HTTPBadRequest(text=f"no user {item.href}: name sharees by mailto: or principal\n")
-        found.append((who, item.read_write))
-    await services.calendars.need(user, [calendar], Level.ADMIN)
-    for who, read_write in found:
-        if read_write is None:
-            grant = await services.access.grant_to(who, calendar)
-            if grant is not None and grant.state in (State.INVITED, State.ACTIVE, State.REFUSED):
-                await services.access.revoke(user, calendar, grant)
-        else:
-            level = Level.READ_WRITE if read_write else Level.READ
-            await services.access.share(user, calendar, who, level.label)
+        if who is None or who.id == calendar.owner_id:
+            raise DavError(400 if who is None else 403, tag(CS, "valid-request"), item.href)
+        level = None if item.read_write is None else Level.READ_WRITE if item.read_write else Level.READ
+        changes.append(Share(who.id, level))
+    await services.access.apply(user, calendar, changes)
     return web.Response(status=200)
 
 

@@ -95,7 +95,8 @@ class ImportsResource:
     # handlers ----------------------------------------------------------------------------
 
     async def index(self, request: web.Request) -> web.Response:
-        """The user's imports (an administrator may name another user with ``user``)."""
+        """The user's imports and those into calendars they own or administer (a server
+        administrator may name another user with ``user``)."""
         user = await self.whose(await self.user_of(request), request.query.get("user"))
         page, per_page = paging(request)
         calendars = await self.calendars_by_id(user)
@@ -107,14 +108,13 @@ class ImportsResource:
         except ValueError as error:
             raise Invalid(str(error), field="from") from None
         where = ImportFilter(
-            user_id=user.id,
             format=request.query.get("format"),
             calendar_id=calendar_id,
             status=request.query.get("status"),
             since=since,
             until=until,
         )
-        jobs, total = await self.services.imports.jobs(where, offset=(page - 1) * per_page, limit=per_page)
+        jobs, total = await self.services.imports.jobs_of(user, where, offset=(page - 1) * per_page, limit=per_page)
         return web.json_response(
             [self.shape(request, job, calendars) for job in jobs], headers=link_header(request, page, per_page, total)
         )

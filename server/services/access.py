@@ -8,11 +8,14 @@ else the highest level of the active grants that name the user or every signed-i
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from typing import Any
 
 from server.services.errors import Forbidden, Invalid, NotFound
 from storage.base import Store
-from storage.model import Calendar, Grant, User
+from storage.model import Calendar, Grant, GrantChange, User
 
 
 class Level(IntEnum):
@@ -49,6 +52,22 @@ class State(StrEnum):
     KICKED = "kicked"
 
 
+#: the states in which a grant to a user still counts (an invitation, even declined, may be accepted)
+LIVE = frozenset({State.INVITED, State.ACTIVE, State.REFUSED})
+
+
+@dataclass(slots=True, frozen=True)
+class Share:
+    """One change to a calendar's grants: a user (None: every signed-in user) given a level, or
+    (``level`` None) their grant taken back."""
+
+    grantee_id: int | None
+    level: Level | None
+    #: given as a member of the group: the level follows the group's flags; otherwise it was
+    #: chosen explicitly and keeps it whatever the flags
+    as_member: bool = False
+
+
 class AccessService:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -71,37 +90,106 @@ class AccessService:
 
     async def share(self, by: User, calendar: Calendar, grantee: User | None, label: str) -> Grant:
         """Give a user (an invitation, until accepted) or every signed-in user (at once) a level
-        of access; an admin may give up to admin. Sharing again changes the level: an accepted
-        grant stays accepted, any other is an invitation again. A new grant to a user is named
-        ``owner-calendar`` in their home (made unique there)."""
-        await self.require(by, calendar, Level.ADMIN)
-        level = Level.grantable(label)
-        if grantee is None:
-            return await self.store.put_grant(calendar.id, None, level.label, State.ACTIVE, by.id)
-        if grantee.id == calendar.owner_id:
-            raise Invalid("the owner has every right to their calendar already", field="user")
-        current = await self.grant_to(grantee, calendar)
-        state = State.ACTIVE if current is not None and current.state == State.ACTIVE else State.INVITED
+        of access, explicitly (it keeps that level whatever the group's flags); see ``apply``."""
+        [grant] = await self.apply(by, calendar, [Share(grantee.id if grantee else None, Level.grantable(label))])
+        return grant
+
+    async def apply(self, by: User, calendar: Calendar, shares: Sequence[Share]) -> list[Grant]:
+        """Change a calendar's grants, in one transaction once every change is allowed (refused
+        as a whole, Forbidden or Invalid, before anything changes); the grants as they are then.
+
+        Owners and admins share (an admin up to admin); only the owner changes or takes back
+        another admin's grant. Sharing again changes the level: an accepted grant stays
+        accepted, any other is an invitation again. A new grant to a user is named
+        ``owner-calendar`` in their home (made unique there). Taking back a grant that gives
+        nothing is nothing to do."""
+        level = await self.require(by, calendar, Level.ADMIN)
+        current = await self._current(calendar)
+        slug = await self._slug(calendar)
+        changes = []
+        for share in shares:
+            if share.grantee_id == calendar.owner_id:
+                raise Invalid("the owner has every right to their calendar already", field="user")
+            held = current.get(share.grantee_id)
+            if share.level is None:
+                if held is not None and held.state in LIVE:
+                    changes.append(GrantChange(held.grantee_id, held.level, State.KICKED, by.id, held.follows_group))
+                continue
+            state = State.ACTIVE if share.grantee_id is None or (held and held.state == State.ACTIVE) else State.INVITED
+            props = None  # a new invitation shows again where the grantee had put the old one away
+            if held is not None and state == State.INVITED and "dismissed" in held.props:
+                props = {k: v for k, v in held.props.items() if k != "dismissed"}
+            changes.append(
+                GrantChange(share.grantee_id, share.level.label, state, by.id, share.as_member, slug, props)
+            )  # fmt: skip
+        return await self._write(by, level, current, calendar, changes)
+
+    async def follow_flags(self, by: User, calendar: Calendar, changes: dict[str, Any]) -> None:
+        """Set a group's flags (``calendar.props`` as they are to be) and its other ``changes``
+        in the transaction that makes its members' grants follow them: those given as members
+        take the members' level, the grant to everyone reads while the group is public. Grants
+        given at an explicit level keep it."""
+        level = await self.require(by, calendar, Level.ADMIN)
+        current = await self._current(calendar)
+        member = self.member_level(calendar).label
+        grants = [
+            GrantChange(g.grantee_id, member, g.state, by.id, follows_group=True)
+            for g in current.values()
+            if g.grantee_id is not None and g.follows_group and g.state in LIVE and g.level != member
+        ]
+        everyone = current.get(None)
+        if calendar.props.get("public"):  # every signed-in user reads (unless given more explicitly)
+            given = Level.grantable(everyone.level) if everyone and everyone.state == State.ACTIVE else Level.NONE
+            if given < Level.READ or (everyone and everyone.follows_group and given != Level.READ):
+                grants.append(GrantChange(None, Level.READ.label, State.ACTIVE, by.id, follows_group=True))
+        elif everyone is not None and everyone.follows_group and everyone.state == State.ACTIVE:
+            grants.append(GrantChange(None, everyone.level, State.KICKED, by.id, follows_group=True))
+        await self._write(by, level, current, calendar, grants, {**changes, "props": calendar.props})
+
+    async def _current(self, calendar: Calendar) -> dict[int | None, Grant]:
+        """A calendar's grants by grantee (None: every signed-in user)."""
+        return {g.grantee_id: g for g in await self.store.grants_of(calendar.id)}
+
+    async def _slug(self, calendar: Calendar) -> str:
+        """What a new grant of the calendar is called in a grantee's home: ``owner-calendar``."""
         owner = await self.store.get_user(calendar.owner_id)
-        slug = re.sub(r"[^a-z0-9]+", "-", f"{owner.username if owner else 'shared'}-{calendar.slug}".lower()).strip("-")
-        return await self.store.put_grant(calendar.id, grantee.id, level.label, state, by.id, slug[:60] or "shared")
+        slug = re.sub(r"[^a-z0-9]+", "-", f"{owner.username if owner else 'shared'}-{calendar.slug}".lower())
+        return slug.strip("-")[:60] or "shared"
+
+    async def _write(
+        self,
+        by: User,
+        level: Level,
+        current: dict[int | None, Grant],
+        calendar: Calendar,
+        changes: list[GrantChange],
+        calendar_changes: dict[str, Any] | None = None,
+    ) -> list[Grant]:
+        """Write the changes in one transaction, unless one changes another admin's grant and
+        ``by`` (at ``level``) is not the owner: then nothing, Forbidden."""
+        for change in changes:
+            held = current.get(change.grantee_id)
+            if (
+                level < Level.OWNER
+                and held is not None
+                and held.level == Level.ADMIN.label
+                and held.state in LIVE
+                and held.grantee_id != by.id
+                and (held.level, held.state, held.follows_group) != (change.level, change.state, change.follows_group)
+            ):
+                raise Forbidden("only the owner may change an admin's access")
+        if not changes and not calendar_changes:
+            return []
+        return await self.store.put_grants(calendar.id, changes, calendar_changes)
 
     async def set_grants(self, by: User, calendar: Calendar, wanted: list[tuple[User | None, Level]]) -> None:
         """Make a calendar's grants these (a whole access control list): each user (None:
-        everyone) shared with at their level, every other grant taken back. Refused as a
-        whole (Forbidden, Invalid) before anything changes."""
-        level = await self.require(by, calendar, Level.ADMIN)
+        everyone) shared with at their level, every other grant taken back; all or nothing."""
         keep = {grantee.id if grantee else None for grantee, _ in wanted}
-        gone = [g for g in await self.store.grants_of(calendar.id)
-                if g.grantee_id not in keep and g.state in (State.INVITED, State.ACTIVE, State.REFUSED)]  # fmt: skip
-        if any(grantee is not None and grantee.id == calendar.owner_id for grantee, _ in wanted):
-            raise Invalid("the owner has every right to their calendar already", field="user")
-        if level < Level.OWNER and any(g.level == Level.ADMIN.label and g.grantee_id != by.id for g in gone):
-            raise Forbidden("only the owner may take back an admin's access")
-        for grantee, given in wanted:
-            await self.share(by, calendar, grantee, given.label)
-        for grant in gone:
-            await self._set(grant, State.KICKED)
+        gone = [g.grantee_id for g in await self.store.grants_of(calendar.id) if g.grantee_id not in keep]
+        await self.apply(
+            by, calendar, [*(Share(g.id if g else None, level) for g, level in wanted), *(Share(g, None) for g in gone)]
+        )
 
     async def grant_to(self, user: User, calendar: Calendar) -> Grant | None:
         """The grant of a calendar that names this user, in whatever state."""
@@ -149,14 +237,11 @@ class AccessService:
         return await self._set(grant, State.LEFT)
 
     async def revoke(self, by: User, calendar: Calendar, grant: Grant) -> Grant:
-        """Take a grant back (the user is kicked; a grant to everyone stops). An admin may not
-        take back another admin's access; the owner may take back anyone's."""
-        level = await self.require(by, calendar, Level.ADMIN)
+        """Take a grant back (the user is kicked; a grant to everyone stops); see ``apply``."""
         if grant.calendar_id != calendar.id:
             raise NotFound("grant not found", kind="grant")
-        if level < Level.OWNER and grant.level == Level.ADMIN.label and grant.grantee_id != by.id:
-            raise Forbidden("only the owner may take back an admin's access")
-        return await self._set(grant, State.KICKED)
+        taken = await self.apply(by, calendar, [Share(grant.grantee_id, None)])
+        return taken[0] if taken else grant
 
     async def grantees(self, by: User, calendar: Calendar) -> list[tuple[Grant, User | None]]:
         """A calendar's grants with their grantees (None: every signed-in user), for its owner
@@ -199,22 +284,9 @@ class AccessService:
         return [(g, u) for g, u in await self._with_grantees(await self.store.grants_of(calendar.id)) if u]
 
     async def invite(self, by: User, calendar: Calendar, users: list[User]) -> list[Grant]:
-        """Invite users to a group at its members' level."""
+        """Invite users to a group as members: at the members' level, which follows the group's flags."""
         level = self.member_level(calendar)
-        return [await self.share(by, calendar, user, level.label) for user in users]
-
-    async def apply_policy(self, by: User, calendar: Calendar) -> None:
-        """After a group's membersCanPost/membersCanInvite/public changed: every member's grant
-        at the new level (in its state), and every signed-in user reads a public one."""
-        level = self.member_level(calendar)
-        for grant in await self.grants(by, calendar):
-            if grant.grantee_id is not None and grant.state != State.KICKED and grant.level != level.label:
-                await self.store.put_grant(calendar.id, grant.grantee_id, level.label, grant.state, by.id)
-        everyone = next((g for g in await self.store.grants_of(calendar.id) if g.grantee_id is None), None)
-        if calendar.props.get("public"):
-            await self.share(by, calendar, None, Level.READ.label)
-        elif everyone is not None and everyone.state == State.ACTIVE:
-            await self._set(everyone, State.KICKED)
+        return await self.apply(by, calendar, [Share(user.id, level, as_member=True) for user in users])
 
     async def directory(self, user: User) -> list[User]:
         """The users a user may find (principal search): themself and those they share a

@@ -237,6 +237,11 @@ class CalendarService:
         """The calendars others share with the user that they accepted, as their home shows them."""
         return [as_shared(c, g) for g, c in await self.store.grants_to(user.id, [State.ACTIVE])]
 
+    async def managed(self, user: User) -> list[Calendar]:
+        """The calendars the user owns or administers."""
+        shared = await self.shared(user)
+        return await self.of(user) + [c for c in shared if c.seen_by and c.seen_by[1] == Level.ADMIN.label]
+
     async def home(self, user: User) -> list[Calendar]:
         """The user's calendars, then those shared with them."""
         return await self.of(user) + await self.shared(user)
@@ -277,13 +282,13 @@ class CalendarService:
         if "description" in changes:
             checked_description(changes["description"])
         policy = {key: bool(changes.pop(name)) for name, key in POLICY.items() if name in changes}
-        if policy:
-            changes["props"] = {**calendar.props, **policy}
-        updated = await self.store.update_calendar(calendar.id, **changes)
+        if policy:  # the flags, and its members' grants following them, in one transaction
+            await self.access.follow_flags(user, replace(calendar, props={**calendar.props, **policy}), changes)
+            updated = await self.store.get_calendar(calendar.id)
+        else:
+            updated = await self.store.update_calendar(calendar.id, **changes)
         if updated is None:
             raise NotFound("calendar not found", kind="calendar")
-        if policy:  # its members' grants follow
-            await self.access.apply_policy(user, updated)
         return updated
 
     async def delete(self, user: User, uuid: str) -> Calendar:

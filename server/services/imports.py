@@ -458,6 +458,14 @@ class ImportService:
         if calendar is not None:
             await self.calendars.need(user, [calendar], Level.READ_WRITE)
 
+    async def _still_writable(self, user: User, calendar: Calendar | None) -> None:
+        """Before each batch of a running job: Forbidden once the importer's access to someone
+        else's calendar has fallen below read-write (looked up afresh, not as the job began)."""
+        if calendar is None or calendar.owner_id == user.id:
+            return
+        if await self.calendars.level(user, calendar) < Level.READ_WRITE:
+            raise Forbidden("access revoked: the importer may no longer write to the calendar")
+
     async def run(
         self, user: User, request: ImportRequest, upload: Upload, progress: Progress | None = None
     ) -> tuple[ImportJob, ParseResult]:
@@ -520,6 +528,7 @@ class ImportService:
             try:
                 while batch := await reading:
                     reading = asyncio.ensure_future(asyncio.to_thread(self._next_batch, staged))
+                    await self._still_writable(user, request.calendar)
                     for name, writes in batch.items():
                         if name not in targets:
                             targets[name] = self.target(user, request, result, name)
@@ -528,6 +537,10 @@ class ImportService:
                         await self.store.import_batch(job.id, targets[name], writes, min(percent, 99))
                         if progress and (now := await self.store.get_import(job.id)) is not None:
                             progress(now)
+            except Forbidden as refused:  # the importer's access was taken back meanwhile
+                log.warning("import %d stopped: %s", job.id, refused.message)
+                await self._revert(job.id, JobStatus.IN_PROGRESS, JobStatus.FAILED, f"{refused.message}: nothing kept")
+                raise
             except Exception as error:
                 log.error("import %d failed while writing: %r", job.id, error)
                 await self._revert(
@@ -685,7 +698,7 @@ class ImportService:
                 continue
             try:
                 await self._run_claimed(job)
-            except (Invalid, BadEncoding):
+            except (Invalid, BadEncoding, Forbidden):
                 pass  # recorded on the job
             except Exception:
                 log.exception("import %d failed", job.id)
@@ -729,21 +742,35 @@ class ImportService:
     # the imports resource ------------------------------------------------------------------
 
     async def get(self, user: User, import_id: int) -> ImportJob:
-        """The user's import with this id; NotFound for unknown and foreign ones alike."""
+        """An import the user may see: their own, or one into a calendar they own or administer
+        (whoever ran it); NotFound for unknown and other ones alike."""
         job = await self.store.get_import(import_id)
-        if job is None or job.user_id != user.id:
+        if job is None or not (job.user_id == user.id or await self._manages_target(user, job)):
             raise NotFound("import not found")
         return job
 
+    async def _manages_target(self, user: User, job: ImportJob) -> bool:
+        calendar = await self.target_of(job)
+        return calendar is not None and await self.calendars.level(user, calendar) >= Level.ADMIN
+
+    async def jobs_of(
+        self, user: User, where: ImportFilter, *, offset: int = 0, limit: int = 30
+    ) -> tuple[list[ImportJob], int]:
+        """A page of the imports a user sees (see ``get``), newest first, and how many match."""
+        managed = tuple(calendar.id for calendar in await self.calendars.managed(user))
+        return await self.jobs(replace(where, user_id=user.id, or_into=managed), offset=offset, limit=limit)
+
     async def undo(self, user: User, import_id: int) -> ImportJob:
         """Take an import back in one transaction: what it created goes (edited since or not),
-        what it replaced comes back, the calendars it made go unless they now hold other events."""
+        what it replaced comes back, the calendars it made go unless they now hold other events.
+        The user must be able to write to every calendar it wrote into."""
         job = await self.get(user, import_id)
         if job.status != JobStatus.COMPLETE:
             raise Invalid(f"only a complete import can be undone; this one is {job.status}", field="status")
-        # an import writes into someone else's calendar only as its one target (those it
-        # finds or makes by name are the user's own)
-        await self.writable(user, await self.target_of(job))
+        for calendar_id in {*await self.store.import_calendars(job.id), *job.calendars_created}:
+            calendar = await self.store.get_calendar(calendar_id)
+            if calendar is not None and await self.calendars.level(user, calendar) < Level.READ_WRITE:
+                raise Forbidden("the import wrote into a calendar you may not change: only its owner may undo it")
         try:
             return await self._revert(import_id, JobStatus.COMPLETE, JobStatus.UNDONE, by=user.id)
         except LookupError:

@@ -476,10 +476,10 @@ async def set_calprops(door: WcapDoor, call: Call) -> list[Block]:
     if changes.get("timezone") and not valid_zone(str(changes["timezone"])):
         raise WcapError(Errno.SETCALPROPS_FAILED, "tzid is not a known time zone")
     wanted = await door.grants_of(call.params["acl"]) if "acl" in call.params else None
-    try:
-        updated = await door.services.calendars.update(call.me, calendar.uuid, **changes) if changes else calendar
+    try:  # the grants first: they are the more likely refusal (nothing changes then)
         if wanted is not None:
-            await door.services.access.set_grants(call.me, updated, wanted)
+            await door.services.access.set_grants(call.me, calendar, wanted)
+        updated = await door.services.calendars.update(call.me, calendar.uuid, **changes) if changes else calendar
     except Invalid as error:
         raise WcapError(Errno.SETCALPROPS_FAILED, error.message) from None
     return [Block(await door.props(call, updated))]

@@ -281,10 +281,10 @@ class WebDoor:
             page = whole_number(request.query.get("page"), "page", 1, 1, MAX_INT // PER_PAGE)
         except ValueError:
             page = 1
-        jobs, total = await self.services.imports.jobs(
-            ImportFilter(user_id=user.id), offset=(page - 1) * PER_PAGE, limit=PER_PAGE
+        jobs, total = await self.services.imports.jobs_of(
+            user, ImportFilter(), offset=(page - 1) * PER_PAGE, limit=PER_PAGE
         )
-        names = {c.id: c.name for c in await self.services.calendars.of(user)}
+        names = {c.id: c.name for c in await self.services.calendars.home(user)}
         pages = max(1, -(-total // PER_PAGE))
         return self.page("imports.html", user, session, jobs=jobs, names=names, page=page, pages=pages, total=total)
 
@@ -299,7 +299,7 @@ class WebDoor:
 
     async def detail(self, request: web.Request, user: User, session: str) -> web.Response:
         job = await self.job_of(request, user)
-        names = {c.id: c.name for c in await self.services.calendars.of(user)}
+        names = {c.id: c.name for c in await self.services.calendars.home(user)}
         return self.page("import_detail.html", user, session, job=job, names=names, finished=finished(job),
                          undone=request.query.get("undone"))  # fmt: skip
 

@@ -43,7 +43,7 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     "import_uploads": (("import_id", "data"), "import_id"),
     "grants": (
         ("id", "calendar_id", "grantee_id", "level", "state", "granted_by", "created_at", "updated_at", "slug",
-         "props"),
+         "props", "follows_group"),
         "id",
     ),
     "feeds": (("calendar_id", "token_hash", "busy_only", "created_at"), "calendar_id"),

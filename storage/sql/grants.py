@@ -6,25 +6,25 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from storage.model import Calendar, Feed, Grant, User, now_iso
-from storage.sql.calendars import Calendars
+from storage.model import Calendar, Feed, Grant, GrantChange, User, now_iso
+from storage.sql.calendars import CALENDAR_FIELDS, Calendars
 from storage.sql.database import Row
 from storage.sql.records import calendar, marks, present, record, user
 
 #: a grant's columns, renamed so as not to hide its calendar's (``c.*``) in the same row
 _GRANT_FIELDS = ("id", "calendar_id", "grantee_id", "level", "state", "granted_by", "created_at", "updated_at",
-                 "slug", "props")  # fmt: skip
+                 "slug", "props", "follows_group")  # fmt: skip
 _GRANT = ", ".join(f"g.{name} AS g_{name}" for name in _GRANT_FIELDS)
 
 
 def _grant(row: Row) -> Grant:
-    return record(Grant, row, props=json.loads(row["props"]))
+    return record(Grant, row, props=json.loads(row["props"]), follows_group=bool(row["follows_group"]))
 
 
 def _grant_at(row: Row) -> Grant:
     """The grant in a row that holds ``_GRANT``."""
     values: dict[str, Any] = {name: row[f"g_{name}"] for name in _GRANT_FIELDS}
-    return Grant(**{**values, "props": json.loads(values["props"])})
+    return Grant(**{**values, "props": json.loads(values["props"]), "follows_group": bool(values["follows_group"])})
 
 
 def _feed(row: Row) -> Feed:
@@ -43,30 +43,44 @@ class Grants(Calendars):
         granted_by: int | None,
         slug: str | None = None,
     ) -> Grant:
+        change = GrantChange(grantee_id, level, state, granted_by, slug=slug)
+        return (await self.put_grants(calendar_id, [change]))[0]
+
+    async def put_grants(
+        self, calendar_id: int, changes: Sequence[GrantChange], calendar_changes: dict[str, Any] | None = None
+    ) -> list[Grant]:
         now = now_iso()
+        made = []
         async with self.db.transaction() as tx:
             # the calendar's row is held: two grants made at once to one grantee are one
             await tx.one("SELECT id FROM calendars WHERE id = ?" + self.db.for_update, (calendar_id,))
-            who = "grantee_id IS NULL" if grantee_id is None else "grantee_id = ?"
-            found = await tx.one(
-                f"SELECT id FROM grants WHERE calendar_id = ? AND {who}",
-                (calendar_id,) if grantee_id is None else (calendar_id, grantee_id),
-            )
-            if found is None:
-                if grantee_id is not None:
-                    slug = await self._free_slug(tx, grantee_id, slug or "shared")
-                grant_id = await tx.insert(
-                    "INSERT INTO grants (calendar_id, grantee_id, level, state, granted_by, created_at, updated_at, "
-                    "slug) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (calendar_id, grantee_id, level, state, granted_by, now, now, slug if grantee_id else None),
+            if calendar_changes:
+                await self._update_in(tx, "calendars", calendar_id, calendar_changes, CALENDAR_FIELDS, "props")
+            for change in changes:
+                grantee_id = change.grantee_id
+                who = "grantee_id IS NULL" if grantee_id is None else "grantee_id = ?"
+                found = await tx.one(
+                    f"SELECT id FROM grants WHERE calendar_id = ? AND {who}",
+                    (calendar_id,) if grantee_id is None else (calendar_id, grantee_id),
                 )
-            else:
-                grant_id = found[0]
-                await tx.run(
-                    "UPDATE grants SET level = ?, state = ?, granted_by = ?, updated_at = ? WHERE id = ?",
-                    (level, state, granted_by, now, grant_id),
-                )
-            return _grant(present(await tx.one("SELECT * FROM grants WHERE id = ?", (grant_id,))))
+                values = (change.level, change.state, change.granted_by, int(change.follows_group))
+                if found is None:
+                    slug = await self._free_slug(tx, grantee_id, change.slug or "shared") if grantee_id else None
+                    grant_id = await tx.insert(
+                        "INSERT INTO grants (calendar_id, grantee_id, level, state, granted_by, follows_group, "
+                        "created_at, updated_at, slug, props) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (calendar_id, grantee_id, *values, now, now, slug, json.dumps(change.props or {})),
+                    )
+                else:
+                    grant_id = found[0]
+                    props = ", props = ?" if change.props is not None else ""
+                    await tx.run(
+                        f"UPDATE grants SET level = ?, state = ?, granted_by = ?, follows_group = ?, updated_at = ?"
+                        f"{props} WHERE id = ?",
+                        (*values, now, *([json.dumps(change.props)] if change.props is not None else []), grant_id),
+                    )
+                made.append(_grant(present(await tx.one("SELECT * FROM grants WHERE id = ?", (grant_id,)))))
+        return made
 
     async def set_grant_state(self, grant_id: int, state: str) -> Grant | None:
         async with self.db.transaction() as tx:

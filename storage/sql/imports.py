@@ -35,10 +35,16 @@ class Imports(Calendars):
     async def list_imports(
         self, where: ImportFilter, *, offset: int = 0, limit: int = 30
     ) -> tuple[list[ImportJob], int]:
-        clauses, params = ["1 = 1"], []
+        clauses: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if where.user_id is not None and where.or_into:
+            clauses.append(f"(user_id = ? OR calendar_id IN ({marks(len(where.or_into))}))")
+            params += [where.user_id, *where.or_into]
+        elif where.user_id is not None:
+            clauses.append("user_id = ?")
+            params.append(where.user_id)
         for column, value in (
-            ("user_id", where.user_id), ("format", where.format), ("calendar_id", where.calendar_id),
-            ("status", where.status),
+            ("format", where.format), ("calendar_id", where.calendar_id), ("status", where.status),
         ):  # fmt: skip
             if value is not None:
                 clauses.append(f"{column} = ?")
@@ -67,6 +73,10 @@ class Imports(Calendars):
             [*params, 1 << 62 if limit is None else limit, offset],
         )
         return [record(ImportItem, row) for row in rows], int(total[0]) if total else 0
+
+    async def import_calendars(self, import_id: int) -> list[int]:
+        rows = await self.db.all("SELECT DISTINCT calendar_id FROM import_items WHERE import_id = ?", (import_id,))
+        return [row[0] for row in rows]
 
     async def create_import(self, new: NewImport, upload: bytes | None = None) -> ImportJob:
         now = now_iso()

@@ -16,7 +16,7 @@ from storage.model import (
     User,
     now_iso,
 )
-from storage.sql.database import Database, Duplicate, Row
+from storage.sql.database import Database, Duplicate, Row, Tx
 
 #: an object row's columns: CalendarObject's fields, by name and in order (``klass`` is ``class``)
 OBJECT_FIELDS = tuple("class" if f.name == "klass" else f.name for f in fields(CalendarObject) if f.name != "text_size")
@@ -112,22 +112,27 @@ class Tables:
         self, table: str, row_id: int, changes: dict[str, Any], allowed: set[str], json_field: str
     ) -> None:
         """Set columns of one row (and updated_at); Conflict names the unique column hit."""
+        if not changes:
+            return
+        try:
+            async with self.db.transaction() as tx:
+                await self._update_in(tx, table, row_id, changes, allowed, json_field)
+        except Duplicate as error:
+            raise Conflict(duplicated(error, "email", "username", "slug")) from None
+
+    @staticmethod
+    async def _update_in(
+        tx: Tx, table: str, row_id: int, changes: dict[str, Any], allowed: set[str], json_field: str
+    ) -> None:
+        """``_update`` within a transaction."""
         unknown = set(changes) - allowed
         if unknown:
             raise ValueError(f"unknown {table} fields: {unknown}")
-        if not changes:
-            return
         if json_field in changes:
-            changes[json_field] = json.dumps(changes[json_field])
+            changes = {**changes, json_field: json.dumps(changes[json_field])}
         values = [int(v) if isinstance(v, bool) else v for v in changes.values()]
         assignments = ", ".join(f"{name} = ?" for name in changes)
-        try:
-            async with self.db.transaction() as tx:
-                await tx.run(
-                    f"UPDATE {table} SET {assignments}, updated_at = ? WHERE id = ?", (*values, now_iso(), row_id)
-                )
-        except Duplicate as error:
-            raise Conflict(duplicated(error, "email", "username", "slug")) from None
+        await tx.run(f"UPDATE {table} SET {assignments}, updated_at = ? WHERE id = ?", (*values, now_iso(), row_id))
 
 
 def duplicated(error: Duplicate, *columns: str) -> str:
