@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from server import demo
 from server.app import create_app
 from server.config import ROOT, Config, ConfigError, load
 from server.http import SERVICES, iso_epoch
+from server.lineage import parent_gone
 from server.services import Services, opened
 from server.services.errors import Invalid, NotFound, ServiceError
 from server.services.imports import DELIMITERS, ImportRequest, Upload
@@ -279,6 +281,9 @@ async def serve(config: Config, with_demo: bool, shared: bool = False) -> None:
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stopping.set)
+    if shared:  # a worker stops (draining) when its supervisor is gone, even by kill -9
+        orphaned = asyncio.create_task(parent_gone(os.getppid()))
+        orphaned.add_done_callback(lambda _: stopping.set())
     helper: asyncio.Task[None] | None = None
     try:
         site = web.TCPSite(runner, config.host, config.port, shutdown_timeout=DRAIN, reuse_port=shared or None)

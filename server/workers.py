@@ -4,8 +4,9 @@ Each worker is a whole server (``run.py serve --worker K``) listening on the sam
 ``SO_REUSEPORT``, so the kernel spreads connections over them; everything they share lives in
 the store (sessions, tokens, sync revisions, the import queue and its leases, sign-in
 throttling). The supervisor applies the migrations once, starts the workers, relays what they
-print, starts again a worker that dies, and on SIGTERM/SIGINT stops them all gracefully
-(each finishes its requests in flight and queues its running import again) before it exits.
+print, starts again a worker that dies (ending and reaping what the dead one left: see
+server.lineage), and on SIGTERM/SIGINT stops them all gracefully (each finishes its requests in
+flight and queues its running import again) before it exits.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from server.config import ROOT, Config
+from server.lineage import become_subreaper, end_group
 from server.services import build
 from storage import safe_url
 
@@ -50,6 +52,7 @@ async def migrate(config: Config) -> None:
 async def supervise(config: Config, count: int, worker_args: Sequence[str]) -> int:
     """Run ``count`` workers on the configured port until SIGTERM/SIGINT; then drain them."""
     await migrate(config)
+    become_subreaper()  # a dead worker's orphaned helpers come here to be reaped
     holder = reserve_port(config.host, config.port)
     port = holder.getsockname()[1]
     stopping = asyncio.Event()
@@ -59,32 +62,48 @@ async def supervise(config: Config, count: int, worker_args: Sequence[str]) -> i
     ready = [asyncio.Event() for _ in range(count)]
     processes: dict[int, asyncio.subprocess.Process] = {}
 
-    async def relay(index: int, process: asyncio.subprocess.Process) -> None:
+    async def relay(index: int, process: asyncio.subprocess.Process, again: bool) -> None:
         assert process.stdout is not None
         async for line in process.stdout:
             text = line.decode(errors="replace")
             if text.startswith("Almanac listening on"):
                 ready[index].set()
+                if again:
+                    log.warning("worker %d is serving again (pid %d)", index, process.pid)
                 continue
             sys.stdout.write(text)
             sys.stdout.flush()
 
+    cleanups: list[asyncio.Task[None]] = []
+
+    async def bury(process: asyncio.subprocess.Process, relaying: asyncio.Task[None]) -> None:
+        """End and reap what a worker that ended left (its helpers), then stop relaying its output."""
+        await asyncio.to_thread(end_group, process.pid)
+        await asyncio.wait([relaying], timeout=1.0)  # what it printed last, then no more
+        relaying.cancel()
+
     async def keep(index: int) -> None:
-        """Run worker ``index``, again whenever it dies, until the supervisor stops."""
+        """Run worker ``index``, again at once whenever it dies, until the supervisor stops. The
+        worker is watched, not its output: its helpers may hold that open after it died, and
+        they are ended with it (each worker leads a process group of its own)."""
+        again = False
         while not stopping.is_set():
             process = await asyncio.create_subprocess_exec(
                 sys.executable, str(ROOT / "run.py"), "serve", *worker_args,
                 "--port", str(port), "--workers", "1", "--worker", str(index),
-                stdout=asyncio.subprocess.PIPE, cwd=ROOT,
+                stdout=asyncio.subprocess.PIPE, cwd=ROOT, process_group=0,
             )  # fmt: skip
             processes[index] = process
             started = loop.time()
-            await asyncio.gather(relay(index, process), process.wait())
-            if not stopping.is_set():
-                log.error(
-                    "worker %d (pid %d) exited with %s: starting it again", index, process.pid, process.returncode
-                )
-                await asyncio.sleep(max(0.0, RESTART_PAUSE - (loop.time() - started)))
+            relaying = asyncio.create_task(relay(index, process, again))
+            code = await process.wait()
+            cleanups[:] = [*(c for c in cleanups if not c.done()), asyncio.create_task(bury(process, relaying))]
+            if stopping.is_set():
+                break
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
+            log.error("worker %d (pid %d) %s: starting it again", index, process.pid, how)
+            again = True
+            await asyncio.sleep(max(0.0, RESTART_PAUSE - (loop.time() - started)))
 
     keepers = [asyncio.create_task(keep(index)) for index in range(count)]
     waiting: asyncio.Task[None] | None = None
@@ -122,5 +141,6 @@ async def supervise(config: Config, count: int, worker_args: Sequence[str]) -> i
                     with contextlib.suppress(ProcessLookupError):
                         process.kill()
             await asyncio.gather(*keepers, return_exceptions=True)
+        await asyncio.gather(*cleanups, return_exceptions=True)
         holder.close()
     return 0

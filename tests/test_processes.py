@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
+from server.lineage import children
+from server.workers import DRAIN
 from tests.helpers import EVENT, Server, basic, sign_up
 
 ALICE = basic("alice")  # the Authorization header
@@ -124,3 +129,88 @@ async def test_idle_and_slow_clients_are_dropped_and_never_stop_others(node: Cal
             writer.close()
         assert all(reply.startswith(b"HTTP/1.1 408") for reply in replies[2::3])  # the stalled bodies
         assert all(reply == b"" for reply in replies[0::3])  # idle: closed without a word
+
+
+def group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_a_worker_killed_is_replaced_and_leaves_nothing_behind(node: Callable[..., Server]) -> None:
+    """Issue 26.5: ``serve --workers 2`` under load; each worker in turn is killed with -9: a
+    new one runs within 2 s and serves, nothing of the dead one is left (its helpers ended and
+    reaped: its process group is empty), every write a client saw acknowledged is kept, and
+    SIGTERM then drains within its stated time, leaving no process behind."""
+    server = node(server_workers="2")
+    await server.start()
+
+    def workers() -> list[int]:
+        return server.pids()[1:]
+
+    async def with_helpers(within: float = 30) -> list[int]:
+        """The two workers, once each has its helpers (the parse process, the resource tracker)."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            found = workers()
+            if len(found) == 2 and all(len(children(pid)) >= 2 for pid in found):
+                return found
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"the workers and their helpers did not start: {workers()}")
+
+    groups = set(await with_helpers())
+    acknowledged: set[str] = set()
+    loading = True
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+        await sign_up(http, server.url)
+
+        async def client(number: int) -> None:
+            count = 0
+            while loading:
+                name = f"c{number}-{count}"
+                for _ in range(50):  # a request cut off with its worker is sent again
+                    with contextlib.suppress(aiohttp.ClientError):
+                        body = EVENT.format(uid=name, summary=name)
+                        async with http.put(f"{server.url}{CAL}{name}.ics", data=body, headers=ALICE) as reply:
+                            if reply.status in (201, 204):
+                                acknowledged.add(name)
+                                break
+                    await asyncio.sleep(0.05)
+                count += 1
+
+        clients = [asyncio.create_task(client(n)) for n in range(4)]
+        await asyncio.sleep(1)
+        for victim in sorted(groups):
+            before = set(workers())
+            os.kill(victim, signal.SIGKILL)
+            killed_at = time.monotonic()
+            while not set(workers()) - before:
+                assert time.monotonic() - killed_at < 2, "no new worker within 2 s"
+                await asyncio.sleep(0.02)
+            groups |= set(workers())
+            deadline = time.monotonic() + 5
+            while group_alive(victim):  # its helpers: ended and reaped, none left as an orphan
+                assert time.monotonic() < deadline, [p for p in children(server.pids()[0]) if os.getpgid(p) == victim]
+                await asyncio.sleep(0.05)
+            await with_helpers()  # the new one serves (and has its helpers) before the next kill
+            served = len(acknowledged)
+            while len(acknowledged) < served + 8:
+                await asyncio.sleep(0.05)
+        loading = False
+        await asyncio.gather(*clients)
+        async with http.request("PROPFIND", server.url + CAL, headers={**ALICE, "Depth": "1"}) as listing:
+            kept = {
+                href.rsplit("/", 1)[1][:-4]
+                for href in re.findall(r"<D:href>([^<]+\.ics)</D:href>", await listing.text())
+            }
+    assert len(acknowledged) > 20 and acknowledged <= kept
+    log = server.log.read_text()
+    assert log.count("was killed by signal 9: starting it again") == 2 and log.count("is serving again") == 2
+    assert server.process is not None
+    stopped_at = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(server.process.wait, DRAIN + 15) == 0
+    assert time.monotonic() - stopped_at < DRAIN
+    assert [group for group in groups if group_alive(group)] == []

@@ -21,6 +21,7 @@ import functools
 import io
 import logging
 import multiprocessing
+import os
 import pickle
 import socket
 import tempfile
@@ -40,6 +41,7 @@ from protocol.formats import Lines, ParseOptions, ParseResult
 from protocol.formats.plain import plain_fields
 from protocol.ical import Resource, in_window, parse_resource, resource_from_calendar
 from server.config import Config
+from server.lineage import exit_with_parent
 from server.services.access import Level
 from server.services.calendars import CalendarService, object_write, window
 from server.services.errors import BadEncoding, Forbidden, Invalid, NotFound, TooLarge, disk_space
@@ -215,7 +217,9 @@ class ParseProcesses(Executor):
 
     def _processes(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                self.processes, multiprocessing.get_context("spawn"), exit_with_parent, (os.getpid(),)
+            )
         return self._pool
 
     def _drop(self, wait: bool, cancel_futures: bool) -> None:
