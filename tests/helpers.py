@@ -255,3 +255,64 @@ async def sign_up(http: aiohttp.ClientSession, url: str) -> tuple[dict[str, str]
         assert response.status == 201
         made = await response.json()
     return {"Authorization": f"Token token={made['authToken']}"}, made["myCalendarUuid"]
+
+
+class CommitCutter:
+    """A TCP proxy to PostgreSQL that, once armed, cuts off the connection that sends the next
+    COMMIT: ``after`` passing it on and its answer arriving (the write is kept, the client never
+    hears so), or ``before`` it reaches the server (the write is rolled back)."""
+
+    #: a simple-protocol Query of asyncpg's COMMIT
+    COMMIT = b"Q\x00\x00\x00\x0cCOMMIT;\x00"
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.armed: str | None = None  #: "after" or "before": cut the next COMMIT so
+        self.cuts = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    def arm(self, when: str) -> None:
+        self.armed = when
+
+    async def _serve(self, client: asyncio.StreamReader, to_client: asyncio.StreamWriter) -> None:
+        server, to_server = await asyncio.open_connection(self.host, self.port)
+        cutting = False  #: the COMMIT went on: what the server answers is not passed back
+        answered = asyncio.Event()
+
+        async def upstream() -> None:
+            nonlocal cutting
+            while data := await client.read(65536):
+                at = data.find(self.COMMIT)
+                if at < 0 or self.armed is None:
+                    to_server.write(data)
+                    continue
+                when, self.armed = self.armed, None
+                self.cuts += 1
+                if when == "after":
+                    cutting = True
+                    to_server.write(data[: at + len(self.COMMIT)])
+                    await asyncio.wait_for(answered.wait(), 10)  # the server has committed
+                break
+
+        async def downstream() -> None:
+            while data := await server.read(65536):
+                if cutting:
+                    answered.set()
+                    return
+                to_client.write(data)
+
+        pumps = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        for pump in pumps:
+            pump.cancel()
+        to_client.close()
+        to_server.close()

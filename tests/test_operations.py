@@ -5,15 +5,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from server.app import create_app
-from server.config import Config
+from server.config import Config, load
 from server.http import SERVICES
-from tests.helpers import CAL, EVENT, Account, basic
+from tests.helpers import CAL, EVENT, POSTGRES, Account, CommitCutter, basic, postgres_schema
 
 
 async def test_healthz_says_the_process_is_up(client: TestClient) -> None:
@@ -89,3 +92,42 @@ async def test_a_read_survives_a_lost_database_connection(alice: Account, backen
             await admin.close()
     response = await alice.get("/v1/me")
     assert response.status == 200
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema on the test PostgreSQL, whichever store the rest of the suite runs on."""
+    url, drop = postgres_schema()
+    yield url
+    drop()
+
+
+async def test_an_answer_never_lies_about_a_write(
+    aiohttp_client: Callable[..., Awaitable[TestClient]], tmp_path: Path, postgres_url: str
+) -> None:
+    """Issue 26.6, on PostgreSQL (the store a connection can be lost to): the connection is cut
+    in a PUT's COMMIT. Committed, the PUT is a success (and a retry with If-None-Match: * is
+    412, as the resource exists); not committed, it is 503 and nothing was written (and the
+    retry is 201)."""
+    target = urlsplit(POSTGRES)
+    cutter = CommitCutter(target.hostname or "127.0.0.1", target.port or 5432)
+    port = await cutter.start()
+    try:
+        user = target.netloc.rsplit("@", 1)[0] + "@" if "@" in target.netloc else ""
+        proxied = postgres_url.replace(target.netloc, f"{user}127.0.0.1:{port}", 1)
+        config = load(None, {("server", "data"): str(tmp_path / "data"), ("store", "url"): proxied}, environ={})
+        client = await aiohttp_client(create_app(config))
+        body = {"username": "alice", "password": "correct horse", "email": "alice@example.org"}
+        assert (await client.post("/v1/users", json=body)).status == 201
+        for when, answer, retried in (("after", 201, 412), ("before", 503, 201)):
+            cutter.arm(when)
+            event = EVENT.format(uid=when, summary=when)
+            put = await client.put(f"{CAL}{when}.ics", data=event, headers=basic("alice"))
+            assert cutter.cuts and put.status == answer, (when, await put.text())
+            got = await client.get(f"{CAL}{when}.ics", headers=basic("alice"))
+            assert got.status == (200 if answer == 201 else 404), when
+            again = await client.put(f"{CAL}{when}.ics", data=event, headers={**basic("alice"), "If-None-Match": "*"})
+            assert again.status == retried, when
+            cutter.cuts = 0
+    finally:
+        await cutter.stop()

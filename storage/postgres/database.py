@@ -175,12 +175,17 @@ class PostgresDatabase(Database):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
+        """A write transaction. When the connection dies during its COMMIT, whether it was
+        committed is unknown: it is asked on a fresh connection (``txid_status``) before
+        anything is answered, so a write that was kept is never reported as lost."""
+        xid: int | None = None
         try:
             async with self._connection() as connection:
                 transaction = connection.transaction()
                 await transaction.start()
                 try:
                     yield PostgresTx(connection)
+                    xid = await connection.fetchval("SELECT txid_current()")
                 except asyncio.CancelledError:
                     raise  # the connection is cut off (_connection): PostgreSQL rolls back
                 except BaseException:
@@ -194,7 +199,26 @@ class PostgresDatabase(Database):
         except pg.DiskFullError:
             raise StoreFull("the disk holding the calendar store is full") from None
         except TRANSIENT as error:
+            if xid is not None and await self._committed(xid):
+                return  # only the answer to the COMMIT was lost
             raise StoreUnavailable(str(error) or type(error).__name__) from None
+
+    async def _committed(self, xid: int) -> bool:
+        """Whether transaction ``xid`` was committed, asked on a fresh connection; one whose
+        end is not yet known is asked again until the statement timeout. StoreUnavailable when
+        the database cannot say."""
+        deadline = asyncio.get_running_loop().time() + self.statement_timeout
+        await self._ready_pool().expire_connections()  # the others were likely cut too
+        while True:
+            try:
+                status = await self._ready_pool().fetchval("SELECT txid_status($1)", xid)
+            except TRANSIENT as error:
+                status = f"unknown ({error})"
+            if status in ("committed", "aborted", None):
+                return status == "committed"
+            if asyncio.get_running_loop().time() > deadline:
+                raise StoreUnavailable(f"whether the write was kept is unknown: the database says {status}")
+            await asyncio.sleep(0.05)
 
     async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         query = _numbered(sql)
