@@ -26,9 +26,9 @@ from server.lineage import parent_gone
 from server.services import Services, opened
 from server.services.errors import Invalid, NotFound, ServiceError
 from server.services.imports import DELIMITERS, ImportRequest, Upload
-from server.workers import DRAIN, supervise
+from server.workers import DRAIN, CannotListen, supervise
 from storage import safe_url, store_for
-from storage.model import Calendar, ImportJob, User
+from storage.model import Calendar, CannotOpen, ImportJob, User
 from storage.sql import SQLStore
 from storage.sql.copy import copy_store
 
@@ -287,7 +287,10 @@ async def serve(config: Config, with_demo: bool, shared: bool = False) -> None:
     helper: asyncio.Task[None] | None = None
     try:
         site = web.TCPSite(runner, config.host, config.port, shutdown_timeout=DRAIN, reuse_port=shared or None)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as error:
+            raise CannotListen(config.host, config.port, error) from None
         port = runner.addresses[0][1]  # the port bound (config.port may be 0: any free one)
         print(f"Almanac listening on http://{config.host}:{port}/ (store: {safe_url(config.store_url)})", flush=True)
         if with_demo:
@@ -308,10 +311,14 @@ async def migrate_store_command(config: Config, args: argparse.Namespace) -> int
     data) into an empty store, then compare both table by table; 1 when anything differs."""
     async with contextlib.AsyncExitStack() as opened_stores:
         stores = []
-        for url in (args.source, args.target):
-            store = store_for(url, readers=config.readers, pool_size=config.pool_size)
-            assert isinstance(store, SQLStore)
-            await store.open()
+        for url, flag in ((args.source, "--from"), (args.target, "--to")):
+            try:
+                store = store_for(url, readers=config.readers, pool_size=config.pool_size)
+                assert isinstance(store, SQLStore)
+                await store.open()
+            except (CannotOpen, ValueError) as error:
+                print(f"error: cannot open the store {safe_url(url)}: {error} (it is set by {flag})", file=sys.stderr)
+                return 1
             opened_stores.push_async_callback(store.close)
             stores.append(store)
         print(f"copying {safe_url(args.source)} to {safe_url(args.target)}", flush=True)
@@ -357,6 +364,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "migrate-store": migrate_store_command,
         }[args.command]  # fmt: skip
         return asyncio.run(command(config, args))
+    except CannotOpen as error:
+        where = "[store] url, ALMANAC_STORE_URL or --store"
+        if config.store_url.startswith("sqlite"):
+            where = "[server] data or [store] url, --data or --store"
+        url = safe_url(config.store_url)
+        print(f"error: cannot open the store {url}: {error} (it is set by {where})", file=sys.stderr)
+        return 1
+    except CannotListen as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except ServiceError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 1

@@ -48,6 +48,10 @@ DEFAULTS: dict[tuple[str, str], str] = {
 }
 
 
+#: what ``[server] log_level`` may be
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 class ConfigError(ValueError):
     """A setting has a value Almanac cannot use."""
 
@@ -83,14 +87,19 @@ class Config:
     worker: int = 0
 
 
+def setting(section: str, key: str) -> str:
+    """A setting as a person finds it: in the ini file and in the environment."""
+    return f"[{section}] {key} (ALMANAC_{section.upper()}_{key.upper()})"
+
+
 def _integer(values: Mapping[tuple[str, str], str], key: tuple[str, str], minimum: int = 0) -> int:
     raw = values[key]
     try:
         number = int(raw)
     except ValueError:
-        raise ConfigError(f"{key[0]}.{key[1]} must be a whole number, not {raw!r}") from None
+        raise ConfigError(f"{setting(*key)} must be a whole number, not {raw!r}") from None
     if number < minimum:
-        raise ConfigError(f"{key[0]}.{key[1]} must be at least {minimum}")
+        raise ConfigError(f"{setting(*key)} must be at least {minimum}, not {number}")
     return number
 
 
@@ -98,7 +107,7 @@ def _workers(raw: str) -> int:
     if raw == "auto":
         return max(1, len(os.sched_getaffinity(0)))
     if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"server.workers must be auto or a whole number of at least 1, not {raw!r}")
+        raise ConfigError(f"{setting('server', 'workers')} must be auto or a whole number of at least 1, not {raw!r}")
     return int(raw)
 
 
@@ -126,24 +135,27 @@ def load(
         name = f"ALMANAC_{section}_{key}".upper()
         if name in environ:
             values[(section, key)] = environ[name]
-    for setting, given in (overrides or {}).items():
+    for given_for, given in (overrides or {}).items():
         if given is not None:
-            values[setting] = str(given)
+            values[given_for] = str(given)
     data_dir = Path(values[("server", "data")]).expanduser()
     store_url = values[("store", "url")] or sqlite_url(data_dir / "almanac.sqlite3")
     if urlsplit(store_url).scheme not in SCHEMES:
-        raise ConfigError(f"store.url must start with sqlite:/// or postgresql://, not {store_url!r}")
+        raise ConfigError(f"{setting('store', 'url')} must start with sqlite:/// or postgresql://, not {store_url!r}")
     scheme = values[("auth", "password_scheme")]
     secure_cookies = values[("server", "secure_cookies")].lower()
     if secure_cookies not in ("auto", "always"):
-        raise ConfigError(f"server.secure_cookies must be auto or always, not {secure_cookies!r}")
+        raise ConfigError(f"{setting('server', 'secure_cookies')} must be auto or always, not {secure_cookies!r}")
+    log_level = values[("server", "log_level")].upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"{setting('server', 'log_level')} must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
     if scheme not in ("argon2", "bcrypt"):
-        raise ConfigError(f"auth.password_scheme must be argon2 or bcrypt, not {scheme!r}")
+        raise ConfigError(f"{setting('auth', 'password_scheme')} must be argon2 or bcrypt, not {scheme!r}")
     return Config(
         host=values[("server", "host")],
         port=_integer(values, ("server", "port"), 0),
         data_dir=data_dir,
-        log_level=values[("server", "log_level")].upper(),
+        log_level=log_level,
         idle_timeout=_integer(values, ("server", "idle_timeout"), 1),
         secure_cookies=secure_cookies,
         workers=_workers(values[("server", "workers")]),

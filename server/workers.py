@@ -32,13 +32,27 @@ DRAIN = 60.0
 RESTART_PAUSE = 1.0
 
 
+class CannotListen(Exception):
+    """The server cannot listen where it is told to."""
+
+    def __init__(self, host: str, port: int, error: OSError) -> None:
+        super().__init__(
+            f"cannot listen on {host}:{port} ({error.strerror or error}): choose another "
+            "[server] port or host (ALMANAC_SERVER_PORT, --port, --host), or stop what holds it"
+        )
+
+
 def reserve_port(host: str, port: int) -> socket.socket:
     """A socket bound (not listening) to the port the workers share, with ``SO_REUSEPORT``:
     it fixes the port when 0 (any free one) was asked for, and takes no connections itself."""
     holder = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    holder.bind((host, port))
+    try:
+        holder.bind((host, port))
+    except OSError as error:
+        holder.close()
+        raise CannotListen(host, port, error) from None
     return holder
 
 

@@ -269,6 +269,12 @@ class StoreFull(Exception):
     """A write failed because the disk is full; nothing of it was kept (reads go on)."""
 
 
+class CannotOpen(Exception):
+    """The store cannot be opened as it is set up (no such database, no answer, refused
+    credentials, a folder that cannot be written, a schema newer than this server): the message
+    says why and what to do."""
+
+
 class StoreUnavailable(Exception):
     """The store could not do it now (connection lost, serialization failure, timeout, a
     node shutting down): nothing was written, and the same request may succeed if sent again."""

@@ -5,16 +5,19 @@ from __future__ import annotations
 import configparser
 import json
 import re
+import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from server.config import DEFAULT_CONFIG_FILE, DEFAULTS, ConfigError, load
-from tests.helpers import ROOT, free_port, run
+from tests.helpers import POSTGRES, ROOT, free_port, run
 
 
 def test_user_commands(tmp_path: Path) -> None:
@@ -104,3 +107,49 @@ def test_import_and_export_commands(tmp_path: Path) -> None:
     assert out.read_text().startswith('"Subject","Start Date"')
     missing = run("import", str(tmp_path / "bad.ics"), "--user", "ada", "--calendar", "Nope", "--data", data)
     assert missing.returncode == 1 and "no calendar called 'Nope'" in missing.stderr
+
+
+def test_starting_wrong_is_one_clear_line(tmp_path: Path) -> None:
+    """Issue 26.7: a store that is not there, does not answer or refuses the user, a folder
+    that cannot be written, a schema newer than this server, a bad setting, a port taken: every
+    command says so in one line that names the setting and what to do, and exits non-zero."""
+    base = urlsplit(POSTGRES)
+    elsewhere = f"{base.scheme}://{base.netloc}/almanac_nosuch_{free_port()}"
+    newer = tmp_path / "newer" / "almanac.sqlite3"
+    assert run("user", "list", "--data", str(newer.parent)).returncode == 0
+    with sqlite3.connect(newer) as db:
+        db.execute("INSERT INTO schema_migrations VALUES (999, '2030-01-01')")
+    bad_ini = tmp_path / "bad.ini"
+    bad_ini.write_text("[store]\nreaders = many\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        cases = [
+            (["--store", elsewhere], "does not exist: create it (createdb", "[store] url"),
+            (["--store", f"postgresql://127.0.0.1:{free_port()}/test"], "does not answer", "[store] url"),
+            (
+                ["--store", f"postgresql://almanac_nobody@{base.hostname}:{base.port or 5432}/test"],
+                "correct the user",
+                "ALMANAC_STORE_URL",
+            ),
+            (["--store", "sqlite:////proc/almanac/x.sqlite3"], "may write in", "--data"),
+            (["--data", str(newer.parent)], "is version 999, newer than this server's", "[server] data"),
+            (["--config", str(bad_ini)], "must be a whole number, not 'many'", "ALMANAC_STORE_READERS"),
+        ]
+        every = (["serve", "--port", "0"], ["serve", "--port", "0", "--workers", "2"], ["user", "list"])
+        for number, (options, says, names) in enumerate(cases):
+            for command in every if number in (0, len(cases) - 1) else every[:1]:
+                done = run(*command, *options)
+                lines = done.stderr.strip().splitlines()
+                assert done.returncode != 0 and len(lines) == 1, (command, options, done.stderr[-2000:])
+                assert lines[0].startswith("error: ") and says in lines[0] and names in lines[0], (command, lines)
+        for command in (
+            ["serve", "--port", port, "--data", str(tmp_path / "d")],
+            ["serve", "--workers", "2", "--port", port, "--data", str(tmp_path / "d")],
+        ):
+            done = run(*command)
+            assert done.returncode == 1 and done.stderr.strip().count("\n") == 0, done.stderr[-2000:]
+            assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
+    moved = run("migrate-store", "--from", f"sqlite:///{newer}", "--to", elsewhere)
+    assert moved.returncode == 1 and moved.stderr.count("\n") == 1 and "(it is set by --from)" in moved.stderr

@@ -131,3 +131,17 @@ async def test_an_answer_never_lies_about_a_write(
             cutter.cuts = 0
     finally:
         await cutter.stop()
+
+
+async def test_readyz_is_ready_only_on_exactly_this_servers_schema(client: TestClient) -> None:
+    """Issue 26.7: another node, upgraded, migrated the store past this one's schema: this node
+    is not ready (and says to upgrade it), though its process is up."""
+    store = client.app[SERVICES].store
+    async with store.db.transaction() as tx:
+        await tx.run("INSERT INTO schema_migrations VALUES (999, '2030-01-01T00:00:00.000Z')")
+    ahead = await client.get("/readyz")
+    assert ahead.status == 503 and ahead.headers["Retry-After"].isdigit()
+    node = store.db.latest_version()
+    said = f"the store's schema is newer than this server: upgrade this node (schema 999, node {node})\n"
+    assert await ahead.text() == said
+    assert (await client.get("/healthz")).status == 200

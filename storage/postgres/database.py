@@ -10,12 +10,12 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import asyncpg.exceptions as pg
 
-from storage import safe_url
-from storage.model import StoreFull, StoreUnavailable
+from storage.model import CannotOpen, StoreFull, StoreUnavailable
 from storage.sql.database import (
     READINESS_TIMEOUT,
     Database,
@@ -114,10 +114,23 @@ class PostgresDatabase(Database):
             self._pool = await asyncpg.create_pool(
                 self.url, min_size=1, max_size=self.pool_size, server_settings=settings, timeout=10
             )
+            async with self._pool.acquire() as connection:
+                await self._migrate(connection)
+        except pg.InvalidCatalogNameError as error:
+            await self.close()
+            name = urlsplit(self.url).path.lstrip("/")
+            raise CannotOpen(f"{error}: create it (createdb {name}) or name another database") from None
+        except (pg.InvalidPasswordError, pg.InvalidAuthorizationSpecificationError) as error:
+            await self.close()
+            raise CannotOpen(f"PostgreSQL refused the connection ({error}): correct the user or password") from None
         except TRANSIENT as error:
-            raise StoreUnavailable(f"PostgreSQL at {safe_url(self.url)} does not answer: {error}") from None
-        async with self._pool.acquire() as connection:
-            await self._migrate(connection)
+            await self.close()
+            raise CannotOpen(
+                f"PostgreSQL does not answer ({error or type(error).__name__}): start it, or correct the host and port"
+            ) from None
+        except pg.PostgresError as error:
+            await self.close()
+            raise CannotOpen(f"PostgreSQL refused to open the store: {error}") from None
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -131,6 +144,7 @@ class PostgresDatabase(Database):
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
             )
             current = await connection.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            self.check_version(current)
             for version, entry in migrations(self.backend):
                 if version > current:
                     async with connection.transaction():

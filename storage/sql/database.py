@@ -16,7 +16,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any, Protocol
 
-from storage.model import StoreUnavailable
+from storage.model import CannotOpen, StoreUnavailable
 
 #: how long a readiness probe waits for the store
 READINESS_TIMEOUT = 2.0
@@ -91,14 +91,29 @@ class Database(ABC):
     async def schema_version(self) -> int:
         """The newest migration applied (within READINESS_TIMEOUT, else StoreUnavailable)."""
 
+    def latest_version(self) -> int:
+        """The schema this server's code is written for: its newest migration."""
+        return max((version for version, _ in migrations(self.backend)), default=0)
+
+    def check_version(self, current: int) -> None:
+        """CannotOpen when the store's schema is newer than this server's (another node was
+        upgraded and migrated it): this one would misread or damage it."""
+        if current > self.latest_version():
+            raise CannotOpen(
+                f"the store's schema is version {current}, newer than this server's {self.latest_version()}: "
+                "upgrade this node to the Almanac that migrated it"
+            )
+
     async def readiness(self) -> str | None:
-        """None when the database answers and every migration is applied; else why not."""
+        """None when the database answers and its schema is exactly this server's; else why not."""
         try:
             current = await self.schema_version()
         except StoreUnavailable as error:
             return f"the store does not answer: {error}"
-        latest = max((version for version, _ in migrations(self.backend)), default=0)
-        return None if current >= latest else f"migrations pending: the schema is {current}, this server needs {latest}"
+        latest = self.latest_version()
+        if current > latest:
+            return f"the store's schema is newer than this server: upgrade this node (schema {current}, node {latest})"
+        return None if current == latest else f"migrations pending: the schema is {current}, this server needs {latest}"
 
     async def free_bytes(self) -> int | None:
         """What the disk holding the database has left, where this process can tell."""

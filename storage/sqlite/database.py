@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import aiosqlite
 
-from storage.model import StoreFull, StoreUnavailable, now_iso
+from storage.model import CannotOpen, StoreFull, StoreUnavailable, now_iso
 from storage.sql.database import (
     MAX_SPANS,
     READINESS_TIMEOUT,
@@ -177,11 +177,21 @@ class SQLiteDatabase(Database):
                 await asyncio.sleep(0.02)
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._process_lock.open()
-        self._writer = await self._connect()
-        await self._migrate(self._writer)
-        self._readers = [await self._connect() for _ in range(self._reader_count)]
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._process_lock.open()
+            self._writer = await self._connect()
+            await self._migrate(self._writer)
+            self._readers = [await self._connect() for _ in range(self._reader_count)]
+        except (OSError, sqlite3.DatabaseError) as error:
+            await self.close()
+            raise CannotOpen(
+                f"the SQLite file {self.path} cannot be opened ({error}): name a folder this server may write "
+                "in, or a file that is an Almanac store"
+            ) from None
+        except CannotOpen:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         for db in [self._writer, *self._readers]:
@@ -199,6 +209,7 @@ class SQLiteDatabase(Database):
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
             )
             current = await self._version(db)
+            self.check_version(current)
             for version, entry in migrations(self.backend):
                 if version > current:
                     for statement in _statements(entry.read_text(encoding="utf-8")):
