@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 
+import aiohttp
 from aiohttp.test_utils import TestClient
 
 from protocol import formats
-from protocol.ical import parse_resource, timezone_text
+from protocol.ical import parse_resource, timezone_text, unfold
 from tests.helpers import Account, basic
 
 CAL = "/dav/calendars/alice/calendar/"
@@ -451,3 +452,73 @@ def test_a_recurrence_id_that_is_no_date_is_refused_with_its_line() -> None:
     )
     result = formats.parse(text)
     assert [(e.line, e.error) for e in result.errors] == [(9, "RECURRENCE-ID is not a valid date or date-time")]
+
+
+QUIRKS = {  # issue 26.8: name -> (file text, what a warning of the import says)
+    "apple-radius": (
+        calendar("UID:q1", "DTSTART:20250110T100000Z", "X-APPLE-RADIUS=49.91307046514149"),
+        "X-APPLE-RADIUS= where a colon belongs",
+    ),
+    "apple-location": (
+        calendar(
+            "UID:q2",
+            "DTSTART:20250110T100000Z",
+            'X-APPLE-STRUCTURED-LOCATION;VALUE=URI;X-ADDRESS="Wien";X-APPLE-MAPKIT-HANDLE=CAES;',
+            "X-APPLE-RADIUS=49.91306091513493;X-APPLE-REFERENCEFRAME=1;X-TITLE=Home:geo:48.2,16.3",
+        ),
+        "X-APPLE-STRUCTURED-LOCATION goes on in a line without its leading space",
+    ),
+    "blank-lines": (
+        calendar("UID:q3", "DTSTART", "", " :20250110T100000Z", "SUMMARY:Mozilla", "", "", " 's blank lines"),
+        "blank lines inside a folded line",
+    ),
+    "text-after": (
+        calendar("UID:q4", "DTSTART:20250110T100000Z") + "X-COMMENT:Cached from 2022-02-20\r\n",
+        "text after END:VCALENDAR",
+    ),
+    "byday-spaces": (
+        calendar("UID:q5", "DTSTART:20250110T100000Z", "RRULE:FREQ=DAILY;COUNT=5;BYDAY=MO, TU, WE, TH, FR"),
+        "RRULE with spaces in its value",
+    ),
+    "empty-exdate": (
+        calendar("UID:q6", "DTSTART;VALUE=DATE:20250110", "RRULE:FREQ=DAILY;COUNT=3", "EXDATE;VALUE=DATE:", "RDATE:"),
+        "EXDATE with no value",
+    ),
+    "no-end": (
+        calendar("UID:q7", "DTSTART:20250110T100000Z").removesuffix("END:VCALENDAR\r\n"),
+        "ends without END:VCALENDAR",
+    ),
+}
+
+
+async def test_the_quirks_of_real_files_are_repaired_at_every_door(client: TestClient, alice: Account) -> None:
+    """Issue 26.8: each quirk whose intent is plain is taken by every door (REST and WCAP
+    imports with a warning that gives its line, a CalDAV PUT), stored mended; a truncated
+    component stays refused."""
+    login = await (await client.get("/login.wcap", params={"user": "alice", "password": "correct horse"})).text()
+    session = login.split("X-NSCP-WCAP-SESSION-ID:")[1].split("\r\n")[0]
+    for name, (text, warned) in QUIRKS.items():
+        imported = await alice.post("/v1/import/", json={"file": text}, headers={"Accept": "application/json"})
+        assert imported.status == 200, (name, await imported.text())
+        [job, *_] = await (await alice.get("/v1/imports")).json()
+        details = await (await alice.get(f"/v1/imports/{job['id']}/details")).json()
+        assert [w for w in details["warnings"] if warned in w["error"] and w["line"]], (name, details["warnings"])
+        uid = re.search(r"UID:(\w+)", text).group(1)  # type: ignore[union-attr]
+        again = text.replace(f"UID:{uid}", f"UID:{uid}-put")
+        put = await client.put(f"{CAL}{name}.ics", data=again, headers=basic("alice"))
+        assert put.status == 201, (name, await put.text())
+        stored = await (await client.get(f"{CAL}{name}.ics", headers=basic("alice"))).text()
+        assert stored.startswith("BEGIN:VCALENDAR") and stored.endswith("END:VCALENDAR\r\n"), name
+        form = aiohttp.FormData()
+        form.add_field("file", text.replace(f"UID:{uid}", f"UID:{uid}-wcap"), filename=f"{name}.ics")
+        wcap = await client.post("/wcap/import.wcap", params={"id": session, "calid": "alice"}, data=form)
+        assert "X-NSCP-WCAP-ERRNO:0" in await wcap.text(), name
+    stored = await (await client.get(f"{CAL}byday-spaces.ics", headers=basic("alice"))).text()
+    assert "BYDAY=MO,TU,WE,TH,FR" in stored
+    stored = await (await client.get(f"{CAL}blank-lines.ics", headers=basic("alice"))).text()
+    assert "DTSTART:20250110T100000Z" in unfold(stored) and "SUMMARY:Mozilla's blank lines" in unfold(stored)
+    stored = await (await client.get(f"{CAL}apple-location.ics", headers=basic("alice"))).text()
+    assert "X-APPLE-RADIUS=49.91306091513493;X-APPLE-REFERENCEFRAME=1;X-TITLE=Home:geo:48.2,16.3" in unfold(stored)
+    cut = calendar("UID:cut", "DTSTART:20250110T100000Z").removesuffix("END:VEVENT\r\nEND:VCALENDAR\r\n")
+    refused = await alice.post("/v1/import/", json={"file": cut})
+    assert refused.status == 422 and "the file ends inside VEVENT" in await refused.text()
