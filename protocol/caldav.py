@@ -761,13 +761,17 @@ def _select(component: Component, select: CompSelect) -> None:
 # --------------------------------------------------------------------------- free/busy
 
 
-def freebusy_text(periods: Iterable[tuple[datetime, datetime]], time_range: TimeRange, prodid: str) -> str:
-    """A VCALENDAR with one VFREEBUSY listing busy periods in UTC (RFC 4791 7.10)."""
+def freebusy_text(
+    periods: Iterable[tuple[datetime, datetime] | tuple[datetime, datetime, str]], time_range: TimeRange, prodid: str
+) -> str:
+    """A VCALENDAR with one VFREEBUSY listing busy periods in UTC, each with its FBTYPE (RFC 4791
+    7.10; BUSY when a period does not say)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     lines = ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{prodid}", "BEGIN:VFREEBUSY", f"DTSTAMP:{stamp}"]
     lines.append(f"DTSTART:{_utc(time_range.low())}")
     lines.append(f"DTEND:{_utc(time_range.high())}")
-    lines += [f"FREEBUSY;FBTYPE=BUSY:{_utc(begin)}/{_utc(finish)}" for begin, finish in periods]
+    for begin, finish, *kind in periods:
+        lines.append(f"FREEBUSY;FBTYPE={kind[0] if kind else 'BUSY'}:{_utc(begin)}/{_utc(finish)}")
     lines += ["END:VFREEBUSY", "END:VCALENDAR"]
     return CRLF.join(lines) + CRLF
 

@@ -101,44 +101,59 @@ def rezone_components(calendar: Calendar, zone: tzinfo) -> None:
                 component.add(prop, value.dt.astimezone(zone))
 
 
-def busy_periods(texts: list[str], start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """Merged busy periods of the opaque, not cancelled event instances (floating as UTC)."""
-    periods = []
+#: a free/busy period's FBTYPE (RFC 5545 3.2.9) as RFC 4791 7.10 gives it for an event's STATUS
+BUSY, TENTATIVE = "BUSY", "BUSY-TENTATIVE"
+#: a busy period: start, end (UTC) and FBTYPE
+BusyPeriod = tuple[datetime, datetime, str]
+
+
+def busy_periods(texts: list[str], start: datetime, end: datetime) -> list[BusyPeriod]:
+    """The busy periods of the opaque, not cancelled event instances (floating as UTC) within
+    [start, end): BUSY-TENTATIVE for tentative ones, BUSY for the others (RFC 4791 7.10), each
+    kind merged where its periods touch or overlap; in order of start."""
+    periods: dict[str, list[tuple[datetime, datetime]]] = {BUSY: [], TENTATIVE: []}
     for text in texts:
         for component in parse_resource(text).walk("VEVENT"):
             if str(component.get("TRANSP", "")).upper() == "TRANSPARENT":
                 continue
-            if str(component.get("STATUS", "")).upper() == "CANCELLED":
+            status = str(component.get("STATUS", "")).upper()
+            if status == "CANCELLED":
                 continue
             first, length = component_span(component)
             if first is None or length is None:
                 continue
             begin = to_utc(first)[0]
-            periods.append((max(begin, start), min(begin + length, end)))
-    merged: list[tuple[datetime, datetime]] = []
-    for begin, finish in sorted(periods):
-        if merged and begin <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], finish))
-        else:
-            merged.append((begin, finish))
-    return merged
+            periods[TENTATIVE if status == "TENTATIVE" else BUSY].append((max(begin, start), min(begin + length, end)))
+    merged: list[BusyPeriod] = []
+    for kind, found in periods.items():
+        joined: list[tuple[datetime, datetime]] = []
+        for begin, finish in sorted(found):
+            if joined and begin <= joined[-1][1]:
+                joined[-1] = (joined[-1][0], max(joined[-1][1], finish))
+            else:
+                joined.append((begin, finish))
+        merged += [(begin, finish, kind) for begin, finish in joined]
+    return sorted(merged)
 
 
-def busy_calendar(name: str, periods: list[tuple[datetime, datetime]]) -> str:
+def busy_calendar(name: str, periods: list[BusyPeriod]) -> str:
     """A calendar of busy periods only (a public feed's "busy times"): one opaque event titled
-    Busy per period, its UID and stamp taken from its times so the text changes only with them."""
+    Busy per period (tentative ones with STATUS:TENTATIVE), its UID and stamp taken from its
+    times so the text changes only with them."""
     calendar = Calendar()
     calendar.add("PRODID", "-//Almanac//busy times//EN")
     calendar.add("VERSION", "2.0")
     calendar.add("X-WR-CALNAME", name)
-    for start, end in periods:
+    for start, end, kind in periods:
         event = Event()
-        key = f"{start.isoformat()}/{end.isoformat()}".encode()
-        event.add("UID", hashlib.sha256(key).hexdigest()[:32] + "@busy.almanac")
+        key = f"{start.isoformat()}/{end.isoformat()}" + ("/tentative" if kind == TENTATIVE else "")
+        event.add("UID", hashlib.sha256(key.encode()).hexdigest()[:32] + "@busy.almanac")
         event.add("DTSTAMP", start)
         event.add("DTSTART", start)
         event.add("DTEND", end)
-        event.add("SUMMARY", "Busy")
+        event.add("SUMMARY", "Busy (tentative)" if kind == TENTATIVE else "Busy")
+        if kind == TENTATIVE:
+            event.add("STATUS", "TENTATIVE")
         event.add("TRANSP", "OPAQUE")
         calendar.add_component(event)
     return calendar.to_ical().decode()

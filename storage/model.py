@@ -284,4 +284,8 @@ class StoreUnavailable(Exception):
 
 
 class Conflict(Exception):
-    """A write that would break a uniqueness rule (username, e-mail, slug, UID)."""
+    """A write that would break a uniqueness rule (username, e-mail, slug, UID); ``REPLACES_UID``:
+    it would put an object with another UID where one is (RFC 4791 5.3.2.1)."""
+
+
+REPLACES_UID = "replaces another UID"

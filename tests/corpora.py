@@ -382,18 +382,21 @@ def lost_properties(original: list[Calendar], kept: list[Calendar]) -> list[str]
 
 def _split(data: bytes) -> Iterator[bytes] | None:
     """Per UID, a VCALENDAR with the file's VTIMEZONEs (None: icalendar cannot read the file,
-    or it holds one UID: then it is sent as it is)."""
+    or it holds one UID and nothing else a calendar object may not hold, RFC 4791 4.1: then it
+    is sent as it is)."""
     try:
         calendars = _calendars(data)
     except ValueError:
         return None
     zones = [z for c in calendars for z in c.walk("VTIMEZONE")]
     by_uid: dict[str, list[Component]] = {}
+    others = False  # a VFREEBUSY, say
     for calendar in calendars:
         for number, component in enumerate(calendar.subcomponents):
             if component.name in ("VEVENT", "VTODO", "VJOURNAL"):  # no UID: each one a resource
                 by_uid.setdefault(str(component.get("UID", f"\0{number}")), []).append(component)
-    if len(by_uid) < 2:
+            others = others or component.name not in ("VEVENT", "VTODO", "VJOURNAL", "VTIMEZONE")
+    if len(by_uid) < 2 and not others:
         return None
 
     def each() -> Iterator[bytes]:

@@ -26,6 +26,7 @@ from typing import Any
 import x_wr_timezone
 from icalendar import Calendar, Component, Timezone
 
+from protocol import zones
 from protocol.formats import ExportItem, LineError, Lines, ParseOptions, ParseResult, whole_lines
 from protocol.formats.plain import plain_block, plain_fields
 from protocol.ical import (
@@ -44,6 +45,7 @@ from protocol.ical import (
     repair,
     repair_text,
     timezones_and_body,
+    unfold,
     version,
 )
 
@@ -138,6 +140,7 @@ def _resources(source: Iterator[str], plan: _Plan, options: ParseOptions, result
         else:
             blocks = [block] if block is not None else []
         blocks = _without_clashes(_one_series(blocks, result, options), seen, result)
+        blocks = _own_rules(blocks, plan.timezones, result, options)
         if blocks:
             seen[blocks[0].uid] = blocks[0].line
             resource = assemble(blocks, plan.timezones)
@@ -283,6 +286,39 @@ def _one_series(blocks: list[Block], result: ParseResult, options: ParseOptions)
                 text = block.component.to_ical().decode()
                 blocks[index] = block_from_component(block.component, text, block.line, options.max_instances)
     return blocks
+
+
+def _own_rules(
+    blocks: list[Block], timezones: dict[str, str], result: ParseResult, options: ParseOptions
+) -> list[Block]:
+    """The components of one UID, with each VTIMEZONE of the file that is named like a zone of
+    the system's database but gives other times at their instants renamed as its own
+    (``protocol.zones``), so that its rules decide their times everywhere; a warning says so."""
+    differing = {
+        tzid for block in blocks for tzid in block.tzids
+        if tzid in timezones and zones.disagrees(tzid, timezones[tzid], block.spans)
+    }  # fmt: skip
+    if not differing:
+        return blocks
+    for tzid in sorted(differing):
+        name = zones.own_name(tzid, timezones[tzid])
+        if name not in timezones:
+            timezones[name] = zones.renamed(unfold(timezones[tzid]), tzid, name)
+            _timezone_id(timezones[name])  # known to the parser from now on
+        result.warn(
+            LineError(blocks[0].line, f"VTIMEZONE {tzid} gives other times than the time zone database's {tzid}: "
+                      f"its own rules decide, under the name {name!r}", _fields(blocks[0]))
+        )  # fmt: skip
+    mended = []
+    for block in blocks:
+        if not block.tzids & differing:
+            mended.append(block)
+            continue
+        text = unfold(block.text)
+        for tzid in block.tzids & differing:
+            text = zones.renamed(text, tzid, zones.own_name(tzid, timezones[tzid]))
+        mended.append(block_from_component(Component.from_ical(text), text, block.line, options.max_instances))
+    return mended
 
 
 def _version(block: Block) -> tuple[int, int]:

@@ -67,12 +67,23 @@ MAX_FOUND = 50
 QUOTA = frozenset({tag(DAV, "quota-used-bytes"), tag(DAV, "quota-available-bytes")})
 SHARING = frozenset({tag(DAV, "acl"), tag(CS, "invite")})  #: the properties that read a calendar's grants
 NAME_RULE = "without a slash or control character, and not . or .."
-#: body types that may hold XML (clients and curl label it loosely); others are 415 to MKCOL
+#: body types that may hold XML (clients and curl label it loosely); a body labelled otherwise
+#: is read as XML when it is XML (as Apple's server does), and is 415 to MKCOL when it is not
 MAYBE_XML = frozenset({"application/xml", "text/xml", "text/plain", "application/octet-stream",
                        "application/x-www-form-urlencoded"})  # fmt: skip
+#: what a PUT's body may be labelled: iCalendar, or what tools put on a body they were not told
+#: the type of (no type, plain text, bytes, curl's form); a type naming another format (JSON,
+#: HTML, vCard...) is RFC 4791 5.3.2.1's supported-calendar-data
+CALENDAR_DATA = frozenset({"text/calendar", "", "text/plain", "application/octet-stream",
+                           "application/x-www-form-urlencoded"})  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the door
+
+
+def looks_like_xml(body: bytes) -> bool:
+    """Whether a body is XML whatever its label says (an XML declaration or an element first)."""
+    return body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
 
 
 def segment(request: web.Request, index: int) -> str:
@@ -273,6 +284,29 @@ class CalDavDoor:
         context = reports.Context(request, self.services.calendars, user, calendar)
         return await reports.report(context, await self.xml_body(request))
 
+    async def report_object(
+        self, request: web.Request, user: User, calendar: Calendar, found: CalendarObject
+    ) -> web.StreamResponse:
+        """calendar-multiget and calendar-query on one object (RFC 4791 7.8, 7.9): the query
+        looks at that object alone; the multiget answers its hrefs, wherever they are."""
+        context = reports.Context(request, self.services.calendars, user, calendar, member=found)
+        return await reports.report(context, await self.xml_body(request), reports.ON_ONE)
+
+    async def home_report(self, request: web.Request) -> web.StreamResponse:
+        """calendar-multiget on the calendar home: hrefs in any of the user's calendars."""
+        user = await self.owner(request)
+        context = reports.Context(request, self.services.calendars, user, await self.services.calendars.default(user))
+        with refusals(request):
+            return await reports.report(context, await self.xml_body(request), reports.ON_HOME)
+
+    async def beneath(self, request: web.Request) -> web.StreamResponse:
+        """A collection inside a calendar (``.../calendar/name/``): calendars hold none, so it
+        is made by no one (MKCOL, MKCALENDAR: item's refusal) and found by no one (404)."""
+        if request.method in MAKE or request.method == "OPTIONS":
+            return await self.item(request)
+        await self.owner(request)
+        raise web.HTTPNotFound()
+
     async def propfind_calendar(self, request: web.Request, user: User, calendar: Calendar) -> web.StreamResponse:
         """The calendar and, with Depth 1, its members: streamed a page of the store at a time,
         without their texts (no property of a member in a PROPFIND needs more than their size)."""
@@ -298,10 +332,11 @@ class CalDavDoor:
         slug = segment(request, 4)
         extended = request.method == "MKCOL"
         root = tag(DAV, "mkcol") if extended else tag(CALDAV, "mkcalendar")
-        if request.body_exists and request.content_type not in MAYBE_XML:
+        body = await self.xml_body(request) if request.body_exists else b""
+        if body and request.content_type not in MAYBE_XML and not looks_like_xml(body):
             raise web.HTTPUnsupportedMediaType(text="the body of MKCOL and MKCALENDAR is XML\n")  # RFC 4918 9.3
         try:
-            updates = [(True, node) for node in dav.parse_mkcol(await self.xml_body(request), root)]
+            updates = [(True, node) for node in dav.parse_mkcol(body, root)]
         except dav.BadRequest as error:
             raise web.HTTPBadRequest(text=f"{error}\n") from None
         if extended and not any(node.tag == tag(DAV, "resourcetype") for _, node in updates):
@@ -410,6 +445,9 @@ class CalDavDoor:
         return await multistatus([self.answer(request.path, resource, asked)])
 
     async def put(self, request: web.Request, user: User, calendar: Calendar, name: str) -> web.Response:
+        if request.content_type not in CALENDAR_DATA:
+            log.info("PUT %s refused: a body of type %s", request.path, request.content_type)
+            raise DavError(403, tag(CALDAV, "supported-calendar-data"))
         try:
             body = await read_limited(request, MAX_RESOURCE_SIZE)
         except TooLarge:
@@ -482,9 +520,10 @@ def refusals(request: web.Request) -> Iterator[None]:
 
 
 def uid_conflict(user: User, calendar: Calendar, taken: NameTaken) -> DavError:
-    """409 naming the resource that already holds the UID (RFC 4791 5.3.2.1)."""
+    """RFC 4791 5.3.2.1 ``no-uid-conflict`` naming the resource that holds the UID: 409 when
+    another resource holds it; 403 when the write would overwrite a resource of another UID."""
     href = object_href(calendar_href(user, calendar), taken.held_by) if taken.held_by else None
-    return DavError(409, tag(CALDAV, "no-uid-conflict"), href)
+    return DavError(403 if taken.replacing else 409, tag(CALDAV, "no-uid-conflict"), href)
 
 
 #: the precondition (RFC 4791 5.3.2.1) each way a PUT's text is refused
@@ -505,6 +544,7 @@ ON_CALENDAR = {
 }
 ON_OBJECT = {
     "PROPFIND": CalDavDoor.propfind_object,
+    "REPORT": CalDavDoor.report_object,
     "DELETE": CalDavDoor.delete_object,
     "MOVE": CalDavDoor.transfer,
     "COPY": CalDavDoor.transfer,
@@ -529,11 +569,11 @@ def add_routes(app: web.Application, services: Services) -> CalDavDoor:
     for path in ("/", "/dav/", "/dav/principals/", "/dav/principals/{user}/"):
         app.router.add_route("REPORT", path, door.principal_report)
     app.router.add_route("POST", "/dav/calendars/{user}/", door.invite_reply)
+    app.router.add_route("REPORT", "/dav/calendars/{user}/", door.home_report)
     for path in ("/dav/notifications/{user}/", "/dav/notifications/{user}/{name}"):
         app.router.add_route("*", path, door.notifications)
     for path in ("/dav/calendars/{user}/{calendar}/", "/dav/calendars/{user}/{calendar}"):
         app.router.add_route("*", path, door.collection)
     app.router.add_route("*", "/dav/calendars/{user}/{calendar}/{name}", door.item)
-    for method in ("MKCOL", "MKCALENDAR"):  # a collection below a calendar: refused in item()
-        app.router.add_route(method, "/dav/calendars/{user}/{calendar}/{name}/", door.item)
+    app.router.add_route("*", "/dav/calendars/{user}/{calendar}/{name}/", door.beneath)
     return door

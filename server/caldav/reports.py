@@ -41,16 +41,21 @@ log = logging.getLogger("almanac.caldav")
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What a report needs: the request, the calendars service, who asks, and the calendar asked."""
+    """What a report needs: the request, the calendars service, who asks, and the calendar asked
+    (the default one for the home); ``member``: the one object of it the report was sent to."""
 
     request: web.Request
     calendars: CalendarService
     user: User
     calendar: Calendar
+    member: CalendarObject | None = None
 
 
-async def report(context: Context, body: bytes) -> web.StreamResponse:
-    """The REPORT ``body`` asks of ``context.calendar``."""
+async def report(
+    context: Context, body: bytes, allowed: frozenset[type[caldav.Report]] | None = None
+) -> web.StreamResponse:
+    """The REPORT ``body`` asks of ``context.calendar``; a report it cannot be sent to (not in
+    ``allowed``) is 403 ``DAV:supported-report`` (RFC 3253 3.6)."""
     try:
         query = caldav.parse_report(body)
     except caldav.Unsupported as error:
@@ -58,6 +63,8 @@ async def report(context: Context, body: bytes) -> web.StreamResponse:
         raise DavError(403, error.condition) from None
     except dav.BadRequest as error:
         raise web.HTTPBadRequest(text=f"{error}\n") from None
+    if allowed is not None and type(query) not in allowed:
+        raise DavError(403, tag(DAV, "supported-report"))
     answer: Any = HANDLERS[type(query)]  # each takes its own kind of query
     return await answer(context, query)
 
@@ -147,7 +154,10 @@ async def calendar_query(context: Context, query: caldav.CalendarQuery) -> web.R
     zone = query_zone(query, calendar)
     name, time_range, whole = caldav.simple_range(query)
     calendars = context.calendars
-    if time_range is not None:
+    if context.member is not None:  # of one object: its text
+        exact = False
+        found = [o for o in await calendars.objects_at(user, calendar, [context.member.href])]
+    elif time_range is not None:
         # The index is exact for events with UTC or zoned times; anything else is read wider
         # (floating times in another zone, the closed ends of RFC 4791's todo rules) and checked.
         exact = whole and name == "VEVENT" and zone is None
@@ -218,6 +228,9 @@ async def free_busy(context: Context, query: caldav.FreeBusyQuery) -> web.Respon
     return web.Response(body=text.encode(), content_type="text/calendar", charset="utf-8")
 
 
+#: the reports an object answers (RFC 4791 7.8, 7.9) and those the home answers
+ON_ONE: frozenset[type[caldav.Report]] = frozenset({caldav.CalendarQuery, caldav.Multiget})
+ON_HOME: frozenset[type[caldav.Report]] = frozenset({caldav.Multiget})
 #: who answers each report caldav.CALENDAR_REPORTS reads (by the kind of query it reads)
 HANDLERS: dict[type[caldav.Report], Callable[..., Awaitable[web.StreamResponse]]] = {
     caldav.CalendarQuery: calendar_query,

@@ -35,12 +35,13 @@ from protocol.ical import (
     parse_resource,
     resource_from_calendar,
 )
-from protocol.recurrence import busy_calendar, busy_periods
+from protocol.recurrence import BusyPeriod, busy_calendar, busy_periods
 from server.services.access import AccessService, Level, State
 from server.services.errors import Forbidden, Invalid, NameTaken, NotFound, PreconditionFailed
 from storage import base
 from storage.model import (
     ALL_COMPONENTS,
+    REPLACES_UID,
     Calendar,
     CalendarObject,
     Change,
@@ -60,7 +61,6 @@ MAX_NAME, MAX_DESCRIPTION = 255, 16_384
 MAX_BUSY_INSTANCES = 10_000
 #: what a busy-times feed covers
 FEED_PAST, FEED_AHEAD = timedelta(days=90), timedelta(days=400)
-Period = tuple[datetime, datetime]
 #: a group's settings for its members (Timeslot's): what update takes, and the prop each is kept in
 POLICY = {"public": "public", "members_can_post": "membersCanPost", "members_can_invite": "membersCanInvite"}
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -370,7 +370,10 @@ class CalendarService:
         write = object_write(resource, href, user.id)
         try:
             return await self.store.put_object(calendar.id, write, if_etag=if_etag, create_only=create_only)
-        except Conflict:
+        except Conflict as conflict:
+            if conflict.args[0] == REPLACES_UID:
+                message = f"{write.href} holds another UID than {resource.uid}: a write keeps an object's UID"
+                raise Invalid(message, field="uid", code="replaces_uid") from None
             raise Invalid(f"UID {resource.uid} is already used in this calendar", field="uid") from None
         except base.PreconditionFailed:
             raise PreconditionFailed("the object changed since it was read") from None
@@ -396,7 +399,9 @@ class CalendarService:
             return await self.store.move_object(
                 source.id, found.href, target.id, write, overwrite=overwrite, keep_source=keep_source
             )
-        except Conflict:
+        except Conflict as conflict:
+            if conflict.args[0] == REPLACES_UID:
+                raise NameTaken(f"{href} holds another UID than {found.uid}", href, replacing=True) from None
             raise await self.uid_taken(target, found.uid) from None
         except base.PreconditionFailed:
             raise PreconditionFailed("the destination exists") from None
@@ -514,12 +519,13 @@ class CalendarService:
         )
         return [o for o in found if o.id not in misses]
 
-    async def busy(self, user: User, calendars: Sequence[Calendar], start: datetime, end: datetime) -> list[Period]:
-        """Merged busy periods of the calendars' opaque, confirmed event instances in [start, end)."""
+    async def busy(self, user: User, calendars: Sequence[Calendar], start: datetime, end: datetime) -> list[BusyPeriod]:
+        """The busy periods of the calendars' opaque, not cancelled event instances in [start,
+        end), each with its FBTYPE (``protocol.recurrence.busy_periods``)."""
         await self.need(user, calendars, Level.FREEBUSY)
         return await self._busy(calendars, start, end)
 
-    async def _busy(self, calendars: Sequence[Calendar], start: datetime, end: datetime) -> list[Period]:
+    async def _busy(self, calendars: Sequence[Calendar], start: datetime, end: datetime) -> list[BusyPeriod]:
         found = await self._objects(calendars, epoch(start), epoch(end))
         return await asyncio.to_thread(
             lambda: sorted(busy_periods([instances(o.ical, start, end, MAX_BUSY_INSTANCES) for o in found], start, end))

@@ -61,11 +61,13 @@ class Forbidden(ServiceError):
 
 class NameTaken(ServiceError):
     """The name (a calendar's slug, an object's UID) is taken; ``held_by`` is the href of the
-    object that holds a UID, where one is known."""
+    object that holds a UID, where one is known; ``replacing``: the write would put another UID
+    at ``held_by`` (an object keeps its UID)."""
 
-    def __init__(self, message: str, held_by: str | None = None) -> None:
+    def __init__(self, message: str, held_by: str | None = None, *, replacing: bool = False) -> None:
         super().__init__(message)
         self.held_by = held_by
+        self.replacing = replacing
 
 
 class PreconditionFailed(ServiceError):

@@ -44,7 +44,7 @@ from server.config import Config
 from server.lineage import exit_with_parent
 from server.services.access import Level
 from server.services.calendars import CalendarService, object_write, window
-from server.services.errors import BadEncoding, Forbidden, Invalid, NotFound, TooLarge, disk_space
+from server.services.errors import BadEncoding, Forbidden, Invalid, NameTaken, NotFound, TooLarge, disk_space
 from storage.base import Store
 from storage.model import (
     Calendar,
@@ -352,6 +352,9 @@ class ImportService:
             raise Invalid(error.message, field="data", code="invalid_data") from None
         if result.discarded and not result.resources:  # only a VFREEBUSY, say
             raise Invalid("no component a calendar holds", field="data", code="unsupported_component")
+        if result.discarded:  # a VFREEBUSY beside the event, say: kept, it would not be what was sent
+            skipped = next((w.error for w in result.warnings if "skipped" in w.error), "a component")
+            raise Invalid(f"one kind of component per calendar object: {skipped}", field="data", code="one_resource")
         if result.errors:
             raise Invalid(result.errors[0].error, field="data", code="invalid_data")
         if len(result.resources) != 1:
@@ -363,7 +366,9 @@ class ImportService:
             return await self.calendars.put(
                 user, calendar, resource, href=href, if_etag=if_etag, create_only=create_only
             )
-        except Invalid:  # the UID is another object's
+        except Invalid as taken:  # the UID is another object's, or the href holds another UID
+            if taken.code == "replaces_uid":
+                raise NameTaken(taken.message, href, replacing=True) from None
             raise await self.calendars.uid_taken(calendar, resource.uid) from None
 
     def target_name(self, request: ImportRequest, resource: Resource) -> str | None:

@@ -930,7 +930,7 @@ async def get_freebusy(door: WcapDoor, call: Call) -> list[Block]:
     async def body(calendar: Calendar, block: Block) -> None:
         busy = await door.services.calendars.busy(call.me, [calendar], start, end)
         lines = [f"BEGIN:VFREEBUSY\r\nDTSTART:{wcap.format_time(start)}\r\nDTEND:{wcap.format_time(end)}\r\n"]
-        lines += [f"FREEBUSY;FBTYPE=BUSY:{wcap.format_time(a)}/{wcap.format_time(b)}\r\n" for a, b in busy]
+        lines += [f"FREEBUSY;FBTYPE={kind}:{wcap.format_time(a)}/{wcap.format_time(b)}\r\n" for a, b, kind in busy]
         block.components.append(wcap.single("".join(lines) + "END:VFREEBUSY\r\n"))
 
     blocks = await door.each_calendar(call, body, Errno.GET_FREEBUSY_FAILED)

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 from storage.base import PreconditionFailed
 from storage.model import (
+    REPLACES_UID,
     CalendarObject,
     Change,
     Conflict,
@@ -260,10 +261,12 @@ class Objects(Tables):
         are checked before anything is written (the transaction rolls the revision back)."""
         revision = await self._bump(tx, calendar_id)
         rows = await tx.all(
-            "SELECT id, href, etag, span_count FROM objects WHERE calendar_id = ? AND (href = ? OR uid = ?)",
+            "SELECT id, href, uid, etag, span_count FROM objects WHERE calendar_id = ? AND (href = ? OR uid = ?)",
             (calendar_id, write.href, write.uid),
         )
         current = next((r for r in rows if r["href"] == write.href), None)
+        if current is not None and current["uid"] != write.uid:
+            raise Conflict(REPLACES_UID)
         if any(r["href"] != write.href for r in rows):
             raise Conflict("uid")
         if create_only and current is not None:
