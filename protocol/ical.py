@@ -582,6 +582,15 @@ def _dates(prop: Any) -> list[Any]:
         return []
 
 
+def excluded_starts(component: Component) -> set[int]:
+    """The instances a series' EXDATEs remove, as the epoch seconds of their starts (UTC; a
+    date as its day's UTC midnight, as RECURRENCE-IDs are read)."""
+    return {
+        epoch(to_utc(value)[0]) for prop in every(component, "EXDATE") for value in _dates(prop)
+        if isinstance(value, date)
+    }  # fmt: skip
+
+
 def period(value: Any) -> tuple[date | datetime, date | datetime | None]:
     """An RDATE value's start and, for a PERIOD, its end (RFC 5545 3.3.9: an end or a duration)."""
     if not isinstance(value, tuple):

@@ -522,3 +522,33 @@ async def test_the_quirks_of_real_files_are_repaired_at_every_door(client: TestC
     cut = calendar("UID:cut", "DTSTART:20250110T100000Z").removesuffix("END:VEVENT\r\nEND:VCALENDAR\r\n")
     refused = await alice.post("/v1/import/", json={"file": cut})
     assert refused.status == 422 and "the file ends inside VEVENT" in await refused.text()
+
+
+async def test_a_deleted_occurrence_stays_deleted_at_every_door(client: TestClient, alice: Account) -> None:
+    """Issue 26.10: Google's and Thunderbird's exports after a user changed one occurrence and
+    then deleted it: the newest master (SEQUENCE 2) excludes it, the older master and the
+    override are still in the file. The occurrence is shown by no door; the import says so."""
+    old = ["UID:weekly", "DTSTAMP:20250101T000000Z", "DTSTART:20250106T100000Z", "DTEND:20250106T110000Z",
+           "RRULE:FREQ=WEEKLY;COUNT=4", "SUMMARY:weekly", "SEQUENCE:1"]  # fmt: skip
+    changed = ["UID:weekly", "DTSTAMP:20250101T000000Z", "RECURRENCE-ID:20250113T100000Z",
+               "DTSTART:20250113T150000Z", "DTEND:20250113T160000Z", "SUMMARY:moved", "SEQUENCE:1"]  # fmt: skip
+    newest = [*old[:-1], "EXDATE:20250113T100000Z", "SEQUENCE:2"]
+    text = with_override(with_override(calendar(*old), *changed), *newest)
+    imported = await alice.post("/v1/import/", json={"file": text}, headers={"Accept": "application/json"})
+    assert imported.status == 200, await imported.text()
+    [job] = await (await alice.get("/v1/imports")).json()
+    details = await (await alice.get(f"/v1/imports/{job['id']}/details")).json()
+    assert [w["line"] for w in details["warnings"] if "EXDATE deletes" in w["error"]] == [13]  # the override
+    assert (await client.put(CAL + "weekly-put.ics", data=text.replace("UID:weekly", "UID:weekly-put"),
+                             headers=basic("alice"))).status == 201  # fmt: skip
+    week = ("20250113T000000Z", "20250114T000000Z")
+    assert instances_in(await report(client, expand_query(*week))) == []  # CalDAV, both copies
+    login = await (await client.get("/login.wcap", params={"user": "alice", "password": "correct horse"})).text()
+    session = login.split("X-NSCP-WCAP-SESSION-ID:")[1].split("\r\n")[0]
+    params = {"id": session, "calid": "alice", "dtstart": week[0], "dtend": week[1], "recurring": "1"}
+    fetched = await (await client.get("/fetchcomponents_by_range.wcap", params=params)).text()
+    assert "X-NSCP-WCAP-ERRNO:0" in fetched and "moved" not in fetched and "UID:weekly" not in fetched
+    stored = await (await client.get(CAL + "weekly-put.ics", headers=basic("alice"))).text()
+    assert "RECURRENCE-ID" not in stored and "SUMMARY:moved" not in stored
+    month = instances_in(await report(client, expand_query("20250101T000000Z", "20250201T000000Z")))
+    assert [re.search(r"DTSTART:(\d+)", i).group(1) for i in month] == ["20250106", "20250120", "20250127"]  # type: ignore[union-attr]

@@ -41,6 +41,7 @@ from protocol.ical import (
     cache_timezone,
     component_problems,
     every,
+    excluded_starts,
     match_series,
     repair,
     repair_text,
@@ -255,8 +256,9 @@ def _blocks(
 def _one_series(blocks: list[Block], result: ParseResult, options: ParseOptions) -> list[Block]:
     """The components of one UID as one series. Repairs: of several versions of one component
     (no RECURRENCE-ID, or the same one) the newest is kept (highest SEQUENCE, then latest
-    DTSTAMP) and the others are reported; an override's RECURRENCE-ID gets the type of the
-    series' DTSTART."""
+    DTSTAMP) and the others are reported; an override of an occurrence the newest master
+    excludes (a user deleted it after changing it: Google's and Thunderbird's exports) is left
+    out and reported; an override's RECURRENCE-ID gets the type of the series' DTSTART."""
     if len(blocks) < 2:
         return blocks
     newest: dict[tuple[str, bool, int | None], Block] = {}
@@ -285,6 +287,13 @@ def _one_series(blocks: list[Block], result: ParseResult, options: ParseOptions)
                 result.warn(LineError(block.line, mended, _fields(block)))
                 text = block.component.to_ical().decode()
                 blocks[index] = block_from_component(block.component, text, block.line, options.max_instances)
+    deleted = excluded_starts(master)
+    for block in [b for b in blocks if b.is_override and b.recurrence_id in deleted]:
+        blocks.remove(block)
+        result.warn(
+            LineError(block.line, f"UID {block.uid}: an override of an occurrence the series' EXDATE deletes "
+                      "(deleted after it was changed): left out", _fields(block))
+        )  # fmt: skip
     return blocks
 
 
