@@ -137,6 +137,10 @@ OPERATIONS = [
     Operation("CalDAV REPORT multiget", Level.READ, lambda w: w.dav(
         "REPORT", w.base, MULTIGET.format(base=w.base)), True),
     Operation("CalDAV REPORT sync-collection", Level.READ, lambda w: w.dav("REPORT", w.base, SYNC)),
+    Operation("CalDAV REPORT multiget on an object", Level.READ, lambda w: w.dav(
+        "REPORT", w.base + "plan.ics", MULTIGET.format(base=w.base), Depth="0"), True),
+    Operation("CalDAV REPORT calendar-query on an object", Level.READ, lambda w: w.dav(
+        "REPORT", w.base + "plan.ics", QUERY, Depth="0"), True),
     Operation("CalDAV REPORT free-busy-query", Level.FREEBUSY, lambda w: w.dav("REPORT", w.base, FREEBUSY)),
     Operation("WCAP get_calprops", Level.FREEBUSY, lambda w: w.wcap_call("get_calprops", calid=w.calid)),
     Operation("WCAP get_freebusy", Level.FREEBUSY, lambda w: w.wcap_call(
@@ -160,9 +164,18 @@ OPERATIONS = [
         "slotGroups": [w.uuid]})),
     Operation("REST import and undo", Level.READ_WRITE, import_and_undo),
     Operation("WCAP import", Level.READ_WRITE, wcap_import),
+    # a calendar's own properties are its owner's and admins' (a sharee's display name is their
+    # own: Apple's per-user properties, issue 26.11)
     Operation("CalDAV PROPPATCH", Level.ADMIN, lambda w: w.dav(
-        "PROPPATCH", w.base, '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:displayname>Renamed</D:displayname>'
+        "PROPPATCH", w.base, '<D:propertyupdate xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set>'
+        "<D:prop><C:calendar-description>Renamed</C:calendar-description></D:prop></D:set></D:propertyupdate>")),
+    Operation("CalDAV PROPPATCH own name", Level.FREEBUSY, lambda w: w.dav(
+        "PROPPATCH", w.base, '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:displayname>Mine</D:displayname>'
         "</D:prop></D:set></D:propertyupdate>")),
+    Operation("REST invite a member", Level.ADMIN, lambda w: w.rest(
+        "POST", f"/v1/groups/{w.uuid}/members", json={"invitees": ["carol"]})),
+    Operation("REST members may post", Level.ADMIN, lambda w: w.rest(
+        "PATCH", f"/v1/groups/{w.uuid}", json={"membersCanPost": False})),
     Operation("CalDAV POST share", Level.ADMIN, lambda w: w.dav("POST", w.base, SHARE)),
     Operation("WCAP set_calprops", Level.ADMIN, lambda w: w.wcap_call("set_calprops", calid=w.calid, name="By WCAP")),
     Operation("REST rename group", Level.ADMIN, lambda w: w.rest(

@@ -379,6 +379,63 @@ CASES: list[Case] = [
             ("itself", {"Destination": CAL + "seed.ics"}),
         )
     ],
+    # issue 26: a write that would change an object's UID, what a PUT may hold, reports where
+    # they cannot go, sharing that names the owner or nobody, and paths that cannot exist
+    dav("PUT of another UID over an object", "PUT", CAL + "seed.ics", event(uid="not-seed")),
+    dav("PUT labelled JSON", "PUT", CAL + "json.ics", event(uid="json"), headers={"Content-Type": "application/json"}),
+    dav(
+        "PUT of an event and a VFREEBUSY",
+        "PUT",
+        CAL + "fb.ics",
+        event(uid="fb").replace("END:VCALENDAR", "BEGIN:VFREEBUSY\r\nUID:fb2\r\nEND:VFREEBUSY\r\nEND:VCALENDAR"),
+    ),
+    dav(
+        "REPORT of sync on an object",
+        "REPORT",
+        CAL + "seed.ics",
+        '<D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:sync-level>1</D:sync-level><D:prop/></D:sync-collection>',
+    ),
+    dav(
+        "REPORT of free/busy on the home",
+        "REPORT",
+        "/dav/calendars/alice/",
+        query('<C:time-range start="20250101T000000Z" end="20250201T000000Z"/>', "free-busy-query"),
+    ),
+    *[
+        dav(
+            f"POST share naming {label}",
+            "POST",
+            CAL,
+            '<CS:share xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><CS:set><D:href>mailto:bob@example.org'
+            f"</D:href><CS:read/></CS:set><CS:set><D:href>{href}</D:href><CS:read/></CS:set></CS:share>",
+        )
+        for label, href in (
+            ("the owner", "/dav/principals/alice/"),
+            ("nobody", "mailto:nobody@example.org"),
+            ("a path that climbs", "/dav/principals/../calendars/alice/"),
+        )
+    ],
+    dav("POST share that is no XML", "POST", CAL, "share it"),
+    *[
+        dav(f"{method} below a calendar's member", method, CAL + "seed.ics/")
+        for method in ("GET", "PROPFIND", "DELETE")
+    ],
+    dav("DELETE of a notification that is none", "DELETE", "/dav/notifications/alice/invite-1x.xml"),
+    dav("DELETE of someone else's notification", "DELETE", "/dav/notifications/bob/invite-1.xml"),
+    dav(
+        "REPORT of sync with a notification token that is none",
+        "REPORT",
+        "/dav/notifications/alice/",
+        '<D:sync-collection xmlns:D="DAV:"><D:sync-token>urn:almanac:notifications:alice:x:-1</D:sync-token>'
+        "<D:sync-level>1</D:sync-level><D:prop/></D:sync-collection>",
+    ),
+    dav(
+        "MKCALENDAR of iCalendar labelled so",
+        "MKCALENDAR",
+        "/dav/calendars/alice/ics/",
+        event(uid="mk"),
+        headers={"Content-Type": "text/calendar"},
+    ),
     dav("LOCK", "LOCK", CAL + "seed.ics"),
     dav("an unknown method", "BREW", CAL),
     dav("DELETE of the default calendar", "DELETE", CAL),

@@ -18,7 +18,16 @@ from lxml import etree
 
 from server.app import SERVICES
 from server.services import Services
-from tests.helpers import LIVE_PASSWORD, LIVE_USER, TB_CALENDAR_PROPS, TB_MULTIGET, TB_SYNC, Account, basic
+from tests.helpers import (
+    LIVE_PASSWORD,
+    LIVE_USER,
+    TB_CALENDAR_PROPS,
+    TB_MULTIGET,
+    TB_SYNC,
+    Account,
+    basic,
+    propfind,
+)
 
 NS = {"D": "DAV:", "C": "urn:ietf:params:xml:ns:caldav"}
 EVENT = (
@@ -502,3 +511,80 @@ async def test_a_revoked_writer_stops_at_once_and_the_owner_undoes_any_import(
     undone = await dave.delete(f"/v1/imports/{mine['id']}")
     assert undone.status == 204, await undone.text()
     assert await services.store.list_objects([calendar.id]) == []
+
+
+async def test_apple_calendar_sharing_as_apples_clients_use_it(
+    client: TestClient, alice: Account, bob: Account
+) -> None:
+    """Issue 26.11: the DAV header says calendarserver-sharing; notifications name principals
+    (the owner with a common name), sync with sync-collection and are put away with DELETE
+    (the invitation stays answerable); a sharee sets their own name and colour of a calendar
+    shared with them read-only, and nothing of the owner's."""
+    options = await client.options("/dav/calendars/alice/calendar/", headers=basic("alice"))
+    assert "calendarserver-sharing" in options.headers["DAV"].split(", ")
+    offer = "<CS:set><D:href>mailto:bob@example.org</D:href><CS:read/></CS:set>"
+    made = await client.request("MKCALENDAR", "/dav/calendars/alice/work/", headers=basic("alice"))
+    assert made.status == 201
+    assert (
+        await client.post("/dav/calendars/alice/work/", data=SHARE.format(offer), headers=basic("alice"))
+    ).status == 200
+    inbox = "/dav/notifications/bob/"
+    sync = SYNC  # with getetag
+    first = await client.request("REPORT", inbox, data=sync.format(""), headers={**basic("bob"), "Depth": "1"})
+    assert first.status == 207
+    found = etree.fromstring(await first.read())
+    [item] = [r.findtext("D:href", namespaces=CS_NS) for r in found.findall("D:response", CS_NS)]
+    token = found.findtext("D:sync-token", namespaces=CS_NS)
+    document = etree.fromstring(await (await client.get(item, headers=basic("bob"))).read())
+    invite = document.find("CS:invite-notification", CS_NS)
+    assert invite is not None and invite.get("shared-type") == "calendar"
+    assert invite.findtext("D:href", namespaces=CS_NS) == "/dav/principals/bob/"
+    assert document.findtext(".//CS:organizer/D:href", namespaces=CS_NS) == "/dav/principals/alice/"
+    assert document.findtext(".//CS:organizer/CS:common-name", namespaces=CS_NS) == "alice"
+    unchanged = await client.request("REPORT", inbox, data=sync.format(token), headers={**basic("bob"), "Depth": "1"})
+    assert etree.fromstring(await unchanged.read()).findall("D:response", CS_NS) == []
+    assert (await client.delete(item, headers=basic("alice"))).status == 404  # not hers
+    assert (await client.delete(item, headers=basic("bob"))).status == 204
+    listing = etree.fromstring(
+        await (await client.request("PROPFIND", inbox, headers={**basic("bob"), "Depth": "1"})).read()
+    )
+    assert len(listing.findall("D:response", CS_NS)) == 1  # the collection only
+    after = etree.fromstring(
+        await (
+            await client.request("REPORT", inbox, data=sync.format(token), headers={**basic("bob"), "Depth": "1"})
+        ).read()
+    )
+    [gone] = after.findall("D:response", CS_NS)
+    assert gone.findtext("D:href", namespaces=CS_NS) == item and "404" in (
+        gone.findtext("D:status", namespaces=CS_NS) or ""
+    )
+    reply = (
+        '<CS:invite-reply xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><CS:invite-accepted/>'
+        "<CS:hosturl><D:href>/dav/calendars/alice/work/</D:href></CS:hosturl></CS:invite-reply>"
+    )
+    answered = await client.post("/dav/calendars/bob/", data=reply, headers=basic("bob"))
+    assert answered.status == 200  # put away, still answerable
+    assert (await client.delete(item, headers=basic("bob"))).status == 204  # answered: gone already
+    assert (await client.delete(inbox + "invite-999999.xml", headers=basic("bob"))).status == 404
+    shared = "/dav/calendars/bob/alice-work/"
+    mine = (
+        '<D:propertyupdate xmlns:D="DAV:" xmlns:A="http://apple.com/ns/ical/"><D:set><D:prop>'
+        "<D:displayname>Alice at work</D:displayname><A:calendar-color>#00FF00</A:calendar-color>"
+        "</D:prop></D:set></D:propertyupdate>"
+    )
+    patched = await client.request("PROPPATCH", shared, data=mine, headers=basic("bob"))
+    assert patched.status == 207 and b"200 OK" in await patched.read()
+    props = "<D:displayname/><A:calendar-color xmlns:A='http://apple.com/ns/ical/'/>"
+    seen = await propfind(client, shared, props, user="bob")
+    assert seen.findtext(".//D:displayname", namespaces=NS) == "Alice at work"
+    assert (seen.findtext(".//{http://apple.com/ns/ical/}calendar-color") or "").upper().startswith("#00FF00")
+    hers = await propfind(client, "/dav/calendars/alice/work/", props)
+    assert hers.findtext(".//D:displayname", namespaces=NS) == "work"
+    both = mine.replace(
+        "</D:prop>",
+        "<C:calendar-description xmlns:C='urn:ietf:params:xml:ns:caldav'>Mine</C:calendar-description></D:prop>",
+    ).replace("Alice at work", "Other")
+    refused = await client.request("PROPPATCH", shared, data=both, headers=basic("bob"))
+    assert refused.status == 403 and b"need-privileges" in await refused.read()
+    seen = await propfind(client, shared, props, user="bob")
+    assert seen.findtext(".//D:displayname", namespaces=NS) == "Alice at work"  # all or nothing

@@ -23,6 +23,7 @@ from protocol.dav import CALDAV, CS, DAV, PropstatResponse, tag
 from server.caldav import reports, sharing
 from server.caldav.props import (
     MAX_RESOURCE_SIZE,
+    PER_USER,
     WRITABLE,
     DavError,
     Kind,
@@ -36,6 +37,7 @@ from server.caldav.props import (
     http_date,
     multistatus,
     need_privileges,
+    own_view,
     plan_properties,
     principal_matches,
     propstat_body,
@@ -59,8 +61,9 @@ from server.urls import ROOT, calendar_href, home_href, object_href, principal_h
 from storage.model import Calendar, CalendarObject, User
 
 log = logging.getLogger("almanac.caldav")
-#: honest: no class 2 (no LOCK), no calendar-auto-schedule (no server-side scheduling) yet
-DAV_HEADER = "1, 3, calendar-access, extended-mkcol"
+#: honest: no class 2 (no LOCK), no calendar-auto-schedule (no server-side scheduling) yet;
+#: calendarserver-sharing is what makes Apple's clients offer sharing
+DAV_HEADER = "1, 3, calendar-access, extended-mkcol, calendarserver-sharing"
 MAX_XML_BODY = 1 << 20
 #: principals a search answers at most (RFC 3744 9.4 lets a server limit them)
 MAX_FOUND = 50
@@ -265,7 +268,8 @@ class CalDavDoor:
         return await sharing.invite_reply(self.services, user, await self.xml_body(request))
 
     async def notifications(self, request: web.Request) -> web.StreamResponse:
-        """The user's notification collection and the invitations in it (read-only)."""
+        """The user's notification collection and the invitations in it: read, synced, and
+        each put away with DELETE."""
         if request.method == "OPTIONS":
             return await self.options(request)
         user = await self.owner(request)
@@ -278,7 +282,12 @@ class CalDavDoor:
             return await sharing.notification_item(self.services, request, user, name, names)
         if request.method in ("GET", "HEAD") and name:
             return await sharing.notification_item(self.services, request, user, name, None)
-        raise web.HTTPMethodNotAllowed(request.method, ["OPTIONS", "PROPFIND", "GET", "HEAD"])
+        if request.method == "DELETE" and name:
+            return await sharing.dismiss(self.services, user, name)
+        if request.method == "REPORT" and not name:
+            return await sharing.sync(self.services, user, await self.xml_body(request))
+        allowed = ["OPTIONS", "PROPFIND", "GET", "HEAD", "DELETE"] if name else ["OPTIONS", "PROPFIND", "REPORT"]
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
 
     async def report(self, request: web.Request, user: User, calendar: Calendar) -> web.StreamResponse:
         context = reports.Context(request, self.services.calendars, user, calendar)
@@ -359,15 +368,26 @@ class CalDavDoor:
         return web.Response(status=201, headers={"Location": calendar_href(user, made)})
 
     async def proppatch(self, request: web.Request, user: User, calendar: Calendar) -> web.Response:
+        """PROPPATCH of a calendar, all or nothing. On a calendar shared with the user, its
+        display name and colour are the user's own (Apple's per-user properties: any sharee
+        may set them); the rest is the calendar's, for its owner and admins."""
         try:
             updates = dav.parse_proppatch(await self.xml_body(request))
         except dav.BadRequest as error:
             raise web.HTTPBadRequest(text=f"{error}\n") from None
-        changes, failed = plan_properties(calendar, updates)
+        shared = calendar.owner_id != user.id
+        own = [(setting, node) for setting, node in updates if shared and node.tag in PER_USER]
+        common = [update for update in updates if update not in own]
+        view, failed = own_view(own)
+        changes, refused = plan_properties(calendar, common) if common else ({}, {})
+        failed |= refused
         response = PropstatResponse(calendar_href(user, calendar))
         if not failed:
             try:
-                await self.services.calendars.update(user, calendar.uuid, **changes)
+                if common:
+                    await self.services.calendars.update(user, calendar.uuid, **changes)
+                if own:
+                    await self.services.access.set_view(user, calendar, view)
                 response.found = [dav.element(node.tag) for _, node in updates]
             except Invalid as error:  # a value the calendar cannot take (a name too long): 409 as for bad values
                 failed = {node.tag: 409 for _, node in updates if WRITABLE.get(node.tag) == error.field}

@@ -470,6 +470,27 @@ def listed(resource: Resource) -> list[etree._Element]:
     return found + [_dead(name, xml) for name, xml in _dead_of(resource).items()]
 
 
+#: the properties of a shared calendar that are each sharee's own (Apple's per-user properties)
+#: and the grant setting each is kept in
+PER_USER = {tag(DAV, "displayname"): "name", tag(APPLE, "calendar-color"): "color"}
+
+
+def own_view(updates: list[tuple[bool, etree._Element]]) -> tuple[dict[str, object], dict[str, int]]:
+    """A sharee's own settings of a calendar from a PROPPATCH's per-user properties (None: the
+    calendar's again), and those that cannot be taken (409)."""
+    view: dict[str, object] = {}
+    failed: dict[str, int] = {}
+    for setting, node in updates:
+        text = (node.text or "").strip() if setting else ""
+        try:
+            value = normalize_color(text) if PER_USER[node.tag] == "color" and text else text or None
+        except Invalid:
+            failed[node.tag] = 409
+            continue
+        view[PER_USER[node.tag]] = value
+    return view, failed
+
+
 def plan_properties(
     calendar: Calendar | None, updates: list[tuple[bool, etree._Element]]
 ) -> tuple[dict[str, object], dict[str, int]]:

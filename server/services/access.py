@@ -217,6 +217,17 @@ class AccessService:
             raise NotFound("membership not found", kind="membership")
         return changed
 
+    async def set_view(self, user: User, calendar: Calendar, settings: dict[str, object]) -> Grant:
+        """The user's own name and colour of a calendar shared with them (None: the calendar's)."""
+        grant = await self.grant_to(user, calendar)
+        if grant is None or grant.state != State.ACTIVE:
+            raise NotFound("membership not found", kind="membership")
+        kept = {key: value for key, value in {**grant.props, **settings}.items() if value is not None}
+        changed = await self.store.set_grant_props(grant.id, kept)
+        if changed is None:
+            raise NotFound("membership not found", kind="membership")
+        return changed
+
     async def answer(self, user: User, grant: Grant, accept: bool) -> Grant:
         """Accept or decline an invitation (a declined one may be accepted later)."""
         if grant.grantee_id != user.id or grant.state not in (State.INVITED, State.REFUSED):
@@ -306,6 +317,10 @@ class AccessService:
             if owner is not None:
                 found.append((grant, calendar, owner))
         return found
+
+    async def held(self, user: User) -> list[tuple[Grant, Calendar]]:
+        """Every grant to the user, in whatever state, with its calendar."""
+        return await self.store.grants_to(user.id, list(State))
 
     async def _set(self, grant: Grant, state: State) -> Grant:
         changed = await self.store.set_grant_state(grant.id, state)

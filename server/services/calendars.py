@@ -139,11 +139,11 @@ def group_info(calendar: Calendar) -> GroupInfo:
 
 
 def as_shared(calendar: Calendar, grant: Grant) -> Calendar:
-    """A calendar as its grantee's home shows it: under the grant's name, in the grantee's
-    colour, with the level the grant gives them (``seen_by``)."""
+    """A calendar as its grantee's home shows it: under the grant's name (its path), with the
+    grantee's own display name and colour, and the level the grant gives them (``seen_by``)."""
     return replace(
-        calendar, slug=grant.slug or calendar.slug, color=grant.props.get("color") or calendar.color,
-        seen_by=(grant.grantee_id or 0, grant.level),
+        calendar, slug=grant.slug or calendar.slug, name=grant.props.get("name") or calendar.name,
+        color=grant.props.get("color") or calendar.color, seen_by=(grant.grantee_id or 0, grant.level),
     )  # fmt: skip
 
 
