@@ -4,7 +4,8 @@ cancelled, times shown in another zone, busy periods. Pure: text and values in a
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, tzinfo
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, tzinfo
 
 from icalendar import Calendar, Component, Event, Timezone
 
@@ -107,11 +108,12 @@ BUSY, TENTATIVE = "BUSY", "BUSY-TENTATIVE"
 BusyPeriod = tuple[datetime, datetime, str]
 
 
-def busy_periods(texts: list[str], start: datetime, end: datetime) -> list[BusyPeriod]:
-    """The busy periods of the opaque, not cancelled event instances (floating as UTC) within
-    [start, end): BUSY-TENTATIVE for tentative ones, BUSY for the others (RFC 4791 7.10), each
-    kind merged where its periods touch or overlap; in order of start."""
-    periods: dict[str, list[tuple[datetime, datetime]]] = {BUSY: [], TENTATIVE: []}
+def busy_periods(texts: list[str], start: datetime, end: datetime, zone: tzinfo | None = None) -> list[BusyPeriod]:
+    """The busy periods of the opaque, not cancelled event instances within [start, end), not
+    yet merged: BUSY-TENTATIVE for tentative ones, BUSY for the others (RFC 4791 7.10; RFC 5545
+    3.8.2.7 TRANSP, 3.8.1.11 STATUS). Floating times and dates are the asker's wall clock: read
+    in ``zone`` (UTC when None)."""
+    periods: list[BusyPeriod] = []
     for text in texts:
         for component in parse_resource(text).walk("VEVENT"):
             if str(component.get("TRANSP", "")).upper() == "TRANSPARENT":
@@ -122,18 +124,30 @@ def busy_periods(texts: list[str], start: datetime, end: datetime) -> list[BusyP
             first, length = component_span(component)
             if first is None or length is None:
                 continue
-            begin = to_utc(first)[0]
-            periods[TENTATIVE if status == "TENTATIVE" else BUSY].append((max(begin, start), min(begin + length, end)))
-    merged: list[BusyPeriod] = []
-    for kind, found in periods.items():
-        joined: list[tuple[datetime, datetime]] = []
-        for begin, finish in sorted(found):
-            if joined and begin <= joined[-1][1]:
-                joined[-1] = (joined[-1][0], max(joined[-1][1], finish))
-            else:
-                joined.append((begin, finish))
-        merged += [(begin, finish, kind) for begin, finish in joined]
-    return sorted(merged)
+            begin = _placed(first, zone)
+            clipped = (max(begin, start), min(begin + length, end))
+            if clipped[0] < clipped[1]:
+                periods.append((*clipped, TENTATIVE if status == "TENTATIVE" else BUSY))
+    return periods
+
+
+def _placed(value: date, zone: tzinfo | None) -> datetime:
+    """An instant for a DATE or DATE-TIME value: floating ones and dates on ``zone``'s wall clock."""
+    if zone is None or (isinstance(value, datetime) and value.tzinfo is not None):
+        return to_utc(value)[0]
+    moment = value if isinstance(value, datetime) else datetime.combine(value, time())
+    return moment.replace(tzinfo=zone).astimezone(UTC)
+
+
+def merged(periods: Iterable[BusyPeriod]) -> list[BusyPeriod]:
+    """Busy periods with those of one FBTYPE that touch or overlap joined, in order of start."""
+    joined: list[BusyPeriod] = []
+    for begin, finish, kind in sorted(periods, key=lambda p: (p[2], p[0], p[1])):
+        if joined and joined[-1][2] == kind and begin <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], finish), kind)
+        else:
+            joined.append((begin, finish, kind))
+    return sorted(joined)
 
 
 def busy_calendar(name: str, periods: list[BusyPeriod]) -> str:

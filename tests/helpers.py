@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,22 @@ class Account:
         response = await self.post("/v1/groups", json={"name": name, **fields})
         assert response.status == 201, await response.text()
         return await response.json()
+
+
+#: what a probe may take beyond the machine's own pace while other work runs (see probe_limit)
+PROBE_BUDGET = 0.2
+
+
+async def probe_limit(get: Callable[[], Awaitable[Any]], count: int = 5) -> float:
+    """How long a probe may take in this test: the slowest of ``count`` probes sent now, with
+    nothing else running (how fast this machine answers at the moment, loaded or not), plus
+    PROBE_BUDGET. Bounds measured against the same test's own baseline hold on a busy machine."""
+    slowest = 0.0
+    for _ in range(count):
+        started = time.perf_counter()
+        await get()
+        slowest = max(slowest, time.perf_counter() - started)
+    return slowest + PROBE_BUDGET
 
 
 async def while_probing(account: Account, work: Awaitable[Any], every: float = 0.02) -> tuple[Any, float]:

@@ -138,3 +138,27 @@ async def test_a_group_flag_never_widens_an_explicit_grant(services: Services) -
     assert await access.level(eve, calendar) == Level.FREEBUSY  # the flag takes back only what it gave
     await services.calendars.update(alice, calendar.uuid, public=True)  # the owner's choice now: everyone reads
     assert await access.level(eve, calendar) == Level.READ
+
+
+async def test_sharing_again_invites_again_and_never_makes_active(services: Services) -> None:
+    """Issue 32.3: a user who declined, left or was kicked is invited again when shared with
+    again (whoever shares, at whatever level), never put straight back into the calendar; one
+    who accepted stays accepted at the new level."""
+    alice, bob = [await services.users.create(name, "correct horse") for name in ("alice", "bob")]
+    calendar = await services.calendars.create(alice, "Team")
+    access = services.access
+    for leave_how in ("declined", "left", "kicked"):
+        grant = await access.share(alice, calendar, bob, "read")
+        if leave_how == "declined":
+            await access.answer(bob, grant, accept=False)
+        else:
+            grant = await access.answer(bob, grant, accept=True)
+            await (access.leave(bob, grant) if leave_how == "left" else access.revoke(alice, calendar, grant))
+        for again in (access.share(alice, calendar, bob, "read-write"), access.invite(alice, calendar, [bob])):
+            shared = await again
+            state = (shared[0] if isinstance(shared, list) else shared).state
+            assert state == State.INVITED and await access.level(bob, calendar) == Level.NONE, leave_how
+        await access.answer(bob, await access.grant_to(bob, calendar), accept=True)  # type: ignore[arg-type]
+        assert (await access.share(alice, calendar, bob, "read-write")).state == State.ACTIVE  # accepted stays
+        assert await access.level(bob, calendar) == Level.READ_WRITE
+        await access.revoke(alice, calendar, await access.grant_to(bob, calendar))  # type: ignore[arg-type]

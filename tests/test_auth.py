@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
 from aiohttp.test_utils import TestClient
 
+from server.app import create_app
+from server.config import Config
 from server.http import SERVICES
 from tests.helpers import Account
 
@@ -97,3 +104,41 @@ async def test_a_changed_password_is_not_remembered(client: TestClient, alice: A
     await users.set_password(user, "a new secret")
     assert await users.authenticate("alice", "correct horse") is None
     assert await users.authenticate("alice", "a new secret") is not None
+
+
+async def timed(client: TestClient, login: str, password: str) -> tuple[int, float]:
+    started = time.perf_counter()
+    response = await client.post("/v1/users/signin", json={"username": login, "password": password})
+    return response.status, time.perf_counter() - started
+
+
+@pytest.fixture
+async def throttled(aiohttp_client: Callable[..., Awaitable[TestClient]], config: Config) -> TestClient:
+    """A server that slows an account from an address after 2 failures, an address after 10."""
+    client = await aiohttp_client(create_app(dataclasses.replace(config, login_failures=2)))
+    body = {"username": "alice", "password": "correct horse", "email": "alice@example.org"}
+    assert (await client.post("/v1/users", json=body)).status == 201
+    return client
+
+
+async def test_guessing_many_accounts_from_one_address_is_slowed(throttled: TestClient) -> None:
+    """Issue 32.5: password spraying (one guess at each of many accounts) is slowed per address
+    over every account; the times are measured against an attempt made first, in this test."""
+    _, baseline = await timed(throttled, "someone", "a guess")
+    for number in range(9):  # with the one above: the address's 10 failures
+        assert (await timed(throttled, f"account{number}", "a guess"))[0] == 401
+    status, waited = await timed(throttled, "yet-another", "a guess")
+    assert status == 401 and waited >= baseline + 0.9  # its turn came a second later
+    status, waited = await timed(throttled, "alice", "correct horse")
+    assert status == 200 and waited >= baseline + 0.9  # slowed, never locked out
+
+
+async def test_a_sign_in_forgets_the_failures_before_it(throttled: TestClient) -> None:
+    """Issue 32.5: after two failures the owner's right password waits its turn once; having
+    signed in, the failures are forgotten: a later mistake is not slowed."""
+    _, baseline = await timed(throttled, "alice", "a slip")
+    assert (await timed(throttled, "alice", "another slip"))[0] == 401
+    status, waited = await timed(throttled, "alice", "correct horse")
+    assert status == 200 and waited >= baseline + 0.9
+    status, waited = await timed(throttled, "alice", "a third slip")
+    assert status == 401 and waited < baseline + 0.5

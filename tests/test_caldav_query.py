@@ -188,3 +188,31 @@ def test_freebusy_text_lists_periods_in_utc() -> None:
     periods = [(datetime(2025, 1, 1, 9, tzinfo=UTC), datetime(2025, 1, 1, 10, tzinfo=UTC))]
     text = caldav.freebusy_text(periods, window, "-//x//EN")
     assert "FREEBUSY;FBTYPE=BUSY:20250101T090000Z/20250101T100000Z" in text and "DTSTART:20250101T000000Z" in text
+
+
+def test_the_time_range_ends_of_a_timed_event() -> None:
+    """Issue 32.6, RFC 4791 9.9: a VEVENT overlaps [start, end) when start < its end and end >
+    its start; one of no length when start <= it < end. This is what floating events and
+    series past the index's horizon are matched by (the index hides it for the rest)."""
+    cases = {  # (DTEND or DURATION line, range start, range end): overlaps? Floating DTSTART 10:00
+        ("DTEND:20250110T110000", "20250110T110000Z", "20250110T120000Z"): False,
+        ("DTEND:20250110T110000", "20250110T105959Z", "20250110T120000Z"): True,
+        ("DTEND:20250110T110000", "20250110T090000Z", "20250110T100000Z"): False,
+        ("DTEND:20250110T110000", "20250110T090000Z", "20250110T100001Z"): True,
+        ("DURATION:PT1H", "20250110T110000Z", "20250110T120000Z"): False,
+        ("DURATION:PT1H", "20250110T105959Z", "20250110T110000Z"): True,
+        ("", "20250110T100000Z", "20250110T100001Z"): True,  # no length: at its start
+        ("", "20250110T090000Z", "20250110T100000Z"): False,
+        ("", "20250110T100001Z", "20250110T110000Z"): False,
+    }
+    for (end, low, high), overlaps in cases.items():
+        text = wrap(component("VEVENT", "DTSTART:20250110T100000", *([end] if end else [])))
+        found = hit(
+            text, f'<C:comp-filter name="VEVENT"><C:time-range start="{low}" end="{high}"/></C:comp-filter>', "UTC"
+        )
+        assert found is overlaps, (end, low, high)
+    # a series' instance far past the index's horizon is matched on its text, by the same rule
+    series = wrap(component("VEVENT", "DTSTART:20250110T100000Z", "DTEND:20250110T110000Z", "RRULE:FREQ=YEARLY"))
+    for low, overlaps in (("20350110T110000Z", False), ("20350110T105959Z", True)):
+        inner = f'<C:comp-filter name="VEVENT"><C:time-range start="{low}" end="20350110T120000Z"/></C:comp-filter>'
+        assert hit(series, inner) is overlaps, low

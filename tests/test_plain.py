@@ -86,7 +86,7 @@ def test_the_corpora_read_the_same_with_and_without_it(monkeypatch: pytest.Monke
             taken += agrees(name, lines, line)
         assert read(text, monkeypatch, True) == read(text, monkeypatch, False), path.name
     # the corpora are mostly odd cases, yet a good part of them is plain
-    assert total > 500 and taken > total // 4, (taken, total)
+    assert total > 500 and taken > total // 2, (taken, total)  # most of them
 
 
 def test_a_bench_file_is_read_by_it_entirely(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -245,11 +245,19 @@ def component(draw: st.DrawFn) -> tuple[str, list[str]]:
     return name, [*lines, f"END:{name}"]
 
 
-@settings(max_examples=1500, deadline=None)
-@given(component())
-def test_what_it_takes_icalendar_takes_alike(drawn: tuple[str, list[str]]) -> None:
-    name, lines = drawn
-    agrees(name, lines, 3)
+def test_what_it_takes_icalendar_takes_alike() -> None:
+    taken: list[bool] = []
+
+    @settings(max_examples=1500, deadline=None)
+    @given(component())
+    def check(drawn: tuple[str, list[str]]) -> None:
+        name, lines = drawn
+        taken.append(agrees(name, lines, 3))
+
+    check()
+    # a reader that declined everything would agree too: it takes the plain ones (one in six
+    # here: most drawn components carry an odd line on purpose)
+    assert sum(taken) > len(taken) // 10, (sum(taken), len(taken))
 
 
 def test_it_takes_the_plain_ones_and_leaves_the_rest() -> None:

@@ -18,6 +18,7 @@ from lxml import etree
 
 from server.app import SERVICES
 from server.services import Services
+from server.services.errors import Forbidden
 from tests.helpers import (
     LIVE_PASSWORD,
     LIVE_USER,
@@ -30,6 +31,7 @@ from tests.helpers import (
 )
 
 NS = {"D": "DAV:", "C": "urn:ietf:params:xml:ns:caldav"}
+CAL_PATH = "/dav/calendars/alice/calendar/"
 EVENT = (
     "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n"
     "DTSTAMP:20261201T000000Z\r\nDTSTART:20261202T100000Z\r\nDTEND:20261202T110000Z\r\nSUMMARY:{summary}\r\n"
@@ -588,3 +590,40 @@ async def test_apple_calendar_sharing_as_apples_clients_use_it(
     assert refused.status == 403 and b"need-privileges" in await refused.read()
     seen = await propfind(client, shared, props, user="bob")
     assert seen.findtext(".//D:displayname", namespaces=NS) == "Alice at work"  # all or nothing
+
+
+async def test_a_feed_follows_its_calendar_and_only_the_owner_turns_it_on(
+    client: TestClient, alice: Account, bob: Account
+) -> None:
+    """Issue 32.4: a subscriber's If-None-Match is 304 only while nothing changed; an event
+    written, changed or removed, or the calendar renamed, gives a new ETag. Turning a feed on
+    or off, or seeing its state, is the owner's alone at the service, whatever a door checks."""
+    services: Services = client.app[SERVICES]
+    owner, admin = await services.users.get(alice.data["id"]), await services.users.get(bob.data["id"])
+    assert owner is not None and admin is not None
+    [calendar] = await services.calendars.of(owner)
+    await services.access.answer(admin, await services.access.share(owner, calendar, admin, "admin"), accept=True)
+    for attempt in (
+        services.calendars.set_feed(admin, calendar, on=True),
+        services.calendars.set_feed(admin, calendar, on=False),
+        services.calendars.feed_status(admin, calendar),
+    ):
+        with pytest.raises(Forbidden):
+            await attempt
+    assert await services.store.feed_of(calendar.id) is None
+    token = await services.calendars.set_feed(owner, calendar, on=True)
+    url = f"/feeds/{token}.ics"
+    etag = (await client.get(url)).headers["ETag"]
+    assert (await client.get(url, headers={"If-None-Match": etag})).status == 304
+    changes = (
+        lambda: client.put(CAL_PATH + "f.ics", data=EVENT.format(uid="f", summary="one"), headers=basic("alice")),
+        lambda: client.put(CAL_PATH + "f.ics", data=EVENT.format(uid="f", summary="two"), headers=basic("alice")),
+        lambda: client.delete(CAL_PATH + "f.ics", headers=basic("alice")),
+        lambda: alice.patch(f"/v1/groups/{calendar.uuid}", json={"name": "Renamed"}),
+    )
+    for change in changes:
+        assert (await change()).status < 300
+        fresh = await client.get(url, headers={"If-None-Match": etag})
+        assert fresh.status == 200 and fresh.headers["ETag"] != etag
+        etag = fresh.headers["ETag"]
+        assert (await client.get(url, headers={"If-None-Match": etag})).status == 304

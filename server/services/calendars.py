@@ -13,9 +13,10 @@ import hashlib
 import re
 import secrets
 import uuid as uuid_module
+import zoneinfo
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import webcolors
@@ -35,7 +36,7 @@ from protocol.ical import (
     parse_resource,
     resource_from_calendar,
 )
-from protocol.recurrence import BusyPeriod, busy_calendar, busy_periods
+from protocol.recurrence import BusyPeriod, busy_calendar, busy_periods, merged
 from server.services.access import AccessService, Level, State
 from server.services.errors import Forbidden, Invalid, NameTaken, NotFound, PreconditionFailed
 from storage import base
@@ -90,6 +91,13 @@ def window(start: int | None, end: int | None) -> tuple[int, int]:
     low = max(start, MIN_EPOCH) if start is not None else MIN_EPOCH
     high = min(end, MAX_EPOCH) if end is not None else MAX_EPOCH
     return low, high
+
+
+def zone_of(calendar: Calendar) -> tzinfo | None:
+    """A calendar's own time zone (its calendar-timezone), where it has a known one."""
+    if not calendar.timezone or not valid_zone(calendar.timezone):
+        return None
+    return UTC if calendar.timezone.upper() == "UTC" else zoneinfo.ZoneInfo(calendar.timezone)
 
 
 def slugify(name: str) -> str:
@@ -519,17 +527,29 @@ class CalendarService:
         )
         return [o for o in found if o.id not in misses]
 
-    async def busy(self, user: User, calendars: Sequence[Calendar], start: datetime, end: datetime) -> list[BusyPeriod]:
+    async def busy(
+        self, user: User, calendars: Sequence[Calendar], start: datetime, end: datetime, zone: tzinfo | None = None
+    ) -> list[BusyPeriod]:
         """The busy periods of the calendars' opaque, not cancelled event instances in [start,
-        end), each with its FBTYPE (``protocol.recurrence.busy_periods``)."""
+        end), each with its FBTYPE, merged (``protocol.recurrence``). Floating times and dates
+        are read in ``zone`` (the asker's), else in each calendar's time zone, else in UTC."""
         await self.need(user, calendars, Level.FREEBUSY)
-        return await self._busy(calendars, start, end)
+        return await self._busy(calendars, start, end, zone)
 
-    async def _busy(self, calendars: Sequence[Calendar], start: datetime, end: datetime) -> list[BusyPeriod]:
-        found = await self._objects(calendars, epoch(start), epoch(end))
-        return await asyncio.to_thread(
-            lambda: sorted(busy_periods([instances(o.ical, start, end, MAX_BUSY_INSTANCES) for o in found], start, end))
-        )
+    async def _busy(
+        self, calendars: Sequence[Calendar], start: datetime, end: datetime, zone: tzinfo | None = None
+    ) -> list[BusyPeriod]:
+        periods: list[BusyPeriod] = []
+        for calendar in calendars:
+            found = await self._objects([calendar], epoch(start), epoch(end))
+            here = zone or zone_of(calendar)
+
+            def read(found: list[CalendarObject] = found, here: tzinfo | None = here) -> list[BusyPeriod]:
+                texts = [instances(o.ical, start, end, MAX_BUSY_INSTANCES, here) for o in found]
+                return busy_periods(texts, start, end, here)
+
+            periods += await asyncio.to_thread(read)
+        return merged(periods)
 
     async def export_items(self, user: User, calendars: Sequence[Calendar]) -> AsyncIterator[ExportItem]:
         """Every object of the calendars, each with its group, streamed from the store."""

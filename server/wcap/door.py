@@ -922,13 +922,14 @@ async def get_freebusy(door: WcapDoor, call: Call) -> list[Block]:
     except WcapError:
         raise WcapError(Errno.GET_FREEBUSY_FAILED, "bad dtstart or dtend") from None
     start = start or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    zone = zone_param(call, "tzid")  # the asker's wall clock, for floating times and dates
     try:
         end = end or start + timedelta(days=number(call, "duration", 60, 1, 3660))
     except OverflowError:
         raise WcapError(Errno.BAD_ARGUMENTS, "dtstart plus duration is past the year 9999") from None
 
     async def body(calendar: Calendar, block: Block) -> None:
-        busy = await door.services.calendars.busy(call.me, [calendar], start, end)
+        busy = await door.services.calendars.busy(call.me, [calendar], start, end, zone)
         lines = [f"BEGIN:VFREEBUSY\r\nDTSTART:{wcap.format_time(start)}\r\nDTEND:{wcap.format_time(end)}\r\n"]
         lines += [f"FREEBUSY;FBTYPE={kind}:{wcap.format_time(a)}/{wcap.format_time(b)}\r\n" for a, b, kind in busy]
         block.components.append(wcap.single("".join(lines) + "END:VFREEBUSY\r\n"))
