@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
@@ -12,6 +13,8 @@ from aiohttp.test_utils import TestClient
 from server.app import create_app
 from server.config import Config
 from server.http import SERVICES
+from server.services import build
+from server.services.auth import Attempt, LoginThrottle
 from tests.helpers import Account
 
 UNAUTHORIZED = {"error": "auth_token invalid or missing"}
@@ -142,3 +145,43 @@ async def test_a_sign_in_forgets_the_failures_before_it(throttled: TestClient) -
     assert status == 200 and waited >= baseline + 0.9
     status, waited = await timed(throttled, "alice", "a third slip")
     assert status == 401 and waited < baseline + 0.5
+
+
+async def test_the_throttle_counts_waits_and_forgets_as_it_says(config: Config) -> None:
+    """Issue 32.5: LoginThrottle's rules, at small delays: free below the limit; then waits
+    that double up to the cap; refused when the turn is too far; per account and address, and
+    per address over all accounts at five times the limit; a sign-in forgets the account's
+    failures from that address (not the address's); old failures stop counting."""
+    services = build(config)
+    await services.store.open()
+    try:
+        throttle = LoginThrottle(services.store, failures=2, window=2, delay=0.05, max_delay=0.2, max_wait=0.3)
+        first = await throttle.attempt("acct", "addr")
+        assert first == Attempt(0.0, False)
+        await throttle.failed("acct", "addr")
+        assert await throttle.attempt("acct", "addr") == Attempt(0.0, True)
+        waits = []
+        for _ in range(4):
+            await throttle.failed("acct", "addr")
+            attempt = await throttle.attempt("acct", "addr")
+            assert attempt.wait is not None
+            waits.append(round(attempt.wait, 3))
+            await asyncio.sleep(attempt.wait)  # its turn comes
+        assert waits == [0.05, 0.1, 0.2, 0.2]  # doubling, up to max_delay
+        turns = [await throttle.attempt("acct", "addr") for _ in range(3)]  # without waiting their turns
+        assert [t.wait is None for t in turns] == [False, True, True]  # 0.2 away, then past max_wait
+        assert await throttle.attempt("acct", "elsewhere") == Attempt(0.0, False)  # the owner elsewhere
+        assert await throttle.attempt("other", "addr") == Attempt(0.0, False)  # 5 of the address's 10
+        for number in range(5):
+            await throttle.failed(f"other{number}", "addr")
+        spray = await throttle.attempt("another", "addr")  # the address's 10 failures, over all accounts
+        assert spray.wait is not None and spray.wait > 0 and not spray.failed_before
+        await throttle.succeeded("acct", "addr", Attempt(0.0, True))
+        counts = await services.store.login_failures(["addr acct", "addr "], 0)
+        assert counts == {"addr acct": 0, "addr ": 10}  # the account forgotten, the address not
+        await throttle.succeeded("other0", "addr", Attempt(0.0, False))  # nothing to forget: nothing written
+        assert (await services.store.login_failures(["addr other0"], 0))["addr other0"] == 1
+        await asyncio.sleep(2.1)  # the window passes
+        assert await throttle.attempt("another", "addr") == Attempt(0.0, False)
+    finally:
+        await services.store.close()

@@ -113,7 +113,7 @@ class AccessService:
             held = current.get(share.grantee_id)
             if share.level is None:
                 if held is not None and held.state in LIVE:
-                    changes.append(GrantChange(held.grantee_id, held.level, State.KICKED, by.id, held.follows_group))
+                    changes.append(GrantChange(held.grantee_id, held.level, State.KICKED, by.id))
                 continue
             state = State.ACTIVE if share.grantee_id is None or (held and held.state == State.ACTIVE) else State.INVITED
             props = None  # a new invitation shows again where the grantee had put the old one away
@@ -143,7 +143,7 @@ class AccessService:
             if given < Level.READ or (everyone and everyone.follows_group and given != Level.READ):
                 grants.append(GrantChange(None, Level.READ.label, State.ACTIVE, by.id, follows_group=True))
         elif everyone is not None and everyone.follows_group and everyone.state == State.ACTIVE:
-            grants.append(GrantChange(None, everyone.level, State.KICKED, by.id, follows_group=True))
+            grants.append(GrantChange(None, everyone.level, State.KICKED, by.id))
         await self._write(by, level, current, calendar, grants, {**changes, "props": calendar.props})
 
     async def _current(self, calendar: Calendar) -> dict[int | None, Grant]:
@@ -153,8 +153,9 @@ class AccessService:
     async def _slug(self, calendar: Calendar) -> str:
         """What a new grant of the calendar is called in a grantee's home: ``owner-calendar``."""
         owner = await self.store.get_user(calendar.owner_id)
-        slug = re.sub(r"[^a-z0-9]+", "-", f"{owner.username if owner else 'shared'}-{calendar.slug}".lower())
-        return slug.strip("-")[:60] or "shared"
+        if owner is None:  # deleted meanwhile, and its calendars with it
+            raise NotFound("calendar not found", kind="calendar")
+        return re.sub(r"[^a-z0-9]+", "-", f"{owner.username}-{calendar.slug}".lower()).strip("-")[:60]
 
     async def _write(
         self,
@@ -212,19 +213,18 @@ class AccessService:
         """The grantee's own settings of a calendar shared with them (its colour)."""
         if grant.grantee_id != user.id:
             raise NotFound("membership not found", kind="membership")
-        changed = await self.store.set_grant_props(grant.id, {**grant.props, **props})
-        if changed is None:
-            raise NotFound("membership not found", kind="membership")
-        return changed
+        return await self._keep_props(grant, {**grant.props, **props})
 
     async def set_view(self, user: User, calendar: Calendar, settings: dict[str, object]) -> Grant:
         """The user's own name and colour of a calendar shared with them (None: the calendar's)."""
         grant = await self.grant_to(user, calendar)
         if grant is None or grant.state != State.ACTIVE:
             raise NotFound("membership not found", kind="membership")
-        kept = {key: value for key, value in {**grant.props, **settings}.items() if value is not None}
-        changed = await self.store.set_grant_props(grant.id, kept)
-        if changed is None:
+        return await self._keep_props(grant, {k: v for k, v in {**grant.props, **settings}.items() if v is not None})
+
+    async def _keep_props(self, grant: Grant, props: dict[str, object]) -> Grant:
+        changed = await self.store.set_grant_props(grant.id, props)
+        if changed is None:  # gone meanwhile, with its calendar
             raise NotFound("membership not found", kind="membership")
         return changed
 
@@ -260,10 +260,11 @@ class AccessService:
         return await self._with_grantees(await self.grants(by, calendar))
 
     async def _with_grantees(self, grants: list[Grant]) -> list[tuple[Grant, User | None]]:
-        found = []
+        found: list[tuple[Grant, User | None]] = []
         for grant in grants:
-            grantee = await self.store.get_user(grant.grantee_id) if grant.grantee_id else None
-            if grantee is not None or grant.grantee_id is None:  # a grantee deleted meanwhile is left out
+            if grant.grantee_id is None:
+                found.append((grant, None))
+            elif grantee := await self.store.get_user(grant.grantee_id):  # one deleted meanwhile is left out
                 found.append((grant, grantee))
         return found
 

@@ -100,6 +100,12 @@ def zone_of(calendar: Calendar) -> tzinfo | None:
     return UTC if calendar.timezone.upper() == "UTC" else zoneinfo.ZoneInfo(calendar.timezone)
 
 
+def _busy_of(found: list[CalendarObject], start: datetime, end: datetime, zone: tzinfo | None) -> list[BusyPeriod]:
+    """The busy periods of these objects' instances in [start, end), floating ones in ``zone``."""
+    texts = [instances(o.ical, start, end, MAX_BUSY_INSTANCES, zone) for o in found]
+    return busy_periods(texts, start, end, zone)
+
+
 def slugify(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     return slug[:40] or "calendar"
@@ -542,13 +548,7 @@ class CalendarService:
         periods: list[BusyPeriod] = []
         for calendar in calendars:
             found = await self._objects([calendar], epoch(start), epoch(end))
-            here = zone or zone_of(calendar)
-
-            def read(found: list[CalendarObject] = found, here: tzinfo | None = here) -> list[BusyPeriod]:
-                texts = [instances(o.ical, start, end, MAX_BUSY_INSTANCES, here) for o in found]
-                return busy_periods(texts, start, end, here)
-
-            periods += await asyncio.to_thread(read)
+            periods += await asyncio.to_thread(_busy_of, found, start, end, zone or zone_of(calendar))
         return merged(periods)
 
     async def export_items(self, user: User, calendars: Sequence[Calendar]) -> AsyncIterator[ExportItem]:
