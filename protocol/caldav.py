@@ -24,6 +24,7 @@ from protocol.ical import (
     OBJECT_COMPONENTS,
     UNREADABLE,
     expand_spans,
+    formatted,
     instances,
     parse_resource,
     split_stored,
@@ -777,4 +778,4 @@ def freebusy_text(
 
 
 def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return formatted(moment.astimezone(UTC), "%Y%m%dT%H%M%SZ")

@@ -33,6 +33,9 @@ OBJECT_COMPONENTS = frozenset({"VEVENT", "VTODO", "VJOURNAL"})
 FLOATING_SLACK = 14 * 3600
 #: the earliest and latest instants a query may name (0001-01-02 and 9999-12-31 UTC)
 MIN_EPOCH, MAX_EPOCH = -62135510400, 253402214400
+#: the first and last instants Python's datetime holds; a wall clock is at most a day off UTC
+_FIRST, _LAST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+_ZONE_SHIFT = timedelta(days=1)
 #: recurrence sets with more instances than this are indexed as open-ended
 DEFAULT_MAX_INSTANCES = 10_000
 
@@ -108,6 +111,11 @@ class Bounds:
 
 
 # --------------------------------------------------------------------------- time helpers
+
+
+def formatted(moment: date, pattern: str) -> str:
+    """``moment.strftime(pattern)`` with four-digit years: C's ``%Y`` writes the year 1 as "1"."""
+    return moment.strftime(pattern.replace("%Y", f"{moment.year:04d}"))
 
 
 def to_utc(value: date | datetime) -> tuple[datetime, bool]:
@@ -307,7 +315,7 @@ def _local_rule(rule: str, zone: tzinfo | None) -> str:
         raw = match.group(1)
         if raw.upper().endswith("Z"):
             moment = datetime.strptime(raw[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-            return "UNTIL=" + _naive_local(moment, zone).strftime("%Y%m%dT%H%M%S")
+            return "UNTIL=" + formatted(_naive_local(moment, zone), "%Y%m%dT%H%M%S")
         return f"UNTIL={raw}"
 
     return _UNTIL.sub(local, rule)
@@ -456,7 +464,9 @@ def timing_instances(
         raise ValueError("no start")
     zone = start.tzinfo if isinstance(start, datetime) else None
     first = _naive_local(start, zone)
-    from_moment = None if after is None else _naive_local(after - duration, zone)
+    from_moment = None
+    if after is not None and after - _FIRST > duration + _ZONE_SHIFT:  # else: from the first
+        from_moment = _naive_local(after - duration, zone)
     periods: dict[datetime, int] = {}  #: RDATE;VALUE=PERIOD instances keep their own length
     rules = _fixed_walk(times, first, from_moment)
     if rules is None:
@@ -1072,18 +1082,29 @@ def overlaps(text: str, start: datetime, end: datetime) -> bool:
     Only the window's instances are walked (``window_calendar``), so an endless rule with an
     open-ended window costs a few instances, not all of them until the year 9999."""
     calendar = parse_resource(text)
+    start, end = held(calendar, start, end)
     windowed = window_calendar(calendar, start, end, len(calendar.subcomponents) + 1)
     query = recurring_ical_events.of(windowed, components=sorted(OBJECT_COMPONENTS))
-    for instance in query.after(start):
+    # between, not after: after gives up near the year 9999 (it steps past the end, then stops)
+    for instance in query.between(start, end):
         begin, length = component_span(instance)
         if begin is None or length is None:
             return True  # no time (a todo without dates): in every window
         first = to_utc(begin)[0]
-        if first >= end:
-            return False  # instances come in order of start
-        if first + length > start or first == start:
+        if first < end and (first + length > start or first == start):
             return True
     return False
+
+
+def held(calendar: Calendar, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """[start, end) cut to where a walk over ``calendar``'s components stays within the dates
+    Python holds (recurring-ical-events moves a window back by the longest component's length):
+    only an instance in the first such length of year 1 could be missed."""
+    longest = max(
+        (length for c in calendar.walk() if c.name in OBJECT_COMPONENTS if (length := component_span(c)[1])),
+        default=timedelta(),
+    )
+    return max(start, _FIRST + longest), min(end, _LAST - _ZONE_SHIFT)
 
 
 def instances(text: str, start: datetime, end: datetime, limit: int, zone: tzinfo | None = None) -> str:
@@ -1098,6 +1119,7 @@ def instances(text: str, start: datetime, end: datetime, limit: int, zone: tzinf
         # floating instances are compared as UTC: move the window to the zone's wall clock instead
         with contextlib.suppress(OverflowError, ValueError):
             start, end = (moment.astimezone(zone).replace(tzinfo=UTC) for moment in (start, end))
+    start, end = held(calendar, start, end)
     try:
         found = _expand_text(text, calendar, start, end, limit)
     except (ValueError, TypeError, KeyError, OverflowError):
@@ -1189,7 +1211,7 @@ _SPAN_TIMES = ("DTSTART", "DTEND")
 
 def utc_stamp(moment: int) -> str:
     """Epoch seconds as an iCalendar UTC date-time."""
-    return (datetime(1970, 1, 1) + timedelta(seconds=moment)).strftime("%Y%m%dT%H%M%SZ")
+    return formatted(datetime(1970, 1, 1) + timedelta(seconds=moment), "%Y%m%dT%H%M%SZ")
 
 
 def expand_spans(text: str, spans: Sequence[tuple[int, int, bool]], limit: int) -> str | None:
@@ -1283,12 +1305,12 @@ def _expand_text(text: str, calendar: Calendar, start: datetime, end: datetime, 
     def value_of(moment: int) -> str:
         when = datetime.fromtimestamp(moment, UTC)
         if not isinstance(first, datetime):
-            return when.strftime("%Y%m%d")
+            return formatted(when, "%Y%m%d")
         if zone is None:
-            return when.strftime("%Y%m%dT%H%M%S")  # floating: the index reads it as UTC
+            return formatted(when, "%Y%m%dT%H%M%S")  # floating: the index reads it as UTC
         if zone is UTC or getattr(zone, "key", None) == "UTC":
-            return when.strftime("%Y%m%dT%H%M%SZ")
-        return when.astimezone(zone).strftime("%Y%m%dT%H%M%S")
+            return formatted(when, "%Y%m%dT%H%M%SZ")
+        return formatted(when.astimezone(zone), "%Y%m%dT%H%M%S")
 
     lines = _logical_lines(master_text)
     anchor = "DTSTART" if "DTSTART" in master else "DUE"

@@ -15,7 +15,7 @@ from icalendar import Alarm, Component, vCalAddress, vDuration, vRecur
 from lxml import etree
 
 from protocol.dav import xml_text
-from protocol.ical import CRLF, split_stored, timezones_and_body, unfold
+from protocol.ical import CRLF, formatted, split_stored, timezones_and_body, unfold
 
 PRODID = "-//Almanac//Almanac WCAP 3.0//EN"
 VERSION = "3.0.0"
@@ -109,7 +109,7 @@ def parse_time(value: str | None, name: str, errno: Errno = Errno.BAD_ARGUMENTS)
 
 
 def format_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return formatted(value.astimezone(UTC), "%Y%m%dT%H%M%SZ")
 
 
 def flag(value: str | None, default: bool = False) -> bool:
@@ -294,8 +294,8 @@ def status_component(name: str, uid: str, status: str) -> str:
 
 def date_value(value: date | datetime) -> str:
     if isinstance(value, datetime):
-        return format_time(value) if value.tzinfo else value.strftime("%Y%m%dT%H%M%S")
-    return value.strftime("%Y%m%d")
+        return format_time(value) if value.tzinfo else formatted(value, "%Y%m%dT%H%M%S")
+    return formatted(value, "%Y%m%d")
 
 
 # --------------------------------------------------------------------------- storeevents

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from aiohttp.test_utils import TestClient
 from icalendar import Calendar
 
+from protocol.recurrence import BUSY, TENTATIVE, busy_calendar, busy_periods, merged
 from server.http import SERVICES
 from server.services import Services
 from tests.helpers import CAL, Account, basic
@@ -124,3 +125,99 @@ async def test_free_busy_means_one_thing_at_every_door(client: TestClient, alice
             assert (start, end, kind) in shown, (kind, start, end)
     assert (at(-1, 23), at(0, 1), "BUSY") in shown
     assert not any(start in (at(0, 12), at(0, 13), at(3, 6)) for start, _, _ in shown)  # transparent, cancelled
+
+
+async def test_the_ends_of_time_are_answered_at_every_door(client: TestClient, alice: Account) -> None:
+    """A range from the first instant of year 1 or to the last of 9999, in UTC or on a wall clock
+    west of it, is answered with the events there, never with an overflow (a 500, WCAP's 53)."""
+    ends = {"first": ("00010101T000000Z", "00010111T000000Z"), "last": ("99991220T000000Z", "99991231T235959Z")}
+    for name, day in (("first", "00010102"), ("last", "99991228")):
+        text = resource(vevent(name, f"DTSTART:{day}T100000", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=3"))
+        assert (await client.put(f"{CAL}{name}.ics", data=text, headers=basic("alice"))).status == 201
+    login = await (await client.get("/login.wcap", params={"user": "alice", "password": "correct horse"})).text()
+    session = login.split("X-NSCP-WCAP-SESSION-ID:")[1].split("\r\n")[0]
+    for name, (start, end) in ends.items():
+        query = (
+            '<C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
+            f'<C:time-range start="{start}" end="{end}"/></C:free-busy-query>'
+        )
+        caldav = await client.request("REPORT", CAL, data=query, headers={**basic("alice"), "Depth": "1"})
+        assert caldav.status == 200 and len(periods(await caldav.text())) == 3, name
+        for zone in ("", "America/New_York"):
+            params = {"id": session, "calid": "alice", "dtstart": start, "dtend": end, "tzid": zone}
+            params = {key: value for key, value in params.items() if value}
+            busy = await (await client.get("/get_freebusy.wcap", params=params)).text()
+            assert "X-NSCP-WCAP-ERRNO:0" in busy and len(periods(busy)) >= 2, (name, zone, busy)
+            fetched = await (await client.get("/fetchcomponents_by_range.wcap", params=params)).text()
+            assert "X-NSCP-WCAP-ERRNO:0" in fetched and fetched.count(f"UID:{name}") >= 2, (name, zone, fetched)
+
+
+def test_a_busy_times_feed_changes_only_with_its_periods() -> None:
+    """The busy-times feed: one opaque event per period, named by the calendar; its UID and
+    stamp come from the period alone, so the same periods give the same text (subscribers'
+    ETags hold) and a tentative period beside a busy one of the same times is another event."""
+    start = datetime(2030, 1, 1, 10, tzinfo=UTC)
+    periods = [(start, start + timedelta(hours=1), "BUSY"), (start, start + timedelta(hours=1), "BUSY-TENTATIVE")]
+    text = busy_calendar("Alice's work", periods)
+    assert text == busy_calendar("Alice's work", list(periods))
+    feed = Calendar.from_ical(text)
+    assert str(feed["X-WR-CALNAME"]) == "Alice's work" and str(feed["PRODID"]) == "-//Almanac//busy times//EN"
+    assert str(feed["VERSION"]) == "2.0"
+    busy, tentative = feed.walk("VEVENT")
+    assert busy["UID"] != tentative["UID"] and str(busy["UID"]).endswith("@busy.almanac")
+    for event, summary in ((busy, "Busy"), (tentative, "Busy (tentative)")):
+        assert (event.decoded("DTSTART"), event.decoded("DTEND"), event.decoded("DTSTAMP")) == (
+            start,
+            start + timedelta(hours=1),
+            start,
+        )
+        assert str(event["SUMMARY"]) == summary and str(event["TRANSP"]) == "OPAQUE"
+    assert "STATUS" not in busy and str(tentative["STATUS"]) == "TENTATIVE"
+    moved = busy_calendar("Alice's work", [(start + timedelta(hours=1), start + timedelta(hours=2), "BUSY")])
+    assert Calendar.from_ical(moved).walk("VEVENT")[0]["UID"] != busy["UID"]
+
+
+def test_what_counts_among_the_instances_of_one_resource() -> None:
+    """busy_periods reads each VEVENT of a text (the instances of one resource, or an iTIP
+    message): a transparent, cancelled or start-less one is left out without ending the walk,
+    one of no length blocks no time, and a todo is never busy (RFC 4791 7.10 asks for VEVENTs)."""
+    start, end = datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 1, 2, tzinfo=UTC)
+    hour = timedelta(hours=1)
+
+    def event(hour_: int, *lines: str) -> str:
+        return vevent("x", f"DTSTART:20300101T{hour_:02}0000Z", "DURATION:PT1H", *lines)
+
+    text = resource(
+        vevent("x", "SUMMARY:no start, as in a METHOD:REQUEST reply"),
+        event(8, "TRANSP:TRANSPARENT"),
+        event(9),
+        event(10, "STATUS:CANCELLED"),
+        event(11),
+        vevent("x", "DTSTART:20300101T120000Z"),  # no length
+        "BEGIN:VTODO\r\nUID:t\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20300101T130000Z\r\n"
+        "DUE:20300101T140000Z\r\nEND:VTODO\r\n",
+        event(15, "STATUS:TENTATIVE"),
+    )
+    nine, eleven, three = (datetime(2030, 1, 1, h, tzinfo=UTC) for h in (9, 11, 15))
+    assert busy_periods([text], start, end) == [(nine, nine + hour, BUSY), (eleven, eleven + hour, BUSY),
+                                                (three, three + hour, TENTATIVE)]  # fmt: skip
+
+
+def test_merging_joins_each_kind_on_its_own() -> None:
+    """Periods of one FBTYPE that overlap, touch or nest are one; a tentative period between
+    two touching busy ones does not keep them apart."""
+    at_ = [datetime(2030, 1, 1, h, tzinfo=UTC) for h in range(24)]
+    periods = [
+        (at_[9], at_[10], BUSY),
+        (at_[9], at_[11], TENTATIVE),
+        (at_[10], at_[12], BUSY),
+        (at_[14], at_[18], BUSY),
+        (at_[15], at_[16], BUSY),  # inside the one before
+        (at_[20], at_[21], BUSY),
+    ]
+    assert merged(reversed(periods)) == [
+        (at_[9], at_[11], TENTATIVE),
+        (at_[9], at_[12], BUSY),
+        (at_[14], at_[18], BUSY),
+        (at_[20], at_[21], BUSY),
+    ]

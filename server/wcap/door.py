@@ -25,6 +25,7 @@ from protocol.ical import (
     Resource,
     all_timezones,
     component_problems,
+    formatted,
     instances,
     main_component,
     parse_resource,
@@ -366,7 +367,7 @@ async def check_id(door: WcapDoor, call: Call) -> list[Block]:
 async def gettime(door: WcapDoor, call: Call) -> list[Block]:
     zone = zone_param(call, "tzidout")
     now = datetime.now(UTC).replace(microsecond=0)
-    value = wcap.format_time(now) if zone in (None, UTC) else now.astimezone(zone).strftime("%Y%m%dT%H%M%S")
+    value = wcap.format_time(now) if zone in (None, UTC) else formatted(now.astimezone(zone), "%Y%m%dT%H%M%S")
     return [Block([("X-NSCP-WCAPTIME", value)])]
 
 
@@ -689,8 +690,8 @@ async def fetchcomponents_by_range(door: WcapDoor, call: Call) -> list[Block]:
 def stored_range(call: Call) -> tuple[str | None, str | None]:
     """dtstart/dtend as the store's ISO times (for modification and deletion times)."""
     start, end = range_of(call)
-    since = start.strftime("%Y-%m-%dT%H:%M:%S") if start else None
-    until = end.strftime("%Y-%m-%dT%H:%M:%S.999Z") if end else None
+    since = formatted(start, "%Y-%m-%dT%H:%M:%S") if start else None
+    until = formatted(end, "%Y-%m-%dT%H:%M:%S.999Z") if end else None
     return since, until
 
 

@@ -1,0 +1,200 @@
+"""Which instances a window holds (protocol/ical.py), at its edges: RFC 4791 9.9's overlap rule
+for instances and index bounds, the index-bounds shortcuts that spare a parse, the exact check
+behind them, and the windowed copy of a series every door expands with (``window_calendar``),
+against recurring-ical-events walking the whole series."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import recurring_ical_events
+from icalendar import Calendar, Timezone
+
+from protocol.ical import (
+    FLOATING_SLACK,
+    clearly_overlaps,
+    epoch,
+    in_window,
+    in_window_bounds,
+    instances,
+    overlaps,
+    parse_resource,
+    window_calendar,
+)
+
+NEW_YORK = Timezone.from_tzid("America/New_York").to_ical().decode()  # west of UTC: its wall clock is behind
+HOUR = 3600
+
+
+def resource(*components: str, zones: str = "") -> str:
+    body = "".join(components)
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n{zones}{body}END:VCALENDAR\r\n"
+
+
+def component(name: str, *lines: str) -> str:
+    every = (f"BEGIN:{name}", "UID:w", "DTSTAMP:20250101T000000Z", *lines, f"END:{name}")
+    return "".join(f"{line}\r\n" for line in every)
+
+
+def utc(text: str) -> datetime:
+    return datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+
+
+def test_an_instance_overlaps_a_window_as_rfc_4791_says() -> None:
+    """[begin, finish) overlaps [low, high) when begin < high and finish > low; one of no
+    length when low <= begin < high. Unknown bounds reach the end of time."""
+    cases = {
+        (20, 25, 20, 30): True,
+        (10, 20, 20, 30): False,  # ends where the window starts
+        (10, 21, 20, 30): True,
+        (30, 40, 20, 30): False,  # starts where it ends
+        (29, 40, 20, 30): True,
+        (20, 20, 20, 30): True,  # no length, at the start
+        (15, 15, 20, 30): False,  # no length, before
+        (30, 30, 20, 30): False,  # no length, at the end
+        (None, None, 20, 30): True,
+        (None, 20, 20, 30): False,
+        (30, None, 20, 30): False,
+    }
+    for (begin, finish, low, high), inside in cases.items():
+        assert in_window_bounds(begin, finish, low, high) is inside, (begin, finish, low, high)
+
+
+def test_index_bounds_clearly_overlap_only_without_their_floating_slack() -> None:
+    """An object's index bounds are widened by FLOATING_SLACK either side (a floating time may
+    be any zone's); they clearly overlap a window only when they still do without it."""
+    start, end = 100 * HOUR, 101 * HOUR
+    assert clearly_overlaps(start - FLOATING_SLACK, end + FLOATING_SLACK, start, end)  # exactly the window
+    assert not clearly_overlaps(end - FLOATING_SLACK, end + HOUR + FLOATING_SLACK, start, end)  # begins at its end
+    assert not clearly_overlaps(start - HOUR - FLOATING_SLACK, start + FLOATING_SLACK, start, end)  # ends at start
+    assert not clearly_overlaps(start + 2 * HOUR - FLOATING_SLACK, start + 3 * HOUR + FLOATING_SLACK, start, end)
+    assert clearly_overlaps(None, None, start, end) and clearly_overlaps(None, end + FLOATING_SLACK, start, end)
+
+
+def test_index_bounds_decide_without_a_parse_when_they_can() -> None:
+    """in_window reads the text only when the bounds cannot tell: an object that ends by the
+    window's start or begins at its end is out, a plain one whose bounds clearly overlap is in
+    (the text here would not even parse)."""
+    start, end = 100 * HOUR, 101 * HOUR
+    unreadable = "not iCalendar"
+    assert not in_window(unreadable, start - HOUR, start, False, start, end)
+    assert not in_window(unreadable, start - HOUR, start, True, start, end)
+    assert not in_window(unreadable, end, end + HOUR, False, start, end)
+    assert in_window(unreadable, start - FLOATING_SLACK, end + FLOATING_SLACK, False, start, end)
+    with pytest.raises(ValueError):
+        in_window(unreadable, start - FLOATING_SLACK, end + FLOATING_SLACK, True, start, end)  # a series: exactly
+
+
+def test_the_exact_check_behind_the_bounds() -> None:
+    """What the bounds leave open: an event of no length at the window's start is inside; a
+    floating event whose slack reaches into the window but whose hours do not is outside."""
+    start, end = datetime(2030, 1, 1, 8, tzinfo=UTC), datetime(2030, 1, 1, 9, tzinfo=UTC)
+    instant = resource(component("VEVENT", "DTSTART:20300101T080000Z"))
+    assert in_window(instant, epoch(start), epoch(start), False, epoch(start), epoch(end))
+    floating = resource(component("VEVENT", "DTSTART:20300101T100000", "DTEND:20300101T110000"))
+    ten, eleven = epoch(datetime(2030, 1, 1, 10, tzinfo=UTC)), epoch(datetime(2030, 1, 1, 11, tzinfo=UTC))
+    low, high = ten - FLOATING_SLACK, eleven + FLOATING_SLACK
+    assert not in_window(floating, low, high, False, epoch(start), epoch(end))
+    assert in_window(floating, low, high, False, epoch(start), epoch(end) + 2 * HOUR)
+
+
+@pytest.mark.parametrize(
+    ("lines", "window", "inside"),
+    [
+        (("DTSTART:20300101T090000Z", "DTEND:20300101T100000Z"), ("20300101T080000Z", "20300101T090000Z"), False),
+        (("DTSTART:20300101T070000Z", "DTEND:20300101T080000Z"), ("20300101T080000Z", "20300101T090000Z"), False),
+        (("DTSTART:20300101T070000Z", "DTEND:20300101T080001Z"), ("20300101T080000Z", "20300101T090000Z"), True),
+        (("DTSTART:20300101T075959Z",), ("20300101T080000Z", "20300101T090000Z"), False),  # no length, before
+        (("DTSTART:20300101T080000Z",), ("20300101T080000Z", "20300101T090000Z"), True),  # no length, at the start
+    ],
+)
+def test_overlaps_at_the_edges_of_a_window(lines: tuple[str, ...], window: tuple[str, str], inside: bool) -> None:
+    assert overlaps(resource(component("VEVENT", *lines)), utc(window[0]), utc(window[1])) is inside
+
+
+def test_todos_have_instances_in_a_window_too() -> None:
+    """A recurring todo is found far from its start, and one without any date is in every
+    window (RFC 4791 9.9)."""
+    start, end = utc("20300101T000000Z"), utc("20300102T000000Z")
+    series = component("VTODO", "DTSTART:20250101T090000Z", "DUE:20250101T100000Z", "RRULE:FREQ=DAILY")
+    assert overlaps(resource(series), start, end)
+    assert overlaps(resource(component("VTODO", "SUMMARY:some day")), start, end)
+
+
+#: series, each in a window far from its start: (the series' lines, its zones, window start, end)
+SERIES = {
+    "west of UTC, with an EXDATE in the window": (
+        ("DTSTART;TZID=America/New_York:20250106T100000", "DTEND;TZID=America/New_York:20250106T110000",
+         "RRULE:FREQ=DAILY", "EXDATE;TZID=America/New_York:20260302T100000"),
+        NEW_YORK, "20260301T153000Z", "20260306T000000Z",  # 10:30 in New York: the 1 March one is under way
+    ),
+    "floating": (("DTSTART:20250106T100000", "DURATION:PT1H", "RRULE:FREQ=WEEKLY;BYDAY=MO,TH"), "",
+                 "20260301T000000Z", "20260320T000000Z"),
+    "all day, with a count": (("DTSTART;VALUE=DATE:20250101", "RRULE:FREQ=MONTHLY;COUNT=20"), "",
+                              "20260601T000000Z", "20270101T000000Z"),  # past its end in August 2026
+    "of no length, one at the window's start": (("DTSTART:20250101T120000Z", "RRULE:FREQ=DAILY"), "",
+                                                "20260301T120000Z", "20260304T120000Z"),
+    "a todo with a due time": (("DTSTART:20250101T090000Z", "DUE:20250101T100000Z", "RRULE:FREQ=DAILY;INTERVAL=2"),
+                               "", "20260301T000000Z", "20260308T000000Z"),
+}  # fmt: skip
+
+
+def walked(calendar: Calendar, start: datetime, end: datetime) -> list[tuple[object, object]]:
+    """Each instance's start and end (or due) as recurring-ical-events gives them."""
+    found = recurring_ical_events.of(calendar, components=["VEVENT", "VTODO"]).between(start, end)
+    return sorted((c.decoded("DTSTART"), c.decoded("DTEND" if "DTEND" in c else "DUE", None)) for c in found)
+
+
+@pytest.mark.parametrize("name", SERIES)
+def test_a_windowed_series_has_the_windows_instances_and_no_more(name: str) -> None:
+    """window_calendar's copy of a series gives the instances the whole series has in the
+    window (zone, exclusions, count, a todo's due time kept), with UNTIL at the last of them,
+    and at most ``limit`` of them."""
+    lines, zones, low, high = SERIES[name]
+    kind = "VTODO" if any(line.startswith("DUE") for line in lines) else "VEVENT"
+    calendar = parse_resource(resource(component(kind, *lines), zones=zones))
+    start, end = utc(low), utc(high)
+    expected = walked(calendar, start, end)
+    assert len(expected) >= 3, expected
+    windowed = window_calendar(calendar, start, end, 100)
+    assert walked(windowed, start, end) == expected
+    [series] = windowed.walk(kind)
+    until = series["RRULE"]["UNTIL"][0]
+    last = expected[-1][0]
+    assert until == (last.astimezone(UTC) if isinstance(last, datetime) and last.tzinfo else last)
+    assert "COUNT" not in series["RRULE"]
+    limited = window_calendar(calendar, start, end, 2)
+    assert walked(limited, start, end) == expected[:2]
+
+
+def test_instances_carry_the_zones_they_use() -> None:
+    """The instances of a zoned series come with its VTIMEZONE (RFC 5545 3.6.5), even those of
+    a window that begins in the middle of one."""
+    lines, zones, low, high = SERIES["west of UTC, with an EXDATE in the window"]
+    text = instances(resource(component("VEVENT", *lines), zones=zones), utc(low), utc(high), 3)
+    assert text.count("BEGIN:VTIMEZONE") == 1 and "TZID:America/New_York" in text
+    starts = [c.decoded("DTSTART") for c in parse_resource(text).walk("VEVENT")]
+    assert [s.date() for s in starts] == [date(2026, 3, d) for d in (1, 3, 4)]  # the 2nd excluded
+    assert all(s.hour == 10 and str(s.tzinfo) == "America/New_York" for s in starts)
+
+
+@pytest.mark.parametrize("zone", [None, "America/New_York", "Asia/Tokyo"])
+@pytest.mark.parametrize(("day", "low", "high"), [
+    ("00010102", datetime(1, 1, 1, tzinfo=UTC), datetime(1, 1, 11, tzinfo=UTC)),
+    ("99991228", datetime(9999, 12, 20, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, tzinfo=UTC)),
+])  # fmt: skip
+def test_instances_at_the_ends_of_time(zone: str | None, day: str, low: datetime, high: datetime) -> None:
+    """A window at either end of the dates Python holds, read on a wall clock west or east of
+    UTC, is no overflow: the instances of a floating series, a zoned series and a single event
+    come."""
+    asker = ZoneInfo(zone) if zone else None
+    for lines, zones in (
+        ([f"DTSTART:{day}T100000", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=3"], ""),
+        ([f"DTSTART;TZID=America/New_York:{day}T100000", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=3"],
+         NEW_YORK),
+        ([f"DTSTART:{day}T100000Z", "DURATION:P1D"], ""),
+    ):  # fmt: skip
+        found = instances(resource(component("VEVENT", *lines), zones=zones), low, high, 10, asker)
+        assert found.count("BEGIN:VEVENT") >= 1, (zone, lines)
