@@ -15,7 +15,7 @@ from protocol import dav
 from protocol.caldav import MAX_INSTANCES, TimeRange, expand_utc
 from protocol.dav import APPLE, CALDAV, DAV, tag
 from protocol.ical import epoch, expand_spans, parse_resource, resource_from_calendar
-from server.caldav.props import Kind, MemberText, Resource, answer
+from server.caldav.props import Kind, MemberText, Resource, answer, etag_condition, etag_matches
 from storage.model import Calendar, CalendarObject, User
 from tests.helpers import Account, basic
 
@@ -125,6 +125,17 @@ def test_expand_from_spans_leaves_what_it_cannot_tell_to_parsing() -> None:
                         span, 10) is None  # fmt: skip
 
 
+def test_an_entity_tag_is_read_without_its_weakness_and_quotes() -> None:
+    """If-Match / If-None-Match name a tag quoted, perhaps weak (W/), perhaps spaced; a tag's own
+    text keeps what lies inside its quotes (RFC 9110 8.8.3)."""
+    assert etag_condition(None) is None
+    for header, inner in (('"abc"', "abc"), (' W/"abc" ', "abc"), ("abc", "abc"), ('W/"X1X"', "X1X"), ('"W/1"', "W/1")):
+        assert etag_condition(header) == inner, header
+    assert etag_matches("*", "abc") and etag_matches(" * ", "abc")
+    assert etag_matches('"a",W/"abc"', "abc") and etag_matches('"a", "abc" ', "abc")
+    assert not etag_matches('"a", "ab"', "abc") and not etag_matches("**", "abc")
+
+
 async def test_conditional_get_and_head(client: TestClient, alice: Account) -> None:
     """A GET whose If-None-Match names the ETag is 304 (with the ETag), any other is the text;
     HEAD tells the text's length without it."""
@@ -134,7 +145,7 @@ async def test_conditional_get_and_head(client: TestClient, alice: Account) -> N
     auth = basic("alice")
     async with client.put(url, data=text.encode(), headers=auth) as reply:
         etag = reply.headers["ETag"]
-    for condition in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+    for condition in (etag, f"W/{etag}", f'"other", {etag}', f'"other",{etag}', f" W/{etag} ", " * "):
         async with client.get(url, headers={**auth, "If-None-Match": condition}) as reply:
             assert reply.status == 304 and reply.headers["ETag"] == etag and await reply.read() == b""
     async with client.get(url, headers=auth) as reply:

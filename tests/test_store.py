@@ -13,7 +13,7 @@ from protocol.formats import decode, parse
 from server.services.calendars import object_write
 from storage import store_for
 from storage.base import PreconditionFailed
-from storage.model import Conflict, ImportTarget, NewCalendar, NewImport, ObjectWrite
+from storage.model import Conflict, ImportTarget, JobStatus, NewCalendar, NewImport, ObjectWrite
 from storage.postgres import database as postgres_database
 from storage.sql import SQLStore
 from storage.sqlite import database as sqlite_database
@@ -179,6 +179,111 @@ async def test_conformance_time_ranges_are_exact(store: SQLStore) -> None:
     assert await hits(0, 1000) == [("span", True), ("point", True), ("rough", False)]
     assert await hits(0, 1000) == await hits(0, 1000)
     assert [o.uid for o, _ in await store.objects_in_range([calendar], 0, 1000, limit=1)] == ["span"]
+    ids = {uid: (await store.get_object(calendar, uid=uid)).id for uid in ("span", "point", "rough")}  # type: ignore[union-attr]
+    later = await store.objects_in_range([calendar], 0, 1000, after_id=ids["span"])  # the next page
+    assert [o.uid for o, _ in later] == ["point", "rough"]
+    spans = await store.spans_in_range([calendar], 0, 1000)
+    assert spans.pop(ids["point"]) in ([(300, 300, True)], [(300, 301, True)])  # PostgreSQL's [s, s + 1)
+    assert spans == {ids["span"]: [(100, 200, True)], ids["rough"]: [(400, 500, False)]}
+    assert await store.spans_in_range([calendar], 200, 300) == {}
+
+
+async def test_conformance_changes_say_who_changed_what_and_when(store: SQLStore) -> None:
+    """The change log a sync reads: each change with its calendar, href, UID, revision, whether it
+    deleted, when and by whom; with the object as it is now (its text, or only its listing)."""
+    calendar = await calendar_of(store)
+    writer, deleter = [await store.create_user(name, None, "hash") for name in ("w", "d")]
+    await store.put_object(calendar, replace(write("a"), by=writer.id))
+    await store.put_object(calendar, write("b"))
+    assert await store.delete_object(calendar, "b.ics", by=deleter.id)
+    [(first, a), (second, gone)] = await store.changes_since(calendar, 0)
+    assert (first.calendar_id, first.href, first.uid, first.revision, first.deleted, first.changed_by) == (
+        calendar, "a.ics", "a", 1, False, writer.id,
+    )  # fmt: skip
+    assert (second.href, second.uid, second.revision, second.deleted) == ("b.ics", "b", 3, True)
+    assert second.changed_by == deleter.id
+    assert first.changed_at[:2] == "20" and first.changed_at.endswith("Z") and gone is None
+    assert a is not None and (a.uid, a.etag, a.ical) == ("a", '"a-1"', "UID:a")
+    [(_, listed), _] = await store.changes_since(calendar, 0, text=False)
+    assert listed is not None and (listed.href, listed.etag, listed.ical, listed.text_size) == ("a.ics", '"a-1"', "", 5)
+    window = (first.changed_at, second.changed_at)
+    assert [c.href for c in await store.deleted_since([calendar], *window)] == ["b.ics"]
+    assert await store.deleted_since([calendar], None, "2000-01-01T00:00:00.000Z") == []  # until: before it
+    assert await store.deleted_since([calendar], "2999-01-01T00:00:00.000Z", None) == []  # since: after it
+    assert [o.uid for o in await store.modified_objects([calendar], a.modified_at, a.modified_at)] == ["a"]
+    assert await store.modified_objects([calendar], None, "2000-01-01T00:00:00.000Z") == []
+
+
+async def test_conformance_an_import_and_its_undo(store: SQLStore) -> None:
+    """An import replaces or adds objects and remembers what it replaced; its undo removes what
+    it added, puts back what it replaced, and says which it could not put back, and why."""
+    owner = await store.create_user("u", None, "hash")
+    importer = await store.create_user("v", None, "hash")
+    calendar = (await store.create_calendar(NewCalendar(uuid="c", owner_id=owner.id, slug="c", name="C"))).id
+    for uid in ("kept", "taken", "same"):
+        await store.put_object(calendar, write(uid))
+    job = await store.create_import(NewImport(importer.id, "cli", "ics", None, calendar, status="in_progress"))
+    batch = [
+        replace(write("kept"), etag='"kept-2"', ical="UID:kept again"),
+        replace(write("taken"), etag='"taken-2"'),
+        replace(write("new"), href="kept.ics"),  # an href another object holds: the import picks another
+        write("same"),  # as stored: left alone
+    ]
+    assert await store.import_batch(job.id, ImportTarget(owner.id, calendar), batch, 4) == (1, 2, 1)
+    items, total = await store.import_items(job.id)
+    assert total == 3
+    assert {(i.uid, i.action, i.previous_ical, i.previous_etag) for i in items} == {
+        ("kept", "updated", "UID:kept", '"kept-1"'), ("taken", "updated", "UID:taken", '"taken-1"'),
+        ("new", "created", None, None),
+    }  # fmt: skip
+    new = await store.get_object(calendar, uid="new")
+    assert new is not None and new.href != "kept.ics" and new.href.endswith(".ics")
+    assert {c.uid: c.changed_by for c, _ in await store.changes_since(calendar, 3)} == {
+        "kept": importer.id, "taken": importer.id, "new": importer.id,
+    }  # fmt: skip
+    assert (await store.get_calendar(calendar)).sync_revision == 4  # type: ignore[union-attr]  # one for the batch
+
+    assert await store.delete_object(calendar, "taken.ics")  # then its UID moves to another href
+    await store.put_object(calendar, write("taken", href="elsewhere.ics"))
+    gone = (await store.create_calendar(NewCalendar(uuid="g", owner_id=owner.id, slug="g", name="G"))).id
+    assert await store.delete_calendar(gone)
+    with pytest.raises(LookupError):  # only a finished import is undone
+        await store.undo_import(job.id, [])
+    await store.update_import(job.id, status=JobStatus.COMPLETE)
+    restores = [(calendar, write("kept")), (calendar, write("taken")), (gone, write("lost"))]
+    undone = await store.undo_import(job.id, restores, message="undone by u", by=owner.id)
+    assert undone.status == JobStatus.UNDONE
+    assert undone.message == "undone by u; 2 replaced object(s) could not be put back (see the warnings)"
+    assert undone.warnings == [
+        {"line": None, "fields": ["taken", "taken.ics"],
+         "error": "not put back: another object in its calendar now holds its UID"},
+        {"line": None, "fields": ["lost", "lost.ics"], "error": "not put back: its calendar was deleted"},
+    ]  # fmt: skip
+    assert await store.get_object(calendar, uid="new") is None
+    assert (await store.get_object(calendar, uid="kept")).etag == '"kept-1"'  # type: ignore[union-attr]
+    deleted = [c for c, _ in await store.changes_since(calendar, 0) if c.uid == "new"]
+    assert [(c.deleted, c.changed_by) for c in deleted] == [(True, owner.id)]
+    with pytest.raises(LookupError):  # once
+        await store.undo_import(job.id, restores)
+
+
+async def test_conformance_an_import_makes_its_calendar_once_and_its_undo_removes_it(store: SQLStore) -> None:
+    owner = await store.create_user("u", None, "hash")
+    made = NewCalendar(uuid="m", owner_id=owner.id, slug="m", name="Made")
+    target = ImportTarget(owner.id, create=made)
+    job = await store.create_import(NewImport(owner.id, "cli", "ics", None, None, status="in_progress"))
+    await store.import_batch(job.id, target, [write("a")], 1)
+    await store.import_batch(job.id, target, [write("b")], 2)  # the same calendar, found by name
+    found = await store.get_import(job.id)
+    assert found is not None and len(found.calendars_created) == 1 and found.calendar_id == found.calendars_created[0]
+    assert (found.created, found.progress) == (2, 2)
+    await store.update_import(job.id, status=JobStatus.COMPLETE)
+    await store.undo_import(job.id, [])
+    assert await store.get_calendar(found.calendar_id) is None
+    failed = await store.create_import(NewImport(owner.id, "cli", "ics", None, None, status="failed"))
+    with pytest.raises(LookupError):  # a batch of a job no longer running writes nothing
+        await store.import_batch(failed.id, target, [write("c")], 1)
+    assert await store.find_calendar_by_name(owner.id, "Made") is None
 
 
 async def test_conformance_each_queued_import_is_claimed_once(store: SQLStore) -> None:
