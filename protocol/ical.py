@@ -1085,15 +1085,8 @@ def overlaps(text: str, start: datetime, end: datetime) -> bool:
     start, end = held(calendar, start, end)
     windowed = window_calendar(calendar, start, end, len(calendar.subcomponents) + 1)
     query = recurring_ical_events.of(windowed, components=sorted(OBJECT_COMPONENTS))
-    # between, not after: after gives up near the year 9999 (it steps past the end, then stops)
-    for instance in query.between(start, end):
-        begin, length = component_span(instance)
-        if begin is None or length is None:
-            return True  # no time (a todo without dates): in every window
-        first = to_utc(begin)[0]
-        if first < end and (first + length > start or first == start):
-            return True
-    return False
+    # between() overlaps as RFC 4791 9.9 says; after() would give up near the year 9999
+    return next(iter(query.between(start, end)), None) is not None
 
 
 def held(calendar: Calendar, start: datetime, end: datetime) -> tuple[datetime, datetime]:

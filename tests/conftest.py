@@ -70,6 +70,15 @@ def config(tmp_path: Path, store_url: str) -> Config:
 
 
 @pytest.fixture
+async def services(config: Config) -> AsyncIterator[services_module.Services]:
+    """The services over a fresh store, without a server (the rules' own tests)."""
+    built = services_module.build(config)
+    await built.store.open()
+    yield built
+    await built.store.close()
+
+
+@pytest.fixture
 async def client(aiohttp_client: Callable[..., Awaitable[TestClient]], config: Config) -> TestClient:
     return await aiohttp_client(create_app(config))
 

@@ -4,22 +4,11 @@ test_access_matrix.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-from server.config import Config
-from server.services import Services, build
+from server.services import Services
 from server.services.access import Level, State
 from server.services.errors import Forbidden, Invalid, NotFound
-
-
-@pytest.fixture
-async def services(config: Config) -> AsyncIterator[Services]:
-    built = build(config)
-    await built.store.open()
-    yield built
-    await built.store.close()
 
 
 async def test_levels_come_from_active_grants_only(services: Services) -> None:

@@ -5,23 +5,14 @@ doors' view of the same rules is in test_access_matrix.py and test_sharing.py.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 
 import pytest
 
-from server.config import Config
-from server.services import Services, build
+from server.services import Services
 from server.services.access import Level, Share, State
 from server.services.errors import Forbidden, Invalid, NotFound
 from storage.model import User
-
-
-@pytest.fixture
-async def services(config: Config) -> AsyncIterator[Services]:
-    built = build(config)
-    await built.store.open()
-    yield built
-    await built.store.close()
 
 
 async def users(services: Services, *names: str) -> list[User]:

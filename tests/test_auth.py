@@ -14,7 +14,7 @@ from server.app import create_app
 from server.config import Config
 from server.http import SERVICES
 from server.services import build
-from server.services.auth import Attempt, LoginThrottle
+from server.services.auth import Attempt, LoginThrottle, Passwords
 from tests.helpers import Account
 
 UNAUTHORIZED = {"error": "auth_token invalid or missing"}
@@ -185,3 +185,14 @@ async def test_the_throttle_counts_waits_and_forgets_as_it_says(config: Config) 
         assert await throttle.attempt("another", "addr") == Attempt(0.0, False)
     finally:
         await services.store.close()
+
+
+async def test_no_stored_hash_matches_no_password() -> None:
+    """Without an account there is nothing to match (a dummy hash is checked, for the time it
+    takes); with one, the right password matches and the wrong one does not."""
+    passwords = Passwords(argon2__rounds=1, argon2__memory_cost=256)
+    for password in ("", "correct horse"):
+        assert await passwords.verify(password, None) == (False, None)
+    stored = await passwords.hash("correct horse")
+    assert (await passwords.verify("correct horse", stored))[0] is True
+    assert await passwords.verify("wrong horse", stored) == (False, None)

@@ -138,11 +138,14 @@ async def test_conformance_objects_preconditions_and_uids(store: SQLStore) -> No
     with pytest.raises(PreconditionFailed):
         await store.put_object(calendar, write("a"), if_etag='"stale"')
     assert (await store.put_object(calendar, write("a"), if_etag='"a-1"'))[1] is False
+    assert (await store.put_object(calendar, write("a"), if_etag="*"))[1] is False  # If-Match: * (any)
+    with pytest.raises(PreconditionFailed):  # but something must be there
+        await store.put_object(calendar, write("new"), if_etag="*")
     assert await store.delete_object(calendar, "a.ics", if_etag="*") is not False
     assert await store.get_object(calendar, href="a.ics") is None
     assert await store.delete_object(calendar, "a.ics") is False  # gone already: nothing changes
     revision = (await store.get_calendar(calendar)).sync_revision  # type: ignore[union-attr]
-    assert revision == 3  # put, put, delete: the refused writes and the no-op took no revision
+    assert revision == 4  # put, put, put, delete: the refused writes and the no-op took no revision
 
 
 async def test_conformance_changes_in_revision_order_and_pages(store: SQLStore) -> None:
@@ -265,6 +268,26 @@ async def test_conformance_an_import_and_its_undo(store: SQLStore) -> None:
     assert [(c.deleted, c.changed_by) for c in deleted] == [(True, owner.id)]
     with pytest.raises(LookupError):  # once
         await store.undo_import(job.id, restores)
+
+
+async def test_conformance_an_import_rolled_back_to_run_again_starts_from_nothing(store: SQLStore) -> None:
+    """A job whose runner died is rolled back to the queue: what it wrote goes, its counts and
+    items are forgotten, and the message says only what could not be put back."""
+    owner = await store.create_user("u", None, "hash")
+    made = NewCalendar(uuid="m", owner_id=owner.id, slug="m", name="Made")
+    job = await store.create_import(NewImport(owner.id, "cli", "ics", None, None, status="in_progress"))
+    await store.import_batch(job.id, ImportTarget(owner.id, create=made), [write("a"), write("b")], 2)
+    await store.update_import(job.id, runner="worker-1", lease_until=99)
+    gone = (await store.create_calendar(NewCalendar(uuid="g", owner_id=owner.id, slug="g", name="G"))).id
+    assert await store.delete_calendar(gone)
+    again = await store.undo_import(job.id, [(gone, write("lost"))], expect=JobStatus.IN_PROGRESS,
+                                    status=JobStatus.QUEUED)  # fmt: skip
+    assert again.status == JobStatus.QUEUED
+    assert again.message == "1 replaced object(s) could not be put back (see the warnings)"
+    assert (again.progress, again.created, again.updated, again.unchanged, again.discarded) == (0, 0, 0, 0, 0)
+    assert (again.calendars_created, again.finished_at, again.runner, again.lease_until) == ([], None, None, 0)
+    assert await store.import_items(job.id) == ([], 0)
+    assert await store.find_calendar_by_name(owner.id, "Made") is None
 
 
 async def test_conformance_an_import_makes_its_calendar_once_and_its_undo_removes_it(store: SQLStore) -> None:

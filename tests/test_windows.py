@@ -5,15 +5,19 @@ against recurring-ical-events walking the whole series."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import time
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 import recurring_ical_events
 from icalendar import Calendar, Timezone
 
+from protocol import ical
 from protocol.ical import (
     FLOATING_SLACK,
+    _fixed_steps,
+    _last_start,
     clearly_overlaps,
     epoch,
     in_window,
@@ -21,6 +25,9 @@ from protocol.ical import (
     instances,
     overlaps,
     parse_resource,
+    rule_never_matches,
+    timing,
+    timing_bounds,
     window_calendar,
 )
 
@@ -198,3 +205,159 @@ def test_instances_at_the_ends_of_time(zone: str | None, day: str, low: datetime
     ):  # fmt: skip
         found = instances(resource(component("VEVENT", *lines), zones=zones), low, high, 10, asker)
         assert found.count("BEGIN:VEVENT") >= 1, (zone, lines)
+
+
+# --------------------------------------------------------------------------- series' bounds and rules
+def bounds_of(*lines: str, zones: str = "") -> tuple[datetime | None, datetime | None]:
+    """The index bounds of one event, as instants (None: open)."""
+    [event] = parse_resource(resource(component("VEVENT", *lines), zones=zones)).walk("VEVENT")
+    found = timing_bounds(timing(event))
+
+    def moment(value: int | None) -> datetime | None:
+        return None if value is None else datetime.fromtimestamp(value, UTC)
+
+    return moment(found.start), moment(found.end)
+
+
+NY = "DTSTART;TZID=America/New_York:"
+BOUNDS = {
+    "a count of days": (("DTSTART:20300101T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=3"),
+                        "20300101T100000Z", "20300103T110000Z"),
+    "the most instances indexed": (("DTSTART:20300101T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=10000"),
+                                   "20300101T100000Z", "20570518T110000Z"),
+    "more than that: open": (("DTSTART:20300101T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=10001"),
+                             "20300101T100000Z", None),
+    "until an instant": (("DTSTART:20300101T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;UNTIL=20300105T100000Z"),
+                         "20300101T100000Z", "20300105T110000Z"),
+    "until an instant, on a wall clock": ((f"{NY}20300101T100000", "DURATION:PT1H",
+                                           "RRULE:FREQ=DAILY;UNTIL=20300105T150000Z"),
+                                          "20300101T150000Z", "20300105T160000Z"),
+    "until a wall-clock time": ((f"{NY}20300101T100000", "DURATION:PT1H", "RRULE:FREQ=DAILY;UNTIL=20300105T100000"),
+                                "20300101T150000Z", "20300105T160000Z"),
+    "until a day": (("DTSTART;VALUE=DATE:20300101", "RRULE:FREQ=DAILY;UNTIL=20300105"),
+                    "20291231T100000Z", "20300107T140000Z"),  # floating: 14 hours either way
+    "a count of weeks over a clock change": ((f"{NY}20300303T100000", "DURATION:PT1H", "RRULE:FREQ=WEEKLY;COUNT=3"),
+                                             "20300303T150000Z", "20300317T150000Z"),
+    "a count of months": (("DTSTART:20300131T100000Z", "DURATION:PT1H", "RRULE:FREQ=MONTHLY;COUNT=3"),
+                          "20300131T100000Z", "20300531T110000Z"),  # February and April have no 31st
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", BOUNDS)
+def test_the_bounds_of_a_series_end_where_its_last_instance_does(name: str) -> None:
+    """A bounded series is indexed up to the end of its last instance (UNTIL: no later than
+    UNTIL, read in DTSTART's zone unless it says UTC; a date UNTIL includes its day); one of more
+    instances than the index holds, or without an end, stays open."""
+    lines, start, end = BOUNDS[name]
+    zones = NEW_YORK if any(line.startswith(NY) for line in lines) else ""
+    assert bounds_of(*lines, zones=zones) == (utc(start), None if end is None else utc(end))
+
+
+def test_rules_of_fixed_steps_are_bounded_and_walked_without_dateutil(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SECONDLY to WEEKLY rules without BYxxx or UNTIL are whole steps from the first instance:
+    their end and their instances are counted, not walked (dateutil would walk 10,000 of them)."""
+    fixed = {
+        "FREQ=DAILY": (timedelta(days=1), None),
+        "FREQ=WEEKLY;INTERVAL=2;COUNT=5": (timedelta(days=14), 5),
+        "FREQ=HOURLY;WKST=SU": (timedelta(hours=1), None),
+        "FREQ=SECONDLY;INTERVAL=1;COUNT=1": (timedelta(seconds=1), 1),
+    }
+    for rule, steps in fixed.items():
+        assert _fixed_steps(rule) == steps, rule
+    for rule in ("FREQ=MONTHLY", "FREQ=DAILY;BYDAY=MO", "FREQ=DAILY;UNTIL=20300101T000000Z", "FREQ=DAILY;WKST=XX",
+                 "FREQ=DAILY;INTERVAL=0", "FREQ=DAILY;INTERVAL=x", "FREQ=DAILY;INTERVAL=\uff11", "FREQ=DAILY;COUNT=0",
+                 "FREQ=DAILY;COUNT=y", "FREQ=DAILY;COUNT=\uff11", "COUNT=3", ""):  # fmt: skip
+        assert _fixed_steps(rule) is None, rule
+    monkeypatch.setattr(ical, "dateutil_rrule", None)  # any use of it fails
+    assert _last_start(datetime(2030, 1, 1, 10), "FREQ=DAILY;COUNT=10000", 10_000) == datetime(2057, 5, 18, 10)
+    [event] = parse_resource(resource(component("VEVENT", "DTSTART:20300101T100000Z", "DURATION:PT1H",
+                                                "RRULE:FREQ=DAILY;COUNT=10000"))).walk("VEVENT")  # fmt: skip
+    horizon, after = datetime(2041, 1, 1, tzinfo=UTC), utc("20400101T000000Z")
+    spans, rest = ical.timing_instances(timing(event), 3, horizon, after=after)
+    assert [datetime.fromtimestamp(s, UTC) for s, _ in spans] == [utc(f"2040010{d}T100000Z") for d in (1, 2, 3)]
+    assert rest == epoch(utc("20400104T100000Z"))  # the next one, not listed
+
+
+@pytest.mark.parametrize("lines", [
+    ("RRULE:FREQ=DAILY", "RRULE:FREQ=WEEKLY"), ("RRULE:FREQ=DAILY", "RDATE:20300110T100000Z"),
+    ("RRULE:FREQ=DAILY", "EXDATE:20300102T100000Z"),
+])  # fmt: skip
+def test_other_series_are_walked_by_dateutil(lines: tuple[str, ...]) -> None:
+    [event] = parse_resource(resource(component("VEVENT", "DTSTART:20300101T100000Z", "DURATION:PT1H", *lines))).walk(
+        "VEVENT"
+    )
+    assert ical._fixed_walk(timing(event), datetime(2030, 1, 1, 10), None) is None
+    [plain] = parse_resource(resource(component("VEVENT", "DTSTART:20300101T100000Z", "RRULE:FREQ=DAILY"))).walk(
+        "VEVENT"
+    )
+    walk = ical._fixed_walk(timing(plain), datetime(2030, 1, 1, 10), None)
+    assert walk is not None and [next(walk) for _ in range(2)] == [datetime(2030, 1, 1, 10), datetime(2030, 1, 2, 10)]
+
+
+def test_until_in_utc_ends_a_wall_clock_series_at_that_instant() -> None:
+    """UNTIL in UTC is an instant: a New York series until 14:59:59Z (9:59:59 there) has no
+    instance at 10:00 that day (RFC 5545 3.3.10)."""
+    text = resource(component("VEVENT", f"{NY}20300101T100000", "DURATION:PT1H",
+                              "RRULE:FREQ=DAILY;UNTIL=20300105T145959Z"), zones=NEW_YORK)  # fmt: skip
+    found = instances(text, utc("20300101T000000Z"), utc("20300201T000000Z"), 100)
+    assert found.count("BEGIN:VEVENT") == 4
+    assert ical._local_rule("FREQ=DAILY;UNTIL=20300105T145959Z", ZoneInfo("America/New_York")) == (
+        "FREQ=DAILY;UNTIL=20300105T095959"
+    )
+    assert ical._local_rule("FREQ=DAILY;until=20300105t145959z", None) == "FREQ=DAILY;UNTIL=20300105T145959"
+    assert ical._local_rule("FREQ=DAILY;UNTIL=20300105T100000", None) == "FREQ=DAILY;UNTIL=20300105T100000"
+
+
+RULES = {  # rule, first start, whether no date ever matches
+    "no day parts": ("FREQ=DAILY", date(2030, 1, 1), False),
+    "the 30th of February": ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", date(2030, 1, 1), True),
+    "the 30th of February, counted": ("COUNT=5;FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", date(2030, 1, 1), True),
+    "a leap day, until a year without one": ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;UNTIL=20250101T000000Z",
+                                             date(2024, 3, 1), False),  # refused for its UNTIL elsewhere, not here
+    "in lower case": ("freq=daily;bymonth=2;bymonthday=29;until=20250101t000000z", date(2024, 3, 1), False),
+    "every fourth leap day": ("FREQ=YEARLY;INTERVAL=4;BYMONTH=2;BYMONTHDAY=29", datetime(2024, 2, 29, 10), False),
+    "every fourth year, none of them leap": ("FREQ=YEARLY;INTERVAL=4;BYMONTH=2;BYMONTHDAY=29", date(2025, 1, 1), True),
+    "invalid: refused elsewhere": ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30;FOO=1", date(2030, 1, 1), False),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_a_rule_that_picks_no_date_is_found(name: str) -> None:
+    rule, start, never = RULES[name]
+    assert rule_never_matches(rule, start) is never
+
+
+def test_what_lies_at_a_windows_edges() -> None:
+    """An instance that ends where the window starts, or starts where it ends, is outside; a
+    todo without dates is in every window; instances of a resource of overrides only stop at
+    the limit; two zones stay two zones."""
+    low, high = utc("20300101T100000Z"), utc("20300101T120000Z")
+    before = resource(component("VEVENT", "DTSTART:20300101T090000Z", "DTEND:20300101T100000Z", "RRULE:FREQ=WEEKLY"))
+    after = resource(component("VEVENT", "DTSTART:20300101T120000Z", "DTEND:20300101T130000Z", "RRULE:FREQ=WEEKLY"))
+    assert not overlaps(before, low, high) and not overlaps(after, low, high)
+    assert overlaps(resource(component("VTODO", "SUMMARY:someday", "RRULE:FREQ=WEEKLY")), low, high)
+    moved = "".join(
+        component("VEVENT", f"RECURRENCE-ID:2030010{d}T100000Z", f"DTSTART:2030010{d}T110000Z", "DURATION:PT1H")
+        for d in (1, 2, 3)
+    )
+    assert instances(resource(moved), utc("20300101T000000Z"), utc("20300201T000000Z"), 2).count("BEGIN:VEVENT") == 2
+    tokyo = Timezone.from_tzid("Asia/Tokyo").to_ical().decode()
+    two = resource(component("VEVENT", f"{NY}20300101T100000", "DTEND;TZID=Asia/Tokyo:20300102T010000"),
+                   zones=NEW_YORK + tokyo)  # fmt: skip
+    found = parse_resource(instances(two, low - timedelta(days=1), high + timedelta(days=1), 10))
+    assert sorted(str(z["TZID"]) for z in found.walk("VTIMEZONE")) == ["America/New_York", "Asia/Tokyo"]
+
+
+def test_a_windowed_series_ends_in_utc_whatever_the_servers_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The UNTIL a windowed copy gets is written in UTC (RFC 5545 3.3.10 for a zoned DTSTART),
+    also on a server whose own zone is not UTC."""
+    text = resource(component("VEVENT", f"{NY}20300101T100000", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=10"),
+                    zones=NEW_YORK)  # fmt: skip
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        windowed = window_calendar(parse_resource(text), utc("20300101T000000Z"), utc("20300103T200000Z"), 10)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert "RRULE:FREQ=DAILY;UNTIL=20300103T150000Z" in windowed.to_ical().decode()
