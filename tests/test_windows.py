@@ -212,6 +212,7 @@ def bounds_of(*lines: str, zones: str = "") -> tuple[datetime | None, datetime |
     """The index bounds of one event, as instants (None: open)."""
     [event] = parse_resource(resource(component("VEVENT", *lines), zones=zones)).walk("VEVENT")
     found = timing_bounds(timing(event))
+    assert found.recurring is any(line.startswith(("RRULE", "RDATE")) for line in lines)
 
     def moment(value: int | None) -> datetime | None:
         return None if value is None else datetime.fromtimestamp(value, UTC)
@@ -238,6 +239,12 @@ BOUNDS = {
                     "20291231T100000Z", "20300107T140000Z"),  # floating: 14 hours either way
     "a count of weeks over a clock change": ((f"{NY}20300303T100000", "DURATION:PT1H", "RRULE:FREQ=WEEKLY;COUNT=3"),
                                              "20300303T150000Z", "20300317T150000Z"),
+    "one event": (("DTSTART:20300101T100000Z", "DURATION:PT1H"), "20300101T100000Z", "20300101T110000Z"),
+    "floating and endless": (("DTSTART:20300101T100000", "DURATION:PT1H", "RRULE:FREQ=DAILY"),
+                             "20291231T200000Z", None),  # floating: 14 hours earlier
+    "a period of its own": (("DTSTART:20300101T100000Z", "DURATION:PT1H",
+                             "RDATE;VALUE=PERIOD:20300110T100000Z/20300110T150000Z"),
+                            "20300101T100000Z", "20300110T150000Z"),
     "a count of months": (("DTSTART:20300131T100000Z", "DURATION:PT1H", "RRULE:FREQ=MONTHLY;COUNT=3"),
                           "20300131T100000Z", "20300531T110000Z"),  # February and April have no 31st
 }  # fmt: skip
@@ -261,6 +268,7 @@ def test_rules_of_fixed_steps_are_bounded_and_walked_without_dateutil(monkeypatc
         "FREQ=WEEKLY;INTERVAL=2;COUNT=5": (timedelta(days=14), 5),
         "FREQ=HOURLY;WKST=SU": (timedelta(hours=1), None),
         "FREQ=SECONDLY;INTERVAL=1;COUNT=1": (timedelta(seconds=1), 1),
+        "FREQ=DAILY;INTERVAL=2;COUNT=3;WKST=MO": (timedelta(days=2), 3),
     }
     for rule, steps in fixed.items():
         assert _fixed_steps(rule) == steps, rule
@@ -312,7 +320,7 @@ RULES = {  # rule, first start, whether no date ever matches
     "no day parts": ("FREQ=DAILY", date(2030, 1, 1), False),
     "the 30th of February": ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", date(2030, 1, 1), True),
     "the 30th of February, counted": ("COUNT=5;FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", date(2030, 1, 1), True),
-    "a leap day, until a year without one": ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;UNTIL=20250101T000000Z",
+    "a leap day, until a year without one": ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;UNTIL=20250101T000000",
                                              date(2024, 3, 1), False),  # refused for its UNTIL elsewhere, not here
     "in lower case": ("freq=daily;bymonth=2;bymonthday=29;until=20250101t000000z", date(2024, 3, 1), False),
     "every fourth leap day": ("FREQ=YEARLY;INTERVAL=4;BYMONTH=2;BYMONTHDAY=29", datetime(2024, 2, 29, 10), False),
@@ -361,3 +369,84 @@ def test_a_windowed_series_ends_in_utc_whatever_the_servers_zone(monkeypatch: py
         monkeypatch.undo()
         time.tzset()
     assert "RRULE:FREQ=DAILY;UNTIL=20300103T150000Z" in windowed.to_ical().decode()
+
+
+def test_a_walk_skips_only_what_it_may() -> None:
+    """Whole periods are skipped arithmetically only where each holds one instance: a counted
+    rule of two days a week is walked from its start, and a count used up before the window
+    leaves nothing in it."""
+    twice = resource(component("VEVENT", "DTSTART:20300107T100000Z", "DURATION:PT1H",
+                               "RRULE:FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10"))  # fmt: skip
+    found = instances(twice, utc("20300201T000000Z"), utc("20300301T000000Z"), 100)
+    assert found.count("BEGIN:VEVENT") == 2  # February 4 and 6: the 9th and 10th
+    used_up = resource(component("VEVENT", "DTSTART:20300101T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=3"))
+    assert instances(used_up, utc("20300105T000000Z"), utc("20300201T000000Z"), 100).count("BEGIN:VEVENT") == 0
+
+
+@pytest.mark.parametrize(("lines", "exact"), [
+    (("DTSTART:20300101T100000Z", "DURATION:PT1H"), True),
+    (("DTSTART:20300101T100000Z", "DURATION:P1D"), True),
+    (("DTSTART:20300101T100000Z", "DURATION:P2D"), False),  # may cross a clock change: the text decides
+    (("DTSTART:20300101T100000", "DURATION:PT1H"), False),  # floating
+    (("DTSTART;VALUE=DATE:20300101",), False),
+    (("DTSTART:20300101T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=2"), True),
+    (("DTSTART:20300101T100000", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=2"), False),
+    (("DTSTART:20300101T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;BYSETPOS=abc"), False),  # cannot be walked
+])  # fmt: skip
+def test_index_spans_are_exact_only_where_the_times_are_unambiguous(lines: tuple[str, ...], exact: bool) -> None:
+    [event] = parse_resource(resource(component("VEVENT", *lines))).walk("VEVENT")
+    times = timing(event)
+    spans = ical.block_spans(times, timing_bounds(times), 100)
+    assert spans and all(flag is exact for _, _, flag in spans), spans
+
+
+def test_an_endless_series_is_indexed_400_days_ahead_then_left_to_the_text() -> None:
+    """From its start when that is later than today (2090 here), else from today."""
+    [event] = parse_resource(resource(component("VEVENT", "DTSTART:20900101T100000Z", "DURATION:PT1H",
+                                                "RRULE:FREQ=DAILY"))).walk("VEVENT")  # fmt: skip
+    times = timing(event)
+    *days, tail = ical.block_spans(times, timing_bounds(times), 10_000)
+    assert len(days) == 401 and days[0] == (epoch(utc("20900101T100000Z")), epoch(utc("20900101T110000Z")), True)
+    assert tail == (epoch(utc("20910206T100000Z")), ical.MAX_EPOCH, False)  # the rest: checked on the text
+
+
+def test_no_instance_that_reaches_into_a_window_is_skipped() -> None:
+    """The walk starts near the window, never past an instance that reaches into it: instances
+    longer than the rule's period, an hourly series on a wall clock five hours behind UTC, an
+    instance of no length at the window's start, and an RDATE period of its own length."""
+    window = (utc("20300301T110000Z"), utc("20300301T113000Z"))
+    long = resource(component("VEVENT", "DTSTART:20300101T100000Z", "DURATION:P3D", "RRULE:FREQ=DAILY"))
+    assert instances(long, *window, 100).count("BEGIN:VEVENT") == 3
+    hourly = resource(component("VEVENT", f"{NY}20300101T000000", "DURATION:PT30M", "RRULE:FREQ=HOURLY"),
+                      zones=NEW_YORK)  # fmt: skip
+    assert instances(hourly, utc("20300301T110000Z"), utc("20300301T130000Z"), 100).count("BEGIN:VEVENT") == 2
+    point = resource(component("VEVENT", "DTSTART:20300101T110000Z", "DURATION:PT0S", "RRULE:FREQ=DAILY"))
+    assert instances(point, *window, 100).count("BEGIN:VEVENT") == 1
+    [event] = parse_resource(resource(component("VEVENT", f"{NY}20300101T100000", "DURATION:PT1H",
+                                                "RDATE;VALUE=PERIOD;TZID=America/New_York:20300110T100000/PT3H"),
+                                      zones=NEW_YORK)).walk("VEVENT")  # fmt: skip
+    spans, _ = ical.timing_instances(timing(event), 10, utc("20310101T000000Z"))
+    assert [end - start for start, end in spans] == [HOUR, 3 * HOUR]
+
+
+def test_what_has_no_dates_or_cannot_be_walked() -> None:
+    """A todo without dates is in every window (recurring or not); a rule dateutil cannot walk
+    leaves its DTSTART alone as the one instance, at every door."""
+    for lines, recurring in ((("SUMMARY:someday",), False), (("RRULE:FREQ=DAILY",), True)):
+        [todo] = parse_resource(resource(component("VTODO", *lines))).walk("VTODO")
+        assert timing_bounds(timing(todo)) == ical.Bounds(None, None, recurring)
+    broken = resource(component("VEVENT", "DTSTART:20300101T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;BYSETPOS=abc"))
+    assert instances(broken, utc("20291201T000000Z"), utc("20300201T000000Z"), 10).count("BEGIN:VEVENT") == 1
+
+
+def test_a_windowed_copy_leaves_overrides_and_zones_as_they_are() -> None:
+    """Only a series' master is windowed: an override (even one that repeats the master's
+    RRULE, as some writers do) and the VTIMEZONE stay as written."""
+    master = component("VEVENT", f"{NY}20300101T100000", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=5")
+    moved = component("VEVENT", "RECURRENCE-ID;TZID=America/New_York:20300102T100000", "DTSTART:20300102T150000Z",
+                      "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=5")  # fmt: skip
+    calendar = parse_resource(resource(master, moved, zones=NEW_YORK))
+    windowed = window_calendar(calendar, utc("20300102T000000Z"), utc("20300104T000000Z"), 10)
+    assert [c.to_ical() for c in windowed.subcomponents[:1]] == [c.to_ical() for c in calendar.subcomponents[:1]]
+    assert windowed.subcomponents[2].to_ical() == calendar.subcomponents[2].to_ical()
+    assert "UNTIL" in windowed.subcomponents[1]["RRULE"]
