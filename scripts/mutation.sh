@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mutation testing (docs/testing.md): installs mutmut into ./.venv, then mutates the rules where a
-# silent change hurts most and prints each group's score (scripts/mutation.py). About an hour on
-# two cores, so not part of CI. Arguments go to scripts/mutation.py (group names, --report).
+# silent change hurts most and prints each group's score (scripts/mutation.py). An hour and a half
+# on two cores, so not part of CI. Arguments go to scripts/mutation.py (groups, --report, --again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -196,3 +196,25 @@ async def test_no_stored_hash_matches_no_password() -> None:
     stored = await passwords.hash("correct horse")
     assert (await passwords.verify("correct horse", stored))[0] is True
     assert await passwords.verify("wrong horse", stored) == (False, None)
+
+
+def test_the_throttles_own_bounds_are_the_documented_ones() -> None:
+    """docs/architecture.md: past 10 failures in 5 minutes each attempt waits 1, 2, 4 ... 30 s;
+    one more than a minute away is refused (the server passes its configured count and window)."""
+    throttle = LoginThrottle(None)  # type: ignore[arg-type]  # the store is not used here
+    assert (throttle.failures, throttle.window, throttle.delay, throttle.max_delay, throttle.max_wait) == (
+        10, 300, 1.0, 30, 60,
+    )  # fmt: skip
+
+
+async def test_hashes_use_the_chosen_scheme_and_costs_and_outdated_ones_are_replaced() -> None:
+    bcrypt = Passwords(scheme="bcrypt", bcrypt__rounds=4)
+    old = await bcrypt.hash("correct horse")
+    assert old.startswith("$2b$04$")
+    argon2 = Passwords(argon2__rounds=1, argon2__memory_cost=256)
+    new = await argon2.hash("correct horse")
+    assert new.startswith("$argon2") and ",t=1," in new
+    ok, replaced = await argon2.verify("correct horse", old)  # a bcrypt hash from before: replaced
+    assert ok and replaced is not None and replaced.startswith("$argon2")
+    bcrypt.close()
+    argon2.close()
