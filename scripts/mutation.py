@@ -120,6 +120,8 @@ EQUIVALENT: list[tuple[str, str, str]] = [
      r"max_workers=threads, \)|run_in_executor\(None|shutdown\(wait=True\)",
      "which threads hash, and their names: the same answers (their own pool keeps a flood of sign-ins from "
      "starving the rest, which load shows, not a test)"),
+    ("*ǁ_import_chunk__mutmut_*", r"placed, None, job\.user_id",
+     "objects.import_id notes which import last wrote an object; nothing reads it (undo reads import_items)"),
     ("*ǁchanges_since__mutmut_*", r"values\[8\] is not None",
      "the object's id and its calendar (columns 7 and 8) are both there or, after a deletion, both NULL"),
     ("*.x_busy_periods__mutmut_*", r'\.get\("[A-Z-]+", *(None|"XXXX")?\)',

@@ -223,28 +223,30 @@ async def test_conformance_an_import_and_its_undo(store: SQLStore) -> None:
     owner = await store.create_user("u", None, "hash")
     importer = await store.create_user("v", None, "hash")
     calendar = (await store.create_calendar(NewCalendar(uuid="c", owner_id=owner.id, slug="c", name="C"))).id
-    for uid in ("kept", "taken", "same"):
+    for uid in ("kept", "taken", "same", "other"):
         await store.put_object(calendar, write(uid))
     job = await store.create_import(NewImport(importer.id, "cli", "ics", None, calendar, status="in_progress"))
     batch = [
         replace(write("kept"), etag='"kept-2"', ical="UID:kept again"),
         replace(write("taken"), etag='"taken-2"'),
         replace(write("new"), href="kept.ics"),  # an href another object holds: the import picks another
+        replace(write("fresh"), href="other.ics"),  # held by an object the batch does not name
         write("same"),  # as stored: left alone
     ]
-    assert await store.import_batch(job.id, ImportTarget(owner.id, calendar), batch, 4) == (1, 2, 1)
+    assert await store.import_batch(job.id, ImportTarget(owner.id, calendar), batch, 4) == (2, 2, 1)
     items, total = await store.import_items(job.id)
-    assert total == 3
+    assert total == 4
     assert {(i.uid, i.action, i.previous_ical, i.previous_etag) for i in items} == {
         ("kept", "updated", "UID:kept", '"kept-1"'), ("taken", "updated", "UID:taken", '"taken-1"'),
-        ("new", "created", None, None),
+        ("new", "created", None, None), ("fresh", "created", None, None),
     }  # fmt: skip
-    new = await store.get_object(calendar, uid="new")
+    new, fresh = await store.get_object(calendar, uid="new"), await store.get_object(calendar, uid="fresh")
     assert new is not None and new.href != "kept.ics" and new.href.endswith(".ics")
-    assert {c.uid: c.changed_by for c, _ in await store.changes_since(calendar, 3)} == {
-        "kept": importer.id, "taken": importer.id, "new": importer.id,
+    assert fresh is not None and fresh.href != "other.ics" and fresh.modified_by == importer.id
+    assert {c.uid: c.changed_by for c, _ in await store.changes_since(calendar, 4)} == {
+        "kept": importer.id, "taken": importer.id, "new": importer.id, "fresh": importer.id,
     }  # fmt: skip
-    assert (await store.get_calendar(calendar)).sync_revision == 4  # type: ignore[union-attr]  # one for the batch
+    assert (await store.get_calendar(calendar)).sync_revision == 5  # type: ignore[union-attr]  # one for the batch
 
     assert await store.delete_object(calendar, "taken.ics")  # then its UID moves to another href
     await store.put_object(calendar, write("taken", href="elsewhere.ics"))
@@ -262,7 +264,7 @@ async def test_conformance_an_import_and_its_undo(store: SQLStore) -> None:
          "error": "not put back: another object in its calendar now holds its UID"},
         {"line": None, "fields": ["lost", "lost.ics"], "error": "not put back: its calendar was deleted"},
     ]  # fmt: skip
-    assert await store.get_object(calendar, uid="new") is None
+    assert await store.get_object(calendar, uid="new") is None and await store.get_object(calendar, uid="fresh") is None
     assert (await store.get_object(calendar, uid="kept")).etag == '"kept-1"'  # type: ignore[union-attr]
     deleted = [c for c, _ in await store.changes_since(calendar, 0) if c.uid == "new"]
     assert [(c.deleted, c.changed_by) for c in deleted] == [(True, owner.id)]
