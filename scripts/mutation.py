@@ -8,11 +8,12 @@ killed. This runs the groups' mutants and prints each group's score:
     .venv/bin/python scripts/mutation.py [GROUP ...]      # every group by default
     .venv/bin/python scripts/mutation.py --report          # the last run's scores, no new run
     .venv/bin/python scripts/mutation.py --again           # the survivors again, after new tests
+    .venv/bin/python scripts/mutation.py --report --survivors   # each unexplained survivor's diff
 
 mutmut runs the tests on SQLite. The survivors in ``storage/`` then run the same tests on
 PostgreSQL (``ALMANAC_TEST_POSTGRES``), which kill some (asyncpg's rows know their columns by
-their exact names, sqlite3's whatever the case). ``mutmut results`` then lists the survivors and
-``mutmut show NAME`` shows one.
+their exact names, sqlite3's whatever the case). A survivor that changes nothing anyone could see
+is explained by a class of EQUIVALENT and counted out of the score.
 """
 
 from __future__ import annotations
@@ -232,7 +233,7 @@ def report(groups: list[str], show: bool = False) -> bool:
     group killed at least 90 %. ``show``: each unexplained survivor's change."""
     every = statuses()
     good = True
-    print(f"{'group':30} {'mutants':>8} {'killed':>7} {'harmless':>8} {'score':>6} {'raw':>6}  survivors, untested")
+    print(f"{'group':34} {'mutants':>8} {'killed':>7} {'harmless':>8} {'score':>6} {'raw':>6}  survivors, untested")
     for group in groups:
         names = [name for name in every if mine(name, [group]) and every[name] != "not checked"]
         found = Counter(every[name] for name in names)
@@ -243,7 +244,7 @@ def report(groups: list[str], show: bool = False) -> bool:
         good = good and score >= 0.9
         raw = killed / total if total else 0.0
         left = found["survived"] - explained
-        print(f"{group:30} {total:8} {killed:7} {explained:8} {score:6.1%} {raw:6.1%}  {left}, {found['no tests']}")
+        print(f"{group:34} {total:8} {killed:7} {explained:8} {score:6.1%} {raw:6.1%}  {left}, {found['no tests']}")
         for name, why in sorted(harmless.items()) if show else ():
             if why is None:
                 print(f"    {name}:", *changed_lines(name), sep="\n        ")
