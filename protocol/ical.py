@@ -1091,8 +1091,9 @@ def overlaps(text: str, start: datetime, end: datetime) -> bool:
 
 def held(calendar: Calendar, start: datetime, end: datetime) -> tuple[datetime, datetime]:
     """[start, end) cut to where a walk over ``calendar``'s components stays within the dates
-    Python holds (recurring-ical-events moves a window back by the longest component's length):
-    only an instance in the first such length of year 1 could be missed."""
+    Python holds (recurring-ical-events moves a window back by the longest component's length,
+    a wall clock forward by up to a day): only an instance starting within that length of the
+    year 1's first instant, or on the last day of 9999, could be missed."""
     longest = max(
         (length for c in calendar.walk() if c.name in OBJECT_COMPONENTS if (length := component_span(c)[1])),
         default=timedelta(),
