@@ -164,12 +164,11 @@ class SQLiteDatabase(Database):
         again until the busy timeout."""
         deadline = time.monotonic() + self.busy_timeout / 1000
         while True:
-            async with db.execute("PRAGMA journal_mode") as cursor:
-                row = await cursor.fetchone()
-            if row is not None and str(row[0]).lower() == "wal":
-                return
-            try:
-                await db.execute("PRAGMA journal_mode=WAL")
+            try:  # reading the mode, too, is refused while another process switches it
+                async with db.execute("PRAGMA journal_mode") as cursor:
+                    row = await cursor.fetchone()
+                if row is None or str(row[0]).lower() != "wal":
+                    await db.execute("PRAGMA journal_mode=WAL")
                 return
             except sqlite3.OperationalError as error:
                 if "locked" not in str(error) or time.monotonic() > deadline:
