@@ -241,7 +241,7 @@ class Store(ABC):
     ) -> tuple[CalendarObject, bool]:
         """In one transaction, delete ``href`` (unless ``keep_source``: a copy) and put ``write``
         into ``target_id``; ``overwrite=False`` refuses (PreconditionFailed) an existing target.
-        LookupError when the source is gone; Conflict as for put_object."""
+        Missing when the source is gone; Conflict as for put_object."""
 
     # grants ------------------------------------------------------------------------------
 
@@ -371,7 +371,7 @@ class Store(ABC):
     async def import_batch(
         self, import_id: int, target: ImportTarget, writes: Sequence[ObjectWrite], progress: int
     ) -> tuple[int, int, int]:
-        """Write one batch of an import in progress (else LookupError) in one transaction: find
+        """Write one batch of an import in progress (else Missing) in one transaction: find
         or make the target calendar (recording one it made), match by UID, create or replace,
         record what was replaced, bump the sync revision once, add to the import's counts and
         set its progress.
@@ -390,7 +390,7 @@ class Store(ABC):
     ) -> ImportJob:
         """In one transaction: delete what the import created (edited since or not), put back
         ``restores`` (calendar id, the replaced version), remove the calendars it made that hold
-        nothing else, and set its status. LookupError unless its status was ``expect``
+        nothing else, and set its status. Missing unless its status was ``expect``
         (``complete`` for an undo, ``in_progress`` for the rollback of a failed import; to
         ``queued`` again, it is as if it had never run: no counts, no items, no runner).
 

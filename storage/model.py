@@ -283,6 +283,11 @@ class StoreUnavailable(Exception):
     retry_after = 2
 
 
+class Missing(LookupError):
+    """A row an operation needs is not there (the store's own: a mistyped column, KeyError or
+    IndexError, is never taken for a missing row)."""
+
+
 class Conflict(Exception):
     """A write that would break a uniqueness rule (username, e-mail, slug, UID); ``REPLACES_UID``:
     it would put an object with another UID where one is (RFC 4791 5.3.2.1)."""

@@ -50,6 +50,7 @@ from storage.model import (
     Feed,
     Grant,
     ImportTarget,
+    Missing,
     NewCalendar,
     ObjectWrite,
     User,
@@ -419,7 +420,7 @@ class CalendarService:
             raise await self.uid_taken(target, found.uid) from None
         except base.PreconditionFailed:
             raise PreconditionFailed("the destination exists") from None
-        except LookupError:
+        except Missing:
             raise NotFound("the object is gone") from None
 
     async def uid_taken(self, calendar: Calendar, uid: str) -> NameTaken:

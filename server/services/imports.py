@@ -54,6 +54,7 @@ from storage.model import (
     ImportJob,
     ImportTarget,
     JobStatus,
+    Missing,
     NewImport,
     ObjectWrite,
     User,
@@ -782,7 +783,7 @@ class ImportService:
                 raise Forbidden("the import wrote into a calendar you may not change: only its owner may undo it")
         try:
             return await self._revert(import_id, JobStatus.COMPLETE, JobStatus.UNDONE, by=user.id)
-        except LookupError:
+        except Missing:
             raise Invalid("the import changed while it was being undone; try again", field="status") from None
 
     async def _revert(

@@ -15,6 +15,7 @@ from storage.model import (
     ImportJob,
     ImportTarget,
     JobStatus,
+    Missing,
     NewImport,
     ObjectWrite,
     now_iso,
@@ -108,7 +109,7 @@ class Imports(Calendars):
     async def _job_in(self, tx: Tx, import_id: int) -> ImportJob:
         row = await tx.one("SELECT * FROM imports WHERE id = ?", (import_id,))
         if row is None:
-            raise LookupError(f"import {import_id} does not exist")
+            raise Missing(f"import {import_id} does not exist")
         return job(row)
 
     async def save_upload(self, import_id: int, data: bytes) -> None:
@@ -181,7 +182,7 @@ class Imports(Calendars):
         async with self.db.transaction() as tx:
             found = await self._job_in(tx, import_id)
             if found.status != expect:
-                raise LookupError(f"import {import_id} is {found.status}, not {expect}")
+                raise Missing(f"import {import_id} is {found.status}, not {expect}")
             created: dict[int, list[str]] = {}
             for item in await tx.all(
                 "SELECT calendar_id, href FROM import_items WHERE import_id = ? AND action = 'created'", (import_id,)
@@ -194,9 +195,9 @@ class Imports(Calendars):
                 gone = await tx.one("SELECT 1 FROM calendars WHERE id = ?", (calendar_id,)) is None
                 try:
                     if gone:
-                        raise LookupError("its calendar was deleted")
+                        raise Missing("its calendar was deleted")
                     await self._put(tx, calendar_id, write)
-                except (Conflict, LookupError) as error:  # checked before anything is written
+                except (Conflict, Missing) as error:  # checked before anything is written
                     why = "another object in its calendar now holds its UID" if isinstance(error, Conflict) else error
                     not_restored.append(
                         {"line": None, "fields": [write.uid, write.href], "error": f"not put back: {why}"}
@@ -243,7 +244,7 @@ class Imports(Calendars):
         async with self.db.transaction() as tx:
             found = await self._job_in(tx, import_id)
             if found.status != JobStatus.IN_PROGRESS:  # rolled back by another process meanwhile
-                raise LookupError(f"import {import_id} is {found.status}, not in progress")
+                raise Missing(f"import {import_id} is {found.status}, not in progress")
             into, made = await self._import_calendar(tx, target)
             made_list = found.calendars_created + ([into.id] if made else [])
             revision = into.sync_revision + 1  # the calendar's row is held: nobody else takes it
@@ -273,7 +274,7 @@ class Imports(Calendars):
         if row is not None:
             return calendar(row), False
         if target.create is None:
-            raise LookupError(f"calendar {target.calendar_id} does not exist")
+            raise Missing(f"calendar {target.calendar_id} does not exist")
         return await self._insert_calendar(tx, target.create), True
 
     async def _import_chunk(

@@ -11,6 +11,7 @@ from storage.model import (
     CalendarObject,
     Change,
     Conflict,
+    Missing,
     ObjectWrite,
     now_iso,
 )
@@ -199,7 +200,7 @@ class Objects(Tables):
             (now_iso(), calendar_id),
         )
         if row is None:
-            raise LookupError(f"calendar {calendar_id} does not exist")
+            raise Missing(f"calendar {calendar_id} does not exist")
         return int(row[0])
 
     async def _write_spans(self, tx: Tx, calendar_id: int, rows: Sequence[tuple[int, int, Sequence[Any]]]) -> None:
@@ -234,8 +235,8 @@ class Objects(Tables):
         try:
             async with self.db.transaction() as tx:
                 if not await self._delete(tx, calendar_id, href, if_etag, by):
-                    raise LookupError(href)  # rolls back the revision taken
-        except LookupError:
+                    raise Missing(href)  # rolls back the revision taken
+        except Missing:
             return False
         return True
 
@@ -251,7 +252,7 @@ class Objects(Tables):
     ) -> tuple[CalendarObject, bool]:
         async with self.db.transaction() as tx:
             if not keep_source and not await self._delete(tx, calendar_id, href, None, write.by):
-                raise LookupError(href)
+                raise Missing(href)
             return await self._put(tx, target_id, write, create_only=not overwrite)
 
     async def _put(

@@ -13,6 +13,7 @@ from storage.model import (
     CalendarObject,
     Conflict,
     ImportJob,
+    Missing,
     User,
     now_iso,
 )
@@ -42,7 +43,7 @@ def marks(count: int) -> str:
 def present(row: Row | None) -> Row:
     """A row a statement must have found (one written in the same transaction)."""
     if row is None:
-        raise LookupError("a row written in this transaction is gone")
+        raise Missing("a row written in this transaction is gone")
     return row
 
 
