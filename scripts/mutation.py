@@ -83,7 +83,7 @@ EQUIVALENT: list[tuple[str, str, str]] = [
      "icalendar reads and writes property and component names in upper case, whatever case it is given"),
     ("storage.*", CASE + r'"[^"]*[ ,(.][^"]*"',
      "SQL keywords and unquoted names mean the same in any case, in SQLite and in PostgreSQL"),
-    ("storage.*", r'(raise|except) (Missing|PreconditionFailed|Conflict)\((None|f?"XX.*XX"|"[A-Z]+")\)',
+    ("storage.*", r'(raise|except) (Gone|Conflict)\((None|f?"XX.*XX"|"[A-Z]+")\)',
      "the message of an error the services catch and replace with their own (only REPLACES_UID is read)"),
     ("protocol.*", r'raise ValueError\((None|"XX.*XX"|"[A-Z ]+")\)',
      "the message of an error caught at once (a rule that cannot be walked falls back)"),

@@ -23,7 +23,7 @@ from server.services.errors import TooLarge
 from server.wcap import door as wcap
 from server.wcap import page as wcap_page
 from server.web import pages as web_pages
-from storage.model import StoreFull, StoreUnavailable
+from storage.errors import StoreFull, StoreUnavailable
 
 log = logging.getLogger("almanac.access")
 #: seconds a client is told to wait when the server is not ready

@@ -28,7 +28,8 @@ from server.services.errors import Invalid, NotFound, ServiceError
 from server.services.imports import DELIMITERS, ImportRequest, Upload
 from server.workers import DRAIN, CannotListen, supervise
 from storage import safe_url, store_for
-from storage.model import Calendar, CannotOpen, ImportJob, User
+from storage.errors import CannotOpen
+from storage.model import Calendar, ImportJob, User
 from storage.sql import SQLStore
 from storage.sql.copy import copy_store
 

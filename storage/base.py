@@ -396,7 +396,3 @@ class Store(ABC):
 
         It never stops half-way: a version that cannot be put back (its UID is now held by
         another object, or its calendar is gone) is left out and listed in the job's warnings."""
-
-
-class PreconditionFailed(Exception):
-    """An If-Match / If-None-Match condition did not hold."""

@@ -263,34 +263,3 @@ class Feed:
     calendar_id: int
     busy_only: bool
     created_at: str
-
-
-class StoreFull(Exception):
-    """A write failed because the disk is full; nothing of it was kept (reads go on)."""
-
-
-class CannotOpen(Exception):
-    """The store cannot be opened as it is set up (no such database, no answer, refused
-    credentials, a folder that cannot be written, a schema newer than this server): the message
-    says why and what to do."""
-
-
-class StoreUnavailable(Exception):
-    """The store could not do it now (connection lost, serialization failure, timeout, a
-    node shutting down): nothing was written, and the same request may succeed if sent again."""
-
-    #: seconds a client is told to wait before it tries again
-    retry_after = 2
-
-
-class Missing(LookupError):
-    """A row an operation needs is not there (the store's own: a mistyped column, KeyError or
-    IndexError, is never taken for a missing row)."""
-
-
-class Conflict(Exception):
-    """A write that would break a uniqueness rule (username, e-mail, slug, UID); ``REPLACES_UID``:
-    it would put an object with another UID where one is (RFC 4791 5.3.2.1)."""
-
-
-REPLACES_UID = "replaces another UID"

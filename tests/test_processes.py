@@ -69,7 +69,7 @@ async def test_a_crash_during_an_import_with_a_conflicting_write_restarts_and_ro
 
         second = node()
         second.port = first.port
-        await second.start()  # raised storage.model.Conflict before, and never listened
+        await second.start()  # raised storage.errors.Conflict before, and never listened
         async with http.get(f"{second.url}/v1/imports/{job['id']}", headers=token) as response:
             rolled = await response.json()
         assert rolled["status"] == "failed" and "could not be put back" in rolled["message"]

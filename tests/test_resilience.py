@@ -63,7 +63,7 @@ async def test_start_up_rolls_back_what_it_can_and_reports_the_rest(config: Conf
 
     second = await services_on(config)
     try:
-        await second.imports.start()  # raised storage.model.Conflict before
+        await second.imports.start()  # raised storage.errors.Conflict before
         job = await second.store.get_import(job_id)
         assert job is not None and job.status == "failed"
         assert "could not be put back" in (job.message or "")
@@ -302,3 +302,29 @@ async def test_a_malformed_request_is_one_line_in_the_log(client: TestClient, ca
     records = [r for r in caplog.records if r.name == "aiohttp.server"]
     assert records and all(r.levelno == logging.INFO and r.exc_info is None for r in records)
     assert "Error handling request" in records[0].getMessage()
+
+
+@pytest.mark.parametrize("mistyped", [IndexError("No item with that key"), KeyError("span_countt")])
+async def test_a_mistyped_column_is_a_500_in_the_log_not_a_quiet_404(
+    client: TestClient,
+    alice: Account,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    mistyped: Exception,
+) -> None:
+    """sqlite3.Row says IndexError and asyncpg KeyError for a column that is not there: a bug in
+    the store must surface as one, never pass for a missing row (a 404 on a DELETE that deleted
+    nothing, a restore skipped in an undo)."""
+    services: Services = client.app[SERVICES]
+    assert (await client.put(CAL + "kept.ics", data=event("kept", "kept"), headers=basic("alice"))).status == 201
+
+    async def misread(*args: object) -> None:
+        raise mistyped
+
+    monkeypatch.setattr(type(services.store), "_write_spans", misread)
+    caplog.set_level(logging.ERROR)
+    deleted = await client.delete(CAL + "kept.ics", headers=basic("alice"))
+    assert deleted.status == 500
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [type(mistyped)]
+    monkeypatch.undo()
+    assert (await client.get(CAL + "kept.ics", headers=basic("alice"))).status == 200  # nothing was deleted

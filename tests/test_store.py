@@ -12,8 +12,8 @@ import pytest
 from protocol.formats import decode, parse
 from server.services.calendars import object_write
 from storage import store_for
-from storage.base import PreconditionFailed
-from storage.model import Conflict, ImportTarget, JobStatus, NewCalendar, NewImport, ObjectWrite
+from storage.errors import Conflict, Gone, PreconditionFailed
+from storage.model import ImportTarget, JobStatus, NewCalendar, NewImport, ObjectWrite
 from storage.postgres import database as postgres_database
 from storage.sql import SQLStore
 from storage.sqlite import database as sqlite_database
@@ -252,7 +252,7 @@ async def test_conformance_an_import_and_its_undo(store: SQLStore) -> None:
     await store.put_object(calendar, write("taken", href="elsewhere.ics"))
     gone = (await store.create_calendar(NewCalendar(uuid="g", owner_id=owner.id, slug="g", name="G"))).id
     assert await store.delete_calendar(gone)
-    with pytest.raises(LookupError):  # only a finished import is undone
+    with pytest.raises(Gone):  # only a finished import is undone
         await store.undo_import(job.id, [])
     await store.update_import(job.id, status=JobStatus.COMPLETE)
     restores = [(calendar, write("kept")), (calendar, write("taken")), (gone, write("lost"))]
@@ -268,7 +268,7 @@ async def test_conformance_an_import_and_its_undo(store: SQLStore) -> None:
     assert (await store.get_object(calendar, uid="kept")).etag == '"kept-1"'  # type: ignore[union-attr]
     deleted = [c for c, _ in await store.changes_since(calendar, 0) if c.uid == "new"]
     assert [(c.deleted, c.changed_by) for c in deleted] == [(True, owner.id)]
-    with pytest.raises(LookupError):  # once
+    with pytest.raises(Gone):  # once
         await store.undo_import(job.id, restores)
 
 
@@ -306,7 +306,7 @@ async def test_conformance_an_import_makes_its_calendar_once_and_its_undo_remove
     await store.undo_import(job.id, [])
     assert await store.get_calendar(found.calendar_id) is None
     failed = await store.create_import(NewImport(owner.id, "cli", "ics", None, None, status="failed"))
-    with pytest.raises(LookupError):  # a batch of a job no longer running writes nothing
+    with pytest.raises(Gone):  # a batch of a job no longer running writes nothing
         await store.import_batch(failed.id, target, [write("c")], 1)
     assert await store.find_calendar_by_name(owner.id, "Made") is None
 

@@ -42,7 +42,8 @@ from server.services.access import State
 from server.services.calendars import is_uuid, normalize_color
 from server.services.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
 from server.services.imports import ImportRequest, Upload
-from storage.model import Calendar, CalendarObject, Grant, StoreFull, StoreUnavailable, User
+from storage.errors import StoreFull, StoreUnavailable
+from storage.model import Calendar, CalendarObject, Grant, User
 
 log = logging.getLogger("almanac.rest")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

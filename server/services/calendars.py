@@ -38,19 +38,17 @@ from protocol.ical import (
 )
 from protocol.recurrence import BusyPeriod, busy_calendar, busy_periods, merged
 from server.services.access import AccessService, Level, State
-from server.services.errors import Forbidden, Invalid, NameTaken, NotFound, PreconditionFailed
+from server.services.errors import Forbidden, Invalid, NameTaken, NotFound
 from storage import base
+from storage.errors import REPLACES_UID, Conflict, Gone
 from storage.model import (
     ALL_COMPONENTS,
-    REPLACES_UID,
     Calendar,
     CalendarObject,
     Change,
-    Conflict,
     Feed,
     Grant,
     ImportTarget,
-    Missing,
     NewCalendar,
     ObjectWrite,
     User,
@@ -390,8 +388,6 @@ class CalendarService:
                 message = f"{write.href} holds another UID than {resource.uid}: a write keeps an object's UID"
                 raise Invalid(message, field="uid", code="replaces_uid") from None
             raise Invalid(f"UID {resource.uid} is already used in this calendar", field="uid") from None
-        except base.PreconditionFailed:
-            raise PreconditionFailed("the object changed since it was read") from None
 
     async def transfer(
         self,
@@ -418,9 +414,7 @@ class CalendarService:
             if conflict.args[0] == REPLACES_UID:
                 raise NameTaken(f"{href} holds another UID than {found.uid}", href, replacing=True) from None
             raise await self.uid_taken(target, found.uid) from None
-        except base.PreconditionFailed:
-            raise PreconditionFailed("the destination exists") from None
-        except Missing:
+        except Gone:
             raise NotFound("the object is gone") from None
 
     async def uid_taken(self, calendar: Calendar, uid: str) -> NameTaken:
@@ -486,10 +480,7 @@ class CalendarService:
 
     async def delete_object(self, user: User, calendar: Calendar, href: str, *, if_etag: str | None = None) -> bool:
         await self.need(user, [calendar], Level.READ_WRITE)
-        try:
-            return await self.store.delete_object(calendar.id, href, if_etag=if_etag, by=user.id)
-        except base.PreconditionFailed:
-            raise PreconditionFailed("the object changed since it was read") from None
+        return await self.store.delete_object(calendar.id, href, if_etag=if_etag, by=user.id)
 
     async def list_objects(
         self,

@@ -1,4 +1,8 @@
-"""Errors the services raise; each door turns them into its own language."""
+"""Errors the services raise; each door turns them into its own language.
+
+An ETag condition that did not hold is the store's own ``PreconditionFailed``, passed on as it
+is (its message says which).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from storage.model import StoreFull
+from storage.errors import PreconditionFailed, StoreFull
+
+__all__ = [
+    "BadEncoding", "Forbidden", "Invalid", "NameTaken", "NotFound", "PreconditionFailed", "ServiceError",
+    "TooLarge", "disk_space",
+]  # fmt: skip
 
 
 class ServiceError(Exception):
@@ -68,10 +77,6 @@ class NameTaken(ServiceError):
         super().__init__(message)
         self.held_by = held_by
         self.replacing = replacing
-
-
-class PreconditionFailed(ServiceError):
-    """An ETag condition (If-Match / If-None-Match) did not hold."""
 
 
 @contextmanager

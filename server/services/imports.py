@@ -46,6 +46,7 @@ from server.services.access import Level
 from server.services.calendars import CalendarService, object_write, window
 from server.services.errors import BadEncoding, Forbidden, Invalid, NameTaken, NotFound, TooLarge, disk_space
 from storage.base import Store
+from storage.errors import Gone
 from storage.model import (
     Calendar,
     CalendarObject,
@@ -54,7 +55,6 @@ from storage.model import (
     ImportJob,
     ImportTarget,
     JobStatus,
-    Missing,
     NewImport,
     ObjectWrite,
     User,
@@ -783,7 +783,7 @@ class ImportService:
                 raise Forbidden("the import wrote into a calendar you may not change: only its owner may undo it")
         try:
             return await self._revert(import_id, JobStatus.COMPLETE, JobStatus.UNDONE, by=user.id)
-        except Missing:
+        except Gone:
             raise Invalid("the import changed while it was being undone; try again", field="status") from None
 
     async def _revert(

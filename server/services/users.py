@@ -10,7 +10,8 @@ from server.services.auth import LoginThrottle, Passwords, digest, new_secret
 from server.services.calendars import CalendarService
 from server.services.errors import Invalid, NotFound
 from storage.base import Store
-from storage.model import Conflict, User
+from storage.errors import Conflict
+from storage.model import User
 
 #: usernames appear in CalDAV paths and WCAP calids, so they stay URL-safe
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,48}$")

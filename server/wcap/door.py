@@ -51,7 +51,8 @@ from server.services.imports import ImportRequest, Upload
 from server.urls import WCAP, calid_of
 from server.wcap import acl
 from server.wcap.acl import OWNER_ACES, ace_of
-from storage.model import Calendar, CalendarObject, StoreFull, StoreUnavailable, User
+from storage.errors import StoreFull, StoreUnavailable
+from storage.model import Calendar, CalendarObject, User
 
 log = logging.getLogger("almanac.wcap")
 SESSION_KIND = "wcap"

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import asyncpg.exceptions as pg
 
-from storage.model import CannotOpen, StoreFull, StoreUnavailable
+from storage.errors import CannotOpen, StoreFull, StoreUnavailable
 from storage.sql.database import (
     READINESS_TIMEOUT,
     Database,

@@ -16,7 +16,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any, Protocol
 
-from storage.model import CannotOpen, StoreUnavailable
+from storage.errors import CannotOpen, StoreUnavailable
 
 #: how long a readiness probe waits for the store
 READINESS_TIMEOUT = 2.0

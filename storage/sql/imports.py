@@ -7,15 +7,14 @@ import uuid as uuid_module
 from collections.abc import Sequence
 from typing import Any
 
+from storage.errors import Conflict, Gone
 from storage.model import (
     Calendar,
-    Conflict,
     ImportFilter,
     ImportItem,
     ImportJob,
     ImportTarget,
     JobStatus,
-    Missing,
     NewImport,
     ObjectWrite,
     now_iso,
@@ -109,7 +108,7 @@ class Imports(Calendars):
     async def _job_in(self, tx: Tx, import_id: int) -> ImportJob:
         row = await tx.one("SELECT * FROM imports WHERE id = ?", (import_id,))
         if row is None:
-            raise Missing(f"import {import_id} does not exist")
+            raise Gone(f"import {import_id} does not exist")
         return job(row)
 
     async def save_upload(self, import_id: int, data: bytes) -> None:
@@ -182,7 +181,7 @@ class Imports(Calendars):
         async with self.db.transaction() as tx:
             found = await self._job_in(tx, import_id)
             if found.status != expect:
-                raise Missing(f"import {import_id} is {found.status}, not {expect}")
+                raise Gone(f"import {import_id} is {found.status}, not {expect}")
             created: dict[int, list[str]] = {}
             for item in await tx.all(
                 "SELECT calendar_id, href FROM import_items WHERE import_id = ? AND action = 'created'", (import_id,)
@@ -195,9 +194,9 @@ class Imports(Calendars):
                 gone = await tx.one("SELECT 1 FROM calendars WHERE id = ?", (calendar_id,)) is None
                 try:
                     if gone:
-                        raise Missing("its calendar was deleted")
+                        raise Gone("its calendar was deleted")
                     await self._put(tx, calendar_id, write)
-                except (Conflict, Missing) as error:  # checked before anything is written
+                except (Conflict, Gone) as error:  # checked before anything is written
                     why = "another object in its calendar now holds its UID" if isinstance(error, Conflict) else error
                     not_restored.append(
                         {"line": None, "fields": [write.uid, write.href], "error": f"not put back: {why}"}
@@ -244,7 +243,7 @@ class Imports(Calendars):
         async with self.db.transaction() as tx:
             found = await self._job_in(tx, import_id)
             if found.status != JobStatus.IN_PROGRESS:  # rolled back by another process meanwhile
-                raise Missing(f"import {import_id} is {found.status}, not in progress")
+                raise Gone(f"import {import_id} is {found.status}, not in progress")
             into, made = await self._import_calendar(tx, target)
             made_list = found.calendars_created + ([into.id] if made else [])
             revision = into.sync_revision + 1  # the calendar's row is held: nobody else takes it
@@ -274,7 +273,7 @@ class Imports(Calendars):
         if row is not None:
             return calendar(row), False
         if target.create is None:
-            raise Missing(f"calendar {target.calendar_id} does not exist")
+            raise Gone(f"calendar {target.calendar_id} does not exist")
         return await self._insert_calendar(tx, target.create), True
 
     async def _import_chunk(

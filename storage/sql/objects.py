@@ -5,16 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, NamedTuple
 
-from storage.base import PreconditionFailed
-from storage.model import (
-    REPLACES_UID,
-    CalendarObject,
-    Change,
-    Conflict,
-    Missing,
-    ObjectWrite,
-    now_iso,
-)
+from storage.errors import REPLACES_UID, Conflict, Gone, PreconditionFailed
+from storage.model import CalendarObject, Change, ObjectWrite, now_iso
 from storage.sql.database import MAX_SPANS, Row, Tx
 from storage.sql.records import (
     OBJECT_COLUMNS,
@@ -30,6 +22,8 @@ from storage.sql.records import (
 )
 
 #: what a write sets on an object's row; created_at, calendar_id and href are set when it is made
+#: why a write or delete whose If-Match named another version is refused
+CHANGED = "the object changed since it was read"
 _WRITTEN = ("uid", "etag", "component", "ical", "start_utc", "end_utc", "recurring", "summary", "class",
             "import_id", "modified_at", "modified_by")  # fmt: skip
 _INSERT = (
@@ -200,7 +194,7 @@ class Objects(Tables):
             (now_iso(), calendar_id),
         )
         if row is None:
-            raise Missing(f"calendar {calendar_id} does not exist")
+            raise Gone(f"calendar {calendar_id} does not exist")
         return int(row[0])
 
     async def _write_spans(self, tx: Tx, calendar_id: int, rows: Sequence[tuple[int, int, Sequence[Any]]]) -> None:
@@ -235,8 +229,8 @@ class Objects(Tables):
         try:
             async with self.db.transaction() as tx:
                 if not await self._delete(tx, calendar_id, href, if_etag, by):
-                    raise Missing(href)  # rolls back the revision taken
-        except Missing:
+                    raise Gone(href)  # rolls back the revision taken
+        except Gone:
             return False
         return True
 
@@ -252,7 +246,7 @@ class Objects(Tables):
     ) -> tuple[CalendarObject, bool]:
         async with self.db.transaction() as tx:
             if not keep_source and not await self._delete(tx, calendar_id, href, None, write.by):
-                raise Missing(href)
+                raise Gone(href)
             return await self._put(tx, target_id, write, create_only=not overwrite)
 
     async def _put(
@@ -271,9 +265,9 @@ class Objects(Tables):
         if any(r["href"] != write.href for r in rows):
             raise Conflict("uid")
         if create_only and current is not None:
-            raise PreconditionFailed("exists")
+            raise PreconditionFailed("the destination exists")
         if if_etag is not None and (current is None or if_etag not in ("*", current["etag"])):
-            raise PreconditionFailed("etag")
+            raise PreconditionFailed(CHANGED)
         ids = await self._write_objects(tx, calendar_id, [Placed(write, write.href, current)])
         await self._record_changes(tx, calendar_id, revision, [(write.href, write.uid, False)], write.by)
         row = await tx.one(f"SELECT {OBJECT_COLUMNS} FROM objects WHERE id = ?", (ids[write.href],))
@@ -320,7 +314,7 @@ class Objects(Tables):
         if row is None:
             return False
         if if_etag is not None and if_etag not in ("*", row["etag"]):
-            raise PreconditionFailed("etag")
+            raise PreconditionFailed(CHANGED)
         await self._write_spans(tx, calendar_id, [(row["id"], row["span_count"], ())])
         await tx.run("DELETE FROM objects WHERE id = ?", (row["id"],))
         await self._record_changes(tx, calendar_id, revision, [(href, row["uid"], True)], by)

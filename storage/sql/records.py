@@ -8,15 +8,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from storage.model import (
-    Calendar,
-    CalendarObject,
-    Conflict,
-    ImportJob,
-    Missing,
-    User,
-    now_iso,
-)
+from storage.errors import Conflict, Gone
+from storage.model import Calendar, CalendarObject, ImportJob, User, now_iso
 from storage.sql.database import Database, Duplicate, Row, Tx
 
 #: an object row's columns: CalendarObject's fields, by name and in order (``klass`` is ``class``)
@@ -43,7 +36,7 @@ def marks(count: int) -> str:
 def present(row: Row | None) -> Row:
     """A row a statement must have found (one written in the same transaction)."""
     if row is None:
-        raise Missing("a row written in this transaction is gone")
+        raise Gone("a row written in this transaction is gone")
     return row
 
 

@@ -6,11 +6,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from storage.model import (
-    Conflict,
-    User,
-    now_iso,
-)
+from storage.errors import Conflict
+from storage.model import User, now_iso
 from storage.sql.calendars import Calendars
 from storage.sql.database import Duplicate
 from storage.sql.records import USER_FIELDS, duplicated, marks, user

@@ -18,7 +18,8 @@ from typing import IO, Any
 
 import aiosqlite
 
-from storage.model import CannotOpen, StoreFull, StoreUnavailable, now_iso
+from storage.errors import CannotOpen, StoreFull, StoreUnavailable
+from storage.model import now_iso
 from storage.sql.database import (
     MAX_SPANS,
     READINESS_TIMEOUT,
