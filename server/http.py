@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
@@ -356,3 +357,24 @@ def client_address(request: web.Request) -> str:
         return peer
     hops = [hop.strip() for value in request.headers.getall("X-Forwarded-For", []) for hop in value.split(",")]
     return next((hop for hop in reversed(hops) if hop and hop not in trusted), peer)
+
+
+# --------------------------------------------------------------------------- conditions and dates
+
+
+def http_date(iso: str) -> str:
+    return format_datetime(datetime.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC), usegmt=True)
+
+
+def etag_condition(value: str | None) -> str | None:
+    """The entity tag of If-Match / If-None-Match, without W/ and quotes."""
+    if value is None:
+        return None
+    value = value.strip()
+    return value[2:].strip('"') if value.startswith("W/") else value.strip('"')
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """Whether an If-None-Match (``*`` or a list of entity tags) names ``etag`` (the weak
+    comparison RFC 9110 13.1.2 asks for)."""
+    return header.strip() == "*" or any(etag_condition(tag_) == etag for tag_ in header.split(","))

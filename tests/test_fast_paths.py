@@ -15,7 +15,8 @@ from protocol import dav
 from protocol.caldav import MAX_INSTANCES, TimeRange, expand_utc
 from protocol.dav import APPLE, CALDAV, DAV, tag
 from protocol.ical import epoch, expand_spans, parse_resource, resource_from_calendar
-from server.caldav.props import Kind, MemberText, Resource, answer, etag_condition, etag_matches
+from server.caldav.props import Kind, MemberText, Resource, answer
+from server.http import etag_condition, etag_matches
 from storage.model import Calendar, CalendarObject, User
 from tests.helpers import Account, basic
 

@@ -12,8 +12,6 @@ grant's level allows (current-user-privilege-set says it), and a request it does
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -25,32 +23,40 @@ from server.caldav.props import (
     MAX_RESOURCE_SIZE,
     PER_USER,
     WRITABLE,
-    DavError,
     Kind,
     MemberText,
-    Multistatus,
     Resource,
     answer,
     content_type,
-    etag_condition,
-    etag_matches,
-    http_date,
-    multistatus,
-    need_privileges,
     own_view,
     plan_properties,
     principal_matches,
-    propstat_body,
     search_property_set,
+)
+from server.caldav.replies import (
+    PUT_REFUSALS,
+    DavError,
+    Multistatus,
+    multistatus,
+    propstat_body,
+    refusals,
     statuses,
+    uid_conflict,
     xml_reply,
 )
-from server.http import REQUEST_USER, basic_credentials, client_address, read_limited
+from server.http import (
+    REQUEST_USER,
+    basic_credentials,
+    client_address,
+    etag_condition,
+    etag_matches,
+    http_date,
+    read_limited,
+)
 from server.services import Services
 from server.services.access import Level
 from server.services.errors import (
     BadEncoding,
-    Forbidden,
     Invalid,
     NameTaken,
     NotFound,
@@ -522,36 +528,6 @@ class CalDavDoor:
         return web.Response(status=201 if created else 204)
 
 
-#: the privilege (RFC 3744 3) a method on a calendar or an object needs beyond reading
-NEEDS = {"PUT": tag(DAV, "write-content"), "DELETE": tag(DAV, "unbind"), "MOVE": tag(DAV, "unbind"),
-         "COPY": tag(DAV, "bind"), "PROPPATCH": tag(DAV, "write-properties"), "POST": tag(DAV, "share")}  # fmt: skip
-
-
-@contextmanager
-def refusals(request: web.Request) -> Iterator[None]:
-    """The access rule's refusals in CalDAV's words: 403 with the privilege the method needed,
-    or 404 for a calendar the user may no longer see."""
-    try:
-        yield
-    except Forbidden:
-        raise need_privileges(request.path, NEEDS.get(request.method, tag(DAV, "read"))) from None
-    except NotFound:
-        raise web.HTTPNotFound() from None
-
-
-def uid_conflict(user: User, calendar: Calendar, taken: NameTaken) -> DavError:
-    """RFC 4791 5.3.2.1 ``no-uid-conflict`` naming the resource that holds the UID: 409 when
-    another resource holds it; 403 when the write would overwrite a resource of another UID."""
-    href = object_href(calendar_href(user, calendar), taken.held_by) if taken.held_by else None
-    return DavError(403 if taken.replacing else 409, tag(CALDAV, "no-uid-conflict"), href)
-
-
-#: the precondition (RFC 4791 5.3.2.1) each way a PUT's text is refused
-PUT_REFUSALS = {
-    "invalid_data": tag(CALDAV, "valid-calendar-data"),
-    "unsupported_component": tag(CALDAV, "supported-calendar-component"),
-    "one_resource": tag(CALDAV, "valid-calendar-object-resource"),
-}
 #: the methods of a calendar (after MKCALENDAR/MKCOL, which make one) and of an object (after
 #: PUT, which may make one); OPTIONS answers everywhere
 MAKE = ("MKCALENDAR", "MKCOL")

@@ -1,25 +1,24 @@
-"""CalDAV properties and replies: hrefs, the live and dead properties of principals, calendars
-and objects, PROPPATCH/MKCALENDAR planning, sync tokens, and multistatus/error bodies.
-Shared by the CalDAV door (server/caldav/door.py) and its reports (server/caldav/reports.py)."""
+"""CalDAV properties: the live and dead properties of principals, calendars and objects (the
+``LIVE`` table), PROPPATCH/MKCALENDAR planning, sync tokens, and a response's properties as
+elements (``answer``) or as text (``MemberText``). Shared by the CalDAV door
+(server/caldav/door.py) and its reports (server/caldav/reports.py); the bodies that carry them
+are server/caldav/replies.py's."""
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import format_datetime
 from urllib.parse import quote, unquote
 
-from aiohttp import web
 from lxml import etree
 
 from protocol import caldav, dav
 from protocol.dav import APPLE, CALDAV, CS, DAV, PropstatResponse, tag
 from protocol.events import valid_zone
 from protocol.ical import MAX_EPOCH, MIN_EPOCH, OBJECT_COMPONENTS, timezone_text, utc_stamp
+from server.http import http_date
 from server.services.access import Level
 from server.services.calendars import normalize_color
 from server.services.errors import Invalid
@@ -31,10 +30,6 @@ log = logging.getLogger("almanac.caldav")
 MAX_RESOURCE_SIZE = 10 * 1024 * 1024
 #: what a calendar's supported-report-set lists
 REPORTS = tuple(caldav.CALENDAR_REPORTS)
-
-
-def http_date(iso: str) -> str:
-    return format_datetime(datetime.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC), usegmt=True)
 
 
 def _el(name: str, text: str | None = None, *children: etree._Element) -> etree._Element:
@@ -184,12 +179,6 @@ def _ace(principal: etree._Element, privileges: Sequence[str], *, protected: boo
     if protected:
         ace.append(_el(tag(DAV, "protected")))
     return ace
-
-
-def need_privileges(href: str, privilege: str) -> DavError:
-    """403 naming the privilege a request lacked (RFC 3744 7.1.1)."""
-    resource = _el(tag(DAV, "resource"), None, _href(href), _el(tag(DAV, "privilege"), None, _el(privilege)))
-    return DavError(403, tag(DAV, "need-privileges"), None, resource)
 
 
 def _resource_type(resource: Resource) -> Value:
@@ -603,106 +592,3 @@ class MemberText:
             text = f"<D:propstat><D:prop>{elements}</D:prop><D:status>{dav.status_line(404)}</D:status></D:propstat>"
             self.missing[names] = text
         return text
-
-
-class Multistatus:
-    """A 207 Multi-Status sent while it is written: the first responses go out at once and
-    memory holds one batch of text at a time, however many members a listing has."""
-
-    BATCH = 1 << 16  #: characters written in one go
-
-    def __init__(self, request: web.Request) -> None:
-        self.request = request
-        self.reply = web.StreamResponse(status=207)
-        self.reply.content_type, self.reply.charset = "application/xml", "utf-8"
-        self.parts: list[str] = [dav.MULTISTATUS_START]
-        self.size = 0
-
-    async def add(self, text: str) -> None:
-        self.parts.append(text)
-        self.size += len(text)
-        if self.size >= self.BATCH or not self.reply.prepared:  # the first bytes go at once
-            await self.flush()
-
-    async def flush(self) -> None:
-        if not self.reply.prepared:
-            await self.reply.prepare(self.request)
-        await self.reply.write("".join(self.parts).encode())
-        self.parts, self.size = [], 0
-
-    async def finish(self, sync_token: str | None = None) -> web.StreamResponse:
-        self.parts.append(dav.multistatus_end(sync_token))
-        await self.flush()
-        await self.reply.write_eof()
-        return self.reply
-
-
-def xml_reply(status: int, body: bytes) -> web.Response:
-    return web.Response(status=status, body=body, content_type="application/xml", charset="utf-8")
-
-
-#: replies with more members, or more text, than this are rendered in a thread, off the event loop
-RENDER_INLINE, RENDER_INLINE_CHARS = 50, 1 << 16
-
-
-def multistatus_reply(texts: Sequence[str], token: str | None = None) -> web.Response:
-    """A 207 of responses written as text (``MemberText``, ``dav.responses_text``)."""
-    body = "".join([dav.MULTISTATUS_START, *texts, dav.multistatus_end(token)])
-    return xml_reply(207, body.encode())
-
-
-async def multistatus(responses: list[PropstatResponse], token: str | None = None) -> web.Response:
-    small = len(responses) <= RENDER_INLINE and (
-        sum(len(element.text or "") for response in responses for element in response.found) <= RENDER_INLINE_CHARS
-    )
-    if small:
-        return xml_reply(207, dav.multistatus(responses, token))
-    return xml_reply(207, await asyncio.to_thread(dav.multistatus, responses, token))
-
-
-class DavError(web.HTTPException):
-    """A refusal with a DAV:error body naming the precondition (RFC 4918 16, RFC 4791 1.3), and
-    the href it concerns where there is one: raised, aiohttp sends it."""
-
-    def __init__(self, status: int, condition: str, href: str | None = None, *more: etree._Element) -> None:
-        self.status_code = status
-        root = etree.fromstring(dav.error(condition))
-        if href:
-            root[0].append(_href(href))
-        root[0].extend(more)
-        body = etree.tostring(root, xml_declaration=True, encoding="utf-8").decode()
-        super().__init__(text=body, content_type="application/xml")
-
-
-def etag_condition(value: str | None) -> str | None:
-    """The entity tag of If-Match / If-None-Match, without W/ and quotes."""
-    if value is None:
-        return None
-    value = value.strip()
-    return value[2:].strip('"') if value.startswith("W/") else value.strip('"')
-
-
-def etag_matches(header: str, etag: str) -> bool:
-    """Whether an If-None-Match (``*`` or a list of entity tags) names ``etag`` (the weak
-    comparison RFC 9110 13.1.2 asks for)."""
-    return header.strip() == "*" or any(etag_condition(tag_) == etag for tag_ in header.split(","))
-
-
-def statuses(updates: list[tuple[bool, etree._Element]], failed: dict[str, int]) -> dict[int, list[str]]:
-    """The properties of a refused update by status: their own failure, or 424 for the rest."""
-    found: dict[int, list[str]] = {}
-    for name in dict.fromkeys(node.tag for _, node in updates):
-        found.setdefault(failed.get(name, 424), []).append(name)
-    return found
-
-
-def propstat_body(root_tag: str, updates: list[tuple[bool, etree._Element]], failed: dict[str, int]) -> bytes:
-    """A mkcalendar-response / mkcol-response naming why each property was not set."""
-    root = etree.Element(root_tag, nsmap=dav.NSMAP)
-    for code, names in statuses(updates, failed).items():
-        propstat = etree.SubElement(root, tag(DAV, "propstat"))
-        prop = etree.SubElement(propstat, tag(DAV, "prop"))
-        for name in names:
-            etree.SubElement(prop, name)
-        etree.SubElement(propstat, tag(DAV, "status")).text = dav.status_line(code)
-    return etree.tostring(root, xml_declaration=True, encoding="utf-8")

@@ -22,16 +22,8 @@ from protocol import caldav, dav
 from protocol.dav import DAV, PropstatResponse, tag
 from protocol.events import valid_zone
 from protocol.ical import FLOATING_SLACK, PRODID, epoch, parse_resource
-from server.caldav.props import (
-    DavError,
-    Kind,
-    MemberText,
-    Multistatus,
-    Resource,
-    multistatus_reply,
-    parse_sync_token,
-    sync_token,
-)
+from server.caldav.props import Kind, MemberText, Resource, parse_sync_token, sync_token
+from server.caldav.replies import DavError, Multistatus, multistatus_reply
 from server.services.calendars import CalendarService
 from server.urls import calendar_href, home_href, object_href
 from storage.model import Calendar, CalendarObject, User

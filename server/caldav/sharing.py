@@ -14,7 +14,8 @@ from lxml import etree
 
 from protocol import caldav, dav
 from protocol.dav import CS, DAV, PropstatResponse, tag
-from server.caldav.props import INVITE_STATES, DavError, multistatus, xml_reply
+from server.caldav.props import INVITE_STATES
+from server.caldav.replies import DavError, multistatus, xml_reply
 from server.services import Services
 from server.services.access import Level, Share, State
 from server.urls import calendar_href, notifications_href, principal_href
