@@ -13,14 +13,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from server import urls
+from server import urls, wcap
 from server.caldav import door as caldav
 from server.config import Config
 from server.http import IDLE_TIMEOUT, REQUEST_STARTED, REQUEST_USER, SERVICES
 from server.rest import door as rest
 from server.services import Services, build
 from server.services.errors import TooLarge
-from server.wcap import door as wcap
 from server.wcap import page as wcap_page
 from server.web import pages as web_pages
 from storage.errors import StoreFull, StoreUnavailable
