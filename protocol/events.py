@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from icalendar import Alarm, Component, Event, Todo, vRecur
+from icalendar import Alarm, Calendar, Component, Event, Todo, vRecur
 
 from protocol.ical import (
     DEFAULT_MAX_INSTANCES,
@@ -23,7 +23,6 @@ from protocol.ical import (
     main_component,
     parse_resource,
     prop_value,
-    resource_from_calendar,
     resource_from_components,
 )
 
@@ -95,7 +94,12 @@ def _text(component: Component, name: str) -> str:
 
 def view(text: str) -> EventFields:
     """The fields of a stored resource's master component."""
-    component = main_component(parse_resource(text))
+    return view_of(parse_resource(text))
+
+
+def view_of(calendar: Calendar) -> EventFields:
+    """The fields of a parsed resource's master component."""
+    component = main_component(calendar)
     if component is None:
         return EventFields()
     fields = EventFields(
@@ -210,12 +214,11 @@ _PROPERTIES = {
 }
 
 
-def update(text: str, fields: EventFields, changed: set[str], max_instances: int = DEFAULT_MAX_INSTANCES) -> Resource:
-    """The stored resource with the master's ``changed`` fields replaced; the rest is kept.
+def update(calendar: Calendar, fields: EventFields, changed: set[str]) -> Component:
+    """Replace the ``changed`` fields of a resource's master (the rest is kept); the master.
 
-    Raises ValueError when the result is not a valid event.
+    Raises ValueError when the resource has no master.
     """
-    calendar = parse_resource(text)
     master = main_component(calendar)
     if master is None:
         raise ValueError("the resource has no event or todo")
@@ -232,10 +235,7 @@ def update(text: str, fields: EventFields, changed: set[str], max_instances: int
         master.add(prop, datetime.now(UTC).replace(microsecond=0))
     if "SEQUENCE" in master:
         master["SEQUENCE"] = int(str(master["SEQUENCE"])) + 1
-    problems = component_problems(master)
-    if problems:
-        raise ValueError("; ".join(problems))
-    return resource_from_calendar(calendar, max_instances)
+    return master
 
 
 def localize(value: datetime, zone: str | None) -> datetime:

@@ -64,8 +64,9 @@ def one_component(text: str, rid: datetime | None) -> str:
     return f"BEGIN:VCALENDAR\r\n{''.join(parts)}{chosen or ''}END:VCALENDAR\r\n"
 
 
-def cancel_instance(calendar_data: Calendar, rid: datetime) -> None:
-    """Remove one occurrence of a series: an EXDATE on the master and no override for it.
+def cancel_instance(calendar_data: Calendar, rid: datetime) -> Component:
+    """Remove one occurrence of a series: an EXDATE on the master and no override for it; the
+    master.
 
     Raises ValueError when the resource does not recur."""
     master = main_component(calendar_data)
@@ -76,6 +77,7 @@ def cancel_instance(calendar_data: Calendar, rid: datetime) -> None:
     ]
     start = prop_value(master, "DTSTART")
     master.add("EXDATE", rid.astimezone(start.tzinfo) if isinstance(start, datetime) and start.tzinfo else rid)
+    return master
 
 
 def rezone(text: str, zone: tzinfo | None) -> str:

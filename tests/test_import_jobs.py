@@ -16,9 +16,9 @@ from server.app import create_app
 from server.config import Config
 from server.http import SERVICES
 from server.services import Services, build
-from server.services import imports as imports_module
 from server.services.calendars import object_write
 from server.services.imports import ImportRequest, Upload
+from server.services.imports import files as import_files
 from storage.model import ImportTarget, NewImport
 from tests.helpers import EVENT, Account, basic, files_left, sample
 from tests.helpers import groups as calendars
@@ -197,7 +197,7 @@ async def test_a_restart_rolls_back_the_interrupted_and_runs_the_queued(config: 
     user = await first.users.create("carol", "correct horse")
     [calendar] = await first.calendars.of(user)
     mine = parse(decode(sample("recurring.ics"))).resources[0]
-    await first.calendars.put(user, calendar, mine)
+    await first.objects.put(user, calendar, mine)
     before = {o.uid: o.etag for o in await first.store.list_objects([calendar.id])}
     # a server stopped half-way through an import: one batch written (one event replaced, the
     # rest new, one calendar made), then nothing
@@ -236,7 +236,7 @@ async def test_a_failure_while_writing_leaves_nothing(
     client: TestClient, alice: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     services = client.app[SERVICES]
-    monkeypatch.setattr(imports_module, "BATCH", 1)
+    monkeypatch.setattr(import_files, "BATCH", 1)
     real, calls = services.store.import_batch, []
 
     async def failing(*args: Any, **kwargs: Any) -> Any:

@@ -119,6 +119,47 @@ def test_one_object_writer() -> None:
     assert writers == {"storage.sql.objects._write_objects"}
 
 
+#: the store's writes of one object, and what turns a changed calendar into one
+ONE_OBJECT_WRITES = ("put_object", "move_object", "delete_object")
+BUILDS_A_WRITE = ("resource_from_calendar", "component_problems")
+
+
+def _calls(tree: ast.Module, names: tuple[str, ...]) -> set[str]:
+    return {
+        node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Attribute) and node.func.attr in names)
+            or (isinstance(node.func, ast.Name) and node.func.id in names)
+        )
+    }
+
+
+def test_one_object_is_written_through_the_objects_service() -> None:
+    """The store's writes of one object are asked by ``server/services/objects.py`` alone, and
+    no door checks a component or builds a resource to write back: a CalDAV PUT, a WCAP
+    storeevents or instance removal and a REST slot update all take its one path (read,
+    change, check, write with the ETag read)."""
+    writers = sorted(
+        name for name, tree in modules().items() if within(name, "server") and _calls(tree, ONE_OBJECT_WRITES)
+    )
+    assert writers == ["server.services.objects"]
+    builders = sorted(name for name, tree in modules().items() if within(name, *DOORS) and _calls(tree, BUILDS_A_WRITE))
+    assert builders == []
+
+
+def test_no_room_over_600_lines() -> None:
+    """A file that needs 600 lines does more than one job (../shared/DESIGN.md, "Rooms")."""
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for folder in ("server", "protocol", "storage")
+        for path in (ROOT / folder).rglob("*.py")
+        if (lines := len(path.read_text().splitlines())) > 600
+    }
+    assert long == {}
+
+
 def test_the_checks_see_what_they_look_for() -> None:
     """The reader finds both import forms (a check that sees nothing would always pass)."""
     tree = ast.parse("import server.rest.door\nfrom server.caldav import props\nfrom . import near\n")
@@ -126,6 +167,9 @@ def test_the_checks_see_what_they_look_for() -> None:
     assert {"server.services", "server.caldav.door", "protocol.ical", "storage.sqlite", "storage.postgres"} <= set(
         modules()
     )
+    store_calls = ast.parse("self.store.put_object(1)\nput_object(2)\nresource_from_calendar(x)\n")
+    assert _calls(store_calls, ONE_OBJECT_WRITES) == {"put_object"}
+    assert _calls(store_calls, BUILDS_A_WRITE) == {"resource_from_calendar"}
 
 
 def test_no_test_module_imports_another() -> None:

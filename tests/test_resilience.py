@@ -42,7 +42,7 @@ async def replace_then_move(services: Services, status: str) -> tuple[int, int]:
     user = await services.users.create("alice", "correct horse")
     [calendar] = await services.calendars.of(user)
     original = parse(decode(event("big-0", "before").encode())).resources[0]
-    await services.calendars.put(user, calendar, original, href="pre-0.ics")
+    await services.objects.put(user, calendar, original, href="pre-0.ics")
     job = await services.store.create_import(
         NewImport(user.id, "rest", "ics", "x.ics", calendar.id, status="in_progress")
     )
@@ -50,9 +50,9 @@ async def replace_then_move(services: Services, status: str) -> tuple[int, int]:
     await services.store.import_batch(job.id, ImportTarget(user.id, calendar.id), [object_write(imported)], 50)
     if status == "complete":
         await services.store.update_import(job.id, status="complete", progress=100)
-    await services.calendars.delete_object(user, calendar, "pre-0.ics")
+    await services.objects.delete(user, calendar, "pre-0.ics")
     moved = parse(decode(event("big-0", "moved").encode())).resources[0]
-    await services.calendars.put(user, calendar, moved, href="moved-0.ics")
+    await services.objects.put(user, calendar, moved, href="moved-0.ics")
     return job.id, calendar.id
 
 

@@ -422,7 +422,7 @@ class CalDavDoor:
                 return await self.put(request, user, calendar, name)
             if method in ("GET", "HEAD"):
                 return await self.get_object(request, user, calendar, name)
-            found = await self.services.calendars.find_object(user, calendar, href=name)
+            found = await self.services.objects.find(user, calendar, href=name)
             if found is None:
                 raise web.HTTPNotFound()
             handler = ON_OBJECT.get(method)
@@ -434,7 +434,7 @@ class CalDavDoor:
         self, request: web.Request, user: User, calendar: Calendar, found: CalendarObject
     ) -> web.Response:
         try:
-            await self.services.calendars.delete_object(
+            await self.services.objects.delete(
                 user, calendar, found.href, if_etag=etag_condition(request.headers.get("If-Match"))
             )
         except PreconditionFailed:
@@ -444,10 +444,10 @@ class CalDavDoor:
     async def get_object(self, request: web.Request, user: User, calendar: Calendar, name: str) -> web.Response:
         """GET and HEAD of an object. HEAD, and a GET whose If-None-Match names its ETag (304),
         are answered without reading its text."""
-        calendars = self.services.calendars
+        objects = self.services.objects
         condition = request.headers.get("If-None-Match")
         text = request.method == "GET" and condition is None
-        found = await calendars.find_object(user, calendar, href=name, text=text)
+        found = await objects.find(user, calendar, href=name, text=text)
         if found is None:
             raise web.HTTPNotFound()
         headers = {"ETag": f'"{found.etag}"', "Last-Modified": http_date(found.modified_at)}
@@ -457,7 +457,7 @@ class CalDavDoor:
         if request.method == "HEAD":
             return web.Response(headers={**headers, "Content-Length": str(found.size())})
         if not text:  # the condition did not hold: now the text
-            found = await calendars.find_object(user, calendar, href=name)
+            found = await objects.find(user, calendar, href=name)
             if found is None:
                 raise web.HTTPNotFound()
             headers["ETag"] = f'"{found.etag}"'
@@ -479,7 +479,7 @@ class CalDavDoor:
         except TooLarge:
             raise DavError(403, tag(CALDAV, "max-resource-size")) from None
         try:
-            saved, created = await self.services.imports.put_object(
+            saved, created = await self.services.objects.put_text(
                 user,
                 calendar,
                 body,
@@ -516,7 +516,7 @@ class CalDavDoor:
             raise DavError(403, tag(CALDAV, "supported-calendar-component"))
         overwrite = request.headers.get("Overwrite", "T").strip().upper() != "F"
         try:
-            _, created = await self.services.calendars.transfer(
+            _, created = await self.services.objects.transfer(
                 user, calendar, found, target, parts[5], overwrite=overwrite, keep_source=request.method == "COPY"
             )
         except PreconditionFailed:

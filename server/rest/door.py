@@ -16,10 +16,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
+from icalendar import Calendar as ICalendar
+from icalendar import Component
 
 from protocol import events
 from protocol.formats.timeslot_json import iso_utc, slot, slot_fields
-from protocol.ical import Resource
 from server.forms import freckle_error
 from server.http import (
     FILE_FIELDS,
@@ -479,39 +480,35 @@ class RestDoor:
             )
         except ValueError as error:
             raise Invalid(str(error)) from None
-        found, created = await calendars.put(user, calendar, resource, create_only=True)
+        found, created = await self.services.objects.put(user, calendar, resource, create_only=True)
         return json_response(await asyncio.to_thread(slot_json, found, calendar), 201 if created else 200)
 
     async def show_slot(self, request: web.Request) -> web.Response:
         user = await self.user(request)
-        found, calendar = await self.services.calendars.get_object(user, _slot_id(request))
+        found, calendar = await self.services.objects.get(user, _slot_id(request))
         return json_response(await asyncio.to_thread(slot_json, found, calendar))
 
     async def update_slot(self, request: web.Request) -> web.Response:
         user = await self.user(request)
-        found, calendar = await self.services.calendars.get_object(user, _slot_id(request))
+        found, calendar = await self.services.objects.get(user, _slot_id(request))
         changes = self.slot_item(await self.params(request))
         changed = set().union(*(CHANGES[k] for k in changes if k in CHANGES))
 
-        def edited() -> Resource:
-            current = events.view(found.ical)
+        def change(data: ICalendar) -> Component:
+            current = events.view_of(data)
             item = {**slot(current), **changes}
             fields = slot_fields({k: v for k, v in item.items() if k in SLOT_KEYS.values()})
             fields.uid = current.uid
-            return events.update(found.ical, fields, changed, self.services.config.max_instances)
+            return events.update(data, fields, changed)
 
-        try:
-            resource = await asyncio.to_thread(edited)
-        except ValueError as error:
-            raise Invalid(str(error)) from None
         if_match = request.headers.get("If-Match", "").strip('"') or None
-        updated, _ = await self.services.calendars.put(user, calendar, resource, href=found.href, if_etag=if_match)
+        updated = await self.services.objects.edit(user, calendar, found, change, if_etag=if_match)
         return json_response(await asyncio.to_thread(slot_json, updated, calendar))
 
     async def delete_slot(self, request: web.Request) -> web.Response:
         user = await self.user(request)
-        found, calendar = await self.services.calendars.get_object(user, _slot_id(request))
-        await self.services.calendars.delete_object(user, calendar, found.href)
+        found, calendar = await self.services.objects.get(user, _slot_id(request))
+        await self.services.objects.delete(user, calendar, found.href)
         return json_response(await asyncio.to_thread(slot_json, found, calendar))
 
     # data API ----------------------------------------------------------------------------

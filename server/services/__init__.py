@@ -10,7 +10,8 @@ from server.config import Config
 from server.services.access import AccessService
 from server.services.auth import LoginThrottle, Passwords
 from server.services.calendars import CalendarService
-from server.services.imports import ImportService
+from server.services.imports import FileReader, ImportService, ParseProcesses
+from server.services.objects import ObjectService
 from server.services.users import UserService
 from storage import store_for
 from storage.base import Store
@@ -22,6 +23,7 @@ class Services:
     store: Store
     users: UserService
     calendars: CalendarService
+    objects: ObjectService  #: one object at a time: the only way a door writes one
     imports: ImportService
     access: AccessService  #: who may do what with a calendar; every calendars call asks it
 
@@ -40,7 +42,10 @@ def build(config: Config, store: Store | None = None) -> Services:
     throttle = LoginThrottle(store, config.login_failures, config.login_window)
     passwords = Passwords(config.password_scheme)
     users = UserService(store, passwords, calendars, config.min_password_length, throttle)
-    return Services(config, store, users, calendars, ImportService(store, calendars, config), access)
+    spool = config.data_dir / "imports" / f"worker-{config.worker}"  #: this process's uploads on their way in
+    reader = FileReader(config, spool, ParseProcesses(config.parse_processes) if config.parse_processes else None)
+    objects = ObjectService(store, calendars, reader, config)
+    return Services(config, store, users, calendars, objects, ImportService(store, calendars, reader, config), access)
 
 
 @asynccontextmanager

@@ -1,9 +1,11 @@
-"""CalendarService: the one path from every door to calendars and their objects.
+"""CalendarService: the one path from every door to calendars and to many of their objects at
+once (listings, queries, changes, exports, free/busy, feeds); one object at a time is
+``server/services/objects.py``'s.
 
 Every read and write names the user doing it and is checked against the access rule
 (server/services/access.py: the owner, or the level of the user's grants; a calendar the user
-may not see and an unknown one look the same: NotFound). It turns parsed resources into store
-writes that record who made them.
+may not see and an unknown one look the same: NotFound; ``need`` is the check the other services
+ask too). ``object_write`` turns a parsed resource into the store write that records who made it.
 """
 
 from __future__ import annotations
@@ -33,14 +35,11 @@ from protocol.ical import (
     href_for_uid,
     in_window,
     instances,
-    parse_resource,
-    resource_from_calendar,
 )
 from protocol.recurrence import BusyPeriod, busy_calendar, busy_periods, merged
 from server.services.access import AccessService, Level, State
 from server.services.errors import Forbidden, Invalid, NameTaken, NotFound
 from storage import base
-from storage.errors import REPLACES_UID, Conflict, Gone
 from storage.model import (
     ALL_COMPONENTS,
     Calendar,
@@ -355,80 +354,7 @@ class CalendarService:
         """The user's calendar called ``name``, made by the import if it does not exist."""
         return ImportTarget(owner_id=user.id, create=self.new_calendar(user, name))
 
-    # objects -----------------------------------------------------------------------------
-
-    async def get_object(self, user: User, object_id: int) -> tuple[CalendarObject, Calendar]:
-        found = await self.store.get_object_by_id(object_id)
-        calendar = await self.store.get_calendar(found.calendar_id) if found else None
-        if (
-            found is None
-            or calendar is None
-            or (calendar.owner_id != user.id and await self.level(user, calendar) < Level.READ)
-        ):
-            raise NotFound("event not found", kind="object")
-        return found, calendar
-
-    async def put(
-        self,
-        user: User,
-        calendar: Calendar,
-        resource: Resource,
-        *,
-        href: str | None = None,
-        if_etag: str | None = None,
-        create_only: bool = False,
-    ) -> tuple[CalendarObject, bool]:
-        """Create or replace one resource in a calendar."""
-        await self.need(user, [calendar], Level.READ_WRITE)
-        write = object_write(resource, href, user.id)
-        try:
-            return await self.store.put_object(calendar.id, write, if_etag=if_etag, create_only=create_only)
-        except Conflict as conflict:
-            if conflict.args[0] == REPLACES_UID:
-                message = f"{write.href} holds another UID than {resource.uid}: a write keeps an object's UID"
-                raise Invalid(message, field="uid", code="replaces_uid") from None
-            raise Invalid(f"UID {resource.uid} is already used in this calendar", field="uid") from None
-
-    async def transfer(
-        self,
-        user: User,
-        source: Calendar,
-        found: CalendarObject,
-        target: Calendar,
-        href: str,
-        *,
-        overwrite: bool = True,
-        keep_source: bool = False,
-    ) -> tuple[CalendarObject, bool]:
-        """Move (or copy, ``keep_source``) an object to ``href`` in ``target``, in one transaction;
-        NameTaken when another object of ``target`` holds its UID."""
-        await self.need(user, [source], Level.READ if keep_source else Level.READ_WRITE)
-        await self.need(user, [target], Level.READ_WRITE)
-        parsed = await asyncio.to_thread(lambda: resource_from_calendar(parse_resource(found.ical)))
-        write = object_write(parsed, href, user.id)
-        try:
-            return await self.store.move_object(
-                source.id, found.href, target.id, write, overwrite=overwrite, keep_source=keep_source
-            )
-        except Conflict as conflict:
-            if conflict.args[0] == REPLACES_UID:
-                raise NameTaken(f"{href} holds another UID than {found.uid}", href, replacing=True) from None
-            raise await self.uid_taken(target, found.uid) from None
-        except Gone:
-            raise NotFound("the object is gone") from None
-
-    async def uid_taken(self, calendar: Calendar, uid: str) -> NameTaken:
-        """The refusal of a write whose UID another object of the calendar holds, naming it."""
-        other = await self.store.get_object(calendar.id, uid=uid)
-        return NameTaken(f"UID {uid} is already used in this calendar", other.href if other else None)
-
-    async def find_object(
-        self, user: User, calendar: Calendar, *, href: str | None = None, uid: str | None = None, text: bool = True
-    ) -> CalendarObject | None:
-        """The object of a calendar with this href or UID (``text=False``: what a listing shows
-        of it, its text's size instead of the text)."""
-        await self.need(user, [calendar], Level.READ)
-        return await self.store.get_object(calendar.id, href=href, uid=uid, text=text)
+    # many objects ------------------------------------------------------------------------
 
     async def objects_at(self, user: User, calendar: Calendar, hrefs: Sequence[str]) -> list[CalendarObject]:
         """The objects of a calendar with these hrefs (missing ones are left out)."""
@@ -477,10 +403,6 @@ class CalendarService:
         """Tombstones of objects deleted from a calendar in [since, until]."""
         await self.need(user, [calendar], Level.READ)
         return await self.store.deleted_since([calendar.id], since, until)
-
-    async def delete_object(self, user: User, calendar: Calendar, href: str, *, if_etag: str | None = None) -> bool:
-        await self.need(user, [calendar], Level.READ_WRITE)
-        return await self.store.delete_object(calendar.id, href, if_etag=if_etag, by=user.id)
 
     async def list_objects(
         self,

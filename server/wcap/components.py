@@ -8,17 +8,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from icalendar import Calendar as ICalendar
-from icalendar import Event, Todo
+from icalendar import Component
 
 from protocol import recurrence, wcap
 from protocol.ical import (
-    Resource,
-    component_problems,
     formatted,
     instances,
     main_component,
-    parse_resource,
-    resource_from_calendar,
 )
 from protocol.wcap import Block, Errno, WcapError, flag, parse_time, split_list
 from server.http import MAX_INT
@@ -132,7 +128,7 @@ async def by_id(door: WcapDoor, call: Call, kind: str) -> list[Block]:
 
     async def body(calendar: Calendar, block: Block) -> None:
         for index, uid in enumerate(uids):
-            found = await door.services.calendars.find_object(call.me, calendar, uid=uid)
+            found = await door.services.objects.find(call.me, calendar, uid=uid)
             if found is None or found.component != kind:
                 block.errno = Errno.COMPONENT_NOT_FOUND
                 continue
@@ -187,7 +183,7 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
     calendar = await door.calendar(call)
     uid = call.get("uid") or str(uuid.uuid4())
     storetype = call.get("storetype") or "0"
-    existing = await door.services.calendars.find_object(call.me, calendar, uid=uid)
+    existing = await door.services.objects.find(call.me, calendar, uid=uid)
     if existing is not None and existing.component != kind:
         raise WcapError(failed, f"{uid} is not a {kind}")
     if storetype == "1" and existing is not None:
@@ -198,21 +194,11 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
     rid = parse_time(call.get("rid"), "rid")
     mod = call.get("mod") or "4"
 
-    def edited() -> Resource:
-        """The stored (or a new) component with the call's changes, checked (in a thread)."""
-        if existing is not None:
-            calendar_data = parse_resource(existing.ical)
-        else:
-            calendar_data = ICalendar()
-            fresh = Todo() if kind == "VTODO" else Event()
-            fresh.add("UID", uid)
-            calendar_data.add_component(fresh)
+    def change(calendar_data: ICalendar) -> Component:
+        """The call's changes to the master, or to the instance at ``rid`` with ``mod=1``."""
         target = main_component(calendar_data)
         if rid is not None and mod == "1":
-            try:
-                target = recurrence.override_instance(calendar_data, rid)
-            except ValueError as error:
-                raise WcapError(failed, str(error)) from None
+            target = recurrence.override_instance(calendar_data, rid)
         assert target is not None
         wcap.apply_store(target, call.params, zone)
         for prop in ("DTSTAMP", "LAST-MODIFIED"):
@@ -220,17 +206,10 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
             target.add(prop, datetime.now(UTC).replace(microsecond=0))
         if "CREATED" not in target:
             target.add("CREATED", datetime.now(UTC).replace(microsecond=0))
-        problems = component_problems(target)
-        if problems:
-            raise WcapError(failed, "; ".join(problems))
-        return resource_from_calendar(calendar_data, door.services.config.max_instances)
+        return target
 
-    resource = await asyncio.to_thread(edited)
     try:
-        saved, _ = await door.services.calendars.put(
-            call.me, calendar, resource, href=existing.href if existing else None,
-            if_etag=existing.etag if existing else None, create_only=existing is None,
-        )  # fmt: skip
+        saved = await door.services.objects.edit(call.me, calendar, existing, change, new=(kind, uid))
     except (Invalid, PreconditionFailed) as error:
         raise WcapError(failed, error.message) from None
     block = Block(await door.props(call, calendar))
@@ -258,7 +237,7 @@ async def delete_by_id(door: WcapDoor, call: Call, kind: str, failed: Errno) -> 
     mods = split_list(call.get("mod")) or ["4"]
     if not uids:
         raise WcapError(Errno.BAD_ARGUMENTS, "uid is required")
-    found = {uid: await door.services.calendars.find_object(call.me, calendar, uid=uid) for uid in uids}
+    found = {uid: await door.services.objects.find(call.me, calendar, uid=uid) for uid in uids}
     missing = [uid for uid, obj in found.items() if obj is None or obj.component != kind]
     if missing:
         raise WcapError(Errno.COMPONENT_NOT_FOUND, f"no {kind} with uid {', '.join(missing)}")
@@ -269,10 +248,10 @@ async def delete_by_id(door: WcapDoor, call: Call, kind: str, failed: Errno) -> 
         rid = parse_time(rids[index] if index < len(rids) else "0", "rid")
         mod = mods[index] if index < len(mods) else mods[-1]
         if rid is None or mod == "4":
-            await door.services.calendars.delete_object(call.me, calendar, obj.href)
+            await door.services.objects.delete(call.me, calendar, obj.href)
         else:
             await remove_instance(door, call, calendar, obj, rid, failed)
-            found[uid] = await door.services.calendars.find_object(call.me, calendar, uid=uid)
+            found[uid] = await door.services.objects.find(call.me, calendar, uid=uid)
         block.components.append(wcap.status_component(kind, uid, "2.0;Success.  Delete successful."))
     return [block]
 
@@ -281,17 +260,10 @@ async def remove_instance(
     door: WcapDoor, call: Call, calendar: Calendar, obj: CalendarObject, rid: datetime, failed: Errno
 ) -> None:
     """Cancel one occurrence: an EXDATE on the master and no override for it."""
-
-    def cancelled() -> Resource:
-        data = parse_resource(obj.ical)
-        recurrence.cancel_instance(data, rid)
-        return resource_from_calendar(data, door.services.config.max_instances)
-
     try:
-        resource = await asyncio.to_thread(cancelled)
-    except ValueError as error:
-        raise WcapError(failed, str(error)) from None
-    await door.services.calendars.put(call.me, calendar, resource, href=obj.href, if_etag=obj.etag)
+        await door.services.objects.edit(call.me, calendar, obj, lambda data: recurrence.cancel_instance(data, rid))
+    except (Invalid, PreconditionFailed) as error:
+        raise WcapError(failed, error.message) from None
 
 
 @command("deleteevents_by_id")
@@ -313,7 +285,7 @@ async def deletecomponents_by_range(door: WcapDoor, call: Call) -> list[Block]:
         found = await door.services.calendars.list_objects(call.me, [calendar], start=epoch(start), end=epoch(end))
         for obj in found:
             if obj.component in kinds:
-                await door.services.calendars.delete_object(call.me, calendar, obj.href)
+                await door.services.objects.delete(call.me, calendar, obj.href)
 
     return await door.each_calendar(call, body, Errno.DELETECOMPONENTS_BY_RANGE_FAILED)
 

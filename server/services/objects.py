@@ -1,0 +1,210 @@
+"""ObjectService: one calendar object at a time, from every door.
+
+Read it (by id, href or UID), create or replace it (a CalDAV PUT's text read by the imports'
+rules, or a resource a door built), edit it (the one edit path: read, change, check, write over
+the version read), move or copy it, delete it. Every call asks the access rule first (through
+``CalendarService.need``); every write records who made it. Many objects at once (listings,
+queries, exports, free/busy) are ``CalendarService``'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from icalendar import Calendar as ICalendar
+from icalendar import Component, Event, Todo
+
+from protocol.ical import Resource, component_problems, main_component, parse_resource, resource_from_calendar
+from server.config import Config
+from server.services.access import Level
+from server.services.calendars import CalendarService, object_write
+from server.services.errors import Invalid, NameTaken, NotFound
+from server.services.imports.files import FileReader, ImportRequest, Upload
+from storage.base import Store
+from storage.errors import REPLACES_UID, Conflict, Gone
+from storage.model import Calendar, CalendarObject, User
+
+#: a change to an object: given its parsed text, changes it in place and returns the component it
+#: changed, which is checked before anything is written (runs in a thread; ValueError refuses it)
+Change = Callable[[ICalendar], Component]
+
+
+class ObjectService:
+    def __init__(self, store: Store, calendars: CalendarService, reader: FileReader, config: Config) -> None:
+        self.store = store
+        self.calendars = calendars
+        self.reader = reader
+        self.config = config
+
+    async def get(self, user: User, object_id: int) -> tuple[CalendarObject, Calendar]:
+        """An object by its id (REST's slot id) and its calendar, if the user may read it."""
+        found = await self.store.get_object_by_id(object_id)
+        calendar = await self.store.get_calendar(found.calendar_id) if found else None
+        if (
+            found is None
+            or calendar is None
+            or (calendar.owner_id != user.id and await self.calendars.level(user, calendar) < Level.READ)
+        ):
+            raise NotFound("event not found", kind="object")
+        return found, calendar
+
+    async def find(
+        self, user: User, calendar: Calendar, *, href: str | None = None, uid: str | None = None, text: bool = True
+    ) -> CalendarObject | None:
+        """The object of a calendar with this href or UID (``text=False``: what a listing shows
+        of it, its text's size instead of the text)."""
+        await self.calendars.need(user, [calendar], Level.READ)
+        return await self.store.get_object(calendar.id, href=href, uid=uid, text=text)
+
+    async def put(
+        self,
+        user: User,
+        calendar: Calendar,
+        resource: Resource,
+        *,
+        href: str | None = None,
+        if_etag: str | None = None,
+        create_only: bool = False,
+    ) -> tuple[CalendarObject, bool]:
+        """Create or replace one resource in a calendar; whether it was created. Invalid when its
+        UID is another object's (``replaces_uid``: the href holds another UID), PreconditionFailed
+        when ``if_etag`` is not the stored version's or ``create_only`` finds one."""
+        await self.calendars.need(user, [calendar], Level.READ_WRITE)
+        write = object_write(resource, href, user.id)
+        try:
+            return await self.store.put_object(calendar.id, write, if_etag=if_etag, create_only=create_only)
+        except Conflict as conflict:
+            if conflict.message == REPLACES_UID:
+                message = f"{write.href} holds another UID than {resource.uid}: a write keeps an object's UID"
+                raise Invalid(message, field="uid", code="replaces_uid") from None
+            raise Invalid(f"UID {resource.uid} is already used in this calendar", field="uid") from None
+
+    async def put_text(
+        self,
+        user: User,
+        calendar: Calendar,
+        data: bytes,
+        href: str,
+        *,
+        if_etag: str | None = None,
+        create_only: bool = False,
+    ) -> tuple[CalendarObject, bool]:
+        """One calendar object sent as iCalendar text (a CalDAV PUT), read by the imports' rules
+        (their repairs included) and written at ``href``. Refused with Invalid: ``invalid_data``
+        (or BadEncoding), ``unsupported_component`` (none the calendar takes), ``one_resource``
+        (several UIDs, or another kind of component beside it); NameTaken (its UID is another
+        href's), PreconditionFailed."""
+        await self.calendars.need(user, [calendar], Level.READ_WRITE)  # before any work
+        request = ImportRequest(door="caldav", calendar=calendar, format="ics")
+        try:
+            result = await asyncio.to_thread(self.reader.read_whole, Upload(data), request)
+        except Invalid as error:
+            raise Invalid(error.message, field="data", code="invalid_data") from None
+        if result.discarded and not result.resources:  # only a VFREEBUSY, say
+            raise Invalid("no component a calendar holds", field="data", code="unsupported_component")
+        if result.discarded:  # a VFREEBUSY beside the event, say: kept, it would not be what was sent
+            skipped = next((w.error for w in result.warnings if "skipped" in w.error), "a component")
+            raise Invalid(f"one kind of component per calendar object: {skipped}", field="data", code="one_resource")
+        if result.errors:
+            raise Invalid(result.errors[0].error, field="data", code="invalid_data")
+        if len(result.resources) != 1:
+            raise Invalid("one UID per calendar object resource", field="data", code="one_resource")
+        resource = result.resources[0]
+        if resource.component not in calendar.components.split(","):
+            raise Invalid(f"this calendar holds no {resource.component}", field="data", code="unsupported_component")
+        try:
+            return await self.put(user, calendar, resource, href=href, if_etag=if_etag, create_only=create_only)
+        except Invalid as taken:  # the UID is another object's, or the href holds another UID
+            if taken.code == "replaces_uid":
+                raise NameTaken(taken.message, href, replacing=True) from None
+            raise await self._uid_taken(calendar, resource.uid) from None
+
+    async def edit(
+        self,
+        user: User,
+        calendar: Calendar,
+        found: CalendarObject | None,
+        change: Change,
+        *,
+        new: tuple[str, str] | None = None,
+        if_etag: str | None = None,
+    ) -> CalendarObject:
+        """The one edit path: the object ``found`` (or, where it is None, a new one holding a
+        ``new`` = (component, UID)) is parsed, changed by ``change``, checked, and written over
+        the version that was read (its ETag, or the caller's ``if_etag``; a new one only if its
+        UID is still free). Invalid (``invalid_data``) when the change is refused or leaves a
+        component that is not valid; PreconditionFailed when the object changed meanwhile."""
+        await self.calendars.need(user, [calendar], Level.READ_WRITE)
+
+        def edited() -> Resource:
+            if found is not None:
+                data = parse_resource(found.ical)
+            else:
+                assert new is not None, "a new object needs its component and UID"
+                data = ICalendar()
+                fresh = Todo() if new[0] == "VTODO" else Event()
+                fresh.add("UID", new[1])
+                data.add_component(fresh)
+            changed = change(data)
+            problems = component_problems(changed)
+            if problems:
+                raise ValueError("; ".join(problems))
+            return resource_from_calendar(data, self.config.max_instances)
+
+        try:
+            resource = await asyncio.to_thread(edited)
+        except ValueError as error:
+            raise Invalid(str(error), code="invalid_data") from None
+        saved, _ = await self.put(
+            user, calendar, resource, href=found.href if found else None,
+            if_etag=if_etag or (found.etag if found else None), create_only=found is None,
+        )  # fmt: skip
+        return saved
+
+    async def transfer(
+        self,
+        user: User,
+        source: Calendar,
+        found: CalendarObject,
+        target: Calendar,
+        href: str,
+        *,
+        overwrite: bool = True,
+        keep_source: bool = False,
+    ) -> tuple[CalendarObject, bool]:
+        """Move (or copy, ``keep_source``) an object to ``href`` in ``target``, in one transaction;
+        NameTaken when another object of ``target`` holds its UID."""
+        await self.calendars.need(user, [source], Level.READ if keep_source else Level.READ_WRITE)
+        await self.calendars.need(user, [target], Level.READ_WRITE)
+        parsed = await asyncio.to_thread(lambda: resource_from_calendar(parse_resource(found.ical)))
+        write = object_write(parsed, href, user.id)
+        try:
+            return await self.store.move_object(
+                source.id, found.href, target.id, write, overwrite=overwrite, keep_source=keep_source
+            )
+        except Conflict as conflict:
+            if conflict.message == REPLACES_UID:
+                raise NameTaken(f"{href} holds another UID than {found.uid}", href, replacing=True) from None
+            raise await self._uid_taken(target, found.uid) from None
+        except Gone:
+            raise NotFound("the object is gone") from None
+
+    async def delete(self, user: User, calendar: Calendar, href: str, *, if_etag: str | None = None) -> bool:
+        """Delete the object at ``href``; whether there was one. PreconditionFailed when
+        ``if_etag`` is not the stored version's."""
+        await self.calendars.need(user, [calendar], Level.READ_WRITE)
+        return await self.store.delete_object(calendar.id, href, if_etag=if_etag, by=user.id)
+
+    async def _uid_taken(self, calendar: Calendar, uid: str) -> NameTaken:
+        """The refusal of a write whose UID another object of the calendar holds, naming it."""
+        other = await self.store.get_object(calendar.id, uid=uid)
+        return NameTaken(f"UID {uid} is already used in this calendar", other.href if other else None)
+
+
+def master_of(data: ICalendar) -> Component:
+    """A change's usual target: the object's master component (ValueError when it has none)."""
+    master = main_component(data)
+    if master is None:
+        raise ValueError("the resource has no event or todo")
+    return master
