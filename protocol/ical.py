@@ -79,7 +79,7 @@ class Resource:
 
 
 @dataclass(slots=True)
-class Block:
+class ParsedComponent:
     """One top-level component (VEVENT, VTODO, ...) of a parsed file."""
 
     name: str
@@ -522,7 +522,7 @@ def block_spans(times: Timing, bounds: Bounds, max_instances: int) -> list[tuple
     return result
 
 
-def merge_bounds(blocks: Iterable[Block]) -> tuple[int | None, int | None]:
+def merge_bounds(blocks: Iterable[ParsedComponent]) -> tuple[int | None, int | None]:
     """The union of the bounds of several blocks (None is unbounded)."""
     starts: list[int | None] = []
     ends: list[int | None] = []
@@ -790,7 +790,7 @@ def block_from_component(
     text: str,
     line: int,
     max_instances: int = DEFAULT_MAX_INSTANCES,
-) -> Block:
+) -> ParsedComponent:
     """Index values of one validated component whose content lines are ``text`` (control
     characters removed: a value built from a form or JSON may carry them)."""
     if CONTROL.search(text):
@@ -806,7 +806,7 @@ def block_from_component(
     if "RECURRENCE-ID" in component:
         with contextlib.suppress(ValueError, TypeError, KeyError):
             recurrence_id = epoch(to_utc(prop_value(component, "RECURRENCE-ID"))[0])
-    return Block(
+    return ParsedComponent(
         this_and_future=this_and_future(component),
         name=str(component.name),
         uid=uid,
@@ -877,7 +877,7 @@ def keep_timezones(text: str) -> None:
 
 
 def assemble(
-    blocks: list[Block],
+    blocks: list[ParsedComponent],
     timezones: dict[str, str],
     header: Iterable[str] = (),
 ) -> Resource:

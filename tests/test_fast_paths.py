@@ -15,7 +15,7 @@ from protocol import dav
 from protocol.caldav import MAX_INSTANCES, TimeRange, expand_utc
 from protocol.dav import APPLE, CALDAV, DAV, tag
 from protocol.ical import epoch, expand_spans, parse_resource, resource_from_calendar
-from server.caldav.props import Kind, MemberText, Resource, answer
+from server.caldav.props import DavResource, Kind, MemberText, answer
 from server.http import etag_condition, etag_matches
 from storage.model import Calendar, CalendarObject, User
 from tests.helpers import Account, basic
@@ -52,7 +52,7 @@ def test_member_text_is_what_lxml_writes(
 ) -> None:
     found = CalendarObject(7, 1, name, "u", etag, component, ical, None, None, False, "", None, None,
                            "2024-01-02T03:04:05", "2024-02-03T04:05:06")  # fmt: skip
-    resource = Resource(Kind.OBJECT, USER, USER, CALENDAR, found, data)
+    resource = DavResource(Kind.OBJECT, USER, USER, CALENDAR, found, data)
     href = f"/dav/calendars/alice/work/{name}"
     expected = dav.responses_text([answer(href, resource, names)])
     assert parsed(MemberText(names, "prop")(href, resource)) == parsed(expected)

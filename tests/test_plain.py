@@ -41,13 +41,13 @@ def components(text: str) -> Iterator[tuple[str, int, list[str]]]:
             yield name, line, lines
 
 
-def by_icalendar(name: str, lines: list[str], line: int) -> tuple[ical.Block | None, ParseResult]:
+def by_icalendar(name: str, lines: list[str], line: int) -> tuple[ical.ParsedComponent | None, ParseResult]:
     result = ParseResult("ics")
     block = ics._read_component(name, lines, line, result, None, ParseOptions(max_instances=MAX))
     return block, result
 
 
-def fields(block: ical.Block) -> dict[str, object]:
+def fields(block: ical.ParsedComponent) -> dict[str, object]:
     return {f.name: getattr(block, f.name) for f in dataclasses.fields(block) if f.name != "component"}
 
 

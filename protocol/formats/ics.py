@@ -34,7 +34,7 @@ from protocol.ical import (
     OBJECT_COMPONENTS,
     PRODID,
     UNREADABLE,
-    Block,
+    ParsedComponent,
     Resource,
     assemble,
     block_from_component,
@@ -130,7 +130,7 @@ def _plan(source: Iterator[str], options: ParseOptions, result: ParseResult) -> 
 def _resources(source: Iterator[str], plan: _Plan, options: ParseOptions, result: ParseResult) -> Iterator[Resource]:
     """The second reading: parse each component and yield the resources."""
     seen: dict[str, int] = {}  #: UID -> first line, of the resources yielded
-    waiting: dict[str, list[Block | None]] = {}  #: UID -> the components read so far
+    waiting: dict[str, list[ParsedComponent | None]] = {}  #: UID -> the components read so far
     for written, block in _blocks(source, plan, options, result):
         if plan.uids[written] > 1 and written:
             group = waiting.setdefault(written, [])
@@ -175,7 +175,7 @@ class _Chunk:
 
     items: list[_Item]
     pooled: Future[list[Fields | None]] | None = None
-    read: list[Block | None] | None = None
+    read: list[ParsedComponent | None] | None = None
 
     def read_here(self, max_instances: int) -> bool:
         """Read the plain blocks here unless the pool has begun them; whether they are read."""
@@ -184,7 +184,7 @@ class _Chunk:
             self.read = [plain_block(i.name, i.lines, i.line, max_instances) if i.plain else None for i in self.items]
         return self.read is not None
 
-    def blocks(self, max_instances: int) -> list[Block | None]:
+    def blocks(self, max_instances: int) -> list[ParsedComponent | None]:
         """The plain blocks (None: not plain), from the pool or read here."""
         if self.read is None and not self.read_here(max_instances):
             assert self.pooled is not None
@@ -194,7 +194,7 @@ class _Chunk:
                 sent = [None] * len(self.items)
             # what the pool declined may use a custom zone this process knows: read here too
             self.read = [
-                Block(*fields) if fields is not None else plain_block(i.name, i.lines, i.line, max_instances)
+                ParsedComponent(*fields) if fields is not None else plain_block(i.name, i.lines, i.line, max_instances)
                 if i.plain else None
                 for i, fields in zip(self.items, sent, strict=True)
             ]  # fmt: skip
@@ -204,7 +204,7 @@ class _Chunk:
 
 def _blocks(
     source: Iterator[str], plan: _Plan, options: ParseOptions, result: ParseResult
-) -> Iterator[tuple[str, Block | None]]:
+) -> Iterator[tuple[str, ParsedComponent | None]]:
     """Each component of the second reading, in order, as (its UID as written, its block; None
     when it is invalid and its problems are in ``result``). With a pool and a big file, chunks
     of components go to the pool a few chunks ahead; while this process waits for the pool it
@@ -221,7 +221,7 @@ def _blocks(
     ahead: deque[_Chunk] = deque()
     count = 0
 
-    def read(chunk: _Chunk) -> Iterator[tuple[str, Block | None]]:
+    def read(chunk: _Chunk) -> Iterator[tuple[str, ParsedComponent | None]]:
         nonlocal count
         while chunk.pooled is not None and not chunk.pooled.done() and not chunk.read_here(options.max_instances):
             spare = next((c for c in reversed(ahead) if c.read is None and c.read_here(options.max_instances)), None)
@@ -253,7 +253,7 @@ def _blocks(
                 chunk.pooled.cancel()
 
 
-def _one_series(blocks: list[Block], result: ParseResult, options: ParseOptions) -> list[Block]:
+def _one_series(blocks: list[ParsedComponent], result: ParseResult, options: ParseOptions) -> list[ParsedComponent]:
     """The components of one UID as one series. Repairs: of several versions of one component
     (no RECURRENCE-ID, or the same one) the newest is kept (highest SEQUENCE, then latest
     DTSTAMP) and the others are reported; an override of an occurrence the newest master
@@ -261,7 +261,7 @@ def _one_series(blocks: list[Block], result: ParseResult, options: ParseOptions)
     out and reported; an override's RECURRENCE-ID gets the type of the series' DTSTART."""
     if len(blocks) < 2:
         return blocks
-    newest: dict[tuple[str, bool, int | None], Block] = {}
+    newest: dict[tuple[str, bool, int | None], ParsedComponent] = {}
     for block in blocks:
         key = (block.name, block.is_override, block.recurrence_id)
         kept = newest.setdefault(key, block)
@@ -298,8 +298,8 @@ def _one_series(blocks: list[Block], result: ParseResult, options: ParseOptions)
 
 
 def _own_rules(
-    blocks: list[Block], timezones: dict[str, str], result: ParseResult, options: ParseOptions
-) -> list[Block]:
+    blocks: list[ParsedComponent], timezones: dict[str, str], result: ParseResult, options: ParseOptions
+) -> list[ParsedComponent]:
     """The components of one UID, with each VTIMEZONE of the file that is named like a zone of
     the system's database but gives other times at their instants renamed as its own
     (``protocol.zones``), so that its rules decide their times everywhere; a warning says so."""
@@ -330,17 +330,17 @@ def _own_rules(
     return mended
 
 
-def _version(block: Block) -> tuple[int, int]:
+def _version(block: ParsedComponent) -> tuple[int, int]:
     return version(block.component) if block.component is not None else (0, 0)
 
 
-def _fields(block: Block) -> list[str]:
+def _fields(block: ParsedComponent) -> list[str]:
     return [f"UID:{block.uid}"] + ([f"SUMMARY:{block.summary}"] if block.summary else [])
 
 
-def _without_clashes(blocks: list[Block], seen: dict[str, int], result: ParseResult) -> list[Block]:
+def _without_clashes(blocks: list[ParsedComponent], seen: dict[str, int], result: ParseResult) -> list[ParsedComponent]:
     """The components of one UID that may be stored together; the others are line errors."""
-    kept: list[Block] = []
+    kept: list[ParsedComponent] = []
     for block in blocks:
         clash = f"UID {block.uid} already appears on line {seen[block.uid]}" if block.uid in seen else None
         for other in kept:
@@ -572,7 +572,7 @@ def _read_component(
     result: ParseResult,
     xwr_zone: zoneinfo.ZoneInfo | None,
     options: ParseOptions,
-) -> Block | None:
+) -> ParsedComponent | None:
     """The component parsed and checked; None (and line errors) when it is invalid."""
     text, mended = repair_text(CRLF.join(lines) + CRLF)
     try:

@@ -29,7 +29,7 @@ from protocol.ical import (
     CONTROL,
     CRLF,
     ONCE,
-    Block,
+    ParsedComponent,
     Timing,
     block_spans,
     date_problems,
@@ -59,7 +59,7 @@ _DECLINED = frozenset(("RECURRENCE-ID", "RDATE", "EXDATE", "EXRULE", "FREEBUSY")
 _WITH_TZID = frozenset(ComponentIcalParser.datetime_names)
 _TYPES = TypesFactory.instance()
 #: what ``plain_fields`` sends of a block: all but the parsed component (it has none)
-_SENT = [f.name for f in dataclasses.fields(Block) if f.name != "component"]
+_SENT = [f.name for f in dataclasses.fields(ParsedComponent) if f.name != "component"]
 _system_zones = functools.cache(zoneinfo.available_timezones)
 
 
@@ -111,7 +111,7 @@ def plain_fields(
 
 def plain_block(
     name: str, lines: list[str], line: int, max_instances: int, *, system_zones: bool = False
-) -> Block | None:
+) -> ParsedComponent | None:
     """The block of a top-level component (its physical ``lines``, from file line ``line``) when
     it is plain; None when it is not, and icalendar must read it. ``system_zones``: only TZIDs
     of the system's time zone database (not the custom ones of VTIMEZONEs read before)."""
@@ -190,7 +190,7 @@ def _block(
     times: dict[str, Any],
     texts: dict[str, str],
     rules: list[str],
-) -> Block | None:
+) -> ParsedComponent | None:
     """The block of a plain component from its values; None when it has something to refuse
     or to repair."""
     uid = texts.get("UID", "").strip()
@@ -204,7 +204,7 @@ def _block(
     timing = Timing(*span_of(name, times.get), rules=rules)
     bounds = timing_bounds(timing, max_instances)
     klass = texts.get("CLASS")
-    return Block(
+    return ParsedComponent(
         name=name,
         uid=uid,
         text=text,

@@ -23,9 +23,9 @@ from server.caldav.props import (
     MAX_RESOURCE_SIZE,
     PER_USER,
     WRITABLE,
+    DavResource,
     Kind,
     MemberText,
-    Resource,
     answer,
     content_type,
     own_view,
@@ -158,15 +158,15 @@ class CalDavDoor:
         return 0 if request.headers.get("Depth", "1") == "0" else 1
 
     @staticmethod
-    def answer(href: str, resource: Resource, asked: dav.PropfindRequest) -> PropstatResponse:
+    def answer(href: str, resource: DavResource, asked: dav.PropfindRequest) -> PropstatResponse:
         return answer(href, resource, asked.names, asked.kind)
 
-    async def calendar_resource(self, user: User, calendar: Calendar, asked: dav.PropfindRequest) -> Resource:
+    async def calendar_resource(self, user: User, calendar: Calendar, asked: dav.PropfindRequest) -> DavResource:
         """A calendar as PROPFIND reads it, with its owner and the user's level of access;
         RFC 4331's quota (asked for by name only) is the bytes it holds and what the store's
         disk has left; DAV:acl (by name only) its grants."""
         calendars = self.services.calendars
-        resource = Resource(Kind.CALENDAR, user, user, calendar)
+        resource = DavResource(Kind.CALENDAR, user, user, calendar)
         if calendar.owner_id != user.id:
             resource.level = await calendars.level(user, calendar)
             resource.owner = await self.services.users.get(calendar.owner_id) or user
@@ -188,7 +188,7 @@ class CalDavDoor:
         """``/`` and ``/dav/``: where clients find their principal."""
         user = await self.user(request)
         asked = await self.propfind_request(request)
-        return await multistatus([self.answer(request.path, Resource(Kind.ROOT, user, user), asked)])
+        return await multistatus([self.answer(request.path, DavResource(Kind.ROOT, user, user), asked)])
 
     async def principal(self, request: web.Request) -> web.StreamResponse:
         """A user's principal: their own, and those of the users they share calendars with."""
@@ -198,15 +198,15 @@ class CalDavDoor:
         if found is None:
             raise web.HTTPNotFound()
         asked = await self.propfind_request(request)
-        return await multistatus([self.answer(principal_href(found), Resource(Kind.PRINCIPAL, user, found), asked)])
+        return await multistatus([self.answer(principal_href(found), DavResource(Kind.PRINCIPAL, user, found), asked)])
 
     async def principals(self, request: web.Request) -> web.StreamResponse:
         """``/dav/principals/``, the principal-collection-set: the principals the user may see."""
         user = await self.user(request)
         asked = await self.propfind_request(request, members=True)
-        responses = [self.answer(request.path, Resource(Kind.PRINCIPALS, user, user), asked)]
+        responses = [self.answer(request.path, DavResource(Kind.PRINCIPALS, user, user), asked)]
         if self.depth(request):  # the user's own: the others are found by searching
-            responses.append(self.answer(principal_href(user), Resource(Kind.PRINCIPAL, user, user), asked))
+            responses.append(self.answer(principal_href(user), DavResource(Kind.PRINCIPAL, user, user), asked))
         return await multistatus(responses)
 
     async def principal_report(self, request: web.Request) -> web.StreamResponse:
@@ -223,12 +223,14 @@ class CalDavDoor:
         directory = await self.services.access.directory(user)
         found = [u for u in directory if principal_matches(u, search)][:MAX_FOUND]
         names = search.names or (tag(DAV, "displayname"),)
-        return await multistatus([answer(principal_href(u), Resource(Kind.PRINCIPAL, user, u), names) for u in found])
+        return await multistatus(
+            [answer(principal_href(u), DavResource(Kind.PRINCIPAL, user, u), names) for u in found]
+        )
 
     async def home(self, request: web.Request) -> web.StreamResponse:
         user = await self.owner(request)
         asked = await self.propfind_request(request, members=True)
-        responses = [self.answer(home_href(user), Resource(Kind.HOME, user, user), asked)]
+        responses = [self.answer(home_href(user), DavResource(Kind.HOME, user, user), asked)]
         if self.depth(request):
             for calendar in await self.services.calendars.home(user):
                 resource = await self.calendar_resource(user, calendar, asked)
@@ -334,7 +336,7 @@ class CalDavDoor:
         reply = Multistatus(request)
         await reply.add(dav.responses_text([first]))
         write = MemberText(asked.names, asked.kind)
-        member = Resource(Kind.OBJECT, user, resource.owner, calendar)
+        member = DavResource(Kind.OBJECT, user, resource.owner, calendar)
         async for page in self.services.calendars.object_pages(user, calendar, text=False):
             texts = []
             for member.found in page:
@@ -467,7 +469,7 @@ class CalDavDoor:
         self, request: web.Request, user: User, calendar: Calendar, found: CalendarObject
     ) -> web.StreamResponse:
         asked = await self.propfind_request(request)
-        resource = Resource(Kind.OBJECT, user, user, calendar, found)
+        resource = DavResource(Kind.OBJECT, user, user, calendar, found)
         return await multistatus([self.answer(request.path, resource, asked)])
 
     async def put(self, request: web.Request, user: User, calendar: Calendar, name: str) -> web.Response:

@@ -61,7 +61,7 @@ class Kind(enum.Enum):
 
 
 @dataclass(slots=True)
-class Resource:
+class DavResource:
     """What a property is read from: who asks (``user``), whose resource it is (``owner``; a
     principal is its own), and the calendar or object it is, with what ``user`` may do there
     (``level``). ``data`` is the calendar-data a report returns for an object; read only when
@@ -91,16 +91,16 @@ class Live:
 
     name: str
     on: frozenset[Kind]
-    read: Callable[[Resource], Value]
+    read: Callable[[DavResource], Value]
     settable: Settable | None = None
     by_name_only: bool = False
 
 
-def _of_calendar(read: Callable[[Calendar], Value]) -> Callable[[Resource], Value]:
+def _of_calendar(read: Callable[[Calendar], Value]) -> Callable[[DavResource], Value]:
     return lambda resource: read(resource.calendar) if resource.calendar else None
 
 
-def _of_object(read: Callable[[CalendarObject], Value]) -> Callable[[Resource], Value]:
+def _of_object(read: Callable[[CalendarObject], Value]) -> Callable[[DavResource], Value]:
     return lambda resource: read(resource.found) if resource.found else None
 
 
@@ -134,7 +134,7 @@ def _privileges(names: Sequence[str]) -> list[etree._Element]:
     return [_el(tag(DAV, "privilege"), None, _el(name)) for name in names]
 
 
-def _acl(resource: Resource) -> Value:
+def _acl(resource: DavResource) -> Value:
     """DAV:acl (RFC 3744 5.5), for those who manage the grants: the owner's, then each accepted grant's."""
     if resource.level < Level.ADMIN:
         return None
@@ -155,7 +155,7 @@ def sharee_href(user: User) -> str:
     return f"mailto:{user.email}" if user.email else principal_href(user)
 
 
-def _invite(resource: Resource) -> Value:
+def _invite(resource: DavResource) -> Value:
     """CS:invite: the owner, and each user a calendar is shared with (read or read-write) and
     where their invitation is; for those who manage the grants."""
     if resource.level < Level.ADMIN:
@@ -181,14 +181,14 @@ def _ace(principal: etree._Element, privileges: Sequence[str], *, protected: boo
     return ace
 
 
-def _resource_type(resource: Resource) -> Value:
+def _resource_type(resource: DavResource) -> Value:
     types = _RESOURCE_TYPES.get(resource.kind, (tag(DAV, "collection"),))
     if resource.kind is Kind.CALENDAR and resource.level < Level.OWNER:
         types = (*types, tag(CS, "shared"))  # shared with the user (caldav-sharing 4.3)
     return [_el(name) for name in types]
 
 
-def _display_name(resource: Resource) -> Value:
+def _display_name(resource: DavResource) -> Value:
     if resource.calendar is not None:
         return resource.calendar.name
     return _NAMES.get(resource.kind, resource.owner.username)
@@ -211,19 +211,19 @@ def _calendar_zone(calendar: Calendar) -> Value:
     return zone_text or (timezone_text(calendar.timezone) if calendar.timezone else None)
 
 
-def _last_modified(resource: Resource) -> Value:
+def _last_modified(resource: DavResource) -> Value:
     if resource.found is not None:
         return http_date(resource.found.modified_at)
     return http_date(resource.calendar.updated_at) if resource.calendar else None
 
 
-def _created(resource: Resource) -> Value:
+def _created(resource: DavResource) -> Value:
     held = resource.found or resource.calendar
     return held.created_at if held else None
 
 
-def _quota(index: int) -> Callable[[Resource], Value]:
-    def read(resource: Resource) -> Value:
+def _quota(index: int) -> Callable[[DavResource], Value]:
+    def read(resource: DavResource) -> Value:
         value = resource.quota[index] if resource.quota else None
         return None if value is None else str(value)
 
@@ -304,7 +304,7 @@ PRINCIPAL_REPORTS = (dav.PRINCIPAL_SEARCH, dav.SEARCH_PROPERTY_SET)
 
 def _searchable_text(user: User, name: str) -> list[str]:
     """The text of a principal's property (or of its hrefs) that a search compares."""
-    value = LIVE[name].read(Resource(Kind.PRINCIPAL, user, user))
+    value = LIVE[name].read(DavResource(Kind.PRINCIPAL, user, user))
     return [value] if isinstance(value, str) else [node.text or "" for node in value or ()]
 
 
@@ -435,11 +435,11 @@ def _element(name: str, value: Value) -> etree._Element:
     return _el(name, value) if isinstance(value, str) else _el(name, None, *value or ())
 
 
-def _dead_of(resource: Resource) -> dict[str, str]:
+def _dead_of(resource: DavResource) -> dict[str, str]:
     return resource.calendar.props.get("dead", {}) if resource.kind is Kind.CALENDAR and resource.calendar else {}
 
 
-def read(resource: Resource, name: str) -> etree._Element | None:
+def read(resource: DavResource, name: str) -> etree._Element | None:
     """Property ``name`` of a resource, None where it has none."""
     live = LIVE.get(name)
     if live is not None and resource.kind in live.on:
@@ -449,7 +449,7 @@ def read(resource: Resource, name: str) -> etree._Element | None:
     return None if xml is None else _dead(name, xml)
 
 
-def listed(resource: Resource) -> list[etree._Element]:
+def listed(resource: DavResource) -> list[etree._Element]:
     """The properties allprop lists: every live one the resource has, then its dead ones."""
     found = []
     for live in _LISTED[resource.kind]:
@@ -518,7 +518,7 @@ def plan_properties(
 # --------------------------------------------------------------------------- replies
 
 
-def answer(href: str, resource: Resource, names: Sequence[str], kind: str = "prop") -> PropstatResponse:
+def answer(href: str, resource: DavResource, names: Sequence[str], kind: str = "prop") -> PropstatResponse:
     """One PROPFIND/REPORT response: the asked properties found, and the others 404 (allprop:
     every listed property and the asked ones; propname: the listed properties' names)."""
     response = PropstatResponse(href)
@@ -550,7 +550,7 @@ class MemberText:
 
     def __init__(self, names: Sequence[str], kind: str) -> None:
         self.names, self.kind = names, kind
-        self.plan: list[tuple[str, Callable[[Resource], Value] | None, str, str]] = []  # None: no object has it
+        self.plan: list[tuple[str, Callable[[DavResource], Value] | None, str, str]] = []  # None: no object has it
         for name in names:
             live, written = LIVE.get(name), dav.prefixed(name)
             if live is None or Kind.OBJECT not in live.on:
@@ -561,7 +561,7 @@ class MemberText:
                 self.plan.append((name, live.read, f"<{written}>", f"</{written}>"))
         self.missing: dict[tuple[str, ...], str] = {}
 
-    def __call__(self, href: str, resource: Resource) -> str:
+    def __call__(self, href: str, resource: DavResource) -> str:
         if self.kind != "prop":
             return dav.responses_text([answer(href, resource, self.names, self.kind)])
         found, missing = [], []

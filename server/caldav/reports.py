@@ -22,7 +22,7 @@ from protocol import caldav, dav
 from protocol.dav import DAV, PropstatResponse, tag
 from protocol.events import valid_zone
 from protocol.ical import FLOATING_SLACK, PRODID, epoch, parse_resource
-from server.caldav.props import Kind, MemberText, Resource, parse_sync_token, sync_token
+from server.caldav.props import DavResource, Kind, MemberText, parse_sync_token, sync_token
 from server.caldav.replies import DavError, Multistatus, multistatus_reply
 from server.services.calendars import CalendarService
 from server.urls import calendar_href, home_href, object_href
@@ -95,7 +95,7 @@ async def object_texts(
         texts = list(await asyncio.to_thread(lambda: [_shape(o, data, zone, spans or {}) for o in objects]))
     base = calendar_href(user, calendar)
     write = MemberText(wanted.names, wanted.kind)
-    member = Resource(Kind.OBJECT, user, user, calendar)
+    member = DavResource(Kind.OBJECT, user, user, calendar)
 
     def replies() -> list[str]:
         written = []
