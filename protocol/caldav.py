@@ -19,18 +19,9 @@ from lxml import etree
 
 from protocol import dav
 from protocol.dav import CALDAV, DAV, BadRequest, tag
-from protocol.ical import (
-    CRLF,
-    OBJECT_COMPONENTS,
-    UNREADABLE,
-    expand_spans,
-    formatted,
-    instances,
-    parse_resource,
-    split_stored,
-    window_calendar,
-)
-from protocol.recurrence import rezone_components
+from protocol.ical.instances import rezone_components
+from protocol.ical.values import CRLF, OBJECT_COMPONENTS, UNREADABLE, formatted, parse_resource, split_stored
+from protocol.ical.windows import expand_spans, instances, window_calendar
 
 #: what a report may expand at most per resource (RFC 4791 lets the server limit it)
 MAX_INSTANCES = 3_000

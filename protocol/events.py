@@ -16,15 +16,9 @@ from typing import Any
 
 from icalendar import Alarm, Calendar, Component, Event, Todo, vRecur
 
-from protocol.ical import (
-    DEFAULT_MAX_INSTANCES,
-    Resource,
-    component_problems,
-    main_component,
-    parse_resource,
-    prop_value,
-    resource_from_components,
-)
+from protocol.ical.repairs import component_problems
+from protocol.ical.resources import Resource, resource_from_components
+from protocol.ical.values import DEFAULT_MAX_INSTANCES, main_component, parse_resource, prop_value
 
 #: Timeslot visibility <-> iCalendar CLASS (Timeslot writes the visibility upper-cased)
 VISIBILITIES = ("private", "friends", "foaf", "public")

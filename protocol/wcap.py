@@ -15,7 +15,7 @@ from icalendar import Alarm, Component, vCalAddress, vDuration, vRecur
 from lxml import etree
 
 from protocol.dav import xml_text
-from protocol.ical import CRLF, formatted, split_stored, timezones_and_body, unfold
+from protocol.ical.values import CRLF, formatted, split_stored, timezones_and_body, unfold
 
 PRODID = "-//Almanac//Almanac WCAP 3.0//EN"
 VERSION = "3.0.0"

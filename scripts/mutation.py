@@ -52,12 +52,14 @@ def functions(module: str, *names: str) -> list[str]:
 GROUPS: dict[str, list[str]] = {
     "access": [f"server.services.access.{glob}" for glob in ("x*",)],
     "auth": [f"server.services.auth.{glob}" for glob in ("x*",)],
-    "free/busy": functions("protocol.recurrence", "busy_periods", "_placed", "merged", "busy_calendar"),
-    "recurrence walk and windows": functions(
-        "protocol.ical", "_last_start", "timing_bounds", "_local_rule", "skip_to", "_fixed_steps", "_fixed_walk",
-        "rule_never_matches", "instance_spans", "timing_instances", "block_spans", "_moved_series",
-        "window_calendar", "overlaps", "instances", "in_window_bounds", "clearly_overlaps", "in_window",
-    ),
+    "free/busy": functions("protocol.ical.busy", "busy_periods", "_placed", "merged", "busy_calendar"),
+    "recurrence walk and windows": [
+        *functions("protocol.ical.walk", "_last_start", "timing_bounds", "local_rule", "skip_to", "_fixed_steps",
+                   "_fixed_walk", "rule_never_matches", "instance_spans", "timing_instances"),
+        *functions("protocol.ical.resources", "block_spans"),
+        *functions("protocol.ical.windows", "_moved_series", "window_calendar", "overlaps", "instances",
+                   "in_window_bounds", "clearly_overlaps", "in_window"),
+    ],
     "time ranges and sync in the store": [
         *functions("storage.sql.objects", "Objects.objects_in_range", "Objects.spans_in_range", "Objects._in_period",
                    "Objects.changes_since", "Objects._bump", "Objects._record_changes"),
@@ -65,7 +67,7 @@ GROUPS: dict[str, list[str]] = {
                    "SQLiteDatabase.span_hits", "SQLiteDatabase._overlapping"),
     ],
     "ETag preconditions": [
-        *functions("server.caldav.props", "etag_condition", "etag_matches"),
+        *functions("server.http", "etag_condition", "etag_matches"),
         *functions("storage.sql.objects", "Objects._put", "Objects._delete", "Objects.delete_object"),
     ],
     "import and undo writers": functions(
@@ -100,7 +102,7 @@ EQUIVALENT: list[tuple[str, str, str]] = [
      "the steps read again from a rule that did not change are the same steps"),
     ("*.x__last_start__mutmut_*", r"raw\[:9\]", "a date UNTIL is eight characters: [:9] takes the same"),
     ("protocol.*", r"\(begin.tzinfo is not None\) or True", "replace(tzinfo=None) on a naive time: the same time"),
-    ("protocol.*", r"skip_to\(_local_rule\(rule, None\)",
+    ("protocol.*", r"skip_to\(local_rule\(rule, None\)",
      "skip_to reads FREQ, INTERVAL and COUNT only: how UNTIL is written does not change the skip"),
     ("*.x_skip_to__mutmut_*", r"left < 0|left <= 1",
      "COUNT=0 has no instance either; with a period of margin, a last instance left alone lies before the window"),
@@ -111,7 +113,8 @@ EQUIVALENT: list[tuple[str, str, str]] = [
      r"rule, \)\.lstrip|\(count\|until\)|\(isinstance\(start, datetime\)\) and False",
      "rules arrive as icalendar writes them (upper case), and a probe needs only the first date, not its time"),
     ("*.x_overlaps__mutmut_*", r"subcomponents\) \+ 2", "one instance more of each windowed series: the same answer"),
-    ("*.x_timing_instances__mutmut_*", r"occurrence >= limit|begin \+ own >= low|after - _FIRST (>=|> duration -)",
+    ("*.x_timing_instances__mutmut_*",
+     r"occurrence >= limit|begin \+ own >= low|after - FIRST_INSTANT (>=|> duration -)",
      "an instance at the horizon goes to the inexact tail, one ending where the window starts is filtered after, "
      "and the margin to the year 1 moves by a day: the same instances are found"),
     ("*ǁPasswordsǁ__init____mutmut_*", r'"ARGON2"|"BCRYPT"|token_hex\((None|9)\)|self._dummy = None',

@@ -31,7 +31,9 @@ from aiohttp import FormData
 from aiohttp.test_utils import TestClient, TestServer
 from icalendar import Calendar, Component
 
-from protocol.ical import component_span, to_utc, version
+from protocol.ical.resources import version
+from protocol.ical.values import to_utc
+from protocol.ical.walk import component_span
 from tests.helpers import Account, basic
 
 CORPORA = {

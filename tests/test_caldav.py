@@ -6,7 +6,7 @@ from aiohttp.test_utils import TestClient
 from lxml import etree
 
 from protocol.dav import APPLE, CALDAV, DAV, tag
-from protocol.ical import timezone_text
+from protocol.ical.resources import timezone_text
 from server.caldav.props import LIVE, Kind
 from tests.helpers import CAL, EVENT, NS, Account, basic, propfind, seed_body
 

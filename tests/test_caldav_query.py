@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from protocol import caldav
-from protocol.ical import parse_resource
+from protocol.ical.values import parse_resource
 
 C = 'xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:D="DAV:"'
 

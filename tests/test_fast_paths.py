@@ -14,7 +14,9 @@ from lxml import etree
 from protocol import dav
 from protocol.caldav import MAX_INSTANCES, TimeRange, expand_utc
 from protocol.dav import APPLE, CALDAV, DAV, tag
-from protocol.ical import epoch, expand_spans, parse_resource, resource_from_calendar
+from protocol.ical.resources import resource_from_calendar
+from protocol.ical.values import epoch, parse_resource
+from protocol.ical.windows import expand_spans
 from server.caldav.props import DavResource, Kind, MemberText, answer
 from server.http import etag_condition, etag_matches
 from storage.model import Calendar, CalendarObject, User

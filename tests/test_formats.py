@@ -10,7 +10,8 @@ import pytest
 
 from protocol import events, formats
 from protocol.formats import ExportItem, ParseOptions, UnknownFormat, decode, detect, parse
-from protocol.ical import href_for_uid, overlaps
+from protocol.ical.values import href_for_uid
+from protocol.ical.windows import overlaps
 from tests.helpers import sample
 
 
@@ -171,7 +172,8 @@ def test_instances_match_recurring_ical_events(name: str) -> None:
     import recurring_ical_events
     from icalendar import Calendar
 
-    from protocol.ical import OBJECT_COMPONENTS, instances, parse_resource
+    from protocol.ical.values import OBJECT_COMPONENTS, parse_resource
+    from protocol.ical.windows import instances
 
     def key(component: object) -> str:
         rid = component.get("RECURRENCE-ID")  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from aiohttp.test_utils import TestClient
 from icalendar import Calendar
 
-from protocol.recurrence import BUSY, TENTATIVE, busy_calendar, busy_periods, merged
+from protocol.ical.busy import BUSY, TENTATIVE, busy_calendar, busy_periods, merged
 from server.http import SERVICES
 from server.services import Services
 from tests.helpers import CAL, Account, basic

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 
 from protocol import formats
 from protocol.formats import EncodingProblem, ParseResult, UnknownFormat
-from protocol.ical import overlaps, parse_resource
+from protocol.ical.values import parse_resource
+from protocol.ical.windows import overlaps
 from tests.corpora import CORPORA, corpus_files
 from tests.helpers import LIVE_PASSWORD, LIVE_USER
 

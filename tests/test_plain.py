@@ -18,9 +18,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import formats, ical
+from protocol import formats
 from protocol.formats import ParseOptions, ParseResult, ics, lines_of, whole_lines
 from protocol.formats.plain import plain_block
+from protocol.ical import walk
+from protocol.ical.resources import ParsedComponent
+from protocol.ical.values import OBJECT_COMPONENTS, to_utc
+from protocol.ical.walk import Timing, _last_start, timing_instances
 from tests.corpora import CORPORA
 
 MAX = 10_000
@@ -37,17 +41,17 @@ def components(text: str) -> Iterator[tuple[str, int, list[str]]]:
     if ics._plan(whole_lines(lines_of(text)()), ParseOptions(), result) is None:
         return
     for _, name, line, lines in ics._walk(whole_lines(lines_of(text)()), lambda problem: None):
-        if name in ical.OBJECT_COMPONENTS:
+        if name in OBJECT_COMPONENTS:
             yield name, line, lines
 
 
-def by_icalendar(name: str, lines: list[str], line: int) -> tuple[ical.ParsedComponent | None, ParseResult]:
+def by_icalendar(name: str, lines: list[str], line: int) -> tuple[ParsedComponent | None, ParseResult]:
     result = ParseResult("ics")
     block = ics._read_component(name, lines, line, result, None, ParseOptions(max_instances=MAX))
     return block, result
 
 
-def fields(block: ical.ParsedComponent) -> dict[str, object]:
+def fields(block: ParsedComponent) -> dict[str, object]:
     return {f.name: getattr(block, f.name) for f in dataclasses.fields(block) if f.name != "component"}
 
 
@@ -300,22 +304,22 @@ def test_fixed_steps_walk_as_dateutil_does(
     rule = f"FREQ={freq}" + (f";INTERVAL={interval}" if interval else "") + (f";COUNT={count}" if count else "")
     rule += f";WKST={wkst}" if wkst else ""
     first: date = start.date() if all_day else start.replace(tzinfo=zone)
-    times = ical.Timing(first, length, [rule])
-    horizon = ical.to_utc(first)[0] + timedelta(days=60)
-    after = None if after_days is None else ical.to_utc(first)[0] + timedelta(days=after_days)
-    fast = ical.timing_instances(times, 500, horizon, after), ical._last_start(first, rule, MAX)
+    times = Timing(first, length, [rule])
+    horizon = to_utc(first)[0] + timedelta(days=60)
+    after = None if after_days is None else to_utc(first)[0] + timedelta(days=after_days)
+    fast = timing_instances(times, 500, horizon, after), _last_start(first, rule, MAX)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ical, "_fixed_steps", lambda rule: None)
-        slow = ical.timing_instances(times, 500, horizon, after), ical._last_start(first, rule, MAX)
+        patch.setattr(walk, "_fixed_steps", lambda rule: None)
+        slow = timing_instances(times, 500, horizon, after), _last_start(first, rule, MAX)
     assert fast == slow
 
 
 def test_fixed_steps_stop_where_dateutil_does() -> None:
     """Near the year 9999 the walk ends as dateutil's does, without an error."""
-    times = ical.Timing(datetime(9999, 12, 1), timedelta(hours=1), ["FREQ=WEEKLY"])
-    spans, rest = ical.timing_instances(times, 100, datetime(9999, 12, 31, tzinfo=UTC))
+    times = Timing(datetime(9999, 12, 1), timedelta(hours=1), ["FREQ=WEEKLY"])
+    spans, rest = timing_instances(times, 100, datetime(9999, 12, 31, tzinfo=UTC))
     assert len(spans) == 5 and rest is None
-    assert ical._last_start(datetime(9999, 12, 1), "FREQ=DAILY;COUNT=100", MAX) == datetime(9999, 12, 31)
+    assert _last_start(datetime(9999, 12, 1), "FREQ=DAILY;COUNT=100", MAX) == datetime(9999, 12, 31)
 
 
 def test_line_errors_keep_their_lines_with_it() -> None:

@@ -9,7 +9,8 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from protocol import formats
-from protocol.ical import parse_resource, timezone_text, unfold
+from protocol.ical.resources import timezone_text
+from protocol.ical.values import parse_resource, unfold
 from tests.helpers import Account, basic
 
 CAL = "/dav/calendars/alice/calendar/"

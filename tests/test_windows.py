@@ -1,4 +1,4 @@
-"""Which instances a window holds (protocol/ical.py), at its edges: RFC 4791 9.9's overlap rule
+"""Which instances a window holds (protocol/ical/windows.py), at its edges: RFC 4791 9.9's overlap rule
 for instances and index bounds, the index-bounds shortcuts that spare a parse, the exact check
 behind them, and the windowed copy of a series every door expands with (``window_calendar``),
 against recurring-ical-events walking the whole series."""
@@ -13,23 +13,21 @@ import pytest
 import recurring_ical_events
 from icalendar import Calendar, Timezone
 
-from protocol import ical
-from protocol.ical import (
-    FLOATING_SLACK,
+from protocol.ical import walk
+from protocol.ical.resources import block_spans
+from protocol.ical.values import FLOATING_SLACK, MAX_EPOCH, epoch, parse_resource
+from protocol.ical.walk import (
+    Bounds,
     _fixed_steps,
+    _fixed_walk,
     _last_start,
-    clearly_overlaps,
-    epoch,
-    in_window,
-    in_window_bounds,
-    instances,
-    overlaps,
-    parse_resource,
+    local_rule,
     rule_never_matches,
     timing,
     timing_bounds,
-    window_calendar,
+    timing_instances,
 )
+from protocol.ical.windows import clearly_overlaps, in_window, in_window_bounds, instances, overlaps, window_calendar
 
 NEW_YORK = Timezone.from_tzid("America/New_York").to_ical().decode()  # west of UTC: its wall clock is behind
 HOUR = 3600
@@ -276,12 +274,12 @@ def test_rules_of_fixed_steps_are_bounded_and_walked_without_dateutil(monkeypatc
                  "FREQ=DAILY;INTERVAL=0", "FREQ=DAILY;INTERVAL=x", "FREQ=DAILY;INTERVAL=\uff11", "FREQ=DAILY;COUNT=0",
                  "FREQ=DAILY;COUNT=y", "FREQ=DAILY;COUNT=\uff11", "COUNT=3", ""):  # fmt: skip
         assert _fixed_steps(rule) is None, rule
-    monkeypatch.setattr(ical, "dateutil_rrule", None)  # any use of it fails
+    monkeypatch.setattr(walk, "dateutil_rrule", None)  # any use of it fails
     assert _last_start(datetime(2030, 1, 1, 10), "FREQ=DAILY;COUNT=10000", 10_000) == datetime(2057, 5, 18, 10)
     [event] = parse_resource(resource(component("VEVENT", "DTSTART:20300101T100000Z", "DURATION:PT1H",
                                                 "RRULE:FREQ=DAILY;COUNT=10000"))).walk("VEVENT")  # fmt: skip
     horizon, after = datetime(2041, 1, 1, tzinfo=UTC), utc("20400101T000000Z")
-    spans, rest = ical.timing_instances(timing(event), 3, horizon, after=after)
+    spans, rest = timing_instances(timing(event), 3, horizon, after=after)
     assert [datetime.fromtimestamp(s, UTC) for s, _ in spans] == [utc(f"2040010{d}T100000Z") for d in (1, 2, 3)]
     assert rest == epoch(utc("20400104T100000Z"))  # the next one, not listed
 
@@ -294,11 +292,11 @@ def test_other_series_are_walked_by_dateutil(lines: tuple[str, ...]) -> None:
     [event] = parse_resource(resource(component("VEVENT", "DTSTART:20300101T100000Z", "DURATION:PT1H", *lines))).walk(
         "VEVENT"
     )
-    assert ical._fixed_walk(timing(event), datetime(2030, 1, 1, 10), None) is None
+    assert _fixed_walk(timing(event), datetime(2030, 1, 1, 10), None) is None
     [plain] = parse_resource(resource(component("VEVENT", "DTSTART:20300101T100000Z", "RRULE:FREQ=DAILY"))).walk(
         "VEVENT"
     )
-    walk = ical._fixed_walk(timing(plain), datetime(2030, 1, 1, 10), None)
+    walk = _fixed_walk(timing(plain), datetime(2030, 1, 1, 10), None)
     assert walk is not None and [next(walk) for _ in range(2)] == [datetime(2030, 1, 1, 10), datetime(2030, 1, 2, 10)]
 
 
@@ -309,11 +307,11 @@ def test_until_in_utc_ends_a_wall_clock_series_at_that_instant() -> None:
                               "RRULE:FREQ=DAILY;UNTIL=20300105T145959Z"), zones=NEW_YORK)  # fmt: skip
     found = instances(text, utc("20300101T000000Z"), utc("20300201T000000Z"), 100)
     assert found.count("BEGIN:VEVENT") == 4
-    assert ical._local_rule("FREQ=DAILY;UNTIL=20300105T145959Z", ZoneInfo("America/New_York")) == (
+    assert local_rule("FREQ=DAILY;UNTIL=20300105T145959Z", ZoneInfo("America/New_York")) == (
         "FREQ=DAILY;UNTIL=20300105T095959"
     )
-    assert ical._local_rule("FREQ=DAILY;until=20300105t145959z", None) == "FREQ=DAILY;UNTIL=20300105T145959"
-    assert ical._local_rule("FREQ=DAILY;UNTIL=20300105T100000", None) == "FREQ=DAILY;UNTIL=20300105T100000"
+    assert local_rule("FREQ=DAILY;until=20300105t145959z", None) == "FREQ=DAILY;UNTIL=20300105T145959"
+    assert local_rule("FREQ=DAILY;UNTIL=20300105T100000", None) == "FREQ=DAILY;UNTIL=20300105T100000"
 
 
 RULES = {  # rule, first start, whether no date ever matches
@@ -396,7 +394,7 @@ def test_a_walk_skips_only_what_it_may() -> None:
 def test_index_spans_are_exact_only_where_the_times_are_unambiguous(lines: tuple[str, ...], exact: bool) -> None:
     [event] = parse_resource(resource(component("VEVENT", *lines))).walk("VEVENT")
     times = timing(event)
-    spans = ical.block_spans(times, timing_bounds(times), 100)
+    spans = block_spans(times, timing_bounds(times), 100)
     assert spans and all(flag is exact for _, _, flag in spans), spans
 
 
@@ -405,9 +403,9 @@ def test_an_endless_series_is_indexed_400_days_ahead_then_left_to_the_text() -> 
     [event] = parse_resource(resource(component("VEVENT", "DTSTART:20900101T100000Z", "DURATION:PT1H",
                                                 "RRULE:FREQ=DAILY"))).walk("VEVENT")  # fmt: skip
     times = timing(event)
-    *days, tail = ical.block_spans(times, timing_bounds(times), 10_000)
+    *days, tail = block_spans(times, timing_bounds(times), 10_000)
     assert len(days) == 401 and days[0] == (epoch(utc("20900101T100000Z")), epoch(utc("20900101T110000Z")), True)
-    assert tail == (epoch(utc("20910206T100000Z")), ical.MAX_EPOCH, False)  # the rest: checked on the text
+    assert tail == (epoch(utc("20910206T100000Z")), MAX_EPOCH, False)  # the rest: checked on the text
 
 
 def test_no_instance_that_reaches_into_a_window_is_skipped() -> None:
@@ -425,7 +423,7 @@ def test_no_instance_that_reaches_into_a_window_is_skipped() -> None:
     [event] = parse_resource(resource(component("VEVENT", f"{NY}20300101T100000", "DURATION:PT1H",
                                                 "RDATE;VALUE=PERIOD;TZID=America/New_York:20300110T100000/PT3H"),
                                       zones=NEW_YORK)).walk("VEVENT")  # fmt: skip
-    spans, _ = ical.timing_instances(timing(event), 10, utc("20310101T000000Z"))
+    spans, _ = timing_instances(timing(event), 10, utc("20310101T000000Z"))
     assert [end - start for start, end in spans] == [HOUR, 3 * HOUR]
 
 
@@ -434,7 +432,7 @@ def test_what_has_no_dates_or_cannot_be_walked() -> None:
     leaves its DTSTART alone as the one instance, at every door."""
     for lines, recurring in ((("SUMMARY:someday",), False), (("RRULE:FREQ=DAILY",), True)):
         [todo] = parse_resource(resource(component("VTODO", *lines))).walk("VTODO")
-        assert timing_bounds(timing(todo)) == ical.Bounds(None, None, recurring)
+        assert timing_bounds(timing(todo)) == Bounds(None, None, recurring)
     broken = resource(component("VEVENT", "DTSTART:20300101T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;BYSETPOS=abc"))
     assert instances(broken, utc("20291201T000000Z"), utc("20300201T000000Z"), 10).count("BEGIN:VEVENT") == 1
 

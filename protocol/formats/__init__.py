@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol
 
-from protocol.ical import CONTROL, DEFAULT_MAX_INSTANCES, Resource
+from protocol.ical.resources import Resource
+from protocol.ical.values import CONTROL, DEFAULT_MAX_INSTANCES
 
 #: format names, as used by the REST door, the import jobs and the CLI
 FORMATS = ("ics", "google", "outlook", "timeslot")

@@ -29,25 +29,17 @@ from icalendar import Calendar, Component, Timezone
 from protocol import zones
 from protocol.formats import ExportItem, LineError, Lines, ParseOptions, ParseResult, whole_lines
 from protocol.formats.plain import plain_block, plain_fields
-from protocol.ical import (
+from protocol.ical.repairs import component_problems, excluded_starts, match_series, repair, repair_text
+from protocol.ical.resources import ParsedComponent, Resource, assemble, block_from_component, version
+from protocol.ical.values import (
     CRLF,
     OBJECT_COMPONENTS,
     PRODID,
     UNREADABLE,
-    ParsedComponent,
-    Resource,
-    assemble,
-    block_from_component,
     cache_timezone,
-    component_problems,
     every,
-    excluded_starts,
-    match_series,
-    repair,
-    repair_text,
     timezones_and_body,
     unfold,
-    version,
 )
 
 #: calendar-level properties Almanac reads (the rest are not needed per event)

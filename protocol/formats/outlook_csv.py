@@ -22,7 +22,9 @@ import recurring_ical_events
 
 from protocol.events import EventFields, localize, resource, view, wall_clock
 from protocol.formats import ExportItem, LineError, Lines, ParseOptions, ParseResult, whole_lines
-from protocol.ical import Resource, make_uid, parse_resource, window_calendar
+from protocol.ical.resources import Resource
+from protocol.ical.values import make_uid, parse_resource
+from protocol.ical.windows import window_calendar
 
 OUTLOOK_HEADER = [
     "Subject", "Start Date", "Start Time", "End Date", "End Time", "All day event",

@@ -25,21 +25,10 @@ from icalendar.prop.categories import vCategory
 from icalendar.prop.factory import TypesFactory
 from icalendar.prop.unknown import vUnknown
 
-from protocol.ical import (
-    CONTROL,
-    CRLF,
-    ONCE,
-    ParsedComponent,
-    Timing,
-    block_spans,
-    date_problems,
-    repair_text,
-    rule_problems,
-    span_of,
-    timing_bounds,
-    unfold,
-    used_tzids,
-)
+from protocol.ical.repairs import ONCE, date_problems, repair_text, rule_problems
+from protocol.ical.resources import ParsedComponent, block_spans, used_tzids
+from protocol.ical.values import CONTROL, CRLF, unfold
+from protocol.ical.walk import Timing, span_of, timing_bounds
 
 #: a content line whose name and parameters hold nothing icalendar reads in a special way
 #: (no backslash, caret, comma-separated or unquoted-colon parameter values, no whitespace)

@@ -24,7 +24,8 @@ from protocol.events import (
     wall_clock,
 )
 from protocol.formats import ExportItem, LineError, Lines, ParseOptions, ParseResult
-from protocol.ical import Resource, make_uid
+from protocol.ical.resources import Resource
+from protocol.ical.values import make_uid
 
 #: keys with a place in iCalendar; every other key is kept verbatim in the event's extra data
 MAPPED_KEYS = frozenset(

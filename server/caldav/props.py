@@ -17,7 +17,8 @@ from lxml import etree
 from protocol import caldav, dav
 from protocol.dav import APPLE, CALDAV, CS, DAV, PropstatResponse, tag
 from protocol.events import valid_zone
-from protocol.ical import MAX_EPOCH, MIN_EPOCH, OBJECT_COMPONENTS, timezone_text, utc_stamp
+from protocol.ical.resources import timezone_text
+from protocol.ical.values import MAX_EPOCH, MIN_EPOCH, OBJECT_COMPONENTS, utc_stamp
 from server.http import http_date
 from server.services.access import Level
 from server.services.calendars import normalize_color

@@ -21,7 +21,7 @@ from aiohttp import web
 from protocol import caldav, dav
 from protocol.dav import DAV, PropstatResponse, tag
 from protocol.events import valid_zone
-from protocol.ical import FLOATING_SLACK, PRODID, epoch, parse_resource
+from protocol.ical.values import FLOATING_SLACK, PRODID, epoch, parse_resource
 from server.caldav.props import DavResource, Kind, MemberText, parse_sync_token, sync_token
 from server.caldav.replies import DavError, Multistatus, multistatus_reply
 from server.services.calendars import CalendarService

@@ -26,17 +26,10 @@ import webcolors
 from protocol import formats
 from protocol.events import valid_zone
 from protocol.formats import ExportItem, GroupInfo
-from protocol.ical import (
-    MAX_EPOCH,
-    MIN_EPOCH,
-    Resource,
-    epoch,
-    etag_of,
-    href_for_uid,
-    in_window,
-    instances,
-)
-from protocol.recurrence import BusyPeriod, busy_calendar, busy_periods, merged
+from protocol.ical.busy import BusyPeriod, busy_calendar, busy_periods, merged
+from protocol.ical.resources import Resource
+from protocol.ical.values import MAX_EPOCH, MIN_EPOCH, epoch, etag_of, href_for_uid
+from protocol.ical.windows import in_window, instances
 from server.services.access import AccessService, Level, State
 from server.services.errors import Forbidden, Invalid, NameTaken, NotFound
 from storage import base
@@ -451,7 +444,7 @@ class CalendarService:
         self, user: User, calendars: Sequence[Calendar], start: datetime, end: datetime, zone: tzinfo | None = None
     ) -> list[BusyPeriod]:
         """The busy periods of the calendars' opaque, not cancelled event instances in [start,
-        end), each with its FBTYPE, merged (``protocol.recurrence``). Floating times and dates
+        end), each with its FBTYPE, merged (``protocol.ical.busy``). Floating times and dates
         are read in ``zone`` (the asker's), else in each calendar's time zone, else in UTC."""
         await self.need(user, calendars, Level.FREEBUSY)
         return await self._busy(calendars, start, end, zone)

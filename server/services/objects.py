@@ -15,7 +15,9 @@ from collections.abc import Callable
 from icalendar import Calendar as ICalendar
 from icalendar import Component, Event, Todo
 
-from protocol.ical import Resource, component_problems, main_component, parse_resource, resource_from_calendar
+from protocol.ical.repairs import component_problems
+from protocol.ical.resources import Resource, resource_from_calendar
+from protocol.ical.values import main_component, parse_resource
 from server.config import Config
 from server.services.access import Level
 from server.services.calendars import CalendarService, object_write

@@ -10,12 +10,10 @@ from datetime import UTC, datetime, timedelta
 from icalendar import Calendar as ICalendar
 from icalendar import Component
 
-from protocol import recurrence, wcap
-from protocol.ical import (
-    formatted,
-    instances,
-    main_component,
-)
+from protocol import wcap
+from protocol.ical.instances import cancel_instance, one_component, override_instance, rezone
+from protocol.ical.values import formatted, main_component
+from protocol.ical.windows import instances
 from protocol.wcap import Block, Errno, WcapError, flag, parse_time, split_list
 from server.http import MAX_INT
 from server.services.errors import (
@@ -62,7 +60,7 @@ async def fetch(
 
         texts = await asyncio.to_thread(expand)
     if zone is not None:
-        texts = await asyncio.to_thread(lambda: [recurrence.rezone(t, zone) for t in texts])
+        texts = await asyncio.to_thread(lambda: [rezone(t, zone) for t in texts])
     return texts
 
 
@@ -144,7 +142,7 @@ async def by_id(door: WcapDoor, call: Call, kind: str) -> list[Block]:
                 block.components.append(text)
         zone = zone_param(call, "tzidout")
         if zone is not None:
-            block.components = await asyncio.to_thread(lambda: [recurrence.rezone(t, zone) for t in block.components])
+            block.components = await asyncio.to_thread(lambda: [rezone(t, zone) for t in block.components])
 
     return await door.each_calendar(call, body)
 
@@ -198,7 +196,7 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
         """The call's changes to the master, or to the instance at ``rid`` with ``mod=1``."""
         target = main_component(calendar_data)
         if rid is not None and mod == "1":
-            target = recurrence.override_instance(calendar_data, rid)
+            target = override_instance(calendar_data, rid)
         assert target is not None
         wcap.apply_store(target, call.params, zone)
         for prop in ("DTSTAMP", "LAST-MODIFIED"):
@@ -214,7 +212,7 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
         raise WcapError(failed, error.message) from None
     block = Block(await door.props(call, calendar))
     if flag(call.get("fetch")):
-        block.components.append(recurrence.one_component(saved.ical, rid if mod == "1" else None))
+        block.components.append(one_component(saved.ical, rid if mod == "1" else None))
     else:
         block.components.append(wcap.status_component(kind, uid, "2.0;Success.  Store successful."))
     return [block]
@@ -261,7 +259,7 @@ async def remove_instance(
 ) -> None:
     """Cancel one occurrence: an EXDATE on the master and no override for it."""
     try:
-        await door.services.objects.edit(call.me, calendar, obj, lambda data: recurrence.cancel_instance(data, rid))
+        await door.services.objects.edit(call.me, calendar, obj, lambda data: cancel_instance(data, rid))
     except (Invalid, PreconditionFailed) as error:
         raise WcapError(failed, error.message) from None
 

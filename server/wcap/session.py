@@ -8,11 +8,8 @@ import json
 from datetime import UTC, datetime
 
 from protocol import wcap
-from protocol.ical import (
-    all_timezones,
-    formatted,
-    timezone_text,
-)
+from protocol.ical.resources import all_timezones, timezone_text
+from protocol.ical.values import formatted
 from protocol.wcap import Block, Errno, WcapError, split_list
 from server.http import REQUEST_USER, client_address
 from server.urls import calid_of

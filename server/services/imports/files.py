@@ -18,7 +18,8 @@ from typing import IO, Any
 
 from protocol import formats
 from protocol.formats import Lines, ParseOptions, ParseResult
-from protocol.ical import Resource, in_window
+from protocol.ical.resources import Resource
+from protocol.ical.windows import in_window
 from server.config import Config
 from server.services.calendars import object_write, window
 from server.services.errors import BadEncoding, Invalid, TooLarge

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from protocol.formats import ParseResult
-from protocol.ical import parse_resource, resource_from_calendar
+from protocol.ical.resources import resource_from_calendar
+from protocol.ical.values import parse_resource
 from server.config import Config
 from server.services.access import Level
 from server.services.calendars import CalendarService, object_write

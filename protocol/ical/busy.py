@@ -1,0 +1,85 @@
+"""Busy periods (free/busy): the opaque, not cancelled instances of events in a range, as RFC 4791
+7.10 gives their FBTYPE, merged, and written as a VFREEBUSY. Pure."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, tzinfo
+
+from icalendar import Calendar, Event
+
+from protocol.ical.values import parse_resource, to_utc
+from protocol.ical.walk import component_span
+
+#: a free/busy period's FBTYPE (RFC 5545 3.2.9) as RFC 4791 7.10 gives it for an event's STATUS
+BUSY, TENTATIVE = "BUSY", "BUSY-TENTATIVE"
+
+
+#: a busy period: start, end (UTC) and FBTYPE
+BusyPeriod = tuple[datetime, datetime, str]
+
+
+def busy_periods(texts: list[str], start: datetime, end: datetime, zone: tzinfo | None = None) -> list[BusyPeriod]:
+    """The busy periods of the opaque, not cancelled event instances within [start, end), not
+    yet merged: BUSY-TENTATIVE for tentative ones, BUSY for the others (RFC 4791 7.10; RFC 5545
+    3.8.2.7 TRANSP, 3.8.1.11 STATUS). Floating times and dates are the asker's wall clock: read
+    in ``zone`` (UTC when None)."""
+    periods: list[BusyPeriod] = []
+    for text in texts:
+        for component in parse_resource(text).walk("VEVENT"):
+            if str(component.get("TRANSP", "")).upper() == "TRANSPARENT":
+                continue
+            status = str(component.get("STATUS", "")).upper()
+            if status == "CANCELLED":
+                continue
+            first, length = component_span(component)
+            if first is None or length is None:
+                continue
+            begin = _placed(first, zone)
+            clipped = (max(begin, start), min(begin + length, end))
+            if clipped[0] < clipped[1]:
+                periods.append((*clipped, TENTATIVE if status == "TENTATIVE" else BUSY))
+    return periods
+
+
+def _placed(value: date, zone: tzinfo | None) -> datetime:
+    """An instant for a DATE or DATE-TIME value: floating ones and dates on ``zone``'s wall clock."""
+    if zone is None or (isinstance(value, datetime) and value.tzinfo is not None):
+        return to_utc(value)[0]
+    moment = value if isinstance(value, datetime) else datetime.combine(value, time())
+    return moment.replace(tzinfo=zone).astimezone(UTC)
+
+
+def merged(periods: Iterable[BusyPeriod]) -> list[BusyPeriod]:
+    """Busy periods with those of one FBTYPE that touch or overlap joined, in order of start."""
+    joined: list[BusyPeriod] = []
+    for begin, finish, kind in sorted(periods, key=lambda p: (p[2], p[0], p[1])):
+        if joined and joined[-1][2] == kind and begin <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], finish), kind)
+        else:
+            joined.append((begin, finish, kind))
+    return sorted(joined)
+
+
+def busy_calendar(name: str, periods: list[BusyPeriod]) -> str:
+    """A calendar of busy periods only (a public feed's "busy times"): one opaque event titled
+    Busy per period (tentative ones with STATUS:TENTATIVE), its UID and stamp taken from its
+    times so the text changes only with them."""
+    calendar = Calendar()
+    calendar.add("PRODID", "-//Almanac//busy times//EN")
+    calendar.add("VERSION", "2.0")
+    calendar.add("X-WR-CALNAME", name)
+    for start, end, kind in periods:
+        event = Event()
+        key = f"{start.isoformat()}/{end.isoformat()}" + ("/tentative" if kind == TENTATIVE else "")
+        event.add("UID", hashlib.sha256(key.encode()).hexdigest()[:32] + "@busy.almanac")
+        event.add("DTSTAMP", start)
+        event.add("DTSTART", start)
+        event.add("DTEND", end)
+        event.add("SUMMARY", "Busy (tentative)" if kind == TENTATIVE else "Busy")
+        if kind == TENTATIVE:
+            event.add("STATUS", "TENTATIVE")
+        event.add("TRANSP", "OPAQUE")
+        calendar.add_component(event)
+    return calendar.to_ical().decode()
