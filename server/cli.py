@@ -252,7 +252,7 @@ async def export_command(config: Config, args: argparse.Namespace) -> int:
 async def build_timezones_aside() -> None:
     """WCAP clients ask for every VTIMEZONE at login, and building them takes seconds of CPU:
     build them in a helper process (so requests do not wait on the GIL meanwhile)."""
-    code = "import sys; from protocol.ical.resources import build_all_timezones; sys.stdout.write(build_all_timezones())"
+    code = "import sys, protocol.ical.resources as r; sys.stdout.write(r.build_all_timezones())"
     helper = await asyncio.create_subprocess_exec(
         sys.executable, "-c", code, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )

@@ -1,4 +1,4 @@
-"""protocol/caldav.py: REPORT parsing, RFC 4791 filter matching and calendar-data shaping."""
+"""protocol/caldav: REPORT parsing, RFC 4791 filter matching and calendar-data shaping."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from protocol import caldav
+from protocol.caldav.data import freebusy_text, shape
+from protocol.caldav.filters import matches
+from protocol.caldav.query import CalendarData, CalendarQuery, TimeRange, Unsupported, parse_report
+from protocol.dav import BadRequest
 from protocol.ical.values import parse_resource
 
 C = 'xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:D="DAV:"'
@@ -26,15 +29,15 @@ def component(kind: str, *lines: str) -> str:
     )
 
 
-def query(inner: str, props: str = "<D:getetag/>") -> caldav.CalendarQuery:
+def query(inner: str, props: str = "<D:getetag/>") -> CalendarQuery:
     body = f'<C:calendar-query {C}><D:prop>{props}</D:prop><C:filter><C:comp-filter name="VCALENDAR">{inner}'
-    parsed = caldav.parse_report((body + "</C:comp-filter></C:filter></C:calendar-query>").encode())
-    assert isinstance(parsed, caldav.CalendarQuery)
+    parsed = parse_report((body + "</C:comp-filter></C:filter></C:calendar-query>").encode())
+    assert isinstance(parsed, CalendarQuery)
     return parsed
 
 
 def hit(text: str, inner: str, zone: str | None = None) -> bool:
-    return caldav.matches(query(inner).filter, parse_resource(text), ZoneInfo(zone) if zone else None)
+    return matches(query(inner).filter, parse_resource(text), ZoneInfo(zone) if zone else None)
 
 
 def ranged(kind: str, start: str, end: str) -> str:
@@ -133,17 +136,17 @@ def test_text_match_collations_negation_and_parameters() -> None:
 
 
 def test_bad_reports_name_their_precondition() -> None:
-    with pytest.raises(caldav.Unsupported) as unsupported:
+    with pytest.raises(Unsupported) as unsupported:
         query('<C:comp-filter name="VEVENT"><C:prop-filter name="SUMMARY"><C:text-match collation="x;y">a'
               "</C:text-match></C:prop-filter></C:comp-filter>")  # fmt: skip
     assert unsupported.value.condition.endswith("supported-collation")
-    with pytest.raises(caldav.Unsupported) as bad_time:
+    with pytest.raises(Unsupported) as bad_time:
         query('<C:comp-filter name="VEVENT"><C:time-range start="2025-01-01"/></C:comp-filter>')
     assert bad_time.value.condition.endswith("valid-filter")
-    with pytest.raises(caldav.Unsupported):
-        caldav.parse_report(b'<D:expand-property xmlns:D="DAV:"/>')
-    with pytest.raises(caldav.BadRequest):
-        caldav.parse_report(b'<D:sync-collection xmlns:D="DAV:"><D:limit><D:nresults>x</D:nresults></D:limit>'
+    with pytest.raises(Unsupported):
+        parse_report(b'<D:expand-property xmlns:D="DAV:"/>')
+    with pytest.raises(BadRequest):
+        parse_report(b'<D:sync-collection xmlns:D="DAV:"><D:limit><D:nresults>x</D:nresults></D:limit>'
                             b"</D:sync-collection>")  # fmt: skip
 
 
@@ -157,8 +160,8 @@ def test_expand_gives_utc_instances_with_overrides() -> None:
                   "DTSTART;TZID=Europe/Berlin:20250107T120000", "DTEND;TZID=Europe/Berlin:20250107T130000",
                   "SUMMARY:Moved"),
     )  # fmt: skip
-    window = caldav.TimeRange(datetime(2025, 1, 7, tzinfo=UTC), datetime(2025, 1, 9, tzinfo=UTC))
-    expanded = parse_resource(caldav.shape(text, caldav.CalendarData(expand=window)))
+    window = TimeRange(datetime(2025, 1, 7, tzinfo=UTC), datetime(2025, 1, 9, tzinfo=UTC))
+    expanded = parse_resource(shape(text, CalendarData(expand=window)))
     assert not expanded.walk("VTIMEZONE")
     events = expanded.walk("VEVENT")
     assert [(str(e["SUMMARY"]), e["DTSTART"].dt) for e in events] == [
@@ -166,7 +169,7 @@ def test_expand_gives_utc_instances_with_overrides() -> None:
         ("Standup", datetime(2025, 1, 8, 8, tzinfo=UTC)),
     ]
     assert all("RRULE" not in e and e["RECURRENCE-ID"].to_ical().endswith(b"Z") for e in events)
-    limited = parse_resource(caldav.shape(text, caldav.CalendarData(limit_recurrence=caldav.TimeRange(
+    limited = parse_resource(shape(text, CalendarData(limit_recurrence=TimeRange(
         datetime(2025, 1, 9, tzinfo=UTC), datetime(2025, 1, 10, tzinfo=UTC)))))  # fmt: skip
     assert [str(e["SUMMARY"]) for e in limited.walk("VEVENT")] == ["Standup"]  # the override is outside
 
@@ -179,14 +182,14 @@ def test_partial_calendar_data_keeps_only_what_is_asked() -> None:
     )
     data = query(ranged("VEVENT", "20250101T000000Z", "20260101T000000Z"), props).props.data
     assert data is not None
-    shaped = caldav.shape(text, data)
+    shaped = shape(text, data)
     assert "SUMMARY:Keep" in shaped and "LOCATION" not in shaped and "PRODID" not in shaped
 
 
 def test_freebusy_text_lists_periods_in_utc() -> None:
-    window = caldav.TimeRange(datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC))
+    window = TimeRange(datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC))
     periods = [(datetime(2025, 1, 1, 9, tzinfo=UTC), datetime(2025, 1, 1, 10, tzinfo=UTC))]
-    text = caldav.freebusy_text(periods, window, "-//x//EN")
+    text = freebusy_text(periods, window, "-//x//EN")
     assert "FREEBUSY;FBTYPE=BUSY:20250101T090000Z/20250101T100000Z" in text and "DTSTART:20250101T000000Z" in text
 
 

@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 from lxml import etree
 from yarl import URL
 
-from protocol import caldav
+from protocol.caldav.query import CALENDAR_REPORTS, Report
 from server.caldav.props import REPORTS
 from server.caldav.reports import HANDLERS
 from tests.helpers import (
@@ -266,5 +266,5 @@ async def test_reports_stay_inside_the_users_own_calendars(client: TestClient, a
 
 def test_every_report_a_calendar_lists_has_a_reader_and_an_answer() -> None:
     """supported-report-set, the reader and the dispatcher are one table each way."""
-    assert tuple(caldav.CALENDAR_REPORTS) == REPORTS and len(REPORTS) == len(get_args(caldav.Report))
-    assert set(HANDLERS) == set(get_args(caldav.Report))
+    assert tuple(CALENDAR_REPORTS) == REPORTS and len(REPORTS) == len(get_args(Report))
+    assert set(HANDLERS) == set(get_args(Report))

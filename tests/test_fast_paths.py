@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from protocol import dav
-from protocol.caldav import MAX_INSTANCES, TimeRange, expand_utc
+from protocol.caldav.data import expand_utc
+from protocol.caldav.query import MAX_INSTANCES, TimeRange
 from protocol.dav import APPLE, CALDAV, DAV, tag
 from protocol.ical.resources import resource_from_calendar
 from protocol.ical.values import epoch, parse_resource

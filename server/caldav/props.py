@@ -14,7 +14,8 @@ from urllib.parse import quote, unquote
 
 from lxml import etree
 
-from protocol import caldav, dav
+from protocol import dav
+from protocol.caldav.query import CALENDAR_REPORTS, COLLATIONS, MAX_INSTANCES, Unsupported, calendar_timezone
 from protocol.dav import APPLE, CALDAV, CS, DAV, PropstatResponse, tag
 from protocol.events import valid_zone
 from protocol.ical.resources import timezone_text
@@ -30,7 +31,7 @@ log = logging.getLogger("almanac.caldav")
 
 MAX_RESOURCE_SIZE = 10 * 1024 * 1024
 #: what a calendar's supported-report-set lists
-REPORTS = tuple(caldav.CALENDAR_REPORTS)
+REPORTS = tuple(CALENDAR_REPORTS)
 
 
 def _el(name: str, text: str | None = None, *children: etree._Element) -> etree._Element:
@@ -279,8 +280,8 @@ def _zone_of(node: etree._Element, calendar: Calendar | None) -> tuple[object, d
     if not text:
         return None, {"calendar-timezone": None}
     try:
-        tzid, _ = caldav.calendar_timezone(text)
-    except caldav.Unsupported:
+        tzid, _ = calendar_timezone(text)
+    except Unsupported:
         raise NotSettable(409) from None
     return (tzid if valid_zone(tzid) else None), {"calendar-timezone": text}
 
@@ -397,11 +398,11 @@ LIVE = {
              Settable("components", _components_of, at_creation_only=True)),
         Live(tag(CALDAV, "supported-calendar-data"), _ON_CALENDAR, _of_calendar(_calendar_data_type)),
         Live(tag(CALDAV, "supported-collation-set"), _ON_CALENDAR,
-             lambda r: [_el(tag(CALDAV, "supported-collation"), name) for name in caldav.COLLATIONS]),
+             lambda r: [_el(tag(CALDAV, "supported-collation"), name) for name in COLLATIONS]),
         Live(tag(CALDAV, "max-resource-size"), _ON_CALENDAR, lambda r: str(MAX_RESOURCE_SIZE)),
         Live(tag(CALDAV, "min-date-time"), _ON_CALENDAR, lambda r: utc_stamp(MIN_EPOCH)),
         Live(tag(CALDAV, "max-date-time"), _ON_CALENDAR, lambda r: utc_stamp(MAX_EPOCH)),
-        Live(tag(CALDAV, "max-instances"), _ON_CALENDAR, lambda r: str(caldav.MAX_INSTANCES)),
+        Live(tag(CALDAV, "max-instances"), _ON_CALENDAR, lambda r: str(MAX_INSTANCES)),
         Live(tag(DAV, "getetag"), _ON_OBJECT, _of_object(lambda o: f'"{o.etag}"')),
         Live(tag(DAV, "getcontenttype"), _ON_OBJECT, _of_object(content_type)),
         Live(tag(DAV, "getcontentlength"), _ON_OBJECT, _of_object(lambda o: str(o.size()))),

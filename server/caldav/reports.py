@@ -18,7 +18,21 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from protocol import caldav, dav
+from protocol import dav
+from protocol.caldav.data import freebusy_text, shape
+from protocol.caldav.filters import matches
+from protocol.caldav.query import (
+    CalendarData,
+    CalendarQuery,
+    FreeBusyQuery,
+    Multiget,
+    Report,
+    ReportProps,
+    SyncCollection,
+    Unsupported,
+    parse_report,
+    simple_range,
+)
 from protocol.dav import DAV, PropstatResponse, tag
 from protocol.events import valid_zone
 from protocol.ical.values import FLOATING_SLACK, PRODID, epoch, parse_resource
@@ -43,14 +57,12 @@ class Context:
     member: CalendarObject | None = None
 
 
-async def report(
-    context: Context, body: bytes, allowed: frozenset[type[caldav.Report]] | None = None
-) -> web.StreamResponse:
+async def report(context: Context, body: bytes, allowed: frozenset[type[Report]] | None = None) -> web.StreamResponse:
     """The REPORT ``body`` asks of ``context.calendar``; a report it cannot be sent to (not in
     ``allowed``) is 403 ``DAV:supported-report`` (RFC 3253 3.6)."""
     try:
-        query = caldav.parse_report(body)
-    except caldav.Unsupported as error:
+        query = parse_report(body)
+    except Unsupported as error:
         log.info("REPORT %s refused: %s", context.request.path, error)
         raise DavError(403, error.condition) from None
     except dav.BadRequest as error:
@@ -67,9 +79,9 @@ Spans = dict[int, list[tuple[int, int, bool]]]
 PAGE = 1000
 
 
-def _shape(found: CalendarObject, data: caldav.CalendarData, zone: tzinfo | None, spans: Spans) -> str:
+def _shape(found: CalendarObject, data: CalendarData, zone: tzinfo | None, spans: Spans) -> str:
     try:
-        return caldav.shape(found.ical, data, zone, spans.get(found.id, ()))
+        return shape(found.ical, data, zone, spans.get(found.id, ()))
     except (ValueError, KeyError, TypeError, OverflowError) as error:
         log.warning("calendar-data of %s served as stored: %s", found.href, error)
         return found.ical
@@ -79,7 +91,7 @@ async def object_texts(
     user: User,
     calendar: Calendar,
     objects: Sequence[CalendarObject],
-    wanted: caldav.ReportProps,
+    wanted: ReportProps,
     zone: tzinfo | None = None,
     spans: Spans | None = None,
 ) -> list[str]:
@@ -107,7 +119,7 @@ async def object_texts(
     return replies() if len(objects) <= PAGE else await asyncio.to_thread(replies)
 
 
-async def multiget(context: Context, query: caldav.Multiget) -> web.Response:
+async def multiget(context: Context, query: Multiget) -> web.Response:
     """The objects named by href, in the asked order, 404 for each one that does not exist
     (hrefs may point into any of the user's calendars)."""
     user, calendar = context.user, context.calendar
@@ -134,17 +146,17 @@ def not_found(href: str) -> str:
     return dav.responses_text([PropstatResponse(href, status=404)])
 
 
-def query_zone(query: caldav.CalendarQuery, calendar: Calendar) -> tzinfo | None:
+def query_zone(query: CalendarQuery, calendar: Calendar) -> tzinfo | None:
     """The zone floating times are read in: the query's, else the calendar's (RFC 4791 9.8)."""
     if query.timezone is not None:
         return query.timezone
     return zoneinfo.ZoneInfo(calendar.timezone) if calendar.timezone and valid_zone(calendar.timezone) else None
 
 
-async def calendar_query(context: Context, query: caldav.CalendarQuery) -> web.Response:
+async def calendar_query(context: Context, query: CalendarQuery) -> web.Response:
     user, calendar = context.user, context.calendar
     zone = query_zone(query, calendar)
-    name, time_range, whole = caldav.simple_range(query)
+    name, time_range, whole = simple_range(query)
     calendars = context.calendars
     if context.member is not None:  # of one object: its text
         exact = False
@@ -163,14 +175,14 @@ async def calendar_query(context: Context, query: caldav.CalendarQuery) -> web.R
         found = [o for o in found if o.component == name]
     if not exact:
         found = await asyncio.to_thread(
-            lambda: [o for o in found if caldav.matches(query.filter, parse_resource(o.ical), zone)]
+            lambda: [o for o in found if matches(query.filter, parse_resource(o.ical), zone)]
         )
     expand = query.props.data.expand if query.props.data else None
     spans = await calendars.instance_spans(user, calendar, expand.low(), expand.high()) if expand and found else None
     return multistatus_reply(await object_texts(user, calendar, found, query.props, zone, spans))
 
 
-async def sync_collection(context: Context, query: caldav.SyncCollection) -> web.StreamResponse:
+async def sync_collection(context: Context, query: SyncCollection) -> web.StreamResponse:
     """Changes since the token (RFC 6578): members changed (with their properties) or removed
     (404); with DAV:limit, at most that many and a 507 for the collection when more remain.
     Streamed a page of changes at a time; a change made meanwhile has a later revision, so a
@@ -211,22 +223,22 @@ async def sync_collection(context: Context, query: caldav.SyncCollection) -> web
             return await reply.finish(sync_token(calendar, revision))
 
 
-async def free_busy(context: Context, query: caldav.FreeBusyQuery) -> web.Response:
+async def free_busy(context: Context, query: FreeBusyQuery) -> web.Response:
     """A VFREEBUSY of the calendar's busy time in the range (RFC 4791 7.10)."""
     calendar = context.calendar
     time_range = query.time_range
     periods = await context.calendars.busy(context.user, [calendar], time_range.low(), time_range.high())
-    text = caldav.freebusy_text(periods, time_range, PRODID)
+    text = freebusy_text(periods, time_range, PRODID)
     return web.Response(body=text.encode(), content_type="text/calendar", charset="utf-8")
 
 
 #: the reports an object answers (RFC 4791 7.8, 7.9) and those the home answers
-ON_ONE: frozenset[type[caldav.Report]] = frozenset({caldav.CalendarQuery, caldav.Multiget})
-ON_HOME: frozenset[type[caldav.Report]] = frozenset({caldav.Multiget})
-#: who answers each report caldav.CALENDAR_REPORTS reads (by the kind of query it reads)
-HANDLERS: dict[type[caldav.Report], Callable[..., Awaitable[web.StreamResponse]]] = {
-    caldav.CalendarQuery: calendar_query,
-    caldav.Multiget: multiget,
-    caldav.FreeBusyQuery: free_busy,
-    caldav.SyncCollection: sync_collection,
+ON_ONE: frozenset[type[Report]] = frozenset({CalendarQuery, Multiget})
+ON_HOME: frozenset[type[Report]] = frozenset({Multiget})
+#: who answers each report CALENDAR_REPORTS reads (by the kind of query it reads)
+HANDLERS: dict[type[Report], Callable[..., Awaitable[web.StreamResponse]]] = {
+    CalendarQuery: calendar_query,
+    Multiget: multiget,
+    FreeBusyQuery: free_busy,
+    SyncCollection: sync_collection,
 }

@@ -12,7 +12,8 @@ from urllib.parse import quote, unquote, urlsplit
 from aiohttp import web
 from lxml import etree
 
-from protocol import caldav, dav
+from protocol import dav
+from protocol.caldav.query import SyncCollection, Unsupported, parse_report
 from protocol.dav import CS, DAV, PropstatResponse, tag
 from server.caldav.props import INVITE_STATES
 from server.caldav.replies import DavError, multistatus, xml_reply
@@ -220,12 +221,12 @@ async def sync(services: Services, user: User, body: bytes) -> web.StreamRespons
     """sync-collection (RFC 6578) on the notification collection: the invitations that came or
     changed since the token, and (404) those answered or put away since."""
     try:
-        query = caldav.parse_report(body)
-    except caldav.Unsupported as error:
+        query = parse_report(body)
+    except Unsupported as error:
         raise DavError(403, error.condition) from None
     except dav.BadRequest as error:
         raise web.HTTPBadRequest(text=f"{error}\n") from None
-    if not isinstance(query, caldav.SyncCollection):
+    if not isinstance(query, SyncCollection):
         raise DavError(403, tag(DAV, "supported-report"))
     grants = await _held(services, user)
     try:

@@ -10,9 +10,8 @@ import asyncio
 import hashlib
 import json
 import logging
-import re
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -20,7 +19,7 @@ from icalendar import Calendar as ICalendar
 from icalendar import Component
 
 from protocol import events
-from protocol.formats.timeslot_json import iso_utc, slot, slot_fields
+from protocol.formats.timeslot_json import slot, slot_fields
 from server.forms import freckle_error
 from server.http import (
     FILE_FIELDS,
@@ -28,7 +27,6 @@ from server.http import (
     SERVICES,
     client_address,
     iso_epoch,
-    load_json,
     object_id,
     read_form,
     read_json_form,
@@ -38,13 +36,26 @@ from server.http import (
     whole_number,
 )
 from server.rest import imports as rest_imports
+from server.rest.shapes import (
+    CHANGES,
+    SLOT_KEYS,
+    error_response,
+    group_json,
+    json_object,
+    json_response,
+    member_json,
+    short_user,
+    slot_json,
+    snake,
+    user_json,
+)
 from server.services import Services
 from server.services.access import State
 from server.services.calendars import is_uuid, normalize_color
 from server.services.errors import BadEncoding, Forbidden, Invalid, NotFound, PreconditionFailed, ServiceError, TooLarge
 from server.services.imports import ImportRequest, Upload
 from storage.errors import StoreFull, StoreUnavailable
-from storage.model import Calendar, CalendarObject, Grant, User
+from storage.model import Calendar, User
 
 log = logging.getLogger("almanac.rest")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -56,36 +67,10 @@ EXPORTS = {
     "outlook": ("outlook", "csv", "text/csv"),
     "timeslot": ("timeslot", "json", "application/json"),
 }
-#: slot keys (Timeslot's camelCase, snake_cased) and the export keys they map to
-SLOT_KEYS = {
-    "title": "title", "start_date": "start", "end_date": "end", "allday": "allday",
-    "timezone": "timezone", "rrule": "rrule", "description": "description",
-    "location": "location", "visibility": "visibility", "notes": "notes", "type": "type",
-}  # fmt: skip
-#: which event fields a slot key changes (for PATCH, so other properties are kept)
-CHANGES = {
-    "title": {"summary"}, "start": {"start", "end"}, "end": {"start", "end"},
-    "allday": {"start", "end"}, "timezone": {"start", "end"}, "rrule": {"rrule"},
-    "description": {"description"}, "notes": {"description"}, "location": {"location", "geo"},
-    "visibility": {"klass"},
-}  # fmt: skip
-_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 
 class Unauthorized(ServiceError):
     pass
-
-
-def snake(key: str) -> str:
-    return _CAMEL.sub("_", key).lower()
-
-
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(data, status=status, headers=headers, dumps=lambda d: json.dumps(d, ensure_ascii=False))
-
-
-def error_response(status: int, message: str, **extra: Any) -> web.Response:
-    return json_response({"error": message, **{k: v for k, v in extra.items() if v is not None}}, status)
 
 
 #: what the services call things, in Timeslot's words
@@ -138,81 +123,7 @@ async def rest_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 # --------------------------------------------------------------------------- JSON shapes
 
 
-def short_user(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id, "username": user.username, "firstName": None, "middleName": None,
-        "lastName": None, "createdAt": user.created_at, "updatedAt": user.updated_at,
-        "deletedAt": None, "image": "",
-    }  # fmt: skip
-
-
-def user_json(user: User, calendars: list[Calendar], token: str | None = None) -> dict[str, Any]:
-    default = next((c for c in calendars if c.is_default), None)
-    data = {
-        **short_user(user),
-        "email": user.email,
-        "emailVerified": False,
-        "slotCount": sum(c.object_count or 0 for c in calendars),
-        "calendarCount": len(calendars),
-        "friendsCount": 0,
-        "myCalendarUuid": default.uuid if default else None,
-        "friendshipState": "myself",
-    }
-    if token is not None:
-        data["authToken"] = token
-    return data
-
-
-def group_json(
-    calendar: Calendar, owner: User, members: Sequence[tuple[Grant, User]] = (), state: str = "active"
-) -> dict[str, Any]:
-    """A group as Timeslot shows it: ``members`` are its grants to users (the active ones are
-    its members besides the owner), ``state`` the asking user's membershipState."""
-    color = (calendar.color or "#000000").lstrip("#")[:6]
-    member_ids = [owner.id, *(u.id for g, u in members if g.state == State.ACTIVE)]
-    return {
-        "id": calendar.uuid, "name": calendar.name, "image": "", "description": calendar.description,
-        "defaultColor": color, "color": color, "timezone": calendar.timezone,
-        "membersCanPost": bool(calendar.props.get("membersCanPost")),
-        "membersCanInvite": bool(calendar.props.get("membersCanInvite")),
-        "public": bool(calendar.props.get("public")), "default": calendar.is_default,
-        "createdAt": calendar.created_at, "updatedAt": calendar.updated_at, "deletedAt": None,
-        "owner": short_user(owner), "memberIds": member_ids, "memberCount": len(member_ids),
-        "slotCount": calendar.object_count, "membershipState": state,
-    }  # fmt: skip
-
-
-def member_json(grant: Grant, user: User) -> dict[str, Any]:
-    """A member of a group: the user, their membershipState and level (``access``)."""
-    return {**short_user(user), "membershipState": grant.state, "access": grant.level,
-            "color": grant.props.get("color")}  # fmt: skip
-
-
-def slot_json(found: CalendarObject, calendar: Calendar) -> dict[str, Any]:
-    fields = events.view(found.ical)
-    exported = slot(fields)
-    return {
-        "id": found.id, "uid": fields.uid, "type": "todo" if fields.component == "VTODO" else "event",
-        "title": fields.summary, "description": fields.description,
-        "startDate": iso_utc(fields.start) if fields.start is not None else None,
-        "endDate": iso_utc(fields.end) if fields.end is not None else None,
-        "allday": fields.all_day, "rrule": fields.rrule, "timezone": fields.tzid,
-        "location": exported["location"], "visibility": fields.visibility,
-        "etag": found.etag, "createdAt": found.created_at, "updatedAt": found.modified_at,
-        "deletedAt": None, "slotGroupUuids": [calendar.uuid],
-    }  # fmt: skip
-
-
 # --------------------------------------------------------------------------- request helpers
-
-
-def json_object(body: bytes) -> dict[str, Any]:
-    if not body.strip():
-        return {}
-    data = load_json(body)
-    if not isinstance(data, dict):
-        raise Invalid("the body must be a JSON object")
-    return {snake(k): v for k, v in data.items()}
 
 
 class RestDoor:
