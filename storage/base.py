@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import Any
 
 from storage.model import (
@@ -241,7 +241,7 @@ class Store(ABC):
     ) -> tuple[CalendarObject, bool]:
         """In one transaction, delete ``href`` (unless ``keep_source``: a copy) and put ``write``
         into ``target_id``; ``overwrite=False`` refuses (PreconditionFailed) an existing target.
-        Missing when the source is gone; Conflict as for put_object."""
+        Gone when the source is gone; Conflict as for put_object."""
 
     # grants ------------------------------------------------------------------------------
 
@@ -328,9 +328,9 @@ class Store(ABC):
         """The calendars an import wrote into (by their ids)."""
 
     @abstractmethod
-    async def create_import(self, job: NewImport, upload: bytes | None = None) -> ImportJob:
+    async def create_import(self, job: NewImport, upload: AsyncIterable[bytes] | None = None) -> ImportJob:
         """Record an import (queued, or in progress for a door that runs it at once), with the
-        file a queued one waits with (in the same transaction)."""
+        file a queued one waits with, given in pieces (in the same transaction)."""
 
     @abstractmethod
     async def update_import(self, import_id: int, **changes: Any) -> ImportJob:
@@ -338,11 +338,13 @@ class Store(ABC):
         warnings, message); a finished status stamps finished_at."""
 
     @abstractmethod
-    async def save_upload(self, import_id: int, data: bytes) -> None:
-        """Keep a queued import's file until it runs (any process may run it)."""
+    async def save_upload(self, import_id: int, pieces: AsyncIterable[bytes]) -> None:
+        """Keep a queued import's file, given in pieces, until it runs (any process may run it)."""
 
     @abstractmethod
-    async def load_upload(self, import_id: int) -> bytes | None: ...
+    def upload_pieces(self, import_id: int) -> AsyncIterator[bytes]:
+        """A queued import's file in the pieces it was kept in, read one at a time; none when
+        it is not kept (an empty file is one empty piece)."""
 
     @abstractmethod
     async def drop_upload(self, import_id: int) -> None: ...
@@ -371,7 +373,7 @@ class Store(ABC):
     async def import_batch(
         self, import_id: int, target: ImportTarget, writes: Sequence[ObjectWrite], progress: int
     ) -> tuple[int, int, int]:
-        """Write one batch of an import in progress (else Missing) in one transaction: find
+        """Write one batch of an import in progress (else Gone) in one transaction: find
         or make the target calendar (recording one it made), match by UID, create or replace,
         record what was replaced, bump the sync revision once, add to the import's counts and
         set its progress.
@@ -381,7 +383,7 @@ class Store(ABC):
     async def undo_import(
         self,
         import_id: int,
-        restores: Sequence[tuple[int, ObjectWrite]],
+        restores: AsyncIterable[Sequence[tuple[int, ObjectWrite]]],
         *,
         expect: str = JobStatus.COMPLETE,
         status: str = JobStatus.UNDONE,
@@ -390,7 +392,8 @@ class Store(ABC):
     ) -> ImportJob:
         """In one transaction: delete what the import created (edited since or not), put back
         ``restores`` (calendar id, the replaced version), remove the calendars it made that hold
-        nothing else, and set its status. Missing unless its status was ``expect``
+        nothing else, and set its status. ``restores`` comes a page at a time (one page in memory).
+        Gone unless its status was ``expect``
         (``complete`` for an undo, ``in_progress`` for the rollback of a failed import; to
         ``queued`` again, it is as if it had never run: no counts, no items, no runner).
 

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,18 @@ from lxml import etree
 from protocol.dav import CALDAV, CS, DAV
 
 DATA = Path(__file__).parent / "data"
+
+
+async def stream(*items: Any) -> AsyncIterator[Any]:
+    """``items`` one at a time, as the store takes pages and pieces."""
+    for item in items:
+        yield item
+
+
+async def kept_upload(store: Any, import_id: int) -> bytes | None:
+    """A queued import's file as the store keeps it, whole; None when it keeps none."""
+    pieces = [piece async for piece in store.upload_pieces(import_id)]
+    return b"".join(pieces) if pieces else None
 
 
 def sample(name: str) -> bytes:

@@ -19,7 +19,7 @@ from lxml import etree
 from server.config import Config
 from server.services import build
 from server.services.imports import ImportRequest, Upload
-from tests.helpers import EVENT, NS, Server, basic, sample, sign_up
+from tests.helpers import EVENT, NS, Server, basic, kept_upload, sample, sign_up
 
 ALICE = basic("alice")
 CAL = "/dav/calendars/alice/calendar/"
@@ -79,7 +79,7 @@ async def test_an_import_queued_on_one_node_runs_on_another(config: Config, tmp_
         await b.imports.idle()
         ran = await b.store.get_import(job.id)
         assert ran is not None and (ran.status, ran.created, ran.runner) == ("complete", 3, b.imports.runner)
-        assert await b.store.load_upload(job.id) is None  # the file is gone once it ran
+        assert await kept_upload(b.store, job.id) is None  # the file is gone once it ran
     finally:
         await b.imports.stop()
         await b.store.close()

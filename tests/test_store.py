@@ -17,7 +17,7 @@ from storage.model import ImportTarget, JobStatus, NewCalendar, NewImport, Objec
 from storage.postgres import database as postgres_database
 from storage.sql import SQLStore
 from storage.sqlite import database as sqlite_database
-from tests.helpers import ROOT, sample
+from tests.helpers import ROOT, kept_upload, sample, stream
 
 
 @pytest.fixture
@@ -253,10 +253,10 @@ async def test_conformance_an_import_and_its_undo(store: SQLStore) -> None:
     gone = (await store.create_calendar(NewCalendar(uuid="g", owner_id=owner.id, slug="g", name="G"))).id
     assert await store.delete_calendar(gone)
     with pytest.raises(Gone):  # only a finished import is undone
-        await store.undo_import(job.id, [])
+        await store.undo_import(job.id, stream())
     await store.update_import(job.id, status=JobStatus.COMPLETE)
     restores = [(calendar, write("kept")), (calendar, write("taken")), (gone, write("lost"))]
-    undone = await store.undo_import(job.id, restores, message="undone by u", by=owner.id)
+    undone = await store.undo_import(job.id, stream(restores), message="undone by u", by=owner.id)
     assert undone.status == JobStatus.UNDONE
     assert undone.message == "undone by u; 2 replaced object(s) could not be put back (see the warnings)"
     assert undone.warnings == [
@@ -269,7 +269,7 @@ async def test_conformance_an_import_and_its_undo(store: SQLStore) -> None:
     deleted = [c for c, _ in await store.changes_since(calendar, 0) if c.uid == "new"]
     assert [(c.deleted, c.changed_by) for c in deleted] == [(True, owner.id)]
     with pytest.raises(Gone):  # once
-        await store.undo_import(job.id, restores)
+        await store.undo_import(job.id, stream(restores))
 
 
 async def test_conformance_an_import_rolled_back_to_run_again_starts_from_nothing(store: SQLStore) -> None:
@@ -282,7 +282,7 @@ async def test_conformance_an_import_rolled_back_to_run_again_starts_from_nothin
     await store.update_import(job.id, runner="worker-1", lease_until=99)
     gone = (await store.create_calendar(NewCalendar(uuid="g", owner_id=owner.id, slug="g", name="G"))).id
     assert await store.delete_calendar(gone)
-    again = await store.undo_import(job.id, [(gone, write("lost"))], expect=JobStatus.IN_PROGRESS,
+    again = await store.undo_import(job.id, stream([(gone, write("lost"))]), expect=JobStatus.IN_PROGRESS,
                                     status=JobStatus.QUEUED)  # fmt: skip
     assert again.status == JobStatus.QUEUED
     assert again.message == "1 replaced object(s) could not be put back (see the warnings)"
@@ -303,7 +303,7 @@ async def test_conformance_an_import_makes_its_calendar_once_and_its_undo_remove
     assert found is not None and len(found.calendars_created) == 1 and found.calendar_id == found.calendars_created[0]
     assert (found.created, found.progress) == (2, 2)
     await store.update_import(job.id, status=JobStatus.COMPLETE)
-    await store.undo_import(job.id, [])
+    await store.undo_import(job.id, stream())
     assert await store.get_calendar(found.calendar_id) is None
     failed = await store.create_import(NewImport(owner.id, "cli", "ics", None, None, status="failed"))
     with pytest.raises(Gone):  # a batch of a job no longer running writes nothing
@@ -313,11 +313,13 @@ async def test_conformance_an_import_makes_its_calendar_once_and_its_undo_remove
 
 async def test_conformance_each_queued_import_is_claimed_once(store: SQLStore) -> None:
     user = await store.create_user("u", None, "hash")
-    jobs = [await store.create_import(NewImport(user.id, "rest", "ics", None, None), upload=b"x") for _ in range(5)]
+    jobs = [
+        await store.create_import(NewImport(user.id, "rest", "ics", None, None), upload=stream(b"x")) for _ in range(5)
+    ]
     claims = await asyncio.gather(*(store.claim_import(f"runner-{n}", 10**10) for n in range(8)))
     claimed = [c.id for c in claims if c is not None]
     assert sorted(claimed) == [j.id for j in jobs]  # each once, none twice, none left
-    assert await store.load_upload(jobs[0].id) == b"x"
+    assert await kept_upload(store, jobs[0].id) == b"x"
     assert await store.renew_lease(claimed[0], "someone else", 10**10) is False
     winner = next(c for c in claims if c is not None)
     assert await store.renew_lease(winner.id, winner.runner or "", 10) is True  # lapses at t=10
@@ -437,5 +439,52 @@ async def test_grants_made_before_flags_had_kinds_follow_only_what_the_flags_gav
         for name, (_, given) in grants.items():
             found = {(g.grantee_id, g.level): g.follows_group for g in await store.grants_of(ids[name])}
             assert found == {(grantee, level): follows for grantee, level, follows in given}, name
+    finally:
+        await store.close()
+
+
+async def test_conformance_an_upload_is_kept_and_read_in_pieces(store: SQLStore) -> None:
+    """A queued file goes in and comes back a piece at a time, in order and byte for byte; an
+    empty file is kept (one empty piece), not taken for a missing one; dropping it removes it."""
+    user = await store.create_user("u", None, "hash")
+    pieces = [bytes([n]) * (1 << 20) for n in range(3)] + [b"tail"]
+    job = await store.create_import(NewImport(user.id, "rest", "ics", None, None), upload=stream(*pieces))
+    assert [piece async for piece in store.upload_pieces(job.id)] == pieces
+    empty = await store.create_import(NewImport(user.id, "rest", "ics", None, None), upload=stream(b""))
+    assert await kept_upload(store, empty.id) == b""
+    await store.drop_upload(job.id)
+    assert await kept_upload(store, job.id) is None
+    assert await kept_upload(store, empty.id) == b""
+
+
+async def test_a_file_waiting_before_pieces_is_cut_into_pieces(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 27.5's migration: a queued file kept whole (SQLite 5 to 8, PostgreSQL 2 to 5) is
+    kept in pieces of 1 MiB, byte for byte."""
+    module = sqlite_database if store_url.startswith("sqlite") else postgres_database
+    every = module.migrations
+    last = 8 if module is sqlite_database else 5
+    monkeypatch.setattr(module, "migrations", lambda backend: tuple(m for m in every(backend) if m[0] <= last))
+    store = store_for(store_url)
+    assert isinstance(store, SQLStore)
+    await store.open()
+    user = await store.create_user("u", None, "hash")
+    files = {"big": bytes(range(256)) * (10 * 1024) + b"end", "exact": b"x" * (1 << 20), "empty": b""}
+    ids = {}
+    for name, data in files.items():
+        ids[name] = (await store.create_import(NewImport(user.id, "rest", "ics", name, None))).id
+        async with store.db.transaction() as tx:
+            await tx.run("INSERT INTO import_uploads (import_id, data) VALUES (?, ?)", (ids[name], data))
+    await store.close()
+    monkeypatch.setattr(module, "migrations", every)
+    store = store_for(store_url)
+    assert isinstance(store, SQLStore)
+    await store.open()
+    try:
+        for name, data in files.items():
+            pieces = [piece async for piece in store.upload_pieces(ids[name])]
+            assert b"".join(pieces) == data, name
+            assert [len(piece) for piece in pieces] == [
+                len(data[i : i + (1 << 20)]) for i in range(0, max(len(data), 1), 1 << 20)
+            ]
     finally:
         await store.close()

@@ -40,7 +40,7 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
         ("import_id", "calendar_id", "href", "uid", "action", "previous_ical", "previous_etag"),
         "import_id, calendar_id, href",
     ),
-    "import_uploads": (("import_id", "data"), "import_id"),
+    "import_upload_pieces": (("import_id", "piece", "data"), "import_id, piece"),
     "grants": (
         ("id", "calendar_id", "grantee_id", "level", "state", "granted_by", "created_at", "updated_at", "slug",
          "props", "follows_group"),
@@ -50,8 +50,8 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     "login_failures": (("key", "at"), "key, at"),
     "login_turns": (("key", "turn"), "key"),
 }  # fmt: skip
-#: rows read and written at a time (uploads are up to the largest file an import takes)
-BATCH = {"import_uploads": 1, "objects": 500}
+#: rows read and written at a time (a piece of an upload is 1 MiB at most)
+BATCH = {"import_upload_pieces": 8, "objects": 500}
 
 
 @dataclass(slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid as uuid_module
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import Any
 
 from storage.errors import Conflict, Gone
@@ -78,7 +78,7 @@ class Imports(Calendars):
         rows = await self.db.all("SELECT DISTINCT calendar_id FROM import_items WHERE import_id = ?", (import_id,))
         return [row[0] for row in rows]
 
-    async def create_import(self, new: NewImport, upload: bytes | None = None) -> ImportJob:
+    async def create_import(self, new: NewImport, upload: AsyncIterable[bytes] | None = None) -> ImportJob:
         now = now_iso()
         async with self.db.transaction() as tx:
             import_id = await tx.insert(
@@ -88,7 +88,7 @@ class Imports(Calendars):
                  new.status, new.runner, new.lease_until, now, now),
             )  # fmt: skip
             if upload is not None:
-                await tx.run("INSERT INTO import_uploads (import_id, data) VALUES (?, ?)", (import_id, upload))
+                await self._write_upload(tx, import_id, upload)
             return await self._job_in(tx, import_id)
 
     async def update_import(self, import_id: int, **changes: Any) -> ImportJob:
@@ -111,17 +111,34 @@ class Imports(Calendars):
             raise Gone(f"import {import_id} does not exist")
         return job(row)
 
-    async def save_upload(self, import_id: int, data: bytes) -> None:
+    async def save_upload(self, import_id: int, pieces: AsyncIterable[bytes]) -> None:
         async with self.db.transaction() as tx:
-            await tx.run("INSERT INTO import_uploads (import_id, data) VALUES (?, ?)", (import_id, data))
+            await self._write_upload(tx, import_id, pieces)
 
-    async def load_upload(self, import_id: int) -> bytes | None:
-        row = await self.db.one("SELECT data FROM import_uploads WHERE import_id = ?", (import_id,))
-        return bytes(row[0]) if row else None
+    @staticmethod
+    async def _write_upload(tx: Tx, import_id: int, pieces: AsyncIterable[bytes]) -> None:
+        """The file's pieces as they come (one at a time in memory); at least one, empty for an
+        empty file, so that a kept file is never taken for a missing one."""
+        insert = "INSERT INTO import_upload_pieces (import_id, piece, data) VALUES (?, ?, ?)"
+        count = 0
+        async for piece in pieces:
+            if piece:
+                await tx.run(insert, (import_id, count, piece))
+                count += 1
+        if not count:
+            await tx.run(insert, (import_id, 0, b""))
+
+    async def upload_pieces(self, import_id: int) -> AsyncIterator[bytes]:
+        place = 0
+        while row := await self.db.one(
+            "SELECT data FROM import_upload_pieces WHERE import_id = ? AND piece = ?", (import_id, place)
+        ):
+            yield bytes(row[0])
+            place += 1
 
     async def drop_upload(self, import_id: int) -> None:
         async with self.db.transaction() as tx:
-            await tx.run("DELETE FROM import_uploads WHERE import_id = ?", (import_id,))
+            await tx.run("DELETE FROM import_upload_pieces WHERE import_id = ?", (import_id,))
 
     async def _claim(self, assign: str, which: str, params: Sequence[Any]) -> ImportJob | None:
         """Set ``assign`` on the first import (by id) matching ``which``, skipping rows another
@@ -171,7 +188,7 @@ class Imports(Calendars):
     async def undo_import(
         self,
         import_id: int,
-        restores: Sequence[tuple[int, ObjectWrite]],
+        restores: AsyncIterable[Sequence[tuple[int, ObjectWrite]]],
         *,
         expect: str = JobStatus.COMPLETE,
         status: str = JobStatus.UNDONE,
@@ -190,17 +207,19 @@ class Imports(Calendars):
             for calendar_id, hrefs in created.items():
                 await self._delete_many(tx, calendar_id, hrefs, by)
             not_restored = []
-            for calendar_id, write in restores:
-                gone = await tx.one("SELECT 1 FROM calendars WHERE id = ?", (calendar_id,)) is None
-                try:
-                    if gone:
-                        raise Gone("its calendar was deleted")
-                    await self._put(tx, calendar_id, write)
-                except (Conflict, Gone) as error:  # checked before anything is written
-                    why = "another object in its calendar now holds its UID" if isinstance(error, Conflict) else error
-                    not_restored.append(
-                        {"line": None, "fields": [write.uid, write.href], "error": f"not put back: {why}"}
-                    )
+            async for page in restores:
+                for calendar_id, write in page:
+                    gone = await tx.one("SELECT 1 FROM calendars WHERE id = ?", (calendar_id,)) is None
+                    try:
+                        if gone:
+                            raise Gone("its calendar was deleted")
+                        await self._put(tx, calendar_id, write)
+                    except (Conflict, Gone) as error:  # checked before anything is written
+                        why = (
+                            "another object in its calendar now holds its UID" if isinstance(error, Conflict) else error
+                        )
+                        problem = {"line": None, "fields": [write.uid, write.href], "error": f"not put back: {why}"}
+                        not_restored.append(problem)
             for calendar_id in found.calendars_created:
                 if await tx.one("SELECT 1 FROM objects WHERE calendar_id = ? LIMIT 1", (calendar_id,)) is None:
                     await self._delete_calendar(tx, calendar_id)

@@ -10,7 +10,7 @@ import functools
 import io
 import pickle
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,9 +68,19 @@ class Upload:
             return io.BytesIO(self.data or b"")
         return open(self.path, "rb")
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self) -> Generator[bytes]:
         with self._open() as file:
             yield from iter(functools.partial(file.read, 1 << 20), b"")
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        """The file in pieces of 1 MiB, each read in a thread (for the store, which keeps a
+        queued file in pieces)."""
+        chunks = self.chunks()
+        try:
+            while piece := await asyncio.to_thread(next, chunks, b""):
+                yield piece
+        finally:
+            chunks.close()
 
     def head(self) -> str:
         """The file's beginning, for format detection (bad bytes replaced)."""

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
+import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -51,6 +53,8 @@ log = logging.getLogger("almanac.imports")
 #: progress (percent) once the file is parsed and checked (two thirds of the work); writing
 #: takes it to 100
 PARSED = 60
+#: replaced versions an undo re-indexes, and the store puts back, at a time
+UNDO_PAGE = 500
 Progress = Callable[[ImportJob], None]
 
 
@@ -81,6 +85,19 @@ def line_errors(problem: Invalid | BadEncoding) -> list[dict[str, Any]]:
     if isinstance(problem, BadEncoding):
         return [{"line": problem.line, "fields": [], "error": problem.message}]
     return problem.errors or [{"line": None, "fields": [], "error": problem.message}]
+
+
+def restored(item: ImportItem) -> tuple[int, ObjectWrite]:
+    """The version an import replaced, byte for byte and with its ETag, re-indexed, and the
+    calendar it goes back to."""
+    text = item.previous_ical or ""
+    write = object_write(resource_from_calendar(parse_resource(text)), item.href)
+    return item.calendar_id, replace(write, ical=text, etag=item.previous_etag or write.etag)
+
+
+def stage_restores(items: list[ImportItem], staged: IO[bytes]) -> None:
+    """Append the restores of a page of replaced items to ``staged`` (CPU-bound: in a thread)."""
+    pickle.dump([restored(item) for item in items if item.previous_ical], staged, pickle.HIGHEST_PROTOCOL)
 
 
 class ImportService:
@@ -156,9 +173,9 @@ class ImportService:
             self.reader.check_size(upload.size)
             await self.writable(user, request.calendar)
             fmt = self.reader.format_of(upload, request.format)
-            data = upload.data if upload.path is None else await asyncio.to_thread(upload.path.read_bytes)
-            # the job and its file in one transaction: a worker never claims a job without its file
-            job = await self.store.create_import(self._new(user, request, JobStatus.QUEUED, fmt), upload=data or b"")
+            # the job and its file in one transaction (the file a piece at a time): a worker
+            # never claims a job without its file
+            job = await self.store.create_import(self._new(user, request, JobStatus.QUEUED, fmt), upload.pieces())
         finally:
             upload.discard()
         self.workers.wake.set()
@@ -297,7 +314,7 @@ class ImportService:
                 continue
             job = await self.store.get_import(int(path.name)) if path.name.isdigit() else None
             if job is not None and job.status == JobStatus.QUEUED:
-                await self.store.save_upload(job.id, await asyncio.to_thread(path.read_bytes))
+                await self.store.save_upload(job.id, Upload(path=path).pieces())
             path.unlink(missing_ok=True)
 
     async def stop(self) -> None:
@@ -312,13 +329,34 @@ class ImportService:
         await self.workers.idle()
 
     async def _run_claimed(self, job: ImportJob) -> None:
-        """Run a queued import a worker claimed; stopped half-way, it is rolled back and
-        queued again."""
-        data = await self.store.load_upload(job.id)
+        """Run a queued import a worker claimed (its file fetched from the store to this
+        process's spool, a piece at a time); stopped half-way, it is rolled back and queued
+        again."""
+        path = await self._fetch_upload(job.id)
+        try:
+            await self._run_fetched(job, path)
+        finally:
+            if path is not None:
+                path.unlink(missing_ok=True)
+
+    async def _fetch_upload(self, import_id: int) -> Path | None:
+        """A queued import's file copied from the store into the spool; None when it is gone."""
+        await asyncio.to_thread(self.spool.mkdir, parents=True, exist_ok=True)
+        path = self.spool / f"queued-{import_id}"
+        kept = False
+        with disk_space(), open(path, "wb") as file:
+            async for piece in self.store.upload_pieces(import_id):
+                kept = True
+                await asyncio.to_thread(file.write, piece)
+        if not kept:
+            path.unlink(missing_ok=True)
+        return path if kept else None
+
+    async def _run_fetched(self, job: ImportJob, path: Path | None) -> None:
         user = await self.store.get_user(job.user_id)
         calendar = await self.store.get_calendar(job.calendar_id) if job.calendar_id else None
         problem = (
-            "the uploaded file is gone" if data is None
+            "the uploaded file is gone" if path is None
             else "the target calendar was deleted" if job.calendar_id and calendar is None
             else "the user was deleted" if user is None
             else None
@@ -328,12 +366,12 @@ class ImportService:
                 await self.writable(user, calendar)
             except (NotFound, Forbidden):
                 problem = "the user may no longer write to the target calendar"
-        if problem or user is None or data is None:
+        if problem or user is None or path is None:
             await self.store.update_import(job.id, status=JobStatus.FAILED, message=problem)
             await self.store.drop_upload(job.id)
             return
         try:
-            await self._execute(job, user, ImportRequest.of_job(job, calendar), Upload(data=data), None)
+            await self._execute(job, user, ImportRequest.of_job(job, calendar), Upload(path=path), None)
         except asyncio.CancelledError:
             await asyncio.shield(self._requeue(job.id))
             raise
@@ -398,14 +436,28 @@ class ImportService:
     async def _revert(
         self, import_id: int, expect: str, status: str, message: str | None = None, by: int | None = None
     ) -> ImportJob:
-        replaced, _ = await self.store.import_items(import_id, action="updated")
+        """Undo (or roll back) an import in one transaction of the store: the versions it
+        replaced are re-indexed first, a page at a time, into a file of this process's spool,
+        and handed to the store from there a page at a time (never all in memory)."""
 
-        def restore(item: ImportItem) -> tuple[int, ObjectWrite]:
-            """The replaced version, byte for byte and with its ETag, re-indexed."""
-            parsed = resource_from_calendar(parse_resource(item.previous_ical or ""))
-            write = object_write(parsed, item.href)
-            ical = item.previous_ical or ""
-            return item.calendar_id, replace(write, ical=ical, etag=item.previous_etag or write.etag)
+        await asyncio.to_thread(self.spool.mkdir, parents=True, exist_ok=True)
+        with disk_space(), tempfile.TemporaryFile(dir=self.spool, prefix="undo-") as staged:
+            offset = 0
+            while True:
+                items, _ = await self.store.import_items(import_id, action="updated", offset=offset, limit=UNDO_PAGE)
+                if not items:
+                    break
+                offset += len(items)
+                await asyncio.to_thread(stage_restores, items, staged)
+            staged.seek(0)
 
-        restores = await asyncio.to_thread(lambda: [restore(item) for item in replaced if item.previous_ical])
-        return await self.store.undo_import(import_id, restores, expect=expect, status=status, message=message, by=by)
+            async def pages() -> AsyncIterator[list[tuple[int, ObjectWrite]]]:
+                while True:
+                    try:
+                        yield await asyncio.to_thread(pickle.load, staged)
+                    except EOFError:
+                        return
+
+            return await self.store.undo_import(
+                import_id, pages(), expect=expect, status=status, message=message, by=by
+            )
