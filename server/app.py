@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import re
 import sys
 import time
 import uuid
@@ -49,19 +48,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-
-
-@web.middleware
-async def merge_slashes(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Serve ``//v1/import/`` as ``/v1/import/`` (the seeds' own URLs have doubled slashes).
-
-    A redirect would not do: clients POST the seeds' requests verbatim and do not follow it.
-    """
-    if "//" not in request.path:
-        return await handler(request)
-    request[REQUEST_STARTED] = time.perf_counter()
-    merged = request.rel_url.with_path(re.sub("/{2,}", "/", request.path), keep_query=True)
-    return await request.app._handle(request.clone(rel_url=merged))  # re-route the cleaned path
 
 
 @web.middleware
@@ -130,7 +116,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 def create_app(config: Config, services: Services | None = None) -> web.Application:
     services = services or build(config)
-    app = web.Application(middlewares=[merge_slashes, request_log])
+    app = web.Application(middlewares=[request_log])
     server_log = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, OneLineForBadRequests) for f in server_log.filters):
         server_log.addFilter(OneLineForBadRequests())
@@ -159,6 +145,7 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.add_subapp(urls.REST, rest.create(services))
+    app.add_subapp(urls.SEED_REST, rest.create_seed(services))
     wcap_page.add_routes(app)
     wcap.add_routes(app, services)
     caldav.add_routes(app, services)

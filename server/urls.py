@@ -10,6 +10,9 @@ from storage.model import Calendar, User
 #: where the doors live: the CalDAV root (where /.well-known/caldav points), the JSON API, the
 #: WCAP upload page and the web pages
 ROOT, REST, WCAP, WEB = "/dav/", "/v1", "/wcap", "/app"
+#: the seeds' own URLs double a slash (the Timeslot page's ``//v1/import/``, the Sun manual's
+#: ``/wcap//import.wcap``): they are routes of their own, as the seeds show them
+SEED_REST, SEED_WCAP = "//v1", "/wcap/"
 #: the collection of principals (the principal-collection-set)
 PRINCIPALS = "/dav/principals/"
 

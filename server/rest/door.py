@@ -570,3 +570,12 @@ def create(services: Services) -> web.Application:
     add("GET", "/export/{kind}", door.export_file)
     rest_imports.add_routes(app, services, door.user)
     return app
+
+
+def create_seed(services: Services) -> web.Application:
+    """The seed's own ``//v1/import/`` (its curl doubles the slash): the import, as at /v1."""
+    door = RestDoor(services)
+    app = web.Application(middlewares=[rest_errors], client_max_size=2 * services.config.max_upload_bytes + (1 << 16))
+    app[SERVICES] = services
+    app.router.add_route("POST", "/import/", door.import_file)
+    return app
