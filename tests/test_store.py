@@ -398,18 +398,33 @@ async def test_conformance_grants(store: SQLStore) -> None:
     assert await store.delete_user(bob.id) and await store.grants_on(calendar, bob.id) == [everyone]
 
 
+async def opened_at(store_url: str, monkeypatch: pytest.MonkeyPatch, *, sqlite: int, postgres: int) -> SQLStore:
+    """A new store migrated only up to these versions (of its backend), as an older server left it."""
+    module = sqlite_database if store_url.startswith("sqlite") else postgres_database
+    every, last = module.migrations, sqlite if module is sqlite_database else postgres
+    monkeypatch.setattr(module, "migrations", lambda backend: tuple(m for m in every(backend) if m[0] <= last))
+    store = store_for(store_url)
+    assert isinstance(store, SQLStore)
+    await store.open()
+    return store
+
+
+async def reopened(store: SQLStore, store_url: str, monkeypatch: pytest.MonkeyPatch) -> SQLStore:
+    """The store closed and opened again by this server, which applies the rest of the migrations."""
+    await store.close()
+    monkeypatch.undo()
+    again = store_for(store_url)
+    assert isinstance(again, SQLStore)
+    await again.open()
+    return again
+
+
 async def test_grants_made_before_flags_had_kinds_follow_only_what_the_flags_gave(
     store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 26.2's migration: of the grants made before grants had kinds, only those that can
     have come from a group's flags follow them from now on; every other one keeps its level."""
-    module = sqlite_database if store_url.startswith("sqlite") else postgres_database
-    every = module.migrations
-    last = 7 if module is sqlite_database else 4
-    monkeypatch.setattr(module, "migrations", lambda backend: tuple(m for m in every(backend) if m[0] <= last))
-    store = store_for(store_url)
-    assert isinstance(store, SQLStore)
-    await store.open()
+    store = await opened_at(store_url, monkeypatch, sqlite=7, postgres=4)
     users = [await store.create_user(name, None, "x") for name in ("alice", "bob", "carol")]
     alice, bob, carol = (u.id for u in users)
     grants = {  # calendar's flags: [(grantee, level, follows them after the migration)]
@@ -430,11 +445,7 @@ async def test_grants_made_before_flags_had_kinds_follow_only_what_the_flags_gav
                     "slug) VALUES (?, ?, ?, 'active', ?, '2026-01-01', '2026-01-01', ?)",
                     (calendar.id, grantee, level, alice, f"alice-{name}" if grantee else None),
                 )
-    await store.close()
-    monkeypatch.setattr(module, "migrations", every)
-    store = store_for(store_url)
-    assert isinstance(store, SQLStore)
-    await store.open()
+    store = await reopened(store, store_url, monkeypatch)
     try:
         for name, (_, given) in grants.items():
             found = {(g.grantee_id, g.level): g.follows_group for g in await store.grants_of(ids[name])}
@@ -460,13 +471,7 @@ async def test_conformance_an_upload_is_kept_and_read_in_pieces(store: SQLStore)
 async def test_a_file_waiting_before_pieces_is_cut_into_pieces(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 27.5's migration: a queued file kept whole (SQLite 5 to 8, PostgreSQL 2 to 5) is
     kept in pieces of 1 MiB, byte for byte."""
-    module = sqlite_database if store_url.startswith("sqlite") else postgres_database
-    every = module.migrations
-    last = 8 if module is sqlite_database else 5
-    monkeypatch.setattr(module, "migrations", lambda backend: tuple(m for m in every(backend) if m[0] <= last))
-    store = store_for(store_url)
-    assert isinstance(store, SQLStore)
-    await store.open()
+    store = await opened_at(store_url, monkeypatch, sqlite=8, postgres=5)
     user = await store.create_user("u", None, "hash")
     files = {"big": bytes(range(256)) * (10 * 1024) + b"end", "exact": b"x" * (1 << 20), "empty": b""}
     ids = {}
@@ -474,11 +479,7 @@ async def test_a_file_waiting_before_pieces_is_cut_into_pieces(store_url: str, m
         ids[name] = (await store.create_import(NewImport(user.id, "rest", "ics", name, None))).id
         async with store.db.transaction() as tx:
             await tx.run("INSERT INTO import_uploads (import_id, data) VALUES (?, ?)", (ids[name], data))
-    await store.close()
-    monkeypatch.setattr(module, "migrations", every)
-    store = store_for(store_url)
-    assert isinstance(store, SQLStore)
-    await store.open()
+    store = await reopened(store, store_url, monkeypatch)
     try:
         for name, data in files.items():
             pieces = [piece async for piece in store.upload_pieces(ids[name])]
