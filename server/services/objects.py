@@ -17,7 +17,7 @@ from icalendar import Component, Event, Todo
 
 from protocol.ical.repairs import component_problems
 from protocol.ical.resources import Resource, resource_from_calendar
-from protocol.ical.values import main_component, parse_resource
+from protocol.ical.values import parse_resource
 from server.config import Config
 from server.services.access import Level
 from server.services.calendars import CalendarService, object_write
@@ -33,6 +33,8 @@ Change = Callable[[ICalendar], Component]
 
 
 class ObjectService:
+    """One calendar object at a time, for every door (see the module's docstring)."""
+
     def __init__(self, store: Store, calendars: CalendarService, reader: FileReader, config: Config) -> None:
         self.store = store
         self.calendars = calendars
@@ -202,11 +204,3 @@ class ObjectService:
         """The refusal of a write whose UID another object of the calendar holds, naming it."""
         other = await self.store.get_object(calendar.id, uid=uid)
         return NameTaken(f"UID {uid} is already used in this calendar", other.href if other else None)
-
-
-def master_of(data: ICalendar) -> Component:
-    """A change's usual target: the object's master component (ValueError when it has none)."""
-    master = main_component(data)
-    if master is None:
-        raise ValueError("the resource has no event or todo")
-    return master

@@ -101,6 +101,9 @@ def stage_restores(items: list[ImportItem], staged: IO[bytes]) -> None:
 
 
 class ImportService:
+    """Every door's imports: run at once (``run``) or queued (``submit``) for the ``workers``,
+    previewed, listed and undone."""
+
     def __init__(self, store: Store, calendars: CalendarService, reader: FileReader, config: Config) -> None:
         self.store = store
         self.calendars = calendars
