@@ -160,6 +160,46 @@ def test_no_room_over_600_lines() -> None:
     assert long == {}
 
 
+def _caught(tree: ast.Module) -> set[str]:
+    """The names of the exceptions a module's ``except`` clauses catch."""
+    return {
+        name.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ExceptHandler) and node.type is not None
+        for name in ast.walk(node.type)
+        if isinstance(name, ast.Name)
+    }
+
+
+def test_a_missing_row_is_the_stores_own_error() -> None:
+    """The store says "gone" with ``storage.errors.Gone``: neither the store nor the services
+    (the only code that calls it) catch the built-in ``LookupError`` (or ``KeyError`` or
+    ``IndexError``, which a mistyped column raises), so such a bug is a 500 with its traceback,
+    never a quiet 404 or a skipped restore."""
+    catching = sorted(
+        name
+        for name, tree in modules().items()
+        if within(name, "server.services", "storage") and _caught(tree) & {"LookupError", "KeyError", "IndexError"}
+    )
+    assert catching == []
+
+
+def test_no_private_aiohttp_api() -> None:
+    """No ``app._handle`` and the like: what aiohttp does not document may change in any release."""
+    private = sorted(
+        f"{name}:{node.lineno}"
+        for name, tree in modules().items()
+        if within(name, "server")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and isinstance(node.value, ast.Attribute | ast.Name)
+        and (node.value.attr if isinstance(node.value, ast.Attribute) else node.value.id) in ("app", "request", "web")
+    )
+    assert private == []
+
+
 def test_the_checks_see_what_they_look_for() -> None:
     """The reader finds both import forms (a check that sees nothing would always pass)."""
     tree = ast.parse("import server.rest.door\nfrom server.caldav import props\nfrom . import near\n")
