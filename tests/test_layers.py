@@ -210,6 +210,10 @@ def test_the_checks_see_what_they_look_for() -> None:
     store_calls = ast.parse("self.store.put_object(1)\nput_object(2)\nresource_from_calendar(x)\n")
     assert _calls(store_calls, ONE_OBJECT_WRITES) == {"put_object"}
     assert _calls(store_calls, BUILDS_A_WRITE) == {"resource_from_calendar"}
+    assert _caught(ast.parse("try:\n    pass\nexcept (KeyError, ValueError):\n    pass\n")) == {
+        "KeyError",
+        "ValueError",
+    }
 
 
 def test_no_test_module_imports_another() -> None:
