@@ -86,15 +86,18 @@ class Workers:
         """Peak RSS (MiB) since the last reset: the supervisor, then each server."""
         return [self._status(pid, "VmHWM") for pid in [self.process.pid, *self.servers()]]
 
+    def held(self) -> list[float]:
+        """The memory each process holds now (RssAnon, MiB)."""
+        return [self._status(pid, "RssAnon") for pid in [self.process.pid, *self.servers()]]
+
     def sampling(self) -> tuple[threading.Event, list[float]]:
         """Sample each process's RssAnon every 20 ms until the event is set: the peaks (MiB)."""
-        pids, done = [self.process.pid, *self.servers()], threading.Event()
-        peaks = [0.0] * len(pids)
+        done = threading.Event()
+        peaks = [0.0] * (1 + len(self.servers()))
 
         def sample() -> None:
             while not done.wait(0.02):
-                for index, pid in enumerate(pids):
-                    peaks[index] = max(peaks[index], self._status(pid, "RssAnon"))
+                peaks[:] = map(max, peaks, self.held())
 
         threading.Thread(target=sample, daemon=True).start()
         return done, peaks
@@ -137,13 +140,13 @@ def main() -> None:
     parser.add_argument("--notes", type=int, default=3_700, help="characters of COMMENT per event")
     parser.add_argument("--postgres", help="a PostgreSQL server's URL (default: SQLite in a temporary folder)")
     args = parser.parse_args()
-    rows = []
+    rows: list[tuple[str, float | None, list[float], list[float]]] = []
     with tempfile.TemporaryDirectory() as folder:
         schema, store = asyncio.run(fresh_schema(args.postgres)) if args.postgres else (None, None)
         server = Workers(Path(folder) / "data", store)
         try:
             auth = signup(server)
-            rows.append(("idle, after start", None, server.peaks(), server.peaks()))
+            rows.append(("idle, after start", None, server.peaks(), server.held()))
             for phase, seed in ((f"import of {args.events:,} new events", 1), ("import replacing every event", 2)):
                 body, kind = multipart(ics(args.events, seed=seed, prefix="memory", notes=args.notes))
                 server.reset_peaks()
