@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol import formats
-from protocol.formats import ParseOptions, ParseResult, ics, lines_of, whole_lines
+from protocol.formats import ParseOptions, ParseResult, ics, ics_walk, lines_of, whole_lines
 from protocol.formats.plain import plain_block
 from protocol.ical import walk
 from protocol.ical.resources import ParsedComponent
@@ -40,7 +40,7 @@ def components(text: str) -> Iterator[tuple[str, int, list[str]]]:
     result = ParseResult("ics")
     if ics._plan(whole_lines(lines_of(text)()), ParseOptions(), result) is None:
         return
-    for _, name, line, lines in ics._walk(whole_lines(lines_of(text)()), lambda problem: None):
+    for _, name, line, lines in ics_walk.walk(whole_lines(lines_of(text)()), lambda problem: None):
         if name in OBJECT_COMPONENTS:
             yield name, line, lines
 
