@@ -391,11 +391,11 @@ class Store(ABC):
         by: int | None = None,
     ) -> ImportJob:
         """In one transaction: delete what the import created (edited since or not), put back
-        ``restores`` (calendar id, the replaced version), remove the calendars it made that hold
-        nothing else, and set its status. ``restores`` comes a page at a time (one page in memory).
-        Gone unless its status was ``expect``
-        (``complete`` for an undo, ``in_progress`` for the rollback of a failed import; to
-        ``queued`` again, it is as if it had never run: no counts, no items, no runner).
+        ``restores`` (calendar id, the replaced version; a page at a time, one page in memory),
+        remove the calendars it made that hold nothing else, and set its status. Gone unless its
+        status was ``expect`` (``complete`` for an undo, ``in_progress`` for the rollback of a
+        failed import; to ``queued`` again, it is as if it had never run: no counts, no items, no
+        runner).
 
         It never stops half-way: a version that cannot be put back (its UID is now held by
         another object, or its calendar is gone) is left out and listed in the job's warnings."""
