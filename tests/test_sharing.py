@@ -19,16 +19,7 @@ from lxml import etree
 from server.app import SERVICES
 from server.services import Services
 from server.services.errors import Forbidden
-from tests.helpers import (
-    LIVE_PASSWORD,
-    LIVE_USER,
-    TB_CALENDAR_PROPS,
-    TB_MULTIGET,
-    TB_SYNC,
-    Account,
-    basic,
-    propfind,
-)
+from tests.helpers import LIVE_PASSWORD, LIVE_USER, TB_CALENDAR_PROPS, TB_MULTIGET, TB_SYNC, Account, basic, propfind
 
 NS = {"D": "DAV:", "C": "urn:ietf:params:xml:ns:caldav"}
 CAL_PATH = "/dav/calendars/alice/calendar/"

@@ -12,9 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from protocol.formats import LineError
-from protocol.ical.values import (
-    OBJECT_COMPONENTS,
-)
+from protocol.ical.values import OBJECT_COMPONENTS
 
 #: a VTIMEZONE is a few kilobytes (13 KB with every transition since 1883); parsing one is slow
 MAX_TIMEZONE_CHARS = 128 * 1024

@@ -14,15 +14,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from protocol.events import (
-    VISIBILITIES,
-    EventFields,
-    class_of,
-    resource,
-    valid_zone,
-    view,
-    wall_clock,
-)
+from protocol.events import VISIBILITIES, EventFields, class_of, resource, valid_zone, view, wall_clock
 from protocol.formats import ExportItem, LineError, Lines, ParseOptions, ParseResult
 from protocol.ical.resources import Resource
 from protocol.ical.values import make_uid

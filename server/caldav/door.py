@@ -55,14 +55,7 @@ from server.http import (
 )
 from server.services import Services
 from server.services.access import Level
-from server.services.errors import (
-    BadEncoding,
-    Invalid,
-    NameTaken,
-    NotFound,
-    PreconditionFailed,
-    TooLarge,
-)
+from server.services.errors import BadEncoding, Invalid, NameTaken, NotFound, PreconditionFailed, TooLarge
 from server.urls import ROOT, calendar_href, home_href, object_href, principal_href
 from storage.model import Calendar, CalendarObject, User
 

@@ -12,9 +12,7 @@ from aiohttp import web
 
 from protocol import events
 from protocol.formats.timeslot_json import iso_utc, slot
-from server.http import (
-    load_json,
-)
+from server.http import load_json
 from server.services.access import State
 from server.services.errors import Invalid
 from storage.model import Calendar, CalendarObject, Grant, User

@@ -7,18 +7,9 @@ from protocol.events import valid_zone
 from protocol.wcap import Block, Errno, WcapError, flag, parse_calid, split_list
 from server.services.access import State
 from server.services.calendars import slugify
-from server.services.errors import (
-    Invalid,
-    NameTaken,
-)
+from server.services.errors import Invalid, NameTaken
 from server.urls import calid_of
-from server.wcap.door import (
-    Call,
-    WcapDoor,
-    check_userid,
-    command,
-    number,
-)
+from server.wcap.door import Call, WcapDoor, check_userid, command, number
 from storage.model import Calendar, User
 
 

@@ -16,23 +16,18 @@ from protocol.ical.values import formatted, main_component
 from protocol.ical.windows import instances
 from protocol.wcap import Block, Errno, WcapError, flag, parse_time, split_list
 from server.http import MAX_INT
-from server.services.errors import (
-    Invalid,
-    PreconditionFailed,
-)
-from server.wcap.door import (
-    EXPANSION_HORIZON,
-    Call,
-    WcapDoor,
-    command,
-    component_kinds,
-    epoch,
-    number,
-    range_of,
-    stamp,
-    zone_param,
-)
+from server.services.errors import Invalid, PreconditionFailed
+from server.wcap.door import Call, WcapDoor, command, epoch, number, range_of, stamp, zone_param
 from storage.model import Calendar, CalendarObject
+
+#: unbounded fetches of expanded instances stop this far ahead
+EXPANSION_HORIZON = timedelta(days=366)
+
+
+def component_kinds(call: Call) -> set[str]:
+    kind = (call.get("component-type") or "all").lower()
+    return {"event": {"VEVENT"}, "todo": {"VTODO"}}.get(kind, {"VEVENT", "VTODO", "VJOURNAL"})
+
 
 # --------------------------------------------------------------------------- reading components
 

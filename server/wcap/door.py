@@ -14,7 +14,7 @@ import logging
 import zoneinfo
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from aiohttp import web
 
@@ -24,13 +24,7 @@ from protocol.wcap import Block, Errno, WcapError, flag, parse_acl, parse_calid,
 from server.http import REQUEST_USER, basic_credentials, client_address, read_form, read_post, whole_number
 from server.services import Services
 from server.services.access import Level
-from server.services.errors import (
-    Forbidden,
-    Invalid,
-    NotFound,
-    ServiceError,
-    TooLarge,
-)
+from server.services.errors import Forbidden, Invalid, NotFound, ServiceError, TooLarge
 from server.services.imports import Upload
 from server.urls import calid_of
 from server.wcap import acl
@@ -40,8 +34,6 @@ from storage.model import Calendar, User
 
 log = logging.getLogger("almanac.wcap")
 SESSION_KIND = "wcap"
-#: a user's WCAP preferences take this many bytes of JSON at most
-MAX_PREFS = 64 * 1024
 #: what a command that writes answers when the disk is full (others: the back end failed)
 WRITE_FAILED = {
     "import": Errno.WRITE_IMPORT_FAILED, "storeevents": Errno.STOREEVENTS_FAILED,
@@ -52,9 +44,6 @@ WRITE_FAILED = {
     "login": Errno.LOGIN_FAILED,
 }  # fmt: skip
 NO_CACHE = {"Pragma": "no-cache", "Expires": "0", "Cache-Control": "no-cache"}
-CONTENT_TYPES = {"text/calendar": "text/calendar; charset=utf-8", "text/xml": "text/xml; charset=utf-8"}
-#: unbounded fetches of expanded instances stop this far ahead
-EXPANSION_HORIZON = timedelta(days=366)
 
 
 @dataclass(slots=True)
@@ -134,11 +123,6 @@ def zone_param(call: Call, name: str) -> tzinfo | None:
 
 def epoch(value: datetime | None) -> int | None:
     return int(value.timestamp()) if value is not None else None
-
-
-def component_kinds(call: Call) -> set[str]:
-    kind = (call.get("component-type") or "all").lower()
-    return {"event": {"VEVENT"}, "todo": {"VTODO"}}.get(kind, {"VEVENT", "VTODO", "VJOURNAL"})
 
 
 def number(call: Call, name: str, default: int, low: int, high: int) -> int:

@@ -4,19 +4,9 @@
 from __future__ import annotations
 
 from protocol.wcap import Block, Errno, WcapError
-from server.services.errors import (
-    BadEncoding,
-    Invalid,
-    TooLarge,
-)
+from server.services.errors import BadEncoding, Invalid, TooLarge
 from server.services.imports import ImportRequest
-from server.wcap.door import (
-    Call,
-    WcapDoor,
-    command,
-    epoch,
-    range_of,
-)
+from server.wcap.door import Call, WcapDoor, command, epoch, range_of
 
 
 @command("import")

@@ -13,16 +13,11 @@ from protocol.ical.values import formatted
 from protocol.wcap import Block, Errno, WcapError, split_list
 from server.http import REQUEST_USER, client_address
 from server.urls import calid_of
-from server.wcap.door import (
-    MAX_PREFS,
-    SESSION_KIND,
-    Call,
-    WcapDoor,
-    check_userid,
-    command,
-    zone_param,
-)
+from server.wcap.door import SESSION_KIND, Call, WcapDoor, check_userid, command, zone_param
 from storage.model import User
+
+#: a user's WCAP preferences take this many bytes of JSON at most
+MAX_PREFS = 64 * 1024
 
 
 @command("version", session=False)

@@ -16,15 +16,7 @@ import asyncpg
 import asyncpg.exceptions as pg
 
 from storage.errors import CannotOpen, StoreFull, StoreUnavailable
-from storage.sql.database import (
-    READINESS_TIMEOUT,
-    Database,
-    Duplicate,
-    Row,
-    SpanRows,
-    Tx,
-    migrations,
-)
+from storage.sql.database import READINESS_TIMEOUT, Database, Duplicate, Row, SpanRows, Tx, migrations
 
 #: errors after which nothing was written and the same work may succeed when tried again
 TRANSIENT: tuple[type[BaseException], ...] = (

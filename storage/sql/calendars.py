@@ -5,11 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from storage.model import (
-    Calendar,
-    NewCalendar,
-    now_iso,
-)
+from storage.model import Calendar, NewCalendar, now_iso
 from storage.sql.database import Tx
 from storage.sql.objects import Objects
 from storage.sql.records import CALENDAR_FIELDS, calendar, present

@@ -20,16 +20,7 @@ import aiosqlite
 
 from storage.errors import CannotOpen, StoreFull, StoreUnavailable
 from storage.model import now_iso
-from storage.sql.database import (
-    MAX_SPANS,
-    READINESS_TIMEOUT,
-    Database,
-    Duplicate,
-    Row,
-    SpanRows,
-    Tx,
-    migrations,
-)
+from storage.sql.database import MAX_SPANS, READINESS_TIMEOUT, Database, Duplicate, Row, SpanRows, Tx, migrations
 
 #: span ids are object_id * SPAN_IDS + n, so an object's spans can be found without a scan
 SPAN_IDS = MAX_SPANS + 1
