@@ -168,17 +168,30 @@ class SQLiteDatabase(Database):
                 await asyncio.sleep(0.02)
 
     async def open(self) -> None:
+        """Connect, put the file in WAL mode and migrate it while holding the process lock, so
+        that processes starting at once on a new file open it one after the other (SQLite does not
+        wait for another process's journal-mode switch or first write of a new file: that came
+        back as "database is locked" once in a while when two nodes started together)."""
+        step = "opening the folder"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._process_lock.open()
-            self._writer = await self._connect()
-            await self._migrate(self._writer)
+            step = "waiting for another process's write"
+            await self._process_lock.acquire()
+            try:
+                step = "connecting"
+                self._writer = await self._connect()
+                step = "migrating"
+                await self._migrate(self._writer)
+            finally:
+                self._process_lock.release()
+            step = "connecting its readers"
             self._readers = [await self._connect() for _ in range(self._reader_count)]
-        except (OSError, sqlite3.DatabaseError) as error:
+        except (OSError, sqlite3.DatabaseError, StoreUnavailable) as error:
             await self.close()
             raise CannotOpen(
-                f"the SQLite file {self.path} cannot be opened ({error}): name a folder this server may write "
-                "in, or a file that is an Almanac store"
+                f"the SQLite file {self.path} cannot be opened ({error}, {step}): name a folder this server may "
+                "write in, or a file that is an Almanac store"
             ) from None
         except CannotOpen:
             await self.close()
