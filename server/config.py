@@ -45,7 +45,10 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("imports", "parse_processes"): "1",
     ("wcap", "session_timeout"): "1800",
     ("web", "session_timeout"): "604800",
+    ("scheduling", "free_busy"): "grants",
 }
+#: whose busy times a signed-in user may see: as the grants say, or every user's
+FREE_BUSY = ("grants", "everyone")
 
 
 #: what ``[server] log_level`` may be
@@ -83,6 +86,9 @@ class Config:
     parse_processes: int  #: helper processes reading a big import's plain components (0: none)
     session_timeout: int
     web_session_timeout: int
+    #: ``everyone``: every signed-in user sees every user's busy times; ``grants``: as far as
+    #: their freebusy grants reach
+    free_busy: str = "grants"
     #: which of ``serve --workers N`` this process is (not a setting: the server numbers them)
     worker: int = 0
 
@@ -149,6 +155,9 @@ def load(
     log_level = values[("server", "log_level")].upper()
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"{setting('server', 'log_level')} must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
+    free_busy = values[("scheduling", "free_busy")].lower()
+    if free_busy not in FREE_BUSY:
+        raise ConfigError(f"{setting('scheduling', 'free_busy')} must be grants or everyone, not {free_busy!r}")
     if scheme not in ("argon2", "bcrypt"):
         raise ConfigError(f"{setting('auth', 'password_scheme')} must be argon2 or bcrypt, not {scheme!r}")
     return Config(
@@ -177,4 +186,5 @@ def load(
         parse_processes=_integer(values, ("imports", "parse_processes")),
         session_timeout=_integer(values, ("wcap", "session_timeout"), 1),
         web_session_timeout=_integer(values, ("web", "session_timeout"), 60),
+        free_busy=free_busy,
     )

@@ -12,6 +12,7 @@ from server.services.auth import LoginThrottle, Passwords
 from server.services.calendars import CalendarService
 from server.services.imports import FileReader, ImportService, ParseProcesses
 from server.services.objects import ObjectService
+from server.services.scheduling import SchedulingService
 from server.services.users import UserService
 from storage import store_for
 from storage.base import Store
@@ -26,6 +27,7 @@ class Services:
     objects: ObjectService  #: one object at a time: the only way a door writes one
     imports: ImportService
     access: AccessService  #: who may do what with a calendar; every calendars call asks it
+    scheduling: SchedulingService  #: meetings: free/busy of attendees (RFC 6638)
 
     async def readiness(self) -> str | None:
         """None when the server can serve (its store answers, its schema is current); else why not."""
@@ -45,7 +47,8 @@ def build(config: Config, store: Store | None = None) -> Services:
     spool = config.data_dir / "imports" / f"worker-{config.worker}"  #: this process's uploads on their way in
     reader = FileReader(config, spool, ParseProcesses(config.parse_processes) if config.parse_processes else None)
     objects = ObjectService(store, calendars, reader, config)
-    return Services(config, store, users, calendars, objects, ImportService(store, calendars, reader, config), access)
+    imports = ImportService(store, calendars, reader, config)
+    return Services(config, store, users, calendars, objects, imports, access, SchedulingService(calendars, config))
 
 
 @asynccontextmanager

@@ -449,6 +449,18 @@ class CalendarService:
         await self.need(user, calendars, Level.FREEBUSY)
         return await self._busy(calendars, start, end, zone)
 
+    async def busy_of(
+        self, asker: User, owner: User, start: datetime, end: datetime, *, everyone: bool = False
+    ) -> list[BusyPeriod] | None:
+        """``owner``'s busy periods in [start, end) from the calendars they own that ``asker``
+        may see busy times in: all of them for themselves or when ``everyone`` (the operator's
+        ``[scheduling] free_busy``), else those their grants reach (freebusy or more); None when
+        there is none."""
+        owned = await self.of(owner)
+        if asker.id != owner.id and not everyone:
+            owned = [c for c in owned if await self.level(asker, c) >= Level.FREEBUSY]
+        return await self._busy(owned, start, end) if owned else None
+
     async def _busy(
         self, calendars: Sequence[Calendar], start: datetime, end: datetime, zone: tzinfo | None = None
     ) -> list[BusyPeriod]:
