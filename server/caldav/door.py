@@ -30,8 +30,6 @@ from server.caldav.props import (
     content_type,
     own_view,
     plan_properties,
-    principal_matches,
-    search_property_set,
 )
 from server.caldav.replies import (
     PUT_REFUSALS,
@@ -44,6 +42,7 @@ from server.caldav.replies import (
     uid_conflict,
     xml_reply,
 )
+from server.caldav.search import principal_matches, search_property_set
 from server.http import (
     REQUEST_USER,
     basic_credentials,
