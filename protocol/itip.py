@@ -15,7 +15,7 @@ from typing import Any
 from icalendar import Calendar, Component, Event, Todo, vCalAddress
 
 from protocol.ical.instances import override_instance
-from protocol.ical.values import OBJECT_COMPONENTS, every, to_utc
+from protocol.ical.values import OBJECT_COMPONENTS, every, formatted, to_utc
 
 #: a property whose change makes attendees answer again (PARTSTAT reset to NEEDS-ACTION): the
 #: times, the recurrence and the status (sabre/vobject's rule; RFC 5546 2.1.4 leaves it open)
@@ -367,3 +367,56 @@ def _keep_own(part: Component, mine: Component, attendee: str, *, keep_partstat:
         line.params["PARTSTAT"] = partstat(was)
         if partstat(was) != "NEEDS-ACTION":
             line.params.pop("RSVP", None)
+
+
+@dataclass(frozen=True, slots=True)
+class FreeBusyRequest:
+    """A VFREEBUSY REQUEST (RFC 5546 3.3, RFC 6638 5): who asks, about whom, for which range (UTC)."""
+
+    organizer: str
+    attendees: list[str]
+    start: datetime
+    end: datetime
+    uid: str | None = None
+
+
+def free_busy_request(calendar: Calendar) -> FreeBusyRequest:
+    """What a free/busy request asks; ValueError (saying what is missing) when it is not one."""
+    if str(calendar.get("METHOD", "")).upper() != "REQUEST":
+        raise ValueError("a free/busy request is METHOD:REQUEST")
+    found = [c for c in calendar.subcomponents if c.name == "VFREEBUSY"]
+    if len(found) != 1 or any(c.name in OBJECT_COMPONENTS for c in calendar.subcomponents):
+        raise ValueError("a free/busy request holds one VFREEBUSY and nothing else")
+    query = found[0]
+    for name in ("ORGANIZER", "ATTENDEE", "DTSTART", "DTEND"):
+        if name not in query:
+            raise ValueError(f"a free/busy request needs {name}")
+    start, end = (_prop(query, name).dt for name in ("DTSTART", "DTEND"))
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        raise ValueError("a free/busy request's DTSTART and DTEND are date-times")
+    return FreeBusyRequest(
+        organizer=address(query["ORGANIZER"]),
+        attendees=[str(a).strip() for a in every(query, "ATTENDEE")],
+        start=to_utc(start)[0],
+        end=to_utc(end)[0],
+        uid=str(query["UID"]) if "UID" in query else None,
+    )
+
+
+def free_busy_reply(
+    asked: FreeBusyRequest, attendee: str, periods: Iterable[tuple[datetime, datetime, str]], stamp: datetime
+) -> str:
+    """The VFREEBUSY REPLY telling ``attendee``'s busy periods (start, end, FBTYPE) in the range asked."""
+
+    def utc(moment: datetime) -> str:
+        return formatted(moment, "%Y%m%dT%H%M%SZ")
+
+    lines = [
+        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Almanac//Almanac Calendar Server//EN", "METHOD:REPLY",
+        "BEGIN:VFREEBUSY", *([f"UID:{asked.uid}"] if asked.uid else []),
+        f"DTSTAMP:{utc(stamp)}", f"DTSTART:{utc(asked.start)}", f"DTEND:{utc(asked.end)}",
+        f"ORGANIZER:{asked.organizer}", f"ATTENDEE:{attendee}",
+        *(f"FREEBUSY;FBTYPE={kind}:{utc(start)}/{utc(end)}" for start, end, kind in periods),
+        "END:VFREEBUSY", "END:VCALENDAR",
+    ]  # fmt: skip
+    return "\r\n".join(lines) + "\r\n"

@@ -30,6 +30,16 @@ def notifications_href(user: User) -> str:
     return f"/dav/notifications/{quote(user.username)}/"
 
 
+def inbox_href(user: User) -> str:
+    """A user's schedule inbox (RFC 6638 2.2): where scheduling messages to them arrive."""
+    return f"/dav/scheduling/{quote(user.username)}/inbox/"
+
+
+def outbox_href(user: User) -> str:
+    """A user's schedule outbox (RFC 6638 2.1): where their free/busy requests are POSTed."""
+    return f"/dav/scheduling/{quote(user.username)}/outbox/"
+
+
 def calendar_href(user: User, calendar: Calendar) -> str:
     return f"{home_href(user)}{dav.canonical_segment(calendar.slug)}/"
 

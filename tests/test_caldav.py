@@ -127,7 +127,10 @@ async def test_every_live_property_is_served_where_declared(client: TestClient, 
         Kind.HOME: "/dav/calendars/alice/",
         Kind.CALENDAR: CAL,
         Kind.OBJECT: f"{CAL}one.ics",
+        Kind.INBOX: "/dav/scheduling/alice/inbox/",
+        Kind.OUTBOX: "/dav/scheduling/alice/outbox/",
     }
+    assert set(paths) == set(Kind)  # a kind of resource added is a kind tested
     report_only = {tag(CALDAV, "calendar-data")}  # an object's text comes with GET or a report
     if backend == "postgres":  # which cannot say what its disk has left: omitted (RFC 4331)
         report_only.add(tag(DAV, "quota-available-bytes"))

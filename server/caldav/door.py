@@ -18,7 +18,7 @@ from aiohttp import web
 
 from protocol import dav
 from protocol.dav import CALDAV, CS, DAV, PropstatResponse, tag
-from server.caldav import reports, sharing
+from server.caldav import reports, scheduling, sharing
 from server.caldav.props import (
     MAX_RESOURCE_SIZE,
     PER_USER,
@@ -228,6 +228,16 @@ class CalDavDoor:
                 resource = await self.calendar_resource(user, calendar, asked)
                 responses.append(self.answer(calendar_href(user, calendar), resource, asked))
         return await multistatus(responses)
+
+    async def mailbox(self, request: web.Request) -> web.StreamResponse:
+        """The user's own schedule inbox or outbox (RFC 6638 2): PROPFIND, and POST to the
+        outbox: a free/busy request (server/caldav/scheduling.py)."""
+        user = await self.owner(request)
+        kind = Kind.INBOX if request.match_info["box"] == "inbox" else Kind.OUTBOX
+        if request.method == "POST":
+            return await scheduling.free_busy(self.services, request, user)
+        asked = await self.propfind_request(request, members=True)
+        return await multistatus([self.answer(request.path, DavResource(kind, user, user), asked)])
 
     # calendars ---------------------------------------------------------------------------
 
@@ -556,6 +566,9 @@ def add_routes(app: web.Application, services: Services) -> CalDavDoor:
     ):
         app.router.add_route("PROPFIND", path, handler)
         app.router.add_route("OPTIONS", path, door.options)
+    app.router.add_route("PROPFIND", "/dav/scheduling/{user}/{box:inbox|outbox}/", door.mailbox)
+    app.router.add_route("OPTIONS", "/dav/scheduling/{user}/{box:inbox|outbox}/", door.options)
+    app.router.add_route("POST", "/dav/scheduling/{user}/{box:outbox}/", door.mailbox)
     for path in ("/", "/dav/", "/dav/principals/", "/dav/principals/{user}/"):
         app.router.add_route("REPORT", path, door.principal_report)
     app.router.add_route("POST", "/dav/calendars/{user}/", door.invite_reply)

@@ -24,7 +24,7 @@ from server.http import http_date
 from server.services.access import Level
 from server.services.calendars import normalize_color
 from server.services.errors import Invalid
-from server.urls import PRINCIPALS, home_href, notifications_href, principal_href
+from server.urls import PRINCIPALS, home_href, inbox_href, notifications_href, outbox_href, principal_href
 from storage.model import Calendar, CalendarObject, Grant, User
 
 log = logging.getLogger("almanac.caldav")
@@ -60,6 +60,8 @@ class Kind(enum.Enum):
     HOME = "home"
     CALENDAR = "calendar"
     OBJECT = "object"
+    INBOX = "inbox"  # a user's schedule inbox (RFC 6638 2.2)
+    OUTBOX = "outbox"  # and outbox (RFC 6638 2.1)
 
 
 @dataclass(slots=True)
@@ -118,8 +120,10 @@ _RESOURCE_TYPES = {
     Kind.PRINCIPAL: (tag(DAV, "principal"),),
     Kind.CALENDAR: (tag(DAV, "collection"), tag(CALDAV, "calendar")),
     Kind.OBJECT: (),
+    Kind.INBOX: (tag(DAV, "collection"), tag(CALDAV, "schedule-inbox")),
+    Kind.OUTBOX: (tag(DAV, "collection"), tag(CALDAV, "schedule-outbox")),
 }
-_NAMES = {Kind.ROOT: "Almanac", Kind.PRINCIPALS: "Principals"}
+_NAMES = {Kind.ROOT: "Almanac", Kind.PRINCIPALS: "Principals", Kind.INBOX: "Inbox", Kind.OUTBOX: "Outbox"}
 _READ = (tag(DAV, "read"), tag(CALDAV, "read-free-busy"), tag(DAV, "read-current-user-privilege-set"))
 _WRITE_CONTENT = (tag(DAV, "write-content"), tag(DAV, "bind"), tag(DAV, "unbind"))
 #: the privileges (RFC 3744 3, RFC 4791 6.1.1) each level of access gives on a calendar
@@ -129,6 +133,13 @@ PRIVILEGES = {
     Level.READ_WRITE: (*_READ, *_WRITE_CONTENT),
     Level.ADMIN: (*_READ, tag(DAV, "write"), tag(DAV, "write-properties"), *_WRITE_CONTENT, tag(DAV, "read-acl")),
     Level.OWNER: (*_READ, tag(DAV, "write"), tag(DAV, "write-properties"), *_WRITE_CONTENT, tag(DAV, "read-acl")),
+}
+
+
+#: the privileges of a user's own schedule inbox and outbox (RFC 6638 6.1)
+BOX_PRIVILEGES = {
+    Kind.INBOX: (tag(DAV, "read"), tag(CALDAV, "schedule-deliver")),
+    Kind.OUTBOX: (tag(DAV, "read"), tag(CALDAV, "schedule-send")),
 }
 
 
@@ -232,7 +243,7 @@ def _quota(index: int) -> Callable[[DavResource], Value]:
     return read
 
 
-_COLLECTIONS = frozenset({Kind.ROOT, Kind.PRINCIPALS, Kind.HOME, Kind.CALENDAR})
+_COLLECTIONS = frozenset({Kind.ROOT, Kind.PRINCIPALS, Kind.HOME, Kind.CALENDAR, Kind.INBOX, Kind.OUTBOX})
 _ALL = frozenset(Kind)
 _ON_CALENDAR = frozenset({Kind.CALENDAR})
 _ON_OBJECT = frozenset({Kind.OBJECT})
@@ -349,7 +360,7 @@ LIVE = {
         Live(tag(DAV, "principal-URL"), frozenset({Kind.PRINCIPAL}), lambda r: _hrefs(principal_href(r.owner))),
         Live(tag(DAV, "current-user-principal"), _ALL - _ON_OBJECT, lambda r: _hrefs(principal_href(r.user))),
         Live(tag(DAV, "current-user-privilege-set"), _COLLECTIONS,
-             lambda r: _privileges(PRIVILEGES[r.level])),
+             lambda r: _privileges(BOX_PRIVILEGES.get(r.kind) or PRIVILEGES[r.level])),
         Live(tag(DAV, "acl"), _ON_CALENDAR, _acl, by_name_only=True),
         Live(tag(CS, "invite"), _ON_CALENDAR, _invite, by_name_only=True),
         Live(tag(CS, "allowed-sharing-modes"), _ON_CALENDAR,
@@ -360,6 +371,11 @@ LIVE = {
              lambda r: _hrefs(home_href(r.owner if r.kind is Kind.PRINCIPAL else r.user))),
         Live(tag(CALDAV, "calendar-user-address-set"), frozenset({Kind.PRINCIPAL}),
              lambda r: _hrefs(*_addresses(r.owner))),
+        Live(tag(CALDAV, "calendar-user-type"), frozenset({Kind.PRINCIPAL}), lambda r: "INDIVIDUAL"),
+        Live(tag(CALDAV, "schedule-inbox-URL"), frozenset({Kind.PRINCIPAL}),
+             lambda r: _hrefs(inbox_href(r.owner)) if r.owner.id == r.user.id else None),
+        Live(tag(CALDAV, "schedule-outbox-URL"), frozenset({Kind.PRINCIPAL}),
+             lambda r: _hrefs(outbox_href(r.owner)) if r.owner.id == r.user.id else None),
         Live(tag(DAV, "principal-collection-set"), frozenset({Kind.PRINCIPAL}), lambda r: _hrefs(PRINCIPALS)),
         Live(tag(DAV, "supported-report-set"), frozenset({Kind.PRINCIPAL, Kind.CALENDAR}),
              lambda r: _report_set(REPORTS if r.kind is Kind.CALENDAR else PRINCIPAL_REPORTS)),

@@ -8,7 +8,7 @@ user's when ``[scheduling] free_busy = everyone``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -51,10 +51,19 @@ class SchedulingService:
             return None
         return await self.calendars.owner_of(text.removeprefix("mailto:"), by_email=True)
 
-    async def free_busy(self, asker: User, attendees: Sequence[str], start: datetime, end: datetime) -> list[FreeBusy]:
+    async def free_busy(
+        self,
+        asker: User,
+        attendees: Sequence[str],
+        start: datetime,
+        end: datetime,
+        *,
+        known: Mapping[str, User] | None = None,
+    ) -> list[FreeBusy]:
         """The answer to a free/busy request for ``attendees`` (calendar user addresses) in
-        [start, end): one per attendee, in their order; Invalid beyond
-        ``MAX_FREE_BUSY_ATTENDEES`` or for an empty or reversed range."""
+        [start, end): one per attendee, in their order; ``known``: the users of addresses a door
+        resolved itself (its principals' URLs). Invalid beyond ``MAX_FREE_BUSY_ATTENDEES`` or
+        for an empty or reversed range."""
         if len(attendees) > MAX_FREE_BUSY_ATTENDEES:
             raise Invalid(
                 f"a free/busy request asks about {MAX_FREE_BUSY_ATTENDEES} attendees at most", field="attendee"
@@ -63,7 +72,7 @@ class SchedulingService:
             raise Invalid("a free/busy request's end must be after its start", field="dtend")
         answers = []
         for attendee in attendees:
-            user = await self.user_at(attendee)
+            user = (known or {}).get(attendee) or await self.user_at(attendee)
             if user is None:
                 answers.append(FreeBusy(attendee, UNKNOWN_USER))
                 continue
