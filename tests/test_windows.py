@@ -390,6 +390,10 @@ def test_a_walk_skips_only_what_it_may() -> None:
     (("DTSTART:20300101T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=2"), True),
     (("DTSTART:20300101T100000", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=2"), False),
     (("DTSTART:20300101T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;BYSETPOS=abc"), False),  # cannot be walked
+    (("DTSTART;TZID=Europe/Berlin:20300301T100000", "DURATION:PT1H"), True),
+    # the clocks go forward in it: its end in UTC is not its start plus a day
+    (("DTSTART;TZID=Europe/Berlin:20300330T030000", "DTEND;TZID=Europe/Berlin:20300331T030000"), False),
+    (("DTSTART;TZID=Europe/Berlin:20300331T013000", "DTEND;TZID=Europe/Berlin:20300331T033000"), False),
 ])  # fmt: skip
 def test_index_spans_are_exact_only_where_the_times_are_unambiguous(lines: tuple[str, ...], exact: bool) -> None:
     [event] = parse_resource(resource(component("VEVENT", *lines))).walk("VEVENT")

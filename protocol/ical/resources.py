@@ -9,7 +9,7 @@ import functools
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from icalendar import Calendar, Component, Timezone
 
@@ -78,23 +78,37 @@ class ParsedComponent:
     component: Component | None = field(default=None, repr=False)
 
 
+def _offset(moment: int, zone: tzinfo) -> timedelta | None:
+    """The zone's UTC offset at an instant (epoch seconds)."""
+    return datetime.fromtimestamp(moment, UTC).astimezone(zone).utcoffset()
+
+
 def block_spans(times: Timing, bounds: Bounds, max_instances: int) -> list[tuple[int, int, bool]]:
     """The index spans of one component (its ``timing`` and ``timing_bounds``): exact ones
-    where the times are unambiguous."""
+    where the times are unambiguous. They are not for floating times, for an instance longer
+    than a day, or for one whose zone changes its offset (a DST change) between its start and
+    its end: its end is then checked on the text."""
     low = MIN_EPOCH if bounds.start is None else bounds.start
     high = MAX_EPOCH if bounds.end is None else bounds.end
     start, duration = times.start, times.duration
     floating = start is not None and (not isinstance(start, datetime) or start.tzinfo is None)
-    # A span longer than a day may cross a DST change: its end is then checked on the text.
     exact = not floating and (duration is None or duration <= timedelta(days=1))
+    zone = start.tzinfo if isinstance(start, datetime) and start.tzinfo not in (None, UTC) else None
+
+    def span(begin: int, end: int) -> tuple[int, int, bool]:
+        shifts = (
+            zone is not None and begin > MIN_EPOCH and end < MAX_EPOCH and _offset(begin, zone) != _offset(end, zone)
+        )
+        return begin, end, exact and not shifts
+
     if not bounds.recurring or start is None:
-        return [(low, high, exact)]
+        return [span(low, high)]
     try:
         horizon = max(datetime.now(UTC), to_utc(start)[0]) + INDEX_HORIZON
         spans, rest = timing_instances(times, max_instances, horizon)
     except (ValueError, TypeError, OverflowError):
         return [(low, high, False)]
-    result = [(begin, end, exact) for begin, end in spans]
+    result = [span(begin, end) for begin, end in spans]
     if rest is not None:
         result.append((rest, high, False))
     return result
