@@ -553,3 +553,15 @@ async def test_a_deleted_occurrence_stays_deleted_at_every_door(client: TestClie
     assert "RECURRENCE-ID" not in stored and "SUMMARY:moved" not in stored
     month = instances_in(await report(client, expand_query("20250101T000000Z", "20250201T000000Z")))
     assert [re.search(r"DTSTART:(\d+)", i).group(1) for i in month] == ["20250106", "20250120", "20250127"]  # type: ignore[union-attr]
+
+
+async def test_a_day_long_event_across_the_clock_change_ends_at_its_own_end(client: TestClient, alice: Account) -> None:
+    """Found by hypothesis (test_fast_paths.py): an event from 03:00 to 03:00 the next day in Berlin
+    across the change to summer time lasts 23 hours; its index span said 24, so a query of the
+    hour after its end found it and an expand wrote its end an hour late."""
+    text = calendar("UID:dst", "DTSTAMP:20250101T000000Z", "DTSTART;TZID=Europe/Berlin:20300330T030000",
+                    "DTEND;TZID=Europe/Berlin:20300331T030000")  # fmt: skip
+    assert (await client.put(CAL + "dst.ics", data=text, headers=basic("alice"))).status == 201
+    assert instances_in(await report(client, expand_query("20300331T013000Z", "20300331T020000Z"))) == []
+    [instance] = instances_in(await report(client, expand_query("20300331T000000Z", "20300331T013000Z")))
+    assert "DTEND:20300331T010000Z" in instance
