@@ -15,9 +15,11 @@ from protocol import dav
 from protocol.caldav.data import expand_utc
 from protocol.caldav.query import MAX_INSTANCES, TimeRange
 from protocol.dav import APPLE, CALDAV, DAV, tag
+from protocol.ical.busy import busy_from_spans, busy_periods, merged
 from protocol.ical.resources import resource_from_calendar
 from protocol.ical.values import epoch, parse_resource
 from protocol.ical.windows import expand_spans
+from protocol.ical.windows import instances as windowed
 from server.caldav.props import DavResource, Kind, MemberText, answer
 from server.http import etag_condition, etag_matches
 from storage.model import Calendar, CalendarObject, User
@@ -183,3 +185,29 @@ async def test_conditional_get_and_head(client: TestClient, alice: Account) -> N
         "/dav/calendars/alice/calendar/missing.ics", headers={**auth, "If-None-Match": etag}
     ) as reply:
         assert reply.status == 404
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=events(),
+    first=st.integers(0, 200),
+    days=st.integers(1, 60),
+    marks=st.lists(st.sampled_from(["TRANSP:TRANSPARENT", "TRANSP:OPAQUE", "STATUS:TENTATIVE", "STATUS:CANCELLED",
+                                    "STATUS:CONFIRMED", "TRANSP;X-A=b:transparent"]), max_size=2,
+                   unique_by=lambda mark: mark[:6]),  # each property once, as imports keep them
+)  # fmt: skip
+def test_busy_time_from_spans_is_the_parsed_busy_time(text: str, first: int, days: int, marks: list[str]) -> None:
+    """Free/busy of an event the index tells everything of is read from its spans (and its TRANSP
+    and STATUS lines), not parsed: the same periods as parsing its instances gives."""
+    text = text.replace("SUMMARY:A & <b>\r\n", "SUMMARY:A & <b>\r\n" + "".join(f"{m}\r\n" for m in marks))
+    resource = resource_from_calendar(parse_resource(text))
+    low = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=first)
+    high = low + timedelta(days=days)
+    lo, hi = epoch(low), epoch(high)
+    spans = [(s, e, x) for s, e, x in resource.spans if s < hi and (e > lo or (e == s and s >= lo))]
+    fast = busy_from_spans(resource.text, spans, low, high)
+    if fast is None:
+        assert not spans or not all(exact for _, _, exact in spans)
+        return
+    parsed = busy_periods([windowed(resource.text, low, high, MAX_INSTANCES, None)], low, high, None)
+    assert merged(fast) == merged(parsed)

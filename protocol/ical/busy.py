@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, tzinfo
 
 from icalendar import Calendar, Event
@@ -41,6 +41,36 @@ def busy_periods(texts: list[str], start: datetime, end: datetime, zone: tzinfo 
             if clipped[0] < clipped[1]:
                 periods.append((*clipped, TENTATIVE if status == "TENTATIVE" else BUSY))
     return periods
+
+
+def busy_from_spans(
+    text: str, spans: Sequence[tuple[int, int, bool]], start: datetime, end: datetime
+) -> list[BusyPeriod] | None:
+    """``busy_periods`` of one stored event from its spans in the time-range index (start, end
+    and exactness of each instance in the range, epoch seconds) and a look at its TRANSP and
+    STATUS lines, without parsing it: only for one VEVENT without overrides whose spans are all
+    exact (they are then its instances' times, none floating); None for anything else."""
+    if not spans or "RECURRENCE-ID" in text or text.count("BEGIN:VEVENT") != 1:
+        return None
+    if not all(exact and finish - begin != 1 for begin, finish, exact in spans):  # 1 s: maybe [s, s] on PostgreSQL
+        return None
+    found: dict[str, str] = {}
+    depth = 0
+    for line in text.replace("\r\n ", "").replace("\r\n\t", "").split("\r\n"):
+        head = line[:6].upper()
+        depth += (head == "BEGIN:") - (line[:4].upper() == "END:")
+        name = line.split(":", 1)[0].split(";", 1)[0].upper()
+        if depth == 2 and name in ("TRANSP", "STATUS"):
+            found[name] = line.rsplit(":", 1)[-1].strip().upper()
+    if found.get("TRANSP") == "TRANSPARENT" or found.get("STATUS") == "CANCELLED":
+        return []
+    kind = TENTATIVE if found.get("STATUS") == "TENTATIVE" else BUSY
+    low, high = int(start.timestamp()), int(end.timestamp())
+    return [
+        (datetime.fromtimestamp(max(begin, low), UTC), datetime.fromtimestamp(min(finish, high), UTC), kind)
+        for begin, finish, _ in spans
+        if max(begin, low) < min(finish, high)
+    ]
 
 
 def _placed(value: date, zone: tzinfo | None) -> datetime:

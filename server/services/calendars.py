@@ -26,7 +26,7 @@ import webcolors
 from protocol import formats
 from protocol.events import valid_zone
 from protocol.formats import ExportItem, GroupInfo
-from protocol.ical.busy import BusyPeriod, busy_calendar, busy_periods, merged
+from protocol.ical.busy import BusyPeriod, busy_calendar, busy_from_spans, busy_periods, merged
 from protocol.ical.resources import Resource
 from protocol.ical.values import MAX_EPOCH, MIN_EPOCH, epoch, etag_of, href_for_uid
 from protocol.ical.windows import in_window, instances
@@ -467,7 +467,17 @@ class CalendarService:
         periods: list[BusyPeriod] = []
         for calendar in calendars:
             found = await self._objects([calendar], epoch(start), epoch(end))
-            periods += await asyncio.to_thread(_busy_of, found, start, end, zone or zone_of(calendar))
+            spans = await self.store.spans_in_range([calendar.id], epoch(start), epoch(end)) if found else {}
+            parse = []
+            for item in found:  # an event the index tells everything of is not parsed
+                quick = (
+                    busy_from_spans(item.ical, spans.get(item.id, ()), start, end) if item.component == "VEVENT" else []
+                )
+                if quick is None:
+                    parse.append(item)
+                else:
+                    periods += quick
+            periods += await asyncio.to_thread(_busy_of, parse, start, end, zone or zone_of(calendar))
         return merged(periods)
 
     async def export_items(self, user: User, calendars: Sequence[Calendar]) -> AsyncIterator[ExportItem]:
