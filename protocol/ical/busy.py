@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, tzinfo
 
@@ -43,6 +44,10 @@ def busy_periods(texts: list[str], start: datetime, end: datetime, zone: tzinfo 
     return periods
 
 
+#: the lines that make an event free or tentative: looked for only when one is there
+_MARKS = re.compile(r"^(TRANSP|STATUS)[;:]", re.IGNORECASE | re.MULTILINE)
+
+
 def busy_from_spans(
     text: str, spans: Sequence[tuple[int, int, bool]], start: datetime, end: datetime
 ) -> list[BusyPeriod] | None:
@@ -56,7 +61,8 @@ def busy_from_spans(
         return None
     found: dict[str, str] = {}
     depth = 0
-    for line in text.replace("\r\n ", "").replace("\r\n\t", "").split("\r\n"):
+    lines = text.replace("\r\n ", "").replace("\r\n\t", "").split("\r\n") if _MARKS.search(text) else []
+    for line in lines:  # most events say neither: opaque and busy
         head = line[:6].upper()
         depth += (head == "BEGIN:") - (line[:4].upper() == "END:")
         name = line.split(":", 1)[0].split(";", 1)[0].upper()
