@@ -207,7 +207,7 @@ def _display_name(resource: DavResource) -> Value:
     return _NAMES.get(resource.kind, resource.owner.username)
 
 
-def _addresses(user: User) -> list[str]:
+def calendar_user_addresses(user: User) -> list[str]:
     """A principal's calendar user addresses: its e-mail (where it has one) and its URL."""
     return [f"mailto:{user.email}", principal_href(user)] if user.email else [principal_href(user)]
 
@@ -370,7 +370,7 @@ LIVE = {
         Live(tag(CALDAV, "calendar-home-set"), _ALL - _ON_OBJECT,
              lambda r: _hrefs(home_href(r.owner if r.kind is Kind.PRINCIPAL else r.user))),
         Live(tag(CALDAV, "calendar-user-address-set"), frozenset({Kind.PRINCIPAL}),
-             lambda r: _hrefs(*_addresses(r.owner))),
+             lambda r: _hrefs(*calendar_user_addresses(r.owner))),
         Live(tag(CALDAV, "calendar-user-type"), frozenset({Kind.PRINCIPAL}), lambda r: "INDIVIDUAL"),
         Live(tag(CALDAV, "schedule-inbox-URL"), frozenset({Kind.PRINCIPAL}),
              lambda r: _hrefs(inbox_href(r.owner)) if r.owner.id == r.user.id else None),

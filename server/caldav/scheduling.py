@@ -18,21 +18,21 @@ from protocol import dav
 from protocol.dav import CALDAV, tag
 from protocol.ical.values import UNREADABLE
 from protocol.itip import FreeBusyRequest, address, free_busy_reply, free_busy_request
-from server.caldav.props import MAX_RESOURCE_SIZE
+from server.caldav.props import MAX_RESOURCE_SIZE, calendar_user_addresses
 from server.caldav.replies import DavError, xml_reply
 from server.caldav.sharing import sharee
 from server.http import read_limited
 from server.services import Services
 from server.services.errors import Invalid, TooLarge
 from server.services.scheduling import FreeBusy
-from server.urls import principal_href
 from storage.model import User
 
 
 def own_address(user: User, value: str) -> bool:
-    """Whether a calendar user address is the user's: their e-mail or their principal's URL."""
-    mine = {address(f"mailto:{user.email}")} if user.email else set()
-    return address(value) in mine or urlsplit(value).path == principal_href(user)
+    """Whether a calendar user address is one of the user's ``calendar-user-address-set`` (a
+    principal's URL may come absolute)."""
+    mine = {address(own) for own in calendar_user_addresses(user)}
+    return address(value) in mine or urlsplit(value).path in mine
 
 
 def _read(body: bytes) -> FreeBusyRequest:

@@ -37,7 +37,7 @@ def _path(href: str) -> list[str]:
 async def sharee(services: Services, href: str) -> User | None:
     """The user a sharee href names: ``mailto:`` an address, or a principal's path."""
     if href.lower().startswith("mailto:"):
-        return await services.calendars.owner_of(href[7:], by_email=True)
+        return await services.scheduling.user_at(href)
     parts = _path(href)
     if len(parts) == 3 and parts[:2] == ["dav", "principals"]:
         return await services.users.get_by_name(parts[2])

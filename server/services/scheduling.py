@@ -34,11 +34,6 @@ class FreeBusy:
     periods: list[BusyPeriod] = field(default_factory=list)
 
 
-def addresses_of(user: User) -> list[str]:
-    """The ``mailto:`` address a user is invited by (a door adds its own, a principal's URL)."""
-    return [f"mailto:{user.email.lower()}"] if user.email else []
-
-
 class SchedulingService:
     def __init__(self, calendars: CalendarService, config: Config) -> None:
         self.calendars = calendars
