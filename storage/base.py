@@ -17,9 +17,12 @@ from storage.model import (
     ImportItem,
     ImportJob,
     ImportTarget,
+    InboxItem,
     JobStatus,
     NewCalendar,
     NewImport,
+    ObjectDelete,
+    ObjectPut,
     ObjectWrite,
     User,
 )
@@ -399,3 +402,34 @@ class Store(ABC):
 
         It never stops half-way: a version that cannot be put back (its UID is now held by
         another object, or its calendar is gone) is left out and listed in the job's warnings."""
+
+    # meetings ----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def users_by_email(self, emails: Sequence[str]) -> dict[str, User]:
+        """The users with these e-mail addresses, by their address in lower case."""
+
+    @abstractmethod
+    async def scheduled_copies(self, owner_ids: Sequence[int], uid: str) -> list[tuple[int, CalendarObject]]:
+        """The objects with this UID in any calendar these users own (a meeting's copies), each
+        with its owner's id."""
+
+    @abstractmethod
+    async def write_scheduled(
+        self, steps: Sequence[ObjectPut | ObjectDelete], inbox: Sequence[InboxItem] = (), expire_before: str = ""
+    ) -> list[tuple[CalendarObject | None, bool]]:
+        """In one transaction: every write and deletion (as ``put_object`` and ``delete_object``
+        do them) and the inbox items, after dropping their recipients' items delivered before
+        ``expire_before`` (an ISO time). Per step, the object written (None for a deletion) and
+        whether it was created (for a deletion: whether there was one). A PreconditionFailed
+        says which step failed (its ``step``); nothing is then written."""
+
+    @abstractmethod
+    async def inbox(self, user_id: int, since: str = "") -> list[InboxItem]:
+        """A user's scheduling inbox (items delivered from ``since`` on), oldest first."""
+
+    @abstractmethod
+    async def inbox_item(self, user_id: int, name: str, since: str = "") -> InboxItem | None: ...
+
+    @abstractmethod
+    async def delete_inbox_item(self, user_id: int, name: str) -> bool: ...

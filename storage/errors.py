@@ -31,7 +31,9 @@ REPLACES_UID = "replaces another UID"
 
 class PreconditionFailed(StoreError):
     """An ETag condition (If-Match / If-None-Match, or a destination that must not exist) did
-    not hold; nothing was written."""
+    not hold; nothing was written. ``step``: which write of several (``write_scheduled``)."""
+
+    step: int | None = None
 
 
 class StoreFull(StoreError):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 
-def now_iso() -> str:
-    """The current UTC time as stored: ``2019-09-15T20:44:02.123Z``."""
-    moment = datetime.now(UTC)
+def now_iso(ago: timedelta = timedelta(0)) -> str:
+    """The current UTC time (less ``ago``) as stored: ``2019-09-15T20:44:02.123Z``."""
+    moment = datetime.now(UTC) - ago
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -24,6 +24,9 @@ class User:
     created_at: str
     updated_at: str
     prefs: dict[str, Any] = field(default_factory=dict)
+    #: what kind of calendar user (iCalendar's CUTYPE, RFC 6638 ``calendar-user-type``):
+    #: INDIVIDUAL, ROOM or RESOURCE (the last two answer invitations on their own)
+    cutype: str = "INDIVIDUAL"
 
 
 @dataclass(slots=True, frozen=True)
@@ -99,6 +102,8 @@ class CalendarObject:
     created_at: str
     modified_at: str
     modified_by: int | None = None  #: the user who wrote it last (None: unknown, or since deleted)
+    #: a scheduling object resource's Schedule-Tag (RFC 6638 3.2.10), None for any other object
+    schedule_tag: str | None = None
     #: the bytes of its text, where a listing read only that (its text, UID, summary and index
     #: fields are then empty)
     text_size: int | None = None
@@ -125,11 +130,13 @@ class ObjectWrite:
     #: (start, end, exact) for the time-range index
     spans: tuple[tuple[int, int, bool], ...] = ()
     by: int | None = None  #: the user making the change
+    schedule_tag: str | None = None  #: its Schedule-Tag, if it is a scheduling object resource
 
     def __reduce__(self) -> tuple[type[ObjectWrite], tuple[object, ...]]:
         """Pickled as its values: an import stages thousands, and dataclasses' own way is slow."""
         return ObjectWrite, (self.href, self.uid, self.etag, self.component, self.ical, self.start_utc,
-                             self.end_utc, self.recurring, self.summary, self.klass, self.spans, self.by)  # fmt: skip
+                             self.end_utc, self.recurring, self.summary, self.klass, self.spans, self.by,
+                             self.schedule_tag)  # fmt: skip
 
 
 @dataclass(slots=True, frozen=True)
@@ -263,3 +270,36 @@ class Feed:
     calendar_id: int
     busy_only: bool
     created_at: str
+
+
+@dataclass(slots=True, frozen=True)
+class InboxItem:
+    """An iTIP message delivered to a user's scheduling inbox (RFC 6638 4.1)."""
+
+    user_id: int
+    name: str  #: its href in the inbox collection
+    uid: str
+    method: str  #: REQUEST, REPLY or CANCEL
+    ical: str
+    created_at: str = ""
+    id: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class ObjectPut:
+    """One write of a scheduled change (see ``Store.write_scheduled``): as ``put_object``'s."""
+
+    calendar_id: int
+    write: ObjectWrite
+    if_etag: str | None = None
+    create_only: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class ObjectDelete:
+    """One deletion of a scheduled change (see ``Store.write_scheduled``): as ``delete_object``'s."""
+
+    calendar_id: int
+    href: str
+    if_etag: str | None = None
+    by: int | None = None

@@ -6,13 +6,14 @@ from storage.base import Store
 from storage.sql.database import Database
 from storage.sql.grants import Grants
 from storage.sql.imports import Imports
+from storage.sql.scheduling import Scheduling
 from storage.sql.users import Users
 
 
-class SQLStore(Users, Imports, Grants, Store):
+class SQLStore(Users, Imports, Grants, Scheduling, Store):
     """The store on one SQL database, one part per thing it keeps: objects (with their spans and
-    changes), calendars (which drop their objects' spans), users (who drop their calendars) and
-    imports (which may make calendars)."""
+    changes), calendars (which drop their objects' spans), users (who drop their calendars),
+    imports (which may make calendars) and meetings (inboxes, changes delivered together)."""
 
     def __init__(self, db: Database) -> None:
         super().__init__(db)

@@ -16,7 +16,9 @@ from storage.sql.database import Row, Tx
 #: every table in an order that satisfies the foreign keys: its columns (as both backends
 #: have them; a test checks them against the schemas) and the columns that order its rows
 TABLES: dict[str, tuple[tuple[str, ...], str]] = {
-    "users": (("id", "username", "email", "password_hash", "is_admin", "created_at", "updated_at", "prefs"), "id"),
+    "users": (
+        ("id", "username", "email", "password_hash", "is_admin", "created_at", "updated_at", "prefs", "cutype"), "id"
+    ),
     "calendars": (
         ("id", "uuid", "owner_id", "slug", "name", "description", "color", "timezone", "components",
          "sync_revision", "is_default", "props", "created_at", "updated_at"),
@@ -30,7 +32,8 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "objects": (
         ("id", "calendar_id", "href", "uid", "etag", "component", "ical", "start_utc", "end_utc", "recurring",
-         "summary", "class", "import_id", "span_count", "created_at", "modified_at", "modified_by"),
+         "summary", "class", "import_id", "span_count", "created_at", "modified_at", "modified_by",
+         "schedule_tag"),
         "id",
     ),
     "changes": (("calendar_id", "href", "uid", "revision", "deleted", "changed_at", "changed_by"), "calendar_id, href"),
@@ -49,6 +52,7 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     "feeds": (("calendar_id", "token_hash", "busy_only", "created_at"), "calendar_id"),
     "login_failures": (("key", "at"), "key, at"),
     "login_turns": (("key", "turn"), "key"),
+    "schedule_inbox": (("id", "user_id", "name", "uid", "method", "ical", "created_at"), "id"),
 }  # fmt: skip
 #: rows read and written at a time (a piece of an upload is 1 MiB at most)
 BATCH = {"import_upload_pieces": 8, "objects": 500}

@@ -25,7 +25,7 @@ from storage.sql.records import (
 #: why a write or delete whose If-Match named another version is refused
 CHANGED = "the object changed since it was read"
 _WRITTEN = ("uid", "etag", "component", "ical", "start_utc", "end_utc", "recurring", "summary", "class",
-            "import_id", "modified_at", "modified_by")  # fmt: skip
+            "import_id", "modified_at", "modified_by", "schedule_tag")  # fmt: skip
 _INSERT = (
     f"INSERT INTO objects ({', '.join(_WRITTEN)}, created_at, calendar_id, href) VALUES ({marks(len(_WRITTEN) + 3)})"
 )
@@ -285,6 +285,7 @@ class Objects(Tables):
             return (
                 write.uid, write.etag, write.component, write.ical, write.start_utc, write.end_utc,
                 int(write.recurring), write.summary, write.klass, import_id, now, write.by if by is None else by,
+                write.schedule_tag,
             )  # fmt: skip
 
         fresh = [p.href for p in placed if p.old is None]

@@ -17,7 +17,7 @@ OBJECT_FIELDS = tuple("class" if f.name == "klass" else f.name for f in fields(C
 OBJECT_COLUMNS = ", ".join(OBJECT_FIELDS)
 _RECURRING = OBJECT_FIELDS.index("recurring")
 CALENDAR_FIELDS = {"name", "description", "color", "timezone", "components", "is_default", "props", "slug"}
-USER_FIELDS = {"username", "email", "password_hash", "is_admin", "prefs"}
+USER_FIELDS = {"username", "email", "password_hash", "is_admin", "prefs", "cutype"}
 #: parameters per statement: SQLite's limit on host parameters is 999 on old builds
 _CHUNK = 400
 T = TypeVar("T")
@@ -80,7 +80,7 @@ def listed_object(row: Row | Sequence[Any]) -> CalendarObject:
     href, ETag, component, times and the size of its text); its text, UID, summary and index
     fields are left empty. Fewer columns make a listing of thousands several times faster."""
     return CalendarObject(row[0], row[1], row[2], "", row[3], row[4], "", None, None, False, "", None, None,
-                          row[5], row[6], None, row[7])  # fmt: skip
+                          row[5], row[6], None, None, row[7])  # fmt: skip
 
 
 def calendar_object(row: Row | Sequence[Any]) -> CalendarObject:
