@@ -174,14 +174,31 @@ def _instance_id(master: Component, rid: datetime) -> object:
     return holder["RECURRENCE-ID"]
 
 
-def reply(attendee_copy: Calendar, attendee: str, instances: Iterable[datetime | None] | None = None) -> Calendar:
+def reply(
+    attendee_copy: Calendar,
+    attendee: str,
+    instances: Iterable[datetime | None] | None = None,
+    declined: Iterable[datetime] = (),
+) -> Calendar:
     """The REPLY that tells the organizer ``attendee``'s participation in ``instances`` of their
-    copy (None: every component of it)."""
+    copy (None: every component of it), and that they decline the ``declined`` instances (ones
+    they removed from their copy with an EXDATE, RFC 6638 3.2.2.2)."""
     parts = by_instance(attendee_copy)
     chosen = list(parts) if instances is None else [rid for rid in instances if rid in parts]
     sent = []
-    for rid in chosen:
-        source = parts[rid]
+    master = parts.get(None)
+    for rid in declined:
+        if master is None:
+            break
+        part = _same_kind(master)
+        for name in ("UID", "DTSTAMP", "ORGANIZER", "SEQUENCE"):
+            if name in master:
+                part[name] = master[name]
+        part["RECURRENCE-ID"] = _instance_id(master, rid)
+        part.add("ATTENDEE", vCalAddress(attendee, params={"PARTSTAT": "DECLINED"}))
+        sent.append(part)
+    for chosen_rid in chosen:
+        source = parts[chosen_rid]
         part = _same_kind(source)
         for name in ("UID", "DTSTAMP", "ORGANIZER", "SEQUENCE", "RECURRENCE-ID", "DTSTART"):
             if name in source:
@@ -216,10 +233,11 @@ def answers(message: Calendar) -> list[Answer]:
     return found
 
 
-def apply_reply(organizer_copy: Calendar, message: Calendar, status: str = "2.0") -> list[Answer]:
+def apply_reply(organizer_copy: Calendar, message: Calendar, status: str | None = "2.0") -> list[Answer]:
     """Set the PARTSTAT each answer of a REPLY gives on the organizer's copy (an instance not
-    overridden yet is overridden from the master), with SCHEDULE-STATUS; the answers applied
-    (an attendee the organizer did not invite is left out)."""
+    overridden yet is overridden from the master), with SCHEDULE-STATUS (unless None: another
+    attendee's copy learning the answer); the answers applied (an attendee the organizer did
+    not invite is left out)."""
     applied = []
     for answer in answers(message):
         parts = by_instance(organizer_copy)
@@ -234,9 +252,115 @@ def apply_reply(organizer_copy: Calendar, message: Calendar, status: str = "2.0"
         line = attendees(target)[answer.attendee]
         line.params["PARTSTAT"] = answer.partstat
         line.params.pop("RSVP", None)
-        line.params["SCHEDULE-STATUS"] = status
+        if status is not None:
+            line.params["SCHEDULE-STATUS"] = status
         applied.append(answer)
     return applied
+
+
+def answered(old: Calendar | None, new: Calendar, attendee: str) -> tuple[list[datetime | None], list[datetime]]:
+    """What an attendee's write of their copy answers: the instances (None: the master) whose
+    PARTSTAT for them differs from ``old`` (every one they answered, without it), and the
+    instances they removed with an EXDATE (declined)."""
+    before = by_instance(old) if old is not None else {}
+    changed: list[datetime | None] = []
+    for rid, component in by_instance(new).items():
+        line = attendees(component).get(attendee)
+        if line is None:
+            continue
+        reference = before.get(rid, before.get(None))
+        was = attendees(reference).get(attendee) if reference is not None else None
+        if (partstat(was) if was is not None else "NEEDS-ACTION") != partstat(line):
+            changed.append(rid)
+    master, was_master = by_instance(new).get(None), before.get(None)
+    removed = set(_exdates(master)) - set(_exdates(was_master)) if master is not None and was_master else set()
+    return changed, sorted(removed)
+
+
+def merge_answers(new: Calendar, stored: Calendar, whose: Iterable[str]) -> None:
+    """Take the PARTSTAT (and SCHEDULE-STATUS) of the attendees ``whose`` from the stored
+    version, per instance: what scheduling recorded stays, whatever copy a client wrote from."""
+    keep = set(whose)
+    before = by_instance(stored)
+    for rid, component in by_instance(new).items():
+        reference = before.get(rid, before.get(None))
+        if reference is None:
+            continue
+        was = attendees(reference)
+        for who, line in attendees(component).items():
+            if who in keep and who in was:
+                for name in ("PARTSTAT", "SCHEDULE-STATUS", "RSVP"):
+                    line.params.pop(name, None)
+                    if name in was[who].params:
+                        line.params[name] = was[who].params[name]
+
+
+def reset_answers(calendar: Calendar, organizer_address: str) -> None:
+    """Ask every attendee scheduled by the server to answer again (a significant change)."""
+    for component in components(calendar):
+        for who, line in attendees(component).items():
+            if who != organizer_address and agent(line) == "SERVER":
+                line.params["PARTSTAT"] = "NEEDS-ACTION"
+                line.params["RSVP"] = "TRUE"
+
+
+def set_answer(calendar: Calendar, attendee: str, answer: str | None = None, status: str | None = None) -> None:
+    """Set an attendee's PARTSTAT (``answer``) and SCHEDULE-STATUS in every component."""
+    for component in components(calendar):
+        line = attendees(component).get(attendee)
+        if line is not None:
+            if answer is not None:
+                line.params["PARTSTAT"] = answer
+                line.params.pop("RSVP", None)
+            if status is not None:
+                line.params["SCHEDULE-STATUS"] = status
+
+
+def take_force_send(calendar: Calendar, attendee: str) -> bool:
+    """Whether the organizer's client asked to send a REQUEST to ``attendee`` whatever changed
+    (``SCHEDULE-FORCE-SEND=REQUEST``, RFC 6638 7.3); the parameter is not kept."""
+    forced = False
+    for component in components(calendar):
+        line = attendees(component).get(attendee)
+        if line is not None and "SCHEDULE-FORCE-SEND" in line.params:
+            forced |= str(line.params.pop("SCHEDULE-FORCE-SEND")).upper() == "REQUEST"
+    return forced
+
+
+def scheduled_by_server(calendar: Calendar, attendee: str) -> bool:
+    """Whether the server schedules for ``attendee`` (no SCHEDULE-AGENT=CLIENT or NONE)."""
+    lines = [attendees(c).get(attendee) for c in components(calendar)]
+    return any(line is not None and agent(line) == "SERVER" for line in lines)
+
+
+def cancelled_instances(old: Calendar, new: Calendar, attendee: str) -> list[datetime]:
+    """The instances the organizer's change takes from an attendee who stays invited: ones the
+    master now excludes (EXDATE) while it invites them, and overrides that invited them and no
+    longer do (without the master inviting them)."""
+    before, after = by_instance(old), by_instance(new)
+    master = after.get(None)
+    in_master = master is not None and attendee in attendees(master)
+    gone: set[datetime] = set()
+    if master is not None and in_master and None in before:
+        gone |= set(_exdates(master)) - set(_exdates(before[None]))
+    for rid, component in before.items():
+        if rid is None or attendee not in attendees(component):
+            continue
+        now = after.get(rid)
+        if (now is not None and attendee not in attendees(now)) or (now is None and not in_master):
+            gone.add(rid)
+    return sorted(gone)
+
+
+def without_answers(calendar: Calendar) -> bytes:
+    """A resource's text without what answers change (PARTSTAT, RSVP, SCHEDULE-STATUS): two
+    versions equal in it differ only in answers (their Schedule-Tag stays, RFC 6638 3.2.10)."""
+    copy = Calendar.from_ical(calendar.to_ical())
+    for component in components(copy):
+        for line in every(component, "ATTENDEE"):
+            for name in ("PARTSTAT", "RSVP", "SCHEDULE-STATUS"):
+                line.params.pop(name, None)
+    return copy.to_ical()
 
 
 def significant(old: Calendar, new: Calendar) -> bool:
@@ -265,9 +389,8 @@ def _substance(component: Component, attendee: str) -> tuple[object, ...]:
             continue
         if name == "ATTENDEE" and address(value) == attendee:
             continue
-        if name in ("ATTENDEE", "ORGANIZER"):
-            params = {k: v for k, v in value.params.items() if k not in SERVER_PARAMETERS and k != "PARTSTAT"}
-            kept.append((name, address(value), tuple(sorted(params.items()))))
+        if name in ("ATTENDEE", "ORGANIZER"):  # who, not how a client writes them (CN, EMAIL, ...)
+            kept.append((name, address(value)))
             continue
         kept.append((name, _ical(value)))
     kept.append(("subcomponents", tuple(c.to_ical() for c in component.subcomponents if c.name != "VALARM")))
