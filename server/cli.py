@@ -26,6 +26,7 @@ from server.lineage import parent_gone
 from server.services import Services, opened
 from server.services.errors import Invalid, NotFound, ServiceError
 from server.services.imports import DELIMITERS, ImportRequest, Upload
+from server.services.users import USER_TYPES
 from server.workers import DRAIN, CannotListen, supervise
 from storage import safe_url, store_for
 from storage.errors import CannotOpen
@@ -65,11 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     passwd = actions.add_parser("passwd", help="set a user's password (signs out their tokens)")
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    kind = actions.add_parser("set-type", help="make a user an individual, a room or a resource")
+    kind.add_argument("name")
+    kind.add_argument(
+        "type",
+        choices=[t.lower() for t in USER_TYPES],
+        help="rooms and resources accept invitations when free and decline them when busy",
+    )
     listing = actions.add_parser("list", help="list users")
     delete = actions.add_parser("delete", help="delete a user and all their calendars")
     delete.add_argument("name")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    for sub in (add, passwd, listing, delete):
+    for sub in (add, passwd, kind, listing, delete):
         _common(sub)
 
     load_file = commands.add_parser("import", help="import a calendar file for a user")
@@ -123,7 +131,10 @@ async def user_command(config: Config, args: argparse.Namespace) -> int:
                 calendars = await services.calendars.of(each)
                 events = sum(c.object_count or 0 for c in calendars)
                 admin = " admin" if each.is_admin else ""
-                print(f"{each.username}\t{each.email or '-'}\t{len(calendars)} calendars\t{events} objects{admin}")
+                kind = f" {each.cutype.lower()}" if each.cutype != "INDIVIDUAL" else ""
+                print(
+                    f"{each.username}\t{each.email or '-'}\t{len(calendars)} calendars\t{events} objects{admin}{kind}"
+                )
             return 0
         if args.action == "add":
             password = read_password(args.password_stdin)
@@ -137,6 +148,9 @@ async def user_command(config: Config, args: argparse.Namespace) -> int:
         if args.action == "passwd":
             await users.set_password(user, read_password(args.password_stdin))
             print(f"password of {user.username} changed; their tokens are signed out")
+        elif args.action == "set-type":
+            await users.set_type(user, args.type)
+            print(f"{user.username} is now a calendar user of type {args.type}")
         elif args.action == "delete":
             if not args.yes and input(f"Delete {user.username} and all their calendars? [y/N] ").lower() != "y":
                 print("nothing deleted")

@@ -46,6 +46,7 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("wcap", "session_timeout"): "1800",
     ("web", "session_timeout"): "604800",
     ("scheduling", "free_busy"): "grants",
+    ("scheduling", "inbox_days"): "30",
 }
 #: whose busy times a signed-in user may see: as the grants say, or every user's
 FREE_BUSY = ("grants", "everyone")
@@ -89,6 +90,7 @@ class Config:
     #: ``everyone``: every signed-in user sees every user's busy times; ``grants``: as far as
     #: their freebusy grants reach
     free_busy: str = "grants"
+    inbox_days: int = 30  #: days a scheduling message stays in an inbox
     #: which of ``serve --workers N`` this process is (not a setting: the server numbers them)
     worker: int = 0
 
@@ -187,4 +189,5 @@ def load(
         session_timeout=_integer(values, ("wcap", "session_timeout"), 1),
         web_session_timeout=_integer(values, ("web", "session_timeout"), 60),
         free_busy=free_busy,
+        inbox_days=_integer(values, ("scheduling", "inbox_days"), 1),
     )

@@ -391,7 +391,7 @@ class RestDoor:
             )
         except ValueError as error:
             raise Invalid(str(error)) from None
-        found, created = await self.services.objects.put(user, calendar, resource, create_only=True)
+        found, created, _ = await self.services.objects.put(user, calendar, resource, create_only=True)
         return json_response(await asyncio.to_thread(slot_json, found, calendar), 201 if created else 200)
 
     async def show_slot(self, request: web.Request) -> web.Response:

@@ -27,7 +27,7 @@ class Services:
     objects: ObjectService  #: one object at a time: the only way a door writes one
     imports: ImportService
     access: AccessService  #: who may do what with a calendar; every calendars call asks it
-    scheduling: SchedulingService  #: meetings: free/busy of attendees (RFC 6638)
+    scheduling: SchedulingService  #: meetings: what a write delivers, inboxes, free/busy (RFC 6638)
 
     async def readiness(self) -> str | None:
         """None when the server can serve (its store answers, its schema is current); else why not."""
@@ -46,9 +46,10 @@ def build(config: Config, store: Store | None = None) -> Services:
     users = UserService(store, passwords, calendars, config.min_password_length, throttle)
     spool = config.data_dir / "imports" / f"worker-{config.worker}"  #: this process's uploads on their way in
     reader = FileReader(config, spool, ParseProcesses(config.parse_processes) if config.parse_processes else None)
-    objects = ObjectService(store, calendars, reader, config)
+    scheduling = SchedulingService(store, calendars, config)
+    objects = ObjectService(store, calendars, scheduling, reader, config)
     imports = ImportService(store, calendars, reader, config)
-    return Services(config, store, users, calendars, objects, imports, access, SchedulingService(calendars, config))
+    return Services(config, store, users, calendars, objects, imports, access, scheduling)
 
 
 @asynccontextmanager

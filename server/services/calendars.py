@@ -59,7 +59,14 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 _COLOR = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
 
 
-def object_write(resource: Resource, href: str | None = None, by: int | None = None) -> ObjectWrite:
+#: a calendar's setting (in its props) that its events never make its owner busy to others
+#: (RFC 6638 ``schedule-calendar-transp``)
+TRANSPARENT = "transparent"
+
+
+def object_write(
+    resource: Resource, href: str | None = None, by: int | None = None, schedule_tag: str | None = None
+) -> ObjectWrite:
     """What the store needs to keep a parsed resource."""
     return ObjectWrite(
         href=href or href_for_uid(resource.uid),
@@ -74,6 +81,7 @@ def object_write(resource: Resource, href: str | None = None, by: int | None = N
         klass=resource.klass,
         spans=tuple(resource.spans),
         by=by,
+        schedule_tag=schedule_tag,
     )
 
 
@@ -450,23 +458,35 @@ class CalendarService:
         return await self._busy(calendars, start, end, zone)
 
     async def busy_of(
-        self, asker: User, owner: User, start: datetime, end: datetime, *, everyone: bool = False
+        self,
+        asker: User,
+        owner: User,
+        start: datetime,
+        end: datetime,
+        *,
+        everyone: bool = False,
+        besides: str | None = None,
     ) -> list[BusyPeriod] | None:
         """``owner``'s busy periods in [start, end) from the calendars they own that ``asker``
         may see busy times in: all of them for themselves or when ``everyone`` (the operator's
         ``[scheduling] free_busy``), else those their grants reach (freebusy or more); None when
-        there is none."""
-        owned = await self.of(owner)
+        there is none. ``besides``: a UID whose objects do not count (a meeting being moved)."""
+        owned = [c for c in await self.of(owner) if not c.props.get(TRANSPARENT)]
         if asker.id != owner.id and not everyone:
             owned = [c for c in owned if await self.level(asker, c) >= Level.FREEBUSY]
-        return await self._busy(owned, start, end) if owned else None
+        return await self._busy(owned, start, end, besides=besides) if owned else None
 
     async def _busy(
-        self, calendars: Sequence[Calendar], start: datetime, end: datetime, zone: tzinfo | None = None
+        self,
+        calendars: Sequence[Calendar],
+        start: datetime,
+        end: datetime,
+        zone: tzinfo | None = None,
+        besides: str | None = None,
     ) -> list[BusyPeriod]:
         periods: list[BusyPeriod] = []
         for calendar in calendars:
-            found = await self._objects([calendar], epoch(start), epoch(end))
+            found = [o for o in await self._objects([calendar], epoch(start), epoch(end)) if o.uid != besides]
             spans = await self.store.spans_in_range([calendar.id], epoch(start), epoch(end)) if found else {}
             parse = []
             for item in found:  # an event the index tells everything of is not parsed

@@ -10,34 +10,68 @@ queries, exports, free/busy) are ``CalendarService``'s.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from icalendar import Calendar as ICalendar
 from icalendar import Component, Event, Todo
 
 from protocol.ical.repairs import component_problems
 from protocol.ical.resources import Resource, resource_from_calendar
-from protocol.ical.values import parse_resource
+from protocol.ical.values import href_for_uid, parse_resource
 from server.config import Config
 from server.services.access import Level
 from server.services.calendars import CalendarService, object_write
 from server.services.errors import Invalid, NameTaken, NotFound
 from server.services.imports.files import FileReader, ImportRequest, Upload
+from server.services.scheduling import SchedulingService
 from storage.base import Store
-from storage.errors import REPLACES_UID, Conflict, Gone
-from storage.model import Calendar, CalendarObject, User
+from storage.errors import REPLACES_UID, Conflict, Gone, PreconditionFailed, StoreUnavailable
+from storage.model import Calendar, CalendarObject, InboxItem, ObjectDelete, ObjectPut, User
 
 #: a change to an object: given its parsed text, changes it in place and returns the component it
 #: changed, which is checked before anything is written (runs in a thread; ValueError refuses it)
 Change = Callable[[ICalendar], Component]
+#: how often a meeting's write is planned again when a copy it delivers to changed meanwhile
+ATTEMPTS = 3
+
+
+class Saved(NamedTuple):
+    """An object written: the stored object, whether it was created, and whether the server
+    changed what was sent (a meeting's answers and SCHEDULE-STATUS: the text sent is not it)."""
+
+    object: CalendarObject
+    created: bool
+    rewritten: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduling:
+    """What a write asks of scheduling (RFC 6638 3.2): the Schedule-Tag the stored version must
+    have (``If-Schedule-Tag-Match``), and whether an attendee's answer is sent (``Schedule-Reply``)."""
+
+    tag_match: str | None = None
+    reply: bool = True
+
+
+PLAIN = Scheduling()
 
 
 class ObjectService:
     """One calendar object at a time, for every door (see the module's docstring)."""
 
-    def __init__(self, store: Store, calendars: CalendarService, reader: FileReader, config: Config) -> None:
+    def __init__(
+        self,
+        store: Store,
+        calendars: CalendarService,
+        scheduling: SchedulingService,
+        reader: FileReader,
+        config: Config,
+    ) -> None:
         self.store = store
         self.calendars = calendars
+        self.scheduling = scheduling
         self.reader = reader
         self.config = config
 
@@ -70,19 +104,64 @@ class ObjectService:
         href: str | None = None,
         if_etag: str | None = None,
         create_only: bool = False,
-    ) -> tuple[CalendarObject, bool]:
-        """Create or replace one resource in a calendar; whether it was created. Invalid when its
-        UID is another object's (``replaces_uid``: the href holds another UID), PreconditionFailed
-        when ``if_etag`` is not the stored version's or ``create_only`` finds one."""
+        scheduling: Scheduling = PLAIN,
+    ) -> Saved:
+        """Create or replace one resource in a calendar, with what it delivers when it is a
+        meeting (see the scheduling service; in the same transaction). Invalid when its UID is
+        another object's (``replaces_uid``: the href holds another UID) or an attendee changes
+        what is the organizer's (``attendee_change``), PreconditionFailed when ``if_etag`` is
+        not the stored version's, ``create_only`` finds one, or the Schedule-Tag is not
+        ``scheduling.tag_match``."""
         await self.calendars.need(user, [calendar], Level.READ_WRITE)
-        write = object_write(resource, href, user.id)
+        href = href or href_for_uid(resource.uid)
+        for _ in range(ATTEMPTS):
+            old = await self.store.get_object(calendar.id, href=href)
+            if scheduling.tag_match is not None and (old is None or old.schedule_tag != scheduling.tag_match):
+                raise PreconditionFailed("the Schedule-Tag changed")
+            plan = await self.scheduling.on_put(user, calendar, old, resource, reply=scheduling.reply)
+            if plan is None and (old is None or old.schedule_tag is None):
+                saved, created = await self._write(
+                    calendar, [ObjectPut(calendar.id, object_write(resource, href, user.id), if_etag, create_only)], ()
+                )
+                return Saved(saved, created)
+            write = object_write(
+                plan.resource if plan else resource, href, user.id, plan.schedule_tag if plan else None
+            )
+            # the write replaces the version the plan was made from, or fails and is planned again
+            own = if_etag is not None or create_only
+            condition = if_etag if own else (old.etag if old is not None else None)
+            first = ObjectPut(calendar.id, write, condition, create_only or (not own and old is None))
+            try:
+                saved, created = await self._write(
+                    calendar, [first, *(plan.steps if plan else ())], plan.inbox if plan else ()
+                )
+            except PreconditionFailed as failed:
+                if own and failed.step == 0:
+                    raise
+                continue
+            return Saved(saved, created, plan.rewritten if plan else False)
+        raise StoreUnavailable("the meeting kept changing while it was written: try again")
+
+    async def _write(
+        self, calendar: Calendar, steps: Sequence[ObjectPut | ObjectDelete], inbox: Sequence[InboxItem]
+    ) -> tuple[CalendarObject, bool]:
+        """The first step's object written (with the rest, in one transaction), and whether it was
+        created; a UID another object holds is Invalid."""
+        first = steps[0]
+        assert isinstance(first, ObjectPut)
         try:
-            return await self.store.put_object(calendar.id, write, if_etag=if_etag, create_only=create_only)
+            if len(steps) == 1 and not inbox:
+                return await self.store.put_object(
+                    calendar.id, first.write, if_etag=first.if_etag, create_only=first.create_only
+                )
+            found, created = (await self.store.write_scheduled(steps, inbox, self.scheduling.expired()))[0]
         except Conflict as conflict:
             if conflict.message == REPLACES_UID:
-                message = f"{write.href} holds another UID than {resource.uid}: a write keeps an object's UID"
+                message = f"{first.write.href} holds another UID than {first.write.uid}: a write keeps an object's UID"
                 raise Invalid(message, field="uid", code="replaces_uid") from None
-            raise Invalid(f"UID {resource.uid} is already used in this calendar", field="uid") from None
+            raise Invalid(f"UID {first.write.uid} is already used in this calendar", field="uid") from None
+        assert found is not None
+        return found, created
 
     async def put_text(
         self,
@@ -93,7 +172,8 @@ class ObjectService:
         *,
         if_etag: str | None = None,
         create_only: bool = False,
-    ) -> tuple[CalendarObject, bool]:
+        scheduling: Scheduling = PLAIN,
+    ) -> Saved:
         """One calendar object sent as iCalendar text (a CalDAV PUT), read by the imports' rules
         (their repairs included) and written at ``href``. Refused with Invalid: ``invalid_data``
         (or BadEncoding), ``unsupported_component`` (none the calendar takes), ``one_resource``
@@ -118,8 +198,12 @@ class ObjectService:
         if resource.component not in calendar.components.split(","):
             raise Invalid(f"this calendar holds no {resource.component}", field="data", code="unsupported_component")
         try:
-            return await self.put(user, calendar, resource, href=href, if_etag=if_etag, create_only=create_only)
+            return await self.put(
+                user, calendar, resource, href=href, if_etag=if_etag, create_only=create_only, scheduling=scheduling
+            )
         except Invalid as taken:  # the UID is another object's, or the href holds another UID
+            if taken.field != "uid":
+                raise
             if taken.code == "replaces_uid":
                 raise NameTaken(taken.message, href, replacing=True) from None
             raise await self._uid_taken(calendar, resource.uid) from None
@@ -160,11 +244,11 @@ class ObjectService:
             resource = await asyncio.to_thread(edited)
         except ValueError as error:
             raise Invalid(str(error), code="invalid_data") from None
-        saved, _ = await self.put(
+        saved = await self.put(
             user, calendar, resource, href=found.href if found else None,
             if_etag=if_etag or (found.etag if found else None), create_only=found is None,
         )  # fmt: skip
-        return saved
+        return saved.object
 
     async def transfer(
         self,
@@ -182,7 +266,7 @@ class ObjectService:
         await self.calendars.need(user, [source], Level.READ if keep_source else Level.READ_WRITE)
         await self.calendars.need(user, [target], Level.READ_WRITE)
         parsed = await asyncio.to_thread(lambda: resource_from_calendar(parse_resource(found.ical)))
-        write = object_write(parsed, href, user.id)
+        write = object_write(parsed, href, user.id, found.schedule_tag)
         try:
             return await self.store.move_object(
                 source.id, found.href, target.id, write, overwrite=overwrite, keep_source=keep_source
@@ -194,11 +278,30 @@ class ObjectService:
         except Gone:
             raise NotFound("the object is gone") from None
 
-    async def delete(self, user: User, calendar: Calendar, href: str, *, if_etag: str | None = None) -> bool:
-        """Delete the object at ``href``; whether there was one. PreconditionFailed when
-        ``if_etag`` is not the stored version's."""
+    async def delete(
+        self, user: User, calendar: Calendar, href: str, *, if_etag: str | None = None, scheduling: Scheduling = PLAIN
+    ) -> bool:
+        """Delete the object at ``href`` (a meeting: with the CANCEL or REPLY it sends, in the same
+        transaction); whether there was one. PreconditionFailed when ``if_etag`` is not the
+        stored version's, or its Schedule-Tag not ``scheduling.tag_match``."""
         await self.calendars.need(user, [calendar], Level.READ_WRITE)
-        return await self.store.delete_object(calendar.id, href, if_etag=if_etag, by=user.id)
+        for _ in range(ATTEMPTS):
+            old = await self.store.get_object(calendar.id, href=href)
+            if old is None:
+                return False
+            if scheduling.tag_match is not None and old.schedule_tag != scheduling.tag_match:
+                raise PreconditionFailed("the Schedule-Tag changed")
+            plan = await self.scheduling.on_delete(user, calendar, old, reply=scheduling.reply)
+            if plan is None:
+                return await self.store.delete_object(calendar.id, href, if_etag=if_etag, by=user.id)
+            first = ObjectDelete(calendar.id, href, if_etag or old.etag, user.id)
+            try:
+                written = await self.store.write_scheduled([first, *plan.steps], plan.inbox, self.scheduling.expired())
+                return written[0][1]
+            except PreconditionFailed as failed:
+                if if_etag is not None and failed.step == 0:
+                    raise
+        raise StoreUnavailable("the meeting kept changing while it was removed: try again")
 
     async def _uid_taken(self, calendar: Calendar, uid: str) -> NameTaken:
         """The refusal of a write whose UID another object of the calendar holds, naming it."""

@@ -22,6 +22,10 @@ MAX_PASSWORD = 1024
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+#: the kinds of calendar user a user may be (iCalendar's CUTYPE)
+USER_TYPES = ("INDIVIDUAL", "ROOM", "RESOURCE")
+
+
 class UserService:
     def __init__(
         self,
@@ -128,6 +132,16 @@ class UserService:
         await self.store.update_user(user.id, password_hash=password_hash)
         await self.store.delete_tokens(user.id)
         self._verified = {k: v for k, v in self._verified.items() if v[0] != user.id}
+
+    async def set_type(self, user: User, cutype: str) -> User:
+        """Make a user an individual, a room or a resource (rooms and resources answer
+        invitations on their own: accepted when free, declined when busy)."""
+        if cutype.upper() not in USER_TYPES:
+            raise Invalid(f"a user is one of {', '.join(USER_TYPES).lower()}", field="type")
+        updated = await self.store.update_user(user.id, cutype=cutype.upper())
+        if updated is None:
+            raise NotFound("the user is gone")
+        return updated
 
     async def set_pref(self, user: User, key: str, value: object) -> User:
         """The user with one preference (a door's settings, WCAP's subscriptions) replaced."""

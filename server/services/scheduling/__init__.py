@@ -1,23 +1,52 @@
 """SchedulingService: meetings between the users of this server (RFC 6638), whichever door asks.
 
-So far: who a calendar user address names, and a free/busy request for several attendees (what
-an organizer's client asks before inviting, RFC 6638 5): each attendee's busy periods as far as
-the asker may see them, which is the ``freebusy`` grant on each of their calendars, or every
-user's when ``[scheduling] free_busy = everyone``.
+Implicit scheduling: when an object whose ORGANIZER is its owner's address is written (a CalDAV
+PUT, a WCAP storeevents, a REST slot), each local attendee gets a REQUEST in their inbox and
+their own copy in their default calendar; when an attendee's copy is written with another
+answer, or removed, a REPLY updates the organizer's copy and the other attendees' copies; when
+the organizer removes attendees or the meeting, they get a CANCEL and lose their copy. The
+objects service asks ``on_put``/``on_delete`` what a write delivers and writes it all in one
+transaction. A free/busy request for several attendees (RFC 6638 5) answers each attendee's
+busy periods as far as the asker may see them: the ``freebusy`` grant on each of their
+calendars, or every user's when ``[scheduling] free_busy = everyone``. Rooms and resources
+(users whose ``cutype`` says so) accept an invitation when free and decline it when busy.
 """
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
+from icalendar import Calendar as ICalendar
+
+from protocol import itip
 from protocol.ical.busy import BusyPeriod
+from protocol.ical.resources import Resource
+from protocol.ical.values import href_for_uid, parse_resource
 from protocol.itip import address
 from server.config import Config
-from server.services.calendars import CalendarService
+from server.services.calendars import CalendarService, object_write
 from server.services.errors import Invalid
-from storage.model import User
+from server.services.scheduling.changes import (
+    Delivery,
+    Local,
+    Outcome,
+    attendee_change,
+    attendee_delete,
+    organizer_change,
+    organizer_delete,
+)
+from storage.base import Store
+from storage.model import Calendar, CalendarObject, InboxItem, ObjectDelete, ObjectPut, User, now_iso
+
+#: attendees one scheduling object resource may have (a bound on the work one write starts)
+MAX_ATTENDEES = 500
+#: calendar user types that answer invitations on their own
+SELF_ANSWERING = ("ROOM", "RESOURCE")
 
 #: attendees one free/busy request may ask about (Apple's Calendar Server's limit)
 MAX_FREE_BUSY_ATTENDEES = 30
@@ -34,10 +63,192 @@ class FreeBusy:
     periods: list[BusyPeriod] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class Scheduled:
+    """A write of a scheduling object resource with what it delivers, ready for the store: the
+    resource to write instead of the one sent, its Schedule-Tag, the other writes and the inbox
+    items."""
+
+    resource: Resource
+    schedule_tag: str | None
+    rewritten: bool
+    steps: list[ObjectPut | ObjectDelete] = field(default_factory=list)
+    inbox: list[InboxItem] = field(default_factory=list)
+
+
+def new_tag() -> str:
+    return secrets.token_hex(8)
+
+
 class SchedulingService:
-    def __init__(self, calendars: CalendarService, config: Config) -> None:
+    def __init__(self, store: Store, calendars: CalendarService, config: Config) -> None:
+        self.store = store
         self.calendars = calendars
         self.config = config
+
+    @staticmethod
+    def address_of(user: User) -> str | None:
+        """The calendar user address the services know a user by (their e-mail)."""
+        return f"mailto:{user.email.lower()}" if user.email else None
+
+    async def on_put(
+        self, actor: User, calendar: Calendar, old: CalendarObject | None, resource: Resource, *, reply: bool = True
+    ) -> Scheduled | None:
+        """What writing ``resource`` over ``old`` in ``calendar`` delivers, or None when it is no
+        scheduling object resource of the calendar's owner (nor was). Invalid (``attendee_change``)
+        when an attendee changes what is the organizer's; ``reply`` False: an attendee's answer is
+        kept in their copy and sent to no one (CalDAV's ``Schedule-Reply: F``)."""
+        if "ORGANIZER" not in resource.text and (old is None or old.schedule_tag is None):
+            return None
+        owner = await self._owner(actor, calendar)
+        me = self.address_of(owner) if owner is not None else None
+        if owner is None or me is None:
+            return None
+        new, before = await asyncio.to_thread(_parse, resource.text, old)
+        organizer = itip.organizer(new)
+        was = itip.organizer(before) if before is not None else None
+        if organizer == me or (organizer is None and was == me):
+            everyone = itip.attendee_addresses(new) | (itip.attendee_addresses(before) if before is not None else set())
+            if len(everyone) > MAX_ATTENDEES:
+                raise Invalid(f"a meeting has {MAX_ATTENDEES} attendees at most", code="too_many_attendees")
+            locals_ = await self._locals(everyone - {me}, resource.uid)
+            await self._self_answers(locals_, resource)
+            outcome = await asyncio.to_thread(
+                organizer_change, before if was == me else None, new, me, locals_, self.config.max_instances
+            )
+        elif organizer is not None and me in itip.attendee_addresses(new):
+            found, others = await self._organizer_and_others(organizer, new, me, resource.uid)
+            try:
+                outcome = await asyncio.to_thread(
+                    attendee_change, before if was == organizer else None, new, me, found, others,
+                    reply=reply, max_instances=self.config.max_instances,
+                )  # fmt: skip
+            except ValueError as refused:
+                raise Invalid(str(refused), code="attendee_change") from None
+        else:
+            return None
+        kept = old.schedule_tag if outcome.keep_tag and old is not None else None
+        tag = (kept or new_tag()) if organizer is not None else None
+        # what was sent is written as it came (its lines, its ETag) unless scheduling changed it
+        scheduled = Scheduled(outcome.resource if outcome.rewritten else resource, tag, outcome.rewritten)
+        await self._deliver(scheduled, outcome, actor, owner)
+        return scheduled
+
+    async def on_delete(
+        self, actor: User, calendar: Calendar, old: CalendarObject, *, reply: bool = True
+    ) -> Scheduled | None:
+        """What removing a scheduling object resource delivers (the organizer's: CANCELs; an
+        attendee's: their REPLY declining it, unless ``reply`` is False), or None."""
+        if "ORGANIZER" not in old.ical:
+            return None
+        owner = await self._owner(actor, calendar)
+        me = self.address_of(owner) if owner is not None else None
+        if owner is None or me is None:
+            return None
+        before = await asyncio.to_thread(parse_resource, old.ical)
+        organizer = itip.organizer(before)
+        if organizer is None:
+            return None
+        if organizer == me:
+            locals_ = await self._locals(itip.attendee_addresses(before) - {me}, old.uid)
+            deliveries = await asyncio.to_thread(organizer_delete, before, me, locals_)
+        elif me in itip.attendee_addresses(before) and reply:
+            found, others = await self._organizer_and_others(organizer, before, me, old.uid)
+            deliveries = await asyncio.to_thread(attendee_delete, before, me, found, others, self.config.max_instances)
+        else:
+            return None
+        scheduled = Scheduled(Resource(old.uid, old.component, "", None, None), None, False)
+        await self._deliver(scheduled, Outcome(scheduled.resource, False, False, deliveries), actor, owner)
+        return scheduled
+
+    async def _owner(self, actor: User, calendar: Calendar) -> User | None:
+        return actor if actor.id == calendar.owner_id else await self.store.get_user(calendar.owner_id)
+
+    async def _locals(self, addresses: set[str], uid: str) -> dict[str, Local]:
+        """The users of this server among ``addresses``, each with their copy of meeting ``uid``."""
+        emails = [a.removeprefix("mailto:") for a in addresses if a.startswith("mailto:")]
+        users = await self.store.users_by_email(emails) if emails else {}
+        found = {f"mailto:{email}": Local(user, f"mailto:{email}") for email, user in users.items()}
+        if found:
+            by_user = {local.user.id: local for local in found.values()}
+            for owner_id, copy in await self.store.scheduled_copies(list(by_user), uid):
+                if by_user[owner_id].copy is None:
+                    by_user[owner_id].copy = copy
+        return found
+
+    async def _organizer_and_others(
+        self, organizer: str, calendar: ICalendar, me: str, uid: str
+    ) -> tuple[Local | None, dict[str, Local]]:
+        """For an attendee's change: the organizer (if a user here) with their copy, and the
+        other local attendees with theirs (only those who have one)."""
+        everyone = await self._locals((itip.attendee_addresses(calendar) | {organizer}) - {me}, uid)
+        found = everyone.pop(organizer, None)
+        return found, {a: local for a, local in everyone.items() if local.copy is not None}
+
+    async def _self_answers(self, locals_: dict[str, Local], resource: Resource) -> None:
+        """Rooms' and resources' answers: accepted when no other event of theirs overlaps any
+        instance, declined otherwise."""
+        if not resource.spans:
+            return
+        start = datetime.fromtimestamp(min(s for s, _, _ in resource.spans), UTC)
+        end = datetime.fromtimestamp(max(e for _, e, _ in resource.spans), UTC)
+        for local in locals_.values():
+            if local.user.cutype not in SELF_ANSWERING:
+                continue
+            busy = await self.calendars.busy_of(local.user, local.user, start, end, everyone=True, besides=resource.uid)
+            taken = [(b.timestamp(), e.timestamp()) for b, e, _ in busy or ()]
+            overlaps = any(s < e2 and b2 < e for s, e, _ in resource.spans for b2, e2 in taken)
+            local.answer = "DECLINED" if overlaps else "ACCEPTED"
+
+    async def _deliver(self, scheduled: Scheduled, outcome: Outcome, actor: User, owner: User) -> None:
+        """The deliveries as store steps and inbox items."""
+        for delivery in outcome.deliveries:
+            step = await self._step(delivery, actor)
+            if step is not None:
+                scheduled.steps.append(step)
+            if delivery.message is not None:
+                scheduled.inbox.append(_item(delivery.local.user.id, scheduled.resource.uid, delivery))
+        for text in outcome.replies:
+            scheduled.inbox.append(
+                _item(owner.id, scheduled.resource.uid, Delivery(Local(owner, ""), message=text, method="REPLY"))
+            )
+
+    async def _step(self, delivery: Delivery, actor: User) -> ObjectPut | ObjectDelete | None:
+        copy = delivery.local.copy
+        if not delivery.write:
+            return None
+        if delivery.resource is None:
+            return ObjectDelete(copy.calendar_id, copy.href, copy.etag, actor.id) if copy is not None else None
+        if copy is not None:
+            tag = copy.schedule_tag if delivery.keep_tag and copy.schedule_tag else new_tag()
+            return ObjectPut(copy.calendar_id, object_write(delivery.resource, copy.href, actor.id, tag), copy.etag)
+        target = await self.default_calendar(delivery.local.user, delivery.resource.component)
+        write = object_write(delivery.resource, href_for_uid(delivery.resource.uid), actor.id, new_tag())
+        return ObjectPut(target.id, write, create_only=True)
+
+    async def default_calendar(self, user: User, component: str = "VEVENT") -> Calendar:
+        """Where an invitation's copy goes (RFC 6638 ``schedule-default-calendar-URL``): the
+        user's default calendar, or the first of theirs that takes the component."""
+        default = await self.calendars.default(user)
+        if component in default.components.split(","):
+            return default
+        return next((c for c in await self.calendars.of(user) if component in c.components.split(",")), default)
+
+    def expired(self) -> str:
+        """Inbox items delivered before this time (``[scheduling] inbox_days`` ago) have expired:
+        they are never shown, and a delivery to their user drops them."""
+        return now_iso(ago=timedelta(days=self.config.inbox_days))
+
+    async def inbox(self, user: User) -> list[InboxItem]:
+        """The user's own scheduling inbox, oldest first."""
+        return await self.store.inbox(user.id, self.expired())
+
+    async def inbox_item(self, user: User, name: str) -> InboxItem | None:
+        return await self.store.inbox_item(user.id, name, self.expired())
+
+    async def remove_from_inbox(self, user: User, name: str) -> bool:
+        """Remove a message the user handled; whether there was one."""
+        return await self.store.delete_inbox_item(user.id, name)
 
     async def user_at(self, calendar_user: str) -> User | None:
         """The user of this server a ``mailto:`` address names, or None."""
@@ -77,3 +288,12 @@ class SchedulingService:
                 FreeBusy(attendee, NO_AUTHORITY) if periods is None else FreeBusy(attendee, SUCCESS, periods)
             )
         return answers
+
+
+def _parse(text: str, old: CalendarObject | None) -> tuple[ICalendar, ICalendar | None]:
+    return parse_resource(text), parse_resource(old.ical) if old is not None else None
+
+
+def _item(user_id: int, uid: str, delivery: Delivery) -> InboxItem:
+    assert delivery.message is not None
+    return InboxItem(user_id, f"{uuid.uuid4().hex}.ics", uid, delivery.method, delivery.message)
