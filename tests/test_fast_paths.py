@@ -20,7 +20,8 @@ from protocol.ical.resources import resource_from_calendar
 from protocol.ical.values import epoch, parse_resource
 from protocol.ical.windows import expand_spans
 from protocol.ical.windows import instances as windowed
-from server.caldav.props import DavResource, Kind, MemberText, answer
+from server.caldav.members import MemberText
+from server.caldav.props import DavResource, Kind, answer
 from server.http import etag_condition, etag_matches
 from storage.model import Calendar, CalendarObject, User
 from tests.helpers import Account, basic

@@ -18,14 +18,14 @@ from aiohttp import web
 
 from protocol import dav
 from protocol.dav import CALDAV, CS, DAV, PropstatResponse, tag
-from server.caldav import reports, scheduling, sharing
+from server.caldav import inbox, reports, scheduling, sharing
+from server.caldav.members import MemberText
 from server.caldav.props import (
     MAX_RESOURCE_SIZE,
     PER_USER,
     WRITABLE,
     DavResource,
     Kind,
-    MemberText,
     answer,
     content_type,
     own_view,
@@ -42,6 +42,7 @@ from server.caldav.replies import (
     uid_conflict,
     xml_reply,
 )
+from server.caldav.scheduling import scheduling_asked
 from server.caldav.search import principal_matches, search_property_set
 from server.http import (
     REQUEST_USER,
@@ -59,9 +60,9 @@ from server.urls import ROOT, calendar_href, home_href, object_href, principal_h
 from storage.model import Calendar, CalendarObject, User
 
 log = logging.getLogger("almanac.caldav")
-#: honest: no class 2 (no LOCK), no calendar-auto-schedule (no server-side scheduling) yet;
-#: calendarserver-sharing is what makes Apple's clients offer sharing
-DAV_HEADER = "1, 3, calendar-access, extended-mkcol, calendarserver-sharing"
+#: honest: no class 2 (no LOCK); calendar-auto-schedule: the server schedules (RFC 6638; clients
+#: stop sending invitations themselves); calendarserver-sharing makes Apple's clients offer sharing
+DAV_HEADER = "1, 3, calendar-access, calendar-auto-schedule, extended-mkcol, calendarserver-sharing"
 MAX_XML_BODY = 1 << 20
 #: principals a search answers at most (RFC 3744 9.4 lets a server limit them)
 MAX_FOUND = 50
@@ -229,15 +230,22 @@ class CalDavDoor:
                 responses.append(self.answer(calendar_href(user, calendar), resource, asked))
         return await multistatus(responses)
 
-    async def mailbox(self, request: web.Request) -> web.StreamResponse:
-        """The user's own schedule inbox or outbox (RFC 6638 2): PROPFIND, and POST to the
-        outbox: a free/busy request (server/caldav/scheduling.py)."""
+    async def outbox(self, request: web.Request) -> web.StreamResponse:
+        """The user's own schedule outbox (RFC 6638 2.1): PROPFIND, and POST of a free/busy
+        request (server/caldav/scheduling.py)."""
         user = await self.owner(request)
-        kind = Kind.INBOX if request.match_info["box"] == "inbox" else Kind.OUTBOX
         if request.method == "POST":
             return await scheduling.free_busy(self.services, request, user)
         asked = await self.propfind_request(request, members=True)
-        return await multistatus([self.answer(request.path, DavResource(kind, user, user), asked)])
+        return await multistatus([self.answer(request.path, DavResource(Kind.OUTBOX, user, user), asked)])
+
+    async def inbox(self, request: web.Request) -> web.StreamResponse:
+        """The user's own schedule inbox and its messages (server/caldav/inbox.py)."""
+        if request.method == "OPTIONS":
+            return await self.options(request)
+        user, name = await self.owner(request), request.match_info.get("name")
+        asked = await self.propfind_request(request, members=not name) if request.method == "PROPFIND" else None
+        return await inbox.answer(self.services, request, user, name, asked)
 
     # calendars ---------------------------------------------------------------------------
 
@@ -439,8 +447,9 @@ class CalDavDoor:
     ) -> web.Response:
         try:
             await self.services.objects.delete(
-                user, calendar, found.href, if_etag=etag_condition(request.headers.get("If-Match"))
-            )
+                user, calendar, found.href, if_etag=etag_condition(request.headers.get("If-Match")),
+                scheduling=scheduling_asked(request),
+            )  # fmt: skip
         except PreconditionFailed:
             raise web.HTTPPreconditionFailed() from None
         return web.Response(status=204)
@@ -455,6 +464,8 @@ class CalDavDoor:
         if found is None:
             raise web.HTTPNotFound()
         headers = {"ETag": f'"{found.etag}"', "Last-Modified": http_date(found.modified_at)}
+        if found.schedule_tag is not None:
+            headers["Schedule-Tag"] = f'"{found.schedule_tag}"'
         if condition is not None and etag_matches(condition, found.etag):
             return web.Response(status=304, headers=headers)
         headers["Content-Type"] = content_type(found)
@@ -483,13 +494,14 @@ class CalDavDoor:
         except TooLarge:
             raise DavError(403, tag(CALDAV, "max-resource-size")) from None
         try:
-            saved, created = await self.services.objects.put_text(
+            saved, created, rewritten = await self.services.objects.put_text(
                 user,
                 calendar,
                 body,
                 name,
                 if_etag=etag_condition(request.headers.get("If-Match")),
                 create_only=request.headers.get("If-None-Match", "").strip() == "*",
+                scheduling=scheduling_asked(request),
             )
         except (Invalid, BadEncoding) as error:
             log.info("PUT %s refused: %s", request.path, error.message)
@@ -499,7 +511,12 @@ class CalDavDoor:
             raise uid_conflict(user, calendar, error) from None
         except PreconditionFailed:
             raise web.HTTPPreconditionFailed() from None
-        return web.Response(status=201 if created else 204, headers={"ETag": f'"{saved.etag}"'})
+        # a meeting the server changed (answers kept, SCHEDULE-STATUS) is not what was sent: no
+        # ETag, so that the client reads it again (RFC 4791 5.3.4); its Schedule-Tag (RFC 6638 3.2.10)
+        headers = {} if rewritten else {"ETag": f'"{saved.etag}"'}
+        if saved.schedule_tag is not None:
+            headers["Schedule-Tag"] = f'"{saved.schedule_tag}"'
+        return web.Response(status=201 if created else 204, headers=headers)
 
     async def transfer(
         self, request: web.Request, user: User, calendar: Calendar, found: CalendarObject
@@ -563,12 +580,13 @@ def add_routes(app: web.Application, services: Services) -> CalDavDoor:
         ("/dav/principals/", door.principals),
         ("/dav/principals/{user}/", door.principal),
         ("/dav/calendars/{user}/", door.home),
+        ("/dav/scheduling/{user}/outbox/", door.outbox),  # and POST, below
     ):
         app.router.add_route("PROPFIND", path, handler)
         app.router.add_route("OPTIONS", path, door.options)
-    app.router.add_route("PROPFIND", "/dav/scheduling/{user}/{box:inbox|outbox}/", door.mailbox)
-    app.router.add_route("OPTIONS", "/dav/scheduling/{user}/{box:inbox|outbox}/", door.options)
-    app.router.add_route("POST", "/dav/scheduling/{user}/{box:outbox}/", door.mailbox)
+    app.router.add_route("POST", "/dav/scheduling/{user}/outbox/", door.outbox)
+    for path in ("/dav/scheduling/{user}/inbox/", "/dav/scheduling/{user}/inbox/{name}"):
+        app.router.add_route("*", path, door.inbox)
     for path in ("/", "/dav/", "/dav/principals/", "/dav/principals/{user}/"):
         app.router.add_route("REPORT", path, door.principal_report)
     app.router.add_route("POST", "/dav/calendars/{user}/", door.invite_reply)

@@ -22,9 +22,17 @@ from protocol.ical.resources import timezone_text
 from protocol.ical.values import MAX_EPOCH, MIN_EPOCH, OBJECT_COMPONENTS, utc_stamp
 from server.http import http_date
 from server.services.access import Level
-from server.services.calendars import normalize_color
+from server.services.calendars import TRANSPARENT, normalize_color
 from server.services.errors import Invalid
-from server.urls import PRINCIPALS, home_href, inbox_href, notifications_href, outbox_href, principal_href
+from server.urls import (
+    PRINCIPALS,
+    calendar_href,
+    home_href,
+    inbox_href,
+    notifications_href,
+    outbox_href,
+    principal_href,
+)
 from storage.model import Calendar, CalendarObject, Grant, User
 
 log = logging.getLogger("almanac.caldav")
@@ -297,6 +305,19 @@ def _zone_of(node: etree._Element, calendar: Calendar | None) -> tuple[object, d
     return (tzid if valid_zone(tzid) else None), {"calendar-timezone": text}
 
 
+def _transp(resource: DavResource) -> Value:
+    """schedule-calendar-transp (RFC 6638 9.1): whether the calendar's events count as busy."""
+    transparent = resource.calendar is not None and resource.calendar.props.get(TRANSPARENT)
+    return [_el(tag(CALDAV, "transparent" if transparent else "opaque"))]
+
+
+def _transp_of(node: etree._Element, calendar: Calendar | None) -> tuple[object, dict[str, object]]:
+    children = [child.tag for child in node]
+    if children not in ([], [tag(CALDAV, "opaque")], [tag(CALDAV, "transparent")]):
+        raise NotSettable(409)
+    return None, {TRANSPARENT: children == [tag(CALDAV, "transparent")] or None}
+
+
 def _components_of(node: etree._Element, calendar: Calendar | None) -> tuple[object, dict[str, object]]:
     names = [(c.get("name") or "").upper() for c in node.findall(tag(CALDAV, "comp"))]
     if not names or any(n not in OBJECT_COMPONENTS for n in names):
@@ -371,7 +392,12 @@ LIVE = {
              lambda r: _hrefs(home_href(r.owner if r.kind is Kind.PRINCIPAL else r.user))),
         Live(tag(CALDAV, "calendar-user-address-set"), frozenset({Kind.PRINCIPAL}),
              lambda r: _hrefs(*calendar_user_addresses(r.owner))),
-        Live(tag(CALDAV, "calendar-user-type"), frozenset({Kind.PRINCIPAL}), lambda r: "INDIVIDUAL"),
+        Live(tag(CALDAV, "calendar-user-type"), frozenset({Kind.PRINCIPAL}), lambda r: r.owner.cutype),
+        Live(tag(CALDAV, "schedule-default-calendar-URL"), frozenset({Kind.INBOX}),
+             lambda r: _hrefs(calendar_href(r.owner, r.calendar)) if r.calendar else None),
+        Live(tag(CALDAV, "schedule-calendar-transp"), _ON_CALENDAR, _transp, Settable("", _transp_of)),
+        Live(tag(CALDAV, "schedule-tag"), _ON_OBJECT,
+             _of_object(lambda o: f'"{o.schedule_tag}"' if o.schedule_tag else None)),
         Live(tag(CALDAV, "schedule-inbox-URL"), frozenset({Kind.PRINCIPAL}),
              lambda r: _hrefs(inbox_href(r.owner)) if r.owner.id == r.user.id else None),
         Live(tag(CALDAV, "schedule-outbox-URL"), frozenset({Kind.PRINCIPAL}),
@@ -526,59 +552,3 @@ def answer(href: str, resource: DavResource, names: Sequence[str], kind: str = "
         else:
             response.found.append(value)
     return response
-
-
-_OK = f"</D:prop><D:status>{dav.status_line(200)}</D:status></D:propstat>"
-
-
-class MemberText:
-    """The responses of a calendar's objects for one request, written as text straight from the
-    live properties' values: what ``answer()`` and lxml make of them (tests/test_fast_paths.py
-    compares the two on generated objects), without building elements, for listings of
-    thousands of members. Asked properties are planned once; a value that is an element (none
-    of an object's are) is written the generic way."""
-
-    def __init__(self, names: Sequence[str], kind: str) -> None:
-        self.names, self.kind = names, kind
-        self.plan: list[tuple[str, Callable[[DavResource], Value] | None, str, str]] = []  # None: no object has it
-        for name in names:
-            live, written = LIVE.get(name), dav.prefixed(name)
-            if live is None or Kind.OBJECT not in live.on:
-                self.plan.append((name, None, "", ""))
-            elif written is None:
-                self.kind = "generic"
-            else:
-                self.plan.append((name, live.read, f"<{written}>", f"</{written}>"))
-        self.missing: dict[tuple[str, ...], str] = {}
-
-    def __call__(self, href: str, resource: DavResource) -> str:
-        if self.kind != "prop":
-            return dav.responses_text([answer(href, resource, self.names, self.kind)])
-        found, missing = [], []
-        for name, read, start, end in self.plan:
-            value = None if read is None else read(resource)
-            if value is None:
-                missing.append(name)
-            elif isinstance(value, str):
-                found.append(f"{start}{dav.escape(value)}{end}")
-            elif not value:
-                found.append(f"{start[:-1]}/>")
-            else:
-                return dav.responses_text([answer(href, resource, self.names, self.kind)])
-        parts = [f"<D:response><D:href>{dav.escape(href)}</D:href>"]
-        if found:
-            parts += ["<D:propstat><D:prop>", *found, _OK]
-        if missing:
-            parts.append(self._missing(tuple(missing)))
-        elif not found:
-            parts.append(f"<D:status>{dav.status_line(200)}</D:status>")
-        parts.append("</D:response>")
-        return "".join(parts)
-
-    def _missing(self, names: tuple[str, ...]) -> str:
-        text = self.missing.get(names)
-        if text is None:
-            elements = "".join(dav.empty_element(name) for name in names)
-            text = f"<D:propstat><D:prop>{elements}</D:prop><D:status>{dav.status_line(404)}</D:status></D:propstat>"
-            self.missing[names] = text
-        return text

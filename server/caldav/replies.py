@@ -144,4 +144,6 @@ PUT_REFUSALS = {
     "invalid_data": tag(CALDAV, "valid-calendar-data"),
     "unsupported_component": tag(CALDAV, "supported-calendar-component"),
     "one_resource": tag(CALDAV, "valid-calendar-object-resource"),
+    "attendee_change": tag(CALDAV, "valid-attendee-change"),  # Apple's name for RFC 6638 3.2.2.1
+    "too_many_attendees": tag(CALDAV, "max-attendees-per-instance"),
 }

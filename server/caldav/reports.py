@@ -36,7 +36,8 @@ from protocol.caldav.query import (
 from protocol.dav import DAV, PropstatResponse, tag
 from protocol.events import valid_zone
 from protocol.ical.values import FLOATING_SLACK, PRODID, epoch, parse_resource
-from server.caldav.props import DavResource, Kind, MemberText, parse_sync_token, sync_token
+from server.caldav.members import MemberText
+from server.caldav.props import DavResource, Kind, parse_sync_token, sync_token
 from server.caldav.replies import DavError, Multistatus, multistatus_reply
 from server.services.calendars import CalendarService
 from server.urls import calendar_href, home_href, object_href

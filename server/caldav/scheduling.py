@@ -1,4 +1,5 @@
-"""CalDAV scheduling (RFC 6638): the outbox's free/busy request. An organizer's client POSTs a
+"""CalDAV scheduling (RFC 6638): what a PUT or DELETE asks of scheduling (its headers), and the
+outbox's free/busy request. An organizer's client POSTs a
 VFREEBUSY REQUEST naming attendees (``mailto:`` addresses or principals' URLs) to its own outbox
 (``/dav/scheduling/{user}/outbox/``) and gets one ``C:response`` per attendee: their busy periods
 as far as the scheduling service lets the asker see them, or why not. The inbox and outbox
@@ -24,8 +25,19 @@ from server.caldav.sharing import sharee
 from server.http import read_limited
 from server.services import Services
 from server.services.errors import Invalid, TooLarge
+from server.services.objects import Scheduling
 from server.services.scheduling import FreeBusy
 from storage.model import User
+
+
+def scheduling_asked(request: web.Request) -> Scheduling:
+    """What a PUT or DELETE asks of scheduling: ``If-Schedule-Tag-Match`` (the Schedule-Tag the
+    stored version must have) and ``Schedule-Reply: F`` (an attendee's answer goes to no one)."""
+    tag_match = request.headers.get("If-Schedule-Tag-Match")
+    return Scheduling(
+        tag_match=tag_match.strip().strip('"') if tag_match is not None else None,
+        reply=request.headers.get("Schedule-Reply", "T").strip().upper() != "F",
+    )
 
 
 def own_address(user: User, value: str) -> bool:
