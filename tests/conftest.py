@@ -21,7 +21,7 @@ from server.app import create_app
 from server.config import Config, load
 from server.services.auth import Passwords
 from storage import sqlite_url
-from tests.helpers import LIVE_PASSWORD, LIVE_USER, ROOT, Account, Server, free_port, postgres_schema, run
+from tests.helpers import LIVE_OTHER, LIVE_PASSWORD, LIVE_USER, ROOT, Account, Server, free_port, postgres_schema, run
 
 
 @pytest.fixture(autouse=True)
@@ -116,10 +116,12 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Itera
 
 
 def _serving(data: str, store: str) -> Iterator[str]:
-    added = run(
-        "user", "add", LIVE_USER, "--password-stdin", "--data", data, "--store", store, stdin=f"{LIVE_PASSWORD}\n"
-    )  # fmt: skip
-    assert added.returncode == 0, added.stderr
+    for name in (LIVE_USER, LIVE_OTHER):
+        added = run(
+            "user", "add", name, "--email", f"{name}@example.org", "--password-stdin", "--data", data,
+            "--store", store, stdin=f"{LIVE_PASSWORD}\n",
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "run.py", "serve", "--port", str(port), "--data", data, "--store", store],

@@ -113,6 +113,8 @@ async def while_probing(account: Account, work: Awaitable[Any], every: float = 0
 
 #: the user of ``live_server``, made with the command line
 LIVE_USER, LIVE_PASSWORD = "ada", "interop-secret-1"
+#: a second user of ``live_server``, for what takes two (meetings): same password
+LIVE_OTHER = "ben"
 
 
 ROOT = Path(__file__).resolve().parent.parent

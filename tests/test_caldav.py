@@ -27,7 +27,8 @@ async def test_discovery_like_thunderbird(client: TestClient, alice: Account) ->
     assert listing.find(".//D:privilege/D:write", NS) is not None
     options = await client.options("/dav/calendars/alice/", headers=basic("alice"))
     assert options.status == 200 and "calendar-access" in options.headers["DAV"]
-    assert "2" not in options.headers["DAV"].split(", ") and "auto-schedule" not in options.headers["DAV"]
+    assert "2" not in options.headers["DAV"].split(", ")  # no LOCK
+    assert "calendar-auto-schedule" in options.headers["DAV"]  # the server schedules (docs/scheduling.md)
 
 
 async def test_authentication_and_isolation(client: TestClient, alice: Account, bob: Account) -> None:
@@ -118,7 +119,9 @@ async def test_every_live_property_is_served_where_declared(client: TestClient, 
         "</D:prop></D:set></D:propertyupdate>"
     )
     assert (await client.request("PROPPATCH", CAL, data=patch, headers=basic("alice"))).status == 207
-    event = EVENT.format(uid="one", summary="One")
+    # a meeting (alice organizes it): the object is a scheduling object resource, with a Schedule-Tag
+    invited = "ORGANIZER:mailto:alice@example.org\r\nATTENDEE:mailto:zed@elsewhere.example\r\nEND:VEVENT"
+    event = EVENT.format(uid="one", summary="One").replace("END:VEVENT", invited)
     assert (await client.put(f"{CAL}one.ics", data=event, headers=basic("alice"))).status == 201
     paths = {
         Kind.ROOT: "/dav/",

@@ -47,7 +47,7 @@ async def test_thunderbird_session(client: TestClient, alice: Account) -> None:
     assert "sync-collection" in reports and "calendar-multiget" in reports
     assert props.find(".//C:supported-calendar-component-set/C:comp[@name='VTODO']", NS) is not None
     options = await client.options("/dav/calendars/alice/", headers=basic("alice"))
-    assert options.status == 200 and "auto-schedule" not in options.headers["DAV"]
+    assert options.status == 200 and "calendar-auto-schedule" in options.headers["DAV"]  # invitations: the server's
     # first sync: empty token, Depth 1 and sync-level 1
     for n in range(150):
         await put_event(client, f"tb-{n:03}")

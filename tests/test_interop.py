@@ -4,6 +4,7 @@ end, and caldav-server-tester's verdict on every feature it probes."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -11,10 +12,9 @@ from pathlib import Path
 
 import caldav
 
-from tests.helpers import LIVE_PASSWORD, LIVE_USER
+from tests.helpers import LIVE_OTHER, LIVE_PASSWORD, LIVE_USER
 
 #: what caldav-server-tester may report as other than "full", and why
-NOT_YET = {"scheduling"}  # not built yet (issue 4 names it as an exception)
 #: the tester (1.7) does not probe principal search ("unknown"); python-caldav's search is tested below
 UNPROBED = {"principal-search"}
 DELIBERATE = {"create-calendar.auto"}  # a calendar appearing because a client read a wrong URL is a bug
@@ -70,21 +70,30 @@ def test_python_caldav_end_to_end(live_server: str) -> None:
         assert [c.url.path for c in principal.calendars()] == ["/dav/calendars/ada/calendar/"]
 
 
-def test_caldav_server_tester_finds_every_feature_full(live_server: str) -> None:
+def test_caldav_server_tester_finds_every_feature_full(live_server: str, tmp_path: Path) -> None:
+    """Every feature, scheduling's included: run with two users (its config file's sections),
+    it invites one from the other, checks delivery to the inbox, auto-scheduling, Schedule-Tag and
+    that an attendee's answer keeps it (stable-partstat, which most servers fail)."""
     tester = Path(sys.executable).with_name("caldav-server-tester")
+    users = tmp_path / "users.yaml"
+    users.write_text("".join(
+        f"{name}:\n  caldav_url: {live_server}\n  caldav_username: {name}\n  caldav_password: {LIVE_PASSWORD}\n"
+        for name in (LIVE_USER, LIVE_OTHER)
+    ))  # fmt: skip
     result = subprocess.run(
-        [str(tester), "--caldav-url", live_server, "--caldav-username", LIVE_USER, "--caldav-password", LIVE_PASSWORD,
-         "--format", "hints"],
-        capture_output=True, text=True, timeout=300, check=False,
+        [str(tester), "--config-section", LIVE_USER, "--config-section", LIVE_OTHER, "--format", "hints"],
+        capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "CALDAV_CONFIG_FILE": str(users)},
     )  # fmt: skip
     features = ast.literal_eval(result.stdout[result.stdout.index("{") :])
     graded = {name: value["support"] for name, value in features.items() if "support" in value}
     assert len(graded) > 80, result.stderr[-2000:]
-    allowed = NOT_YET | DELIBERATE | UNOBSERVABLE | UNPROBED
+    allowed = DELIBERATE | UNOBSERVABLE | UNPROBED
     short = {
         name: level
         for name, level in graded.items()
         if level != "full" and not any(name == a or name.startswith(f"{a}.") for a in allowed)
     }
     assert short == {}, result.stderr[-2000:]
-    assert graded["scheduling"] == "unsupported"  # and honestly so: no calendar-auto-schedule in DAV
+    scheduling = [name for name in graded if name.startswith("scheduling")]
+    assert {"scheduling.auto-schedule", "scheduling.mailbox.inbox-delivery", "scheduling.schedule-tag",
+            "scheduling.schedule-tag.stable-partstat"} <= set(scheduling)  # fmt: skip
