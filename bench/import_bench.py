@@ -40,11 +40,12 @@ def free_port() -> int:
 class Server:
     """``run.py serve`` in a subprocess."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, store: str | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [sys.executable, "run.py", "serve", "--port", str(self.port), "--data", str(data)],
+            [sys.executable, "run.py", "serve", "--port", str(self.port), "--data", str(data)]
+            + (["--store", store] if store else []),
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -123,6 +123,16 @@ def _clean(component: Component) -> Component:
     return copy
 
 
+def attendee_index(calendar: Calendar) -> dict[str, list[tuple[datetime | None, vCalAddress]]]:
+    """Every ATTENDEE property of a resource by address, with the instance it is in (None: the
+    master): the lines themselves, so that setting a parameter on one sets it in the resource."""
+    index: dict[str, list[tuple[datetime | None, vCalAddress]]] = {}
+    for rid, component in by_instance(calendar).items():
+        for line in every(component, "ATTENDEE"):
+            index.setdefault(address(line), []).append((rid, line))
+    return index
+
+
 def request(organizer_copy: Calendar, attendee: str) -> Calendar | None:
     """The REQUEST that invites ``attendee`` to what the organizer's copy holds for them: the
     master (with an EXDATE for each override they are not in) and their overrides, or only
@@ -316,17 +326,6 @@ def set_answer(calendar: Calendar, attendee: str, answer: str | None = None, sta
                 line.params["SCHEDULE-STATUS"] = status
 
 
-def take_force_send(calendar: Calendar, attendee: str) -> bool:
-    """Whether the organizer's client asked to send a REQUEST to ``attendee`` whatever changed
-    (``SCHEDULE-FORCE-SEND=REQUEST``, RFC 6638 7.3); the parameter is not kept."""
-    forced = False
-    for component in components(calendar):
-        line = attendees(component).get(attendee)
-        if line is not None and "SCHEDULE-FORCE-SEND" in line.params:
-            forced |= str(line.params.pop("SCHEDULE-FORCE-SEND")).upper() == "REQUEST"
-    return forced
-
-
 def scheduled_by_server(calendar: Calendar, attendee: str) -> bool:
     """Whether the server schedules for ``attendee`` (no SCHEDULE-AGENT=CLIENT or NONE)."""
     lines = [attendees(c).get(attendee) for c in components(calendar)]
@@ -350,6 +349,16 @@ def cancelled_instances(old: Calendar, new: Calendar, attendee: str) -> list[dat
         if (now is not None and attendee not in attendees(now)) or (now is None and not in_master):
             gone.add(rid)
     return sorted(gone)
+
+
+def answers_state(calendar: Calendar) -> tuple[tuple[object, ...], ...]:
+    """Every ATTENDEE's parameters per instance: what scheduling changes in an organizer's
+    write (answers, SCHEDULE-STATUS), compared before and after without serializing."""
+    return tuple(
+        (rid, str(line), tuple(sorted((k, str(v)) for k, v in line.params.items())))
+        for rid, component in by_instance(calendar).items()
+        for line in every(component, "ATTENDEE")
+    )
 
 
 def without_answers(calendar: Calendar) -> bytes:

@@ -410,6 +410,10 @@ class Store(ABC):
         """The users with these e-mail addresses, by their address in lower case."""
 
     @abstractmethod
+    async def default_calendars(self, owner_ids: Sequence[int]) -> dict[int, Calendar]:
+        """These users' default calendars (without their object counts), by owner."""
+
+    @abstractmethod
     async def scheduled_copies(self, owner_ids: Sequence[int], uid: str) -> list[tuple[int, CalendarObject]]:
         """The objects with this UID in any calendar these users own (a meeting's copies), each
         with its owner's id."""

@@ -240,20 +240,24 @@ class PostgresDatabase(Database):
 
     # the time-range index: a GiST index over (calendar_id, during) --------------------------
 
-    async def write_spans(self, tx: Tx, calendar_id: int, rows: SpanRows) -> None:
-        stale = [object_id for object_id, old, _ in rows if old]
+    async def write_spans(self, tx: Tx, rows: SpanRows) -> None:
+        stale = [object_id for _, object_id, old, _ in rows if old]
         if stale:
             await tx.run("DELETE FROM spans WHERE object_id = ANY(?::bigint[])", (stale,))
-        fresh = [(object_id, start, end, int(exact)) for object_id, _, spans in rows for start, end, exact in spans]
+        fresh = [
+            (object_id, calendar_id, start, end, int(exact))
+            for calendar_id, object_id, _, spans in rows
+            for start, end, exact in spans
+        ]
         if fresh:
             # a span of no length [s, s] is stored as [s, s + 1): it overlaps a query range
             # exactly when s lies in it, as in SQLite's spans
             columns = list(zip(*fresh, strict=True))
             await tx.run(
                 "INSERT INTO spans (object_id, calendar_id, during, exact) "
-                "SELECT o, ?, int8range(s, GREATEST(e, s + 1)), x "
-                "FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::int[]) AS t(o, s, e, x)",
-                (calendar_id, *columns),
+                "SELECT o, c, int8range(s, GREATEST(e, s + 1)), x "
+                "FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::int[]) AS t(o, c, s, e, x)",
+                columns,
             )
 
     async def forget_spans(self, tx: Tx, calendar_ids: Sequence[int]) -> None:

@@ -138,4 +138,4 @@ async def _copy_spans(source: SQLStore, target: SQLStore, tx: Tx) -> None:
             spans: dict[int, list[tuple[int, int, bool]]] = {}
             for object_id, start, end, exact in await source.db.read_spans(calendar[0]):
                 spans.setdefault(object_id, []).append((start, end, bool(exact)))
-            await target.db.write_spans(tx, calendar[0], [(object_id, 0, found) for object_id, found in spans.items()])
+            await target.db.write_spans(tx, [(calendar[0], object_id, 0, found) for object_id, found in spans.items()])

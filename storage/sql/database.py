@@ -24,7 +24,8 @@ READINESS_TIMEOUT = 2.0
 #: most index spans one object keeps (a longer series is indexed as open-ended long before)
 MAX_SPANS = (1 << 20) - 1
 #: an object's spans as the store writes them: (object id, spans it had, its new spans)
-SpanRows = Sequence[tuple[int, int, Sequence[tuple[int, int, bool]]]]
+#: rows of (calendar id, object id, its old span count, its new spans)
+SpanRows = Sequence[tuple[int, int, int, Sequence[tuple[int, int, bool]]]]
 
 
 class Row(Protocol):
@@ -134,7 +135,7 @@ class Database(ABC):
     # the time-range index -----------------------------------------------------------------
 
     @abstractmethod
-    async def write_spans(self, tx: Tx, calendar_id: int, rows: SpanRows) -> None:
+    async def write_spans(self, tx: Tx, rows: SpanRows) -> None:
         """Replace the index spans of objects (rows of object id, old span count, new spans)."""
 
     @abstractmethod

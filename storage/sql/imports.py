@@ -251,7 +251,7 @@ class Imports(Calendars):
             rows = await tx.all(sql, (calendar_id, *chunk))
             if not rows:
                 continue
-            await self._write_spans(tx, calendar_id, [(r["id"], r["span_count"], ()) for r in rows])
+            await self.db.write_spans(tx, [(calendar_id, r["id"], r["span_count"], ()) for r in rows])
             await tx.many("DELETE FROM objects WHERE id = ?", [(r["id"],) for r in rows])
             await self._record_changes(tx, calendar_id, revision, [(r["href"], r["uid"], True) for r in rows], by)
 
@@ -332,9 +332,9 @@ class Imports(Calendars):
             else:
                 href = old["href"]
                 items.append((import_id, calendar_id, href, write.uid, "updated", old["ical"], old["etag"]))
-            placed.append(Placed(write, href, old))
+            placed.append(Placed(calendar_id, write, href, old))
             changes.append((href, write.uid, False))
-        await self._write_objects(tx, calendar_id, placed, import_id, job.user_id)
+        await self._write_objects(tx, placed, import_id, job.user_id)
         await tx.many(
             "INSERT INTO import_items (import_id, calendar_id, href, uid, action, previous_ical, previous_etag) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -25,7 +25,7 @@ from storage.sql.records import (
 #: why a write or delete whose If-Match named another version is refused
 CHANGED = "the object changed since it was read"
 _WRITTEN = ("uid", "etag", "component", "ical", "start_utc", "end_utc", "recurring", "summary", "class",
-            "import_id", "modified_at", "modified_by", "schedule_tag")  # fmt: skip
+            "import_id", "modified_at", "modified_by", "schedule_tag", "span_count")  # fmt: skip
 _INSERT = (
     f"INSERT INTO objects ({', '.join(_WRITTEN)}, created_at, calendar_id, href) VALUES ({marks(len(_WRITTEN) + 3)})"
 )
@@ -36,8 +36,10 @@ OBJECT_COLUMNS_OF_O = ", ".join(f"o.{name}" for name in OBJECT_FIELDS)
 
 
 class Placed(NamedTuple):
-    """An object to write at an href, over the row it replaces (``id``, ``span_count``) or as new."""
+    """An object to write at an href of a calendar, over the row it replaces (``id``,
+    ``span_count``) or as new."""
 
+    calendar_id: int
     write: ObjectWrite
     href: str
     old: Row | None
@@ -197,24 +199,23 @@ class Objects(Tables):
             raise Gone(f"calendar {calendar_id} does not exist")
         return int(row[0])
 
-    async def _write_spans(self, tx: Tx, calendar_id: int, rows: Sequence[tuple[int, int, Sequence[Any]]]) -> None:
-        """Replace the index spans of objects: rows of (object_id, old span_count, new spans)."""
-        rows = [(object_id, old, spans[:MAX_SPANS]) for object_id, old, spans in rows]
-        await self.db.write_spans(tx, calendar_id, rows)
-        counts = [(len(spans), object_id) for object_id, old, spans in rows if len(spans) != old]
-        if counts:
-            await tx.many("UPDATE objects SET span_count = ? WHERE id = ?", counts)
-
     async def _record_changes(
         self, tx: Tx, calendar_id: int, revision: int, changes: Sequence[tuple[str, str, bool]], by: int | None
     ) -> None:
+        await self._record_many(tx, [(calendar_id, revision, href, uid, deleted) for href, uid, deleted in changes], by)
+
+    async def _record_many(self, tx: Tx, changes: Sequence[tuple[int, int, str, str, bool]], by: int | None) -> None:
+        """Log changes of several calendars: rows of (calendar_id, revision, href, uid, deleted)."""
         now = now_iso()
         await tx.many(
             "INSERT INTO changes (calendar_id, href, uid, revision, deleted, changed_at, changed_by) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (calendar_id, href) DO UPDATE SET uid = excluded.uid, "
             "revision = excluded.revision, deleted = excluded.deleted, changed_at = excluded.changed_at, "
             "changed_by = excluded.changed_by",
-            [(calendar_id, href, uid, revision, int(deleted), now, by) for href, uid, deleted in changes],
+            [
+                (calendar_id, href, uid, revision, int(deleted), now, by)
+                for calendar_id, revision, href, uid, deleted in changes
+            ],
         )
 
     async def put_object(
@@ -268,43 +269,54 @@ class Objects(Tables):
             raise PreconditionFailed("the destination exists")
         if if_etag is not None and (current is None or if_etag not in ("*", current["etag"])):
             raise PreconditionFailed(CHANGED)
-        ids = await self._write_objects(tx, calendar_id, [Placed(write, write.href, current)])
+        ids = await self._write_objects(tx, [Placed(calendar_id, write, write.href, current)])
         await self._record_changes(tx, calendar_id, revision, [(write.href, write.uid, False)], write.by)
-        row = await tx.one(f"SELECT {OBJECT_COLUMNS} FROM objects WHERE id = ?", (ids[write.href],))
+        row = await tx.one(f"SELECT {OBJECT_COLUMNS} FROM objects WHERE id = ?", (ids[calendar_id, write.href],))
         return calendar_object(present(row)), current is None
 
     async def _write_objects(
-        self, tx: Tx, calendar_id: int, placed: Sequence[Placed], import_id: int | None = None, by: int | None = None
-    ) -> dict[str, int]:
-        """The one object writer (PUT, MOVE and COPY, imports and their undo): the rows and their
-        index spans; the ids by href. The caller bumps the revision and logs the changes. The
-        writes are ``by`` this user, if given (an import's), else by their own ``by``."""
+        self, tx: Tx, placed: Sequence[Placed], import_id: int | None = None, by: int | None = None
+    ) -> dict[tuple[int, str], int]:
+        """The one object writer (PUT, MOVE and COPY, imports and their undo, a meeting with its
+        copies in several calendars): the rows and their index spans; the ids by (calendar,
+        href). The caller bumps the revisions and logs the changes. The writes are ``by`` this
+        user, if given (an import's), else by their own ``by``."""
         now = now_iso()
 
         def values(write: ObjectWrite) -> tuple[object, ...]:
             return (
                 write.uid, write.etag, write.component, write.ical, write.start_utc, write.end_utc,
                 int(write.recurring), write.summary, write.klass, import_id, now, write.by if by is None else by,
-                write.schedule_tag,
+                write.schedule_tag, min(len(write.spans), MAX_SPANS),
             )  # fmt: skip
 
-        fresh = [p.href for p in placed if p.old is None]
-        inserts = [(*values(p.write), now, calendar_id, p.href) for p in placed if p.old is None]
+        fresh = [p for p in placed if p.old is None]
+        inserts = [(*values(p.write), now, p.calendar_id, p.href) for p in fresh]
         updates = [(*values(p.write), p.old["id"]) for p in placed if p.old is not None]
-        ids = {p.href: p.old["id"] for p in placed if p.old is not None}
+        ids = {(p.calendar_id, p.href): p.old["id"] for p in placed if p.old is not None}
         if len(inserts) == 1:  # a PUT: its id comes with the INSERT
-            ids[fresh[0]] = await tx.insert(_INSERT, inserts[0])
+            ids[fresh[0].calendar_id, fresh[0].href] = await tx.insert(_INSERT, inserts[0])
         elif inserts:
             await tx.many(_INSERT, inserts)
-            for part in chunks(fresh):
-                sql = f"SELECT id, href FROM objects WHERE calendar_id = ? AND href IN ({marks(len(part))})"
-                ids.update({row["href"]: row["id"] for row in await tx.all(sql, (calendar_id, *part))})
+            wanted = {(p.calendar_id, p.href) for p in fresh}
+            calendars = sorted({p.calendar_id for p in fresh})
+            for part in chunks(sorted({p.href for p in fresh})):  # a superset of what is wanted, kept by pair
+                sql = (
+                    f"SELECT id, calendar_id, href FROM objects WHERE calendar_id IN ({marks(len(calendars))}) "
+                    f"AND href IN ({marks(len(part))})"
+                )
+                for row in await tx.all(sql, (*calendars, *part)):
+                    if (row["calendar_id"], row["href"]) in wanted:
+                        ids[row["calendar_id"], row["href"]] = row["id"]
         if updates:
             await tx.many(_UPDATE, updates)
-        old_spans = [p.old["span_count"] if p.old is not None else 0 for p in placed]
-        await self._write_spans(
-            tx, calendar_id, [(ids[p.href], old, p.write.spans) for p, old in zip(placed, old_spans, strict=True)]
-        )
+        # the rows carry their span counts: only the spans themselves are left to write
+        old_counts = [p.old["span_count"] if p.old is not None else 0 for p in placed]
+        await self.db.write_spans(
+            tx,
+            [(p.calendar_id, ids[p.calendar_id, p.href], old, p.write.spans[:MAX_SPANS])
+             for p, old in zip(placed, old_counts, strict=True)],
+        )  # fmt: skip
         return ids
 
     async def _delete(self, tx: Tx, calendar_id: int, href: str, if_etag: str | None, by: int | None) -> bool:
@@ -316,7 +328,7 @@ class Objects(Tables):
             return False
         if if_etag is not None and if_etag not in ("*", row["etag"]):
             raise PreconditionFailed(CHANGED)
-        await self._write_spans(tx, calendar_id, [(row["id"], row["span_count"], ())])
+        await self.db.write_spans(tx, [(calendar_id, row["id"], row["span_count"], ())])
         await tx.run("DELETE FROM objects WHERE id = ?", (row["id"],))
         await self._record_changes(tx, calendar_id, revision, [(href, row["uid"], True)], by)
         return True

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from storage.errors import PreconditionFailed
-from storage.model import CalendarObject, InboxItem, ObjectDelete, ObjectPut, User, now_iso
+from storage.errors import REPLACES_UID, Conflict, Gone, PreconditionFailed
+from storage.model import Calendar, CalendarObject, InboxItem, ObjectDelete, ObjectPut, User, now_iso
 from storage.sql.calendars import Calendars
-from storage.sql.objects import OBJECT_COLUMNS_OF_O
-from storage.sql.records import calendar_object, chunks, marks, record, user
+from storage.sql.database import Row, Tx
+from storage.sql.objects import CHANGED, OBJECT_COLUMNS_OF_O, Placed
+from storage.sql.records import OBJECT_COLUMNS, calendar, calendar_object, chunks, marks, present, record, user
 
 
 class Scheduling(Calendars):
@@ -21,6 +22,15 @@ class Scheduling(Calendars):
         for part in chunks(sorted({e.lower() for e in emails})):
             rows = await self.db.all(f"SELECT * FROM users WHERE lower(email) IN ({marks(len(part))})", part)
             found.update({(row["email"] or "").lower(): user(row) for row in rows})
+        return found
+
+    async def default_calendars(self, owner_ids: Sequence[int]) -> dict[int, Calendar]:
+        found: dict[int, Calendar] = {}
+        for part in chunks(sorted(set(owner_ids))):
+            rows = await self.db.all(
+                f"SELECT * FROM calendars WHERE is_default = 1 AND owner_id IN ({marks(len(part))})", part
+            )
+            found.update({row["owner_id"]: calendar(row) for row in rows})
         return found
 
     async def scheduled_copies(self, owner_ids: Sequence[int], uid: str) -> list[tuple[int, CalendarObject]]:
@@ -37,36 +47,107 @@ class Scheduling(Calendars):
     async def write_scheduled(
         self, steps: Sequence[ObjectPut | ObjectDelete], inbox: Sequence[InboxItem] = (), expire_before: str = ""
     ) -> list[tuple[CalendarObject | None, bool]]:
-        # calendars are locked in the order of their ids (every writer of several takes them so),
-        # so that two meetings written at once between the same users wait instead of deadlocking
-        order = sorted(range(len(steps)), key=lambda i: steps[i].calendar_id)
+        puts = [(index, step) for index, step in enumerate(steps) if isinstance(step, ObjectPut)]
         results: list[tuple[CalendarObject | None, bool]] = [(None, False)] * len(steps)
         async with self.db.transaction() as tx:
-            for index in order:
-                step = steps[index]
+            revisions = await self._bump_all(tx, sorted({step.calendar_id for _, step in puts}))
+            found = await self._rows_at(tx, [step for _, step in puts])
+            placed = []
+            for index, step in puts:
+                write, calendar_id = step.write, step.calendar_id
+                current = found.get((calendar_id, "href", write.href))
+                holder = found.get((calendar_id, "uid", write.uid))
                 try:
-                    if isinstance(step, ObjectPut):
-                        results[index] = await self._put(
-                            tx, step.calendar_id, step.write, if_etag=step.if_etag, create_only=step.create_only
-                        )
-                    else:
-                        deleted = await self._delete(tx, step.calendar_id, step.href, step.if_etag, step.by)
-                        results[index] = (None, deleted)
+                    if current is not None and current["uid"] != write.uid:
+                        raise Conflict(REPLACES_UID)
+                    if holder is not None and holder["href"] != write.href:
+                        raise Conflict("uid")
+                    if step.create_only and current is not None:
+                        raise PreconditionFailed("the destination exists")
+                    if step.if_etag is not None and (current is None or step.if_etag not in ("*", current["etag"])):
+                        raise PreconditionFailed(CHANGED)
                 except PreconditionFailed as failed:
                     failed.step = index
                     raise
-            now = now_iso()
-            for user_id in sorted({item.user_id for item in inbox}):
-                await tx.run(
-                    "DELETE FROM schedule_inbox WHERE user_id = ? AND created_at < ?", (user_id, expire_before)
+                placed.append(Placed(calendar_id, write, write.href, current))
+                results[index] = (None, current is None)
+            ids = await self._write_objects(tx, placed)
+            changes = [(p.calendar_id, revisions[p.calendar_id], p.href, p.write.uid, False) for p in placed]
+            if changes:
+                await self._record_many(tx, changes, placed[0].write.by)
+            for index, removal in enumerate(steps):
+                if isinstance(removal, ObjectDelete):
+                    try:
+                        deleted = await self._delete(tx, removal.calendar_id, removal.href, removal.if_etag, removal.by)
+                    except PreconditionFailed as failed:
+                        failed.step = index
+                        raise
+                    results[index] = (None, deleted)
+            if puts and puts[0][0] == 0:  # the first step's object, as written
+                first = puts[0][1]
+                row = await tx.one(
+                    f"SELECT {OBJECT_COLUMNS} FROM objects WHERE id = ?", (ids[first.calendar_id, first.write.href],)
                 )
-            if inbox:
-                await tx.many(
-                    "INSERT INTO schedule_inbox (user_id, name, uid, method, ical, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [(item.user_id, item.name, item.uid, item.method, item.ical, now) for item in inbox],
-                )
+                results[0] = (calendar_object(present(row)), results[0][1])
+            await self._deliver(tx, inbox, expire_before)
         return results
+
+    async def _bump_all(self, tx: Tx, calendar_ids: Sequence[int]) -> dict[int, int]:
+        """The next sync revision of each calendar, their rows locked in the order of their ids
+        (every writer of several takes them so: two meetings between the same users wait
+        instead of deadlocking)."""
+        if not calendar_ids:
+            return {}
+        marked = marks(len(calendar_ids))
+        if self.db.for_update:  # (SQLite has one writer at a time: nothing to order)
+            await tx.all(
+                f"SELECT id FROM calendars WHERE id IN ({marked}) ORDER BY id{self.db.for_update}", calendar_ids
+            )
+        rows = await tx.all(
+            f"UPDATE calendars SET sync_revision = sync_revision + 1, updated_at = ? WHERE id IN ({marked}) "
+            "RETURNING id, sync_revision",
+            (now_iso(), *calendar_ids),
+        )
+        revisions = {row[0]: int(row[1]) for row in rows}
+        if len(revisions) != len(calendar_ids):
+            raise Gone("a calendar of the meeting does not exist")
+        return revisions
+
+    async def _rows_at(self, tx: Tx, puts: Sequence[ObjectPut]) -> dict[tuple[int, str, str], Row]:
+        """The objects the puts would replace or collide with, by (calendar, "href" or "uid",
+        value): one query for all (a superset, kept by what each put names)."""
+        found: dict[tuple[int, str, str], Row] = {}
+        wanted = {(p.calendar_id, "href", p.write.href) for p in puts} | {
+            (p.calendar_id, "uid", p.write.uid) for p in puts
+        }
+        calendars = sorted({p.calendar_id for p in puts})
+        for part in chunks(puts, 100):
+            names = sorted({p.write.href for p in part} | {p.write.uid for p in part})
+            rows = await tx.all(
+                f"SELECT id, calendar_id, href, uid, etag, span_count FROM objects WHERE calendar_id IN "
+                f"({marks(len(calendars))}) AND (href IN ({marks(len(names))}) OR uid IN ({marks(len(names))}))",
+                (*calendars, *names, *names),
+            )
+            for row in rows:
+                for key in ((row["calendar_id"], "href", row["href"]), (row["calendar_id"], "uid", row["uid"])):
+                    if key in wanted:
+                        found[key] = row
+        return found
+
+    async def _deliver(self, tx: Tx, inbox: Sequence[InboxItem], expire_before: str) -> None:
+        """Inbox items delivered, after their recipients' expired ones are dropped."""
+        recipients = sorted({item.user_id for item in inbox})
+        for part in chunks(recipients):
+            await tx.run(
+                f"DELETE FROM schedule_inbox WHERE user_id IN ({marks(len(part))}) AND created_at < ?",
+                (*part, expire_before),
+            )
+        if inbox:
+            now = now_iso()
+            await tx.many(
+                "INSERT INTO schedule_inbox (user_id, name, uid, method, ical, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(item.user_id, item.name, item.uid, item.method, item.ical, now) for item in inbox],
+            )
 
     async def inbox(self, user_id: int, since: str = "") -> list[InboxItem]:
         rows = await self.db.all(

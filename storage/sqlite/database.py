@@ -288,14 +288,14 @@ class SQLiteDatabase(Database):
 
     # the time-range index: an R*Tree over time -------------------------------------------
 
-    async def write_spans(self, tx: Tx, calendar_id: int, rows: SpanRows) -> None:
+    async def write_spans(self, tx: Tx, rows: SpanRows) -> None:
         # Each statement is a trip to the connection's thread: skip the ones with nothing to do.
-        stale = [(object_id * SPAN_IDS + n,) for object_id, old, _ in rows for n in range(old)]
+        stale = [(object_id * SPAN_IDS + n,) for _, object_id, old, _ in rows for n in range(old)]
         if stale:
             await tx.many("DELETE FROM spans WHERE id = ?", stale)
         fresh = [
             (object_id * SPAN_IDS + n, start, end, calendar_id, object_id, start, end, int(exact))
-            for object_id, _, spans in rows
+            for calendar_id, object_id, _, spans in rows
             for n, (start, end, exact) in enumerate(spans)
         ]
         if fresh:
@@ -307,7 +307,7 @@ class SQLiteDatabase(Database):
             rows = await tx.all(
                 "SELECT id, span_count FROM objects WHERE calendar_id = ? AND span_count > 0", (calendar_id,)
             )
-            await self.write_spans(tx, calendar_id, [(row[0], row[1], ()) for row in rows])
+            await self.write_spans(tx, [(calendar_id, row[0], row[1], ()) for row in rows])
 
     async def read_spans(self, calendar_id: int) -> list[tuple[int, int, int, int]]:
         rows = await self.all(

@@ -202,8 +202,10 @@ class SchedulingService:
 
     async def _deliver(self, scheduled: Scheduled, outcome: Outcome, actor: User, owner: User) -> None:
         """The deliveries as store steps and inbox items."""
+        arriving = [d.local.user.id for d in outcome.deliveries if d.write and d.resource and not d.local.copy]
+        defaults = await self.store.default_calendars(arriving) if arriving else {}
         for delivery in outcome.deliveries:
-            step = await self._step(delivery, actor)
+            step = await self._step(delivery, actor, defaults)
             if step is not None:
                 scheduled.steps.append(step)
             if delivery.message is not None:
@@ -213,7 +215,9 @@ class SchedulingService:
                 _item(owner.id, scheduled.resource.uid, Delivery(Local(owner, ""), message=text, method="REPLY"))
             )
 
-    async def _step(self, delivery: Delivery, actor: User) -> ObjectPut | ObjectDelete | None:
+    async def _step(
+        self, delivery: Delivery, actor: User, defaults: dict[int, Calendar]
+    ) -> ObjectPut | ObjectDelete | None:
         copy = delivery.local.copy
         if not delivery.write:
             return None
@@ -222,7 +226,9 @@ class SchedulingService:
         if copy is not None:
             tag = copy.schedule_tag if delivery.keep_tag and copy.schedule_tag else new_tag()
             return ObjectPut(copy.calendar_id, object_write(delivery.resource, copy.href, actor.id, tag), copy.etag)
-        target = await self.default_calendar(delivery.local.user, delivery.resource.component)
+        target = defaults.get(delivery.local.user.id)
+        if target is None or delivery.resource.component not in target.components.split(","):
+            target = await self.default_calendar(delivery.local.user, delivery.resource.component)
         write = object_write(delivery.resource, href_for_uid(delivery.resource.uid), actor.id, new_tag())
         return ObjectPut(target.id, write, create_only=True)
 

@@ -9,6 +9,7 @@ transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from icalendar import Calendar
 
@@ -68,9 +69,9 @@ def _text(message: Calendar) -> str:
     return message.to_ical().decode()
 
 
-def _to_copy(local: Local, message: Calendar, *, reset: bool, max_instances: int) -> Delivery:
-    """A local attendee's copy made or updated from a REQUEST, with the REQUEST for their inbox
-    unless only answers changed."""
+def _to_copy(local: Local, message: Calendar, text: str, *, reset: bool, max_instances: int) -> Delivery:
+    """A local attendee's copy updated from a REQUEST (``text`` is its text), with the REQUEST for
+    their inbox unless only answers changed."""
     before = local.parsed()
     copy = itip.attendee_copy(message, local.address, before, reset=reset)
     if local.answer is not None:
@@ -80,7 +81,7 @@ def _to_copy(local: Local, message: Calendar, *, reset: bool, max_instances: int
     only_answers = before is not None and itip.without_answers(copy) == itip.without_answers(before)
     return Delivery(
         local, _resource(copy, max_instances), keep_tag=only_answers,
-        message=None if only_answers else _text(message), method="REQUEST",
+        message=None if only_answers else text, method="REQUEST",
     )  # fmt: skip
 
 
@@ -95,7 +96,7 @@ def organizer_change(
     (then every attendee is asked again), rooms answer, each attendee the server schedules for
     gets a REQUEST (their copy made or updated) or a CANCEL (removed, or instances taken away),
     and SCHEDULE-STATUS says per attendee what became of it."""
-    sent_before = new.to_ical()
+    sent_before = itip.answers_state(new)
     before = itip.attendee_addresses(old) if old is not None else set()
     now = itip.attendee_addresses(new) - {organizer}
     significant = old is None or itip.significant(old, new)
@@ -103,35 +104,56 @@ def organizer_change(
         if significant:
             itip.reset_answers(new, organizer)
         itip.merge_answers(new, old, (before & now) if not significant else ())
+    index = itip.attendee_index(new)
+    scheduled = [a for a in sorted(now) if any(itip.agent(line) == "SERVER" for _, line in index[a])]
+    forced = set()
+    # first what the organizer's copy records of each attendee, so that every message tells it all
+    for address in scheduled:
+        lines = [line for _, line in index[address]]
+        if any(str(line.params.pop("SCHEDULE-FORCE-SEND", "")).upper() == "REQUEST" for line in lines):
+            forced.add(address)  # the client asks for a REQUEST whatever changed (RFC 6638 7.3)
+        local = locals_.get(address)
+        if local is not None and local.answer is not None and (address not in before or significant):
+            answer = {"PARTSTAT": local.answer}
+        else:
+            answer = {}
+            if local is not None:
+                local.answer = None
+        for line in lines:
+            if answer:
+                line.params.pop("RSVP", None)
+            line.params.update(answer, **{"SCHEDULE-STATUS": NO_SUCH_USER if local is None else DELIVERED})
+    # then what each gets: attendees of the same instances get the same REQUEST, and the same
+    # first copy (so inviting a hundred costs little more than inviting one)
+    messages: dict[frozenset[datetime | None], tuple[Calendar, str]] = {}
+    first_copies: dict[frozenset[datetime | None], Resource] = {}
     deliveries: list[Delivery] = []
     replies: list[str] = []
-    for address in sorted(now):
-        if not itip.scheduled_by_server(new, address):
-            continue
-        forced = itip.take_force_send(new, address)
+    for address in scheduled:
         local = locals_.get(address)
-        if local is None:
-            itip.set_answer(new, address, status=NO_SUCH_USER)
+        instances = frozenset(rid for rid, _ in index[address])
+        if local is None or not instances:
             continue
         invited = address not in before
-        if local.answer is not None and (invited or significant):
-            itip.set_answer(new, address, local.answer)
-        else:
-            local.answer = None
-        itip.set_answer(new, address, status=DELIVERED)
-        message = itip.request(new, address)
-        if message is None:
-            continue
-        if local.copy is None and not (invited or significant or forced):
+        if local.copy is None and not (invited or significant or address in forced):
             continue  # they removed their copy (declining): a minor change does not bring it back
-        delivery = _to_copy(local, message, reset=significant, max_instances=max_instances)
-        if forced and delivery.message is None:
-            delivery.message, delivery.method = _text(message), "REQUEST"
+        if instances not in messages:
+            request = itip.request(new, address)
+            assert request is not None  # they are invited to these instances
+            messages[instances] = request, _text(request)
+        message, text = messages[instances]
+        if local.copy is None and local.answer is None:
+            if instances not in first_copies:
+                first_copies[instances] = _resource(itip.attendee_copy(message, address), max_instances)
+            delivery = Delivery(local, first_copies[instances], message=text, method="REQUEST")
+        else:
+            delivery = _to_copy(local, message, text, reset=significant, max_instances=max_instances)
+        if address in forced and delivery.message is None:
+            delivery.message, delivery.method = text, "REQUEST"
         deliveries.append(delivery)
         if old is not None and not invited and (gone := itip.cancelled_instances(old, new, address)):
-            deliveries.append(
-                Delivery(local, write=False, message=_text(itip.cancel(old, address, gone)), method="CANCEL")
-            )
+            cancelled = _text(itip.cancel(old, address, gone))
+            deliveries.append(Delivery(local, write=False, message=cancelled, method="CANCEL"))
         if local.answer is not None:  # a room's answer, as if it had replied
             replies.append(_text(itip.reply(new, address)))
     for address in sorted(before - now - {organizer}):
@@ -139,7 +161,9 @@ def organizer_change(
         if local is not None and old is not None and itip.scheduled_by_server(old, address):
             deliveries.append(Delivery(local, None, message=_text(itip.cancel(old, address)), method="CANCEL"))
     resource = _resource(new, max_instances)
-    return Outcome(resource, new.to_ical() != sent_before, keep_tag=False, deliveries=deliveries, replies=replies)
+    return Outcome(
+        resource, itip.answers_state(new) != sent_before, keep_tag=False, deliveries=deliveries, replies=replies
+    )
 
 
 def organizer_delete(old: Calendar, organizer: str, locals_: dict[str, Local]) -> list[Delivery]:
@@ -167,7 +191,7 @@ def attendee_change(
     is the organizer's; else the other attendees' answers are kept as scheduling recorded them
     and, when their own answer changed (or they removed an instance), a REPLY updates the
     organizer's copy, then the other local attendees' copies."""
-    sent_before = new.to_ical()
+    sent_before = itip.answers_state(new)
     if old is not None:
         refused = itip.attendee_change_refused(old, new, me)
         if refused:
@@ -182,7 +206,7 @@ def attendee_change(
     resource = _resource(new, max_instances)
     # what an attendee changes is theirs, never consequential to the organizer: their copy keeps
     # its Schedule-Tag (RFC 6638 3.2.10), which only the organizer's changes move
-    return Outcome(resource, rewritten=new.to_ical() != sent_before, keep_tag=True, deliveries=deliveries)
+    return Outcome(resource, rewritten=itip.answers_state(new) != sent_before, keep_tag=True, deliveries=deliveries)
 
 
 def attendee_delete(
