@@ -24,6 +24,7 @@ from storage.model import (
     ObjectDelete,
     ObjectPut,
     ObjectWrite,
+    Spanned,
     User,
 )
 
@@ -139,6 +140,10 @@ class Store(ABC):
         """The owner's calendars, default first, with ``object_count`` filled in."""
 
     @abstractmethod
+    async def calendars_of(self, owner_ids: Sequence[int]) -> list[Calendar]:
+        """Every calendar these users own (without object counts), by owner and id."""
+
+    @abstractmethod
     async def update_calendar(self, calendar_id: int, **changes: Any) -> Calendar | None: ...
 
     @abstractmethod
@@ -185,6 +190,11 @@ class Store(ABC):
     ) -> list[tuple[CalendarObject, bool]]:
         """Objects (by id) with an index span overlapping [start, end), and whether a span that
         matched is exact (False: the object's text must be checked)."""
+
+    @abstractmethod
+    async def spanned_in_range(self, calendar_ids: Sequence[int], start: int, end: int) -> list[Spanned]:
+        """The objects with index spans overlapping [start, end), each with those spans and what
+        free/busy reads of it (one query: no more of each object than that)."""
 
     @abstractmethod
     async def spans_in_range(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 def now_iso(ago: timedelta = timedelta(0)) -> str:
@@ -270,6 +270,17 @@ class Feed:
     calendar_id: int
     busy_only: bool
     created_at: str
+
+
+class Spanned(NamedTuple):
+    """An object with its index spans in a range, and only what free/busy reads of it."""
+
+    id: int
+    calendar_id: int
+    uid: str
+    component: str
+    ical: str
+    spans: list[tuple[int, int, bool]]
 
 
 @dataclass(slots=True, frozen=True)

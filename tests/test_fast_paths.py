@@ -5,6 +5,7 @@ conditional GET answered from the ETag alone."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from aiohttp.test_utils import TestClient
 from hypothesis import example, given, settings
@@ -92,6 +93,24 @@ def events(draw: st.DrawFn) -> str:
             lines.append(f"EXDATE;TZID={zone}:{skipped}" if zone else f"EXDATE:{skipped}Z")
     if draw(st.booleans()):
         lines += ["BEGIN:VALARM", "ACTION:DISPLAY", "DESCRIPTION:soon", "TRIGGER:-PT15M", "END:VALARM"]
+    return "\r\n".join([*lines, "END:VEVENT", "END:VCALENDAR", ""])
+
+
+@st.composite
+def all_day_events(draw: st.DrawFn) -> str:
+    """One all-day VEVENT: one day or several (DTEND or DURATION in days or weeks, or neither),
+    maybe a rule."""
+    first = datetime(2024, 1, 1) + timedelta(days=draw(st.integers(0, 200)))
+    days = draw(st.integers(1, 9))
+    ending = draw(st.sampled_from(["DTEND", "DAYS", "WEEKS", ""]))
+    times = [f"DTSTART;VALUE=DATE:{first:%Y%m%d}"]
+    if ending == "DTEND":
+        times.append(f"DTEND;VALUE=DATE:{first + timedelta(days=days):%Y%m%d}")
+    elif ending:
+        times.append(f"DURATION:P{days}D" if ending == "DAYS" else f"DURATION:P{days}W")
+    rule = draw(st.sampled_from(["", "", "RRULE:FREQ=WEEKLY;COUNT=5"]))
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN", "BEGIN:VEVENT", "UID:d@x",
+             "DTSTAMP:20240101T000000Z", *times, *([rule] if rule else []), "SUMMARY:A & <b>"]  # fmt: skip
     return "\r\n".join([*lines, "END:VEVENT", "END:VCALENDAR", ""])
 
 
@@ -190,25 +209,31 @@ async def test_conditional_get_and_head(client: TestClient, alice: Account) -> N
 
 @settings(max_examples=300, deadline=None)
 @given(
-    text=events(),
+    text=events() | all_day_events(),
     first=st.integers(0, 200),
     days=st.integers(1, 60),
     marks=st.lists(st.sampled_from(["TRANSP:TRANSPARENT", "TRANSP:OPAQUE", "STATUS:TENTATIVE", "STATUS:CANCELLED",
                                     "STATUS:CONFIRMED", "TRANSP;X-A=b:transparent"]), max_size=2,
                    unique_by=lambda mark: mark[:6]),  # each property once, as imports keep them
+    zone=st.sampled_from([None, "Europe/Berlin", "Australia/Lord_Howe", "Pacific/Kiritimati"]),
 )  # fmt: skip
-def test_busy_time_from_spans_is_the_parsed_busy_time(text: str, first: int, days: int, marks: list[str]) -> None:
-    """Free/busy of an event the index tells everything of is read from its spans (and its TRANSP
-    and STATUS lines), not parsed: the same periods as parsing its instances gives."""
+def test_busy_time_from_spans_is_the_parsed_busy_time(
+    text: str, first: int, days: int, marks: list[str], zone: str | None
+) -> None:
+    """Free/busy of an event the index tells everything of, or of one all-day event (its day on
+    the asker's wall clock), is read from its spans (and its TRANSP, STATUS and date lines), not
+    parsed: the same periods as parsing its instances gives."""
     text = text.replace("SUMMARY:A & <b>\r\n", "SUMMARY:A & <b>\r\n" + "".join(f"{m}\r\n" for m in marks))
     resource = resource_from_calendar(parse_resource(text))
     low = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=first)
     high = low + timedelta(days=days)
     lo, hi = epoch(low), epoch(high)
     spans = [(s, e, x) for s, e, x in resource.spans if s < hi and (e > lo or (e == s and s >= lo))]
-    fast = busy_from_spans(resource.text, spans, low, high)
+    place = ZoneInfo(zone) if zone else None
+    fast = busy_from_spans(resource.text, spans, low, high, place)
     if fast is None:
         assert not spans or not all(exact for _, _, exact in spans)
+        assert not spans or "VALUE=DATE" not in resource.text or "RRULE" in resource.text  # one day: never parsed
         return
-    parsed = busy_periods([windowed(resource.text, low, high, MAX_INSTANCES, None)], low, high, None)
+    parsed = busy_periods([windowed(resource.text, low, high, MAX_INSTANCES, place)], low, high, place)
     assert merged(fast) == merged(parsed)

@@ -48,17 +48,30 @@ def busy_periods(texts: list[str], start: datetime, end: datetime, zone: tzinfo 
 _MARKS = re.compile(r"^(TRANSP|STATUS)[;:]", re.IGNORECASE | re.MULTILINE)
 
 
+#: a single all-day event's times: its DTSTART and DTEND dates, or its length in days or weeks
+_DAY_START = re.compile(r"^DTSTART;VALUE=DATE:(\d{8})\r?$", re.MULTILINE)
+_DAY_END = re.compile(r"^(?:DTEND;VALUE=DATE:(\d{8})|DURATION:P(\d{1,4})([DW]))\r?$", re.MULTILINE)
+#: what makes an event more than one all-day instance (or its times something else)
+_NOT_ONE_DAY = re.compile(r"^(?:RRULE|RDATE|EXRULE|RECURRENCE-ID|DTSTART|DTEND|DURATION)[;:]", re.MULTILINE)
+
+
 def busy_from_spans(
-    text: str, spans: Sequence[tuple[int, int, bool]], start: datetime, end: datetime
+    text: str, spans: Sequence[tuple[int, int, bool]], start: datetime, end: datetime, zone: tzinfo | None = None
 ) -> list[BusyPeriod] | None:
     """``busy_periods`` of one stored event from its spans in the time-range index (start, end
     and exactness of each instance in the range, epoch seconds) and a look at its TRANSP and
-    STATUS lines, without parsing it: only for one VEVENT without overrides whose spans are all
-    exact (they are then its instances' times, none floating); None for anything else."""
+    STATUS lines, without parsing it: for one VEVENT without overrides whose spans are all exact
+    (they are then its instances' times, none floating), or one all-day event (its dates read
+    from its lines, placed on ``zone``'s wall clock); None for anything else."""
     if not spans or "RECURRENCE-ID" in text or text.count("BEGIN:VEVENT") != 1:
         return None
-    if not all(exact and finish - begin != 1 for begin, finish, exact in spans):  # 1 s: maybe [s, s] on PostgreSQL
-        return None
+    if all(exact and finish - begin != 1 for begin, finish, exact in spans):  # 1 s: maybe [s, s] on PostgreSQL
+        times = [(begin, finish) for begin, finish, _ in spans]
+    else:
+        day = _one_day(text, zone)
+        if day is None:
+            return None
+        times = [day]
     found: dict[str, str] = {}
     depth = 0
     lines = text.replace("\r\n ", "").replace("\r\n\t", "").split("\r\n") if _MARKS.search(text) else []
@@ -74,9 +87,33 @@ def busy_from_spans(
     low, high = int(start.timestamp()), int(end.timestamp())
     return [
         (datetime.fromtimestamp(max(begin, low), UTC), datetime.fromtimestamp(min(finish, high), UTC), kind)
-        for begin, finish, _ in spans
+        for begin, finish in times
         if max(begin, low) < min(finish, high)
     ]
+
+
+def _one_day(text: str, zone: tzinfo | None) -> tuple[int, int] | None:
+    """The busy time (epoch seconds) of an event of one all-day instance, as ``busy_periods``
+    places it (from midnight of its first day on ``zone``'s wall clock, as long as it lasts),
+    from its lines; None when it is not plainly one."""
+    first, last = _DAY_START.findall(text), _DAY_END.findall(text)
+    if len(first) != 1 or len(last) > 1 or len(_NOT_ONE_DAY.findall(text)) != 1 + len(last):
+        return None
+    try:
+        begin = date(int(first[0][:4]), int(first[0][4:6]), int(first[0][6:]))
+        if not last:
+            days = 1
+        elif last[0][0]:
+            finish = last[0][0]
+            days = (date(int(finish[:4]), int(finish[4:6]), int(finish[6:])) - begin).days
+        else:
+            days = int(last[0][1]) * (7 if last[0][2] == "W" else 1)
+    except ValueError:  # no such day: the parsed way says what it is
+        return None
+    if days <= 0:
+        return None
+    moment = _placed(begin, zone)
+    return int(moment.timestamp()), int(moment.timestamp()) + days * 86400
 
 
 def _placed(value: date, zone: tzinfo | None) -> datetime:

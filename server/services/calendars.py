@@ -16,7 +16,7 @@ import re
 import secrets
 import uuid as uuid_module
 import zoneinfo
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -43,6 +43,7 @@ from storage.model import (
     ImportTarget,
     NewCalendar,
     ObjectWrite,
+    Spanned,
     User,
 )
 
@@ -99,10 +100,22 @@ def zone_of(calendar: Calendar) -> tzinfo | None:
     return UTC if calendar.timezone.upper() == "UTC" else zoneinfo.ZoneInfo(calendar.timezone)
 
 
-def _busy_of(found: list[CalendarObject], start: datetime, end: datetime, zone: tzinfo | None) -> list[BusyPeriod]:
-    """The busy periods of these objects' instances in [start, end), floating ones in ``zone``."""
-    texts = [instances(o.ical, start, end, MAX_BUSY_INSTANCES, zone) for o in found]
-    return busy_periods(texts, start, end, zone)
+def _busy_by_calendar(
+    found: Sequence[Spanned], places: Mapping[int, tzinfo | None], start: datetime, end: datetime, besides: str | None
+) -> dict[int, list[BusyPeriod]]:
+    """The busy periods of these events' instances in [start, end) by calendar, floating times
+    and dates on the wall clock of their calendar's place: an event the index tells everything
+    of, or one all-day event, from its spans and lines; the rest parsed."""
+    periods: dict[int, list[BusyPeriod]] = {calendar_id: [] for calendar_id in places}
+    for item in found:
+        if item.component != "VEVENT" or item.uid == besides:
+            continue
+        zone = places[item.calendar_id]
+        quick = busy_from_spans(item.ical, item.spans, start, end, zone)
+        if quick is None:
+            quick = busy_periods([instances(item.ical, start, end, MAX_BUSY_INSTANCES, zone)], start, end, zone)
+        periods[item.calendar_id] += quick
+    return periods
 
 
 def slugify(name: str) -> str:
@@ -460,45 +473,52 @@ class CalendarService:
     async def busy_of(
         self,
         asker: User,
-        owner: User,
+        owners: Sequence[User],
         start: datetime,
         end: datetime,
         *,
         everyone: bool = False,
         besides: str | None = None,
-    ) -> list[BusyPeriod] | None:
-        """``owner``'s busy periods in [start, end) from the calendars they own that ``asker``
-        may see busy times in: all of them for themselves or when ``everyone`` (the operator's
-        ``[scheduling] free_busy``), else those their grants reach (freebusy or more); None when
-        there is none. ``besides``: a UID whose objects do not count (a meeting being moved)."""
-        owned = [c for c in await self.of(owner) if not c.props.get(TRANSPARENT)]
-        if asker.id != owner.id and not everyone:
-            owned = [c for c in owned if await self.level(asker, c) >= Level.FREEBUSY]
-        return await self._busy(owned, start, end, besides=besides) if owned else None
+    ) -> dict[int, list[BusyPeriod] | None]:
+        """Each owner's busy periods in [start, end) (by their id) from the calendars they own
+        that ``asker`` may see busy times in: all of them for themselves or when ``everyone``
+        (the operator's ``[scheduling] free_busy``), else those their grants reach (freebusy or
+        more); None for an owner with none. Transparent calendars (RFC 6638
+        ``schedule-calendar-transp``) never count; ``besides``: a UID whose objects do not (a
+        meeting being moved). Every owner's calendars are read from the index at once."""
+        seen: dict[int, list[Calendar]] = {owner.id: [] for owner in owners}
+        for calendar in await self.store.calendars_of(list(seen)):
+            if calendar.props.get(TRANSPARENT):
+                continue
+            if asker.id == calendar.owner_id or everyone or await self.level(asker, calendar) >= Level.FREEBUSY:
+                seen[calendar.owner_id].append(calendar)
+        calendars = [c for owned in seen.values() for c in owned]
+        found = await self._busy_by_calendar(calendars, start, end, besides=besides) if calendars else {}
+        return {
+            owner: merged(p for c in owned for p in found.get(c.id, ())) if owned else None
+            for owner, owned in seen.items()
+        }
 
     async def _busy(
+        self, calendars: Sequence[Calendar], start: datetime, end: datetime, zone: tzinfo | None = None
+    ) -> list[BusyPeriod]:
+        found = await self._busy_by_calendar(calendars, start, end, zone)
+        return merged(p for periods in found.values() for p in periods)
+
+    async def _busy_by_calendar(
         self,
         calendars: Sequence[Calendar],
         start: datetime,
         end: datetime,
         zone: tzinfo | None = None,
         besides: str | None = None,
-    ) -> list[BusyPeriod]:
-        periods: list[BusyPeriod] = []
-        for calendar in calendars:
-            found = [o for o in await self._objects([calendar], epoch(start), epoch(end)) if o.uid != besides]
-            spans = await self.store.spans_in_range([calendar.id], epoch(start), epoch(end)) if found else {}
-            parse = []
-            for item in found:  # an event the index tells everything of is not parsed
-                quick = (
-                    busy_from_spans(item.ical, spans.get(item.id, ()), start, end) if item.component == "VEVENT" else []
-                )
-                if quick is None:
-                    parse.append(item)
-                else:
-                    periods += quick
-            periods += await asyncio.to_thread(_busy_of, parse, start, end, zone or zone_of(calendar))
-        return merged(periods)
+    ) -> dict[int, list[BusyPeriod]]:
+        """Each calendar's busy periods, not merged: the events with an index span in the range,
+        all calendars' read at once with their spans (one whose spans are loose, floating or past
+        the index's horizon, and has no instance in the range, gives no period), in a thread."""
+        places = {c.id: zone or zone_of(c) for c in calendars}
+        found = await self.store.spanned_in_range(list(places), epoch(start), epoch(end))
+        return await asyncio.to_thread(_busy_by_calendar, found, places, start, end, besides) if found else {}
 
     async def export_items(self, user: User, calendars: Sequence[Calendar]) -> AsyncIterator[ExportItem]:
         """Every object of the calendars, each with its group, streamed from the store."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from storage.model import Calendar, NewCalendar, now_iso
 from storage.sql.database import Tx
 from storage.sql.objects import Objects
-from storage.sql.records import CALENDAR_FIELDS, calendar, present
+from storage.sql.records import CALENDAR_FIELDS, calendar, chunks, marks, present
 
 
 class Calendars(Objects):
@@ -73,6 +74,15 @@ class Calendars(Objects):
             (owner_id,),
         )
         return [calendar(row) for row in rows]
+
+    async def calendars_of(self, owner_ids: Sequence[int]) -> list[Calendar]:
+        found: list[Calendar] = []
+        for part in chunks(sorted(set(owner_ids))):
+            rows = await self.db.all(
+                f"SELECT * FROM calendars WHERE owner_id IN ({marks(len(part))}) ORDER BY owner_id, id", part
+            )
+            found += [calendar(row) for row in rows]
+        return found
 
     async def update_calendar(self, calendar_id: int, **changes: Any) -> Calendar | None:
         await self._update("calendars", calendar_id, changes, CALENDAR_FIELDS, "props")

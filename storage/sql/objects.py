@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, NamedTuple
 
 from storage.errors import REPLACES_UID, Conflict, Gone, PreconditionFailed
-from storage.model import CalendarObject, Change, ObjectWrite, now_iso
+from storage.model import CalendarObject, Change, ObjectWrite, Spanned, now_iso
 from storage.sql.database import MAX_SPANS, Row, Tx
 from storage.sql.records import (
     OBJECT_COLUMNS,
@@ -145,6 +145,17 @@ class Objects(Tables):
             sql, params = self.db.spans_overlapping(calendar_ids, start, end)
             for object_id, begin, finish, exact in await self.db.all(sql, params):
                 found.setdefault(object_id, []).append((begin, finish, bool(exact)))
+        return found
+
+    async def spanned_in_range(self, calendar_ids: Sequence[int], start: int, end: int) -> list[Spanned]:
+        # two queries: SQLite's planner joins the span index to the objects badly (ten times slower)
+        spans = await self.spans_in_range(calendar_ids, start, end)
+        found: list[Spanned] = []
+        for part in chunks(sorted(spans)):
+            rows = await self.db.all(
+                f"SELECT id, calendar_id, uid, component, ical FROM objects WHERE id IN ({marks(len(part))})", part
+            )
+            found += [Spanned(row[0], row[1], row[2], row[3], row[4], spans[row[0]]) for row in rows]
         return found
 
     async def _in_period(

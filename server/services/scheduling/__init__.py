@@ -192,13 +192,16 @@ class SchedulingService:
             return
         start = datetime.fromtimestamp(min(s for s, _, _ in resource.spans), UTC)
         end = datetime.fromtimestamp(max(e for _, e, _ in resource.spans), UTC)
-        for local in locals_.values():
-            if local.user.cutype not in SELF_ANSWERING:
-                continue
-            busy = await self.calendars.busy_of(local.user, local.user, start, end, everyone=True, besides=resource.uid)
-            taken = [(b.timestamp(), e.timestamp()) for b, e, _ in busy or ()]
+        rooms = [local for local in locals_.values() if local.user.cutype in SELF_ANSWERING]
+        if not rooms:
+            return
+        busy = await self.calendars.busy_of(
+            rooms[0].user, [room.user for room in rooms], start, end, everyone=True, besides=resource.uid
+        )
+        for room in rooms:
+            taken = [(b.timestamp(), e.timestamp()) for b, e, _ in busy[room.user.id] or ()]
             overlaps = any(s < e2 and b2 < e for s, e, _ in resource.spans for b2, e2 in taken)
-            local.answer = "DECLINED" if overlaps else "ACCEPTED"
+            room.answer = "DECLINED" if overlaps else "ACCEPTED"
 
     async def _deliver(self, scheduled: Scheduled, outcome: Outcome, actor: User, owner: User) -> None:
         """The deliveries as store steps and inbox items."""
@@ -282,17 +285,21 @@ class SchedulingService:
             )
         if end <= start:
             raise Invalid("a free/busy request's end must be after its start", field="dtend")
+        emails = [address(a).removeprefix("mailto:") for a in attendees if address(a).startswith("mailto:")]
+        by_email = await self.store.users_by_email(emails) if emails else {}
+        users = [(a, (known or {}).get(a) or by_email.get(address(a).removeprefix("mailto:"))) for a in attendees]
+        everyone = self.config.free_busy == "everyone"
+        found = [user for _, user in users if user is not None]
+        busy = await self.calendars.busy_of(asker, found, start, end, everyone=everyone) if found else {}
         answers = []
-        for attendee in attendees:
-            user = (known or {}).get(attendee) or await self.user_at(attendee)
+        for attendee, user in users:
+            periods = busy.get(user.id) if user is not None else None
             if user is None:
                 answers.append(FreeBusy(attendee, UNKNOWN_USER))
-                continue
-            everyone = self.config.free_busy == "everyone"
-            periods = await self.calendars.busy_of(asker, user, start, end, everyone=everyone)
-            answers.append(
-                FreeBusy(attendee, NO_AUTHORITY) if periods is None else FreeBusy(attendee, SUCCESS, periods)
-            )
+            elif periods is None:
+                answers.append(FreeBusy(attendee, NO_AUTHORITY))
+            else:
+                answers.append(FreeBusy(attendee, SUCCESS, periods))
         return answers
 
 
