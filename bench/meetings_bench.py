@@ -5,7 +5,7 @@ attendee's answer (their PUT, which updates the organizer's and the other attend
     .venv/bin/python bench/meetings_bench.py [--runs 30] [--store postgresql://...]
 
 Run by hand (not in CI); it starts its own server on 127.0.0.1 with a temporary data folder
-(SQLite, or a PostgreSQL database given with --store, which it empties first).
+(SQLite, or a PostgreSQL database given with --store: in a schema of its own, dropped after).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from bench.import_bench import Server  # noqa: E402
 
 PASSWORD = "benchmark-password"
+SCHEMA = "almanac_meetings_bench"
 
 
 def call(server: Server, method: str, path: str, user: str, body: bytes = b"", **headers: str) -> tuple[int, float]:
@@ -50,30 +51,32 @@ def meeting(uid: str, attendees: list[str], partstat: str = "NEEDS-ACTION") -> b
     ).encode()
 
 
-def empty(store: str) -> None:
+def schema(store: str, statement: str) -> None:
     import asyncio
 
     import asyncpg
 
-    async def drop() -> None:
+    async def run() -> None:
         connection = await asyncpg.connect(store)
-        await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        await connection.execute(statement)
         await connection.close()
 
-    asyncio.run(drop())
+    asyncio.run(run())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--store", help="a PostgreSQL URL to run on (emptied first)")
+    parser.add_argument("--store", help="a PostgreSQL database to run on (in a schema of its own, dropped after)")
     args = parser.parse_args()
+    store = None
     if args.store:
-        empty(args.store)
+        schema(args.store, f"CREATE SCHEMA {SCHEMA}")
+        store = f"{args.store}{'&' if '?' in args.store else '?'}search_path={SCHEMA},public"
     names = [f"att{n:02}" for n in range(100)]
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        server = Server(Path(folder) / "data", args.store)
+        server = Server(Path(folder) / "data", store)
         try:
             for name in ["organizer", *names]:
                 body = json.dumps({"username": name, "password": PASSWORD, "email": f"{name}@bench.test"}).encode()
@@ -102,6 +105,8 @@ def main() -> None:
             rows.append(("an attendee's answer (10 attendees)", statistics.median(times), max(times)))
         finally:
             server.stop()
+            if args.store:
+                schema(args.store, f"DROP SCHEMA {SCHEMA} CASCADE")
     print(f"Python {platform.python_version()} on {platform.machine()}, {platform.node()}")
     backend = "PostgreSQL" if args.store else "SQLite"
     print(f"{backend}; {args.runs} runs each (100 attendees: {max(3, args.runs // 5)})")
