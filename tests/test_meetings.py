@@ -501,3 +501,32 @@ async def test_apple_calendar_answers_with_its_schedule_tag(client: TestClient, 
     assert partstat(bobs, "carol") == "ACCEPTED"  # carol's answer, which Apple's copy did not have, is kept
     organizer_copy, _ = await get(client, "alice", "ap-1")
     assert (partstat(organizer_copy, "bob"), partstat(organizer_copy, "carol")) == ("ACCEPTED", "ACCEPTED")
+
+
+async def test_the_json_api_shows_invitations_and_answers_them(client: TestClient, signup: People) -> None:
+    """REST: a slot shows its organizer, attendees and the asking user's participation; the
+    invitations not answered yet are listed; one request answers one, and the organizer's
+    calendar program sees the answer as from any other."""
+    alice, bob = await signup("alice"), await signup("bob")
+    await signup("carol")
+    await put(client, "alice", "m1", meeting(attendees=("bob", "carol")))
+    await put(client, "alice", "m2", meeting("m2", ("carol",)))
+    pending = await (await bob.get("/v1/me/invitations")).json()
+    assert [p["uid"] for p in pending] == ["m1"]
+    [invitation] = pending
+    assert invitation["organizer"] == "alice@example.org" and invitation["participation"] == "needs-action"
+    assert [(a["email"], a["status"]) for a in invitation["attendees"]] == [
+        ("bob@example.org", "needs-action"), ("carol@example.org", "needs-action"),
+    ]  # fmt: skip
+    answer = f"/v1/slots/{invitation['id']}/answer"
+    refused = await client.post(answer, json={"status": "maybe"}, headers=bob.headers)
+    assert refused.status == 422 and "status" in await refused.text()
+    answered = await client.post(answer, json={"status": "tentative"}, headers=bob.headers)
+    assert answered.status == 200 and (await answered.json())["participation"] == "tentative"
+    assert await (await bob.get("/v1/me/invitations")).json() == []
+    organizer_copy, _ = await get(client, "alice", "m1")
+    assert partstat(organizer_copy, "bob") == "TENTATIVE"
+    shown = await (await alice.get(f"/v1/slots/{(await (await alice.get('/v1/me/slots')).json())[0]['id']}")).json()
+    assert shown["participation"] is None and shown["organizer"] == "alice@example.org"
+    own = await client.post(f"/v1/slots/{shown['id']}/answer", json={"status": "accepted"}, headers=alice.headers)
+    assert own.status == 422  # her own meeting is no invitation to her

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, tzinfo
+from typing import Protocol
 
 from icalendar import Calendar, Event
 
 from protocol.ical.values import parse_resource, to_utc
 from protocol.ical.walk import component_span
+from protocol.ical.windows import instances
 
 #: a free/busy period's FBTYPE (RFC 5545 3.2.9) as RFC 4791 7.10 gives it for an event's STATUS
 BUSY, TENTATIVE = "BUSY", "BUSY-TENTATIVE"
@@ -114,6 +116,46 @@ def _one_day(text: str, zone: tzinfo | None) -> tuple[int, int] | None:
         return None
     moment = _placed(begin, zone)
     return int(moment.timestamp()), int(moment.timestamp()) + days * 86400
+
+
+class Spanned(Protocol):
+    """An event as the index gives it for free/busy: its calendar, UID, component, text, and
+    its spans in the range."""
+
+    @property
+    def calendar_id(self) -> int: ...
+    @property
+    def uid(self) -> str: ...
+    @property
+    def component(self) -> str: ...
+    @property
+    def ical(self) -> str: ...
+    @property
+    def spans(self) -> list[tuple[int, int, bool]]: ...
+
+
+def busy_by_calendar(
+    found: Sequence[Spanned],
+    places: Mapping[int, tzinfo | None],
+    start: datetime,
+    end: datetime,
+    besides: str | None,
+    limit: int,
+) -> dict[int, list[BusyPeriod]]:
+    """The busy periods of these events' instances in [start, end) by calendar, not merged;
+    floating times and dates on the wall clock of their calendar's place; ``besides``: a UID
+    that does not count. An event the index tells everything of, or one all-day event, is read
+    from its spans and lines; the rest is parsed (at most ``limit`` instances each)."""
+    periods: dict[int, list[BusyPeriod]] = {calendar_id: [] for calendar_id in places}
+    for item in found:
+        if item.component != "VEVENT" or item.uid == besides:
+            continue
+        zone = places[item.calendar_id]
+        quick = busy_from_spans(item.ical, item.spans, start, end, zone)
+        if quick is None:
+            quick = busy_periods([instances(item.ical, start, end, limit, zone)], start, end, zone)
+        periods[item.calendar_id] += quick
+    return periods
 
 
 def _placed(value: date, zone: tzinfo | None) -> datetime:

@@ -37,6 +37,7 @@ from server.http import (
 )
 from server.rest import imports as rest_imports
 from server.rest.shapes import (
+    ANSWERS,
     CHANGES,
     SLOT_KEYS,
     error_response,
@@ -356,7 +357,7 @@ class RestDoor:
             user, calendars, start=earliest, end=latest, after_id=after, limit=limit
         )
         by_id = {c.id: c for c in calendars}
-        data = await asyncio.to_thread(lambda: [slot_json(o, by_id[o.calendar_id]) for o in found])
+        data = await asyncio.to_thread(lambda: [slot_json(o, by_id[o.calendar_id], user.email) for o in found])
         if not paging:
             return json_response(data)
         next_after = found[-1].id if limit is not None and len(found) == limit else None
@@ -392,12 +393,12 @@ class RestDoor:
         except ValueError as error:
             raise Invalid(str(error)) from None
         found, created, _ = await self.services.objects.put(user, calendar, resource, create_only=True)
-        return json_response(await asyncio.to_thread(slot_json, found, calendar), 201 if created else 200)
+        return json_response(await asyncio.to_thread(slot_json, found, calendar, user.email), 201 if created else 200)
 
     async def show_slot(self, request: web.Request) -> web.Response:
         user = await self.user(request)
         found, calendar = await self.services.objects.get(user, _slot_id(request))
-        return json_response(await asyncio.to_thread(slot_json, found, calendar))
+        return json_response(await asyncio.to_thread(slot_json, found, calendar, user.email))
 
     async def update_slot(self, request: web.Request) -> web.Response:
         user = await self.user(request)
@@ -414,13 +415,29 @@ class RestDoor:
 
         if_match = request.headers.get("If-Match", "").strip('"') or None
         updated = await self.services.objects.edit(user, calendar, found, change, if_etag=if_match)
-        return json_response(await asyncio.to_thread(slot_json, updated, calendar))
+        return json_response(await asyncio.to_thread(slot_json, updated, calendar, user.email))
 
     async def delete_slot(self, request: web.Request) -> web.Response:
         user = await self.user(request)
         found, calendar = await self.services.objects.get(user, _slot_id(request))
         await self.services.objects.delete(user, calendar, found.href)
-        return json_response(await asyncio.to_thread(slot_json, found, calendar))
+        return json_response(await asyncio.to_thread(slot_json, found, calendar, user.email))
+
+    async def answer_slot(self, request: web.Request) -> web.Response:
+        """The asking user answers an invitation: ``status`` accepted, tentative or declined
+        (their copy changes, and the organizer learns it, as from any calendar program)."""
+        user = await self.user(request)
+        found, calendar = await self.services.objects.get(user, _slot_id(request))
+        params = await self.params(request)
+        status = str(params.get("status", "")).lower()
+        answered = await self.services.objects.answer(user, calendar, found, ANSWERS.get(status, status))
+        return json_response(await asyncio.to_thread(slot_json, answered, calendar, user.email))
+
+    async def invitations(self, request: web.Request) -> web.Response:
+        """The invitations the asking user has not answered yet, as slots."""
+        user = await self.user(request)
+        pending = await self.services.scheduling.pending(user)
+        return json_response(await asyncio.to_thread(lambda: [slot_json(o, c, user.email) for o, c in pending]))
 
     # data API ----------------------------------------------------------------------------
 
@@ -564,6 +581,8 @@ def create(services: Services) -> web.Application:
     add("GET", "/slots/{id}", door.show_slot)
     add("PATCH", "/slots/{id}", door.update_slot)
     add("DELETE", "/slots/{id}", door.delete_slot)
+    add("POST", "/slots/{id}/answer", door.answer_slot)
+    add("GET", "/me/invitations", door.invitations)
     add("POST", "/import", door.import_file)
     add("POST", "/import/", door.import_file)
     add("POST", "/export/{kind}", door.export_file)

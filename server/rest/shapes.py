@@ -9,9 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
+from icalendar import Calendar as ICalendar
 
-from protocol import events
+from protocol import events, itip
 from protocol.formats.timeslot_json import iso_utc, slot
+from protocol.ical.values import parse_resource
 from server.http import load_json
 from server.services.access import State
 from server.services.errors import Invalid
@@ -99,8 +101,18 @@ def member_json(grant: Grant, user: User) -> dict[str, Any]:
             "color": grant.props.get("color")}  # fmt: skip
 
 
-def slot_json(found: CalendarObject, calendar: Calendar) -> dict[str, Any]:
-    fields = events.view(found.ical)
+#: the answers ``POST /v1/slots/{id}/answer`` takes, as iCalendar says them
+ANSWERS = {"accepted": "ACCEPTED", "tentative": "TENTATIVE", "declined": "DECLINED"}
+#: JSON's word for each participation status (RFC 5545 PARTSTAT)
+STATUSES = {"NEEDS-ACTION": "needs-action", "ACCEPTED": "accepted", "TENTATIVE": "tentative",
+            "DECLINED": "declined", "DELEGATED": "delegated"}  # fmt: skip
+
+
+def slot_json(found: CalendarObject, calendar: Calendar, me: str | None = None) -> dict[str, Any]:
+    """A slot; a meeting's with its organizer and attendees, and (``me``: the asking user's
+    e-mail) their own participation: ``needs-action`` while they have not answered."""
+    data = parse_resource(found.ical)
+    fields = events.view_of(data)
     exported = slot(fields)
     return {
         "id": found.id, "uid": fields.uid, "type": "todo" if fields.component == "VTODO" else "event",
@@ -110,8 +122,24 @@ def slot_json(found: CalendarObject, calendar: Calendar) -> dict[str, Any]:
         "allday": fields.all_day, "rrule": fields.rrule, "timezone": fields.tzid,
         "location": exported["location"], "visibility": fields.visibility,
         "etag": found.etag, "createdAt": found.created_at, "updatedAt": found.modified_at,
-        "deletedAt": None, "slotGroupUuids": [calendar.uuid],
+        "deletedAt": None, "slotGroupUuids": [calendar.uuid], **meeting_json(data, me),
     }  # fmt: skip
+
+
+def meeting_json(data: ICalendar, me: str | None) -> dict[str, Any]:
+    """A slot's organizer (an e-mail), attendees and the asking user's participation (each
+    null or empty for an event that is no meeting)."""
+    master = next(iter(itip.components(data)), None)
+    if master is None or "ORGANIZER" not in master:
+        return {"organizer": None, "attendees": [], "participation": None}
+    attendees = [
+        {"email": who.removeprefix("mailto:"), "name": str(line.params["CN"]) if "CN" in line.params else None,
+         "status": STATUSES.get(itip.partstat(line), "needs-action")}
+        for who, line in itip.attendees(master).items()
+    ]  # fmt: skip
+    mine = next((a["status"] for a in attendees if me is not None and a["email"] == me.lower()), None)
+    organizer = itip.address(master["ORGANIZER"])
+    return {"organizer": organizer.removeprefix("mailto:"), "attendees": attendees, "participation": mine}
 
 
 def json_object(body: bytes) -> dict[str, Any]:

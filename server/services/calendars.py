@@ -16,7 +16,7 @@ import re
 import secrets
 import uuid as uuid_module
 import zoneinfo
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -26,10 +26,10 @@ import webcolors
 from protocol import formats
 from protocol.events import valid_zone
 from protocol.formats import ExportItem, GroupInfo
-from protocol.ical.busy import BusyPeriod, busy_calendar, busy_from_spans, busy_periods, merged
+from protocol.ical.busy import BusyPeriod, busy_by_calendar, busy_calendar, merged
 from protocol.ical.resources import Resource
 from protocol.ical.values import MAX_EPOCH, MIN_EPOCH, epoch, etag_of, href_for_uid
-from protocol.ical.windows import in_window, instances
+from protocol.ical.windows import in_window
 from server.services.access import AccessService, Level, State
 from server.services.errors import Forbidden, Invalid, NameTaken, NotFound
 from storage import base
@@ -43,7 +43,6 @@ from storage.model import (
     ImportTarget,
     NewCalendar,
     ObjectWrite,
-    Spanned,
     User,
 )
 
@@ -98,24 +97,6 @@ def zone_of(calendar: Calendar) -> tzinfo | None:
     if not calendar.timezone or not valid_zone(calendar.timezone):
         return None
     return UTC if calendar.timezone.upper() == "UTC" else zoneinfo.ZoneInfo(calendar.timezone)
-
-
-def _busy_by_calendar(
-    found: Sequence[Spanned], places: Mapping[int, tzinfo | None], start: datetime, end: datetime, besides: str | None
-) -> dict[int, list[BusyPeriod]]:
-    """The busy periods of these events' instances in [start, end) by calendar, floating times
-    and dates on the wall clock of their calendar's place: an event the index tells everything
-    of, or one all-day event, from its spans and lines; the rest parsed."""
-    periods: dict[int, list[BusyPeriod]] = {calendar_id: [] for calendar_id in places}
-    for item in found:
-        if item.component != "VEVENT" or item.uid == besides:
-            continue
-        zone = places[item.calendar_id]
-        quick = busy_from_spans(item.ical, item.spans, start, end, zone)
-        if quick is None:
-            quick = busy_periods([instances(item.ical, start, end, MAX_BUSY_INSTANCES, zone)], start, end, zone)
-        periods[item.calendar_id] += quick
-    return periods
 
 
 def slugify(name: str) -> str:
@@ -518,7 +499,11 @@ class CalendarService:
         the index's horizon, and has no instance in the range, gives no period), in a thread."""
         places = {c.id: zone or zone_of(c) for c in calendars}
         found = await self.store.spanned_in_range(list(places), epoch(start), epoch(end))
-        return await asyncio.to_thread(_busy_by_calendar, found, places, start, end, besides) if found else {}
+        return (
+            await asyncio.to_thread(busy_by_calendar, found, places, start, end, besides, MAX_BUSY_INSTANCES)
+            if found
+            else {}
+        )
 
     async def export_items(self, user: User, calendars: Sequence[Calendar]) -> AsyncIterator[ExportItem]:
         """Every object of the calendars, each with its group, streamed from the store."""

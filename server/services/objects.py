@@ -17,6 +17,7 @@ from typing import NamedTuple
 from icalendar import Calendar as ICalendar
 from icalendar import Component, Event, Todo
 
+from protocol import itip
 from protocol.ical.repairs import component_problems
 from protocol.ical.resources import Resource, resource_from_calendar
 from protocol.ical.values import href_for_uid, parse_resource
@@ -249,6 +250,23 @@ class ObjectService:
             if_etag=if_etag or (found.etag if found else None), create_only=found is None,
         )  # fmt: skip
         return saved.object
+
+    async def answer(self, user: User, calendar: Calendar, found: CalendarObject, partstat: str) -> CalendarObject:
+        """The user answers an invitation in their copy (ACCEPTED, TENTATIVE or DECLINED, for the
+        whole meeting): written through the edit path, so the organizer learns it as from any
+        calendar program. Invalid when it is not their invitation or not an answer."""
+        me = self.scheduling.address_of(user)
+        if partstat not in ("ACCEPTED", "TENTATIVE", "DECLINED"):
+            raise Invalid("status is accepted, tentative or declined", field="status")
+
+        def change(data: ICalendar) -> Component:
+            parts = itip.components(data)
+            if me is None or itip.organizer(data) in (None, me) or not any(me in itip.attendees(c) for c in parts):
+                raise ValueError("this slot is no invitation to you")
+            itip.set_answer(data, me, partstat)
+            return parts[0]
+
+        return await self.edit(user, calendar, found, change)
 
     async def transfer(
         self,

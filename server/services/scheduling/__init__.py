@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from icalendar import Calendar as ICalendar
+from icalendar import vCalAddress
 
 from protocol import itip
 from protocol.ical.busy import BusyPeriod
@@ -243,6 +244,20 @@ class SchedulingService:
             return default
         return next((c for c in await self.calendars.of(user) if component in c.components.split(",")), default)
 
+    async def pending(self, user: User) -> list[tuple[CalendarObject, Calendar]]:
+        """The invitations (from the user's inbox, not expired) they have not answered: their
+        copies, each with its calendar, newest invitation first."""
+        me = self.address_of(user)
+        uids = list(dict.fromkeys(i.uid for i in reversed(await self.inbox(user)) if i.method == "REQUEST"))
+        found = []
+        for uid in uids[:MAX_ATTENDEES]:
+            for _, copy in await self.store.scheduled_copies([user.id], uid):
+                calendar = await self.store.get_calendar(copy.calendar_id)
+                lines = await asyncio.to_thread(_my_lines, copy.ical, me)
+                if calendar is not None and lines and all(itip.partstat(line) == "NEEDS-ACTION" for line in lines):
+                    found.append((copy, calendar))
+        return found
+
     def expired(self) -> str:
         """Inbox items delivered before this time (``[scheduling] inbox_days`` ago) have expired:
         they are never shown, and a delivery to their user drops them."""
@@ -310,3 +325,11 @@ def _parse(text: str, old: CalendarObject | None) -> tuple[ICalendar, ICalendar 
 def _item(user_id: int, uid: str, delivery: Delivery) -> InboxItem:
     assert delivery.message is not None
     return InboxItem(user_id, f"{uuid.uuid4().hex}.ics", uid, delivery.method, delivery.message)
+
+
+def _my_lines(text: str, me: str | None) -> list[vCalAddress]:
+    """The ATTENDEE lines of ``me`` in a copy whose organizer is someone else."""
+    data = parse_resource(text)
+    if me is None or itip.organizer(data) in (None, me):
+        return []
+    return [line for component in itip.components(data) if (line := itip.attendees(component).get(me)) is not None]
