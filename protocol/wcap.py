@@ -12,8 +12,10 @@ from datetime import UTC, date, datetime, tzinfo
 from enum import IntEnum
 
 from icalendar import Alarm, Component, vCalAddress, vDuration, vRecur
+from icalendar import Calendar as ICalendar
 from lxml import etree
 
+from protocol import itip
 from protocol.dav import xml_text
 from protocol.ical.values import CRLF, formatted, split_stored, timezones_and_body, unfold
 
@@ -427,3 +429,62 @@ def _add_alarm(component: Component, trigger: str, params: Mapping[str, str], zo
         for email in emails:
             alarm.add("ATTENDEE", _address(email))
     component.add_component(alarm)
+
+
+# ----------------------------------------------------------------------------- invitations
+
+#: the component states (``compstate``) an event that is no meeting answers to
+PLAIN_STATES = frozenset({"REQUEST-NEEDSNOACTION", "REPLY-ACCEPTED", "REQUEST-COMPLETED"})
+
+
+def component_states(calendar: ICalendar, me: str | None) -> frozenset[str]:
+    """The ``compstate`` keywords a stored resource answers to for its calendar's owner (``me``:
+    their address): an invitation they have not answered is REQUEST-NEEDS-ACTION, one they
+    answered REPLY-ACCEPTED (-DECLINED, -TENTATIVE); their own meeting REQUEST-WAITFORREPLY
+    while an attendee has not answered, else REQUEST-COMPLETED."""
+    organizer = itip.organizer(calendar)
+    parts = itip.components(calendar)
+    if organizer is None or not parts:
+        return PLAIN_STATES
+    attendees = itip.attendees(parts[0])
+    if me is None or organizer == me:
+        waiting = any(itip.partstat(line) == "NEEDS-ACTION" for who, line in attendees.items() if who != organizer)
+        return frozenset({"REQUEST-WAITFORREPLY"} if waiting else {"REQUEST-COMPLETED", "REQUEST-NEEDSNOACTION"})
+    line = attendees.get(me)
+    if line is None:
+        return PLAIN_STATES
+    status = itip.partstat(line)
+    return frozenset(
+        {"REQUEST-NEEDS-ACTION"} if status == "NEEDS-ACTION" else {f"REPLY-{status}", "REQUEST-NEEDSNOACTION"}
+    )
+
+
+def apply_answers(component: Component, entries: str) -> None:
+    """A REPLY's ``attendees`` (``PARTSTAT=ACCEPTED^mailto:me@x``): the parameters given set on
+    the attendees named, the others left alone (Lightning answers with its own line only)."""
+    lines = itip.attendees(component)
+    for entry in split_list(entries):
+        *pairs, who = entry.split("^")
+        line = lines.get(itip.address(_address(who)))
+        if line is None:
+            raise WcapError(Errno.BAD_ARGUMENTS, f"{who} is not an attendee")
+        for pair in pairs:
+            name, _, given = pair.partition("=")
+            line.params[name.upper()] = given
+
+
+def mark_calids(text: str, calids: Mapping[str, str]) -> str:
+    """A resource whose ORGANIZER and ATTENDEEs that are users here carry their calid in
+    ``X-S1CS-CALID`` (how Lightning tells an invitation to its user); the text as it was when
+    none is."""
+    calendar = ICalendar.from_ical(text)
+    marked = False
+    for component in itip.components(calendar):
+        for name in ("ORGANIZER", "ATTENDEE"):
+            value = component.get(name)
+            for line in value if isinstance(value, list) else [value] if value is not None else []:
+                calid = calids.get(itip.address(line))
+                if calid is not None and line.params.get("X-S1CS-CALID") != calid:
+                    line.params["X-S1CS-CALID"] = calid
+                    marked = True
+    return calendar.to_ical().decode() if marked else text

@@ -372,6 +372,7 @@ async def test_a_room_answers_on_its_own(client: TestClient, signup: People) -> 
     await put(client, "alice", "m1", meeting(attendees=("bob", "room1")))
     organizer_copy, _ = await get(client, "alice", "m1")
     assert partstat(organizer_copy, "room1") == "ACCEPTED" and partstat(organizer_copy, "bob") == "NEEDS-ACTION"
+    assert (status(organizer_copy, "room1"), status(organizer_copy, "bob")) == ("2.0", "1.2")  # it answered at once
     assert partstat((await get(client, "room1", "m1"))[0], "room1") == "ACCEPTED"
     assert "METHOD:REPLY" in (await inbox(client, "alice"))[-1]
     await put(client, "bob", "m2", meeting("m2", ("room1",), organizer="bob", start="20270302T093000Z"))

@@ -464,3 +464,80 @@ def test_every_errno_is_the_number_suns_clients_know() -> None:
     """Issue 32: WCAP clients act on the numbers (Lightning re-logs in on 1, reads 28 per
     calendar): each errno Almanac answers with is the documentation's, no other, none twice."""
     assert {errno.value: errno.name for errno in Errno} == SUN_ERRNOS
+
+
+# --------------------------------------------------------------------------- invitations
+
+
+def partstat_of(text: str, who: str) -> str:
+    calendar = Calendar.from_ical(text)
+    lines = next(iter(calendar.walk("VEVENT")))["ATTENDEE"]
+    line = next(a for a in (lines if isinstance(lines, list) else [lines]) if who in str(a))
+    return str(line.params["PARTSTAT"])
+
+
+async def test_wcap_invitations_reach_caldav_attendees_and_back(
+    client: TestClient, wcap: Wcap, session: str, bob: Account
+) -> None:
+    """Lightning's WCAP provider invites (storeevents with attendees by calid, orgCalid,
+    method=2); bob finds the invitation in his CalDAV calendar and through WCAP (compstate,
+    X-S1CS-CALID, invitecount), answers through WCAP (method=4, his own line only), and alice's
+    copy has his answer; her deleteevents_by_id cancels it everywhere."""
+    auth = {"Authorization": "Basic " + base64.b64encode(b"bob:correct horse").decode()}
+    stored = await wcap(
+        "storeevents", id=session, calid="alice", uid="w1", storetype=1, mod=4, method=2, fetch=1, emailorcalid=1,
+        dtstart="20270405T090000Z", dtend="20270405T100000Z", summary="Plan", orgCalid="alice",
+        attendees="RSVP=TRUE^PARTSTAT=NEEDS-ACTION^ROLE=REQ-PARTICIPANT^CN=Bob^bob", fmt_out="text/calendar",
+    )  # fmt: skip
+    assert stored.errno == 0, stored.text
+    copy = await client.get("/dav/calendars/bob/calendar/w1.ics", headers=auth)
+    text = await copy.text()
+    assert copy.status == 200 and "mailto:alice@example.org" in text and partstat_of(text, "bob@") == "NEEDS-ACTION"
+    bobs = (await wcap("login", user="bob", password="correct horse")).value("X-NSCP-WCAP-SESSION-ID")
+    fetch = {"id": bobs, "calid": "bob", "recurring": 1, "emailorcalid": 1, "fmt_out": "text/calendar"}
+    pending = await wcap("fetchcomponents_by_range", **fetch, compstate="REQUEST-NEEDS-ACTION")
+    [invitation] = pending.components()
+    assert invitation["ORGANIZER"].params["X-S1CS-CALID"] == "alice"
+    assert invitation["ATTENDEE"].params["X-S1CS-CALID"] == "bob"
+    props = await wcap("get_calprops", id=bobs, calid="bob", invitecount=1, fmt_out="text/calendar")
+    assert props.value("X-S1CS-CALPROPS-INVITATION-COUNT") == "1"
+    answered = await wcap(
+        "storeevents", id=bobs, calid="bob", uid="w1", storetype=2, mod=4, method=4, fetch=1,
+        attendees="PARTSTAT=ACCEPTED^bob", fmt_out="text/calendar",
+    )  # fmt: skip
+    assert answered.errno == 0, answered.text
+    assert [
+        c["UID"] for c in (await wcap("fetchcomponents_by_range", **fetch, compstate="REPLY-ACCEPTED")).components()
+    ]
+    assert (await wcap("fetchcomponents_by_range", **fetch, compstate="REQUEST-NEEDS-ACTION")).components() == []
+    organizer_copy = await wcap("fetchevents_by_id", id=session, calid="alice", uid="w1", fmt_out="text/calendar")
+    assert partstat_of(organizer_copy.text, "bob@") == "ACCEPTED"
+    mine = await wcap("fetchcomponents_by_range", id=session, calid="alice", compstate="REQUEST-COMPLETED")
+    assert len(mine.components()) == 1  # every attendee answered
+    cancelled = await wcap("deleteevents_by_id", id=session, calid="alice", uid="w1", mod=4, rid=0)
+    assert cancelled.errno == 0
+    assert (await client.get("/dav/calendars/bob/calendar/w1.ics", headers=auth)).status == 404
+
+
+async def test_a_caldav_invitation_reaches_a_wcap_attendee(
+    client: TestClient, wcap: Wcap, session: str, bob: Account
+) -> None:
+    meeting = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:c1\r\nDTSTAMP:20270101T000000Z\r\n"
+        "DTSTART:20270406T090000Z\r\nDTEND:20270406T100000Z\r\nSUMMARY:From CalDAV\r\n"
+        "ORGANIZER:mailto:bob@example.org\r\nATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:alice@example.org\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    auth = {
+        "Authorization": "Basic " + base64.b64encode(b"bob:correct horse").decode(),
+        "Content-Type": "text/calendar",
+    }
+    assert (await client.put("/dav/calendars/bob/calendar/c1.ics", data=meeting, headers=auth)).status == 201
+    pending = await wcap("fetchcomponents_by_range", id=session, calid="alice", compstate="REQUEST-NEEDS-ACTION",
+                         recurring=1, fmt_out="text/calendar")  # fmt: skip
+    assert [str(c["SUMMARY"]) for c in pending.components()] == ["From CalDAV"]
+    declined = await wcap("storeevents", id=session, calid="alice", uid="c1", storetype=2, method=4,
+                          attendees="PARTSTAT=DECLINED^mailto:alice@example.org")  # fmt: skip
+    assert declined.errno == 0, declined.text
+    organizer_copy = await client.get("/dav/calendars/bob/calendar/c1.ics", headers=auth)
+    assert partstat_of(await organizer_copy.text(), "alice@") == "DECLINED"

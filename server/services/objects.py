@@ -218,6 +218,7 @@ class ObjectService:
         *,
         new: tuple[str, str] | None = None,
         if_etag: str | None = None,
+        scheduling: Scheduling = PLAIN,
     ) -> CalendarObject:
         """The one edit path: the object ``found`` (or, where it is None, a new one holding a
         ``new`` = (component, UID)) is parsed, changed by ``change``, checked, and written over
@@ -247,7 +248,7 @@ class ObjectService:
             raise Invalid(str(error), code="invalid_data") from None
         saved = await self.put(
             user, calendar, resource, href=found.href if found else None,
-            if_etag=if_etag or (found.etag if found else None), create_only=found is None,
+            if_etag=if_etag or (found.etag if found else None), create_only=found is None, scheduling=scheduling,
         )  # fmt: skip
         return saved.object
 

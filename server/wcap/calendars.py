@@ -15,10 +15,15 @@ from storage.model import Calendar, User
 
 @command("get_calprops")
 async def get_calprops(door: WcapDoor, call: Call) -> list[Block]:
-    async def nothing(calendar: Calendar, block: Block) -> None:
-        return None
+    """Calendars' properties; ``invitecount=1`` adds how many invitations to the user are not
+    answered yet (on their own calendars)."""
+    pending = len(await door.services.scheduling.pending(call.me)) if flag(call.get("invitecount")) else None
 
-    return await door.each_calendar(call, nothing)
+    async def count(calendar: Calendar, block: Block) -> None:
+        if pending is not None and calendar.owner_id == call.me.id:
+            block.properties.append(("X-S1CS-CALPROPS-INVITATION-COUNT", str(pending)))
+
+    return await door.each_calendar(call, count)
 
 
 @command("set_calprops")

@@ -12,11 +12,12 @@ from icalendar import Component
 
 from protocol import wcap
 from protocol.ical.instances import cancel_instance, one_component, override_instance, rezone
-from protocol.ical.values import formatted, main_component
+from protocol.ical.values import formatted, main_component, parse_resource
 from protocol.ical.windows import instances
-from protocol.wcap import Block, Errno, WcapError, flag, parse_time, split_list
+from protocol.wcap import Block, Errno, WcapError, flag, parse_calid, parse_time, split_list
 from server.http import MAX_INT
 from server.services.errors import Invalid, PreconditionFailed
+from server.services.objects import Scheduling
 from server.wcap.door import Call, WcapDoor, command, epoch, number, range_of, stamp, zone_param
 from storage.model import Calendar, CalendarObject
 
@@ -56,13 +57,36 @@ async def fetch(
         texts = await asyncio.to_thread(expand)
     if zone is not None:
         texts = await asyncio.to_thread(lambda: [rezone(t, zone) for t in texts])
-    return texts
+    return await with_calids(door, texts)
 
 
-def wanted_state(call: Call) -> bool:
-    """Almanac has no pending invitations: asking only for REQUEST-NEEDS-ACTION & co finds none."""
+async def in_state(door: WcapDoor, call: Call, calendar: Calendar, found: list[CalendarObject]) -> list[CalendarObject]:
+    """The objects in one of the ``compstate`` states asked (all when none or ALL is): an
+    invitation not answered is REQUEST-NEEDS-ACTION, an answered one REPLY-ACCEPTED and so on,
+    for the calendar's owner (``protocol.wcap.component_states``)."""
     states = {s.upper() for s in split_list(call.get("compstate"))}
-    return not states or bool(states & {"ALL", "REQUEST-NEEDSNOACTION", "REPLY-ACCEPTED", "REQUEST-COMPLETED"})
+    if not states or "ALL" in states:
+        return found
+    owner = call.me if calendar.owner_id == call.me.id else await door.services.users.get(calendar.owner_id)
+    me = door.services.scheduling.address_of(owner) if owner is not None else None
+
+    def state(text: str) -> frozenset[str]:
+        return wcap.component_states(parse_resource(text), me) if "ORGANIZER" in text else wcap.PLAIN_STATES
+
+    def kept() -> list[CalendarObject]:
+        return [o for o in found if states & state(o.ical)]
+
+    return await asyncio.to_thread(kept)
+
+
+async def with_calids(door: WcapDoor, texts: list[str]) -> list[str]:
+    """Meetings' ORGANIZER and ATTENDEEs that are users here marked with their calid
+    (``X-S1CS-CALID``), as Lightning reads an invitation."""
+    meetings = [t for t in texts if "ORGANIZER" in t]
+    if not meetings:
+        return texts
+    calids = await door.services.scheduling.usernames(meetings)
+    return await asyncio.to_thread(lambda: [wcap.mark_calids(t, calids) if "ORGANIZER" in t else t for t in texts])
 
 
 @command("fetchcomponents_by_range")
@@ -70,10 +94,8 @@ async def fetchcomponents_by_range(door: WcapDoor, call: Call) -> list[Block]:
     start, end = range_of(call)
 
     async def body(calendar: Calendar, block: Block) -> None:
-        if not wanted_state(call):
-            return
         found = await door.services.calendars.list_objects(call.me, [calendar], start=epoch(start), end=epoch(end))
-        block.components += await fetch(door, call, found, start, end)
+        block.components += await fetch(door, call, await in_state(door, call, calendar, found), start, end)
 
     return await door.each_calendar(call, body, Errno.FETCHBYDATERANGE_FAILED)
 
@@ -186,6 +208,9 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
     zone = zone_param(call, "tzid")
     rid = parse_time(call.get("rid"), "rid")
     mod = call.get("mod") or "4"
+    params = await with_addresses(door, call)
+    # a REPLY (method 4) carries the user's own answer, not a new list of attendees
+    answers = params.pop("attendees", None) if call.get("method") == "4" else None
 
     def change(calendar_data: ICalendar) -> Component:
         """The call's changes to the master, or to the instance at ``rid`` with ``mod=1``."""
@@ -193,7 +218,9 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
         if rid is not None and mod == "1":
             target = override_instance(calendar_data, rid)
         assert target is not None
-        wcap.apply_store(target, call.params, zone)
+        wcap.apply_store(target, params, zone)
+        if answers is not None:
+            wcap.apply_answers(target, answers)
         for prop in ("DTSTAMP", "LAST-MODIFIED"):
             target.pop(prop, None)
             target.add(prop, datetime.now(UTC).replace(microsecond=0))
@@ -202,7 +229,9 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
         return target
 
     try:
-        saved = await door.services.objects.edit(call.me, calendar, existing, change, new=(kind, uid))
+        saved = await door.services.objects.edit(
+            call.me, calendar, existing, change, new=(kind, uid), scheduling=scheduling_of(call)
+        )
     except (Invalid, PreconditionFailed) as error:
         raise WcapError(failed, error.message) from None
     block = Block(await door.props(call, calendar))
@@ -211,6 +240,37 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
     else:
         block.components.append(wcap.status_component(kind, uid, "2.0;Success.  Store successful."))
     return [block]
+
+
+async def with_addresses(door: WcapDoor, call: Call) -> dict[str, str]:
+    """The call's parameters with the calids among its attendees and ``orgCalid`` made the
+    users' e-mail addresses (the calid kept in ``X-S1CS-CALID``), so that scheduling knows
+    them; addresses and unknown calids stay as given."""
+    params = dict(call.params)
+    entries = split_list(params.get("attendees"))
+    named = {e.split("^")[-1] for e in entries} | ({params["orgCalid"]} if params.get("orgCalid") else set())
+    emails = {}
+    for calid in named:
+        if calid and ":" not in calid and "@" not in calid:
+            user = await door.services.users.get_by_name(parse_calid(calid).user or "")
+            if user is not None and user.email:
+                emails[calid] = user.email
+    if entries:
+        params["attendees"] = ";".join(
+            "^".join([*e.split("^")[:-1], f"X-S1CS-CALID={e.split('^')[-1]}", f"mailto:{emails[e.split('^')[-1]]}"])
+            if e.split("^")[-1] in emails else e
+            for e in entries
+        )  # fmt: skip
+    if params.get("orgCalid") in emails and not params.get("orgEmail"):
+        params["orgEmail"] = emails[params["orgCalid"]]
+    return params
+
+
+def scheduling_of(call: Call) -> Scheduling:
+    """``notify=0`` (Lightning's, for an item not organised by this calendar) and method 256 (an
+    invitee's private copy): the change is kept, and no answer goes to the organizer."""
+    quiet = call.get("notify") == "0" or call.get("method") == "256"
+    return Scheduling(reply=not quiet)
 
 
 @command("storeevents")
@@ -241,7 +301,7 @@ async def delete_by_id(door: WcapDoor, call: Call, kind: str, failed: Errno) -> 
         rid = parse_time(rids[index] if index < len(rids) else "0", "rid")
         mod = mods[index] if index < len(mods) else mods[-1]
         if rid is None or mod == "4":
-            await door.services.objects.delete(call.me, calendar, obj.href)
+            await door.services.objects.delete(call.me, calendar, obj.href, scheduling=scheduling_of(call))
         else:
             await remove_instance(door, call, calendar, obj, rid, failed)
             found[uid] = await door.services.objects.find(call.me, calendar, uid=uid)

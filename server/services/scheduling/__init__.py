@@ -15,6 +15,7 @@ calendars, or every user's when ``[scheduling] free_busy = everyone``. Rooms and
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
@@ -44,6 +45,9 @@ from server.services.scheduling.changes import (
 from storage.base import Store
 from storage.model import Calendar, CalendarObject, InboxItem, ObjectDelete, ObjectPut, User, now_iso
 
+#: the e-mail addresses in a resource's ORGANIZER and ATTENDEE lines (a line may be folded after
+#: its colon; these are candidates, matched against the users)
+_MAILTO = re.compile(r"^(?:ORGANIZER|ATTENDEE)[^\r\n]*?:mailto:([^\s;:@]+@[^\s;:]+)", re.IGNORECASE | re.MULTILINE)
 #: attendees one scheduling object resource may have (a bound on the work one write starts)
 MAX_ATTENDEES = 500
 #: calendar user types that answer invitations on their own
@@ -257,6 +261,14 @@ class SchedulingService:
                 if calendar is not None and lines and all(itip.partstat(line) == "NEEDS-ACTION" for line in lines):
                     found.append((copy, calendar))
         return found
+
+    async def usernames(self, texts: Sequence[str]) -> dict[str, str]:
+        """The users of this server among the ORGANIZER and ATTENDEE addresses of these
+        resources: their username by address."""
+        unfolded = (text.replace("\r\n ", "").replace("\r\n\t", "") for text in texts)
+        emails = {m.lower() for text in unfolded for m in _MAILTO.findall(text)}
+        found = await self.store.users_by_email(sorted(emails)) if emails else {}
+        return {f"mailto:{email}": user.username for email, user in found.items()}
 
     def expired(self) -> str:
         """Inbox items delivered before this time (``[scheduling] inbox_days`` ago) have expired:

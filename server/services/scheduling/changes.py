@@ -18,9 +18,10 @@ from protocol.ical.resources import Resource, resource_from_calendar
 from protocol.ical.values import parse_resource
 from storage.model import CalendarObject, User
 
-#: SCHEDULE-STATUS values (RFC 6638 3.2.9, RFC 5546 3.6): delivered to a local attendee; not
-#: delivered (an address no one here has, while no mail goes out)
-DELIVERED, NO_SUCH_USER = "1.2", "3.7"
+#: SCHEDULE-STATUS values (RFC 6638 3.2.9, RFC 5546 3.6): delivered to a local attendee;
+#: answered (a room at once, an attendee's REPLY); not delivered (an address no one here has,
+#: while no mail goes out)
+DELIVERED, ANSWERED, NO_SUCH_USER = "1.2", "2.0", "3.7"
 
 
 @dataclass(slots=True)
@@ -122,7 +123,8 @@ def organizer_change(
         for line in lines:
             if answer:
                 line.params.pop("RSVP", None)
-            line.params.update(answer, **{"SCHEDULE-STATUS": NO_SUCH_USER if local is None else DELIVERED})
+            status = NO_SUCH_USER if local is None else ANSWERED if answer else DELIVERED
+            line.params.update(answer, **{"SCHEDULE-STATUS": status})
     # then what each gets: attendees of the same instances get the same REQUEST, and the same
     # first copy (so inviting a hundred costs little more than inviting one)
     messages: dict[frozenset[datetime | None], tuple[Calendar, str]] = {}
