@@ -234,3 +234,39 @@ async def test_sharing_pages(browser: Browser, server: TestServer, tmp_path: Pat
     await expect(row).to_contain_text("kicked")
     await bob.reload()
     await expect(bob.locator("li.shared")).to_have_count(0)
+
+
+async def test_invitations_page(browser: Browser, server: TestServer) -> None:
+    """A user without a calendar program sees how many invitations wait (in the navigation),
+    answers one on the Invitations page, and the organizer's calendar has the answer."""
+    async with aiohttp.ClientSession() as http:
+        for name in ("alice", "bob"):
+            await http.post(
+                server.make_url("/v1/users"),
+                json={"username": name, "password": "correct horse", "email": f"{name}@example.org"},
+            )
+        meeting = (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:web-1\r\n"
+            "DTSTAMP:20270101T000000Z\r\nDTSTART:20270405T090000Z\r\nDTEND:20270405T100000Z\r\nSUMMARY:Roadmap\r\n"
+            "ORGANIZER:mailto:alice@example.org\r\nATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:bob@example.org\r\n"
+            "END:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+        alice = aiohttp.BasicAuth("alice", "correct horse")
+        async with http.put(
+            server.make_url("/dav/calendars/alice/calendar/web-1.ics"), data=meeting, auth=alice,
+            headers={"Content-Type": "text/calendar"},
+        ) as created:  # fmt: skip
+            assert created.status == 201
+        page = await browser.new_page()
+        await sign_in(page, server, "bob")
+        invitations = page.get_by_role("link", name=re.compile("Invitations"))
+        await expect(invitations).to_contain_text("1")
+        await invitations.click()
+        await expect(page.get_by_role("heading", name="Roadmap")).to_be_visible()
+        await expect(page.get_by_text("From alice@example.org")).to_be_visible()
+        await page.get_by_role("button", name="Accept").click()
+        await expect(page.get_by_text("No invitation is waiting for your answer.")).to_be_visible()
+        await expect(invitations).not_to_contain_text("1")
+        async with http.get(server.make_url("/dav/calendars/alice/calendar/web-1.ics"), auth=alice) as stored:
+            assert "PARTSTAT=ACCEPTED" in await stored.text()
+        await page.close()

@@ -10,6 +10,7 @@ with a Content-Security-Policy that allows no inline script or style.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,9 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import web
 
+from protocol import events, itip
+from protocol.events import EventFields
+from protocol.ical.values import parse_resource
 from server.forms import freckle_error, import_form
 from server.http import MAX_INT, REQUEST_USER, client_address, object_id, read_post, whole_number
 from server.services import Services
@@ -58,6 +62,10 @@ _templates.filters["thousands"] = lambda number: f"{number or 0:,}"
 def csrf_token(session: str) -> str:
     """The CSRF token of a session: derived from the cookie, which other sites cannot read."""
     return hmac.new(session.encode(), b"almanac web csrf", hashlib.sha256).hexdigest()
+
+
+#: the invitation page's buttons and the answers they give
+INVITATION_ANSWERS = {"accept": "ACCEPTED", "maybe": "TENTATIVE", "decline": "DECLINED"}
 
 
 def render(name: str, status: int = 200, **context: Any) -> web.Response:
@@ -118,8 +126,10 @@ class WebDoor:
 
         return wrapper
 
-    def page(self, name: str, user: User, session: str, **context: Any) -> web.Response:
-        return render(name, user=user, csrf=csrf_token(session), **context)
+    async def page(self, name: str, user: User, session: str, **context: Any) -> web.Response:
+        """A page for a signed-in user, with the count of their invitations in the navigation."""
+        waiting = len(await self.services.scheduling.pending(user))
+        return render(name, user=user, csrf=csrf_token(session), waiting=waiting, **context)
 
     async def signin_form(self, request: web.Request) -> web.Response:
         if await self.session(request):
@@ -156,7 +166,7 @@ class WebDoor:
     async def calendars(self, request: web.Request, user: User, session: str) -> web.Response:
         calendars = await self.services.calendars.of(user)
         shared = await self.services.access.shared_with(user)
-        return self.page("calendars.html", user, session, calendars=calendars, exports=EXPORTS, shared=shared)
+        return await self.page("calendars.html", user, session, calendars=calendars, exports=EXPORTS, shared=shared)
 
     # sharing -------------------------------------------------------------------------------
 
@@ -170,7 +180,7 @@ class WebDoor:
         is_owner = calendar.owner_id == user.id
         feed = await self.services.calendars.feed_status(user, calendar) if is_owner else None
         origin = f"{request.scheme}://{request.host}"
-        return self.page(
+        return await self.page(
             "sharing.html", user, session, calendar=calendar, owner=owner, grants=grants, is_owner=is_owner,
             levels=LEVELS, feed=feed, token=token, error=error, feed_url=token and f"{origin}{feed_path(token)}",
             feed_webcal=token and f"webcal://{request.host}{feed_path(token)}",
@@ -220,6 +230,31 @@ class WebDoor:
             raise web.HTTPBadRequest(text="answer is accept, decline or leave")
         raise web.HTTPSeeOther(f"{WEB}/#shared")
 
+    async def invitations(self, request: web.Request, user: User, session: str) -> web.Response:
+        """The meetings the user is invited to and has not answered, with accept, maybe and decline."""
+        pending = await self.services.scheduling.pending(user)
+
+        def described(text: str) -> tuple[EventFields, str]:
+            return events.view(text), (itip.organizer(parse_resource(text)) or "").removeprefix("mailto:")
+
+        shown = await asyncio.to_thread(lambda: [(found, *described(found.ical)) for found, _ in pending])
+        return await self.page("invitations.html", user, session, invitations=shown)
+
+    async def answer_invitation(self, request: web.Request, user: User, session: str) -> web.Response:
+        """One invitation answered (the organizer learns it as from any calendar program)."""
+        answer = INVITATION_ANSWERS.get(str((await read_post(request)).get("answer", "")))
+        if answer is None:
+            raise web.HTTPBadRequest(text="answer is accept, maybe or decline")
+        try:
+            found, calendar = await self.services.objects.get(user, int(request.match_info["id"]))
+        except ValueError:
+            raise web.HTTPNotFound() from None
+        try:
+            await self.services.objects.answer(user, calendar, found, answer)
+        except Invalid as refused:
+            raise web.HTTPBadRequest(text=f"{refused.message}\n") from None
+        raise web.HTTPSeeOther(f"{WEB}/invitations")
+
     async def export(self, request: web.Request, user: User, session: str) -> web.StreamResponse:
         fmt = request.query.get("format", "ics")
         if fmt not in EXPORTS:
@@ -249,7 +284,7 @@ class WebDoor:
 
     async def import_page(self, request: web.Request, user: User, session: str) -> web.Response:
         calendars = await self.services.calendars.of(user)
-        return self.page("import.html", user, session, calendars=calendars, chosen=request.query.get("calendar"))
+        return await self.page("import.html", user, session, calendars=calendars, chosen=request.query.get("calendar"))
 
     async def preview(self, request: web.Request, user: User, session: str) -> web.Response:
         """The dry run the import page shows before importing (JSON for its script)."""
@@ -271,7 +306,7 @@ class WebDoor:
             if "application/json" in request.headers.get("Accept", ""):
                 return freckle_error(error)
             calendars = await self.services.calendars.of(user)
-            return self.page("import.html", user, session, calendars=calendars, error=error.message)
+            return await self.page("import.html", user, session, calendars=calendars, error=error.message)
         if "application/json" in request.headers.get("Accept", ""):
             return web.json_response({"id": job.id, "url": import_page(job.id)}, status=202)
         raise web.HTTPSeeOther(import_page(job.id))
@@ -286,7 +321,9 @@ class WebDoor:
         )
         names = {c.id: c.name for c in await self.services.calendars.home(user)}
         pages = max(1, -(-total // PER_PAGE))
-        return self.page("imports.html", user, session, jobs=jobs, names=names, page=page, pages=pages, total=total)
+        return await self.page(
+            "imports.html", user, session, jobs=jobs, names=names, page=page, pages=pages, total=total
+        )
 
     async def job_of(self, request: web.Request, user: User) -> ImportJob:
         import_id = object_id(request.match_info["id"])
@@ -300,7 +337,7 @@ class WebDoor:
     async def detail(self, request: web.Request, user: User, session: str) -> web.Response:
         job = await self.job_of(request, user)
         names = {c.id: c.name for c in await self.services.calendars.home(user)}
-        return self.page("import_detail.html", user, session, job=job, names=names, finished=finished(job),
+        return await self.page("import_detail.html", user, session, job=job, names=names, finished=finished(job),
                          undone=request.query.get("undone"))  # fmt: skip
 
     async def status(self, request: web.Request, user: User, session: str) -> web.Response:
@@ -349,7 +386,7 @@ class WebDoor:
         calendars = [
             (c, origin + calendar_href(user, c), calid_of(c, user)) for c in await self.services.calendars.of(user)
         ]
-        return self.page("connect.html", user, session, origin=origin, calendars=calendars)
+        return await self.page("connect.html", user, session, origin=origin, calendars=calendars)
 
 
 def add_routes(app: web.Application, services: Services) -> None:
@@ -369,6 +406,8 @@ def add_routes(app: web.Application, services: Services) -> None:
     routes.add_get(f"{WEB}/imports/{{id}}/status", guarded(door.status))
     routes.add_post(f"{WEB}/imports/{{id}}/undo", guarded(door.undo))
     routes.add_get(f"{WEB}/connect", guarded(door.connect))
+    routes.add_get(f"{WEB}/invitations", guarded(door.invitations))
+    routes.add_post(f"{WEB}/invitations/{{id:\\d{{1,18}}}}", guarded(door.answer_invitation))
     routes.add_get(f"{WEB}/calendars/{{uuid}}/sharing", guarded(door.sharing))
     routes.add_post(f"{WEB}/calendars/{{uuid}}/share", guarded(door.share))
     routes.add_post(f"{WEB}/calendars/{{uuid}}/grants/{{id}}/revoke", guarded(door.revoke))
