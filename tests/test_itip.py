@@ -9,6 +9,7 @@ from icalendar import Alarm, Calendar
 
 from protocol.itip import (
     address,
+    answered,
     answers,
     apply_reply,
     attendee_addresses,
@@ -17,11 +18,14 @@ from protocol.itip import (
     attendees,
     by_instance,
     cancel,
+    cancelled_instances,
+    merge_answers,
     organizer,
     partstat,
     reply,
     request,
     significant,
+    without_answers,
 )
 
 ALICE, BOB, CAROL, DAN = (
@@ -195,3 +199,37 @@ def test_an_update_keeps_what_the_attendee_owns() -> None:
     assert [c.name for c in kept.subcomponents] == ["VALARM"] and partstat(attendees(kept)[CAROL]) == "ACCEPTED"
     reset = by_instance(attendee_copy(update, CAROL, first, reset=True))[None]
     assert partstat(attendees(reset)[CAROL]) == "NEEDS-ACTION" and reset["TRANSP"] == "TRANSPARENT"
+
+
+def test_what_an_attendees_write_answers_and_what_it_keeps() -> None:
+    """``answered``: the instances whose PARTSTAT changed and the ones removed with an EXDATE
+    (declined); ``reply`` says both; ``merge_answers`` keeps what scheduling recorded of the
+    others; ``without_answers`` tells answers-only changes apart."""
+    old = meeting()
+    new = Calendar.from_ical(
+        MEETING.replace("RRULE:FREQ=WEEKLY;COUNT=4\r\n", "RRULE:FREQ=WEEKLY;COUNT=4\r\nEXDATE:20270118T090000Z\r\n")
+    )
+    attendees(by_instance(new)[SECOND])[CAROL].params["PARTSTAT"] = "TENTATIVE"
+    attendees(by_instance(new)[None])[BOB].params["PARTSTAT"] = "DECLINED"  # not carol's to say
+    changed, declined = answered(old, new, CAROL)
+    assert changed == [SECOND] and declined == [THIRD]
+    message = reply(new, CAROL, changed, declined)
+    assert sorted((a.instance, a.partstat) for a in answers(message)) == [(SECOND, "TENTATIVE"), (THIRD, "DECLINED")]
+    merge_answers(new, old, [BOB])
+    assert partstat(attendees(by_instance(new)[None])[BOB]) == "NEEDS-ACTION"  # scheduling's record wins
+    assert without_answers(new) != without_answers(old)  # the EXDATE is more than an answer
+    answered_only = meeting()
+    attendees(by_instance(answered_only)[None])[BOB].params["PARTSTAT"] = "ACCEPTED"
+    assert without_answers(answered_only) == without_answers(meeting())
+
+
+def test_instances_taken_from_an_attendee() -> None:
+    """``cancelled_instances``: an EXDATE added to a series that invites them, and an override
+    that invited them and no longer does (the master not inviting them)."""
+    new = Calendar.from_ical(
+        MEETING.replace("RRULE:FREQ=WEEKLY;COUNT=4\r\n", "RRULE:FREQ=WEEKLY;COUNT=4\r\nEXDATE:20270118T090000Z\r\n")
+        .replace("ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:dan@example.org\r\n", "")
+    )  # fmt: skip
+    assert cancelled_instances(meeting(), new, CAROL) == [THIRD]
+    assert cancelled_instances(meeting(), new, DAN) == [SECOND]
+    assert cancelled_instances(meeting(), meeting(), CAROL) == []
