@@ -129,12 +129,14 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
         sys.setswitchinterval(0.001)
         await services.store.open()
         await services.imports.start()
+        await services.mail.start()
         # What is alive once started (modules, caches) lives as long as the process: keep it out
         # of the collector's full passes, which otherwise pause every thread for the whole heap.
         gc.freeze()
 
     async def close_store(_: web.Application) -> None:
         await services.imports.stop()
+        await services.mail.stop()
         await services.store.close()
         services.users.passwords.close()
 

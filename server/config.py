@@ -47,6 +47,12 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("web", "session_timeout"): "604800",
     ("scheduling", "free_busy"): "grants",
     ("scheduling", "inbox_days"): "30",
+    ("smtp", "host"): "",
+    ("smtp", "port"): "25",
+    ("smtp", "username"): "",
+    ("smtp", "password"): "",
+    ("smtp", "starttls"): "auto",
+    ("smtp", "sender"): "",
 }
 #: whose busy times a signed-in user may see: as the grants say, or every user's
 FREE_BUSY = ("grants", "everyone")
@@ -91,6 +97,14 @@ class Config:
     #: their freebusy grants reach
     free_busy: str = "grants"
     inbox_days: int = 30  #: days a scheduling message stays in an inbox
+    #: the mail server invitations to people outside go through (iMIP); empty: none are mailed
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: str = "auto"  #: auto (when the server offers it), always, never
+    #: the address mail is sent from; replies go to it with a token: sender+TOKEN@domain
+    smtp_sender: str = ""
     #: which of ``serve --workers N`` this process is (not a setting: the server numbers them)
     worker: int = 0
 
@@ -160,6 +174,13 @@ def load(
     free_busy = values[("scheduling", "free_busy")].lower()
     if free_busy not in FREE_BUSY:
         raise ConfigError(f"{setting('scheduling', 'free_busy')} must be grants or everyone, not {free_busy!r}")
+    starttls = values[("smtp", "starttls")].lower()
+    if starttls not in ("auto", "always", "never"):
+        raise ConfigError(f"{setting('smtp', 'starttls')} must be auto, always or never, not {starttls!r}")
+    sender = values[("smtp", "sender")].strip()
+    if values[("smtp", "host")].strip() and "@" not in sender:
+        needed = f"{setting('smtp', 'sender')} must be an e-mail address"
+        raise ConfigError(f"{needed} when {setting('smtp', 'host')} is set")
     if scheme not in ("argon2", "bcrypt"):
         raise ConfigError(f"{setting('auth', 'password_scheme')} must be argon2 or bcrypt, not {scheme!r}")
     return Config(
@@ -190,4 +211,10 @@ def load(
         web_session_timeout=_integer(values, ("web", "session_timeout"), 60),
         free_busy=free_busy,
         inbox_days=_integer(values, ("scheduling", "inbox_days"), 1),
+        smtp_host=values[("smtp", "host")].strip(),
+        smtp_port=_integer(values, ("smtp", "port"), 1),
+        smtp_username=values[("smtp", "username")],
+        smtp_password=values[("smtp", "password")],
+        smtp_starttls=starttls,
+        smtp_sender=sender,
     )

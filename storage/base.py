@@ -19,6 +19,7 @@ from storage.model import (
     ImportTarget,
     InboxItem,
     JobStatus,
+    Mail,
     NewCalendar,
     NewImport,
     ObjectDelete,
@@ -430,11 +431,16 @@ class Store(ABC):
 
     @abstractmethod
     async def write_scheduled(
-        self, steps: Sequence[ObjectPut | ObjectDelete], inbox: Sequence[InboxItem] = (), expire_before: str = ""
+        self,
+        steps: Sequence[ObjectPut | ObjectDelete],
+        inbox: Sequence[InboxItem] = (),
+        expire_before: str = "",
+        mail: Sequence[Mail] = (),
     ) -> list[tuple[CalendarObject | None, bool]]:
         """In one transaction: every write and deletion (as ``put_object`` and ``delete_object``
-        do them) and the inbox items, after dropping their recipients' items delivered before
-        ``expire_before`` (an ISO time). Per step, the object written (None for a deletion) and
+        do them), the inbox items, after dropping their recipients' items delivered before
+        ``expire_before`` (an ISO time), and the mail queued (one already queued with the same
+        ``dedupe`` is not queued again). Per step, the object written (None for a deletion) and
         whether it was created (for a deletion: whether there was one). A PreconditionFailed
         says which step failed (its ``step``); nothing is then written."""
 
@@ -447,3 +453,16 @@ class Store(ABC):
 
     @abstractmethod
     async def delete_inbox_item(self, user_id: int, name: str) -> bool: ...
+
+    @abstractmethod
+    async def imip_token(self, organizer_id: int, attendee: str, uid: str, fresh: str) -> str:
+        """The reply token of (organizer, attendee, meeting): the one it has, else ``fresh``."""
+
+    @abstractmethod
+    async def claim_mail(self, runner: str, now: int, lease_until: int) -> Mail | None:
+        """The oldest queued mail due by ``now`` that no one holds, leased to ``runner`` until
+        ``lease_until`` (one process across nodes gets it), its attempts counted; or None."""
+
+    @abstractmethod
+    async def mail_done(self, mail_id: int, runner: str, error: str | None, retry_at: int | None) -> None:
+        """A claimed mail sent (``error`` None), to be tried again at ``retry_at``, or given up."""

@@ -314,3 +314,16 @@ class ObjectDelete:
     href: str
     if_etag: str | None = None
     by: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Mail:
+    """An e-mail in the queue (iMIP): whom to, the whole message, how often it was tried.
+    ``dedupe`` names the change it tells (the recipient and the iTIP text): queued once."""
+
+    organizer_id: int
+    dedupe: str
+    recipient: str
+    message: str
+    attempts: int = 0
+    id: int = 0

@@ -11,6 +11,7 @@ from server.services.access import AccessService
 from server.services.auth import LoginThrottle, Passwords
 from server.services.calendars import CalendarService
 from server.services.imports import FileReader, ImportService, ParseProcesses
+from server.services.mail import MailSender
 from server.services.objects import ObjectService
 from server.services.scheduling import SchedulingService
 from server.services.users import UserService
@@ -28,6 +29,7 @@ class Services:
     imports: ImportService
     access: AccessService  #: who may do what with a calendar; every calendars call asks it
     scheduling: SchedulingService  #: meetings: what a write delivers, inboxes, free/busy (RFC 6638)
+    mail: MailSender  #: sends the queued invitations to people outside the server (iMIP)
 
     async def readiness(self) -> str | None:
         """None when the server can serve (its store answers, its schema is current); else why not."""
@@ -49,7 +51,7 @@ def build(config: Config, store: Store | None = None) -> Services:
     scheduling = SchedulingService(store, calendars, config)
     objects = ObjectService(store, calendars, scheduling, reader, config)
     imports = ImportService(store, calendars, reader, config)
-    return Services(config, store, users, calendars, objects, imports, access, scheduling)
+    return Services(config, store, users, calendars, objects, imports, access, scheduling, MailSender(store, config))
 
 
 @asynccontextmanager

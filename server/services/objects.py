@@ -29,7 +29,7 @@ from server.services.imports.files import FileReader, ImportRequest, Upload
 from server.services.scheduling import SchedulingService
 from storage.base import Store
 from storage.errors import REPLACES_UID, Conflict, Gone, PreconditionFailed, StoreUnavailable
-from storage.model import Calendar, CalendarObject, InboxItem, ObjectDelete, ObjectPut, User
+from storage.model import Calendar, CalendarObject, InboxItem, Mail, ObjectDelete, ObjectPut, User
 
 #: a change to an object: given its parsed text, changes it in place and returns the component it
 #: changed, which is checked before anything is written (runs in a thread; ValueError refuses it)
@@ -134,7 +134,10 @@ class ObjectService:
             first = ObjectPut(calendar.id, write, condition, create_only or (not own and old is None))
             try:
                 saved, created = await self._write(
-                    calendar, [first, *(plan.steps if plan else ())], plan.inbox if plan else ()
+                    calendar,
+                    [first, *(plan.steps if plan else ())],
+                    plan.inbox if plan else (),
+                    plan.mail if plan else (),
                 )
             except PreconditionFailed as failed:
                 if own and failed.step == 0:
@@ -144,18 +147,22 @@ class ObjectService:
         raise StoreUnavailable("the meeting kept changing while it was written: try again")
 
     async def _write(
-        self, calendar: Calendar, steps: Sequence[ObjectPut | ObjectDelete], inbox: Sequence[InboxItem]
+        self,
+        calendar: Calendar,
+        steps: Sequence[ObjectPut | ObjectDelete],
+        inbox: Sequence[InboxItem],
+        mail: Sequence[Mail] = (),
     ) -> tuple[CalendarObject, bool]:
         """The first step's object written (with the rest, in one transaction), and whether it was
         created; a UID another object holds is Invalid."""
         first = steps[0]
         assert isinstance(first, ObjectPut)
         try:
-            if len(steps) == 1 and not inbox:
+            if len(steps) == 1 and not inbox and not mail:
                 return await self.store.put_object(
                     calendar.id, first.write, if_etag=first.if_etag, create_only=first.create_only
                 )
-            found, created = (await self.store.write_scheduled(steps, inbox, self.scheduling.expired()))[0]
+            found, created = (await self.store.write_scheduled(steps, inbox, self.scheduling.expired(), mail))[0]
         except Conflict as conflict:
             if conflict.message == REPLACES_UID:
                 message = f"{first.write.href} holds another UID than {first.write.uid}: a write keeps an object's UID"
@@ -315,7 +322,9 @@ class ObjectService:
                 return await self.store.delete_object(calendar.id, href, if_etag=if_etag, by=user.id)
             first = ObjectDelete(calendar.id, href, if_etag or old.etag, user.id)
             try:
-                written = await self.store.write_scheduled([first, *plan.steps], plan.inbox, self.scheduling.expired())
+                written = await self.store.write_scheduled(
+                    [first, *plan.steps], plan.inbox, self.scheduling.expired(), plan.mail
+                )
                 return written[0][1]
             except PreconditionFailed as failed:
                 if if_etag is not None and failed.step == 0:

@@ -53,6 +53,12 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     "login_failures": (("key", "at"), "key, at"),
     "login_turns": (("key", "turn"), "key"),
     "schedule_inbox": (("id", "user_id", "name", "uid", "method", "ical", "created_at"), "id"),
+    "mail_queue": (
+        ("id", "organizer_id", "dedupe", "recipient", "message", "state", "attempts", "next_attempt", "runner",
+         "lease_until", "error", "created_at", "sent_at"),
+        "id",
+    ),
+    "imip_tokens": (("token", "organizer_id", "attendee", "uid"), "token"),
 }  # fmt: skip
 #: rows read and written at a time (a piece of an upload is 1 MiB at most)
 BATCH = {"import_upload_pieces": 8, "objects": 500}

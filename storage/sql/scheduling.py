@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from storage.errors import REPLACES_UID, Conflict, Gone, PreconditionFailed
-from storage.model import Calendar, CalendarObject, InboxItem, ObjectDelete, ObjectPut, User, now_iso
+from storage.model import Calendar, CalendarObject, InboxItem, Mail, ObjectDelete, ObjectPut, User, now_iso
 from storage.sql.calendars import Calendars
 from storage.sql.database import Row, Tx
 from storage.sql.objects import CHANGED, OBJECT_COLUMNS_OF_O, Placed
@@ -45,7 +45,11 @@ class Scheduling(Calendars):
         return found
 
     async def write_scheduled(
-        self, steps: Sequence[ObjectPut | ObjectDelete], inbox: Sequence[InboxItem] = (), expire_before: str = ""
+        self,
+        steps: Sequence[ObjectPut | ObjectDelete],
+        inbox: Sequence[InboxItem] = (),
+        expire_before: str = "",
+        mail: Sequence[Mail] = (),
     ) -> list[tuple[CalendarObject | None, bool]]:
         puts = [(index, step) for index, step in enumerate(steps) if isinstance(step, ObjectPut)]
         results: list[tuple[CalendarObject | None, bool]] = [(None, False)] * len(steps)
@@ -90,6 +94,12 @@ class Scheduling(Calendars):
                 )
                 results[0] = (calendar_object(present(row)), results[0][1])
             await self._deliver(tx, inbox, expire_before)
+            if mail:
+                await tx.many(
+                    "INSERT INTO mail_queue (organizer_id, dedupe, recipient, message, created_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (dedupe) DO NOTHING",
+                    [(m.organizer_id, m.dedupe, m.recipient, m.message, now_iso()) for m in mail],
+                )
         return results
 
     async def _bump_all(self, tx: Tx, calendar_ids: Sequence[int]) -> dict[int, int]:
@@ -164,3 +174,41 @@ class Scheduling(Calendars):
     async def delete_inbox_item(self, user_id: int, name: str) -> bool:
         async with self.db.transaction() as tx:
             return await tx.run("DELETE FROM schedule_inbox WHERE user_id = ? AND name = ?", (user_id, name)) > 0
+
+    async def imip_token(self, organizer_id: int, attendee: str, uid: str, fresh: str) -> str:
+        async with self.db.transaction() as tx:
+            await tx.run(
+                "INSERT INTO imip_tokens (token, organizer_id, attendee, uid) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (organizer_id, attendee, uid) DO NOTHING",
+                (fresh, organizer_id, attendee, uid),
+            )
+            row = await tx.one(
+                "SELECT token FROM imip_tokens WHERE organizer_id = ? AND attendee = ? AND uid = ?",
+                (organizer_id, attendee, uid),
+            )
+        return str(present(row)[0])
+
+    async def claim_mail(self, runner: str, now: int, lease_until: int) -> Mail | None:
+        async with self.db.transaction() as tx:
+            row = await tx.one(
+                "SELECT id FROM mail_queue WHERE state = 'queued' AND next_attempt <= ? "
+                "AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT 1" + self.db.skip_locked,
+                (now, now),
+            )
+            if row is None:
+                return None
+            await tx.run(
+                "UPDATE mail_queue SET runner = ?, lease_until = ?, attempts = attempts + 1 WHERE id = ?",
+                (runner, lease_until, row[0]),
+            )
+            found = await tx.one("SELECT * FROM mail_queue WHERE id = ?", (row[0],))
+        return record(Mail, present(found))
+
+    async def mail_done(self, mail_id: int, runner: str, error: str | None, retry_at: int | None) -> None:
+        state = "sent" if error is None else "queued" if retry_at is not None else "failed"
+        async with self.db.transaction() as tx:
+            await tx.run(
+                "UPDATE mail_queue SET state = ?, error = ?, next_attempt = ?, lease_until = NULL, sent_at = ? "
+                "WHERE id = ? AND runner = ?",
+                (state, error, retry_at or 0, now_iso() if error is None else None, mail_id, runner),
+            )

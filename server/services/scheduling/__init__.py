@@ -15,8 +15,10 @@ calendars, or every user's when ``[scheduling] free_busy = everyone``. Rooms and
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from icalendar import Calendar as ICalendar
 from icalendar import vCalAddress
 
-from protocol import itip
+from protocol import imip, itip
 from protocol.ical.busy import BusyPeriod
 from protocol.ical.resources import Resource
 from protocol.ical.values import href_for_uid, parse_resource
@@ -36,6 +38,7 @@ from server.services.errors import Invalid
 from server.services.scheduling.changes import (
     Delivery,
     Local,
+    Mailing,
     Outcome,
     attendee_change,
     attendee_delete,
@@ -43,7 +46,7 @@ from server.services.scheduling.changes import (
     organizer_delete,
 )
 from storage.base import Store
-from storage.model import Calendar, CalendarObject, InboxItem, ObjectDelete, ObjectPut, User, now_iso
+from storage.model import Calendar, CalendarObject, InboxItem, Mail, ObjectDelete, ObjectPut, User, now_iso
 
 #: the e-mail addresses in a resource's ORGANIZER and ATTENDEE lines (a line may be folded after
 #: its colon; these are candidates, matched against the users)
@@ -79,6 +82,7 @@ class Scheduled:
     rewritten: bool
     steps: list[ObjectPut | ObjectDelete] = field(default_factory=list)
     inbox: list[InboxItem] = field(default_factory=list)
+    mail: list[Mail] = field(default_factory=list)  #: to attendees outside the server (iMIP)
 
 
 def new_tag() -> str:
@@ -118,8 +122,9 @@ class SchedulingService:
                 raise Invalid(f"a meeting has {MAX_ATTENDEES} attendees at most", code="too_many_attendees")
             locals_ = await self._locals(everyone - {me}, resource.uid)
             await self._self_answers(locals_, resource)
+            mail = self.mails(resource.end)
             outcome = await asyncio.to_thread(
-                organizer_change, before if was == me else None, new, me, locals_, self.config.max_instances
+                organizer_change, before if was == me else None, new, me, locals_, self.config.max_instances, mail
             )
         elif organizer is not None and me in itip.attendee_addresses(new):
             found, others = await self._organizer_and_others(organizer, new, me, resource.uid)
@@ -156,15 +161,24 @@ class SchedulingService:
             return None
         if organizer == me:
             locals_ = await self._locals(itip.attendee_addresses(before) - {me}, old.uid)
-            deliveries = await asyncio.to_thread(organizer_delete, before, me, locals_)
+            deliveries, mailings = await asyncio.to_thread(
+                organizer_delete, before, me, locals_, self.mails(old.end_utc)
+            )
         elif me in itip.attendee_addresses(before) and reply:
             found, others = await self._organizer_and_others(organizer, before, me, old.uid)
             deliveries = await asyncio.to_thread(attendee_delete, before, me, found, others, self.config.max_instances)
+            mailings = []
         else:
             return None
-        scheduled = Scheduled(Resource(old.uid, old.component, "", None, None), None, False)
-        await self._deliver(scheduled, Outcome(scheduled.resource, False, False, deliveries), actor, owner)
+        gone = Resource(old.uid, old.component, "", None, None, summary=old.summary)
+        scheduled = Scheduled(gone, None, False)
+        await self._deliver(scheduled, Outcome(gone, False, False, deliveries, mail=mailings), actor, owner)
         return scheduled
+
+    def mails(self, end: int | None) -> bool:
+        """Whether a meeting ending at ``end`` (epoch seconds; None: never) is mailed to attendees
+        outside the server: when mail is set up (``[smtp] host``), and never for the past."""
+        return bool(self.config.smtp_host) and (end is None or end > time.time())
 
     async def _owner(self, actor: User, calendar: Calendar) -> User | None:
         return actor if actor.id == calendar.owner_id else await self.store.get_user(calendar.owner_id)
@@ -218,10 +232,25 @@ class SchedulingService:
                 scheduled.steps.append(step)
             if delivery.message is not None:
                 scheduled.inbox.append(_item(delivery.local.user.id, scheduled.resource.uid, delivery))
+        for mailing in outcome.mail:
+            scheduled.mail.append(await self._mail(owner, scheduled.resource, mailing))
         for text in outcome.replies:
             scheduled.inbox.append(
                 _item(owner.id, scheduled.resource.uid, Delivery(Local(owner, ""), message=text, method="REPLY"))
             )
+
+    async def _mail(self, organizer: User, resource: Resource, mailing: Mailing) -> Mail:
+        """The e-mail telling an attendee outside the server ``mailing`` (iMIP), with the reply
+        token of (organizer, attendee, meeting); the same change queued twice is mailed once."""
+        token = await self.store.imip_token(organizer.id, mailing.address, resource.uid, secrets.token_urlsafe(12))
+        recipient = mailing.address.removeprefix("mailto:")
+        text = imip.message(
+            mailing.method, mailing.text, summary=resource.summary, organizer_name=organizer.username,
+            sender=self.config.smtp_sender, recipient=recipient, token=token, update=mailing.update,
+        )  # fmt: skip
+        told = await asyncio.to_thread(lambda: itip.without_answers(parse_resource(mailing.text)))
+        dedupe = hashlib.sha256(recipient.encode() + b"\0" + mailing.method.encode() + b"\0" + told).hexdigest()
+        return Mail(organizer.id, dedupe, recipient, text)
 
     async def _step(
         self, delivery: Delivery, actor: User, defaults: dict[int, Calendar]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from icalendar import Calendar
 
@@ -22,6 +23,8 @@ from storage.model import CalendarObject, User
 #: answered (a room at once, an attendee's REPLY); not delivered (an address no one here has,
 #: while no mail goes out)
 DELIVERED, ANSWERED, NO_SUCH_USER = "1.2", "2.0", "3.7"
+#: SCHEDULE-STATUS of a message on its way by e-mail (RFC 6638 3.2.9: pending)
+MAILED = "1.1"
 
 
 @dataclass(slots=True)
@@ -50,6 +53,15 @@ class Delivery:
     method: str = ""
 
 
+class Mailing(NamedTuple):
+    """An iTIP message for an attendee outside the server: it goes by e-mail (iMIP)."""
+
+    address: str
+    method: str  #: REQUEST or CANCEL
+    text: str
+    update: bool = False  #: a change of an invitation they had
+
+
 @dataclass(slots=True)
 class Outcome:
     """What a write does: the resource written in place of the one sent, and the deliveries."""
@@ -60,6 +72,8 @@ class Outcome:
     deliveries: list[Delivery] = field(default_factory=list)
     #: answers rooms and resources gave on their own (REPLY texts), for the organizer's inbox
     replies: list[str] = field(default_factory=list)
+    #: iTIP messages for attendees outside the server, to mail: (address, method, text, update)
+    mail: list[Mailing] = field(default_factory=list)
 
 
 def _resource(calendar: Calendar, max_instances: int) -> Resource:
@@ -92,8 +106,10 @@ def organizer_change(
     organizer: str,
     locals_: dict[str, Local],
     max_instances: int,
+    mail: bool = False,
 ) -> Outcome:
-    """An organizer's write: answers recorded so far are kept unless the change is significant
+    """An organizer's write (``mail``: attendees outside the server are mailed): answers
+    recorded so far are kept unless the change is significant
     (then every attendee is asked again), rooms answer, each attendee the server schedules for
     gets a REQUEST (their copy made or updated) or a CANCEL (removed, or instances taken away),
     and SCHEDULE-STATUS says per attendee what became of it."""
@@ -123,7 +139,7 @@ def organizer_change(
         for line in lines:
             if answer:
                 line.params.pop("RSVP", None)
-            status = NO_SUCH_USER if local is None else ANSWERED if answer else DELIVERED
+            status = (MAILED if mail else NO_SUCH_USER) if local is None else ANSWERED if answer else DELIVERED
             line.params.update(answer, **{"SCHEDULE-STATUS": status})
     # then what each gets: attendees of the same instances get the same REQUEST, and the same
     # first copy (so inviting a hundred costs little more than inviting one)
@@ -131,19 +147,25 @@ def organizer_change(
     first_copies: dict[frozenset[datetime | None], Resource] = {}
     deliveries: list[Delivery] = []
     replies: list[str] = []
+    mailings: list[Mailing] = []
     for address in scheduled:
         local = locals_.get(address)
         instances = frozenset(rid for rid, _ in index[address])
-        if local is None or not instances:
+        if (local is None and not mail) or not instances:
             continue
         invited = address not in before
-        if local.copy is None and not (invited or significant or address in forced):
+        if local is not None and local.copy is None and not (invited or significant or address in forced):
             continue  # they removed their copy (declining): a minor change does not bring it back
         if instances not in messages:
             request = itip.request(new, address)
             assert request is not None  # they are invited to these instances
             messages[instances] = request, _text(request)
         message, text = messages[instances]
+        if local is None:  # outside the server: by e-mail (the queue mails one text once)
+            mailings.append(Mailing(address, "REQUEST", text, update=not invited))
+            if old is not None and not invited and (gone := itip.cancelled_instances(old, new, address)):
+                mailings.append(Mailing(address, "CANCEL", _text(itip.cancel(old, address, gone))))
+            continue
         if local.copy is None and local.answer is None:
             if instances not in first_copies:
                 first_copies[instances] = _resource(itip.attendee_copy(message, address), max_instances)
@@ -158,25 +180,31 @@ def organizer_change(
             deliveries.append(Delivery(local, write=False, message=cancelled, method="CANCEL"))
         if local.answer is not None:  # a room's answer, as if it had replied
             replies.append(_text(itip.reply(new, address)))
-    for address in sorted(before - now - {organizer}):
-        local = locals_.get(address)
-        if local is not None and old is not None and itip.scheduled_by_server(old, address):
-            deliveries.append(Delivery(local, None, message=_text(itip.cancel(old, address)), method="CANCEL"))
+    if old is not None:
+        removed, mailed = organizer_delete(old, organizer, locals_, mail, only=before - now)
+        deliveries += removed
+        mailings += mailed
     resource = _resource(new, max_instances)
-    return Outcome(
-        resource, itip.answers_state(new) != sent_before, keep_tag=False, deliveries=deliveries, replies=replies
-    )
+    rewritten = itip.answers_state(new) != sent_before
+    return Outcome(resource, rewritten, keep_tag=False, deliveries=deliveries, replies=replies, mail=mailings)
 
 
-def organizer_delete(old: Calendar, organizer: str, locals_: dict[str, Local]) -> list[Delivery]:
-    """The organizer removed the meeting: every attendee the server schedules for gets a CANCEL
-    and loses their copy."""
-    deliveries = []
-    for address in sorted(itip.attendee_addresses(old) - {organizer}):
+def organizer_delete(
+    old: Calendar, organizer: str, locals_: dict[str, Local], mail: bool = False, only: set[str] | None = None
+) -> tuple[list[Delivery], list[Mailing]]:
+    """The organizer removed the meeting (or, ``only``, these attendees from it): every attendee
+    the server schedules for gets a CANCEL and loses their copy; those outside, by e-mail."""
+    deliveries, mailings = [], []
+    for address in sorted((itip.attendee_addresses(old) if only is None else only) - {organizer}):
+        if not itip.scheduled_by_server(old, address):
+            continue
         local = locals_.get(address)
-        if local is not None and itip.scheduled_by_server(old, address):
-            deliveries.append(Delivery(local, None, message=_text(itip.cancel(old, address)), method="CANCEL"))
-    return deliveries
+        text = _text(itip.cancel(old, address))
+        if local is not None:
+            deliveries.append(Delivery(local, None, message=text, method="CANCEL"))
+        elif mail:
+            mailings.append(Mailing(address, "CANCEL", text))
+    return deliveries, mailings
 
 
 def attendee_change(

@@ -1,0 +1,138 @@
+"""iMIP (RFC 6047): invitations, updates and cancellations to attendees outside the server go
+out by e-mail through a real SMTP server run in the test process (aiosmtpd), from the queue in
+the store: each change once, never for the past, each message by one sender of several nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from email.message import Message
+
+import pytest
+from aiohttp.test_utils import TestClient
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
+
+from server.app import create_app
+from server.config import Config
+from tests.helpers import basic, free_port
+
+SENDER = "calendar@almanac.test"
+
+
+class Received:
+    """What the SMTP server was given."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:  # noqa: N802 (aiosmtpd's name)
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+    def messages(self) -> list[Message]:
+        return [email.message_from_bytes(e.content) for e in self.envelopes]  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Received, int]]:
+    received, port = Received(), free_port()
+    controller = Controller(received, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield received, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+async def mailing(
+    aiohttp_client: Callable[..., Awaitable[TestClient]], config: Config, smtp: tuple[Received, int]
+) -> AsyncIterator[tuple[TestClient, Received, Config]]:
+    mailed = dataclasses.replace(
+        config, smtp_host="127.0.0.1", smtp_port=smtp[1], smtp_sender=SENDER, smtp_starttls="never"
+    )
+    client = await aiohttp_client(create_app(mailed))
+    for name in ("alice", "bob"):
+        signed = await client.post(
+            "/v1/users", json={"username": name, "password": "correct horse", "email": f"{name}@example.org"}
+        )
+        assert signed.status == 201
+    yield client, smtp[0], mailed
+
+
+def meeting(summary: str = "Plan", start: str = "20270405T090000Z", attendees: str = "carol@elsewhere.example") -> str:
+    lines = "".join(f"ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{a}\r\n" for a in attendees.split())
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:im-1\r\nDTSTAMP:20270101T000000Z\r\n"
+        f"DTSTART:{start}\r\nDURATION:PT1H\r\nSUMMARY:{summary}\r\nORGANIZER:mailto:alice@example.org\r\n"
+        f"ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:bob@example.org\r\n{lines}END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+async def put(client: TestClient, text: str) -> int:
+    headers = {**basic("alice"), "Content-Type": "text/calendar"}
+    return (await client.put("/dav/calendars/alice/calendar/im-1.ics", data=text, headers=headers)).status
+
+
+async def mails(received: Received, count: int, seconds: float = 10) -> list[Message]:
+    """The messages once there are ``count`` (or after ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while len(received.envelopes) < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return received.messages()
+
+
+def calendar_part(message: Message) -> tuple[str, str]:
+    part = next(p for p in message.walk() if p.get_content_type() == "text/calendar")
+    return str(part.get_param("method")), part.get_payload(decode=True).decode()  # type: ignore[union-attr]
+
+
+async def test_an_outside_attendee_is_invited_updated_and_cancelled_by_mail(
+    mailing: tuple[TestClient, Received, Config],
+) -> None:
+    client, received, _ = mailing
+    assert await put(client, meeting()) == 201
+    [invitation] = await mails(received, 1)
+    assert received.envelopes[0].mail_from == SENDER and received.envelopes[0].rcpt_tos == ["carol@elsewhere.example"]
+    assert invitation["Subject"] == "Invitation: Plan" and invitation["To"] == "carol@elsewhere.example"
+    token = invitation["Reply-To"].removeprefix("calendar+").removesuffix("@almanac.test")
+    assert token and invitation["Reply-To"] == f"calendar+{token}@almanac.test"
+    method, text = calendar_part(invitation)
+    assert method == "REQUEST" and "METHOD:REQUEST" in text and "UID:im-1" in text
+    stored = await (await client.get("/dav/calendars/alice/calendar/im-1.ics", headers=basic("alice"))).text()
+    assert "SCHEDULE-STATUS=1.1:mailto:carol@elsewhere.example" in stored.replace("\r\n ", "")  # pending
+    assert await put(client, meeting()) == 204  # the same again: no second mail
+    await asyncio.sleep(2)
+    assert len(received.envelopes) == 1
+    assert await put(client, meeting("Plan, with numbers")) == 204
+    update = (await mails(received, 2))[1]
+    assert update["Subject"].startswith("Updated invitation") and update["Reply-To"] == invitation["Reply-To"]
+    removed = await client.delete("/dav/calendars/alice/calendar/im-1.ics", headers=basic("alice"))
+    assert removed.status == 204
+    cancel = (await mails(received, 3))[2]
+    assert calendar_part(cancel)[0] == "CANCEL" and cancel["Subject"].startswith("Cancelled")
+
+
+async def test_nothing_is_mailed_for_the_past(mailing: tuple[TestClient, Received, Config]) -> None:
+    client, received, _ = mailing
+    assert await put(client, meeting(start="20200405T090000Z")) == 201
+    await asyncio.sleep(2)
+    assert received.envelopes == []
+
+
+async def test_two_nodes_send_each_message_once(
+    aiohttp_client: Callable[..., Awaitable[TestClient]], mailing: tuple[TestClient, Received, Config]
+) -> None:
+    """Two servers on one store each run a sender: every message goes out once."""
+    client, received, config = mailing
+    await aiohttp_client(create_app(dataclasses.replace(config, worker=1)))
+    for n in range(5):
+        assert await put(client, meeting(f"Plan {n}")) in (201, 204)
+    await mails(received, 5)
+    await asyncio.sleep(2)
+    subjects = [m["Subject"] for m in received.messages()]
+    assert len(subjects) == 5 and len(set(subjects)) == 5
