@@ -10,6 +10,8 @@ transaction. A free/busy request for several attendees (RFC 6638 5) answers each
 busy periods as far as the asker may see them: the ``freebusy`` grant on each of their
 calendars, or every user's when ``[scheduling] free_busy = everyone``. Rooms and resources
 (users whose ``cutype`` says so) accept an invitation when free and decline it when busy.
+Attendees outside the server are mailed (iMIP: queued with the change, sent by
+``services.mail``) when ``[smtp]`` is set up. Pending invitations are read from the inbox.
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ from server.services.scheduling.changes import (
 from storage.base import Store
 from storage.model import Calendar, CalendarObject, InboxItem, Mail, ObjectDelete, ObjectPut, User, now_iso
 
-#: the e-mail addresses in a resource's ORGANIZER and ATTENDEE lines (a line may be folded after
-#: its colon; these are candidates, matched against the users)
+#: the e-mail addresses in a resource's (unfolded) ORGANIZER and ATTENDEE lines: candidates,
+#: matched against the users
 _MAILTO = re.compile(r"^(?:ORGANIZER|ATTENDEE)[^\r\n]*?:mailto:([^\s;:@]+@[^\s;:]+)", re.IGNORECASE | re.MULTILINE)
 #: attendees one scheduling object resource may have (a bound on the work one write starts)
 MAX_ATTENDEES = 500
