@@ -3,6 +3,8 @@ message is built from the iTIP text and who sends it; nothing is sent here."""
 
 from __future__ import annotations
 
+import email
+from email import policy
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 
@@ -48,3 +50,17 @@ def message(
         itip_text.encode(), maintype="text", subtype="calendar", params={"method": method, "charset": "utf-8"}
     )
     return mail.as_string()
+
+
+def calendar_part(body: bytes) -> str | None:
+    """The iCalendar an e-mail carries: its ``text/calendar`` part (or an ``.ics`` attachment,
+    as some mail programs send it), or None."""
+    mail = email.message_from_bytes(body, policy=policy.default)
+    for part in mail.walk():
+        kind = part.get_content_type()
+        named = (part.get_filename() or "").lower().endswith(".ics")
+        if kind == "text/calendar" or (named and kind in ("application/ics", "application/octet-stream")):
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import sys
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from server import urls, wcap
+from server import imip, urls, wcap
 from server.caldav import door as caldav
 from server.config import Config
 from server.http import IDLE_TIMEOUT, REQUEST_STARTED, REQUEST_USER, SERVICES
@@ -123,6 +124,8 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
     app[SERVICES] = services
     app[IDLE_TIMEOUT] = config.idle_timeout
 
+    receivers: list[asyncio.AbstractServer] = []
+
     async def open_store(_: web.Application) -> None:
         # Parsing and rendering run in threads: let the event loop take the GIL back every
         # millisecond (not every 5), so that other requests keep answering meanwhile.
@@ -130,6 +133,9 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
         await services.store.open()
         await services.imports.start()
         await services.mail.start()
+        started = await imip.start(services)  # the iMIP receiver (worker 0, with [smtp] receiver)
+        if started is not None:
+            receivers.append(started)
         # What is alive once started (modules, caches) lives as long as the process: keep it out
         # of the collector's full passes, which otherwise pause every thread for the whole heap.
         gc.freeze()
@@ -137,6 +143,9 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
     async def close_store(_: web.Application) -> None:
         await services.imports.stop()
         await services.mail.stop()
+        for receiver in receivers:
+            receiver.close()
+            await receiver.wait_closed()
         await services.store.close()
         services.users.passwords.close()
 

@@ -53,6 +53,7 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("smtp", "password"): "",
     ("smtp", "starttls"): "auto",
     ("smtp", "sender"): "",
+    ("smtp", "receiver"): "",
 }
 #: whose busy times a signed-in user may see: as the grants say, or every user's
 FREE_BUSY = ("grants", "everyone")
@@ -105,6 +106,9 @@ class Config:
     smtp_starttls: str = "auto"  #: auto (when the server offers it), always, never
     #: the address mail is sent from; replies go to it with a token: sender+TOKEN@domain
     smtp_sender: str = ""
+    #: host:port where this server takes attendees' answers by mail (SMTP; a mail server forwards
+    #: sender+TOKEN@domain here); empty: none are taken
+    smtp_receiver: str = ""
     #: which of ``serve --workers N`` this process is (not a setting: the server numbers them)
     worker: int = 0
 
@@ -181,6 +185,9 @@ def load(
     if values[("smtp", "host")].strip() and "@" not in sender:
         needed = f"{setting('smtp', 'sender')} must be an e-mail address"
         raise ConfigError(f"{needed} when {setting('smtp', 'host')} is set")
+    receiver = values[("smtp", "receiver")].strip()
+    if receiver and (":" not in receiver or not receiver.rpartition(":")[2].isdigit() or "@" not in sender):
+        raise ConfigError(f"{setting('smtp', 'receiver')} must be host:port, with {setting('smtp', 'sender')} set")
     if scheme not in ("argon2", "bcrypt"):
         raise ConfigError(f"{setting('auth', 'password_scheme')} must be argon2 or bcrypt, not {scheme!r}")
     return Config(
@@ -217,4 +224,5 @@ def load(
         smtp_password=values[("smtp", "password")],
         smtp_starttls=starttls,
         smtp_sender=sender,
+        smtp_receiver=receiver,
     )

@@ -466,3 +466,7 @@ class Store(ABC):
     @abstractmethod
     async def mail_done(self, mail_id: int, runner: str, error: str | None, retry_at: int | None) -> None:
         """A claimed mail sent (``error`` None), to be tried again at ``retry_at``, or given up."""
+
+    @abstractmethod
+    async def imip_token_of(self, token: str) -> tuple[int, str, str] | None:
+        """Whose a reply token is: (organizer id, attendee address, meeting UID), or None."""

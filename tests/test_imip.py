@@ -9,8 +9,9 @@ import dataclasses
 import email
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from email.message import Message
+from email.message import EmailMessage, Message
 
+import aiosmtplib
 import pytest
 from aiohttp.test_utils import TestClient
 from aiosmtpd.controller import Controller
@@ -53,8 +54,9 @@ async def mailing(
     aiohttp_client: Callable[..., Awaitable[TestClient]], config: Config, smtp: tuple[Received, int]
 ) -> AsyncIterator[tuple[TestClient, Received, Config]]:
     mailed = dataclasses.replace(
-        config, smtp_host="127.0.0.1", smtp_port=smtp[1], smtp_sender=SENDER, smtp_starttls="never"
-    )
+        config, smtp_host="127.0.0.1", smtp_port=smtp[1], smtp_sender=SENDER, smtp_starttls="never",
+        smtp_receiver=f"127.0.0.1:{free_port()}",
+    )  # fmt: skip
     client = await aiohttp_client(create_app(mailed))
     for name in ("alice", "bob"):
         signed = await client.post(
@@ -136,3 +138,65 @@ async def test_two_nodes_send_each_message_once(
     await asyncio.sleep(2)
     subjects = [m["Subject"] for m in received.messages()]
     assert len(subjects) == 5 and len(set(subjects)) == 5
+
+
+def answer(
+    token: str, partstat: str = "ACCEPTED", sender: str = "carol@elsewhere.example", outlook: bool = False
+) -> str:
+    """An attendee's answer as their mail program sends it (``outlook``: without ORGANIZER)."""
+    organizer = "" if outlook else "ORGANIZER:mailto:alice@example.org\r\n"
+    calendar = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Microsoft Corporation//Outlook 16.0 MIMEDIR//EN\r\n"
+        "METHOD:REPLY\r\nBEGIN:VEVENT\r\nUID:im-1\r\nDTSTAMP:20270102T000000Z\r\n"
+        f"DTSTART:20270405T090000Z\r\n{organizer}ATTENDEE;PARTSTAT={partstat}:mailto:{sender}\r\n"
+        "ATTENDEE;PARTSTAT=DECLINED:mailto:bob@example.org\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = sender, f"calendar+{token}@almanac.test", f"{partstat}: Plan"
+    mail.set_content("My answer.")
+    mail.add_alternative(calendar.encode(), maintype="text", subtype="calendar", params={"method": "REPLY"})
+    return mail.as_string()
+
+
+async def send(config: Config, sender: str, recipient: str, message: str) -> tuple[int, str]:
+    """A mail server forwarding one mail to the receiver: its answer (code, message)."""
+    host, _, port = config.smtp_receiver.rpartition(":")
+    try:
+        await aiosmtplib.send(message, sender=sender, recipients=[recipient], hostname=host, port=int(port),
+                              start_tls=False)  # fmt: skip
+    except aiosmtplib.SMTPRecipientsRefused as refused:
+        return refused.recipients[0].code, refused.recipients[0].message
+    except aiosmtplib.SMTPResponseException as refused:
+        return refused.code, refused.message
+    return 250, "OK"
+
+
+async def test_an_answer_by_mail_is_applied_when_token_and_sender_match(
+    mailing: tuple[TestClient, Received, Config],
+) -> None:
+    """Carol answers from her mail program (Outlook's way: no ORGANIZER): applied to alice's
+    copy, alice's inbox gets it, bob's copy shows it; a wrong token, another sender or an answer
+    for someone else are refused with a permanent error, and change nothing."""
+    client, received, config = mailing
+    assert await put(client, meeting()) == 201
+    [invitation] = await mails(received, 1)
+    to = invitation["Reply-To"]
+    token = to.removeprefix("calendar+").removesuffix("@almanac.test")
+    code, text = await send(config, "carol@elsewhere.example", "calendar+nosuchtoken@almanac.test", answer("x"))
+    assert code == 550 and "no such reply address" in text
+    code, _ = await send(config, "carol@elsewhere.example", "someone@almanac.test", answer(token))
+    assert code == 550  # not a reply address at all
+    code, text = await send(config, "mallory@elsewhere.example", to, answer(token, sender="mallory@elsewhere.example"))
+    assert code == 550 and "must come from carol@elsewhere.example" in text
+    stored = await (await client.get("/dav/calendars/alice/calendar/im-1.ics", headers=basic("alice"))).text()
+    assert "PARTSTAT=NEEDS-ACTION;RSVP=TRUE;SCHEDULE-STATUS=1.1:mailto:carol" in stored.replace("\r\n ", "")
+    code, _ = await send(config, "carol@elsewhere.example", to, answer(token, "TENTATIVE", outlook=True))
+    assert code == 250
+    stored = await (await client.get("/dav/calendars/alice/calendar/im-1.ics", headers=basic("alice"))).text()
+    unfolded = stored.replace("\r\n ", "")
+    assert "PARTSTAT=TENTATIVE;SCHEDULE-STATUS=2.0:mailto:carol@elsewhere.example" in unfolded
+    assert "PARTSTAT=NEEDS-ACTION;SCHEDULE-STATUS=1.2:mailto:bob@example.org" in unfolded  # not carol's to say
+    bobs = await (await client.get("/dav/calendars/bob/calendar/im-1.ics", headers=basic("bob"))).text()
+    assert "PARTSTAT=TENTATIVE:mailto:carol@elsewhere.example" in bobs.replace("\r\n ", "")
+    inbox = await client.request("PROPFIND", "/dav/scheduling/alice/inbox/", headers={**basic("alice"), "Depth": "1"})
+    assert (await inbox.text()).count(".ics</D:href>") == 1

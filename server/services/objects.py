@@ -276,6 +276,14 @@ class ObjectService:
 
         return await self.edit(user, calendar, found, change)
 
+    async def answer_by_mail(self, token: str, senders: Sequence[str], body: bytes) -> None:
+        """An attendee's answer by e-mail (iMIP in), written with what it delivers (the
+        organizer's copy and inbox, the other attendees' copies). Invalid when it is refused
+        (see ``SchedulingService.mailed_reply``); PreconditionFailed when the meeting changed
+        meanwhile (the mail server tries again)."""
+        plan = await self.scheduling.mailed_reply(token, senders, body)
+        await self.store.write_scheduled(plan.steps, plan.inbox, self.scheduling.expired())
+
     async def transfer(
         self,
         user: User,

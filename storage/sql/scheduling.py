@@ -212,3 +212,7 @@ class Scheduling(Calendars):
                 "WHERE id = ? AND runner = ?",
                 (state, error, retry_at or 0, now_iso() if error is None else None, mail_id, runner),
             )
+
+    async def imip_token_of(self, token: str) -> tuple[int, str, str] | None:
+        row = await self.db.one("SELECT organizer_id, attendee, uid FROM imip_tokens WHERE token = ?", (token,))
+        return (int(row[0]), str(row[1]), str(row[2])) if row else None

@@ -44,6 +44,7 @@ from server.services.scheduling.changes import (
     Outcome,
     attendee_change,
     attendee_delete,
+    mailed_reply,
     organizer_change,
     organizer_delete,
 )
@@ -175,6 +176,42 @@ class SchedulingService:
         gone = Resource(old.uid, old.component, "", None, None, summary=old.summary)
         scheduled = Scheduled(gone, None, False)
         await self._deliver(scheduled, Outcome(gone, False, False, deliveries, mail=mailings), actor, owner)
+        return scheduled
+
+    async def mailed_reply(self, token: str, senders: Sequence[str], body: bytes) -> Scheduled:
+        """What an attendee's answer by e-mail delivers (iMIP in): the reply token names the
+        organizer, the attendee and the meeting, and the mail must come from that attendee (``senders``: its envelope
+        sender and its From, one of which must be theirs).
+        Invalid (saying why) for an unknown token, another sender, a mail without a REPLY, or a
+        meeting that is gone."""
+        found = await self.store.imip_token_of(token)
+        if found is None:
+            raise Invalid("no such reply address", field="token")
+        organizer_id, attendee, uid = found
+        if attendee not in {address(f"mailto:{sender}") for sender in senders}:
+            who = attendee.removeprefix("mailto:")
+            raise Invalid(f"the answer to this address must come from {who}", field="sender")
+        text = await asyncio.to_thread(imip.calendar_part, body)
+        organizer = await self.store.get_user(organizer_id)
+        me = self.address_of(organizer) if organizer is not None else None
+        copies = [
+            copy for owner, copy in await self.store.scheduled_copies([organizer_id], uid) if owner == organizer_id
+        ]
+        if organizer is None or me is None or text is None or not copies:
+            raise Invalid("the meeting is gone, or the mail holds no calendar", field="body")
+        held = Local(organizer, me, copies[0])
+        calendar = await asyncio.to_thread(held.parsed)
+        assert calendar is not None
+        everyone = await self._locals(itip.attendee_addresses(calendar) - {me, attendee}, uid)
+        others = {a: local for a, local in everyone.items() if local.copy is not None}
+        try:
+            deliveries = await asyncio.to_thread(mailed_reply, text, attendee, held, others, self.config.max_instances)
+        except ValueError as refused:
+            raise Invalid(str(refused), field="body") from None
+        if not deliveries:
+            raise Invalid("the answer names nothing of this meeting", field="body")
+        scheduled = Scheduled(Resource(uid, copies[0].component, "", None, None), copies[0].schedule_tag, False)
+        await self._deliver(scheduled, Outcome(scheduled.resource, False, True, deliveries), organizer, organizer)
         return scheduled
 
     def mails(self, end: int | None) -> bool:

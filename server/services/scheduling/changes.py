@@ -275,3 +275,23 @@ def _replied(
         if theirs is not None and itip.apply_reply(theirs, message, status=None):
             deliveries.append(Delivery(local, _resource(theirs, max_instances), keep_tag=True))
     return deliveries
+
+
+def mailed_reply(
+    text: str, attendee: str, organizer: Local, others: dict[str, Local], max_instances: int
+) -> list[Delivery]:
+    """An answer that came by e-mail from ``attendee`` (whose the reply token is): its REPLY
+    delivered as one made here, its other attendees' lines ignored (no one answers for
+    another); it needs no ORGANIZER (Outlook leaves it out). ValueError when it is no REPLY
+    or says nothing of theirs."""
+    message = parse_resource(text)
+    if str(message.get("METHOD", "")).upper() != "REPLY":
+        raise ValueError("not an iTIP REPLY")
+    for component in itip.components(message):
+        mine = itip.attendees(component).get(attendee)
+        component.pop("ATTENDEE", None)
+        if mine is not None:
+            component.add("ATTENDEE", mine)
+    if not itip.answers(message):
+        raise ValueError(f"no answer of {attendee}")
+    return _replied(message, organizer, others, max_instances)
