@@ -29,11 +29,12 @@ def message(
     recipient: str,
     token: str,
     update: bool = False,
+    rsvp: str | None = None,
 ) -> str:
     """The e-mail of one iTIP message (``method`` REQUEST or CANCEL) for ``recipient``: a plain
     text part saying what it is, and the ``text/calendar; method=...`` part calendar programs
     read (RFC 6047 2.4); from the server's ``sender`` in the organizer's name, answers going to
-    the token's reply address."""
+    the token's reply address; ``rsvp``: a web page to answer on, named in the text."""
     mail = EmailMessage()
     word = "Updated invitation" if update and method == "REQUEST" else SUBJECTS.get(method, method.title())
     mail["Subject"] = f"{word}: {summary or '(no title)'}"
@@ -45,7 +46,8 @@ def message(
         "REQUEST": f"{organizer_name} invites you to: {summary}. Your calendar program offers to answer it.",
         "CANCEL": f"{organizer_name} cancelled: {summary}.",
     }
-    mail.set_content(lines.get(method, summary) + "\n")
+    answer = f"\nNo calendar program? Answer here: {rsvp}\n" if rsvp and method == "REQUEST" else ""
+    mail.set_content(lines.get(method, summary) + "\n" + answer)
     mail.add_alternative(
         itip_text.encode(), maintype="text", subtype="calendar", params={"method": method, "charset": "utf-8"}
     )

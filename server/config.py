@@ -54,6 +54,7 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("smtp", "starttls"): "auto",
     ("smtp", "sender"): "",
     ("smtp", "receiver"): "",
+    ("smtp", "rsvp_url"): "",
 }
 #: whose busy times a signed-in user may see: as the grants say, or every user's
 FREE_BUSY = ("grants", "everyone")
@@ -109,6 +110,10 @@ class Config:
     #: host:port where this server takes attendees' answers by mail (SMTP; a mail server forwards
     #: sender+TOKEN@domain here); empty: none are taken
     smtp_receiver: str = ""
+    #: the RSVP page's address as attendees reach it, the token appended
+    #: (https://calendar.example.org/app/rsvp/): invitations by mail carry a link to answer on
+    #: a web page, without a calendar program; empty: none
+    smtp_rsvp_url: str = ""
     #: which of ``serve --workers N`` this process is (not a setting: the server numbers them)
     worker: int = 0
 
@@ -225,4 +230,5 @@ def load(
         smtp_starttls=starttls,
         smtp_sender=sender,
         smtp_receiver=receiver,
+        smtp_rsvp_url=values[("smtp", "rsvp_url")].strip(),
     )

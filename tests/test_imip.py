@@ -55,7 +55,7 @@ async def mailing(
 ) -> AsyncIterator[tuple[TestClient, Received, Config]]:
     mailed = dataclasses.replace(
         config, smtp_host="127.0.0.1", smtp_port=smtp[1], smtp_sender=SENDER, smtp_starttls="never",
-        smtp_receiver=f"127.0.0.1:{free_port()}",
+        smtp_receiver=f"127.0.0.1:{free_port()}", smtp_rsvp_url="https://calendar.almanac.test/app/rsvp/",
     )  # fmt: skip
     client = await aiohttp_client(create_app(mailed))
     for name in ("alice", "bob"):
@@ -200,3 +200,30 @@ async def test_an_answer_by_mail_is_applied_when_token_and_sender_match(
     assert "PARTSTAT=TENTATIVE:mailto:carol@elsewhere.example" in bobs.replace("\r\n ", "")
     inbox = await client.request("PROPFIND", "/dav/scheduling/alice/inbox/", headers={**basic("alice"), "Depth": "1"})
     assert (await inbox.text()).count(".ics</D:href>") == 1
+
+
+async def test_an_attendee_without_a_calendar_program_answers_on_the_rsvp_page(
+    mailing: tuple[TestClient, Received, Config],
+) -> None:
+    """The invitation's text names a web page (no sign-in: its token is the credential) with
+    accept, maybe and decline; the answer reaches the organizer as one by mail would; an
+    unknown token is not found, and the link expires with the meeting."""
+    client, received, _ = mailing
+    assert await put(client, meeting()) == 201
+    [invitation] = await mails(received, 1)
+    plain = next(p for p in invitation.walk() if p.get_content_type() == "text/plain").get_payload(decode=True)
+    link = next(w for w in plain.decode().split() if w.startswith("https://calendar.almanac.test/app/rsvp/"))
+    page = link.removeprefix("https://calendar.almanac.test")
+    shown = await client.get(page)
+    text = await shown.text()
+    assert shown.status == 200 and "Plan" in text and "alice@example.org invites you" in text and "Decline" in text
+    answered = await client.post(page, data={"answer": "decline"})
+    assert answered.status == 200 and "has your answer" in await answered.text()
+    stored = await (await client.get("/dav/calendars/alice/calendar/im-1.ics", headers=basic("alice"))).text()
+    assert "PARTSTAT=DECLINED;SCHEDULE-STATUS=2.0:mailto:carol@elsewhere.example" in stored.replace("\r\n ", "")
+    assert (await client.get("/app/rsvp/unknown-token-123")).status == 404
+    past = meeting(start="20200405T090000Z")
+    headers = {**basic("alice"), "Content-Type": "text/calendar"}
+    assert (await client.put("/dav/calendars/alice/calendar/im-1.ics", data=past, headers=headers)).status == 204
+    expired = await client.get(page)
+    assert expired.status == 404 and "expired" in await expired.text()

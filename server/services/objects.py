@@ -284,6 +284,14 @@ class ObjectService:
         plan = await self.scheduling.mailed_reply(token, senders, body)
         await self.store.write_scheduled(plan.steps, plan.inbox, self.scheduling.expired())
 
+    async def answer_by_link(self, token: str, partstat: str) -> None:
+        """An answer on the RSVP page of a reply token (ACCEPTED, TENTATIVE or DECLINED), written
+        as an answer by mail would be."""
+        if partstat not in ("ACCEPTED", "TENTATIVE", "DECLINED"):
+            raise Invalid("the answer is accept, maybe or decline", field="answer")
+        plan = await self.scheduling.rsvp_answer(token, partstat)
+        await self.store.write_scheduled(plan.steps, plan.inbox, self.scheduling.expired())
+
     async def transfer(
         self,
         user: User,

@@ -255,6 +255,27 @@ class WebDoor:
             raise web.HTTPBadRequest(text=f"{refused.message}\n") from None
         raise web.HTTPSeeOther(f"{WEB}/invitations")
 
+    async def rsvp(self, request: web.Request) -> web.Response:
+        """The page an invitation by mail links to: an attendee without a calendar program (and
+        without an account) answers; the token in the address is the only credential, and it
+        expires with the meeting."""
+        token = request.match_info["token"]
+        done = False
+        try:
+            if request.method == "POST":
+                if not self.same_origin(request):
+                    raise web.HTTPForbidden(text="the form is from another site\n")
+                answer = INVITATION_ANSWERS.get(str((await read_post(request)).get("answer", "")), "")
+                await self.services.objects.answer_by_link(token, answer)
+                done = True
+            summary, start, organizer, answered = await self.services.scheduling.rsvp(token)
+        except Invalid as refused:
+            return render(
+                "rsvp.html", status=404 if refused.field == "token" else 400, user=None, error=refused.message
+            )
+        return render("rsvp.html", user=None, summary=summary, start=start, organizer=organizer,
+                      answered=answered, done=done)  # fmt: skip
+
     async def export(self, request: web.Request, user: User, session: str) -> web.StreamResponse:
         fmt = request.query.get("format", "ics")
         if fmt not in EXPORTS:
@@ -407,6 +428,8 @@ def add_routes(app: web.Application, services: Services) -> None:
     routes.add_post(f"{WEB}/imports/{{id}}/undo", guarded(door.undo))
     routes.add_get(f"{WEB}/connect", guarded(door.connect))
     routes.add_get(f"{WEB}/invitations", guarded(door.invitations))
+    routes.add_get(f"{WEB}/rsvp/{{token}}", door.rsvp)
+    routes.add_post(f"{WEB}/rsvp/{{token}}", door.rsvp)
     routes.add_post(f"{WEB}/invitations/{{id:\\d{{1,18}}}}", guarded(door.answer_invitation))
     routes.add_get(f"{WEB}/calendars/{{uuid}}/sharing", guarded(door.sharing))
     routes.add_post(f"{WEB}/calendars/{{uuid}}/share", guarded(door.share))

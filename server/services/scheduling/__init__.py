@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from icalendar import Calendar as ICalendar
 from icalendar import vCalAddress
@@ -86,6 +87,18 @@ class Scheduled:
     steps: list[ObjectPut | ObjectDelete] = field(default_factory=list)
     inbox: list[InboxItem] = field(default_factory=list)
     mail: list[Mail] = field(default_factory=list)  #: to attendees outside the server (iMIP)
+
+
+class TokenMeeting(NamedTuple):
+    """The meeting a reply token names: its organizer, the attendee, the organizer's copy."""
+
+    organizer: User
+    attendee: str
+    copy: CalendarObject
+
+    @property
+    def email(self) -> str:
+        return self.attendee.removeprefix("mailto:")
 
 
 def new_tag() -> str:
@@ -180,38 +193,80 @@ class SchedulingService:
 
     async def mailed_reply(self, token: str, senders: Sequence[str], body: bytes) -> Scheduled:
         """What an attendee's answer by e-mail delivers (iMIP in): the reply token names the
-        organizer, the attendee and the meeting, and the mail must come from that attendee (``senders``: its envelope
-        sender and its From, one of which must be theirs).
-        Invalid (saying why) for an unknown token, another sender, a mail without a REPLY, or a
-        meeting that is gone."""
-        found = await self.store.imip_token_of(token)
+        organizer, the attendee and the meeting, and the mail must come from that attendee
+        (``senders``: its envelope sender and its From, one of which must be theirs). Invalid
+        (saying why) for an unknown token, another sender, a mail without a REPLY, or a meeting
+        that is gone."""
+        meeting = await self._by_token(token)
+        if meeting.attendee not in {address(f"mailto:{sender}") for sender in senders}:
+            raise Invalid(f"the answer to this address must come from {meeting.email}", field="sender")
+        text = await asyncio.to_thread(imip.calendar_part, body)
+        if text is None:
+            raise Invalid("the mail holds no calendar", field="body")
+        return await self._answered(meeting, text)
+
+    async def rsvp(self, token: str) -> tuple[str, datetime | None, str, str]:
+        """What the RSVP page of a reply token shows, for an attendee without a calendar program:
+        the meeting's title, start, organizer and their answer so far. Invalid when the token is
+        unknown or the meeting is gone or over (the link expires with it)."""
+        meeting = await self._by_token(token, current=True)
+        calendar = await asyncio.to_thread(parse_resource, meeting.copy.ical)
+        master = itip.components(calendar)[0]
+        line = itip.attendees(master).get(meeting.attendee)
+        start = master.get("DTSTART")
+        moment = start.dt if start is not None and isinstance(start.dt, datetime) else None
+        organizer = str(meeting.organizer.email or meeting.organizer.username)
+        return str(master.get("SUMMARY", "")), moment, organizer, itip.partstat(line) if line is not None else ""
+
+    async def rsvp_answer(self, token: str, partstat: str) -> Scheduled:
+        """An answer given on the RSVP page: a REPLY for the token's attendee, delivered as one
+        from their calendar program would be."""
+        meeting = await self._by_token(token, current=True)
+
+        def reply_text() -> str:
+            copy = parse_resource(meeting.copy.ical)
+            itip.set_answer(copy, meeting.attendee, partstat)
+            return itip.reply(copy, meeting.attendee).to_ical().decode()
+
+        return await self._answered(meeting, await asyncio.to_thread(reply_text))
+
+    async def _by_token(self, token: str, *, current: bool = False) -> TokenMeeting:
+        """The meeting a reply token names, with the organizer's copy; Invalid when there is none
+        (or, ``current``, when it is over)."""
+        found = await self.store.imip_token_of(token) if 8 <= len(token) <= 64 else None
         if found is None:
             raise Invalid("no such reply address", field="token")
         organizer_id, attendee, uid = found
-        if attendee not in {address(f"mailto:{sender}") for sender in senders}:
-            who = attendee.removeprefix("mailto:")
-            raise Invalid(f"the answer to this address must come from {who}", field="sender")
-        text = await asyncio.to_thread(imip.calendar_part, body)
         organizer = await self.store.get_user(organizer_id)
-        me = self.address_of(organizer) if organizer is not None else None
-        copies = [
-            copy for owner, copy in await self.store.scheduled_copies([organizer_id], uid) if owner == organizer_id
-        ]
-        if organizer is None or me is None or text is None or not copies:
-            raise Invalid("the meeting is gone, or the mail holds no calendar", field="body")
-        held = Local(organizer, me, copies[0])
+        copies = [c for owner, c in await self.store.scheduled_copies([organizer_id], uid) if owner == organizer_id]
+        if organizer is None or self.address_of(organizer) is None or not copies:
+            raise Invalid("the meeting is gone", field="token")
+        if current and copies[0].end_utc is not None and copies[0].end_utc < time.time():
+            raise Invalid("the meeting is over: this link has expired", field="token")
+        return TokenMeeting(organizer, attendee, copies[0])
+
+    async def _answered(self, meeting: TokenMeeting, text: str) -> Scheduled:
+        """An answer from outside (by mail, or on the RSVP page) delivered: only the token's
+        attendee's answer counts."""
+        me = self.address_of(meeting.organizer)
+        assert me is not None
+        held = Local(meeting.organizer, me, meeting.copy)
         calendar = await asyncio.to_thread(held.parsed)
         assert calendar is not None
-        everyone = await self._locals(itip.attendee_addresses(calendar) - {me, attendee}, uid)
+        uid = meeting.copy.uid
+        everyone = await self._locals(itip.attendee_addresses(calendar) - {me, meeting.attendee}, uid)
         others = {a: local for a, local in everyone.items() if local.copy is not None}
         try:
-            deliveries = await asyncio.to_thread(mailed_reply, text, attendee, held, others, self.config.max_instances)
+            deliveries = await asyncio.to_thread(
+                mailed_reply, text, meeting.attendee, held, others, self.config.max_instances
+            )
         except ValueError as refused:
             raise Invalid(str(refused), field="body") from None
         if not deliveries:
             raise Invalid("the answer names nothing of this meeting", field="body")
-        scheduled = Scheduled(Resource(uid, copies[0].component, "", None, None), copies[0].schedule_tag, False)
-        await self._deliver(scheduled, Outcome(scheduled.resource, False, True, deliveries), organizer, organizer)
+        scheduled = Scheduled(Resource(uid, meeting.copy.component, "", None, None), meeting.copy.schedule_tag, False)
+        outcome = Outcome(scheduled.resource, False, True, deliveries)
+        await self._deliver(scheduled, outcome, meeting.organizer, meeting.organizer)
         return scheduled
 
     def mails(self, end: int | None) -> bool:
@@ -286,6 +341,7 @@ class SchedulingService:
         text = imip.message(
             mailing.method, mailing.text, summary=resource.summary, organizer_name=organizer.username,
             sender=self.config.smtp_sender, recipient=recipient, token=token, update=mailing.update,
+            rsvp=f"{self.config.smtp_rsvp_url}{token}" if self.config.smtp_rsvp_url else None,
         )  # fmt: skip
         told = await asyncio.to_thread(lambda: itip.without_answers(parse_resource(mailing.text)))
         dedupe = hashlib.sha256(recipient.encode() + b"\0" + mailing.method.encode() + b"\0" + told).hexdigest()
