@@ -64,6 +64,7 @@ class Errno(IntEnum):
     USERPREFS_ACCESS_DENIED = 44
     ACCESS_DENIED = 76
     BAD_IMPORT_ARGUMENTS = 77
+    ATTENDEE_NOT_ALLOWED_TO_REQUEST_ON_MODIFY = 79
 
 
 class WcapError(Exception):
@@ -433,6 +434,8 @@ def _add_alarm(component: Component, trigger: str, params: Mapping[str, str], zo
 
 # ----------------------------------------------------------------------------- invitations
 
+#: the component states of an invitation (the owner attends, someone else organizes)
+INVITED = frozenset({"REQUEST-NEEDS-ACTION", "REPLY-ACCEPTED", "REPLY-DECLINED", "REPLY-TENTATIVE", "REPLY-DELEGATED"})
 #: the component states (``compstate``) an event that is no meeting answers to
 PLAIN_STATES = frozenset({"REQUEST-NEEDSNOACTION", "REPLY-ACCEPTED", "REQUEST-COMPLETED"})
 

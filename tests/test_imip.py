@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import email
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from email.message import EmailMessage, Message
@@ -17,8 +18,14 @@ from aiohttp.test_utils import TestClient
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
+from protocol.ical.resources import resource_from_calendar
+from protocol.ical.values import parse_resource
 from server.app import create_app
 from server.config import Config
+from server.http import SERVICES
+from server.services import Services
+from server.services.calendars import object_write
+from storage.model import Mail, ObjectPut
 from tests.helpers import basic, free_port
 
 SENDER = "calendar@almanac.test"
@@ -227,3 +234,76 @@ async def test_an_attendee_without_a_calendar_program_answers_on_the_rsvp_page(
     assert (await client.put("/dav/calendars/alice/calendar/im-1.ics", data=past, headers=headers)).status == 204
     expired = await client.get(page)
     assert expired.status == 404 and "expired" in await expired.text()
+
+
+async def test_a_failed_send_waits_its_turn_and_is_sent_once(services: Services) -> None:
+    """The queue's rules: a claimed message is no one else's while leased; a failure makes it
+    due again later (not before), a success takes it out; a change queued twice is one mail."""
+    user = await services.users.create("alice", "correct horse", "alice@example.org")
+    mail = Mail(user.id, "change-1", "carol@elsewhere.example", "Subject: x\r\n\r\nbody\r\n")
+    [calendar] = await services.calendars.of(user)
+    event = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:q\r\nDTSTAMP:20270101T000000Z\r\n"
+    event += "DTSTART:20270101T000000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    write = object_write(resource_from_calendar(parse_resource(event)))
+    store = services.store
+    await store.write_scheduled([ObjectPut(calendar.id, write)], mail=[mail])
+    await store.write_scheduled([ObjectPut(calendar.id, write, if_etag="*")], mail=[mail])  # the same change again
+    now = int(time.time())
+    first = await store.claim_mail("node-a", now, now + 120)
+    assert first is not None and first.attempts == 1
+    assert await store.claim_mail("node-b", now, now + 120) is None  # leased, and no second copy queued
+    await store.mail_done(first.id, "node-a", "421 try later", now + 60)
+    assert await store.claim_mail("node-b", now + 30, now + 150) is None  # not due yet
+    again = await store.claim_mail("node-b", now + 61, now + 181)
+    assert again is not None and again.id == first.id and again.attempts == 2
+    await store.mail_done(again.id, "node-b", None, None)
+    assert await store.claim_mail("node-a", now + 10_000, now + 10_120) is None  # sent: never again
+
+
+async def test_the_meeting_the_issue_asks_for(mailing: tuple[TestClient, Received, Config]) -> None:
+    """Alice invites bob (here), a room and carol (outside) from a CalDAV client; bob accepts
+    through WCAP, the room on its own, carol by mail; alice's copy shows all three answers; she
+    moves one instance of the series and every copy follows (carol is mailed the update); she
+    cancels and it is gone everywhere (carol is mailed the cancellation)."""
+    client, received, config = mailing
+    await client.post(
+        "/v1/users", json={"username": "room1", "password": "correct horse", "email": "room1@example.org"}
+    )
+    services: Services = client.app[SERVICES]
+    room = await services.users.get_by_name("room1")
+    assert room is not None
+    await services.users.set_type(room, "room")
+    series = meeting(attendees="carol@elsewhere.example room1@example.org").replace(
+        "DURATION:PT1H\r\n", "DURATION:PT1H\r\nRRULE:FREQ=WEEKLY;COUNT=4\r\n"
+    )
+    assert await put(client, series) == 201
+    [invitation] = await mails(received, 1)
+    token = invitation["Reply-To"].removeprefix("calendar+").removesuffix("@almanac.test")
+    bob = await client.get("/wcap/login.wcap", params={"user": "bob", "password": "correct horse"})
+    session = next(line.split(":", 1)[1] for line in (await bob.text()).splitlines() if "SESSION-ID" in line).strip()
+    stored = await client.get("/wcap/storeevents.wcap", params={
+        "id": session, "calid": "bob", "uid": "im-1", "storetype": "2", "method": "4",
+        "attendees": "PARTSTAT=ACCEPTED^bob",
+    })  # fmt: skip
+    assert "X-NSCP-WCAP-ERRNO:0" in await stored.text()
+    assert (await send(config, "carol@elsewhere.example", invitation["Reply-To"], answer(token)))[0] == 250
+    organizer_copy = await (await client.get("/dav/calendars/alice/calendar/im-1.ics", headers=basic("alice"))).text()
+    unfolded = organizer_copy.replace("\r\n ", "")
+    for who in ("bob@example.org", "room1@example.org", "carol@elsewhere.example"):
+        assert re.search(rf"ATTENDEE;[^\r\n]*PARTSTAT=ACCEPTED[^\r\n]*:mailto:{re.escape(who)}", unfolded), who
+    moved = organizer_copy.replace("END:VCALENDAR", (
+        "BEGIN:VEVENT\r\nUID:im-1\r\nDTSTAMP:20270101T000000Z\r\nRECURRENCE-ID:20270412T090000Z\r\n"
+        "DTSTART:20270412T150000Z\r\nDURATION:PT1H\r\nSUMMARY:Plan\r\nORGANIZER:mailto:alice@example.org\r\n"
+        "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:bob@example.org\r\nATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:room1@example.org\r\n"
+        "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:carol@elsewhere.example\r\nEND:VEVENT\r\nEND:VCALENDAR"
+    ))  # fmt: skip
+    assert await put(client, moved) == 204
+    for user in ("bob", "room1"):
+        copy = await (await client.get(f"/dav/calendars/{user}/calendar/im-1.ics", headers=basic(user))).text()
+        assert "DTSTART:20270412T150000Z" in copy, user
+    update = (await mails(received, 2))[1]
+    assert update["Subject"].startswith("Updated invitation") and "20270412T150000Z" in calendar_part(update)[1]
+    assert (await client.delete("/dav/calendars/alice/calendar/im-1.ics", headers=basic("alice"))).status == 204
+    for user in ("bob", "room1"):
+        assert (await client.get(f"/dav/calendars/{user}/calendar/im-1.ics", headers=basic(user))).status == 404
+    assert calendar_part((await mails(received, 3))[2])[0] == "CANCEL"

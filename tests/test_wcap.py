@@ -541,3 +541,21 @@ async def test_a_caldav_invitation_reaches_a_wcap_attendee(
     assert declined.errno == 0, declined.text
     organizer_copy = await client.get("/dav/calendars/bob/calendar/c1.ics", headers=auth)
     assert partstat_of(await organizer_copy.text(), "alice@") == "DECLINED"
+
+
+async def test_an_attendee_may_not_request_and_an_organizer_cancels_with_a_store(
+    client: TestClient, wcap: Wcap, session: str, bob: Account
+) -> None:
+    """errno 79: an attendee storing their copy with method=2 (a request is the organizer's);
+    method=8 from the organizer cancels the meeting (STATUS:CANCELLED in every copy)."""
+    invite = {"calid": "alice", "uid": "w8", "storetype": 1, "method": 2, "dtstart": "20270407T090000Z",
+              "dtend": "20270407T100000Z", "summary": "Review", "orgCalid": "alice",
+              "attendees": "PARTSTAT=NEEDS-ACTION^bob"}  # fmt: skip
+    assert (await wcap("storeevents", id=session, **invite)).errno == 0
+    bobs = (await wcap("login", user="bob", password="correct horse")).value("X-NSCP-WCAP-SESSION-ID")
+    refused = await wcap("storeevents", id=bobs, calid="bob", uid="w8", storetype=2, method=2, summary="Mine")
+    assert refused.errno == Errno.ATTENDEE_NOT_ALLOWED_TO_REQUEST_ON_MODIFY
+    assert (await wcap("storeevents", id=session, calid="alice", uid="w8", storetype=2, method=8)).errno == 0
+    auth = {"Authorization": "Basic " + base64.b64encode(b"bob:correct horse").decode()}
+    copy = await (await client.get("/dav/calendars/bob/calendar/w8.ics", headers=auth)).text()
+    assert "STATUS:CANCELLED" in copy

@@ -209,8 +209,13 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
     rid = parse_time(call.get("rid"), "rid")
     mod = call.get("mod") or "4"
     params = await with_addresses(door, call)
+    method = call.get("method")
+    if method == "2" and existing is not None and await invited(door, call, calendar, existing):
+        raise WcapError(Errno.ATTENDEE_NOT_ALLOWED_TO_REQUEST_ON_MODIFY, "an attendee answers (method=4), not requests")
     # a REPLY (method 4) carries the user's own answer, not a new list of attendees
-    answers = params.pop("attendees", None) if call.get("method") == "4" else None
+    answers = params.pop("attendees", None) if method == "4" else None
+    if method == "8":  # the organizer cancels with a store: the meeting stays, cancelled for everyone
+        params["status"] = "1"
 
     def change(calendar_data: ICalendar) -> Component:
         """The call's changes to the master, or to the instance at ``rid`` with ``mod=1``."""
@@ -240,6 +245,13 @@ async def store(door: WcapDoor, call: Call, kind: str, failed: Errno) -> list[Bl
     else:
         block.components.append(wcap.status_component(kind, uid, "2.0;Success.  Store successful."))
     return [block]
+
+
+async def invited(door: WcapDoor, call: Call, calendar: Calendar, found: CalendarObject) -> bool:
+    """Whether the object is an invitation to the calendar's owner (someone else organizes it)."""
+    owner = call.me if calendar.owner_id == call.me.id else await door.services.users.get(calendar.owner_id)
+    me = door.services.scheduling.address_of(owner) if owner is not None else None
+    return me is not None and wcap.component_states(parse_resource(found.ical), me) & wcap.INVITED != frozenset()
 
 
 async def with_addresses(door: WcapDoor, call: Call) -> dict[str, str]:
