@@ -10,7 +10,7 @@ queries, exports, free/busy) are ``CalendarService``'s.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -26,7 +26,7 @@ from server.services.access import Level
 from server.services.calendars import CalendarService, object_write
 from server.services.errors import Invalid, NameTaken, NotFound
 from server.services.imports.files import FileReader, ImportRequest, Upload
-from server.services.scheduling import SchedulingService
+from server.services.scheduling import Scheduled, SchedulingService
 from storage.base import Store
 from storage.errors import REPLACES_UID, Conflict, Gone, PreconditionFailed, StoreUnavailable
 from storage.model import Calendar, CalendarObject, InboxItem, Mail, ObjectDelete, ObjectPut, User
@@ -36,6 +36,8 @@ from storage.model import Calendar, CalendarObject, InboxItem, Mail, ObjectDelet
 Change = Callable[[ICalendar], Component]
 #: how often a meeting's write is planned again when a copy it delivers to changed meanwhile
 ATTEMPTS = 3
+#: what an invitation may be answered (PARTSTAT)
+ANSWERS = ("ACCEPTED", "TENTATIVE", "DECLINED")
 
 
 class Saved(NamedTuple):
@@ -264,7 +266,7 @@ class ObjectService:
         whole meeting): written through the edit path, so the organizer learns it as from any
         calendar program. Invalid when it is not their invitation or not an answer."""
         me = self.scheduling.address_of(user)
-        if partstat not in ("ACCEPTED", "TENTATIVE", "DECLINED"):
+        if partstat not in ANSWERS:
             raise Invalid("status is accepted, tentative or declined", field="status")
 
         def change(data: ICalendar) -> Component:
@@ -279,18 +281,27 @@ class ObjectService:
     async def answer_by_mail(self, token: str, senders: Sequence[str], body: bytes) -> None:
         """An attendee's answer by e-mail (iMIP in), written with what it delivers (the
         organizer's copy and inbox, the other attendees' copies). Invalid when it is refused
-        (see ``SchedulingService.mailed_reply``); PreconditionFailed when the meeting changed
-        meanwhile (the mail server tries again)."""
-        plan = await self.scheduling.mailed_reply(token, senders, body)
-        await self.store.write_scheduled(plan.steps, plan.inbox, self.scheduling.expired())
+        (see ``SchedulingService.mailed_reply``)."""
+        await self._answered_from_outside(lambda: self.scheduling.mailed_reply(token, senders, body))
 
     async def answer_by_link(self, token: str, partstat: str) -> None:
         """An answer on the RSVP page of a reply token (ACCEPTED, TENTATIVE or DECLINED), written
         as an answer by mail would be."""
-        if partstat not in ("ACCEPTED", "TENTATIVE", "DECLINED"):
+        if partstat not in ANSWERS:
             raise Invalid("the answer is accept, maybe or decline", field="answer")
-        plan = await self.scheduling.rsvp_answer(token, partstat)
-        await self.store.write_scheduled(plan.steps, plan.inbox, self.scheduling.expired())
+        await self._answered_from_outside(lambda: self.scheduling.rsvp_answer(token, partstat))
+
+    async def _answered_from_outside(self, planned: Callable[[], Awaitable[Scheduled]]) -> None:
+        """An answer from outside written; planned again when the meeting changed meanwhile, and
+        StoreUnavailable (try again later) when it kept changing."""
+        for _ in range(ATTEMPTS):
+            plan = await planned()
+            try:
+                await self.store.write_scheduled(plan.steps, plan.inbox, self.scheduling.expired())
+                return
+            except PreconditionFailed:
+                continue
+        raise StoreUnavailable("the meeting kept changing while the answer was written: try again")
 
     async def transfer(
         self,
