@@ -11,7 +11,7 @@ import contextlib
 import json
 import zoneinfo
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from icalendar import Alarm, Calendar, Component, Event, Todo, vRecur
@@ -216,20 +216,26 @@ def update(calendar: Calendar, fields: EventFields, changed: set[str]) -> Compon
     master = main_component(calendar)
     if master is None:
         raise ValueError("the resource has no event or todo")
+    return update_component(master, fields, changed)
+
+
+def update_component(component: Component, fields: EventFields, changed: set[str]) -> Component:
+    """Replace the ``changed`` fields of one component (the rest is kept), stamp it as modified
+    and count the change in its SEQUENCE where it has one; the component."""
     wanted = {name: getattr(fields, name) for name in changed}
-    fresh = build(replace(EventFields(uid=fields.uid, component=str(master.name)), **wanted))
+    fresh = build(replace(EventFields(uid=fields.uid, component=str(component.name)), **wanted))
     for name in changed:
         for prop in _PROPERTIES[name]:
-            master.pop(prop, None)
+            component.pop(prop, None)
         for prop in _PROPERTIES[name]:
             if prop in fresh:
-                master[prop] = fresh[prop]
+                component[prop] = fresh[prop]
     for prop in ("DTSTAMP", "LAST-MODIFIED"):
-        master.pop(prop, None)
-        master.add(prop, datetime.now(UTC).replace(microsecond=0))
-    if "SEQUENCE" in master:
-        master["SEQUENCE"] = int(str(master["SEQUENCE"])) + 1
-    return master
+        component.pop(prop, None)
+        component.add(prop, datetime.now(UTC).replace(microsecond=0))
+    if "SEQUENCE" in component:
+        component["SEQUENCE"] = int(str(component["SEQUENCE"])) + 1
+    return component
 
 
 def localize(value: datetime, zone: str | None) -> datetime:
@@ -247,6 +253,13 @@ def wall_clock(value: date | datetime, zone: str | None) -> date | datetime:
         return value
     target = UTC if zone.upper() == "UTC" else zoneinfo.ZoneInfo(zone)
     return value.astimezone(target)
+
+
+def zone_named(name: str | None) -> tzinfo | None:
+    """The time zone with this name (UTC, or one of the system's database); None for none."""
+    if not name or not valid_zone(name):
+        return None
+    return UTC if name.upper() == "UTC" else zoneinfo.ZoneInfo(name)
 
 
 def valid_zone(name: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 import sys
 import time
 import uuid
@@ -51,6 +52,10 @@ SECURITY_HEADERS = {
 }
 
 
+#: paths whose last part is a credential, which the log never shows
+SECRET_PATHS = re.compile(r"^(/feeds/|/app/rsvp/)[^/]+?(?=\.ics$|$)")
+
+
 @web.middleware
 async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
     """One line per request: method, path, status, milliseconds, user."""
@@ -80,9 +85,8 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
         return web.json_response({"error": "internal server error"}, status=500)
     finally:
         elapsed = (time.perf_counter() - request[REQUEST_STARTED]) * 1000
-        log.info(
-            "%s %s %d %.1fms user=%s", request.method, request.path, status, elapsed, request.get(REQUEST_USER, "-")
-        )
+        path = SECRET_PATHS.sub(r"\1<secret>", request.path)  # a feed's or RSVP link's token is its credential
+        log.info("%s %s %d %.1fms user=%s", request.method, path, status, elapsed, request.get(REQUEST_USER, "-"))
 
 
 async def common_headers(request: web.Request, response: web.StreamResponse) -> None:

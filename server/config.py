@@ -34,6 +34,7 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("store", "statement_timeout"): "30",
     ("auth", "password_scheme"): "argon2",
     ("auth", "min_password_length"): "8",
+    ("auth", "signup"): "open",
     ("auth", "login_failures"): "10",
     ("auth", "login_window"): "300",
     ("limits", "max_upload_bytes"): "104857600",
@@ -98,6 +99,9 @@ class Config:
     #: ``everyone``: every signed-in user sees every user's busy times; ``grants``: as far as
     #: their freebusy grants reach
     free_busy: str = "grants"
+    #: who may make an account: ``open`` (anyone, at REST's POST /v1/users and the web's sign-up
+    #: page) or ``closed`` (only an operator: ``run.py user add``)
+    signup: str = "open"
     inbox_days: int = 30  #: days a scheduling message stays in an inbox
     #: the mail server invitations to people outside go through (iMIP); empty: none are mailed
     smtp_host: str = ""
@@ -121,6 +125,13 @@ class Config:
 def setting(section: str, key: str) -> str:
     """A setting as a person finds it: in the ini file and in the environment."""
     return f"[{section}] {key} (ALMANAC_{section.upper()}_{key.upper()})"
+
+
+def _choice(values: Mapping[tuple[str, str], str], key: tuple[str, str], choices: tuple[str, ...]) -> str:
+    value = values[key].strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{setting(*key)} must be {' or '.join(choices)}, not {value!r}")
+    return value
 
 
 def _integer(values: Mapping[tuple[str, str], str], key: tuple[str, str], minimum: int = 0) -> int:
@@ -222,6 +233,7 @@ def load(
         session_timeout=_integer(values, ("wcap", "session_timeout"), 1),
         web_session_timeout=_integer(values, ("web", "session_timeout"), 60),
         free_busy=free_busy,
+        signup=_choice(values, ("auth", "signup"), ("open", "closed")),
         inbox_days=_integer(values, ("scheduling", "inbox_days"), 1),
         smtp_host=values[("smtp", "host")].strip(),
         smtp_port=_integer(values, ("smtp", "port"), 1),

@@ -98,7 +98,12 @@ class Store(ABC):
     async def user_for_token(self, token_hash: str) -> User | None: ...
 
     @abstractmethod
-    async def delete_tokens(self, user_id: int) -> int: ...
+    async def delete_tokens(self, user_id: int, token_id: int | None = None) -> int:
+        """Take back a user's API tokens (all, or the one with this id); how many."""
+
+    @abstractmethod
+    async def list_tokens(self, user_id: int) -> list[tuple[int, str]]:
+        """A user's API tokens: their ids and when each was issued (the tokens are kept hashed)."""
 
     # sessions ----------------------------------------------------------------------------
 
@@ -205,6 +210,11 @@ class Store(ABC):
         instance (a span of no length may read back one second long)."""
 
     @abstractmethod
+    async def search_objects(self, calendar_ids: Sequence[int], text: str, limit: int) -> list[CalendarObject]:
+        """Objects whose text (unfolded, commas and semicolons unescaped) holds ``text`` in any
+        ASCII case, by their first start, at most ``limit``: candidates a search then reads."""
+
+    @abstractmethod
     async def modified_objects(
         self, calendar_ids: Sequence[int], since: str | None, until: str | None
     ) -> list[CalendarObject]:
@@ -298,7 +308,9 @@ class Store(ABC):
     # public feeds ------------------------------------------------------------------------
 
     @abstractmethod
-    async def set_feed(self, calendar_id: int, token_hash: str | None, busy_only: bool = False) -> Feed | None:
+    async def set_feed(
+        self, calendar_id: int, token_hash: str | None, busy_only: bool = False, token: str | None = None
+    ) -> Feed | None:
         """Turn a calendar's feed on at a new secret (the old one stops at once), or off (None)."""
 
     @abstractmethod

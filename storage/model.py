@@ -264,12 +264,14 @@ class GrantChange:
 
 @dataclass(slots=True, frozen=True)
 class Feed:
-    """A calendar's public feed: a secret address (its token is kept hashed) to full details
-    or busy times only."""
+    """A calendar's public feed: a secret address to full details or busy times only (looked up
+    by its token's hash)."""
 
     calendar_id: int
     busy_only: bool
     created_at: str
+    #: the secret address's token, shown to the owner (None: made before it was kept)
+    token: str | None = None
 
 
 class Spanned(NamedTuple):

@@ -17,7 +17,9 @@ from tests.helpers import sample
 
 def test_detection_tolerates_bom_and_leading_whitespace() -> None:
     assert detect("\ufeff \r\n\tBEGIN:VCALENDAR\r\n") == "ics"
-    assert detect("BEGIN:VCALENDAR\r\nX-WR-CALNAME:Family\r\nBEGIN:VEVENT") == "google"
+    # X-WR-* properties are written by Apple, Outlook and feeds alike: only Google's PRODID says Google
+    assert detect("BEGIN:VCALENDAR\r\nX-WR-CALNAME:Family\r\nBEGIN:VEVENT") == "ics"
+    assert detect("BEGIN:VCALENDAR\r\nPRODID:-//Google Inc//Google Calendar 70.9054//EN\r\nBEGIN:VEVENT") == "google"
     assert detect('  [{"uid": 1}]') == "timeslot"
     assert detect('"Subject","Start Date"\r\n') == "outlook"
     assert detect("Subject;Start Date\r\n") == "outlook"

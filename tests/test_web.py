@@ -230,6 +230,8 @@ async def test_sharing_pages(browser: Browser, server: TestServer, tmp_path: Pat
     await alice.goto(str(server.make_url("/app/")))
     await alice.get_by_role("link", name="Sharing…").first.click()
     await expect(alice.locator("#feed-state")).to_contain_text("full details")
+    new_address = await alice.locator("#feed-url").inner_text()  # its owner sees the address again
+    assert new_address != address and new_address.startswith(str(server.make_url("/feeds/")))
     await row.get_by_role("button", name="Revoke").click()
     await expect(row).to_contain_text("kicked")
     await bob.reload()

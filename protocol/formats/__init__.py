@@ -204,7 +204,7 @@ def detect(text: str) -> str:
     if head[:15].upper() == "BEGIN:VCALENDAR":
         end = head.upper().find("BEGIN:V", 15)
         calendar_header = head[: end if end > 0 else 4000].upper()
-        if "X-WR-" in calendar_header or "PRODID:-//GOOGLE" in calendar_header:
+        if "PRODID:-//GOOGLE" in calendar_header:  # X-WR-* alone: Apple, Outlook, Almanac write them too
             return "google"
         return "ics"
     if head[0] in "[{":

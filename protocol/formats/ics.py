@@ -20,6 +20,7 @@ from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import x_wr_timezone
@@ -434,15 +435,26 @@ def header(
     timezone: str | None = None,
     google: bool = False,
     method: str | None = "PUBLISH",
+    color: str | None = None,
+    feed: bool = False,
 ) -> str:
-    """The VCALENDAR opening lines of an export (without END:VCALENDAR)."""
+    """The VCALENDAR opening lines of an export (without END:VCALENDAR); a ``feed`` (a calendar
+    subscribed to) names itself as the common clients read it: X-WR-CALNAME and NAME, its zone
+    (X-WR-TIMEZONE), colour (X-APPLE-CALENDAR-COLOR) and how often to look again."""
     calendar = Calendar()
     calendar.add("VERSION", "2.0")
     calendar.add("PRODID", PRODID)
     calendar.add("CALSCALE", "GREGORIAN")
     if method:
         calendar.add("METHOD", method)
-    if google:
+    if feed:
+        for prop, value in (("NAME", name), ("X-WR-CALNAME", name), ("X-WR-CALDESC", description),
+                            ("X-WR-TIMEZONE", timezone), ("X-APPLE-CALENDAR-COLOR", color)):  # fmt: skip
+            if value:
+                calendar.add(prop, value)
+        calendar.add("REFRESH-INTERVAL", timedelta(hours=1), parameters={"VALUE": "DURATION"})
+        calendar.add("X-PUBLISHED-TTL", "PT1H")
+    elif google:
         if name:
             calendar.add("X-WR-CALNAME", name)
         if timezone:
@@ -455,6 +467,9 @@ def header(
     return text[: text.rindex("END:VCALENDAR")]
 
 
+_ALARM = re.compile(r"^BEGIN:VALARM\r\n.*?^END:VALARM\r\n", re.MULTILINE | re.DOTALL)
+
+
 class Writer:
     """One VCALENDAR holding every item, each VTIMEZONE once."""
 
@@ -464,9 +479,13 @@ class Writer:
         description: str | None = None,
         timezone: str | None = None,
         google: bool = False,
+        color: str | None = None,
+        feed: bool = False,
     ) -> None:
-        self.opening = header(name, description, timezone, google)
+        self.opening = header(name, description, timezone, google, color=color, feed=feed)
         self.seen: set[str] = set()
+        #: a feed leaves out the owner's alarms: they are not its subscribers'
+        self.alarms = not feed
 
     def begin(self) -> str:
         return self.opening
@@ -479,7 +498,7 @@ class Writer:
                 if tzid not in self.seen:
                     self.seen.add(tzid)
                     chunk.append(zone)
-            chunk.append(body)
+            chunk.append(body if self.alarms else _ALARM.sub("", body))
         return "".join(chunk)
 
     def end(self) -> str:

@@ -177,10 +177,11 @@ def merged(periods: Iterable[BusyPeriod]) -> list[BusyPeriod]:
     return sorted(joined)
 
 
-def busy_calendar(name: str, periods: list[BusyPeriod]) -> str:
+def busy_calendar(name: str, periods: list[BusyPeriod], zone: tzinfo = UTC) -> str:
     """A calendar of busy periods only (a public feed's "busy times"): one opaque event titled
     Busy per period (tentative ones with STATUS:TENTATIVE), its UID and stamp taken from its
-    times so the text changes only with them."""
+    times so the text changes only with them. A period of whole days on ``zone``'s wall clock
+    (an all-day event, read there) is written as dates, so it stays on its days everywhere."""
     calendar = Calendar()
     calendar.add("PRODID", "-//Almanac//busy times//EN")
     calendar.add("VERSION", "2.0")
@@ -190,8 +191,10 @@ def busy_calendar(name: str, periods: list[BusyPeriod]) -> str:
         key = f"{start.isoformat()}/{end.isoformat()}" + ("/tentative" if kind == TENTATIVE else "")
         event.add("UID", hashlib.sha256(key.encode()).hexdigest()[:32] + "@busy.almanac")
         event.add("DTSTAMP", start)
-        event.add("DTSTART", start)
-        event.add("DTEND", end)
+        first, last = start.astimezone(zone), end.astimezone(zone)
+        whole_days = first.time() == last.time() == time() and first < last
+        event.add("DTSTART", first.date() if whole_days else start)
+        event.add("DTEND", last.date() if whole_days else end)
         event.add("SUMMARY", "Busy (tentative)" if kind == TENTATIVE else "Busy")
         if kind == TENTATIVE:
             event.add("STATUS", "TENTATIVE")

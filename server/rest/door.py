@@ -154,7 +154,7 @@ class RestDoor:
 
     async def signup(self, request: web.Request) -> web.Response:
         params = await self.params(request)
-        user = await self.services.users.create(params.get("username"), params.get("password"), params.get("email"))
+        user = await self.services.users.sign_up(params.get("username"), params.get("password"), params.get("email"))
         token = await self.services.users.issue_token(user)
         request[REQUEST_USER] = user.username
         return json_response(user_json(user, await self.services.calendars.of(user), token), 201)

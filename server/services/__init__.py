@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 from server.config import Config
 from server.services.access import AccessService
+from server.services.agenda import AgendaService
 from server.services.auth import LoginThrottle, Passwords
 from server.services.calendars import CalendarService
 from server.services.imports import FileReader, ImportService, ParseProcesses
@@ -30,6 +31,7 @@ class Services:
     access: AccessService  #: who may do what with a calendar; every calendars call asks it
     scheduling: SchedulingService  #: meetings: what a write delivers, inboxes, free/busy (RFC 6638)
     mail: MailSender  #: sends the queued invitations to people outside the server (iMIP)
+    agenda: AgendaService  #: what the calendar pages show: occurrences in a window, search
 
     async def readiness(self) -> str | None:
         """None when the server can serve (its store answers, its schema is current); else why not."""
@@ -45,13 +47,16 @@ def build(config: Config, store: Store | None = None) -> Services:
     calendars = CalendarService(store, access)
     throttle = LoginThrottle(store, config.login_failures, config.login_window)
     passwords = Passwords(config.password_scheme)
-    users = UserService(store, passwords, calendars, config.min_password_length, throttle)
+    users = UserService(store, passwords, calendars, config.min_password_length, throttle, signup=config.signup)
     spool = config.data_dir / "imports" / f"worker-{config.worker}"  #: this process's uploads on their way in
     reader = FileReader(config, spool, ParseProcesses(config.parse_processes) if config.parse_processes else None)
     scheduling = SchedulingService(store, calendars, config)
     objects = ObjectService(store, calendars, scheduling, reader, config)
     imports = ImportService(store, calendars, reader, config)
-    return Services(config, store, users, calendars, objects, imports, access, scheduling, MailSender(store, config))
+    mail = MailSender(store, config)
+    return Services(
+        config, store, users, calendars, objects, imports, access, scheduling, mail, AgendaService(store, calendars)
+    )
 
 
 @asynccontextmanager

@@ -11,34 +11,31 @@ ask too). ``object_write`` turns a parsed resource into the store write that rec
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
-import secrets
 import uuid as uuid_module
-import zoneinfo
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 import webcolors
 
 from protocol import formats
-from protocol.events import valid_zone
+from protocol.events import valid_zone, zone_named
 from protocol.formats import ExportItem, GroupInfo
-from protocol.ical.busy import BusyPeriod, busy_by_calendar, busy_calendar, merged
+from protocol.ical.busy import BusyPeriod, busy_by_calendar, merged
 from protocol.ical.resources import Resource
 from protocol.ical.values import MAX_EPOCH, MIN_EPOCH, epoch, etag_of, href_for_uid
 from protocol.ical.windows import in_window
 from server.services.access import AccessService, Level, State
 from server.services.errors import Forbidden, Invalid, NameTaken, NotFound
+from server.services.feeds import Feeds
 from storage import base
 from storage.model import (
     ALL_COMPONENTS,
     Calendar,
     CalendarObject,
     Change,
-    Feed,
     Grant,
     ImportTarget,
     NewCalendar,
@@ -51,8 +48,6 @@ DEFAULT_SLUG = "calendar"
 MAX_NAME, MAX_DESCRIPTION = 255, 16_384
 #: instances of one series a free/busy answer looks at, at most
 MAX_BUSY_INSTANCES = 10_000
-#: what a busy-times feed covers
-FEED_PAST, FEED_AHEAD = timedelta(days=90), timedelta(days=400)
 #: a group's settings for its members (Timeslot's): what update takes, and the prop each is kept in
 POLICY = {"public": "public", "members_can_post": "membersCanPost", "members_can_invite": "membersCanInvite"}
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -90,13 +85,6 @@ def window(start: int | None, end: int | None) -> tuple[int, int]:
     low = max(start, MIN_EPOCH) if start is not None else MIN_EPOCH
     high = min(end, MAX_EPOCH) if end is not None else MAX_EPOCH
     return low, high
-
-
-def zone_of(calendar: Calendar) -> tzinfo | None:
-    """A calendar's own time zone (its calendar-timezone), where it has a known one."""
-    if not calendar.timezone or not valid_zone(calendar.timezone):
-        return None
-    return UTC if calendar.timezone.upper() == "UTC" else zoneinfo.ZoneInfo(calendar.timezone)
 
 
 def slugify(name: str) -> str:
@@ -154,7 +142,7 @@ def as_shared(calendar: Calendar, grant: Grant) -> Calendar:
     )  # fmt: skip
 
 
-class CalendarService:
+class CalendarService(Feeds):
     def __init__(self, store: base.Store, access: AccessService) -> None:
         self.store = store
         self.access = access
@@ -497,7 +485,7 @@ class CalendarService:
         """Each calendar's busy periods, not merged: the events with an index span in the range,
         all calendars' read at once with their spans (one whose spans are loose, floating or past
         the index's horizon, and has no instance in the range, gives no period), in a thread."""
-        places = {c.id: zone or zone_of(c) for c in calendars}
+        places = {c.id: zone or zone_named(c.timezone) for c in calendars}
         found = await self.store.spanned_in_range(list(places), epoch(start), epoch(end))
         return (
             await asyncio.to_thread(busy_by_calendar, found, places, start, end, besides, MAX_BUSY_INSTANCES)
@@ -547,51 +535,17 @@ class CalendarService:
             if flavor not in ("outlook", "timeslot"):
                 raise Invalid("flavor must be outlook or timeslot", field="flavor")
             options = {"flavor": flavor, "timezone": timezone}
-        writer = formats.writer(fmt, **options)
+        async for chunk in self._written(formats.writer(fmt, **options), calendars):
+            yield chunk
+
+    async def _written(self, writer: formats.Writer, calendars: Sequence[Calendar]) -> AsyncIterator[str]:
+        """The calendars' objects through a writer, in chunks of 200 (written in a thread: an
+        Outlook CSV expands recurring rows there)."""
         yield writer.begin()
         batch: list[ExportItem] = []
         async for item in self._export_items(calendars):
             batch.append(item)
             if len(batch) >= 200:
-                yield await asyncio.to_thread(writer.write, batch)  # recurring rows are expanded there
+                yield await asyncio.to_thread(writer.write, batch)
                 batch = []
         yield await asyncio.to_thread(writer.write, batch) + writer.end()
-
-    # public feeds --------------------------------------------------------------------------
-
-    async def feed_status(self, user: User, calendar: Calendar) -> Feed | None:
-        """A calendar's public feed, if on (for its owner)."""
-        await self.need(user, [calendar], Level.OWNER)
-        return await self.store.feed_of(calendar.id)
-
-    async def set_feed(self, user: User, calendar: Calendar, *, on: bool, busy_only: bool = False) -> str | None:
-        """Turn a calendar's public feed on at a new secret address (the old one stops at once)
-        and return its token, shown this once (the store keeps its hash); or turn it off."""
-        await self.need(user, [calendar], Level.OWNER)
-        token = secrets.token_urlsafe(24) if on else None
-        await self.store.set_feed(calendar.id, feed_hash(token) if token else None, busy_only)
-        return token
-
-    async def feed(self, token: str) -> tuple[Feed, Calendar]:
-        """The feed a secret address names: the token is the only credential it needs."""
-        found = await self.store.feed_calendar(feed_hash(token)) if 16 <= len(token) <= 64 else None
-        if found is None:
-            raise NotFound("feed not found", kind="feed")
-        return found
-
-    def feed_text(self, feed: Feed, calendar: Calendar) -> AsyncIterator[str]:
-        """A feed's calendar: every object (streamed), or the busy periods from
-        ``FEED_PAST`` ago to ``FEED_AHEAD`` ahead."""
-        if feed.busy_only:
-            return self._busy_feed(calendar)
-        return self._export([calendar], "ics")
-
-    async def _busy_feed(self, calendar: Calendar) -> AsyncIterator[str]:
-        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        start, end = today - FEED_PAST, today + FEED_AHEAD
-        periods = await self._busy([calendar], start, end)
-        yield await asyncio.to_thread(busy_calendar, calendar.name, periods)
-
-
-def feed_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()

@@ -8,7 +8,7 @@ import time
 
 from server.services.auth import LoginThrottle, Passwords, digest, new_secret
 from server.services.calendars import CalendarService
-from server.services.errors import Invalid, NotFound
+from server.services.errors import Forbidden, Invalid, NotFound
 from storage.base import Store
 from storage.errors import Conflict
 from storage.model import User
@@ -34,11 +34,14 @@ class UserService:
         calendars: CalendarService,
         min_password_length: int = 8,
         throttle: LoginThrottle | None = None,
+        *,
+        signup: str = "open",
     ) -> None:
         self.store = store
         self.passwords = passwords
         self.calendars = calendars
         self.min_password_length = min_password_length
+        self.signup_open = signup == "open"
         self.throttle = throttle or LoginThrottle(store)
         #: recent successful checks, so that per-request Basic auth does not rehash each time:
         #: (login, salted digest of the password) -> (user id, monotonic expiry)
@@ -69,6 +72,13 @@ class UserService:
             raise Invalid(f"{conflict.args[0]} is already taken", field=conflict.args[0]) from None
         await self.calendars.create_default(user)
         return user
+
+    async def sign_up(self, username: object, password: object, email: object = None) -> User:
+        """An account made by its user (REST sign-up, the web's sign-up page), where the
+        operator's ``[auth] signup`` is open; Forbidden when it is closed."""
+        if not self.signup_open:
+            raise Forbidden("sign-up is closed here: an operator makes accounts (run.py user add)")
+        return await self.create(username, password, email)
 
     async def authenticate(self, login: str, password: str, address: str = "") -> User | None:
         """The user with this username or e-mail and password, or None (also when the
@@ -132,6 +142,34 @@ class UserService:
         await self.store.update_user(user.id, password_hash=password_hash)
         await self.store.delete_tokens(user.id)
         self._verified = {k: v for k, v in self._verified.items() if v[0] != user.id}
+
+    async def change_password(self, user: User, current: str, new: object, address: str = "") -> None:
+        """The user's own change: the current password first (throttled like a sign-in), then the
+        new one; every API token is taken back, as with ``set_password``."""
+        if await self.authenticate(user.username, current, address) is None:
+            raise Invalid("the current password is not right", field="current")
+        await self.set_password(user, new)
+
+    async def set_email(self, user: User, email: str) -> User:
+        """A user's e-mail address (also where invitations reach them); Invalid when it is not an
+        address or is another user's."""
+        email = email.strip()
+        if not EMAIL.match(email) or len(email) > 320:
+            raise Invalid("email is not a valid e-mail address", field="email")
+        try:
+            updated = await self.store.update_user(user.id, email=email)
+        except Conflict:
+            raise Invalid(f"{email} is another user's address", field="email") from None
+        if updated is None:
+            raise NotFound("the user is gone")
+        return updated
+
+    async def tokens(self, user: User) -> list[tuple[int, str]]:
+        """The user's API tokens: id and when issued (the tokens themselves are not kept)."""
+        return await self.store.list_tokens(user.id)
+
+    async def revoke_token(self, user: User, token_id: int) -> bool:
+        return await self.store.delete_tokens(user.id, token_id) > 0
 
     async def set_type(self, user: User, cutype: str) -> User:
         """Make a user an individual, a room or a resource (rooms and resources answer

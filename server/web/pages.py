@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import zoneinfo
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,8 @@ from server.services import Services
 from server.services.access import Level
 from server.services.errors import Forbidden, Invalid, NotFound, TooLarge
 from server.urls import WEB, calendar_href, calid_of, feed_path, import_page
+from server.web import calendar, settings
+from server.web import events as events_pages
 from storage.model import FINISHED, ImportFilter, ImportJob, User
 
 COOKIE = "almanac_session"
@@ -57,6 +60,10 @@ _templates = jinja2.Environment(
     lstrip_blocks=True,
 )
 _templates.filters["thousands"] = lambda number: f"{number or 0:,}"
+#: the time zones forms offer (any other known one is accepted too)
+_templates.globals["zones"] = sorted(
+    z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/", "US/"))
+)
 
 
 def csrf_token(session: str) -> str:
@@ -134,7 +141,23 @@ class WebDoor:
     async def signin_form(self, request: web.Request) -> web.Response:
         if await self.session(request):
             raise web.HTTPSeeOther(f"{WEB}/")
-        return render("signin.html", next=request.query.get("next", ""))
+        return render("signin.html", next=request.query.get("next", ""), signup=self.services.users.signup_open)
+
+    async def signup(self, request: web.Request) -> web.Response:
+        """Make an account and sign in, where sign-up is open (404 where it is not)."""
+        if not self.services.users.signup_open:
+            raise web.HTTPNotFound(text="sign-up is closed here: an operator makes accounts\n")
+        if request.method == "GET":
+            return render("signup.html", values={})
+        form = await read_post(request)
+        values = {k: str(form.get(k, "")).strip() for k in ("username", "email")}
+        try:
+            if not self.same_origin(request):
+                raise Invalid("the form is from another site")
+            user = await self.services.users.sign_up(values["username"], form.get("password"), values["email"] or None)
+        except Invalid as refused:
+            return render("signup.html", status=400, values=values, error=refused.message)
+        return await self.signed_in_as(request, user, f"{WEB}/calendar")
 
     async def signin(self, request: web.Request) -> web.Response:
         form = await read_post(request)
@@ -146,7 +169,12 @@ class WebDoor:
         if self.same_origin(request):
             user = await self.services.users.authenticate(login, password, client_address(request))
         if user is None:
-            return render("signin.html", status=401, next=target, username=login, error="Wrong user name or password.")
+            return render("signin.html", status=401, next=target, username=login, error="Wrong user name or password.",
+                          signup=self.services.users.signup_open)  # fmt: skip
+        return await self.signed_in_as(request, user, target)
+
+    async def signed_in_as(self, request: web.Request, user: User, target: str) -> web.Response:
+        """A new session for the user, its cookie set, on the way to ``target``."""
         timeout = self.services.config.web_session_timeout
         session = await self.services.users.open_session(user, "web", timeout)
         response = web.HTTPSeeOther(target)
@@ -163,10 +191,19 @@ class WebDoor:
 
     # pages ---------------------------------------------------------------------------------
 
-    async def calendars(self, request: web.Request, user: User, session: str) -> web.Response:
+    async def calendars(
+        self, request: web.Request, user: User, session: str, *, error: str | None = None
+    ) -> web.Response:
+        """The user's calendars and those shared with them (as their home shows them: the
+        sharee's own colour, the CalDAV address in their home), with exports and settings."""
         calendars = await self.services.calendars.of(user)
         shared = await self.services.access.shared_with(user)
-        return await self.page("calendars.html", user, session, calendars=calendars, exports=EXPORTS, shared=shared)
+        origin = f"{request.scheme}://{request.host}"
+        homes = {c.id: (c, origin + calendar_href(user, c)) for c in await self.services.calendars.shared(user)}
+        response = await self.page("calendars.html", user, session, calendars=calendars, exports=EXPORTS,
+                                   shared=shared, homes=homes, error=error)  # fmt: skip
+        response.set_status(400 if error else 200)
+        return response
 
     # sharing -------------------------------------------------------------------------------
 
@@ -179,6 +216,7 @@ class WebDoor:
         grants = await self.services.access.grantees(user, calendar)
         is_owner = calendar.owner_id == user.id
         feed = await self.services.calendars.feed_status(user, calendar) if is_owner else None
+        token = token or (feed.token if feed else None)
         origin = f"{request.scheme}://{request.host}"
         return await self.page(
             "sharing.html", user, session, calendar=calendar, owner=owner, grants=grants, is_owner=is_owner,
@@ -412,10 +450,14 @@ class WebDoor:
 
 def add_routes(app: web.Application, services: Services) -> None:
     door = WebDoor(services)
+    calendar.add_routes(app, door)
+    events_pages.add_routes(app, door)
+    settings.add_routes(app, door)
     routes = app.router
     guarded = door.signed_in
     routes.add_get(f"{WEB}/signin", door.signin_form)
     routes.add_post(f"{WEB}/signin", door.signin)
+    routes.add_route("*", f"{WEB}/signup", door.signup)
     routes.add_post(f"{WEB}/signout", guarded(door.signout))
     routes.add_get(f"{WEB}/", guarded(door.calendars))
     routes.add_get(f"{WEB}/export", guarded(door.export))

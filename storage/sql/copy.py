@@ -49,7 +49,7 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
          "props", "follows_group"),
         "id",
     ),
-    "feeds": (("calendar_id", "token_hash", "busy_only", "created_at"), "calendar_id"),
+    "feeds": (("calendar_id", "token_hash", "busy_only", "created_at", "token"), "calendar_id"),
     "login_failures": (("key", "at"), "key, at"),
     "login_turns": (("key", "turn"), "key"),
     "schedule_inbox": (("id", "user_id", "name", "uid", "method", "ical", "created_at"), "id"),

@@ -28,7 +28,7 @@ def _grant_at(row: Row) -> Grant:
 
 
 def _feed(row: Row) -> Feed:
-    return record(Feed, row, busy_only=bool(row["busy_only"]))
+    return Feed(row["calendar_id"], bool(row["busy_only"]), row["created_at"], row["token"])
 
 
 class Grants(Calendars):
@@ -106,7 +106,8 @@ class Grants(Calendars):
 
     async def grants_to(self, user_id: int, states: Sequence[str]) -> list[tuple[Grant, Calendar]]:
         rows = await self.db.all(
-            f"SELECT {_GRANT}, c.* FROM grants AS g JOIN calendars AS c ON c.id = g.calendar_id "
+            f"SELECT {_GRANT}, c.*, (SELECT COUNT(*) FROM objects WHERE calendar_id = c.id) AS object_count "
+            f"FROM grants AS g JOIN calendars AS c ON c.id = g.calendar_id "
             f"WHERE g.grantee_id = ? AND g.state IN ({marks(len(states))}) ORDER BY g.id",
             (user_id, *states),
         )
@@ -140,14 +141,16 @@ class Grants(Calendars):
 
     # public feeds ------------------------------------------------------------------------
 
-    async def set_feed(self, calendar_id: int, token_hash: str | None, busy_only: bool = False) -> Feed | None:
+    async def set_feed(
+        self, calendar_id: int, token_hash: str | None, busy_only: bool = False, token: str | None = None
+    ) -> Feed | None:
         async with self.db.transaction() as tx:
             await tx.run("DELETE FROM feeds WHERE calendar_id = ?", (calendar_id,))
             if token_hash is None:
                 return None
             await tx.run(
-                "INSERT INTO feeds (calendar_id, token_hash, busy_only, created_at) VALUES (?, ?, ?, ?)",
-                (calendar_id, token_hash, int(busy_only), now_iso()),
+                "INSERT INTO feeds (calendar_id, token_hash, busy_only, created_at, token) VALUES (?, ?, ?, ?, ?)",
+                (calendar_id, token_hash, int(busy_only), now_iso(), token),
             )
             return _feed(present(await tx.one("SELECT * FROM feeds WHERE calendar_id = ?", (calendar_id,))))
 

@@ -158,6 +158,20 @@ class Objects(Tables):
             found += [Spanned(row[0], row[1], row[2], row[3], row[4], spans[row[0]]) for row in rows]
         return found
 
+    async def search_objects(self, calendar_ids: Sequence[int], text: str, limit: int) -> list[CalendarObject]:
+        if not calendar_ids:
+            return []
+        # the text unfolded and unescaped in SQL (both databases have replace and lower), so a
+        # word across a folded line or beside an escaped comma is found
+        unfolded = "replace(replace(replace(replace(ical, ?, ''), ?, ''), ?, ','), ?, ';')"
+        pattern = "%" + text.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+        sql = (
+            f"SELECT {OBJECT_COLUMNS} FROM objects WHERE calendar_id IN ({marks(len(calendar_ids))}) "
+            f"AND lower({unfolded}) LIKE ? ESCAPE '!' ORDER BY start_utc, id LIMIT ?"
+        )
+        params = [*calendar_ids, "\r\n ", "\r\n\t", "\\,", "\\;", pattern, limit]
+        return [calendar_object(row) for row in await self.db.all(sql, params)]
+
     async def _in_period(
         self, select: str, column: str, calendar_ids: Sequence[int], since: str | None, until: str | None, order: str
     ) -> list[Row]:

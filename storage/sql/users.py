@@ -104,9 +104,15 @@ class Users(Calendars):
         )
         return user(row) if row else None
 
-    async def delete_tokens(self, user_id: int) -> int:
+    async def delete_tokens(self, user_id: int, token_id: int | None = None) -> int:
         async with self.db.transaction() as tx:
-            return await tx.run("DELETE FROM tokens WHERE user_id = ?", (user_id,))
+            if token_id is None:
+                return await tx.run("DELETE FROM tokens WHERE user_id = ?", (user_id,))
+            return await tx.run("DELETE FROM tokens WHERE user_id = ? AND id = ?", (user_id, token_id))
+
+    async def list_tokens(self, user_id: int) -> list[tuple[int, str]]:
+        rows = await self.db.all("SELECT id, created_at FROM tokens WHERE user_id = ? ORDER BY id", (user_id,))
+        return [(row[0], row[1]) for row in rows]
 
     # sessions ----------------------------------------------------------------------------
 

@@ -29,9 +29,10 @@ async function follow(statusUrl, bar, text) {
     const reply = await fetch(statusUrl, {headers: {Accept: "application/json"}});
     const state = await reply.json();
     bar.value = state.percent;
-    text.textContent = state.total
-      ? `${state.percent}% — ${number(state.written)} of ${number(state.total)} entries written`
-      : `${state.percent}% — reading the file`;
+    // the bar covers reading and writing; the text says the step it is at, in its own numbers
+    text.textContent = state.written
+      ? `${Math.floor((100 * state.written) / Math.max(state.total, 1))}% written — ${number(state.written)} of ${number(state.total)} entries`
+      : `Reading the file — ${state.percent}%`;
     if (state.finished) return state;
     await new Promise((resolve) => setTimeout(resolve, 400));
   }
@@ -113,4 +114,27 @@ const live = document.getElementById("live");
 if (live) {
   follow(live.dataset.statusUrl, document.getElementById("bar"), document.getElementById("progress-text"))
     .then(() => window.location.reload());
+}
+
+// Copy buttons beside an address (the address itself can always be selected and copied).
+for (const button of document.querySelectorAll("[data-copy]")) {
+  if (!navigator.clipboard) continue;
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    await navigator.clipboard.writeText(document.getElementById(button.dataset.copy).textContent);
+    button.textContent = "Copied";
+  });
+}
+
+// The calendar views: the browser's time zone, until the account names one; the calendar
+// checkboxes apply at once.
+if (!document.cookie.includes("almanac_tz=")) {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (zone) {
+    document.cookie = `almanac_tz=${encodeURIComponent(zone)}; path=/; max-age=31536000; samesite=lax`;
+    if (document.querySelector(".calendar-body")) location.reload();
+  }
+}
+for (const box of document.querySelectorAll("form.shown input[type=checkbox]")) {
+  box.addEventListener("change", () => box.form.submit());
 }
