@@ -12,6 +12,7 @@ from typing import Protocol
 
 from icalendar import Component
 
+from protocol.ical import busy
 from protocol.ical.values import UNREADABLE, parse_resource, prop_value, to_utc, unfold
 from protocol.ical.windows import instances
 
@@ -37,19 +38,11 @@ class Occurrence:
         return not isinstance(self.start, datetime)
 
 
-class Spanned(Protocol):
-    """An object as the index gives it: its id, calendar, component, text and spans in a window."""
+class Spanned(busy.Spanned, Protocol):
+    """An object as the index gives it (as free/busy reads it), with its id."""
 
     @property
     def id(self) -> int: ...
-    @property
-    def calendar_id(self) -> int: ...
-    @property
-    def component(self) -> str: ...
-    @property
-    def ical(self) -> str: ...
-    @property
-    def spans(self) -> list[tuple[int, int, bool]]: ...
 
 
 def instance_key(value: date | datetime) -> str:
