@@ -27,6 +27,7 @@ from server.services import Services, opened
 from server.services.errors import Invalid, NotFound, ServiceError
 from server.services.imports import DELIMITERS, ImportRequest, Upload
 from server.services.users import USER_TYPES
+from server.urls import WEB
 from server.workers import DRAIN, CannotListen, supervise
 from storage import safe_url, store_for
 from storage.errors import CannotOpen
@@ -73,11 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[t.lower() for t in USER_TYPES],
         help="rooms and resources accept invitations when free and decline them when busy",
     )
+    invite = actions.add_parser("invite", help="make a sign-up link (where [auth] signup = invitation)")
+    invite.add_argument("--email", help="the address it is for (the account's, unless they give another)")
+    invite.add_argument("--days", type=int, default=7, help="how long it can be used (default 7)")
     listing = actions.add_parser("list", help="list users")
     delete = actions.add_parser("delete", help="delete a user and all their calendars")
     delete.add_argument("name")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    for sub in (add, passwd, kind, listing, delete):
+    for sub in (add, passwd, kind, invite, listing, delete):
         _common(sub)
 
     load_file = commands.add_parser("import", help="import a calendar file for a user")
@@ -135,6 +139,11 @@ async def user_command(config: Config, args: argparse.Namespace) -> int:
                 print(
                     f"{each.username}\t{each.email or '-'}\t{len(calendars)} calendars\t{events} objects{admin}{kind}"
                 )
+            return 0
+        if args.action == "invite":
+            code = await users.invite(args.email, args.days)
+            print(f"sign-up link, after the server's address (used once, for {args.days} days): "
+                  f"{WEB}/signup?invitation={code}")  # fmt: skip
             return 0
         if args.action == "add":
             password = read_password(args.password_stdin)

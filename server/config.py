@@ -100,7 +100,8 @@ class Config:
     #: their freebusy grants reach
     free_busy: str = "grants"
     #: who may make an account: ``open`` (anyone, at REST's POST /v1/users and the web's sign-up
-    #: page) or ``closed`` (only an operator: ``run.py user add``)
+    #: page), ``invitation`` (with a code from ``run.py user invite``) or ``closed`` (only an
+    #: operator: ``run.py user add``)
     signup: str = "open"
     inbox_days: int = 30  #: days a scheduling message stays in an inbox
     #: the mail server invitations to people outside go through (iMIP); empty: none are mailed
@@ -233,7 +234,7 @@ def load(
         session_timeout=_integer(values, ("wcap", "session_timeout"), 1),
         web_session_timeout=_integer(values, ("web", "session_timeout"), 60),
         free_busy=free_busy,
-        signup=_choice(values, ("auth", "signup"), ("open", "closed")),
+        signup=_choice(values, ("auth", "signup"), ("open", "closed", "invitation")),
         inbox_days=_integer(values, ("scheduling", "inbox_days"), 1),
         smtp_host=values[("smtp", "host")].strip(),
         smtp_port=_integer(values, ("smtp", "port"), 1),

@@ -102,6 +102,19 @@ class Store(ABC):
         """Take back a user's API tokens (all, or the one with this id); how many."""
 
     @abstractmethod
+    async def add_signup_invitation(self, code_hash: str, email: str | None, expires_at: int) -> None:
+        """Keep an invitation to sign up (its code's hash, the address it is for, its expiry)."""
+
+    @abstractmethod
+    async def claim_signup_invitation(self, code_hash: str, now: int) -> tuple[bool, str | None]:
+        """Take an unused, unexpired invitation for an account being made (no one else can);
+        whether it was, and its address."""
+
+    @abstractmethod
+    async def settle_signup_invitation(self, code_hash: str, user_id: int | None) -> None:
+        """A claimed invitation used by the account made (or given back: None)."""
+
+    @abstractmethod
     async def list_tokens(self, user_id: int) -> list[tuple[int, str]]:
         """A user's API tokens: their ids and when each was issued (the tokens are kept hashed)."""
 

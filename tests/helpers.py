@@ -346,3 +346,11 @@ class CommitCutter:
             pump.cancel()
         to_client.close()
         to_server.close()
+
+
+def screenshots(tmp_path: Path) -> Path:
+    """Where a browser test puts its screenshots: ``tmp_path``, or the folder ALMANAC_SCREENSHOTS
+    names (``ALMANAC_SCREENSHOTS=docs/screenshots ./scripts/test.sh -k web`` refreshes the README's)."""
+    folder = Path(os.environ.get("ALMANAC_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -34,6 +34,11 @@ def test_user_commands(tmp_path: Path) -> None:
     assert run("user", "passwd", "nobody", "--password-stdin", "--data", data, stdin="whatever1\n").returncode == 1
     assert run("user", "delete", "ada", "--yes", "--data", data).returncode == 0
     assert run("user", "list", "--data", data).stdout == ""
+    invited = run("user", "invite", "--email", "bea@example.org", "--days", "2", "--data", data)
+    assert invited.returncode == 0 and re.search(r"/app/signup\?invitation=[\w-]{20,}$", invited.stdout.strip())
+    assert "--days" in run("user", "invite", "--help").stdout
+    with pytest.raises(ConfigError):
+        load(None, {("auth", "signup"): "sometimes"}, {})
 
 
 def test_settings_precedence(tmp_path: Path) -> None:

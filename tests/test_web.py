@@ -7,7 +7,6 @@ Screenshots of each page go to ``tmp_path``, or to the folder named by ALMANAC_S
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -16,16 +15,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import Browser, Page, expect
 
 from bench.generate import ics
-from tests.helpers import Account
+from tests.helpers import Account, screenshots
 
 PHONE = {"width": 390, "height": 844}
 EVENTS = 300
-
-
-def screenshots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("ALMANAC_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def file_with_a_bad_line(folder: Path) -> tuple[Path, int]:

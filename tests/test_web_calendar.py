@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from server.app import create_app
 from server.config import Config
+from server.http import SERVICES
 from tests.helpers import basic
 
 SERIES = (
@@ -358,3 +359,23 @@ async def test_sign_up_open_and_closed(aiohttp_server: Any, config: Config) -> N
         assert (await http.get(closed.make_url("/app/signup"))).status == 404
         refused = await http.post(closed.make_url("/v1/users"), json={"username": "eve", "password": "correct horse"})
         assert refused.status == 403
+    invited = await aiohttp_server(create_app(replace(config, signup="invitation")))
+    code = await invited.app[SERVICES].users.invite("fay@example.org")
+    async with aiohttp.ClientSession() as http:
+        assert "/app/signup" not in await (await http.get(invited.make_url("/app/signin"))).text()
+        assert (await http.get(invited.make_url("/app/signup"))).status == 404
+        wrong = await http.post(invited.make_url("/v1/users"), json={"username": "fay", "password": "correct horse",
+                                                                     "invitation": "not-the-code"})  # fmt: skip
+        assert wrong.status == 422, await wrong.text()
+        form = await http.get(invited.make_url(f"/app/signup?invitation={code}"))
+        assert form.status == 200
+        taken = {"username": "dana", "password": "correct horse", "invitation": code}  # dana exists: refused
+        again = await http.post(invited.make_url(f"/app/signup?invitation={code}"), data=taken)
+        assert again.status == 400 and "already taken" in await again.text()
+        made = await http.post(invited.make_url(f"/app/signup?invitation={code}"), data={**taken, "username": "fay"})
+        assert made.status == 200 and str(made.url).endswith("/app/calendar")  # the code was given back meanwhile
+        fay = await invited.app[SERVICES].users.get_by_name("fay")
+        assert fay is not None and fay.email == "fay@example.org"
+        twice = await http.post(invited.make_url("/v1/users"), json={"username": "gus", "password": "correct horse",
+                                                                     "invitation": code})  # fmt: skip
+        assert twice.status == 422 and "used or expired" in await twice.text()

@@ -75,13 +75,17 @@ def _quick(item: Spanned) -> list[Occurrence] | None:
     text = item.ical
     if item.component != "VEVENT" or "RECURRENCE-ID" in text or text.count("BEGIN:VEVENT") != 1:
         return None
-    if not item.spans or not all(exact and finish - begin != 1 for begin, finish, exact in item.spans):
-        return None  # 1 s: maybe [s, s] on PostgreSQL
-    if _CANCELLED.search(text):
+    if not item.spans or _CANCELLED.search(text):
         return None
     lines = {name.upper(): value.rstrip("\r") for name, value in _LINE.findall(unfold(text))}
     recurs = "RRULE" in lines or "RDATE" in lines
     summary, location = _unescaped(lines.get("SUMMARY", "")), _unescaped(lines.get("LOCATION", ""))
+    if not all(exact and finish - begin != 1 for begin, finish, exact in item.spans):  # 1 s: maybe [s, s]
+        days = busy.one_day(text)  # an all-day event's spans are loose: its lines say its days
+        if days is None:
+            return None
+        first = days[0]
+        return [Occurrence(item.id, item.calendar_id, first, first + timedelta(days=days[1]), summary, location)]
     return [
         Occurrence(
             item.id,

@@ -98,6 +98,16 @@ def _one_day(text: str, zone: tzinfo | None) -> tuple[int, int] | None:
     """The busy time (epoch seconds) of an event of one all-day instance, as ``busy_periods``
     places it (from midnight of its first day on ``zone``'s wall clock, as long as it lasts),
     from its lines; None when it is not plainly one."""
+    found = one_day(text)
+    if found is None:
+        return None
+    moment = _placed(found[0], zone)
+    return int(moment.timestamp()), int(moment.timestamp()) + found[1] * 86400
+
+
+def one_day(text: str) -> tuple[date, int] | None:
+    """The first day and the number of days of an event of one all-day instance, from its
+    lines; None when it is not plainly one."""
     first, last = _DAY_START.findall(text), _DAY_END.findall(text)
     if len(first) != 1 or len(last) > 1 or len(_NOT_ONE_DAY.findall(text)) != 1 + len(last):
         return None
@@ -112,10 +122,7 @@ def _one_day(text: str, zone: tzinfo | None) -> tuple[int, int] | None:
             days = int(last[0][1]) * (7 if last[0][2] == "W" else 1)
     except ValueError:  # no such day: the parsed way says what it is
         return None
-    if days <= 0:
-        return None
-    moment = _placed(begin, zone)
-    return int(moment.timestamp()), int(moment.timestamp()) + days * 86400
+    return (begin, days) if days > 0 else None
 
 
 class Spanned(Protocol):

@@ -41,6 +41,7 @@ class UserService:
         self.passwords = passwords
         self.calendars = calendars
         self.min_password_length = min_password_length
+        self.signup = signup
         self.signup_open = signup == "open"
         self.throttle = throttle or LoginThrottle(store)
         #: recent successful checks, so that per-request Basic auth does not rehash each time:
@@ -73,12 +74,36 @@ class UserService:
         await self.calendars.create_default(user)
         return user
 
-    async def sign_up(self, username: object, password: object, email: object = None) -> User:
-        """An account made by its user (REST sign-up, the web's sign-up page), where the
-        operator's ``[auth] signup`` is open; Forbidden when it is closed."""
-        if not self.signup_open:
+    async def sign_up(
+        self, username: object, password: object, email: object = None, invitation: object = None
+    ) -> User:
+        """An account made by its user (REST sign-up, the web's sign-up page), as the operator's
+        ``[auth] signup`` allows: open; by ``invitation`` (a code from ``invite``, used once,
+        its address the account's unless another is given); Forbidden when closed, Invalid for
+        an invitation that is unknown, used or expired."""
+        if self.signup == "closed":
             raise Forbidden("sign-up is closed here: an operator makes accounts (run.py user add)")
-        return await self.create(username, password, email)
+        if self.signup == "open":
+            return await self.create(username, password, email)
+        code = digest(invitation) if isinstance(invitation, str) and 8 <= len(invitation) <= 64 else ""
+        claimed, invited = await self.store.claim_signup_invitation(code, int(time.time())) if code else (False, None)
+        if not claimed:
+            raise Invalid("sign-up here is by invitation: this one is unknown, used or expired", field="invitation")
+        try:
+            made = await self.create(username, password, email or invited)
+        except BaseException:
+            await self.store.settle_signup_invitation(code, None)  # given back: the form can be sent again
+            raise
+        await self.store.settle_signup_invitation(code, made.id)
+        return made
+
+    async def invite(self, email: str | None = None, days: int = 7) -> str:
+        """An invitation to sign up (where ``[auth] signup = invitation``): its code, shown once."""
+        if email is not None and not EMAIL.match(email):
+            raise Invalid("email is not a valid e-mail address", field="email")
+        code = new_secret()
+        await self.store.add_signup_invitation(digest(code), email, int(time.time()) + days * 86400)
+        return code
 
     async def authenticate(self, login: str, password: str, address: str = "") -> User | None:
         """The user with this username or e-mail and password, or None (also when the

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 from aiohttp import web
 
@@ -17,7 +17,7 @@ from protocol.ical.agenda import Occurrence
 from server.http import read_post
 from server.services.access import Level
 from server.urls import WEB
-from storage.model import User
+from storage.model import Calendar, User
 
 if TYPE_CHECKING:
     from server.web.pages import WebDoor
@@ -30,12 +30,18 @@ CELL_ITEMS = 4
 #: the week grid's rows: half hours
 ROW_MINUTES = 30
 AGENDA_DAYS = 28
-DEFAULT_COLOR = "#8894A8"
+#: the colours of calendars that have none of their own, by their id (told apart in the views)
+PALETTE = ("#3A87AD", "#C0504D", "#4F9A55", "#8064A2", "#D08A2E", "#2E8B8B", "#B0487A", "#5B6B7F")
+
+
+def shown_color(calendar: Calendar) -> str:
+    """The colour a calendar is shown in: its own, or one of the palette's."""
+    return calendar.color or PALETTE[calendar.id % len(PALETTE)]
 
 
 def viewer_zone(request: web.Request, user: User) -> tuple[str, tzinfo]:
     """The zone the pages show times in: the account's, the browser's, or UTC."""
-    for name in (user.prefs.get("timezone"), request.cookies.get(ZONE_COOKIE)):
+    for name in (user.prefs.get("timezone"), unquote(request.cookies.get(ZONE_COOKIE, ""))):
         zone = zone_named(name) if isinstance(name, str) else None
         if zone is not None:
             return str(name), zone
@@ -87,7 +93,8 @@ def place(occurrences: list[Occurrence], first: date, days: int, zone: tzinfo) -
     placed = [Day(first + timedelta(days=n)) for n in range(days)]
     for occurrence in occurrences:
         begin, finish = local(occurrence.start, zone), local(occurrence.end, zone)
-        for day in placed:
+        on = max(0, (begin.date() - first).days)
+        for day in placed[on : max(on, (finish.date() - first).days) + 1]:
             midnight = datetime.combine(day.day, time())
             following = midnight + timedelta(days=1)
             if begin >= following or (finish <= midnight and not midnight <= begin == finish):
@@ -190,7 +197,7 @@ class CalendarViews:
     async def stylesheet(self, request: web.Request, user: User, session: str) -> web.Response:
         """The colours of the user's calendars (their own choice for shared ones) and the week
         grid's rows: a stylesheet, as the pages allow no inline style."""
-        rules = [f".c{c.id}{{--c:{c.color or DEFAULT_COLOR}}}" for c, _ in await self.services.agenda.visible(user)]
+        rules = [f".c{c.id}{{--c:{shown_color(c)}}}" for c, _ in await self.services.agenda.visible(user)]
         rows = 24 * 60 // ROW_MINUTES
         rules += [f".r{n}{{grid-row-start:{n}}}" for n in range(1, rows + 1)]
         rules += [f".s{n}{{grid-row-end:span {n}}}" for n in range(1, rows + 1)]

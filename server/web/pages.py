@@ -60,6 +60,7 @@ _templates = jinja2.Environment(
     lstrip_blocks=True,
 )
 _templates.filters["thousands"] = lambda number: f"{number or 0:,}"
+_templates.filters["color"] = calendar.shown_color
 #: the time zones forms offer (any other known one is accepted too)
 _templates.globals["zones"] = sorted(
     z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/", "US/"))
@@ -145,16 +146,19 @@ class WebDoor:
 
     async def signup(self, request: web.Request) -> web.Response:
         """Make an account and sign in, where sign-up is open (404 where it is not)."""
-        if not self.services.users.signup_open:
-            raise web.HTTPNotFound(text="sign-up is closed here: an operator makes accounts\n")
+        users = self.services.users
+        if users.signup == "closed" or (users.signup == "invitation" and "invitation" not in request.query):
+            raise web.HTTPNotFound(text="sign-up here is closed or by invitation: an operator makes accounts\n")
         if request.method == "GET":
-            return render("signup.html", values={})
+            return render("signup.html", values={"invitation": request.query.get("invitation", "")})
         form = await read_post(request)
-        values = {k: str(form.get(k, "")).strip() for k in ("username", "email")}
+        values = {k: str(form.get(k, "")).strip() for k in ("username", "email", "invitation")}
         try:
             if not self.same_origin(request):
                 raise Invalid("the form is from another site")
-            user = await self.services.users.sign_up(values["username"], form.get("password"), values["email"] or None)
+            user = await users.sign_up(
+                values["username"], form.get("password"), values["email"] or None, values["invitation"] or None
+            )
         except Invalid as refused:
             return render("signup.html", status=400, values=values, error=refused.message)
         return await self.signed_in_as(request, user, f"{WEB}/calendar")

@@ -51,6 +51,7 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "feeds": (("calendar_id", "token_hash", "busy_only", "created_at", "token"), "calendar_id"),
     "login_failures": (("key", "at"), "key, at"),
+    "signup_invitations": (("id", "code_hash", "email", "created_at", "expires_at", "used_by"), "id"),
     "login_turns": (("key", "turn"), "key"),
     "schedule_inbox": (("id", "user_id", "name", "uid", "method", "ical", "created_at"), "id"),
     "mail_queue": (

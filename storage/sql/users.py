@@ -110,6 +110,26 @@ class Users(Calendars):
                 return await tx.run("DELETE FROM tokens WHERE user_id = ?", (user_id,))
             return await tx.run("DELETE FROM tokens WHERE user_id = ? AND id = ?", (user_id, token_id))
 
+    async def add_signup_invitation(self, code_hash: str, email: str | None, expires_at: int) -> None:
+        async with self.db.transaction() as tx:
+            await tx.run(
+                "INSERT INTO signup_invitations (code_hash, email, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                (code_hash, email, now_iso(), expires_at),
+            )
+
+    async def claim_signup_invitation(self, code_hash: str, now: int) -> tuple[bool, str | None]:
+        async with self.db.transaction() as tx:
+            claimed = await tx.run(
+                "UPDATE signup_invitations SET used_by = 0 WHERE code_hash = ? AND used_by IS NULL AND expires_at > ?",
+                (code_hash, now),
+            )
+            row = await tx.one("SELECT email FROM signup_invitations WHERE code_hash = ?", (code_hash,))
+        return claimed == 1, row[0] if row and claimed == 1 else None
+
+    async def settle_signup_invitation(self, code_hash: str, user_id: int | None) -> None:
+        async with self.db.transaction() as tx:
+            await tx.run("UPDATE signup_invitations SET used_by = ? WHERE code_hash = ?", (user_id, code_hash))
+
     async def list_tokens(self, user_id: int) -> list[tuple[int, str]]:
         rows = await self.db.all("SELECT id, created_at FROM tokens WHERE user_id = ? ORDER BY id", (user_id,))
         return [(row[0], row[1]) for row in rows]

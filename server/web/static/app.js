@@ -137,4 +137,8 @@ if (!document.cookie.includes("almanac_tz=")) {
 }
 for (const box of document.querySelectorAll("form.shown input[type=checkbox]")) {
   box.addEventListener("change", () => box.form.submit());
+  box.form.querySelector("button[type=submit]").hidden = true;
 }
+// the week's grid opens at 07:00 (it scrolls, the hours before are there)
+const weekGrid = document.querySelector(".week-grid");
+if (weekGrid) weekGrid.scrollTop = weekGrid.querySelector(".hours li:nth-child(8)").offsetTop - weekGrid.offsetTop;
