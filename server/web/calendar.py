@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlencode
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -72,6 +72,7 @@ class Day:
     items: list[Item] = field(default_factory=list)
     timed: list[Item] = field(default_factory=list)
     lanes: int = 1
+    more: int = 0  #: occurrences left out (a month's cell shows a few)
 
 
 def local(value: date | datetime, zone: tzinfo) -> datetime:
@@ -84,12 +85,13 @@ def local(value: date | datetime, zone: tzinfo) -> datetime:
 def event_href(occurrence: Occurrence) -> str | None:
     if occurrence.busy:
         return None
-    query = f"?{urlencode({'at': occurrence.key})}" if occurrence.key else ""
+    query = f"?at={occurrence.key}" if occurrence.key else ""  # a key is digits only
     return f"{WEB}/events/{occurrence.object_id}{query}"
 
 
-def place(occurrences: list[Occurrence], first: date, days: int, zone: tzinfo) -> list[Day]:
-    """Each day of the window with the occurrences on it (a multi-day one on each of its days)."""
+def place(occurrences: list[Occurrence], first: date, days: int, zone: tzinfo, limit: int | None = None) -> list[Day]:
+    """Each day of the window with the occurrences on it (a multi-day one on each of its days);
+    ``limit``: a day keeps that many, and counts the rest."""
     placed = [Day(first + timedelta(days=n)) for n in range(days)]
     for occurrence in occurrences:
         begin, finish = local(occurrence.start, zone), local(occurrence.end, zone)
@@ -98,6 +100,9 @@ def place(occurrences: list[Occurrence], first: date, days: int, zone: tzinfo) -
             midnight = datetime.combine(day.day, time())
             following = midnight + timedelta(days=1)
             if begin >= following or (finish <= midnight and not midnight <= begin == finish):
+                continue
+            if limit is not None and len(day.items) >= limit:
+                day.more += 1
                 continue
             css = f"event c{occurrence.calendar_id}" + (" busy" if occurrence.busy else "")
             css += " cancelled" if occurrence.cancelled else ""
@@ -174,14 +179,14 @@ class CalendarViews:
         start = datetime.combine(first, time(), zone).astimezone(UTC)
         end = datetime.combine(first + timedelta(days=days), time(), zone).astimezone(UTC)
         found, more = await self.services.agenda.occurrences(user, shown, start, end, zone) if shown else ([], False)
-        placed = place(found, first, days, zone)
+        placed = place(found, first, days, zone, CELL_ITEMS if view == "month" else None)
         writable = [c for c, level in visible if level >= Level.READ_WRITE]
         weeks = [placed[n : n + 7] for n in range(0, days, 7)]
         return await self.door.page(
             "calendar.html", user, session, view=view, on=on, days=placed, weeks=weeks,
             previous=moved(view, on, -1), following=moved(view, on, 1), today=datetime.now(zone).date(),
             visible=visible, off=off, zone=zone_name, more=more, writable=bool(writable),
-            hours=range(24), cell_items=CELL_ITEMS, title=title(view, on, first, days),
+            hours=range(24), title=title(view, on, first, days),
         )  # fmt: skip
 
     async def choose(self, request: web.Request, user: User, session: str) -> web.Response:
