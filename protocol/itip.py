@@ -57,6 +57,25 @@ def attendees(component: Component) -> dict[str, vCalAddress]:
     return {address(a): a if isinstance(a, vCalAddress) else vCalAddress(a) for a in every(component, "ATTENDEE")}
 
 
+def invite(component: Component, organizer_address: str, wanted: Iterable[str]) -> None:
+    """A component's attendees made ``wanted`` (addresses), as an organizer's form sets them:
+    those kept keep their lines (their answers), new ones are asked (NEEDS-ACTION, RSVP), and
+    ORGANIZER is set, or goes with the last attendee."""
+    kept = attendees(component)
+    component.pop("ATTENDEE", None)
+    component.pop("ORGANIZER", None)
+    chosen = [a for a in dict.fromkeys(address(w) for w in wanted) if a != address(organizer_address)]
+    if not chosen:
+        return
+    component.add("ORGANIZER", vCalAddress(organizer_address))
+    for each in chosen:
+        line = kept.get(each)
+        if line is None:
+            line = vCalAddress(each)
+            line.params.update({"ROLE": "REQ-PARTICIPANT", "PARTSTAT": "NEEDS-ACTION", "RSVP": "TRUE"})
+        component.add("ATTENDEE", line)
+
+
 def attendee_addresses(calendar: Calendar) -> set[str]:
     """Every attendee of any of a resource's components."""
     return {a for component in components(calendar) for a in attendees(component)}

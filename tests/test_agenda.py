@@ -4,7 +4,6 @@ a series is edited as calendar programs do (one occurrence, this and the followi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -25,29 +24,19 @@ from protocol.ical.series import (
     split,
 )
 from protocol.ical.values import parse_resource
+from storage.model import Spanned
 
 START, END = datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 12, tzinfo=UTC)
 PARIS = ZoneInfo("Europe/Paris")
 
 
-@dataclass
-class Indexed:
-    """An object as the store's index gives it."""
-
-    id: int
-    calendar_id: int
-    uid: str
-    component: str
-    ical: str
-    spans: list[tuple[int, int, bool]]
-
-
-def indexed(*lines: str) -> Indexed:
+def indexed(*lines: str) -> Spanned:
+    """An event as the store's index gives it in the window."""
     text = "\r\n".join(["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//t//EN", *lines, "END:VCALENDAR", ""])
     resource = resource_from_calendar(parse_resource(text))
     low, high = int(START.timestamp()), int(END.timestamp())
     spans = [s for s in resource.spans if s[0] < high and (s[1] > low or s[0] == s[1] >= low)]
-    return Indexed(1, 1, resource.uid, resource.component, resource.text, spans)
+    return Spanned(1, 1, resource.uid, resource.component, resource.text, spans)
 
 
 def seen(found: list) -> list[tuple]:  # type: ignore[type-arg]

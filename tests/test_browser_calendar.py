@@ -78,7 +78,6 @@ async def test_the_calendar_in_a_browser(browser: Browser, server: TestServer, t
     await expect(month.locator("li.event", has_text="Design review")).to_have_count(5)
     await expect(month.locator("li.event", has_text="09:00 Design review").first).to_be_visible()
     await expect(month.locator("li.event", has_text="Holidays")).to_have_count(3)
-    await page.screenshot(path=shots / "calendar-month.png")
     await page.get_by_role("link", name="Week").click()
     await page.get_by_role("link", name="Next week").click()  # 14-20 December
     await expect(page.locator(".week-grid li.event", has_text="Design review")).to_have_count(1)
@@ -99,11 +98,9 @@ async def test_the_calendar_in_a_browser(browser: Browser, server: TestServer, t
     await page.check("input[name=days][value=TU]")
     await page.select_option("#ends", "count")
     await page.fill("#count", "4")
-    await page.screenshot(path=shots / "event-new.png", full_page=True)
     await page.get_by_role("button", name="Create").click()
     yoga = page.locator(".week-grid li.event", has_text="Yoga")
     await expect(yoga).to_have_count(1)
-    await page.screenshot(path=shots / "calendar-week.png")
     found = await caldav_sees(server)
     (uid,) = [u for u, text in found.items() if "SUMMARY:Yoga" in text]
     assert "RRULE:FREQ=WEEKLY;COUNT=4;BYDAY=TU" in found[uid] and "TZID=Europe/Paris:20261222T180000" in found[uid]
@@ -135,7 +132,6 @@ async def test_the_calendar_in_a_browser(browser: Browser, server: TestServer, t
     await page.get_by_role("button", name="Search").click()
     await expect(page.locator(".results li")).to_have_count(1)
     await expect(page.locator(".results li")).to_contain_text("Design review")
-    await page.screenshot(path=shots / "search.png")
 
     # a calendar created, recoloured and deleted
     await page.get_by_role("link", name="Calendars", exact=True).click()
@@ -152,8 +148,6 @@ async def test_the_calendar_in_a_browser(browser: Browser, server: TestServer, t
     await page.check("input[name=confirm]")
     await page.get_by_role("button", name="Delete the calendar").click()
     await expect(page.locator(".card", has_text="Garden")).to_have_count(0)
-    await page.goto(str(server.make_url("/app/account")))
-    await page.screenshot(path=shots / "account.png", full_page=True)
 
     # bob may read alice's calendar: no edit button, and a crafted POST is refused
     await page.goto(str(server.make_url("/app/")))
@@ -164,7 +158,6 @@ async def test_the_calendar_in_a_browser(browser: Browser, server: TestServer, t
     bob = await signed_in(browser, server, "bob", viewport=PHONE)
     await bob.get_by_role("button", name="Accept").click()
     await bob.goto(str(server.make_url("/app/calendar?view=agenda&date=2026-12-07")))
-    await bob.screenshot(path=shots / "calendar-agenda-phone.png", full_page=True)
     await bob.locator(".agenda li.event", has_text="Design review").first.get_by_role("link").click()
     await expect(bob.get_by_role("heading", name="Design review")).to_be_visible()
     await expect(bob.get_by_text("(read only)")).to_be_visible()
@@ -177,7 +170,25 @@ async def test_the_calendar_in_a_browser(browser: Browser, server: TestServer, t
     )
     assert crafted.status == 403
     assert "review@test" in await caldav_sees(server)
-    await bob.goto(str(server.make_url("/app/calendar?view=month&date=2026-12-01")))
-    await bob.screenshot(path=shots / "calendar-month-phone.png", full_page=True)
     await bob.close()
+
+    # every new page, desktop and phone
+    pages = {
+        "calendar-month": "/app/calendar?view=month&date=2026-12-01",
+        "calendar-week": "/app/calendar?view=week&date=2026-12-07",
+        "calendar-agenda": "/app/calendar?view=agenda&date=2026-12-07",
+        "event-new": "/app/events/new?date=2026-12-08",
+        "search": "/app/search?q=review",
+        "account": "/app/account",
+        "signup": "/app/signup",
+    }
+    for size, suffix in ((DESKTOP, ""), (PHONE, "-phone")):
+        await page.set_viewport_size(size)  # type: ignore[arg-type]
+        for name, path in pages.items():
+            await page.goto(str(server.make_url(path)))
+            await expect(page.locator("main h1")).to_be_visible()
+            await page.screenshot(path=shots / f"{name}{suffix}.png", full_page=bool(suffix))
+    await page.goto(str(server.make_url("/app/")))
+    await page.locator(".card", has_text="Calendar").get_by_role("link", name="Settings…").click()
+    await page.screenshot(path=shots / "calendar-settings-phone.png", full_page=True)
     await page.close()

@@ -246,7 +246,8 @@ async def test_search_by_title_place_and_description(server: TestServer) -> None
         assert "Late call" in await alice.page("/app/search?q=LIGHTHOUSE+keeper")  # across a folded line
         assert "Late call" in await alice.page("/app/search?q=in%2C+then")  # an escaped comma
         assert "0 results" in await alice.page("/app/search?q=DISPLAY")  # not the alarm's words
-        assert "2 characters or more" in await alice.page("/app/search?q=x")
+        assert "2 to 200 characters" in await alice.page("/app/search?q=x")
+        assert "2 to 200 characters" in await alice.page("/app/search?q=" + "x" * 201)
 
 
 async def test_calendars_made_recoloured_and_deleted(server: TestServer) -> None:
@@ -379,3 +380,61 @@ async def test_sign_up_open_and_closed(aiohttp_server: Any, config: Config) -> N
         twice = await http.post(invited.make_url("/v1/users"), json={"username": "gus", "password": "correct horse",
                                                                      "invitation": code})  # fmt: skip
         assert twice.status == 422 and "used or expired" in await twice.text()
+
+
+async def test_a_meeting_made_on_the_page_with_its_attendees_busy_times(server: TestServer) -> None:
+    async with signed_in(server, "alice") as alice, signed_in(server, "bob") as bob:
+        late = split_series()["late"]  # bob is busy 23:00-01:00 UTC, the night of the 8th
+        await put(server, late, "late", user="bob")
+        uuid = calendar_uuid(await alice.page("/app/events/new"))
+        form = {"summary": "Planning", "start_date": "2026-12-08", "start_time": "10:00", "end_date": "2026-12-08",
+                "end_time": "11:00", "timezone": "UTC", "calendar": uuid, "repeat": "", "ends": "never",
+                "attendees": "bob@example.org\ncarol@elsewhere.example"}  # fmt: skip
+        checked = await (await alice.post("/app/events", status=200, check="1", **form)).text()
+        assert "not shared with you" in checked and "not a user here" in checked  # bob has not shared his
+        assert await objects(server) == {}  # a check writes nothing
+        bobs = calendar_uuid(await bob.page("/app/events/new"))
+        await bob.page(f"/app/calendars/{bobs}/sharing")
+        await bob.post(f"/app/calendars/{bobs}/share", user="alice", level="freebusy")
+        await alice.page("/app/")
+        await alice.post(f"/app/shared/{bobs}", answer="accept")
+        checked = await (await alice.post("/app/events", status=200, check="1", **form)).text()
+        assert re.search(r"bob@example.org</th><td>23:00–00:00", checked), checked  # cut at the day's end
+        made = await alice.post("/app/events", **form)
+        (text,) = (await objects(server)).values()
+        assert "ORGANIZER:mailto:alice@example.org" in text and "mailto:bob@example.org" in text
+        assert "Planning" in await bob.page("/app/invitations")  # delivered, as from any calendar program
+        event_id = made.headers["Location"].rsplit("#e", 1)[1]
+        page = await alice.page(f"/app/events/{event_id}")
+        assert 'bob@example.org <span class="status">needs action</span>' in page
+        # carol taken off the list: she is no longer asked
+        await alice.post(f"/app/events/{event_id}", **{**form, "attendees": "bob@example.org"})
+        (text,) = (await objects(server)).values()
+        assert "carol" not in text and "mailto:bob@example.org" in text
+
+
+async def test_what_no_page_takes(server: TestServer) -> None:
+    """Days beyond the calendar, instances that are none, forms that say nothing: a clear refusal
+    or today, never a 500, and nothing written."""
+    async with signed_in(server, "alice") as alice:
+        for query in ("date=9999-12-31", "date=0001-01-01", "date=2026-13-45", "view=yearly", "date=" + "9" * 5000):
+            for view in ("month", "week", "agenda"):
+                await alice.page(f"/app/calendar?view={view}&{query}")
+        await alice.page("/app/events/new?date=9999-12-31")
+        await put(server, split_series()["standup"], "standup")
+        event = re.search(r"/app/events/(\d+)", await alice.page("/app/calendar?view=agenda&date=2026-12-07"))
+        assert event is not None
+        for at in ("99999999999999999999", "-99999999999999", "abc", "20261399"):
+            await alice.page(f"/app/events/{event.group(1)}?at={at}", status=404)
+            await alice.post(f"/app/events/{event.group(1)}/delete", status=400, at=at, scope="this")
+        await alice.page("/app/events/99999999999999999", status=404)
+        uuid = calendar_uuid(await alice.page("/app/events/new"))
+        base = {"summary": "x", "start_date": "2026-12-08", "calendar": uuid}
+        for wrong in ({"start_date": "9999-12-31", "allday": "1"}, {"start_date": "yesterday"},
+                      {"timezone": "Mars/Base"}, {"start_time": "25:00"}, {"repeat": "HOURLY"},
+                      {"repeat": "DAILY", "interval": "0"},
+                      {"repeat": "WEEKLY", "days": "XX"}, {"attendees": "not an address"}, {"calendar": "nope"},
+                      {"repeat": "DAILY", "ends": "count", "count": "many"}):  # fmt: skip
+            refused = await alice.post("/app/events", status=400, **{**base, **wrong})
+            assert 'class="error"' in await refused.text()
+        assert len(await objects(server)) == 1

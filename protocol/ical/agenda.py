@@ -57,7 +57,10 @@ def key_value(key: str) -> date | datetime:
     """The RECURRENCE-ID an ``instance_key`` names; ValueError when it names none."""
     if len(key) == 8 and key.isdigit():
         return date(int(key[:4]), int(key[4:6]), int(key[6:]))
-    return datetime.fromtimestamp(int(key), UTC)
+    try:
+        return datetime.fromtimestamp(int(key[:20]), UTC)
+    except (OverflowError, OSError):
+        raise ValueError(f"no instance is called {key[:20]!r}") from None
 
 
 _LINE = re.compile(r"^(SUMMARY|LOCATION|RRULE|RDATE)(?:;[^:\r\n]*)?:(.*)$", re.IGNORECASE | re.MULTILINE)

@@ -154,9 +154,7 @@ class RestDoor:
 
     async def signup(self, request: web.Request) -> web.Response:
         params = await self.params(request)
-        users = self.services.users
-        user = await users.sign_up(params.get("username"), params.get("password"), params.get("email"),
-                                   params.get("invitation"))  # fmt: skip
+        user = await self.services.users.sign_up(*map(params.get, ("username", "password", "email", "invitation")))
         token = await self.services.users.issue_token(user)
         request[REQUEST_USER] = user.username
         return json_response(user_json(user, await self.services.calendars.of(user), token), 201)

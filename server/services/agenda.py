@@ -20,8 +20,8 @@ from storage.model import Calendar, CalendarObject, User
 
 #: occurrences one view shows at the most (a month of a busy calendar is a few thousand)
 MAX_SHOWN = 5_000
-#: search: the shortest text looked for, and the most results
-MIN_SEARCH, MAX_RESULTS = 2, 200
+#: search: the shortest and longest text looked for, and the most results
+MIN_SEARCH, MAX_SEARCH, MAX_RESULTS = 2, 200, 200
 
 
 class AgendaService:
@@ -65,8 +65,8 @@ class AgendaService:
         """The events and todos whose title, location or description holds ``text`` (any case),
         in the calendars the user may read, by their first start; at most ``limit``."""
         needle = " ".join(text.split())
-        if len(needle) < MIN_SEARCH:
-            raise Invalid(f"search for {MIN_SEARCH} characters or more", field="q")
+        if not MIN_SEARCH <= len(needle) <= MAX_SEARCH:
+            raise Invalid(f"search for {MIN_SEARCH} to {MAX_SEARCH} characters", field="q")
         readable = [c for c in calendars if await self.calendars.level(user, c) >= Level.READ]
         if not readable:
             return []

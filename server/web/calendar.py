@@ -154,11 +154,17 @@ def moved(view: str, on: date, step: int) -> date:
     return on + timedelta(days=step * (7 if view == "week" else AGENDA_DAYS))
 
 
+#: the days a view may show (its window, and the period before and after, stay within the calendar)
+FIRST_DAY, LAST_DAY = date(2, 1, 1), date(9998, 12, 1)
+
+
 def chosen_day(value: str | None, zone: tzinfo) -> date:
+    """The day a view is asked to show; today for one that is no day (or beyond the years)."""
     try:
-        return date.fromisoformat(value or "")
+        chosen = date.fromisoformat((value or "")[:10])
     except ValueError:
         return datetime.now(zone).date()
+    return chosen if FIRST_DAY <= chosen <= LAST_DAY else datetime.now(zone).date()
 
 
 class CalendarViews:

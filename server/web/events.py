@@ -7,19 +7,20 @@ refuse the rest anyway; every write goes through the objects service, as any doo
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 import zoneinfo
 from dataclasses import replace
-from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiohttp import web
 from icalendar import Calendar as ICalendar
 from icalendar import Component
 from multidict import MultiDictProxy
 
-from protocol import events
-from protocol.events import EventFields, valid_zone
+from protocol import events, itip
+from protocol.events import EventFields, valid_zone, zone_named
 from protocol.ical.agenda import key_value
 from protocol.ical.series import (
     CUSTOM,
@@ -38,8 +39,10 @@ from protocol.ical.values import main_component, parse_resource
 from server.http import read_post
 from server.services.access import Level
 from server.services.errors import Invalid, NotFound, PreconditionFailed
+from server.services.scheduling import SUCCESS, UNKNOWN_USER
+from server.services.users import EMAIL
 from server.urls import WEB
-from server.web.calendar import viewer_zone
+from server.web.calendar import FIRST_DAY, LAST_DAY, chosen_day, viewer_zone
 from storage.model import Calendar, CalendarObject, User
 
 if TYPE_CHECKING:
@@ -51,8 +54,18 @@ CHANGED = {"summary", "location", "description", "start", "end"}
 MAX_TEXT = 16_384
 
 
-def read_form(form: MultiDictProxy[str], zone_default: str) -> tuple[EventFields, Repeat, str]:
-    """The event a form describes, its repeat and its time zone; Invalid naming the field."""
+class Form(NamedTuple):
+    """What the event form says."""
+
+    fields: EventFields
+    repeat: Repeat
+    zone: str
+    #: the attendees' addresses; None when the form had no say in them (someone else's meeting)
+    attendees: list[str] | None
+
+
+def read_form(form: MultiDictProxy[str], zone_default: str) -> Form:
+    """The event a form describes, its repeat, time zone and attendees; Invalid naming the field."""
 
     def text(name: str, limit: int = MAX_TEXT) -> str:
         value = str(form.get(name, "")).strip()
@@ -62,9 +75,12 @@ def read_form(form: MultiDictProxy[str], zone_default: str) -> tuple[EventFields
 
     def day(name: str) -> date:
         try:
-            return date.fromisoformat(text(name, 10))
+            found = date.fromisoformat(text(name, 10))
         except ValueError:
             raise Invalid(f"{name.replace('_', ' ')} is a date like 2026-12-24", field=name) from None
+        if not FIRST_DAY <= found <= LAST_DAY:
+            raise Invalid(f"{name.replace('_', ' ')} is between the years 2 and 9998", field=name)
+        return found
 
     def clock(name: str) -> time:
         try:
@@ -98,7 +114,14 @@ def read_form(form: MultiDictProxy[str], zone_default: str) -> tuple[EventFields
             fields.rrule = repeat_rule(repeat, fields.start, zoneinfo.ZoneInfo(zone) if zone != "UTC" else None)
         except ValueError as error:
             raise Invalid(str(error), field="repeat") from None
-    return fields, repeat, zone
+    attendees = None
+    if "attendees" in form:
+        attendees = [a for a in re.split(r"[\s,;]+", text("attendees")) if a]
+        wrong = next((a for a in attendees if not EMAIL.match(a)), None)
+        if wrong is not None:
+            raise Invalid(f"{wrong!r} is not an e-mail address", field="attendees")
+        attendees = [f"mailto:{a.lower()}" for a in attendees]
+    return Form(fields, repeat, zone, attendees)
 
 
 def form_of(fields: EventFields, zone: str, calendar: Calendar) -> dict[str, Any]:
@@ -124,20 +147,31 @@ def form_of(fields: EventFields, zone: str, calendar: Calendar) -> dict[str, Any
     return values
 
 
-def occurrence_fields(text: str, key: str) -> tuple[EventFields, bool]:
-    """The fields of the stored object (of the occurrence ``key`` names, when it recurs), and
-    whether it recurs."""
+class Shown(NamedTuple):
+    """An event as its page shows it: its fields (of the occurrence opened), whether it recurs,
+    its organizer and its attendees with their answers."""
+
+    fields: EventFields
+    recurs: bool
+    organizer: str | None
+    attendees: list[tuple[str, str]]
+
+
+def shown(text: str, key: str) -> Shown:
+    """The stored object as its page shows it (the occurrence ``key`` names, when it recurs)."""
     data = parse_resource(text)
     master = main_component(data)
     recurs = master is not None and ("RRULE" in master or "RDATE" in master)
     fields = events.view_of(data)
+    component = master
     if key and recurs:
+        component = override(data, key_value(key))
         single = ICalendar()
-        single.add_component(override(data, key_value(key)))
-        instance = events.view_of(single)
-        instance.rrule = fields.rrule
-        return instance, True
-    return fields, recurs
+        single.add_component(component)
+        fields, rule = events.view_of(single), fields.rrule
+        fields.rrule = rule
+    people = itip.attendees(component) if component is not None else {}
+    return Shown(fields, recurs, itip.organizer(data), [(a, itip.partstat(line)) for a, line in people.items()])
 
 
 class EventPages:
@@ -151,50 +185,95 @@ class EventPages:
     async def render(
         self, request: web.Request, user: User, session: str, *, values: dict[str, Any], found: CalendarObject | None,
         calendar: Calendar | None, recurs: bool = False, error: str | None = None, level: Level = Level.OWNER,
+        people: Shown | None = None, busy: list[tuple[str, str]] | None = None,
     ) -> web.Response:  # fmt: skip
+        me = self.services.scheduling.address_of(user)
+        organizer = people.organizer if people else None
         response = await self.door.page(
             "event.html", user, session, values=values, found=found, calendar=calendar, recurs=recurs,
             error=error, calendars=await self.writable(user), scopes=SCOPES, weekdays=WEEKDAYS,
-            frequencies=FREQUENCIES, custom=CUSTOM, editable=level >= Level.READ_WRITE,
+            frequencies=FREQUENCIES, custom=CUSTOM, editable=level >= Level.READ_WRITE, busy=busy,
+            organizes=organizer in (None, me), organizer=organizer, attendees=people.attendees if people else [],
         )  # fmt: skip
         response.set_status(400 if error else 200)
         return response
 
+    async def availability(self, user: User, form: Form) -> list[tuple[str, str]]:
+        """The busy times of the user and the attendees on the event's first day (in its zone),
+        as far as each one's calendars are shared with the user (``[scheduling] free_busy``)."""
+        zone = zone_named(form.zone) or UTC
+        day = form.fields.start.date() if isinstance(form.fields.start, datetime) else form.fields.start
+        assert day is not None
+        start = datetime.combine(day, time(), zone)
+        me = self.services.scheduling.address_of(user)
+        asked = [a for a in [me, *(form.attendees or [])] if a]
+        found = await self.services.scheduling.free_busy(user, asked, start, start + timedelta(days=1))
+        said = []
+        for answer in found:
+            if answer.status == SUCCESS:
+                times = [f"{b.astimezone(zone):%H:%M}–{e.astimezone(zone):%H:%M}" for b, e, _ in answer.periods]
+                said.append((answer.address, ", ".join(times) or "free all day"))
+            else:
+                said.append(
+                    (answer.address, "not a user here" if answer.status == UNKNOWN_USER else "not shared with you")
+                )
+        return [(a.removeprefix("mailto:"), s) for a, s in said]
+
     async def new(self, request: web.Request, user: User, session: str) -> web.Response:
-        zone, _ = viewer_zone(request, user)
-        on = request.query.get("date") or datetime.now().date().isoformat()
+        zone, place = viewer_zone(request, user)
+        on = chosen_day(request.query.get("date"), place).isoformat()
         values = {"start_date": on, "end_date": on, "start_time": "09:00", "end_time": "10:00", "timezone": zone,
                   "calendar": request.query.get("calendar", ""), "ends": "never", "interval": 1}  # fmt: skip
         return await self.render(request, user, session, values=values, found=None, calendar=None)
 
     async def create(self, request: web.Request, user: User, session: str) -> web.Response:
-        form = await read_post(request)
+        posted = await read_post(request)
         zone, _ = viewer_zone(request, user)
+        values = {**dict(posted), "days": posted.getall("days", [])}
         try:
-            fields, _, _ = read_form(form, zone)
-            calendar = await self.services.calendars.get(user, str(form.get("calendar", "")), Level.READ_WRITE)
-            fields.uid = str(uuid.uuid4())
-            limit = self.services.config.max_instances
-            resource = await asyncio.to_thread(events.resource, fields, max_instances=limit)
-            saved = await self.services.objects.put(user, calendar, resource, create_only=True)
+            form = read_form(posted, zone)
+            if posted.get("check"):
+                busy = await self.availability(user, form)
+                return await self.render(request, user, session, values=values, found=None, calendar=None, busy=busy)
+            calendar = await self.services.calendars.get(user, str(posted.get("calendar", "")), Level.READ_WRITE)
+            uid, me = str(uuid.uuid4()), self.organizer(user, form)
+
+            def made(data: ICalendar) -> Component:
+                master = events.build(replace(form.fields, uid=uid))
+                data.subcomponents = [master]
+                if me is not None:
+                    itip.invite(master, me, form.attendees or [])
+                return master
+
+            saved = await self.services.objects.edit(user, calendar, None, made, new=("VEVENT", uid))
         except (Invalid, NotFound, ValueError) as refused:
             message = refused.message if isinstance(refused, Invalid | NotFound) else str(refused)
-            values = {**dict(form), "days": form.getall("days", [])}
             return await self.render(request, user, session, values=values, found=None, calendar=None, error=message)
-        raise web.HTTPSeeOther(f"{WEB}/calendar?view=week&date={day_of(fields.start)}#e{saved.object.id}")
+        raise web.HTTPSeeOther(f"{WEB}/calendar?view=week&date={day_of(form.fields.start)}#e{saved.id}")
+
+    def organizer(self, user: User, form: Form) -> str | None:
+        """The user's address when the form invites anyone (None: it invites no one); Invalid
+        when they have no address to invite from."""
+        if not form.attendees:
+            return self.services.scheduling.address_of(user) if form.attendees is not None else None
+        me = self.services.scheduling.address_of(user)
+        if me is None:
+            raise Invalid("give your account an e-mail address first: invitations come from it", field="attendees")
+        return me
 
     async def show(self, request: web.Request, user: User, session: str) -> web.Response:
         found, calendar = await self.found(request, user)
         key = request.query.get("at", "")
         zone, _ = viewer_zone(request, user)
         try:
-            fields, recurs = await asyncio.to_thread(occurrence_fields, found.ical, key)
+            people = await asyncio.to_thread(shown, found.ical, key)
         except ValueError:
             raise web.HTTPNotFound(text="no such occurrence\n") from None
-        values = {**form_of(fields, zone, calendar), "at": key if recurs else ""}
+        values = {**form_of(people.fields, zone, calendar), "at": key if people.recurs else ""}
+        values["attendees"] = "\n".join(a.removeprefix("mailto:") for a, _ in people.attendees)
         level = await self.services.calendars.level(user, calendar)
         return await self.render(request, user, session, values=values, found=found, calendar=calendar,
-                                 recurs=recurs, level=level)  # fmt: skip
+                                 recurs=people.recurs, level=level, people=people)  # fmt: skip
 
     async def found(self, request: web.Request, user: User) -> tuple[CalendarObject, Calendar]:
         try:
@@ -204,33 +283,38 @@ class EventPages:
 
     async def update(self, request: web.Request, user: User, session: str) -> web.Response:
         found, calendar = await self.found(request, user)
-        form = await read_post(request)
+        posted = await read_post(request)
         zone, _ = viewer_zone(request, user)
-        key, scope = str(form.get("at", "")), str(form.get("scope", "all"))
+        key, scope = str(posted.get("at", "")), str(posted.get("scope", "all"))
+        values = {**dict(posted), "days": posted.getall("days", [])}
         try:
-            fields, repeat, _ = read_form(form, zone)
-            target = await self.services.calendars.get(user, str(form.get("calendar", calendar.uuid)), Level.READ_WRITE)
-            rid = key_value(key) if key else None
+            form = read_form(posted, zone)
+            if posted.get("check"):
+                busy = await self.availability(user, form)
+                return await self.render(request, user, session, values=values, found=found, calendar=calendar,
+                                         recurs=bool(key), busy=busy)  # fmt: skip
+            uuid_ = str(posted.get("calendar", calendar.uuid))
+            target = await self.services.calendars.get(user, uuid_, Level.READ_WRITE)
+            rid, me = key_value(key) if key else None, self.organizer(user, form)
             if rid is not None and scope == "this":
-                await self.services.objects.edit(user, calendar, found, lambda data: this_one(data, rid, fields))
+                await self.services.objects.edit(user, calendar, found, lambda data: this_one(data, rid, form, me))
             elif rid is not None and scope == "following":
-                await self.following(user, calendar, found, target, rid, fields, repeat)
+                await self.following(user, calendar, found, target, rid, form, me)
             else:
-                await self.services.objects.edit(user, calendar, found, lambda data: all_of(data, rid, fields, repeat))
+                await self.services.objects.edit(user, calendar, found, lambda data: all_of(data, rid, form, me))
                 if target.id != calendar.id:
                     current = await self.services.objects.find(user, calendar, href=found.href)
                     if current is not None:
                         await self.services.objects.transfer(user, calendar, current, target, current.href)
         except (Invalid, NotFound, PreconditionFailed, ValueError) as refused:
             message = getattr(refused, "message", str(refused))
-            values = {**dict(form), "days": form.getall("days", [])}
             return await self.render(request, user, session, values=values, found=found, calendar=calendar,
                                      recurs=bool(key), error=message)  # fmt: skip
-        raise web.HTTPSeeOther(f"{WEB}/calendar?view=week&date={day_of(fields.start)}")
+        raise web.HTTPSeeOther(f"{WEB}/calendar?view=week&date={day_of(form.fields.start)}")
 
     async def following(
         self, user: User, calendar: Calendar, found: CalendarObject, target: Calendar, rid: date | datetime,
-        fields: EventFields, repeat: Repeat,
+        form: Form, me: str | None,
     ) -> None:  # fmt: skip
         """This and the following occurrences: a new series from ``rid`` on, then the old one
         ended before it (the new one is taken back if that fails)."""
@@ -241,11 +325,11 @@ class EventPages:
             series = parse_resource(found.ical)
             original = main_component(series)
             assert original is not None
-            changed = changed_by(original, repeat)  # the repeat the form showed: the whole series'
+            changed = changed_by(original, form.repeat)  # the repeat the form showed: the whole series'
             data.subcomponents = split(series, rid, uid).subcomponents
             master = main_component(data)
             assert master is not None
-            return events.update_component(master, replace(fields, uid=uid), changed)
+            return changed_as(master, form, changed, me)
 
         made = await self.services.objects.edit(user, target, None, following_part, new=(found.component, uid))
         try:
@@ -258,7 +342,10 @@ class EventPages:
         found, calendar = await self.found(request, user)
         form = await read_post(request)
         key, scope = str(form.get("at", "")), str(form.get("scope", "all"))
-        rid = key_value(key) if key else None
+        try:
+            rid = key_value(key) if key else None
+        except ValueError:
+            raise web.HTTPBadRequest(text="no such occurrence\n") from None
         if rid is not None and scope == "this":
             await self.services.objects.edit(user, calendar, found, lambda data: excluded(data, rid))
         elif rid is not None and scope == "following" and await asyncio.to_thread(still_some, found.ical, rid):
@@ -272,19 +359,26 @@ def day_of(value: date | datetime | None) -> str:
     return (value.date() if isinstance(value, datetime) else value or date.today()).isoformat()
 
 
-def this_one(data: ICalendar, rid: date | datetime, fields: EventFields) -> Component:
+def changed_as(component: Component, form: Form, changed: set[str], me: str | None) -> Component:
+    """A component changed as the form says (its attendees too, when the user organizes it)."""
+    events.update_component(component, replace(form.fields, uid=str(component.get("UID", ""))), changed)
+    if me is not None and form.attendees is not None:
+        itip.invite(component, me, form.attendees)
+    return component
+
+
+def this_one(data: ICalendar, rid: date | datetime, form: Form, me: str | None) -> Component:
     """One occurrence changed: its override (made from the master when there is none)."""
-    instance = override(data, rid)
-    return events.update_component(instance, replace(fields, uid=str(instance.get("UID", ""))), CHANGED)
+    return changed_as(override(data, rid), form, CHANGED, me)
 
 
-def all_of(data: ICalendar, rid: date | datetime | None, fields: EventFields, repeat: Repeat) -> Component:
+def all_of(data: ICalendar, rid: date | datetime | None, form: Form, me: str | None) -> Component:
     """The whole object changed; for a series opened at an occurrence, the series moves by as
     much as that occurrence was moved (its overrides' and exceptions' dates with it)."""
     master = main_component(data)
     if master is None:
         raise ValueError("the object has no event or todo")
-    changed = changed_by(master, repeat)
+    changed, fields = changed_by(master, form.repeat), form.fields
     if rid is not None and "DTSTART" in master:
         original: Any = getattr(master["DTSTART"], "dt", None)
         new: Any = fields.start
@@ -298,7 +392,7 @@ def all_of(data: ICalendar, rid: date | datetime | None, fields: EventFields, re
         else:  # all day became timed (or back): the exceptions name instances that are no more
             data.subcomponents = [c for c in data.subcomponents if "RECURRENCE-ID" not in c]
             master.pop("EXDATE", None)
-    return events.update_component(master, replace(fields, uid=str(master.get("UID", ""))), changed)
+    return changed_as(master, form._replace(fields=fields), changed, me)
 
 
 def changed_by(master: Component, repeat: Repeat) -> set[str]:
