@@ -438,3 +438,20 @@ async def test_what_no_page_takes(server: TestServer) -> None:
             refused = await alice.post("/app/events", status=400, **{**base, **wrong})
             assert 'class="error"' in await refused.text()
         assert len(await objects(server)) == 1
+
+
+async def test_an_event_moved_to_another_calendar(server: TestServer) -> None:
+    async with signed_in(server, "alice") as alice:
+        await put(server, split_series()["late"], "late")
+        await alice.page("/app/")
+        made = await alice.post("/app/calendars", name="Work")
+        work = made.headers["Location"].split("/")[3]
+        event = re.search(r"/app/events/(\d+)", await alice.page("/app/calendar?view=agenda&date=2026-12-07"))
+        assert event is not None
+        page = await alice.page(f"/app/events/{event.group(1)}")
+        values = dict(re.findall(r'<input [^>]*name="(\w+)" (?:type="\w+" )?value="([^"]*)"', page))
+        values.update(re.findall(r'<textarea [^>]*name="(\w+)"[^>]*>([^<]*)</textarea>', page))  # as a browser sends
+        await alice.post(f"/app/events/{event.group(1)}", **{**values, "summary": "Late call", "calendar": work})
+        assert await objects(server) == {}  # gone from the first calendar, with its href
+        status, text = await caldav(server, "GET", "/dav/calendars/alice/work/late.ics")
+        assert status == 200 and "SUMMARY:Late call" in text and "DESCRIPTION:Dial in" in text.replace("\r\n ", "")
