@@ -1,8 +1,13 @@
 """The package as ``pip install .`` makes it (not the checkout): its wheel carries the templates,
-the static files and the migrations, and the installed server starts and serves them."""
+the static files and the migrations, the installed server starts and serves them, and every
+library the server imports is one it installs (the quick start installs nothing else)."""
 
 from __future__ import annotations
 
+import ast
+import configparser
+import importlib.metadata
+import re
 import shutil
 import subprocess
 import sys
@@ -77,3 +82,27 @@ def test_the_installed_package_serves_pages_templates_and_migrations(tmp_path: P
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_every_library_the_server_imports_is_installed_with_it() -> None:
+    """``./scripts/serve.sh`` installs the package without the test tools: a module of server/,
+    protocol/ or storage/ importing a test tool (aiosmtpd once did) stops the quick start."""
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    required = {re.split(r"[<>=~!\[ ;]", line.strip())[0].lower().replace("_", "-")
+                for line in setup["options"]["install_requires"].splitlines() if line.strip()}  # fmt: skip
+    providers = importlib.metadata.packages_distributions()
+    missing = {}
+    for folder in ("server", "protocol", "storage"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                for top in {name.split(".")[0] for name in names}:
+                    if top in sys.stdlib_module_names or top in ("server", "protocol", "storage"):
+                        continue
+                    dists = {d.lower().replace("_", "-") for d in providers.get(top, [top])}
+                    if not dists & required:
+                        missing[f"{path.relative_to(ROOT)}: {top}"] = sorted(dists)
+    assert missing == {}
