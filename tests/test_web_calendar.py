@@ -424,7 +424,7 @@ async def test_what_no_page_takes(server: TestServer) -> None:
         await put(server, split_series()["standup"], "standup")
         event = re.search(r"/app/events/(\d+)", await alice.page("/app/calendar?view=agenda&date=2026-12-07"))
         assert event is not None
-        for at in ("99999999999999999999", "-99999999999999", "abc", "20261399"):
+        for at in ("99999999999999999999", "-99999999999999", "abc", "20261399", "1796889601", "20261208"):
             await alice.page(f"/app/events/{event.group(1)}?at={at}", status=404)
             await alice.post(f"/app/events/{event.group(1)}/delete", status=400, at=at, scope="this")
         await alice.page("/app/events/99999999999999999", status=404)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Protocol
 
 from icalendar import Component
@@ -61,6 +61,31 @@ def key_value(key: str) -> date | datetime:
         return datetime.fromtimestamp(int(key[:20]), UTC)
     except (OverflowError, OSError):
         raise ValueError(f"no instance is called {key[:20]!r}") from None
+
+
+def names_instance(text: str, rid: date | datetime) -> bool:
+    """Whether ``rid`` names an instance of the stored series: an override's RECURRENCE-ID, or
+    an instance its rule and dates make and its exceptions leave."""
+    key = instance_key(rid)
+    try:
+        data = parse_resource(text)
+        if any(_key_of(c) == key for c in data.subcomponents):
+            return True
+        if isinstance(rid, datetime):  # the instance starting there (floating times read as UTC)
+            start, end = rid, rid + timedelta(seconds=1)
+        else:  # the day anywhere on earth
+            start = datetime.combine(rid, time(), UTC) - timedelta(hours=14)
+            end = start + timedelta(hours=52)
+        found = parse_resource(instances(text, start, end, 1000))
+    except UNREADABLE:
+        return False
+    return any(_key_of(c) == key for c in found.subcomponents)
+
+
+def _key_of(component: Component) -> str | None:
+    """The instance key of a component's RECURRENCE-ID (None for a master)."""
+    value = getattr(component.get("RECURRENCE-ID"), "dt", None)
+    return instance_key(value) if isinstance(value, date) else None
 
 
 _LINE = re.compile(r"^(SUMMARY|LOCATION|RRULE|RDATE)(?:;[^:\r\n]*)?:(.*)$", re.IGNORECASE | re.MULTILINE)
@@ -146,8 +171,7 @@ def _occurrence(item: Spanned, component: Component, zone: tzinfo, recurs: bool)
         last = first if isinstance(first, datetime) else first + timedelta(days=1)
     if isinstance(first, datetime) != isinstance(last, datetime):
         last = first if isinstance(first, datetime) else first + timedelta(days=1)
-    rid = component.get("RECURRENCE-ID")
-    key = instance_key(rid.dt) if rid is not None and recurs else ""
+    key = (_key_of(component) or "") if recurs else ""
     return Occurrence(
         item.id, item.calendar_id, _placed(first, zone), _placed(last, zone),
         str(component.get("SUMMARY", "")), str(component.get("LOCATION", "")), key=key,

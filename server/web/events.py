@@ -21,7 +21,7 @@ from multidict import MultiDictProxy
 
 from protocol import events, itip
 from protocol.events import EventFields, valid_zone, zone_named
-from protocol.ical.agenda import key_value
+from protocol.ical.agenda import key_value, names_instance
 from protocol.ical.series import (
     CUSTOM,
     FREQUENCIES,
@@ -165,6 +165,8 @@ def shown(text: str, key: str) -> Shown:
     fields = events.view_of(data)
     component = master
     if key and recurs:
+        if not names_instance(text, key_value(key)):
+            raise ValueError("no such occurrence")
         component = override(data, key_value(key))
         single = ICalendar()
         single.add_component(component)
@@ -296,6 +298,8 @@ class EventPages:
             uuid_ = str(posted.get("calendar", calendar.uuid))
             target = await self.services.calendars.get(user, uuid_, Level.READ_WRITE)
             rid, me = key_value(key) if key else None, self.organizer(user, form)
+            if rid is not None and not await asyncio.to_thread(names_instance, found.ical, rid):
+                raise Invalid("that occurrence is not one of the series (any more)", field="at")
             if rid is not None and scope == "this":
                 await self.services.objects.edit(user, calendar, found, lambda data: this_one(data, rid, form, me))
             elif rid is not None and scope == "following":
@@ -344,14 +348,19 @@ class EventPages:
         key, scope = str(form.get("at", "")), str(form.get("scope", "all"))
         try:
             rid = key_value(key) if key else None
-        except ValueError:
-            raise web.HTTPBadRequest(text="no such occurrence\n") from None
-        if rid is not None and scope == "this":
-            await self.services.objects.edit(user, calendar, found, lambda data: excluded(data, rid))
-        elif rid is not None and scope == "following" and await asyncio.to_thread(still_some, found.ical, rid):
-            await self.services.objects.edit(user, calendar, found, lambda data: ended(data, rid))
-        else:
-            await self.services.objects.delete(user, calendar, found.href, if_etag=found.etag)
+            if rid is not None and not await asyncio.to_thread(names_instance, found.ical, rid):
+                raise ValueError("that occurrence is not one of the series (any more)")
+        except ValueError as wrong:
+            raise web.HTTPBadRequest(text=f"{wrong}\n") from None
+        try:
+            if rid is not None and scope == "this":
+                await self.services.objects.edit(user, calendar, found, lambda data: excluded(data, rid))
+            elif rid is not None and scope == "following" and await asyncio.to_thread(still_some, found.ical, rid):
+                await self.services.objects.edit(user, calendar, found, lambda data: ended(data, rid))
+            else:
+                await self.services.objects.delete(user, calendar, found.href, if_etag=found.etag)
+        except PreconditionFailed:
+            raise web.HTTPConflict(text="the event changed meanwhile: open it again\n") from None
         raise web.HTTPSeeOther(f"{WEB}/calendar")
 
 
