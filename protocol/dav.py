@@ -107,6 +107,11 @@ class PrincipalSearch:
     any_of: bool  #: ``test="anyof"``; all of them must match otherwise (none: every principal)
     names: tuple[str, ...]  #: the properties to return
 
+    @property
+    def texts(self) -> list[str]:
+        """The texts looked for."""
+        return [text for _, text in self.searches]
+
 
 #: the principal reports (RFC 3744 9.4, 9.5)
 PRINCIPAL_SEARCH = tag(DAV, "principal-property-search")

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install Almanac and everything its tests need (Python packages into ./.venv, Debian's Chromium
-# for the browser tests, nginx for the deployment test, a PostgreSQL to run every test on it
-# too), then lint, type-check and run the whole suite. Arguments go to pytest, e.g. ./scripts/test.sh -k import
+# for the browser tests, nginx for the deployment test, slapd for the directory tests, a
+# PostgreSQL to run every test on it too), then lint, type-check and run the whole suite. Arguments go to pytest, e.g. ./scripts/test.sh -k import
 #
 # PostgreSQL: the one at $ALMANAC_TEST_POSTGRES (default postgresql://127.0.0.1:5432/test) when it
 # answers; otherwise Debian's postgresql is installed and a private cluster is started in a
 # temporary folder on a free port, and stopped (by its PID file) when the tests end.
+# OpenLDAP: the one at $ALMANAC_TEST_LDAP when set; otherwise the tests start Debian's slapd in a
+# temporary folder on a free port and stop it by its PID (tests/conftest.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -15,6 +17,7 @@ apt_install() {
 }
 [ -x /usr/bin/chromium ] || apt_install chromium  # the browser tests drive Debian's Chromium
 [ -x /usr/sbin/nginx ] || apt_install nginx-light openssl  # docs/deploy.md's proxy, run by a test
+[ -x /usr/sbin/slapd ] || apt_install slapd  # the account directory the LDAP tests run
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 

@@ -17,7 +17,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from server import imip, urls, wcap
 from server.caldav import door as caldav
 from server.config import Config
-from server.http import IDLE_TIMEOUT, REQUEST_STARTED, REQUEST_USER, SERVICES
+from server.http import IDLE_TIMEOUT, REQUEST_ID, REQUEST_STARTED, REQUEST_USER, SERVICES, client_address
+from server.metrics import door, metrics
 from server.rest import door as rest
 from server.services import Services, build
 from server.services.errors import TooLarge
@@ -60,6 +61,7 @@ SECRET_PATHS = re.compile(r"^(/feeds/|/app/rsvp/)[^/]+?(?=\.ics$|$)")
 async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
     """One line per request: method, path, status, milliseconds, user."""
     request[REQUEST_STARTED] = time.perf_counter()
+    request[REQUEST_ID] = uuid.uuid4().hex
     status = 500
     try:
         response = await handler(request)
@@ -85,15 +87,24 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
         return web.json_response({"error": "internal server error"}, status=500)
     finally:
         elapsed = (time.perf_counter() - request[REQUEST_STARTED]) * 1000
-        path = SECRET_PATHS.sub(r"\1<secret>", request.path)  # a feed's or RSVP link's token is its credential
-        log.info("%s %s %d %.1fms user=%s", request.method, path, status, elapsed, request.get(REQUEST_USER, "-"))
+        counted, through = metrics(), door(request.path)
+        counted.requests.labels(through, request.method, str(status)).inc()
+        counted.latency.labels(through).observe(elapsed / 1000)
+        # a feed's or RSVP link's token is its credential; a query (WCAP's session ids) is never logged
+        fields = {
+            "method": request.method, "path": SECRET_PATHS.sub(r"\1<secret>", request.path), "status": status,
+            "ms": round(elapsed, 1), "user": request.get(REQUEST_USER, "-"), "client": client_address(request),
+            "request_id": request[REQUEST_ID], "agent": request.headers.get("User-Agent", "-")[:200],
+        }  # fmt: skip
+        log.info("%(method)s %(path)s %(status)d %(ms).1fms user=%(user)s client=%(client)s id=%(request_id)s "
+                 "agent=%(agent)r", fields, extra={"fields": fields})  # fmt: skip
 
 
 async def common_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Headers every reply carries, streamed ones included."""
     response.headers.update(SECURITY_HEADERS)
     response.headers["Server"] = "Almanac"  # not aiohttp's name and version
-    response.headers["X-Request-Id"] = str(uuid.uuid4())
+    response.headers["X-Request-Id"] = request.get(REQUEST_ID) or uuid.uuid4().hex
     if REQUEST_STARTED in request:
         response.headers["X-Runtime"] = f"{time.perf_counter() - request[REQUEST_STARTED]:.6f}"
     response.headers.setdefault("Cache-Control", "no-cache")
@@ -152,6 +163,8 @@ def create_app(config: Config, services: Services | None = None) -> web.Applicat
             await receiver.wait_closed()
         await services.store.close()
         services.users.passwords.close()
+        if services.users.directory is not None:
+            services.users.directory.close()
 
     app.on_startup.append(open_store)
     app.on_cleanup.append(close_store)

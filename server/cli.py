@@ -5,38 +5,62 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
+import json
 import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
-from typing import TextIO
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from protocol.ical.resources import keep_timezones
 from server import demo
+from server import metrics as server_metrics
 from server.app import create_app
+from server.commands import (
+    VERSION,
+    backup_command,
+    calendar_command,
+    check_config_command,
+    export_command,
+    import_command,
+    migrate_store_command,
+    user_command,
+)
 from server.config import ROOT, Config, ConfigError, load
-from server.http import SERVICES, iso_epoch
+from server.http import SERVICES
 from server.lineage import parent_gone
-from server.services import Services, opened
-from server.services.errors import Invalid, NotFound, ServiceError
-from server.services.imports import DELIMITERS, ImportRequest, Upload
+from server.services.errors import ServiceError
+from server.services.imports import DELIMITERS
 from server.services.users import USER_TYPES
-from server.urls import WEB
 from server.workers import DRAIN, CannotListen, supervise
-from storage import safe_url, store_for
+from storage import safe_url
 from storage.errors import CannotOpen
-from storage.model import Calendar, ImportJob, User
-from storage.sql import SQLStore
-from storage.sql.copy import copy_store
 
 #: ``--format`` names of the exports (the REST door's names too)
 EXPORT_FORMATS = ("ics", "google", "outlook", "timeslot")
+
+
+TEXT_LOG = "%(asctime)s %(levelname)s %(name)s %(message)s"
+log = logging.getLogger("almanac.server")
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per line: time (UTC), level, logger, message, and a request's own fields
+    (method, path, status, ms, user, client, request_id, agent)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }  # fmt: skip
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +71,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run.py", description="Almanac, a calendar server.")
+    parser.add_argument("--version", action="version", version=f"Almanac {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="start the server")
@@ -77,11 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     invite = actions.add_parser("invite", help="make a sign-up link (where [auth] signup = invitation)")
     invite.add_argument("--email", help="the address it is for (the account's, unless they give another)")
     invite.add_argument("--days", type=int, default=7, help="how long it can be used (default 7)")
-    listing = actions.add_parser("list", help="list users")
+    admin = actions.add_parser("admin", help="make a user an administrator of this server, or no longer")
+    admin.add_argument("name")
+    admin.add_argument("state", choices=("on", "off"))
+    listing = actions.add_parser("list", help="list users (with a header line)")
     delete = actions.add_parser("delete", help="delete a user and all their calendars")
     delete.add_argument("name")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    for sub in (add, passwd, kind, invite, listing, delete):
+    for sub in (add, passwd, kind, invite, admin, listing, delete):
         _common(sub)
 
     load_file = commands.add_parser("import", help="import a calendar file for a user")
@@ -91,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     load_file.add_argument("--type", choices=("autodetect", *EXPORT_FORMATS), default="autodetect")
     load_file.add_argument("--dtstart", help="keep only what happens from this date or time (ISO 8601)")
     load_file.add_argument("--dtend", help="... and before this one")
-    load_file.add_argument("--field-delimiter", choices=sorted(DELIMITERS), help="CSV delimiter (default: detected)")
+    load_file.add_argument("--field-delimiter", choices=sorted(DELIMITERS), metavar="DELIMITER",
+                           help="a CSV file's delimiter: , ; | or tab (default: detected)")  # fmt: skip
     load_file.add_argument(
         "--no-create-calendars", action="store_true", help="do not make the calendars the file names"
     )
@@ -109,6 +138,26 @@ def build_parser() -> argparse.ArgumentParser:
     save.add_argument("--output", "-o", help="file to write (default: standard output)")
     _common(save)
 
+    calendar = commands.add_parser("calendar", help="list calendars, share one")
+    doing = calendar.add_subparsers(dest="action", required=True)
+    listed = doing.add_parser("list", help="every calendar (or one user's) with its owner, events and shares")
+    listed.add_argument("--user", help="only this user's")
+    shared = doing.add_parser("share", help="share a user's calendar with another user, as its owner would")
+    shared.add_argument("owner", help="whose calendar")
+    shared.add_argument("calendar", help="its name, slug or id")
+    shared.add_argument("--with", dest="grantee", required=True, help="the user (or e-mail) it is shared with")
+    shared.add_argument("--level", required=True, choices=("freebusy", "read", "read-write", "admin", "none"),
+                        help="what they may do (none: take the share back)")  # fmt: skip
+    for sub in (listed, shared):
+        _common(sub)
+
+    backup = commands.add_parser("backup", help="copy the store to a file while it serves (SQLite)")
+    backup.add_argument("file", help="where the copy goes (a new SQLite file)")
+    _common(backup)
+
+    check = commands.add_parser("check-config", help="read the settings, reach the store and the directory")
+    _common(check)
+
     move = commands.add_parser("migrate-store", help="copy a whole store into an empty one (SQLite to PostgreSQL)")
     move.add_argument(
         "--from", dest="source", required=True, help="the store to copy: sqlite:///... or postgresql://..."
@@ -116,160 +165,6 @@ def build_parser() -> argparse.ArgumentParser:
     move.add_argument("--to", dest="target", required=True, help="an empty store to fill")
     _common(move)
     return parser
-
-
-def read_password(from_stdin: bool) -> str:
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Password again: ") != first:
-        raise Invalid("the passwords do not match")
-    return first
-
-
-async def user_command(config: Config, args: argparse.Namespace) -> int:
-    async with opened(config) as services:
-        users = services.users
-        if args.action == "list":
-            for each in await users.all():
-                calendars = await services.calendars.of(each)
-                events = sum(c.object_count or 0 for c in calendars)
-                admin = " admin" if each.is_admin else ""
-                kind = f" {each.cutype.lower()}" if each.cutype != "INDIVIDUAL" else ""
-                print(
-                    f"{each.username}\t{each.email or '-'}\t{len(calendars)} calendars\t{events} objects{admin}{kind}"
-                )
-            return 0
-        if args.action == "invite":
-            code = await users.invite(args.email, args.days)
-            print(f"sign-up link, after the server's address (used once, for {args.days} days): "
-                  f"{WEB}/signup?invitation={code}")  # fmt: skip
-            return 0
-        if args.action == "add":
-            password = read_password(args.password_stdin)
-            made = await users.create(args.name, password, args.email, is_admin=args.admin)
-            print(f"created user {made.username}")
-            return 0
-        user = await users.get_by_name(args.name)
-        if user is None:
-            print(f"error: no user named {args.name}", file=sys.stderr)
-            return 1
-        if args.action == "passwd":
-            await users.set_password(user, read_password(args.password_stdin))
-            print(f"password of {user.username} changed; their tokens are signed out")
-        elif args.action == "set-type":
-            await users.set_type(user, args.type)
-            print(f"{user.username} is now a calendar user of type {args.type}")
-        elif args.action == "delete":
-            if not args.yes and input(f"Delete {user.username} and all their calendars? [y/N] ").lower() != "y":
-                print("nothing deleted")
-                return 1
-            await users.delete(user)
-            print(f"deleted user {user.username}")
-        return 0
-
-
-async def find_user(services: Services, name: str) -> User:
-    user = await services.users.get_by_name(name)
-    if user is None:
-        raise NotFound(f"no user named {name}")
-    return user
-
-
-async def find_calendar(services: Services, user: User, name: str) -> Calendar:
-    """A calendar of the user by id, slug or name."""
-    for calendar in await services.calendars.of(user):
-        if name in (calendar.uuid, calendar.slug, calendar.name):
-            return calendar
-    raise NotFound(f"{user.username} has no calendar called {name!r}")
-
-
-class ProgressBar:
-    """``[#######.............]  35%  3,500 of 10,000 written`` on standard error, redrawn in place."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stderr
-
-    def __call__(self, job: ImportJob) -> None:
-        filled = job.progress // 5
-        written = job.created + job.updated + job.unchanged
-        detail = f"{written:,} of {job.total:,} written" if job.total else "reading the file"
-        line = f"\r[{'#' * filled}{'.' * (20 - filled)}] {job.progress:3d}%  {detail}  "
-        print(line, end="", file=self.stream, flush=True)
-
-    def done(self) -> None:
-        print(file=self.stream)
-
-
-def print_line_errors(errors: list[dict[str, object]], count: int | None = None, limit: int = 20) -> None:
-    """The first ``limit`` of the line errors (``count`` of them in all, of which ``errors`` lists the first)."""
-    for error in errors[:limit]:
-        print(f"  line {error['line']}: {error['error']}")
-    count = len(errors) if count is None else count
-    if count > limit:
-        print(f"  ... and {count - limit:,} more")
-
-
-async def import_command(config: Config, args: argparse.Namespace) -> int:
-    async with opened(config) as services:
-        user = await find_user(services, args.user)
-        calendar = await find_calendar(services, user, args.calendar) if args.calendar else None
-        try:
-            start, end = (
-                iso_epoch(value, name) for value, name in ((args.dtstart, "--dtstart"), (args.dtend, "--dtend"))
-            )
-        except ValueError as error:
-            raise Invalid(str(error)) from None
-        request = ImportRequest(
-            door="cli", calendar=calendar, format=None if args.type == "autodetect" else args.type,
-            filename=Path(args.file).name, start=start, end=end, create_calendars=not args.no_create_calendars,
-            delimiter=DELIMITERS.get(args.field_delimiter or ""), skip_invalid=args.skip_invalid,
-        )  # fmt: skip
-        upload = Upload(path=Path(args.file))
-        if args.dry_run:
-            preview = await services.imports.preview(user, request, upload)
-            print(
-                f"{args.file} ({preview.format or 'unrecognised'}) would create {preview.created:,}, "
-                f"update {preview.updated:,} and leave {preview.unchanged:,} unchanged; "
-                f"{preview.discarded:,} outside the dates; {preview.line_error_count:,} line errors"
-            )
-            if preview.calendars:
-                print("calendars it would make: " + ", ".join(preview.calendars))
-            print_line_errors(preview.line_errors, preview.line_error_count)
-            return 1 if preview.line_errors and not args.skip_invalid else 0
-        bar = ProgressBar()
-        try:
-            job, _ = await services.imports.run(user, request, upload, progress=bar)
-        except ServiceError as error:
-            bar.done()
-            print(f"error: {error.message}", file=sys.stderr)
-            if isinstance(error, Invalid):
-                print_line_errors(error.errors)
-            return 1
-        bar.done()
-        print(
-            f"import {job.id} complete: {job.created:,} created, {job.updated:,} updated, "
-            f"{job.unchanged:,} unchanged, {job.discarded:,} discarded, calendars made: {len(job.calendars_created)}"
-        )
-        print_line_errors(job.errors, job.error_count)
-        return 0
-
-
-async def export_command(config: Config, args: argparse.Namespace) -> int:
-    async with opened(config) as services:
-        user = await find_user(services, args.user)
-        chosen = (
-            [await find_calendar(services, user, args.calendar)] if args.calendar else await services.calendars.of(user)
-        )
-        chunks = services.calendars.export(user, chosen, args.format, timezone=args.timezone)
-        with (
-            open(args.output, "w", encoding="utf-8", newline="")
-            if args.output
-            else contextlib.nullcontext(sys.stdout) as out
-        ):
-            async for chunk in chunks:
-                out.write(chunk)
-        return 0
 
 
 async def build_timezones_aside() -> None:
@@ -289,9 +184,31 @@ async def build_timezones_aside() -> None:
         keep_timezones(output.decode())
 
 
+async def serve_metrics(address: str, shared: bool) -> web.AppRunner:
+    """GET /metrics for Prometheus on a port of its own (shared by the workers)."""
+
+    async def scrape(request: web.Request) -> web.Response:
+        text = await asyncio.to_thread(server_metrics.metrics().scrape)  # reads the workers' files
+        return web.Response(body=text, headers={"Content-Type": server_metrics.CONTENT_TYPE})
+
+    app = web.Application()
+    app.router.add_get("/metrics", scrape)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, _, port = address.rpartition(":")
+    try:
+        await web.TCPSite(runner, host, int(port), reuse_port=shared or None).start()
+    except OSError as error:
+        await runner.cleanup()
+        raise CannotListen(host, int(port), error) from None
+    return runner
+
+
 async def serve(config: Config, with_demo: bool, shared: bool = False) -> None:
     """Run until SIGINT/SIGTERM; say where once the port is bound (and, with the demo, how to use it).
     ``shared``: one of several workers on the port (``SO_REUSEPORT``)."""
+    if config.metrics_listen:  # before any metric is made: the workers' figures are shared
+        server_metrics.share(config.data_dir / "metrics", fresh=not shared)
     app = create_app(config)
     # keepalive_timeout closes a connection idle before, between or inside a request's headers
     # (aiohttp's default is an hour); bodies have their own idle timeout (server.http); the
@@ -309,13 +226,18 @@ async def serve(config: Config, with_demo: bool, shared: bool = False) -> None:
         orphaned = asyncio.create_task(parent_gone(os.getppid()))
         orphaned.add_done_callback(lambda _: stopping.set())
     helper: asyncio.Task[None] | None = None
+    scraped: web.AppRunner | None = None
     try:
+        if config.metrics_listen:
+            scraped = await serve_metrics(config.metrics_listen, shared)
         site = web.TCPSite(runner, config.host, config.port, shutdown_timeout=DRAIN, reuse_port=shared or None)
         try:
             await site.start()
         except OSError as error:
             raise CannotListen(config.host, config.port, error) from None
         port = runner.addresses[0][1]  # the port bound (config.port may be 0: any free one)
+        log.info("Almanac %s started on %s:%d (worker %d, pid %d, store %s)", VERSION, config.host, port,
+                 config.worker, os.getpid(), safe_url(config.store_url))  # fmt: skip
         print(f"Almanac listening on http://{config.host}:{port}/ (store: {safe_url(config.store_url)})", flush=True)
         if with_demo:
             print(await demo.prepare(app[SERVICES], f"http://{config.host}:{port}"), flush=True)
@@ -323,42 +245,15 @@ async def serve(config: Config, with_demo: bool, shared: bool = False) -> None:
         parsers = app[SERVICES].imports.parsers
         if parsers is not None:
             parsers.start()
+        server_metrics.metrics().workers.set(1)
         await stopping.wait()
     finally:
         if helper is not None:
             helper.cancel()
         await runner.cleanup()
-
-
-async def migrate_store_command(config: Config, args: argparse.Namespace) -> int:
-    """Copy every row (ids, hrefs, ETags, sync revisions, sessions, imports with their undo
-    data) into an empty store, then compare both table by table; 1 when anything differs."""
-    async with contextlib.AsyncExitStack() as opened_stores:
-        stores = []
-        for url, flag in ((args.source, "--from"), (args.target, "--to")):
-            try:
-                store = store_for(url, readers=config.readers, pool_size=config.pool_size)
-                assert isinstance(store, SQLStore)
-                await store.open()
-            except (CannotOpen, ValueError) as error:
-                print(f"error: cannot open the store {safe_url(url)}: {error} (it is set by {flag})", file=sys.stderr)
-                return 1
-            opened_stores.push_async_callback(store.close)
-            stores.append(store)
-        print(f"copying {safe_url(args.source)} to {safe_url(args.target)}", flush=True)
-        try:
-            results = await copy_store(stores[0], stores[1], lambda line: print(f"  {line}", flush=True))
-        except ValueError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-    for each in results:
-        verdict = "same" if each.same else f"DIFFERENT: {each.target_rows} rows, sha256 {each.target_digest[:16]}"
-        print(f"{each.table:15} {each.rows:9} rows  sha256 {each.digest[:16]}  {verdict}")
-    if all(each.same for each in results):
-        print("every table holds the same rows in both stores", flush=True)
-        return 0
-    print("error: the copy differs from its source (see above)", file=sys.stderr)
-    return 1
+        if scraped is not None:
+            await scraped.cleanup()
+        log.info("Almanac stopped (worker %d, pid %d)", config.worker, os.getpid())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -371,7 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    handler = logging.StreamHandler(sys.stdout)  # the log; what stops a command is one line on stderr
+    handler.setFormatter(JsonLines() if config.log_format == "json" else logging.Formatter(TEXT_LOG))
+    level = logging.getLevelName(config.log_level)  # a command says what it did itself: its log is for problems
+    logging.basicConfig(level=level if args.command == "serve" else max(level, logging.WARNING), handlers=[handler])
     try:
         if args.command == "serve":
             if args.worker is not None:  # one of several: the supervisor chose the port
@@ -385,7 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         command = {
             "user": user_command, "import": import_command, "export": export_command,
-            "migrate-store": migrate_store_command,
+            "migrate-store": migrate_store_command, "calendar": calendar_command, "backup": backup_command,
+            "check-config": check_config_command,
         }[args.command]  # fmt: skip
         return asyncio.run(command(config, args))
     except CannotOpen as error:

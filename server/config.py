@@ -24,6 +24,7 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("server", "port"): "8080",
     ("server", "data"): "./data",
     ("server", "log_level"): "INFO",
+    ("server", "log_format"): "text",
     ("server", "idle_timeout"): "30",
     ("server", "secure_cookies"): "auto",
     ("server", "workers"): "1",
@@ -35,6 +36,7 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("auth", "password_scheme"): "argon2",
     ("auth", "min_password_length"): "8",
     ("auth", "signup"): "open",
+    ("auth", "backend"): "local",
     ("auth", "login_failures"): "10",
     ("auth", "login_window"): "300",
     ("limits", "max_upload_bytes"): "104857600",
@@ -56,6 +58,19 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("smtp", "sender"): "",
     ("smtp", "receiver"): "",
     ("smtp", "rsvp_url"): "",
+    ("metrics", "listen"): "",
+    ("ldap", "url"): "",
+    ("ldap", "bind_dn"): "",
+    ("ldap", "bind_password"): "",
+    ("ldap", "base"): "",
+    ("ldap", "filter"): "(&(objectClass=inetOrgPerson)(|(uid={login})(mail={login})))",
+    ("ldap", "username_attribute"): "uid",
+    ("ldap", "email_attribute"): "mail",
+    ("ldap", "name_attribute"): "cn",
+    ("ldap", "group"): "",
+    ("ldap", "group_attribute"): "member",
+    ("ldap", "timeout"): "5",
+    ("ldap", "pool_size"): "4",
 }
 #: whose busy times a signed-in user may see: as the grants say, or every user's
 FREE_BUSY = ("grants", "everyone")
@@ -119,13 +134,50 @@ class Config:
     #: (https://calendar.example.org/app/rsvp/): invitations by mail carry a link to answer on
     #: a web page, without a calendar program; empty: none
     smtp_rsvp_url: str = ""
+    #: ``text`` (a line a person reads) or ``json`` (one object per line, for a log collector)
+    log_format: str = "text"
+    #: the account directory (``[auth] backend = ldap``); None: accounts are this server's own
+    ldap: Ldap | None = None
+    #: host:port where Prometheus scrapes /metrics (a port of its own, never the public one); "": off
+    metrics_listen: str = ""
     #: which of ``serve --workers N`` this process is (not a setting: the server numbers them)
     worker: int = 0
+
+
+#: the [ldap] settings that name attributes
+ATTRIBUTES = ("username_attribute", "email_attribute", "name_attribute", "group_attribute")
+
+
+@dataclass(frozen=True, slots=True)
+class Ldap:
+    """Where accounts come from when ``[auth] backend = ldap`` (see conf/almanac.ini)."""
+
+    url: str
+    bind_dn: str
+    bind_password: str
+    base: str
+    filter: str  #: who a sign-in name is: ``{login}`` stands for it (escaped)
+    username_attribute: str
+    email_attribute: str
+    name_attribute: str
+    group: str  #: the DN of a group whose members may sign in ("": anyone the filter finds)
+    group_attribute: str  #: the group's attribute naming members: member, uniqueMember (DNs) or memberUid
+    timeout: int  #: seconds a connection, a bind or a search may take
+    pool_size: int  #: connections (and threads) per process
 
 
 def setting(section: str, key: str) -> str:
     """A setting as a person finds it: in the ini file and in the environment."""
     return f"[{section}] {key} (ALMANAC_{section.upper()}_{key.upper()})"
+
+
+def _address(values: Mapping[tuple[str, str], str], key: tuple[str, str]) -> str:
+    """host:port, or "" (off)."""
+    value = values[key].strip()
+    host, _, port = value.rpartition(":")
+    if value and (not host or not port.isdigit() or not 0 < int(port) < 65536):
+        raise ConfigError(f"{setting(*key)} must be host:port (like 127.0.0.1:9464), not {value!r}")
+    return value
 
 
 def _choice(values: Mapping[tuple[str, str], str], key: tuple[str, str], choices: tuple[str, ...]) -> str:
@@ -207,6 +259,20 @@ def load(
         raise ConfigError(f"{setting('smtp', 'receiver')} must be host:port, with {setting('smtp', 'sender')} set")
     if scheme not in ("argon2", "bcrypt"):
         raise ConfigError(f"{setting('auth', 'password_scheme')} must be argon2 or bcrypt, not {scheme!r}")
+    ldap = None
+    if _choice(values, ("auth", "backend"), ("local", "ldap")) == "ldap":
+        ldap = Ldap(
+            **{key: values[("ldap", key)].strip() for key in ("url", "bind_dn", "base", "filter", "group")},
+            bind_password=values[("ldap", "bind_password")],
+            **{key: values[("ldap", key)].strip() for key in ATTRIBUTES},
+            timeout=_integer(values, ("ldap", "timeout"), 1),
+            pool_size=_integer(values, ("ldap", "pool_size"), 1),
+        )  # fmt: skip
+        if urlsplit(ldap.url).scheme not in ("ldap", "ldaps") or not ldap.base or "{login}" not in ldap.filter:
+            needed = f"{setting('ldap', 'url')} (ldap:// or ldaps://), {setting('ldap', 'base')} and "
+            raise ConfigError(
+                f"{setting('auth', 'backend')} = ldap needs {needed}{setting('ldap', 'filter')} with {{login}}"
+            )
     return Config(
         host=values[("server", "host")],
         port=_integer(values, ("server", "port"), 0),
@@ -244,4 +310,7 @@ def load(
         smtp_sender=sender,
         smtp_receiver=receiver,
         smtp_rsvp_url=values[("smtp", "rsvp_url")].strip(),
+        ldap=ldap,
+        metrics_listen=_address(values, ("metrics", "listen")),
+        log_format=_choice(values, ("server", "log_format"), ("text", "json")),
     )

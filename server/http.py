@@ -31,6 +31,8 @@ SERVICES = web.AppKey("services", Services)
 #: who made the request (for the access log) and when it started
 REQUEST_USER = web.RequestKey("user", str)
 REQUEST_STARTED = web.RequestKey("started", float)
+#: the request's id: in its reply's X-Request-Id and its log line
+REQUEST_ID = web.RequestKey("request_id", str)
 _TOKEN_HEADER = re.compile(r'^\s*Token\s+token\s*=\s*"?([^",\s]+)"?', re.IGNORECASE)
 _BEARER_HEADER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
 #: seconds a client may pause in the middle of a body (the app sets server.idle_timeout)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 
 from server.config import ROOT, Config
 from server.lineage import become_subreaper, end_group
+from server.metrics import gone, share
 from server.services import build
 from storage import safe_url
 
@@ -66,6 +68,8 @@ async def migrate(config: Config) -> None:
 async def supervise(config: Config, count: int, worker_args: Sequence[str]) -> int:
     """Run ``count`` workers on the configured port until SIGTERM/SIGINT; then drain them."""
     await migrate(config)
+    if config.metrics_listen:  # the workers' figures meet in files there, an earlier run's gone
+        share(config.data_dir / "metrics", fresh=True)
     become_subreaper()  # a dead worker's orphaned helpers come here to be reaped
     holder = reserve_port(config.host, config.port)
     port = holder.getsockname()[1]
@@ -111,6 +115,7 @@ async def supervise(config: Config, count: int, worker_args: Sequence[str]) -> i
             started = loop.time()
             relaying = asyncio.create_task(relay(index, process, again))
             code = await process.wait()
+            gone(process.pid)
             cleanups[:] = [*(c for c in cleanups if not c.done()), asyncio.create_task(bury(process, relaying))]
             if stopping.is_set():
                 break
@@ -133,6 +138,7 @@ async def supervise(config: Config, count: int, worker_args: Sequence[str]) -> i
         waiting = asyncio.create_task(all_ready())
         await asyncio.wait([waiting, asyncio.create_task(stopped())], return_when=asyncio.FIRST_COMPLETED)
         if waiting.done():
+            log.info("supervisor (pid %d) started %d workers on %s:%d", os.getpid(), count, config.host, port)
             print(
                 f"Almanac listening on http://{config.host}:{port}/ with {count} workers "
                 f"(store: {safe_url(config.store_url)})",
@@ -157,4 +163,5 @@ async def supervise(config: Config, count: int, worker_args: Sequence[str]) -> i
             await asyncio.gather(*keepers, return_exceptions=True)
         await asyncio.gather(*cleanups, return_exceptions=True)
         holder.close()
+        log.info("supervisor stopped: its workers are drained")
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any
 
 from storage.model import (
@@ -48,10 +48,17 @@ class Store(ABC):
     async def readiness(self) -> str | None:
         """None when the store answers (within seconds) and every migration is applied; else why not."""
 
+    @abstractmethod
+    def observe(self, timings: Callable[[str, float], None]) -> None:
+        """Send the store's timings (kind, seconds) to ``timings``: ``wait`` for the writer or a
+        connection before a write, ``write`` a transaction held, ``read`` a read."""
+
     # users -------------------------------------------------------------------------------
 
     @abstractmethod
-    async def create_user(self, username: str, email: str | None, password_hash: str, is_admin: bool = False) -> User:
+    async def create_user(
+        self, username: str, email: str | None, password_hash: str, is_admin: bool = False, **more: str | None
+    ) -> User:
         """Raises Conflict when the username or e-mail is taken."""
 
     @abstractmethod

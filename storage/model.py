@@ -27,6 +27,10 @@ class User:
     #: what kind of calendar user (iCalendar's CUTYPE, RFC 6638 ``calendar-user-type``):
     #: INDIVIDUAL, ROOM or RESOURCE (the last two answer invitations on their own)
     cutype: str = "INDIVIDUAL"
+    #: where the account lives: ``local`` (its password here) or ``ldap`` (the directory's)
+    source: str = "local"
+    #: the name people see (the directory's), where there is one
+    display_name: str | None = None
 
 
 @dataclass(slots=True, frozen=True)

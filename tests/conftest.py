@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import subprocess
 import sys
 import time
@@ -21,7 +22,18 @@ from server.app import create_app
 from server.config import Config, load
 from server.services.auth import Passwords
 from storage import sqlite_url
-from tests.helpers import LIVE_OTHER, LIVE_PASSWORD, LIVE_USER, ROOT, Account, Server, free_port, postgres_schema, run
+from tests.helpers import (
+    LIVE_OTHER,
+    LIVE_PASSWORD,
+    LIVE_USER,
+    ROOT,
+    Account,
+    Server,
+    free_port,
+    postgres_schema,
+    run,
+    start_slapd,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -177,3 +189,20 @@ async def node(tmp_path: Path, store_url: str) -> AsyncIterator[Callable[..., Se
     yield make
     for each in started:
         each.stop()
+
+
+@pytest.fixture(scope="session")
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An OpenLDAP server for the directory tests: the one at ALMANAC_TEST_LDAP (its suffix and
+    administrator as tests.helpers names them), or Debian's slapd started here in a temporary
+    folder on a free port and stopped by its PID at the end (scripts/test.sh installs it)."""
+    given = os.environ.get("ALMANAC_TEST_LDAP")
+    if given:
+        yield given
+        return
+    url, process = start_slapd(tmp_path_factory.mktemp("slapd"))
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -354,3 +354,50 @@ def screenshots(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("ALMANAC_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+#: the test directory (tests/conftest.py's ``slapd``): its suffix and administrator
+LDAP_SUFFIX = "dc=almanac,dc=test"
+LDAP_ADMIN = f"cn=admin,{LDAP_SUFFIX}"
+LDAP_SECRET = "directory secret"
+
+SLAPD_CONF = """include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include /etc/ldap/schema/nis.schema
+pidfile {folder}/slapd.pid
+modulepath /usr/lib/ldap
+moduleload back_mdb
+database mdb
+maxsize 104857600
+suffix "{suffix}"
+rootdn "{admin}"
+rootpw "{secret}"
+directory {folder}/db
+"""
+
+
+def start_slapd(folder: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """Debian's slapd on a free port of 127.0.0.1, its database in ``folder``, holding the
+    suffix's entry; its URL and process (stop it by its PID)."""
+    import ldap3
+
+    (folder / "db").mkdir(parents=True)
+    conf = folder / "slapd.conf"
+    conf.write_text(SLAPD_CONF.format(folder=folder, suffix=LDAP_SUFFIX, admin=LDAP_ADMIN, secret=LDAP_SECRET))
+    url = f"ldap://127.0.0.1:{free_port()}"
+    process = subprocess.Popen(["/usr/sbin/slapd", "-d", "0", "-f", str(conf), "-h", f"{url}/"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            admin = ldap3.Connection(ldap3.Server(url, connect_timeout=2), LDAP_ADMIN, LDAP_SECRET, auto_bind=True)
+            break
+        except ldap3.core.exceptions.LDAPException:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("slapd did not start") from None
+            time.sleep(0.1)
+    admin.add(LDAP_SUFFIX, ["dcObject", "organization"], {"o": "Almanac tests", "dc": "almanac"})
+    admin.unbind()
+    return url, process

@@ -29,7 +29,12 @@ def test_user_commands(tmp_path: Path) -> None:
     short = run("user", "add", "bob", "--password-stdin", "--data", data, stdin="short\n")
     assert short.returncode == 1 and "at least 8 characters" in short.stderr
     listed = run("user", "list", "--data", data)
-    assert listed.stdout.startswith("ada\tada@example.org\t1 calendars")
+    header, row = listed.stdout.splitlines()
+    assert header == "user\te-mail\tcalendars\tobjects\tflags" and row.startswith("ada\tada@example.org\t1 calendars")
+    assert run("user", "admin", "ada", "on", "--data", data).returncode == 0
+    assert run("user", "list", "--data", data).stdout.splitlines()[1].endswith("\tadmin")
+    assert run("user", "admin", "ada", "off", "--data", data).returncode == 0
+    assert run("user", "list", "--data", data).stdout.splitlines()[1].endswith("\t-")
     assert run("user", "passwd", "ada", "--password-stdin", "--data", data, stdin="difference engine\n").returncode == 0
     assert run("user", "passwd", "nobody", "--password-stdin", "--data", data, stdin="whatever1\n").returncode == 1
     assert run("user", "delete", "ada", "--yes", "--data", data).returncode == 0
@@ -158,3 +163,34 @@ def test_starting_wrong_is_one_clear_line(tmp_path: Path) -> None:
             assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
     moved = run("migrate-store", "--from", f"sqlite:///{newer}", "--to", elsewhere)
     assert moved.returncode == 1 and moved.stderr.count("\n") == 1 and "(it is set by --from)" in moved.stderr
+
+
+def test_the_operators_commands(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    assert re.fullmatch(r"Almanac \S+\n", run("--version").stdout)
+    for name in ("ada", "bob"):
+        assert run("user", "add", name, "--password-stdin", "--data", data, stdin="analytical engine\n").returncode == 0
+    shared = run("calendar", "share", "ada", "Calendar", "--with", "bob", "--level", "read", "--data", data)
+    assert shared.returncode == 0, shared.stderr
+    listed = run("calendar", "list", "--data", data).stdout.splitlines()
+    assert listed[0].startswith("owner\tcalendar") and any(
+        row.startswith("ada\tCalendar\tcalendar\t0\tbob (read, invited)") for row in listed
+    )
+    assert run("calendar", "share", "ada", "Nope", "--with", "bob", "--level", "read", "--data", data).returncode == 1
+    taken = run("calendar", "share", "ada", "calendar", "--with", "bob", "--level", "none", "--data", data)
+    assert taken.returncode == 0 and "no longer shared" in taken.stdout
+    backup = tmp_path / "copy.sqlite3"
+    copied = run("backup", str(backup), "--data", data)
+    assert copied.returncode == 0 and backup.exists(), copied.stderr
+    assert "ada" in run("user", "list", "--store", f"sqlite:///{backup}").stdout  # the copy is a store
+    assert run("backup", str(backup), "--data", data).returncode == 1  # never over a file
+    told = run("backup", "x.dump", "--store", "postgresql://u:secret@db.example/almanac")
+    assert "pg_dump" in told.stdout and "secret" not in told.stdout
+    checked = run("check-config", "--data", data)
+    assert checked.returncode == 0 and checked.stdout.startswith("ok: settings read"), checked.stdout
+    broken = run("check-config", "--store", "postgresql://nobody@127.0.0.1:1/none")
+    assert broken.returncode == 1 and "error: the store" in broken.stdout
+    helped = run("import", "--help").stdout
+    assert "--field-delimiter DELIMITER" in helped and "\t" not in helped
+    for command in ("serve", "user", "calendar", "backup", "check-config", "import", "export", "migrate-store"):
+        assert run(command, "--help").returncode == 0

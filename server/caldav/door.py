@@ -213,7 +213,7 @@ class CalDavDoor:
             raise web.HTTPBadRequest(text=f"{error}\n") from None
         if search is None:
             return xml_reply(200, search_property_set())
-        directory = await self.services.access.directory(user)
+        directory = await self.services.users.findable(user, search.texts)
         found = [u for u in directory if principal_matches(u, search)][:MAX_FOUND]
         names = search.names or (tag(DAV, "displayname"),)
         return await multistatus(

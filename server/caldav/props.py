@@ -212,7 +212,7 @@ def _resource_type(resource: DavResource) -> Value:
 def _display_name(resource: DavResource) -> Value:
     if resource.calendar is not None:
         return resource.calendar.name
-    return _NAMES.get(resource.kind, resource.owner.username)
+    return _NAMES.get(resource.kind, resource.owner.display_name or resource.owner.username)
 
 
 def calendar_user_addresses(user: User) -> list[str]:

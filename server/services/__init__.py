@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 
 from server.config import Config
+from server.metrics import metrics
 from server.services.access import AccessService
 from server.services.agenda import AgendaService
 from server.services.auth import LoginThrottle, Passwords
 from server.services.calendars import CalendarService
+from server.services.directory import Directory
 from server.services.imports import FileReader, ImportService, ParseProcesses
 from server.services.mail import MailSender
 from server.services.objects import ObjectService
@@ -43,11 +45,17 @@ def build(config: Config, store: Store | None = None) -> Services:
         config.store_url, readers=config.readers, pool_size=config.pool_size,
         statement_timeout=config.statement_timeout,
     )  # fmt: skip
+    store.observe(lambda kind, seconds: metrics().store.labels(kind).observe(seconds))
     access = AccessService(store)
     calendars = CalendarService(store, access)
     throttle = LoginThrottle(store, config.login_failures, config.login_window)
     passwords = Passwords(config.password_scheme)
-    users = UserService(store, passwords, calendars, config.min_password_length, throttle, signup=config.signup)
+    directory = Directory(config.ldap) if config.ldap else None
+    users = UserService(
+        store, passwords, calendars, config.min_password_length, throttle, signup=config.signup, directory=directory
+    )
+    if directory is not None:
+        calendars.elsewhere = users.lookup
     spool = config.data_dir / "imports" / f"worker-{config.worker}"  #: this process's uploads on their way in
     reader = FileReader(config, spool, ParseProcesses(config.parse_processes) if config.parse_processes else None)
     scheduling = SchedulingService(store, calendars, config)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid as uuid_module
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, tzinfo
 from typing import Any
@@ -146,6 +146,8 @@ class CalendarService(Feeds):
     def __init__(self, store: base.Store, access: AccessService) -> None:
         self.store = store
         self.access = access
+        #: who a name is that no user here has yet (the account directory's ``lookup``)
+        self.elsewhere: Callable[[str], Awaitable[User | None]] | None = None
 
     async def need(self, user: User, calendars: Sequence[Calendar], level: Level) -> None:
         """Refuse unless the user has ``level`` on every one of the calendars (NotFound for one
@@ -294,8 +296,11 @@ class CalendarService(Feeds):
         return calendar
 
     async def owner_of(self, login: str, *, by_email: bool = False) -> User | None:
-        """The user with this username (or, ``by_email``, this e-mail address), exactly."""
+        """The user with this username (or, ``by_email``, this e-mail address), exactly; where
+        accounts come from a directory, also one who has not signed in yet (``elsewhere``)."""
         user = await self.store.find_user(login)
+        if user is None and self.elsewhere is not None:
+            user = await self.elsewhere(login)
         if user is None:
             return None
         name = (user.email or "") if by_email else user.username

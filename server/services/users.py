@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
+from collections.abc import Sequence
 
+from server.metrics import metrics
 from server.services.auth import LoginThrottle, Passwords, digest, new_secret
 from server.services.calendars import CalendarService
+from server.services.directory import Directory, Entry
 from server.services.errors import Forbidden, Invalid, NotFound
 from storage.base import Store
 from storage.errors import Conflict
@@ -21,6 +25,10 @@ VERIFIED_FOR = 300
 MAX_PASSWORD = 1024
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
+
+log = logging.getLogger("almanac.users")
+#: a user whose account (and password) is the directory's
+DIRECTORY = "ldap"
 
 #: the kinds of calendar user a user may be (iCalendar's CUTYPE)
 USER_TYPES = ("INDIVIDUAL", "ROOM", "RESOURCE")
@@ -36,12 +44,14 @@ class UserService:
         throttle: LoginThrottle | None = None,
         *,
         signup: str = "open",
+        directory: Directory | None = None,
     ) -> None:
         self.store = store
         self.passwords = passwords
         self.calendars = calendars
         self.min_password_length = min_password_length
         self.signup = signup
+        self.directory = directory
         self.signup_open = signup == "open"
         self.throttle = throttle or LoginThrottle(store)
         #: recent successful checks, so that per-request Basic auth does not rehash each time:
@@ -97,6 +107,58 @@ class UserService:
         await self.store.settle_signup_invitation(code, made.id)
         return made
 
+    async def _from_directory(self, entry: Entry, known: User | None) -> User | None:
+        """The user here for a directory entry: made at their first sign-in (or when someone
+        shares with them), their e-mail and display name kept in step afterwards. None when
+        the entry's name cannot be a user name here, or is a local account's."""
+        user = known if known is not None and known.username == entry.username else None
+        user = user or await self.get_by_name(entry.username)
+        if user is None:
+            if not USERNAME.match(entry.username):
+                log.warning("directory user %r cannot be a user here: not a valid user name", entry.username)
+                return None
+            try:
+                user = await self.store.create_user(entry.username, entry.email, "!directory", source=DIRECTORY,
+                                                    display_name=entry.name)  # fmt: skip
+            except Conflict:  # the e-mail is a local account's; the name was taken meanwhile
+                user = await self.get_by_name(entry.username)
+                if user is None:
+                    user = await self.store.create_user(entry.username, None, "!directory", source=DIRECTORY,
+                                                        display_name=entry.name)  # fmt: skip
+            await self.calendars.create_default(user)
+            log.info("directory user %s made here", user.username)
+            return user
+        if user.source != DIRECTORY:
+            return None  # a local account of that name is not the directory's to sign in
+        if (user.email, user.display_name) != (entry.email, entry.name):
+            try:
+                user = await self.store.update_user(user.id, email=entry.email, display_name=entry.name) or user
+            except Conflict:
+                user = await self.store.update_user(user.id, display_name=entry.name) or user
+        return user
+
+    async def lookup(self, login: str) -> User | None:
+        """A directory user by name or e-mail, made here if they have not signed in yet (so that
+        they can be shared with and invited); None without a directory."""
+        if self.directory is None:
+            return None
+        entry = await self.directory.find(login)
+        return await self._from_directory(entry, None) if entry is not None else None
+
+    async def findable(self, user: User, texts: Sequence[str]) -> list[User]:
+        """Whom a principal search by ``user`` for ``texts`` may find: themself and those they
+        share calendars with (``AccessService.directory``), and the account directory's users
+        whose name, e-mail or display name holds one of the texts (made here as ``lookup`` does)."""
+        found = {u.id: u for u in await self.calendars.access.directory(user)}
+        if self.directory is None:
+            return list(found.values())
+        for text in {t.strip() for t in texts if len(t.strip()) >= 2}:
+            for entry in await self.directory.search(text):
+                made = await self._from_directory(entry, None)
+                if made is not None:
+                    found[made.id] = made
+        return list(found.values())
+
     async def invite(self, email: str | None = None, days: int = 7) -> str:
         """An invitation to sign up (where ``[auth] signup = invitation``): its code, shown once."""
         if email is not None and not EMAIL.match(email):
@@ -118,11 +180,26 @@ class UserService:
         account = f"#{user.id}" if user else login.lower()  # a username and an e-mail: one account
         attempt = await self.throttle.attempt(account, address)
         if attempt.wait is None:
+            metrics().throttled.labels("refused").inc()
             return None
         if attempt.wait:
+            metrics().throttled.labels("slowed").inc()
             await asyncio.sleep(attempt.wait)
+        if self.directory is not None and (user is None or user.source == DIRECTORY):
+            # the directory's password, checked every time (a change there counts at once)
+            entry = await self.directory.verify(login, password)
+            found = await self._from_directory(entry, user) if entry is not None else None
+            if found is None:
+                metrics().signin_failures.inc()
+                await self.throttle.failed(account, address)
+                return None
+            await self.throttle.succeeded(account, address, attempt)
+            return found
+        if user is not None and user.source == DIRECTORY:  # the directory is not asked any more
+            user = None
         ok, new_hash = await self.passwords.verify(password, user.password_hash if user else None)
         if not ok or user is None:
+            metrics().signin_failures.inc()
             await self.throttle.failed(account, address)
             return None
         await self.throttle.succeeded(account, address, attempt)
@@ -195,6 +272,13 @@ class UserService:
 
     async def revoke_token(self, user: User, token_id: int) -> bool:
         return await self.store.delete_tokens(user.id, token_id) > 0
+
+    async def set_admin(self, user: User, admin: bool) -> User:
+        """Make a user an administrator of this server, or no longer."""
+        updated = await self.store.update_user(user.id, is_admin=admin)
+        if updated is None:
+            raise NotFound("the user is gone")
+        return updated
 
     async def set_type(self, user: User, cutype: str) -> User:
         """Make a user an individual, a room or a resource (rooms and resources answer

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import re
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,7 +17,7 @@ import asyncpg
 import asyncpg.exceptions as pg
 
 from storage.errors import CannotOpen, StoreFull, StoreUnavailable
-from storage.sql.database import READINESS_TIMEOUT, Database, Duplicate, Row, SpanRows, Tx, migrations
+from storage.sql.database import READINESS_TIMEOUT, Database, Duplicate, Row, SpanRows, Tx, applied, migrations
 
 #: errors after which nothing was written and the same work may succeed when tried again
 TRANSIENT: tuple[type[BaseException], ...] = (
@@ -146,6 +147,7 @@ class PostgresDatabase(Database):
                             '\'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\'))',
                             version,
                         )
+                    applied(version, entry)
         finally:
             await connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
 
@@ -185,8 +187,11 @@ class PostgresDatabase(Database):
         committed is unknown: it is asked on a fresh connection (``txid_status``) before
         anything is answered, so a write that was kept is never reported as lost."""
         xid: int | None = None
+        began = time.perf_counter()
         try:
             async with self._connection() as connection:
+                self.timed("wait", began)
+                began = time.perf_counter()
                 transaction = connection.transaction()
                 await transaction.start()
                 try:
@@ -198,6 +203,7 @@ class PostgresDatabase(Database):
                     await transaction.rollback()
                     raise
                 await transaction.commit()
+                self.timed("write", began)
         except pg.UniqueViolationError as error:
             raise Duplicate(f"{error} {error.constraint_name or ''}") from None
         except pg.CharacterNotInRepertoireError as error:
@@ -228,10 +234,13 @@ class PostgresDatabase(Database):
 
     async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         query = _numbered(sql)
+        began = time.perf_counter()
         for attempt in (1, 2):  # a read is safe to send again on a fresh connection
             try:
                 async with self._connection() as connection:
-                    return list(await connection.fetch(query, *params))
+                    found = list(await connection.fetch(query, *params))
+                    self.timed("read", began)
+                    return found
             except TRANSIENT as error:
                 if attempt == 2 or isinstance(error, pg.QueryCanceledError):
                     raise StoreUnavailable(str(error) or type(error).__name__) from None

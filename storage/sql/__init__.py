@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from storage.base import Store
 from storage.sql.database import Database
 from storage.sql.grants import Grants
@@ -29,3 +31,6 @@ class SQLStore(Users, Imports, Grants, Scheduling, Store):
 
     async def readiness(self) -> str | None:
         return await self.db.readiness()
+
+    def observe(self, timings: Callable[[str, float], None]) -> None:
+        self.db.observe = timings

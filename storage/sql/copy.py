@@ -17,7 +17,9 @@ from storage.sql.database import Row, Tx
 #: have them; a test checks them against the schemas) and the columns that order its rows
 TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     "users": (
-        ("id", "username", "email", "password_hash", "is_admin", "created_at", "updated_at", "prefs", "cutype"), "id"
+        ("id", "username", "email", "password_hash", "is_admin", "created_at", "updated_at", "prefs", "cutype",
+         "source", "display_name"),
+        "id",
     ),
     "calendars": (
         ("id", "uuid", "owner_id", "slug", "name", "description", "color", "timezone", "components",

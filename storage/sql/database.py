@@ -9,14 +9,18 @@ its own time-range index. Nothing here knows a business rule.
 from __future__ import annotations
 
 import functools
+import logging
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any, Protocol
 
 from storage.errors import CannotOpen, StoreUnavailable
+
+log = logging.getLogger("almanac.store")
 
 #: how long a readiness probe waits for the store
 READINESS_TIMEOUT = 2.0
@@ -58,6 +62,11 @@ class Tx(Protocol):
         """Run an INSERT of one row; the new row's id."""
 
 
+def applied(version: int, entry: Traversable) -> None:
+    """Say in the log that a migration was applied (on SQLite: with its transaction's commit)."""
+    log.info("store migration %d applied: %s", version, entry.name)
+
+
 @functools.cache
 def migrations(backend: str) -> tuple[tuple[int, Traversable], ...]:
     """A backend's numbered migration scripts (``NNNN_name.sql``) by version, in order."""
@@ -80,6 +89,14 @@ class Database(ABC):
     for_update: str
     #: what makes a SELECT ... FOR UPDATE pass over rows other transactions hold
     skip_locked: str
+    #: where the store's timings go (kind, seconds): ``wait`` for the writer (SQLite) or a pooled
+    #: connection (PostgreSQL) before a write, ``write`` a transaction held, ``read`` a read
+    observe: Callable[[str, float], None] | None = None
+
+    def timed(self, kind: str, began: float) -> None:
+        """Tell ``observe`` how long something of ``kind`` took since ``began`` (perf_counter)."""
+        if self.observe is not None:
+            self.observe(kind, time.perf_counter() - began)
 
     @abstractmethod
     async def open(self) -> None:

@@ -17,7 +17,7 @@ OBJECT_FIELDS = tuple("class" if f.name == "klass" else f.name for f in fields(C
 OBJECT_COLUMNS = ", ".join(OBJECT_FIELDS)
 _RECURRING = OBJECT_FIELDS.index("recurring")
 CALENDAR_FIELDS = {"name", "description", "color", "timezone", "components", "is_default", "props", "slug"}
-USER_FIELDS = {"username", "email", "password_hash", "is_admin", "prefs", "cutype"}
+USER_FIELDS = {"username", "email", "password_hash", "is_admin", "prefs", "cutype", "source", "display_name"}
 #: parameters per statement: SQLite's limit on host parameters is 999 on old builds
 _CHUNK = 400
 T = TypeVar("T")

@@ -16,14 +16,17 @@ from storage.sql.records import USER_FIELDS, duplicated, marks, user
 class Users(Calendars):
     """Users with their tokens and sessions; deleting one deletes their calendars."""
 
-    async def create_user(self, username: str, email: str | None, password_hash: str, is_admin: bool = False) -> User:
+    async def create_user(
+        self, username: str, email: str | None, password_hash: str, is_admin: bool = False, **more: str | None
+    ) -> User:
         now = now_iso()
+        extra = {k: v for k, v in more.items() if k in ("source", "display_name")}
+        columns = ", ".join(["username", "email", "password_hash", "is_admin", "created_at", "updated_at", *extra])
         try:
             async with self.db.transaction() as tx:
                 user_id = await tx.insert(
-                    "INSERT INTO users (username, email, password_hash, is_admin, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (username, email, password_hash, int(is_admin), now, now),
+                    f"INSERT INTO users ({columns}) VALUES ({marks(6 + len(extra))})",
+                    (username, email, password_hash, int(is_admin), now, now, *extra.values()),
                 )
         except Duplicate as error:
             raise Conflict(duplicated(error, "email", "username")) from None

@@ -20,7 +20,17 @@ import aiosqlite
 
 from storage.errors import CannotOpen, StoreFull, StoreUnavailable
 from storage.model import now_iso
-from storage.sql.database import MAX_SPANS, READINESS_TIMEOUT, Database, Duplicate, Row, SpanRows, Tx, migrations
+from storage.sql.database import (
+    MAX_SPANS,
+    READINESS_TIMEOUT,
+    Database,
+    Duplicate,
+    Row,
+    SpanRows,
+    Tx,
+    applied,
+    migrations,
+)
 
 #: span ids are object_id * SPAN_IDS + n, so an object's spans can be found without a scan
 SPAN_IDS = MAX_SPANS + 1
@@ -219,6 +229,7 @@ class SQLiteDatabase(Database):
                     for statement in _statements(entry.read_text(encoding="utf-8")):
                         await db.execute(statement)
                     await db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, now_iso()))
+                    applied(version, entry)
             await db.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -246,13 +257,17 @@ class SQLiteDatabase(Database):
     async def transaction(self) -> AsyncIterator[Tx]:
         db = self._writer
         assert db is not None, "store is not open"
+        began = time.perf_counter()
         async with self._lock:
             await self._process_lock.acquire()
+            self.timed("wait", began)
+            held = time.perf_counter()
             try:
                 async with self._begun(db) as tx:
                     yield tx
             finally:
                 self._process_lock.release()
+                self.timed("write", held)
 
     @asynccontextmanager
     async def _begun(self, db: aiosqlite.Connection) -> AsyncIterator[Tx]:
@@ -284,7 +299,10 @@ class SQLiteDatabase(Database):
 
     async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         # One trip to the connection's thread (execute, fetch and close together).
-        return list(await self._reader().execute_fetchall(sql, params))
+        began = time.perf_counter()
+        found: list[Row] = list(await self._reader().execute_fetchall(sql, params))
+        self.timed("read", began)
+        return found
 
     # the time-range index: an R*Tree over time -------------------------------------------
 

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import pickle
 import tempfile
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
@@ -28,6 +29,7 @@ from protocol.formats import ParseResult
 from protocol.ical.resources import resource_from_calendar
 from protocol.ical.values import parse_resource
 from server.config import Config
+from server.metrics import metrics
 from server.services.access import Level
 from server.services.calendars import CalendarService, object_write
 from server.services.errors import BadEncoding, Forbidden, Invalid, NotFound, disk_space
@@ -182,9 +184,34 @@ class ImportService:
         finally:
             upload.discard()
         self.workers.wake.set()
+        metrics().imports.labels("queued").inc()
         return job
 
     async def _execute(
+        self, job: ImportJob, user: User, request: ImportRequest, upload: Upload, progress: Progress | None
+    ) -> tuple[ImportJob, ParseResult]:
+        """``_executed``, counted in the metrics and told in the log when it ends (how, by whom,
+        what it wrote, how long it took)."""
+        began, counted = time.monotonic(), metrics()
+        counted.imports.labels("started").inc()
+        counted.running.inc()
+        try:
+            done, result = await self._executed(job, user, request, upload, progress)
+        except Exception as error:
+            counted.imports.labels("failed").inc()
+            log.warning("import %d by %s failed after %.1f s: %s", job.id, user.username, time.monotonic() - began,
+                        getattr(error, "message", error))  # fmt: skip
+            raise
+        finally:
+            counted.running.dec()
+        counted.imports.labels("complete").inc()
+        log.info(
+            "import %d by %s complete in %.1f s: %d created, %d updated, %d unchanged, %d discarded", job.id,
+            user.username, time.monotonic() - began, done.created, done.updated, done.unchanged, done.discarded,
+        )  # fmt: skip
+        return done, result
+
+    async def _executed(
         self, job: ImportJob, user: User, request: ImportRequest, upload: Upload, progress: Progress | None
     ) -> tuple[ImportJob, ParseResult]:
         fmt, result = None, None
@@ -248,6 +275,7 @@ class ImportService:
                     written += len(writes)
                     percent = PARSED + (100 - PARSED) * written // max(total, 1)
                     await self.store.import_batch(job.id, targets[name], writes, min(percent, 99))
+                    metrics().imported.inc(len(writes))
                     if progress and (now := await self.store.get_import(job.id)) is not None:
                         progress(now)
         except Forbidden as refused:  # the importer's access was taken back meanwhile
