@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestServer
 from server.app import create_app
 from server.config import Config, Ldap
 from server.http import SERVICES
+from server.services.errors import Invalid
 from tests.helpers import LDAP_ADMIN, LDAP_SECRET, LDAP_SUFFIX, free_port
 
 
@@ -127,6 +128,8 @@ async def test_a_directory_user_signs_in_at_every_door_on_their_first_day(direct
     status, body = await rest(server, "POST", "/v1/users/signin", json={"email": "ada", "password": "directory horse"})
     assert status == 200 and "authToken" in body
     assert len([u for u in await server.app[SERVICES].users.all() if u.username == "ada"]) == 1  # made once
+    with pytest.raises(Invalid, match="directory"):  # the account page cannot set a password here
+        await server.app[SERVICES].users.change_password(user, "directory horse", "another horse")
     # not in the group, a wrong password, nobody: refused (and nobody is made)
     assert await caldav_status(server, "eve", "directory horse") == 401
     assert await caldav_status(server, "ada", "wrong horse") == 401

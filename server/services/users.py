@@ -247,7 +247,10 @@ class UserService:
 
     async def change_password(self, user: User, current: str, new: object, address: str = "") -> None:
         """The user's own change: the current password first (throttled like a sign-in), then the
-        new one; every API token is taken back, as with ``set_password``."""
+        new one; every API token is taken back, as with ``set_password``. A directory user's
+        password is the directory's: Invalid."""
+        if user.source == DIRECTORY:
+            raise Invalid("your password is your organisation's directory's: change it there", field="new")
         if await self.authenticate(user.username, current, address) is None:
             raise Invalid("the current password is not right", field="current")
         await self.set_password(user, new)
