@@ -112,12 +112,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--store", help="postgresql://... (default: SQLite in a temporary folder)")
+    parser.add_argument("--show-store", action="store_true", help="print the store's waits and writes (metrics)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         port = free_port()
         command = [sys.executable, "run.py", "serve", "--port", str(port), "--data", f"{folder}/data",
                    "--workers", str(args.workers), *(["--store", args.store] if args.store else [])]  # fmt: skip
-        env = {**os.environ, "ALMANAC_SERVER_LOG_LEVEL": "WARNING", "ALMANAC_AUTH_LOGIN_FAILURES": "1000000"}
+        metrics_port = free_port()
+        env = {**os.environ, "ALMANAC_SERVER_LOG_LEVEL": "WARNING", "ALMANAC_AUTH_LOGIN_FAILURES": "1000000",
+               "ALMANAC_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"}  # fmt: skip
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:
@@ -131,6 +134,10 @@ def main() -> None:
                     time.sleep(0.2)
             hrefs = asyncio.run(fill(base))
             rows = [asyncio.run(load(base, hrefs, int(c), args.seconds)) for c in args.clients.split(",")]
+            if args.show_store:  # where the writes' time went, as the server's metrics say
+                scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read().decode()
+                print("\n".join(line for line in scraped.splitlines() if line.startswith("almanac_store_seconds_")
+                                and ("_sum" in line or "_count" in line)))  # fmt: skip
         finally:
             server.terminate()
             server.wait(timeout=60)

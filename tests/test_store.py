@@ -489,3 +489,23 @@ async def test_a_file_waiting_before_pieces_is_cut_into_pieces(store_url: str, m
             ]
     finally:
         await store.close()
+
+
+async def test_conformance_writes_at_once_are_each_answered_on_their_own(store: SQLStore) -> None:
+    """Many writes at once (committed together on SQLite: one group, one transaction): each is
+    answered on its own, a refused one refuses nothing else, and each is counted in the
+    calendar's changes as if it had been alone."""
+    calendar = await calendar_of(store)
+    await store.put_object(calendar, write("taken"))
+    before = (await store.get_calendar(calendar)).sync_revision  # type: ignore[union-attr]
+    asked = [store.put_object(calendar, write(f"many-{n}")) for n in range(120)]
+    asked.insert(40, store.put_object(calendar, write("taken"), create_only=True))  # already there
+    asked.insert(80, store.put_object(calendar, write("taken", href="other.ics")))  # another href's UID
+    outcomes = await asyncio.gather(*asked, return_exceptions=True)
+    assert isinstance(outcomes[40], PreconditionFailed) and isinstance(outcomes[80], Conflict)
+    written = [o for n, o in enumerate(outcomes) if n not in (40, 80)]
+    assert all(isinstance(o, tuple) and o[1] for o in written), written[:3]
+    assert sorted(o.uid for o, _ in written) == sorted(f"many-{n}" for n in range(120))  # type: ignore[union-attr]
+    assert (await store.get_calendar(calendar)).sync_revision == before + 120  # type: ignore[union-attr]
+    changes = await store.changes_since(calendar, before)
+    assert len(changes) == 120 and len({c.revision for c, _ in changes}) == 120

@@ -12,15 +12,16 @@ import functools
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from storage.errors import CannotOpen, StoreUnavailable
 
 log = logging.getLogger("almanac.store")
+T = TypeVar("T")
 
 #: how long a readiness probe waits for the store
 READINESS_TIMEOUT = 2.0
@@ -136,6 +137,12 @@ class Database(ABC):
     async def free_bytes(self) -> int | None:
         """What the disk holding the database has left, where this process can tell."""
         return None
+
+    async def run(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        """``work`` in one write transaction (a backend may run it where its connection lives,
+        in one trip: ``work`` must then await nothing but its ``Tx``'s statements)."""
+        async with self.transaction() as tx:
+            return await work(tx)
 
     @abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[Tx]:

@@ -259,7 +259,8 @@ class Imports(Calendars):
         self, import_id: int, target: ImportTarget, writes: Sequence[ObjectWrite], progress: int
     ) -> tuple[int, int, int]:
         now = now_iso()
-        async with self.db.transaction() as tx:
+
+        async def written(tx: Tx) -> tuple[int, int, int]:
             found = await self._job_in(tx, import_id)
             if found.status != JobStatus.IN_PROGRESS:  # rolled back by another process meanwhile
                 raise Gone(f"import {import_id} is {found.status}, not in progress")
@@ -275,7 +276,9 @@ class Imports(Calendars):
                 "WHERE id = ?",
                 (created, updated, unchanged, json.dumps(made_list), into.id, progress, now, import_id),
             )
-        return created, updated, unchanged
+            return created, updated, unchanged
+
+        return await self.db.run(written)
 
     async def _import_calendar(self, tx: Tx, target: ImportTarget) -> tuple[Calendar, bool]:
         """The calendar an import writes into, its row held until the batch commits."""

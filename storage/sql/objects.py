@@ -246,16 +246,17 @@ class Objects(Tables):
     async def put_object(
         self, calendar_id: int, write: ObjectWrite, *, if_etag: str | None = None, create_only: bool = False
     ) -> tuple[CalendarObject, bool]:
-        async with self.db.transaction() as tx:
-            return await self._put(tx, calendar_id, write, if_etag=if_etag, create_only=create_only)
+        return await self.db.run(lambda tx: self._put(tx, calendar_id, write, if_etag=if_etag, create_only=create_only))
 
     async def delete_object(
         self, calendar_id: int, href: str, *, if_etag: str | None = None, by: int | None = None
     ) -> bool:
+        async def removed(tx: Tx) -> None:
+            if not await self._delete(tx, calendar_id, href, if_etag, by):
+                raise Gone(href)  # rolls back the revision taken
+
         try:
-            async with self.db.transaction() as tx:
-                if not await self._delete(tx, calendar_id, href, if_etag, by):
-                    raise Gone(href)  # rolls back the revision taken
+            await self.db.run(removed)
         except Gone:
             return False
         return True
@@ -270,10 +271,12 @@ class Objects(Tables):
         overwrite: bool = True,
         keep_source: bool = False,
     ) -> tuple[CalendarObject, bool]:
-        async with self.db.transaction() as tx:
+        async def moved(tx: Tx) -> tuple[CalendarObject, bool]:
             if not keep_source and not await self._delete(tx, calendar_id, href, None, write.by):
                 raise Gone(href)
             return await self._put(tx, target_id, write, create_only=not overwrite)
+
+        return await self.db.run(moved)
 
     async def _put(
         self, tx: Tx, calendar_id: int, write: ObjectWrite, *, if_etag: str | None = None, create_only: bool = False

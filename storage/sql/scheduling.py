@@ -53,7 +53,8 @@ class Scheduling(Calendars):
     ) -> list[tuple[CalendarObject | None, bool]]:
         puts = [(index, step) for index, step in enumerate(steps) if isinstance(step, ObjectPut)]
         results: list[tuple[CalendarObject | None, bool]] = [(None, False)] * len(steps)
-        async with self.db.transaction() as tx:
+
+        async def written(tx: Tx) -> None:
             revisions = await self._bump_all(tx, sorted({step.calendar_id for _, step in puts}))
             found = await self._rows_at(tx, [step for _, step in puts])
             placed = []
@@ -100,6 +101,8 @@ class Scheduling(Calendars):
                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (dedupe) DO NOTHING",
                     [(m.organizer_id, m.dedupe, m.recipient, m.message, now_iso()) for m in mail],
                 )
+
+        await self.db.run(written)
         return results
 
     async def _bump_all(self, tx: Tx, calendar_ids: Sequence[int]) -> dict[int, int]:

@@ -9,12 +9,14 @@ import fcntl
 import itertools
 import shutil
 import sqlite3
+import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import aiosqlite
 
@@ -31,6 +33,8 @@ from storage.sql.database import (
     applied,
     migrations,
 )
+
+T = TypeVar("T")
 
 #: span ids are object_id * SPAN_IDS + n, so an object's spans can be found without a scan
 SPAN_IDS = MAX_SPANS + 1
@@ -130,6 +134,82 @@ class SQLiteTx:
             return cursor.lastrowid
 
 
+#: the most writes one group commits (a group's work holds the writer: it stays short)
+GROUP = 64
+
+
+@dataclass(slots=True)
+class Waiting:
+    """A write waiting for its group: its work, its answer, its cancellation, when it came."""
+
+    work: Callable[[Tx], Awaitable[Any]]
+    done: asyncio.Future[Any]
+    stop: threading.Event
+    began: float
+
+
+class WriteCancelled(Exception):
+    """A write run in the writer's thread whose caller was cancelled (it is rolled back)."""
+
+
+class DirectTx:
+    """The statements of one transaction run in the writer connection's own thread, each at
+    once (``SQLiteDatabase.run``): its methods are awaitable but never wait."""
+
+    def __init__(self, connection: sqlite3.Connection, stop: threading.Event) -> None:
+        self.connection = connection
+        self.stop = stop  #: set when the write was cancelled: the next statement rolls it back
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
+        if self.stop.is_set():
+            raise WriteCancelled("the write was cancelled")
+        return self.connection.execute(sql, params)
+
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self._execute(sql, params).fetchall()
+
+    async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        row: Row | None = self._execute(sql, params).fetchone()
+        return row
+
+    async def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._execute(sql, params).rowcount
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if self.stop.is_set():
+            raise WriteCancelled("the write was cancelled")
+        self.connection.executemany(sql, rows)
+
+    async def insert(self, sql: str, params: Sequence[Any]) -> int:
+        made = self._execute(sql, params).lastrowid
+        if made is None:
+            raise sqlite3.DatabaseError("the INSERT made no row")
+        return made
+
+
+def driven(work: Awaitable[T]) -> T:
+    """The result of a coroutine that awaits nothing but ``DirectTx``'s statements, run here."""
+    coroutine = work.__await__()
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("a write run in the writer's thread awaited something else than its statements")
+
+
+def store_error(error: BaseException) -> BaseException:
+    """A sqlite3 error of a write as the store says it (a unique rule, a full disk, a lock held
+    too long); anything else as it is."""
+    if isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error):
+        return Duplicate(str(error))
+    if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return StoreFull("the disk holding the calendar store is full")
+    if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
+        return StoreUnavailable(str(error))
+    return error
+
+
 class SQLiteDatabase(Database):
     """One SQLite file in WAL mode: writes are ``BEGIN IMMEDIATE`` transactions on one
     connection (an asyncio lock orders this process's writers; SQLite's busy timeout orders
@@ -150,6 +230,9 @@ class SQLiteDatabase(Database):
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader = itertools.cycle(range(self._reader_count))
         self._lock = asyncio.Lock()
+        #: writes waiting for the next group commit, and the task committing them
+        self._waiting: list[Waiting] = []
+        self._committer: asyncio.Future[None] | None = None
         self._process_lock = ProcessLock(self.path.with_name(self.path.name + "-writer"), statement_timeout)
 
     async def _connect(self) -> aiosqlite.Connection:
@@ -269,6 +352,78 @@ class SQLiteDatabase(Database):
                 self._process_lock.release()
                 self.timed("write", held)
 
+    async def run(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        """A write, committed together with every other write waiting when its turn comes
+        (group commit): the writer takes them all, runs them in one trip to its thread and one
+        transaction, each in a savepoint of its own (one that fails is rolled back alone and
+        gets its own error), and answers each once the transaction is committed. So the writer
+        is held for the SQL alone, and a turn of the event loop serves many writes."""
+        assert self._writer is not None, "store is not open"
+        waiting = Waiting(work, asyncio.get_running_loop().create_future(), threading.Event(), time.perf_counter())
+        self._waiting.append(waiting)
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.ensure_future(self._commit_waiting())
+        try:
+            return await asyncio.shield(waiting.done)
+        except asyncio.CancelledError:  # rolled back at its next statement, if it has not run yet
+            waiting.stop.set()
+            with contextlib.suppress(Exception):
+                await waiting.done
+            raise
+
+    async def _commit_waiting(self) -> None:
+        """Commit the waiting writes, a group at a time, until none waits."""
+        db = self._writer
+        assert db is not None
+        while self._waiting:
+            group, self._waiting = self._waiting[:GROUP], self._waiting[GROUP:]
+            try:
+                async with self._lock:  # the classic transactions' turn too
+                    await self._process_lock.acquire()
+                    for each in group:
+                        self.timed("wait", each.began)
+                    held = time.perf_counter()
+                    try:
+                        outcomes = await db._execute(self._in_writer, db._conn, group)  # the writer's thread
+                    finally:
+                        self._process_lock.release()
+                        self.timed("write", held)
+            except BaseException as error:  # nothing of the group was written
+                outcomes = [error] * len(group)
+            for each, outcome in zip(group, outcomes, strict=True):
+                if not each.done.done():
+                    if isinstance(outcome, BaseException):
+                        each.done.set_exception(outcome)
+                    else:
+                        each.done.set_result(outcome)
+
+    @staticmethod
+    def _in_writer(connection: sqlite3.Connection, group: list[Waiting]) -> list[object]:
+        """A group of writes in one transaction, each in a savepoint: what each gave or raised."""
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:  # another process held the lock too long
+            raise StoreUnavailable(str(error)) from None
+        outcomes: list[object] = []
+        try:
+            for each in group:
+                connection.execute("SAVEPOINT write")
+                try:
+                    if each.stop.is_set():
+                        raise WriteCancelled("the write was cancelled")
+                    outcomes.append(driven(each.work(DirectTx(connection, each.stop))))
+                    connection.execute("RELEASE write")
+                except Exception as error:
+                    connection.execute("ROLLBACK TO write")
+                    connection.execute("RELEASE write")
+                    outcomes.append(store_error(error))
+            connection.execute("COMMIT")
+        except BaseException as error:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+            raise store_error(error) from None
+        return outcomes
+
     @asynccontextmanager
     async def _begun(self, db: aiosqlite.Connection) -> AsyncIterator[Tx]:
         """One write transaction on the writer connection, its errors mapped."""
@@ -286,13 +441,10 @@ class SQLiteDatabase(Database):
         except BaseException as error:
             with contextlib.suppress(sqlite3.Error):
                 await db.execute("ROLLBACK")
-            if isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error):
-                raise Duplicate(str(error)) from None
-            if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
-                raise StoreFull("the disk holding the calendar store is full") from None
-            if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
-                raise StoreUnavailable(str(error)) from None
-            raise
+            mapped = store_error(error)
+            if mapped is error:
+                raise
+            raise mapped from None
 
     def _reader(self) -> aiosqlite.Connection:
         return self._readers[next(self._next_reader)]
