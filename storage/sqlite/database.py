@@ -368,7 +368,7 @@ class SQLiteDatabase(Database):
         except asyncio.CancelledError:  # rolled back at its next statement, if it has not run yet
             waiting.stop.set()
             with contextlib.suppress(Exception):
-                await waiting.done
+                await asyncio.wait_for(asyncio.shield(waiting.done), self.busy_timeout / 1000)
             raise
 
     async def _commit_waiting(self) -> None:
@@ -377,6 +377,7 @@ class SQLiteDatabase(Database):
         assert db is not None
         while self._waiting:
             group, self._waiting = self._waiting[:GROUP], self._waiting[GROUP:]
+            stopping = False
             try:
                 async with self._lock:  # the classic transactions' turn too
                     await self._process_lock.acquire()
@@ -388,7 +389,11 @@ class SQLiteDatabase(Database):
                     finally:
                         self._process_lock.release()
                         self.timed("write", held)
-            except BaseException as error:  # nothing of the group was written
+            except asyncio.CancelledError:  # the server stops: these and the writes waiting are not answered
+                stopping = True
+                group, self._waiting = group + self._waiting, []
+                outcomes = [StoreUnavailable("the server is stopping: the write was not confirmed")] * len(group)
+            except Exception as error:  # nothing of the group was written
                 outcomes = [error] * len(group)
             for each, outcome in zip(group, outcomes, strict=True):
                 if not each.done.done():
@@ -396,6 +401,8 @@ class SQLiteDatabase(Database):
                         each.done.set_exception(outcome)
                     else:
                         each.done.set_result(outcome)
+            if stopping:
+                raise asyncio.CancelledError
 
     @staticmethod
     def _in_writer(connection: sqlite3.Connection, group: list[Waiting]) -> list[object]:
@@ -414,8 +421,11 @@ class SQLiteDatabase(Database):
                     outcomes.append(driven(each.work(DirectTx(connection, each.stop))))
                     connection.execute("RELEASE write")
                 except Exception as error:
-                    connection.execute("ROLLBACK TO write")
-                    connection.execute("RELEASE write")
+                    try:
+                        connection.execute("ROLLBACK TO write")
+                        connection.execute("RELEASE write")
+                    except sqlite3.Error:  # SQLite ended the transaction (a full disk): the group fails so
+                        raise error from None
                     outcomes.append(store_error(error))
             connection.execute("COMMIT")
         except BaseException as error:
