@@ -37,6 +37,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_up(base: str, within: float = 60) -> None:
+    """Wait until the server at ``base`` answers (it is ready), at most ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            urllib.request.urlopen(base + "/readyz", timeout=2).read()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server at {base} did not start") from None
+            time.sleep(0.2)
+
+
 class Server:
     """``run.py serve`` in a subprocess."""
 

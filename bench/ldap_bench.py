@@ -27,7 +27,7 @@ import ldap3
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.import_bench import free_port  # noqa: E402
+from bench.import_bench import free_port, wait_until_up  # noqa: E402
 from tests.helpers import LDAP_ADMIN, LDAP_SECRET, LDAP_SUFFIX, start_slapd  # noqa: E402
 
 PASSWORD = "benchmark-password"
@@ -77,14 +77,7 @@ def main() -> None:
             server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             base = f"http://127.0.0.1:{port}"
             try:
-                deadline = time.monotonic() + 60
-                while True:
-                    try:
-                        urllib.request.urlopen(base + "/", timeout=2).read()
-                        break
-                    except OSError:
-                        assert time.monotonic() < deadline, "the server did not start"
-                        time.sleep(0.2)
+                wait_until_up(base)
                 rows = []
                 for label, user in (("directory user (LDAP)", "user7"), ("local user", "local")):
                     timed(base, user, 20)  # warm: the user made here, the connections open

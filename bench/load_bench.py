@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.caldav_bench import events  # noqa: E402
-from bench.import_bench import free_port  # noqa: E402
+from bench.import_bench import free_port, wait_until_up  # noqa: E402
 
 USERS = 20
 EVENTS = 200  # each user's to read from
@@ -124,14 +124,7 @@ def main() -> None:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    urllib.request.urlopen(base + "/readyz", timeout=2).read()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, "the server did not start"
-                    time.sleep(0.2)
+            wait_until_up(base)
             hrefs = asyncio.run(fill(base))
             rows = [asyncio.run(load(base, hrefs, int(c), args.seconds)) for c in args.clients.split(",")]
             if args.show_store:  # where the writes' time went, as the server's metrics say
