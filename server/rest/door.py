@@ -201,8 +201,6 @@ class RestDoor:
                            ("members_can_invite", "members_can_invite")):  # fmt: skip
             if key in params:
                 changes[field] = params[key]
-        if changes.get("timezone") and not events.valid_zone(str(changes["timezone"])):
-            raise Invalid(f"timezone {changes['timezone']!r} is not a known time zone", field="timezone")
         for key in ("public", "members_can_post", "members_can_invite"):
             if key in changes and not isinstance(changes[key], bool):
                 changes[key] = str(changes[key]).lower() in ("1", "true", "yes")

@@ -119,6 +119,12 @@ def checked_name(name: str) -> str:
     return name
 
 
+def checked_zone(timezone: object) -> None:
+    """A calendar's time zone is one the server knows (or none); Invalid otherwise."""
+    if timezone and not valid_zone(str(timezone)):
+        raise Invalid(f"timezone {timezone!r} is not a known time zone", field="timezone")
+
+
 def checked_description(description: object) -> None:
     if isinstance(description, str) and len(description) > MAX_DESCRIPTION:
         raise Invalid(f"a calendar's description is {MAX_DESCRIPTION} characters at most", field="description")
@@ -190,6 +196,7 @@ class CalendarService(Feeds):
     ) -> NewCalendar:
         name = checked_name(name)
         checked_description(description)
+        checked_zone(timezone)
         return NewCalendar(
             uuid=str(uuid_module.uuid4()),
             owner_id=user.id,
@@ -278,6 +285,7 @@ class CalendarService(Feeds):
             changes["name"] = checked_name(str(changes["name"] or ""))
         if "description" in changes:
             checked_description(changes["description"])
+        checked_zone(changes.get("timezone"))
         policy = {key: bool(changes.pop(name)) for name, key in POLICY.items() if name in changes}
         if policy:  # the flags, and its members' grants following them, in one transaction
             await self.access.follow_flags(user, replace(calendar, props={**calendar.props, **policy}), changes)

@@ -31,7 +31,7 @@ class SettingsPages:
     async def create(self, request: web.Request, user: User, session: str) -> web.Response:
         form = await read_post(request)
         try:
-            zone = zone_field(str(form.get("timezone", "")))
+            zone = str(form.get("timezone", "")).strip() or None  # the service says if it is not known
             made = await self.services.calendars.create(
                 user, str(form.get("name", "")), color=str(form.get("color") or "") or None, timezone=zone
             )
@@ -65,7 +65,7 @@ class SettingsPages:
             color = normalize_color(str(form.get("color") or "") or None)
             if level >= Level.ADMIN:
                 changes: dict[str, Any] = {"name": str(form.get("name", "")), "color": color}
-                changes["timezone"] = zone_field(str(form.get("timezone", "")))
+                changes["timezone"] = str(form.get("timezone", "")).strip() or None
                 await self.services.calendars.update(user, uuid, **changes)
             else:  # a sharee's own colour of it
                 await self.services.access.set_view(user, calendar, {"color": color})
@@ -138,7 +138,7 @@ class SettingsPages:
 
 
 def zone_field(value: str) -> str | None:
-    """A time zone a form names (None: none); Invalid when it is not a known one."""
+    """The account's time zone a form names (None: none); Invalid when it is not a known one."""
     value = value.strip()
     if value and not valid_zone(value):
         raise Invalid(f"{value!r} is not a known time zone (like Europe/Paris)", field="timezone")
