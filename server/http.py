@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import mmap
 import os
@@ -364,8 +365,10 @@ def client_address(request: web.Request) -> str:
 # --------------------------------------------------------------------------- conditions and dates
 
 
+@functools.lru_cache(maxsize=4096)
 def http_date(iso: str) -> str:
-    return format_datetime(datetime.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC), usegmt=True)
+    """An ISO time stamp of the store (UTC) as HTTP writes dates (remembered: the same few come back)."""
+    return format_datetime(datetime.fromisoformat(iso[:19]).replace(tzinfo=UTC), usegmt=True)
 
 
 def etag_condition(value: str | None) -> str | None:

@@ -244,14 +244,17 @@ async def full_disk(store: SQLStore) -> AsyncIterator[None]:
     """The store's disk full for large writes, as each database reports it: SQLite cannot grow
     its file (SQLITE_FULL); PostgreSQL answers SQLSTATE 53100 (disk_full), from a trigger."""
     if isinstance(store.db, SQLiteDatabase):
-        writer = store.db._writer
-        assert writer is not None
+        # the limit is each connection's: the writer's thread's (transactions) and the loop's (groups)
+        writer, loop_writer = store.db._writer, store.db._loop_writer
+        assert writer is not None and loop_writer is not None
         pages = (await store.db.one("PRAGMA page_count"))[0]
         await writer.execute(f"PRAGMA max_page_count = {pages}")
+        loop_writer.execute(f"PRAGMA max_page_count = {pages}")
         try:
             yield
         finally:
             await writer.execute("PRAGMA max_page_count = 1073741823")
+            loop_writer.execute("PRAGMA max_page_count = 1073741823")
         return
     async with store.db.transaction() as tx:
         await tx.run(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -509,3 +510,24 @@ async def test_conformance_writes_at_once_are_each_answered_on_their_own(store: 
     assert (await store.get_calendar(calendar)).sync_revision == before + 120  # type: ignore[union-attr]
     changes = await store.changes_since(calendar, before)
     assert len(changes) == 120 and len({c.revision for c, _ in changes}) == 120
+
+
+async def test_sqlite_reads_run_on_the_loop_only_within_their_budget(tmp_path: Path) -> None:
+    """A read by a key is answered on the event loop's own connection; one past the budget of
+    SQLite steps (a listing of thousands) is interrupted there and answered whole by a reader
+    thread, and its statement goes there at once the next time."""
+    store = store_for(f"sqlite:///{tmp_path}/almanac.db")
+    assert isinstance(store, SQLStore) and isinstance(store.db, sqlite_database.SQLiteDatabase)
+    await store.open()
+    try:
+        calendar = await calendar_of(store)
+        for n in range(0, 3000, 500):
+            await asyncio.gather(*(store.put_object(calendar, write(f"many-{m}")) for m in range(n, n + 500)))
+        assert (await store.get_object(calendar, href="many-7.ics")) is not None
+        assert store.db._slow == set()  # the point reads stayed within the budget
+        listed = await store.list_objects([calendar])
+        assert sorted(o.uid for o in listed) == sorted(f"many-{m}" for m in range(3000))
+        assert len(store.db._slow) == 1  # the listing went to a reader, and goes there from now on
+        assert len(await store.list_objects([calendar])) == 3000
+    finally:
+        await store.close()

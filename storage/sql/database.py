@@ -138,9 +138,11 @@ class Database(ABC):
         """What the disk holding the database has left, where this process can tell."""
         return None
 
-    async def run(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+    async def run(self, work: Callable[[Tx], Awaitable[T]], *, heavy: bool = False) -> T:
         """``work`` in one write transaction (a backend may run it where its connection lives,
-        in one trip: ``work`` must then await nothing but its ``Tx``'s statements)."""
+        in one go, with other writes: ``work`` must then await nothing but its ``Tx``'s
+        statements); ``heavy``: work of many rows (an import's batch), which a backend runs
+        where it holds nobody else up."""
         async with self.transaction() as tx:
             return await work(tx)
 

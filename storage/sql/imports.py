@@ -278,7 +278,7 @@ class Imports(Calendars):
             )
             return created, updated, unchanged
 
-        return await self.db.run(written)
+        return await self.db.run(written, heavy=True)
 
     async def _import_calendar(self, tx: Tx, target: ImportTarget) -> tuple[Calendar, bool]:
         """The calendar an import writes into, its row held until the batch commits."""
