@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.generate import ics  # noqa: E402
-from bench.scale_bench import drop_schema, fresh_schema  # noqa: E402
+from bench.import_bench import drop_schema, fresh_schema  # noqa: E402
 from protocol.ical.values import epoch  # noqa: E402
 from server.config import load  # noqa: E402
 from server.services import build  # noqa: E402

@@ -1,8 +1,8 @@
 """CalDAV benchmark: Almanac against Radicale and Xandikos, in the same run, on 127.0.0.1.
 
-For each server and calendar size: PUT throughput at concurrency 8, PROPFIND Depth 1 (getetag;
-the whole reply, and the time to its first body bytes), a one-week calendar-query with and
-without expand, a calendar-multiget of 100, sync-collection initial and incremental, GET
+For each server and calendar size: PUT throughput at concurrency 8 (into the empty calendar,
+and later 300 more into the full one), PROPFIND Depth 1 (getetag; the whole reply, and the
+time to its first body bytes), a one-week calendar-query with and without expand, a calendar-multiget of 100, sync-collection initial and incremental, GET
 throughput of single events at concurrency 8, and two mixed loads of 8 clients: a listing-heavy
 one (50 % GET, 20 % PROPFIND Depth 1, 20 % one-week query, 10 % PUT) and a Thunderbird-like one
 (each client looping sync-collection, PUT with If-None-Match, the one-item multiget Thunderbird
@@ -13,6 +13,7 @@ answering a constant event-sized body: the floor a GET is compared with.
 
     python3 -m venv /tmp/peers && /tmp/peers/bin/pip install radicale xandikos
     .venv/bin/python bench/caldav_bench.py --peers /tmp/peers [--sizes 1000 10000 100000]
+                                           [--store postgresql://127.0.0.1/almanac_bench] [--workers 2]
 
 The PUT rate is measured on the first 1,000 events of every calendar, for at most 30 s; the rest
 goes in the fast way each server has: Almanac through WCAP import.wcap, Radicale by writing its
@@ -45,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.generate import ics  # noqa: E402
-from bench.import_bench import Server, free_port  # noqa: E402
+from bench.import_bench import Server, free_port, postgres_store  # noqa: E402
 
 WEEK = ("20240115T000000Z", "20240122T000000Z")
 XML = {"Content-Type": "text/xml; charset=utf-8"}
@@ -105,10 +106,11 @@ def wait_until_up(url: str, process: subprocess.Popen) -> None:
     raise RuntimeError(f"{url} did not start")
 
 
-def start_almanac(folder: Path, shared: bool = False) -> Target:
+def start_almanac(folder: Path, shared: bool = False, store: str | None = None, workers: int = 1) -> Target:
     """Almanac, with the calendar its owner's; ``shared``: measured as another user it is
-    shared with read-write (every request then goes through a grant)."""
-    server = Server(folder / "almanac")
+    shared with read-write (every request then goes through a grant); on SQLite in ``folder``
+    or the ``store`` given, with ``workers`` processes."""
+    server = Server(folder / "almanac", store, workers)
     owner = aiohttp.BasicAuth("bench", "benchmark-password")
     target = Target("Almanac", server.base, "/dav/calendars/bench/calendar/", owner)
     json_type = {"Content-Type": "application/json"}
@@ -392,6 +394,8 @@ async def measure(target: Target, size: int, mixed_seconds: float) -> dict[str, 
             10, lambda: timed(session, "REPORT", target.url(), SYNC.format(token=token), **XML, Depth="1")
         )
         row["get/s"], get_errors = await throughput(min(mixed_seconds, 10), get_requests(session, urls))
+        # PUTs of new events into the calendar as it is now (the first PUT rate was into an empty one)
+        row["put/s full"], _ = await put_all(session, target, events(300, f"full-{size}"), budget=15)
         # the listing mix first: the Thunderbird-like one leaves thousands more events behind
         # in a fast server's calendar, which would make its listings longer than the peers'
         row["listing mix req/s"], listing_errors = await throughput(mixed_seconds, listing_mix(session, target, urls))
@@ -400,7 +404,7 @@ async def measure(target: Target, size: int, mixed_seconds: float) -> dict[str, 
     return row
 
 
-COLUMNS = ("put/s", "propfind depth1 ms", "propfind first byte ms", "week query ms", "week expand ms",
+COLUMNS = ("put/s", "put/s full", "propfind depth1 ms", "propfind first byte ms", "week query ms", "week expand ms",
            "multiget100 ms", "sync initial ms", "sync incremental ms", "get/s", "mixed req/s", "mixed errors",
            "listing mix req/s", "listing errors")  # fmt: skip
 
@@ -415,25 +419,28 @@ def main() -> None:
     parser.add_argument("--mixed-seconds", type=float, default=20)
     parser.add_argument("--shared", action="store_true", help="also as a user the calendar is shared with")
     parser.add_argument("--no-almanac", action="store_true", help="only the peers")
+    parser.add_argument("--store", help="Almanac on PostgreSQL: a database URL (a schema of its own per size)")
+    parser.add_argument("--workers", type=int, default=1, help="Almanac's worker processes")
     options = parser.parse_args()
-    print(f"# {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(f"# {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}; Almanac on "
+          f"{'PostgreSQL' if options.store else 'SQLite'}, {options.workers} worker(s)")  # fmt: skip
     print(f"# bare aiohttp GET floor: {asyncio.run(floor_get(min(options.mixed_seconds, 10))):,.0f} req/s")
     print("| server | events | " + " | ".join(COLUMNS) + " |")
     print("|---|---:|" + "---:|" * len(COLUMNS))
-    starters: list[tuple[Callable[[Path], Target], list[int]]] = []
+    starters: list[tuple[Callable[[Path, str | None], Target], list[int]]] = []
     if not options.no_almanac:
-        starters.append((start_almanac, options.sizes))
+        starters.append((lambda folder, store: start_almanac(folder, False, store, options.workers), options.sizes))
     if options.shared:
-        starters.append((lambda folder: start_almanac(folder, shared=True), options.sizes))
+        starters.append((lambda folder, store: start_almanac(folder, True, store, options.workers), options.sizes))
     if options.peers:
         starters += [
-            (lambda folder: start_radicale(options.peers, folder), options.radicale_sizes),
-            (lambda folder: start_xandikos(options.peers, folder), options.xandikos_sizes),
+            (lambda folder, _: start_radicale(options.peers, folder), options.radicale_sizes),
+            (lambda folder, _: start_xandikos(options.peers, folder), options.xandikos_sizes),
         ]
     for start, sizes in starters:
         for size in sizes:
-            with tempfile.TemporaryDirectory() as folder:
-                target = start(Path(folder))
+            with tempfile.TemporaryDirectory() as folder, postgres_store(options.store) as store:
+                target = start(Path(folder), store)
                 try:
                     row = asyncio.run(measure(target, size, options.mixed_seconds))
                 finally:

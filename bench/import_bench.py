@@ -4,7 +4,7 @@ Reports events/s, the ratio to the time ``icalendar`` alone takes to parse the s
 the server's peak RSS; then restarts the server on the filled store and imports another
 10,000 events, to show that memory does not grow with the size of the store.
 
-    .venv/bin/python bench/import_bench.py [--sizes 10000 100000]
+    .venv/bin/python bench/import_bench.py [--sizes 10000 100000] [--store postgresql://...] [--workers 2]
 
 Run by hand (not in CI); it starts its own server on 127.0.0.1 with a temporary data folder.
 """
@@ -12,6 +12,8 @@ Run by hand (not in CI); it starts its own server on 127.0.0.1 with a temporary 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import platform
 import socket
@@ -21,8 +23,10 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 from icalendar import Calendar
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,14 +54,57 @@ def wait_until_up(base: str, within: float = 60) -> None:
             time.sleep(0.2)
 
 
-class Server:
-    """``run.py serve`` in a subprocess."""
+async def fresh_schema(server: str) -> tuple[str, str]:
+    """A new schema on the PostgreSQL ``server`` (a database URL): its name and a store URL in it."""
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    connection = await asyncpg.connect(server)
+    try:
+        await connection.execute(f"CREATE SCHEMA {name}")
+    finally:
+        await connection.close()
+    return name, f"{server}{'&' if '?' in server else '?'}search_path={name},public"
 
-    def __init__(self, data: Path, store: str | None = None) -> None:
+
+async def drop_schema(server: str, name: str) -> None:
+    connection = await asyncpg.connect(server)
+    try:
+        await connection.execute(f"DROP SCHEMA {name} CASCADE")
+    finally:
+        await connection.close()
+
+
+@contextlib.contextmanager
+def postgres_store(server: str | None) -> Iterator[str | None]:
+    """A store URL in a schema of its own on the PostgreSQL ``server``, dropped after the run;
+    None (SQLite) when no server is given."""
+    if server is None:
+        yield None
+        return
+    name, url = asyncio.run(fresh_schema(server))
+    try:
+        yield url
+    finally:
+        asyncio.run(drop_schema(server, name))
+
+
+class Server:
+    """``run.py serve`` in a subprocess (SQLite under ``data`` unless a ``store`` URL is given)."""
+
+    def __init__(self, data: Path, store: str | None = None, workers: int = 1) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [sys.executable, "run.py", "serve", "--port", str(self.port), "--data", str(data)]
+            [
+                sys.executable,
+                "run.py",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data",
+                str(data),
+                "--workers",
+                str(workers),
+            ]
             + (["--store", store] if store else []),
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
@@ -144,11 +191,13 @@ def bare_parse(data: bytes) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--store", help="a PostgreSQL database URL (a schema of its own, dropped after)")
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, postgres_store(args.store) as store:
         data_dir = Path(folder) / "data"
-        server = Server(data_dir)
+        server = Server(data_dir, store, args.workers)
         auth = token(server, login=False)
         total = 0
         for size in args.sizes:
@@ -162,7 +211,7 @@ def main() -> None:
             )
         server.stop()
         # A fresh process on the filled store: the same import must not need more memory.
-        server = Server(data_dir)
+        server = Server(data_dir, store, args.workers)
         auth = token(server, login=True)
         size = args.sizes[0]
         data = ics(size, seed=7, prefix="again")
@@ -173,7 +222,8 @@ def main() -> None:
             (f"{size:,} events into a store of {total:,} (restarted)", len(data), elapsed, parse, server.peak_rss_mib())
         )
         server.stop()
-    print(f"Python {platform.python_version()} on {platform.machine()}, {platform.node()}")
+    print(f"Python {platform.python_version()} on {platform.machine()}, {platform.node()}; "
+          f"{'PostgreSQL' if args.store else 'SQLite'}, {args.workers} worker(s)")  # fmt: skip
     print("| import | file | wall time | events/s | icalendar parse alone | ratio | server peak RSS (+ helper) |")
     print("|---|---|---|---|---|---|---|")
     for label, size_bytes, elapsed, parse, (rss, helper) in rows:

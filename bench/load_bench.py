@@ -6,8 +6,8 @@ second and the errors. On SQLite or PostgreSQL, with 1 or more workers.
     .venv/bin/python bench/load_bench.py [--clients 150,200] [--seconds 30] [--workers 1]
                                          [--store postgresql://127.0.0.1:5432/test]
 
-Run by hand (not in CI); it starts its own server on 127.0.0.1 and stops it by PID (a
-PostgreSQL store is emptied first: give it a database of its own).
+Run by hand (not in CI); it starts its own server on 127.0.0.1 and stops it by PID (on
+PostgreSQL in a schema of its own, dropped after).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.caldav_bench import events  # noqa: E402
-from bench.import_bench import free_port, wait_until_up  # noqa: E402
+from bench.import_bench import free_port, postgres_store, wait_until_up  # noqa: E402
 
 USERS = 20
 EVENTS = 200  # each user's to read from
@@ -114,10 +114,10 @@ def main() -> None:
     parser.add_argument("--store", help="postgresql://... (default: SQLite in a temporary folder)")
     parser.add_argument("--show-store", action="store_true", help="print the store's waits and writes (metrics)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, postgres_store(args.store) as store:
         port = free_port()
         command = [sys.executable, "run.py", "serve", "--port", str(port), "--data", f"{folder}/data",
-                   "--workers", str(args.workers), *(["--store", args.store] if args.store else [])]  # fmt: skip
+                   "--workers", str(args.workers), *(["--store", store] if store else [])]  # fmt: skip
         metrics_port = free_port()
         env = {**os.environ, "ALMANAC_SERVER_LOG_LEVEL": "WARNING", "ALMANAC_AUTH_LOGIN_FAILURES": "1000000",
                "ALMANAC_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"}  # fmt: skip

@@ -24,10 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.import_bench import Server  # noqa: E402
+from bench.import_bench import Server, postgres_store  # noqa: E402
 
 PASSWORD = "benchmark-password"
-SCHEMA = "almanac_meetings_bench"
 
 
 def call(server: Server, method: str, path: str, user: str, body: bytes = b"", **headers: str) -> tuple[int, float]:
@@ -51,31 +50,14 @@ def meeting(uid: str, attendees: list[str], partstat: str = "NEEDS-ACTION") -> b
     ).encode()
 
 
-def schema(store: str, statement: str) -> None:
-    import asyncio
-
-    import asyncpg
-
-    async def run() -> None:
-        connection = await asyncpg.connect(store)
-        await connection.execute(statement)
-        await connection.close()
-
-    asyncio.run(run())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--store", help="a PostgreSQL database to run on (in a schema of its own, dropped after)")
     args = parser.parse_args()
-    store = None
-    if args.store:
-        schema(args.store, f"CREATE SCHEMA {SCHEMA}")
-        store = f"{args.store}{'&' if '?' in args.store else '?'}search_path={SCHEMA},public"
     names = [f"att{n:02}" for n in range(100)]
     rows = []
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, postgres_store(args.store) as store:
         server = Server(Path(folder) / "data", store)
         try:
             for name in ["organizer", *names]:
@@ -105,8 +87,6 @@ def main() -> None:
             rows.append(("an attendee's answer (10 attendees)", statistics.median(times), max(times)))
         finally:
             server.stop()
-            if args.store:
-                schema(args.store, f"DROP SCHEMA {SCHEMA} CASCADE")
     print(f"Python {platform.python_version()} on {platform.machine()}, {platform.node()}")
     backend = "PostgreSQL" if args.store else "SQLite"
     print(f"{backend}; {args.runs} runs each (100 attendees: {max(3, args.runs // 5)})")

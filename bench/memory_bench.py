@@ -16,7 +16,6 @@ in the PostgreSQL database given, dropped at the end).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import platform
 import subprocess
@@ -31,9 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.generate import ics  # noqa: E402
-from bench.import_bench import free_port  # noqa: E402
+from bench.import_bench import free_port, postgres_store  # noqa: E402
 from bench.jobs_bench import multipart  # noqa: E402
-from bench.scale_bench import drop_schema, fresh_schema  # noqa: E402
 
 
 class Workers:
@@ -141,8 +139,7 @@ def main() -> None:
     parser.add_argument("--postgres", help="a PostgreSQL server's URL (default: SQLite in a temporary folder)")
     args = parser.parse_args()
     rows: list[tuple[str, float | None, list[float], list[float]]] = []
-    with tempfile.TemporaryDirectory() as folder:
-        schema, store = asyncio.run(fresh_schema(args.postgres)) if args.postgres else (None, None)
+    with tempfile.TemporaryDirectory() as folder, postgres_store(args.postgres) as store:
         server = Workers(Path(folder) / "data", store)
         try:
             auth = signup(server)
@@ -168,9 +165,7 @@ def main() -> None:
             rows.append(("undo of the replacing import", time.perf_counter() - started, server.peaks(), held))
         finally:
             server.stop()
-            if schema:
-                asyncio.run(drop_schema(args.postgres, schema))
-    store_name = "PostgreSQL" if schema else "SQLite"
+    store_name = "PostgreSQL" if args.postgres else "SQLite"
     print(f"Python {platform.python_version()} on {platform.machine()}, {platform.node()}; store: {store_name}")
     print(
         f"files: {args.events:,} events of about {size // 10:,} bytes ({args.events * size / 10 / 2**20:.0f} MiB each)"

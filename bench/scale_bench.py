@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.caldav_bench import END, MULTIGET, SYNC, XML, events  # noqa: E402
 from bench.generate import ics  # noqa: E402
-from bench.import_bench import free_port  # noqa: E402
+from bench.import_bench import free_port, postgres_store  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 CALENDAR = "/dav/calendars/bench/calendar/"
@@ -222,21 +221,6 @@ async def measure(topology: Topology, seconds: float, clients: int) -> dict[str,
     return result
 
 
-async def fresh_schema(server: str) -> tuple[str, str]:
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    connection = await asyncpg.connect(server)
-    await connection.execute(f"CREATE SCHEMA {name}")
-    await connection.close()
-    separator = "&" if "?" in server else "?"
-    return name, f"{server}{separator}search_path={name},public"
-
-
-async def drop_schema(server: str, name: str) -> None:
-    connection = await asyncpg.connect(server)
-    await connection.execute(f"DROP SCHEMA {name} CASCADE")
-    await connection.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres", default="postgresql://127.0.0.1:5432/test")
@@ -256,19 +240,13 @@ def main() -> None:
     print("| topology | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for topology in topologies:
-        with tempfile.TemporaryDirectory() as folder:
-            schema = None
-            if topology.store == "sqlite":
-                url = f"sqlite:///{folder}/almanac.sqlite3"
-            else:
-                schema, url = asyncio.run(fresh_schema(args.postgres))
+        postgres = None if topology.store == "sqlite" else args.postgres
+        with tempfile.TemporaryDirectory() as folder, postgres_store(postgres) as store:
             try:
-                start(topology, url, Path(folder))
+                start(topology, store or f"sqlite:///{folder}/almanac.sqlite3", Path(folder))
                 result = asyncio.run(measure(topology, args.seconds, args.clients))
             finally:
                 stop(topology)
-                if schema:
-                    asyncio.run(drop_schema(args.postgres, schema))
         cells = [f"{result[c]:,.0f}" if result[c] >= 100 else f"{result[c]:.2f}" for c in columns]
         print(f"| {topology.name} | " + " | ".join(cells) + " |", flush=True)
 

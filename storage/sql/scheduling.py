@@ -13,6 +13,9 @@ from storage.sql.database import Row, Tx
 from storage.sql.objects import CHANGED, OBJECT_COLUMNS_OF_O, Placed
 from storage.sql.records import OBJECT_COLUMNS, calendar, calendar_object, chunks, marks, present, record, user
 
+#: a meeting's writes past this many objects, inbox items and messages are heavy work
+HEAVY_STEPS = 10
+
 
 class Scheduling(Calendars):
     """Meetings' rows: see the module's docstring."""
@@ -102,7 +105,8 @@ class Scheduling(Calendars):
                     [(m.organizer_id, m.dedupe, m.recipient, m.message, now_iso()) for m in mail],
                 )
 
-        await self.db.run(written)
+        # a meeting of many attendees writes many rows: it is heavy work (SQLiteDatabase.run)
+        await self.db.run(written, heavy=len(steps) + len(inbox) + len(mail) > HEAVY_STEPS)
         return results
 
     async def _bump_all(self, tx: Tx, calendar_ids: Sequence[int]) -> dict[int, int]:
