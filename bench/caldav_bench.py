@@ -2,14 +2,15 @@
 
 For each server and calendar size: PUT throughput at concurrency 8 (into the empty calendar,
 and later 300 more into the full one), PROPFIND Depth 1 (getetag; the whole reply, and the
-time to its first body bytes), a one-week calendar-query with and without expand, a calendar-multiget of 100, sync-collection initial and incremental, GET
-throughput of single events at concurrency 8, and two mixed loads of 8 clients: a listing-heavy
-one (50 % GET, 20 % PROPFIND Depth 1, 20 % one-week query, 10 % PUT) and a Thunderbird-like one
-(each client looping sync-collection, PUT with If-None-Match, the one-item multiget Thunderbird
-sends after a PUT, and every fifth round an edit with If-Match and a DELETE). Calendars hold
-about 100 events a week whatever their size, so a one-week query returns the same amount of
-data at every size. Before the servers, the same client measures a bare aiohttp handler
-answering a constant event-sized body: the floor a GET is compared with.
+time to its first body bytes), a one-week calendar-query with and without expand, a
+calendar-multiget of 100, sync-collection initial and incremental, GET throughput of single
+events at concurrency 8, and two mixed loads of 8 clients: a listing-heavy one (50 % GET, 20 %
+PROPFIND Depth 1, 20 % one-week query, 10 % PUT) and a Thunderbird-like one (each client looping
+sync-collection, PUT with If-None-Match, the one-item multiget Thunderbird sends after a PUT, and
+every fifth round an edit with If-Match and a DELETE). Calendars hold about 100 events a week
+whatever their size, so a one-week query returns the same amount of data at every size. Before
+the servers, the same client measures a bare aiohttp handler answering a constant event-sized
+body: the floor a GET is compared with.
 
     python3 -m venv /tmp/peers && /tmp/peers/bin/pip install radicale xandikos
     .venv/bin/python bench/caldav_bench.py --peers /tmp/peers [--sizes 1000 10000 100000]

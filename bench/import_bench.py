@@ -90,7 +90,9 @@ def postgres_store(server: str | None) -> Iterator[str | None]:
 class Server:
     """``run.py serve`` in a subprocess (SQLite under ``data`` unless a ``store`` URL is given)."""
 
-    def __init__(self, data: Path, store: str | None = None, workers: int = 1) -> None:
+    def __init__(
+        self, data: Path, store: str | None = None, workers: int = 1, env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
@@ -109,7 +111,7 @@ class Server:
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env={"ALMANAC_SERVER_LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin"},
+            env={"ALMANAC_SERVER_LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin", **(env or {})},
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -123,8 +125,15 @@ class Server:
         self.settle()
 
     def children(self) -> list[int]:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+        """The server's processes below it (workers, and their helpers), at every depth."""
+        found, todo = [], [self.process.pid]
+        while todo:
+            pid = todo.pop()
+            children = Path(f"/proc/{pid}/task/{pid}/children")
+            below = [int(child) for child in children.read_text().split()] if children.exists() else []
+            found += below
+            todo += below
+        return found
 
     def settle(self) -> None:
         """Wait for the helper process that builds the VTIMEZONE bundle at start to finish (the

@@ -15,16 +15,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import os
 import platform
 import random
+import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.caldav_bench import events  # noqa: E402
-from bench.import_bench import free_port, postgres_store, wait_until_up  # noqa: E402
+from bench.import_bench import Server, free_port, postgres_store  # noqa: E402
+from bench.scale_bench import cpu_seconds, postgres_pids  # noqa: E402
 
 USERS = 20
 EVENTS = 200  # each user's to read from
@@ -60,7 +61,9 @@ async def fill(base: str) -> dict[str, list[str]]:
     return hrefs
 
 
-async def load(base: str, hrefs: dict[str, list[str]], clients: int, seconds: float) -> dict[str, object]:
+async def load(
+    base: str, hrefs: dict[str, list[str]], clients: int, seconds: float, server_cpu: Callable[[], float]
+) -> dict[str, object]:
     reads: list[float] = []
     writes: list[float] = []
     errors = 0
@@ -92,9 +95,12 @@ async def load(base: str, hrefs: dict[str, list[str]], clients: int, seconds: fl
                 errors += 1
 
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http:
-        started = time.monotonic()
+        started, own, served = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF), server_cpu()
         await asyncio.gather(*(client(n, http) for n in range(clients)))
         took = time.monotonic() - started
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        loader = after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime
+        served = server_cpu() - served
 
     def quantiles(found: list[float]) -> tuple[float, float]:
         if not found:
@@ -103,7 +109,8 @@ async def load(base: str, hrefs: dict[str, list[str]], clients: int, seconds: fl
         return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
 
     return {"clients": clients, "req/s": (len(reads) + len(writes)) / took, "read": quantiles(reads),
-            "write": quantiles(writes), "writes/s": len(writes) / took, "errors": errors}  # fmt: skip
+            "write": quantiles(writes), "writes/s": len(writes) / took, "errors": errors,
+            "server cores": served / took, "loader cores": loader / took}  # fmt: skip
 
 
 def main() -> None:
@@ -115,34 +122,34 @@ def main() -> None:
     parser.add_argument("--show-store", action="store_true", help="print the store's waits and writes (metrics)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder, postgres_store(args.store) as store:
-        port = free_port()
-        command = [sys.executable, "run.py", "serve", "--port", str(port), "--data", f"{folder}/data",
-                   "--workers", str(args.workers), *(["--store", store] if store else [])]  # fmt: skip
         metrics_port = free_port()
-        env = {**os.environ, "ALMANAC_SERVER_LOG_LEVEL": "WARNING", "ALMANAC_AUTH_LOGIN_FAILURES": "1000000",
-               "ALMANAC_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"}  # fmt: skip
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
+        env = {"ALMANAC_AUTH_LOGIN_FAILURES": "1000000", "ALMANAC_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"}
+        server = Server(Path(folder) / "data", store, args.workers, env)
         try:
-            wait_until_up(base)
-            hrefs = asyncio.run(fill(base))
-            rows = [asyncio.run(load(base, hrefs, int(c), args.seconds)) for c in args.clients.split(",")]
+            hrefs = asyncio.run(fill(server.base))
+
+            def server_cpu() -> float:  # the server's processes, and PostgreSQL's
+                return cpu_seconds([server.process.pid]) + (cpu_seconds(postgres_pids()) if store else 0.0)
+
+            rows = [asyncio.run(load(server.base, hrefs, int(c), args.seconds, server_cpu))
+                    for c in args.clients.split(",")]  # fmt: skip
             if args.show_store:  # where the writes' time went, as the server's metrics say
                 scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read().decode()
                 print("\n".join(line for line in scraped.splitlines() if line.startswith("almanac_store_seconds_")
                                 and ("_sum" in line or "_count" in line)))  # fmt: skip
         finally:
-            server.terminate()
-            server.wait(timeout=60)
+            server.stop()
     store = "PostgreSQL" if args.store else "SQLite"
     print(f"Python {platform.python_version()} on {platform.machine()}; {store}, {args.workers} worker(s), "
           f"{args.seconds:.0f} s each, 80 % GET / 20 % PUT, {USERS} users")  # fmt: skip
-    print("| clients | req/s | PUT/s | GET p50 | GET p99 | PUT p50 | PUT p99 | errors |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| clients | req/s | PUT/s | GET p50 | GET p99 | PUT p50 | PUT p99 | errors "
+          "| CPU cores: server (+ PostgreSQL) / load generator |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         (rp50, rp99), (wp50, wp99) = row["read"], row["write"]  # type: ignore[misc]
         print(f"| {row['clients']} | {row['req/s']:.0f} | {row['writes/s']:.0f} | {rp50:.0f} ms | {rp99:.0f} ms "
-              f"| {wp50:.0f} ms | {wp99:.0f} ms | {row['errors']} |")  # fmt: skip
+              f"| {wp50:.0f} ms | {wp99:.0f} ms | {row['errors']} | {row['server cores']:.2f} / "
+              f"{row['loader cores']:.2f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

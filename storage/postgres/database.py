@@ -41,6 +41,13 @@ def _numbered(sql: str) -> str:
     return re.sub(r"\?", lambda _: f"${next(count)}", sql)
 
 
+async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
+    """A connection given back to the pool keeps its session as it is: the store sets nothing
+    in a session but at connect (its timeouts), holds no cursor, listens to nothing and takes its
+    one advisory lock (migrations) back itself, and asyncpg rolls back a transaction left open.
+    The default reset is one more round trip to the server per read (a sixth of a GET's time)."""
+
+
 def _affected(status: str) -> int:
     """How many rows a command changed, from its status (``DELETE 3``, ``INSERT 0 1``)."""
     last = status.rsplit(" ", 1)[-1]
@@ -105,7 +112,12 @@ class PostgresDatabase(Database):
         }
         try:
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=1, max_size=self.pool_size, server_settings=settings, timeout=10
+                self.url,
+                min_size=1,
+                max_size=self.pool_size,
+                server_settings=settings,
+                timeout=10,
+                reset=_nothing_to_reset,
             )
             async with self._pool.acquire() as connection:
                 await self._migrate(connection)
