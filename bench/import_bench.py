@@ -93,7 +93,7 @@ class Server:
     def __init__(
         self, data: Path, store: str | None = None, workers: int = 1, env: dict[str, str] | None = None
     ) -> None:
-        self.port = free_port()
+        self.port, self.workers = free_port(), workers
         self.base = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [
@@ -136,12 +136,20 @@ class Server:
         return found
 
     def settle(self) -> None:
-        """Wait for the helper process that builds the VTIMEZONE bundle at start to finish (the
-        one that reads big imports stays), so that it does not share the CPU with what is measured."""
+        """Wait for the helper process each worker starts to build the VTIMEZONE bundle to finish
+        (the ones that read big imports stay), so that it does not share the CPU with what is
+        measured: one per worker seen, and none left."""
+        seen: set[int] = set()
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and any(
-            b"build_all_timezones" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in self.children()
-        ):
+        while time.monotonic() < deadline:
+            helpers = set()
+            for pid in self.children():
+                with contextlib.suppress(OSError):
+                    if b"build_all_timezones" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        helpers.add(pid)
+            seen |= helpers
+            if len(seen) >= self.workers and not helpers:
+                return
             time.sleep(0.2)
 
     def peak_rss_mib(self) -> tuple[float, float]:

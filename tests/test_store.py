@@ -4,9 +4,10 @@ and the conformance of each backend to the Store interface."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -529,5 +530,32 @@ async def test_sqlite_reads_run_on_the_loop_only_within_their_budget(tmp_path: P
         assert sorted(o.uid for o in listed) == sorted(f"many-{m}" for m in range(3000))
         assert len(store.db._slow) == 1  # the listing went to a reader, and goes there from now on
         assert len(await store.list_objects([calendar])) == 3000
+    finally:
+        await store.close()
+
+
+async def test_sqlite_listing_pages_are_range_reads(tmp_path: Path) -> None:
+    """A page of a PROPFIND's listing (by object id) and of a sync-collection (by revision and
+    href) is read from an index in its order: no scan of the whole calendar and no sort."""
+    store = store_for(f"sqlite:///{tmp_path}/almanac.db")
+    assert isinstance(store, SQLStore) and isinstance(store.db, sqlite_database.SQLiteDatabase)
+    await store.open()
+    try:
+        calendar = await calendar_of(store)
+        await store.put_object(calendar, write("a"))
+        asked: list[tuple[str, list[object]]] = []
+        read = store.db.all
+
+        async def noted(sql: str, params: Sequence[object] = ()) -> list[Any]:
+            asked.append((sql, list(params)))
+            return await read(sql, params)
+
+        store.db.all = noted  # type: ignore[method-assign]
+        await store.list_objects([calendar], after_id=0, limit=1000, text=False)
+        await store.changes_since(calendar, 0, "a.ics", limit=1000, text=False)
+        store.db.all = read  # type: ignore[method-assign]
+        for sql, params in asked:
+            plan = " ".join(str(row[3]) for row in await store.db.all("EXPLAIN QUERY PLAN " + sql, params))
+            assert "SEARCH" in plan and "TEMP B-TREE" not in plan, plan
     finally:
         await store.close()

@@ -185,13 +185,17 @@ class PostgresDatabase(Database):
         stopping, a client gone) leaves its connection mid-protocol, the server still waiting for
         the rest and holding its locks: that connection is closed at once (PostgreSQL rolls its
         transaction back), never handed to the next task."""
-        async with self._ready_pool().acquire(timeout=self.statement_timeout) as connection:
-            try:
-                yield connection
-            except asyncio.CancelledError:
-                with contextlib.suppress(pg.InterfaceError):  # cut off already (PostgresTx.many)
-                    connection.terminate()
-                raise
+        pool = self._ready_pool()
+        async with asyncio.timeout(self.statement_timeout):  # asyncpg's own timeout costs a task per acquire
+            connection = await pool.acquire()
+        try:
+            yield connection
+        except asyncio.CancelledError:
+            with contextlib.suppress(pg.InterfaceError):  # cut off already (PostgresTx.many)
+                connection.terminate()
+            raise
+        finally:
+            await pool.release(connection)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:

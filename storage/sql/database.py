@@ -28,6 +28,8 @@ READINESS_TIMEOUT = 2.0
 
 #: most index spans one object keeps (a longer series is indexed as open-ended long before)
 MAX_SPANS = (1 << 20) - 1
+#: a write of more index rows than this (a long series) is heavy work (``Database.run``)
+HEAVY_SPANS = 500
 #: an object's spans as the store writes them: (object id, spans it had, its new spans)
 #: rows of (calendar id, object id, its old span count, its new spans)
 SpanRows = Sequence[tuple[int, int, int, Sequence[tuple[int, int, bool]]]]

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from storage.errors import REPLACES_UID, Conflict, Gone, PreconditionFailed
 from storage.model import CalendarObject, Change, ObjectWrite, Spanned, now_iso
-from storage.sql.database import MAX_SPANS, Row, Tx
+from storage.sql.database import HEAVY_SPANS, MAX_SPANS, Row, Tx
 from storage.sql.records import (
     OBJECT_COLUMNS,
     OBJECT_FIELDS,
@@ -246,7 +246,10 @@ class Objects(Tables):
     async def put_object(
         self, calendar_id: int, write: ObjectWrite, *, if_etag: str | None = None, create_only: bool = False
     ) -> tuple[CalendarObject, bool]:
-        return await self.db.run(lambda tx: self._put(tx, calendar_id, write, if_etag=if_etag, create_only=create_only))
+        return await self.db.run(
+            lambda tx: self._put(tx, calendar_id, write, if_etag=if_etag, create_only=create_only),
+            heavy=len(write.spans) > HEAVY_SPANS,
+        )
 
     async def delete_object(
         self, calendar_id: int, href: str, *, if_etag: str | None = None, by: int | None = None
@@ -276,7 +279,7 @@ class Objects(Tables):
                 raise Gone(href)
             return await self._put(tx, target_id, write, create_only=not overwrite)
 
-        return await self.db.run(moved)
+        return await self.db.run(moved, heavy=len(write.spans) > HEAVY_SPANS)
 
     async def _put(
         self, tx: Tx, calendar_id: int, write: ObjectWrite, *, if_etag: str | None = None, create_only: bool = False

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from storage.errors import REPLACES_UID, Conflict, Gone, PreconditionFailed
 from storage.model import Calendar, CalendarObject, InboxItem, Mail, ObjectDelete, ObjectPut, User, now_iso
 from storage.sql.calendars import Calendars
-from storage.sql.database import Row, Tx
+from storage.sql.database import HEAVY_SPANS, Row, Tx
 from storage.sql.objects import CHANGED, OBJECT_COLUMNS_OF_O, Placed
 from storage.sql.records import OBJECT_COLUMNS, calendar, calendar_object, chunks, marks, present, record, user
 
@@ -105,8 +105,9 @@ class Scheduling(Calendars):
                     [(m.organizer_id, m.dedupe, m.recipient, m.message, now_iso()) for m in mail],
                 )
 
-        # a meeting of many attendees writes many rows: it is heavy work (SQLiteDatabase.run)
-        await self.db.run(written, heavy=len(steps) + len(inbox) + len(mail) > HEAVY_STEPS)
+        # a meeting of many attendees, or a long series, writes many rows: heavy work (Database.run)
+        spans = sum(len(step.write.spans) for _, step in puts)
+        await self.db.run(written, heavy=len(steps) + len(inbox) + len(mail) > HEAVY_STEPS or spans > HEAVY_SPANS)
         return results
 
     async def _bump_all(self, tx: Tx, calendar_ids: Sequence[int]) -> dict[int, int]:
