@@ -33,9 +33,10 @@ class User:
     display_name: str | None = None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Change:
-    """The latest change of one resource (a deletion leaves a tombstone)."""
+    """The latest change of one resource (a deletion leaves a tombstone). Not frozen, as
+    ``CalendarObject``: a sync lists thousands."""
 
     calendar_id: int
     href: str

@@ -109,6 +109,7 @@ class PostgresDatabase(Database):
         settings = {
             "statement_timeout": str(int(self.statement_timeout * 1000)),
             "idle_in_transaction_session_timeout": str(int(self.statement_timeout * 2000)),
+            "plan_cache_mode": "force_custom_plan",
         }
         try:
             self._pool = await asyncpg.create_pool(
