@@ -559,3 +559,19 @@ async def test_sqlite_listing_pages_are_range_reads(tmp_path: Path) -> None:
             assert "SEARCH" in plan and "TEMP B-TREE" not in plan, plan
     finally:
         await store.close()
+
+
+async def test_conformance_a_bulk_import_refreshes_the_planners_statistics(store: SQLStore) -> None:
+    """An import that wrote many objects tells the planner what the tables hold now (on
+    PostgreSQL an ANALYZE: where autovacuum is off or behind, plans would go on treating a
+    calendar of thousands as empty)."""
+    user = await store.create_user("u", None, "hash")
+    calendar = (await store.create_calendar(NewCalendar(uuid="c", owner_id=user.id, slug="c", name="C"))).id
+    job = await store.create_import(NewImport(user.id, "cli", "ics", None, calendar, status="in_progress"))
+    writes = [write(f"bulk-{n}") for n in range(1200)]
+    assert await store.import_batch(job.id, ImportTarget(user.id, calendar), writes, 100) == (1200, 0, 0)
+    done = await store.update_import(job.id, status=JobStatus.COMPLETE)
+    assert done.status == JobStatus.COMPLETE and done.created == 1200
+    if store.db.backend == "postgres":
+        rows = await store.db.all("SELECT reltuples FROM pg_class WHERE oid = 'objects'::regclass")
+        assert rows[0][0] >= 1000  # -1 until the table is analyzed

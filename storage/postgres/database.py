@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -263,6 +264,15 @@ class PostgresDatabase(Database):
                     raise StoreUnavailable(str(error) or type(error).__name__) from None
                 await self._ready_pool().expire_connections()  # the others were likely lost too
         raise AssertionError("unreachable")
+
+    async def refresh_statistics(self, tables: Sequence[str]) -> None:
+        """ANALYZE: where autovacuum is off or behind, the planner would go on estimating a
+        table from when it was small (a listing of 10,000 members took 55 ms instead of 34)."""
+        try:
+            async with self._connection() as connection:
+                await connection.execute(f"ANALYZE {', '.join(tables)}")
+        except (*TRANSIENT, pg.PostgresError) as error:  # the next bulk write tries again
+            logging.getLogger(__name__).warning("ANALYZE failed: %s", error)
 
     # the time-range index: a GiST index over (calendar_id, during) --------------------------
 

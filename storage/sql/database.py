@@ -148,6 +148,10 @@ class Database(ABC):
         async with self.transaction() as tx:
             return await work(tx)
 
+    async def refresh_statistics(self, tables: Sequence[str]) -> None:  # noqa: B027 (most need none)
+        """Tell the query planner what ``tables`` hold now (after a bulk write); a database that
+        needs no such help does nothing."""
+
     @abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
         """A write transaction: committed when the block ends, rolled back if it raises."""

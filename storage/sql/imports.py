@@ -24,6 +24,9 @@ from storage.sql.database import Tx
 from storage.sql.objects import Placed
 from storage.sql.records import calendar, chunks, job, marks, record
 
+#: an import that wrote at least this many objects has the planner's statistics refreshed
+BULK = 1000
+
 
 class Imports(Calendars):
     """Import jobs, the objects they write in batches, what they wrote, and undo."""
@@ -103,7 +106,10 @@ class Imports(Calendars):
                 f"UPDATE imports SET {assignments}, updated_at = ? WHERE id = ?",
                 (*changes.values(), now_iso(), import_id),
             )
-            return await self._job_in(tx, import_id)
+            job = await self._job_in(tx, import_id)
+        if job.status == JobStatus.COMPLETE and job.created + job.updated >= BULK:
+            await self.db.refresh_statistics(("objects", "spans", "changes", "import_items"))
+        return job
 
     async def _job_in(self, tx: Tx, import_id: int) -> ImportJob:
         row = await tx.one("SELECT * FROM imports WHERE id = ?", (import_id,))
