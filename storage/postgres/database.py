@@ -267,7 +267,7 @@ class PostgresDatabase(Database):
 
     async def refresh_statistics(self, tables: Sequence[str]) -> None:
         """ANALYZE: where autovacuum is off or behind, the planner would go on estimating a
-        table from when it was small (a listing of 10,000 members took 55 ms instead of 34)."""
+        table from when it was small (a listing of 10,000 members took 55 ms instead of 36)."""
         try:
             async with self._connection() as connection:
                 await connection.execute(f"ANALYZE {', '.join(tables)}")

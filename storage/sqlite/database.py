@@ -38,8 +38,9 @@ from storage.sql.database import (
 T = TypeVar("T")
 
 #: SQLite VM instructions a read may take on the event loop before it is interrupted and sent
-#: to a reader thread (about 7 per listing row: some 600 rows, half a millisecond here), in
-#: LOOP_READ_CHECK steps (the progress handler is called every LOOP_READ_CHECK instructions)
+#: to a reader thread (a read by a key takes tens, a listing row about 15: a few hundred rows,
+#: under half a millisecond here), counted LOOP_READ_CHECK at a time (the progress handler's
+#: interval)
 LOOP_READ_STEPS = 4000
 LOOP_READ_CHECK = 1000
 
@@ -339,11 +340,11 @@ class SQLiteDatabase(Database):
             raise
 
     async def close(self) -> None:
+        if self._checkpointing is not None:  # on a reader: it ends before the readers close
+            await asyncio.wait({self._checkpointing})
         for db in [self._writer, *self._readers]:
             if db is not None:
                 await db.close()
-        if self._checkpointing is not None:
-            await asyncio.wait({self._checkpointing})
         for connection in (self._quick, self._loop_writer):
             if connection is not None:
                 connection.close()
@@ -451,7 +452,8 @@ class SQLiteDatabase(Database):
                 self._answer([*self._waiting], [gone] * len(self._waiting))
                 self._waiting.clear()
                 raise
-            except Exception as error:  # nothing of the group was written
+            except Exception as error:  # nothing of the group was written, or the lock was not had
+                group = group or [self._waiting.popleft() for _ in range(min(GROUP, len(self._waiting)))]
                 outcomes = [error] * len(group)
             self._answer(group, outcomes)
             self._uncheckpointed += 1
