@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.caldav_bench import END, MULTIGET, SYNC, XML, events  # noqa: E402
 from bench.generate import ics  # noqa: E402
-from bench.import_bench import free_port, postgres_store  # noqa: E402
+from bench.import_bench import free_port, postgres_store, wait_until_up  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 CALENDAR = "/dav/calendars/bench/calendar/"
@@ -94,15 +93,7 @@ def start(topology: Topology, url: str, folder: Path) -> None:
         )
         topology.urls.append(f"http://127.0.0.1:{port}")
     for base in topology.urls:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(base + "/readyz", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{base} did not start") from None
-                time.sleep(0.2)
+        wait_until_up(base)
     time.sleep(8)  # each worker builds the VTIMEZONE bundle in a helper at start: let it finish
 
 
