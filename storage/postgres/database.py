@@ -49,6 +49,14 @@ async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
     The default reset is one more round trip to the server per read (a sixth of a GET's time)."""
 
 
+def _reusable(connection: asyncpg.Connection) -> bool:
+    """Whether a pooled connection can serve the next task as it is: open, and in no transaction."""
+    try:
+        return not connection.is_closed() and not connection.is_in_transaction()
+    except pg.InterfaceError:  # it closed, and the pool took it back at once
+        return False
+
+
 def _affected(status: str) -> int:
     """How many rows a command changed, from its status (``DELETE 3``, ``INSERT 0 1``)."""
     last = status.rsplit(" ", 1)[-1]
@@ -105,6 +113,10 @@ class PostgresDatabase(Database):
         self.pool_size = max(1, pool_size)
         self.statement_timeout = statement_timeout
         self._pool: asyncpg.Pool | None = None
+        #: connections taken from the pool and kept between uses (asyncpg's acquire and release
+        #: cost a sixth of a GET); each goes back to the pool when a task waits there for one
+        self._idle: list[asyncpg.Connection] = []
+        self._waiting = 0
 
     async def open(self) -> None:
         settings = {
@@ -141,6 +153,7 @@ class PostgresDatabase(Database):
 
     async def close(self) -> None:
         if self._pool is not None:
+            await self._give_back_idle()
             await self._pool.close()
             self._pool = None
 
@@ -172,12 +185,8 @@ class PostgresDatabase(Database):
 
     async def schema_version(self) -> int:
         try:
-            return int(
-                await asyncio.wait_for(
-                    self._ready_pool().fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"),
-                    READINESS_TIMEOUT,
-                )
-            )
+            async with asyncio.timeout(READINESS_TIMEOUT), self._connection() as connection:
+                return int(await connection.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
         except TRANSIENT as error:
             raise StoreUnavailable(str(error) or "timed out") from None
 
@@ -188,8 +197,15 @@ class PostgresDatabase(Database):
         the rest and holding its locks: that connection is closed at once (PostgreSQL rolls its
         transaction back), never handed to the next task."""
         pool = self._ready_pool()
-        async with asyncio.timeout(self.statement_timeout):  # asyncpg's own timeout costs a task per acquire
-            connection = await pool.acquire()
+        if self._idle:
+            connection = self._idle.pop()
+        else:
+            self._waiting += 1
+            try:
+                async with asyncio.timeout(self.statement_timeout):  # asyncpg's own costs a task per acquire
+                    connection = await pool.acquire()
+            finally:
+                self._waiting -= 1
         try:
             yield connection
         except asyncio.CancelledError:
@@ -197,7 +213,21 @@ class PostgresDatabase(Database):
                 connection.terminate()
             raise
         finally:
-            await pool.release(connection)
+            if self._waiting or self._pool is not pool or not _reusable(connection):
+                await pool.release(connection)  # to a task waiting in the pool, or to be reset or replaced
+            else:
+                self._idle.append(connection)
+
+    async def _give_back_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await self._ready_pool().release(connection)
+
+    async def _expire(self) -> None:
+        """Reconnect every connection once it is next free (after one was lost, the others
+        likely were too)."""
+        await self._ready_pool().expire_connections()
+        await self._give_back_idle()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
@@ -213,8 +243,10 @@ class PostgresDatabase(Database):
                 transaction = connection.transaction()
                 await transaction.start()
                 try:
+                    # asked first: the rows a write locks (its calendar's) are held one round trip less
+                    found = await connection.fetchval("SELECT txid_current()")
                     yield PostgresTx(connection)
-                    xid = await connection.fetchval("SELECT txid_current()")
+                    xid = found
                 except asyncio.CancelledError:
                     raise  # the connection is cut off (_connection): PostgreSQL rolls back
                 except BaseException:
@@ -238,10 +270,11 @@ class PostgresDatabase(Database):
         end is not yet known is asked again until the statement timeout. StoreUnavailable when
         the database cannot say."""
         deadline = asyncio.get_running_loop().time() + self.statement_timeout
-        await self._ready_pool().expire_connections()  # the others were likely cut too
+        await self._expire()
         while True:
             try:
-                status = await self._ready_pool().fetchval("SELECT txid_status($1)", xid)
+                async with self._connection() as connection:
+                    status = await connection.fetchval("SELECT txid_status($1)", xid)
             except TRANSIENT as error:
                 status = f"unknown ({error})"
             if status in ("committed", "aborted", None):
@@ -262,7 +295,7 @@ class PostgresDatabase(Database):
             except TRANSIENT as error:
                 if attempt == 2 or isinstance(error, pg.QueryCanceledError):
                     raise StoreUnavailable(str(error) or type(error).__name__) from None
-                await self._ready_pool().expire_connections()  # the others were likely lost too
+                await self._expire()
         raise AssertionError("unreachable")
 
     async def refresh_statistics(self, tables: Sequence[str]) -> None:
@@ -278,8 +311,9 @@ class PostgresDatabase(Database):
 
     async def write_spans(self, tx: Tx, rows: SpanRows) -> None:
         stale = [object_id for _, object_id, old, _ in rows if old]
-        if stale:
-            await tx.run("DELETE FROM spans WHERE object_id = ANY(?::bigint[])", (stale,))
+        # the old spans go in the same statement (one round trip): a statement's parts all see
+        # the rows as they were before it
+        drop = "WITH stale AS (DELETE FROM spans WHERE object_id = ANY(?::bigint[])) " if stale else ""
         fresh = [
             (object_id, calendar_id, start, end, int(exact))
             for calendar_id, object_id, _, spans in rows
@@ -290,11 +324,13 @@ class PostgresDatabase(Database):
             # exactly when s lies in it, as in SQLite's spans
             columns = list(zip(*fresh, strict=True))
             await tx.run(
-                "INSERT INTO spans (object_id, calendar_id, during, exact) "
+                f"{drop}INSERT INTO spans (object_id, calendar_id, during, exact) "
                 "SELECT o, c, int8range(s, GREATEST(e, s + 1)), x "
                 "FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::int[]) AS t(o, c, s, e, x)",
-                columns,
+                ([stale] if stale else []) + columns,
             )
+        elif stale:
+            await tx.run("DELETE FROM spans WHERE object_id = ANY(?::bigint[])", (stale,))
 
     async def forget_spans(self, tx: Tx, calendar_ids: Sequence[int]) -> None:
         """Nothing to do: spans go with their objects (ON DELETE CASCADE)."""
