@@ -6,18 +6,19 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, NamedTuple
 
 from storage.errors import REPLACES_UID, Conflict, Gone, PreconditionFailed
-from storage.model import CalendarObject, Change, ObjectWrite, Spanned, now_iso
+from storage.model import Calendar, CalendarObject, Change, ObjectWrite, Spanned, now_iso
 from storage.sql.database import HEAVY_SPANS, MAX_SPANS, Row, Tx
 from storage.sql.records import (
+    CALENDAR_COLUMNS,
     OBJECT_COLUMNS,
     OBJECT_FIELDS,
     Tables,
+    calendar_at,
     calendar_object,
     chunks,
     listed_object,
     listing_columns,
     marks,
-    present,
     record,
 )
 
@@ -30,6 +31,12 @@ _INSERT = (
     f"INSERT INTO objects ({', '.join(_WRITTEN)}, created_at, calendar_id, href) VALUES ({marks(len(_WRITTEN) + 3)})"
 )
 _UPDATE = f"UPDATE objects SET {', '.join(f'{column} = ?' for column in _WRITTEN)} WHERE id = ?"
+_LOG_CHANGE = (
+    "INSERT INTO changes (calendar_id, href, uid, revision, deleted, changed_at, changed_by) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (calendar_id, href) DO UPDATE SET uid = excluded.uid, "
+    "revision = excluded.revision, deleted = excluded.deleted, changed_at = excluded.changed_at, "
+    "changed_by = excluded.changed_by"
+)
 
 
 OBJECT_COLUMNS_OF_O = ", ".join(f"o.{name}" for name in OBJECT_FIELDS)
@@ -61,6 +68,22 @@ class Objects(Tables):
             f"SELECT {columns} FROM objects WHERE calendar_id = ? AND {column} = ?", (calendar_id, value)
         )
         return None if row is None else calendar_object(row) if text else listed_object(row)
+
+    async def calendar_with_object(
+        self, owner_id: int, slug: str, href: str, *, text: bool = True
+    ) -> tuple[Calendar, CalendarObject | None] | None:
+        columns = OBJECT_COLUMNS_OF_O if text else listing_columns(self.db.byte_length, "o.")
+        row = await self.db.one(
+            f"SELECT {', '.join('c.' + name for name in CALENDAR_COLUMNS)}, {columns} FROM calendars AS c "
+            "LEFT JOIN objects AS o ON o.calendar_id = c.id AND o.href = ? WHERE c.owner_id = ? AND c.slug = ?",
+            (href, owner_id, slug),
+        )
+        if row is None:
+            return None
+        values, split = tuple(row), len(CALENDAR_COLUMNS)
+        found = values[split:]
+        read = calendar_object if text else listed_object
+        return calendar_at(values[:split]), read(found) if found[0] is not None else None
 
     async def get_objects(self, calendar_id: int, hrefs: Sequence[str]) -> list[CalendarObject]:
         found: list[CalendarObject] = []
@@ -232,16 +255,14 @@ class Objects(Tables):
     async def _record_many(self, tx: Tx, changes: Sequence[tuple[int, int, str, str, bool]], by: int | None) -> None:
         """Log changes of several calendars: rows of (calendar_id, revision, href, uid, deleted)."""
         now = now_iso()
-        await tx.many(
-            "INSERT INTO changes (calendar_id, href, uid, revision, deleted, changed_at, changed_by) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (calendar_id, href) DO UPDATE SET uid = excluded.uid, "
-            "revision = excluded.revision, deleted = excluded.deleted, changed_at = excluded.changed_at, "
-            "changed_by = excluded.changed_by",
-            [
-                (calendar_id, href, uid, revision, int(deleted), now, by)
-                for calendar_id, revision, href, uid, deleted in changes
-            ],
-        )
+        rows = [
+            (calendar_id, href, uid, revision, int(deleted), now, by)
+            for calendar_id, revision, href, uid, deleted in changes
+        ]
+        if len(rows) == 1:  # a PUT or DELETE: one statement is lighter than a batch of one
+            await tx.run(_LOG_CHANGE, rows[0])
+        else:
+            await tx.many(_LOG_CHANGE, rows)
 
     async def put_object(
         self, calendar_id: int, write: ObjectWrite, *, if_etag: str | None = None, create_only: bool = False
@@ -288,7 +309,8 @@ class Objects(Tables):
         are checked before anything is written (the transaction rolls the revision back)."""
         revision = await self._bump(tx, calendar_id)
         rows = await tx.all(
-            "SELECT id, href, uid, etag, span_count FROM objects WHERE calendar_id = ? AND (href = ? OR uid = ?)",
+            "SELECT id, href, uid, etag, span_count, created_at FROM objects "
+            "WHERE calendar_id = ? AND (href = ? OR uid = ?)",
             (calendar_id, write.href, write.uid),
         )
         current = next((r for r in rows if r["href"] == write.href), None)
@@ -300,19 +322,25 @@ class Objects(Tables):
             raise PreconditionFailed("the destination exists")
         if if_etag is not None and (current is None or if_etag not in ("*", current["etag"])):
             raise PreconditionFailed(CHANGED)
-        ids = await self._write_objects(tx, [Placed(calendar_id, write, write.href, current)])
+        now = now_iso()
+        ids = await self._write_objects(tx, [Placed(calendar_id, write, write.href, current)], now=now)
         await self._record_changes(tx, calendar_id, revision, [(write.href, write.uid, False)], write.by)
-        row = await tx.one(f"SELECT {OBJECT_COLUMNS} FROM objects WHERE id = ?", (ids[calendar_id, write.href],))
-        return calendar_object(present(row)), current is None
+        # the object as written (no statement more to read it back)
+        w = write
+        made = now if current is None else current["created_at"]
+        return CalendarObject(
+            ids[calendar_id, w.href], calendar_id, w.href, w.uid, w.etag, w.component, w.ical, w.start_utc,
+            w.end_utc, w.recurring, w.summary, w.klass, None, made, now, w.by, w.schedule_tag,
+        ), current is None  # fmt: skip
 
     async def _write_objects(
-        self, tx: Tx, placed: Sequence[Placed], import_id: int | None = None, by: int | None = None
+        self, tx: Tx, placed: Sequence[Placed], import_id: int | None = None, by: int | None = None, now: str = ""
     ) -> dict[tuple[int, str], int]:
         """The one object writer (PUT, MOVE and COPY, imports and their undo, a meeting with its
         copies in several calendars): the rows and their index spans; the ids by (calendar,
         href). The caller bumps the revisions and logs the changes. The writes are ``by`` this
-        user, if given (an import's), else by their own ``by``."""
-        now = now_iso()
+        user, if given (an import's), else by their own ``by``; modified at ``now`` (default: now)."""
+        now = now or now_iso()
 
         def values(write: ObjectWrite) -> tuple[object, ...]:
             return (
