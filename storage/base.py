@@ -184,6 +184,12 @@ class Store(ABC):
         """The object with this href or UID (``text=False``: what a listing reads of it)."""
 
     @abstractmethod
+    async def calendar_with_object(
+        self, owner_id: int, slug: str, href: str, *, text: bool = True
+    ) -> tuple[Calendar, CalendarObject | None] | None:
+        """``get_calendar_by_slug`` and that calendar's ``get_object`` by href, in one read."""
+
+    @abstractmethod
     async def get_objects(self, calendar_id: int, hrefs: Sequence[str]) -> list[CalendarObject]:
         """The objects of a calendar with these hrefs (missing ones are left out)."""
 

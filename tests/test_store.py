@@ -358,6 +358,49 @@ async def test_conformance_sessions_and_tokens(store: SQLStore) -> None:
     assert await store.delete_session("s", "wcap") and await store.delete_tokens(user.id) == 1
 
 
+async def test_conformance_a_calendar_with_its_object_in_one_read(store: SQLStore) -> None:
+    """What a GET reads: the owner's calendar by slug and its object by href, as the two reads
+    alone give them (or the calendar without an object, or nothing)."""
+    calendar = await calendar_of(store)
+    owner = (await store.list_users())[0]
+    made, _ = await store.put_object(calendar, write("one"))
+    assert made == await store.get_object(calendar, href=made.href)  # what a PUT answers is what is kept
+    saved, _ = await store.put_object(calendar, replace(write("one"), etag="two", summary="Two"))
+    assert saved == await store.get_object(calendar, href=made.href) and saved.created_at == made.created_at
+    alone = await store.get_calendar_by_slug(owner.id, "c")
+    assert await store.calendar_with_object(owner.id, "c", saved.href) == (alone, saved)
+    listed = await store.calendar_with_object(owner.id, "c", saved.href, text=False)
+    assert listed == (alone, await store.get_object(calendar, href=saved.href, text=False))
+    assert listed[1] is not None and listed[1].ical == "" and listed[1].size() == len(saved.ical.encode())
+    assert await store.calendar_with_object(owner.id, "c", "other.ics") == (alone, None)
+    assert await store.calendar_with_object(owner.id, "missing", saved.href) is None
+    assert await store.calendar_with_object(owner.id + 1, "c", saved.href) is None
+
+
+async def test_conformance_more_tasks_than_connections_all_get_one(store_url: str) -> None:
+    """Connections are kept between uses (PostgreSQL), yet never held back from a task that
+    waits: 40 reads and writes at once over a pool of two all finish, and the readiness probe
+    still answers with every connection idle."""
+    small = store_for(store_url, pool_size=2)
+    assert isinstance(small, SQLStore)
+    await small.open()
+    try:
+        calendar = await calendar_of(small)
+
+        async def one(n: int) -> None:
+            if n % 4 == 0:
+                await small.put_object(calendar, write(f"crowd-{n}"))
+            else:
+                await small.list_objects([calendar])
+
+        async with asyncio.timeout(20):
+            await asyncio.gather(*(one(n) for n in range(40)))
+            assert await small.readiness() is None
+        assert len([o for o in await small.list_objects([calendar]) if o.uid.startswith("crowd-")]) == 10
+    finally:
+        await small.close()
+
+
 async def test_conformance_a_write_cancelled_midway_leaves_nothing_held(store: SQLStore) -> None:
     """A task cancelled in the middle of a batch (a server stopping) leaves no transaction or
     lock behind: the next write to the same calendar goes through at once, and the batch is

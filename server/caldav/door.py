@@ -425,15 +425,16 @@ class CalDavDoor:
             if await self.find_calendar(user, segment(request, 4)) is None:
                 raise web.HTTPConflict(text="the parent collection does not exist\n")  # RFC 4918 9.3.1
             raise DavError(403, tag(CALDAV, "calendar-collection-location-ok"))
-        calendar = await self.calendar(request, user)
         name = segment(request, 5)
+        if method in ("GET", "HEAD"):
+            with refusals(request):
+                return await self.get_object(request, user, name)
+        calendar = await self.calendar(request, user)
         with refusals(request):
             if method == "PUT":
                 if not dav.valid_name(name):
                     raise web.HTTPForbidden(text=f"a name is 1 to 255 bytes, {NAME_RULE}\n")
                 return await self.put(request, user, calendar, name)
-            if method in ("GET", "HEAD"):
-                return await self.get_object(request, user, calendar, name)
             found = await self.services.objects.find(user, calendar, href=name)
             if found is None:
                 raise web.HTTPNotFound()
@@ -454,14 +455,14 @@ class CalDavDoor:
             raise web.HTTPPreconditionFailed() from None
         return web.Response(status=204)
 
-    async def get_object(self, request: web.Request, user: User, calendar: Calendar, name: str) -> web.Response:
+    async def get_object(self, request: web.Request, user: User, name: str) -> web.Response:
         """GET and HEAD of an object. HEAD, and a GET whose If-None-Match names its ETag (304),
         are answered without reading its text."""
         objects = self.services.objects
         condition = request.headers.get("If-None-Match")
         text = request.method == "GET" and condition is None
-        found = await objects.find(user, calendar, href=name, text=text)
-        if found is None:
+        calendar, found = await objects.find_at(user, segment(request, 4), name, text=text) or (None, None)
+        if calendar is None or found is None:
             raise web.HTTPNotFound()
         headers = {"ETag": f'"{found.etag}"', "Last-Modified": http_date(found.modified_at)}
         if found.schedule_tag is not None:
@@ -472,8 +473,7 @@ class CalDavDoor:
         if request.method == "HEAD":
             return web.Response(headers={**headers, "Content-Length": str(found.size())})
         if not text:  # the condition did not hold: now the text
-            found = await objects.find(user, calendar, href=name)
-            if found is None:
+            if (found := await objects.find(user, calendar, href=name)) is None:
                 raise web.HTTPNotFound()
             headers["ETag"] = f'"{found.etag}"'
         return web.Response(body=found.ical.encode(), headers=headers)

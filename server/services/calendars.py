@@ -234,6 +234,10 @@ class CalendarService(Feeds):
         own = await self.store.get_calendar_by_slug(user.id, slug)
         if own is not None:  # an owner's lookup is the one it was before sharing
             return own
+        return await self.find_shared(user, slug)
+
+    async def find_shared(self, user: User, slug: str) -> Calendar | None:
+        """The calendar shared with the user (accepted) that their home shows under this slug."""
         shared = await self.store.shared_calendar(user.id, slug)
         return as_shared(*shared) if shared else None
 

@@ -98,6 +98,17 @@ class ObjectService:
         await self.calendars.need(user, [calendar], Level.READ)
         return await self.store.get_object(calendar.id, href=href, uid=uid, text=text)
 
+    async def find_at(
+        self, user: User, slug: str, href: str, *, text: bool = True
+    ) -> tuple[Calendar, CalendarObject | None] | None:
+        """The calendar of the user's home with this slug (``CalendarService.find``) and its
+        object at ``href`` (``find``); for one of their own, both in one read."""
+        own = await self.store.calendar_with_object(user.id, slug, href, text=text)
+        if own is not None:  # an owner may read everything of theirs
+            return own
+        calendar = await self.calendars.find_shared(user, slug)
+        return None if calendar is None else (calendar, await self.find(user, calendar, href=href, text=text))
+
     async def put(
         self,
         user: User,

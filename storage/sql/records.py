@@ -16,6 +16,8 @@ from storage.sql.database import Database, Duplicate, Row, Tx
 OBJECT_FIELDS = tuple("class" if f.name == "klass" else f.name for f in fields(CalendarObject) if f.name != "text_size")
 OBJECT_COLUMNS = ", ".join(OBJECT_FIELDS)
 _RECURRING = OBJECT_FIELDS.index("recurring")
+#: a calendar row's columns, by name and in the order of Calendar's fields
+CALENDAR_COLUMNS = tuple(f.name for f in fields(Calendar) if f.name not in ("object_count", "seen_by"))
 CALENDAR_FIELDS = {"name", "description", "color", "timezone", "components", "is_default", "props", "slug"}
 USER_FIELDS = {"username", "email", "password_hash", "is_admin", "prefs", "cutype", "source", "display_name"}
 #: parameters per statement: SQLite's limit on host parameters is 999 on old builds
@@ -63,6 +65,12 @@ def user(row: Row) -> User:
 
 def calendar(row: Row) -> Calendar:
     return record(Calendar, row, is_default=bool(row["is_default"]), props=json.loads(row["props"]))
+
+
+def calendar_at(values: Sequence[Any]) -> Calendar:
+    """The calendar of values in the order of CALENDAR_COLUMNS."""
+    named = dict(zip(CALENDAR_COLUMNS, values, strict=True))
+    return Calendar(**{**named, "is_default": bool(named["is_default"]), "props": json.loads(named["props"])})
 
 
 #: what a listing reads of an object, before the size of its text (see ``listed_object``)
