@@ -109,6 +109,28 @@ async def test_a_changed_password_is_not_remembered(client: TestClient, alice: A
     assert await users.authenticate("alice", "a new secret") is not None
 
 
+async def test_the_same_sign_in_at_once_is_checked_once(
+    client: TestClient, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client opening many connections at once (after a restart) sends the same name and
+    password on each: the password is hashed once, and every request gets the answer; a wrong
+    password too (each still refused)."""
+    users = client.app[SERVICES].users
+    checks = []
+    verify = users.passwords.verify
+
+    async def counted(password: str, stored: str | None) -> tuple[bool, str | None]:
+        checks.append(password)
+        return await verify(password, stored)
+
+    monkeypatch.setattr(users.passwords, "verify", counted)
+    found = await asyncio.gather(*(users.authenticate("alice", "correct horse", "addr") for _ in range(20)))
+    assert [u.username if u else None for u in found] == ["alice"] * 20 and checks == ["correct horse"]
+    wrong = await asyncio.gather(*(users.authenticate("alice", "wrong horse", "addr") for _ in range(20)))
+    assert wrong == [None] * 20 and checks == ["correct horse", "wrong horse"]
+    assert await users.authenticate("alice", "wrong horse", "addr") is None and len(checks) == 3  # not remembered
+
+
 async def timed(client: TestClient, login: str, password: str) -> tuple[int, float]:
     started = time.perf_counter()
     response = await client.post("/v1/users/signin", json={"username": login, "password": password})

@@ -57,6 +57,9 @@ class UserService:
         #: recent successful checks, so that per-request Basic auth does not rehash each time:
         #: (login, salted digest of the password) -> (user id, monotonic expiry)
         self._verified: dict[tuple[str, str], tuple[int, float]] = {}
+        #: the checks under way, by (login, salted digest, address): the same check asked again
+        #: meanwhile (a client's parallel connections) waits for that one's answer
+        self._checking: dict[tuple[str, str, str], asyncio.Future[User | None]] = {}
         self._salt = new_secret(16)
 
     def _check_password(self, password: object) -> str:
@@ -176,6 +179,23 @@ class UserService:
         cached = self._verified.get(key)
         if cached is not None and cached[1] > time.monotonic():
             return await self.store.get_user(cached[0])
+        # one check at a time of the same name, password and address: a client opening several
+        # connections at once after a restart queued as many hashings (each a tenth of a second
+        # of CPU in the one hashing thread), and held every request behind them for seconds
+        checking = self._checking.get((*key, address))
+        if checking is None:
+            checking = asyncio.ensure_future(self._check(login, password, address, key))
+            self._checking[(*key, address)] = checking
+            checking.add_done_callback(lambda done: self._checked((*key, address), done))
+        return await asyncio.shield(checking)
+
+    def _checked(self, key: tuple[str, str, str], done: asyncio.Future[User | None]) -> None:
+        del self._checking[key]
+        if not done.cancelled():
+            done.exception()  # retrieved here too: every request that waited for it may be gone
+
+    async def _check(self, login: str, password: str, address: str, key: tuple[str, str]) -> User | None:
+        """``authenticate`` past the remembered checks: the throttle, then the directory or the hash."""
         user = await self.store.find_user(login)
         account = f"#{user.id}" if user else login.lower()  # a username and an e-mail: one account
         attempt = await self.throttle.attempt(account, address)
