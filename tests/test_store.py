@@ -4,6 +4,7 @@ and the conformance of each backend to the Store interface."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -14,11 +15,12 @@ import pytest
 from protocol.formats import decode, parse
 from server.services.calendars import object_write
 from storage import store_for
-from storage.errors import Conflict, Gone, PreconditionFailed
+from storage.errors import Conflict, Gone, PreconditionFailed, StoreUnavailable
 from storage.model import ImportTarget, JobStatus, NewCalendar, NewImport, ObjectWrite
 from storage.postgres import database as postgres_database
 from storage.sql import SQLStore
 from storage.sqlite import database as sqlite_database
+from storage.sqlite.lock import ProcessLock
 from tests.helpers import ROOT, kept_upload, sample, stream
 
 
@@ -554,6 +556,37 @@ async def test_conformance_writes_at_once_are_each_answered_on_their_own(store: 
     assert (await store.get_calendar(calendar)).sync_revision == before + 120  # type: ignore[union-attr]
     changes = await store.changes_since(calendar, before)
     assert len(changes) == 120 and len({c.revision for c, _ in changes}) == 120
+
+
+async def test_sqlite_processes_take_turns_at_the_write_lock(tmp_path: Path) -> None:
+    """The lock that orders the writers of several processes (two handles on it stand for two
+    processes): one that waits is let in when the holder lets go, before the holder may take it
+    again; a wait longer than the timeout is StoreUnavailable."""
+    first, second = ProcessLock(tmp_path / "lock", 0.3), ProcessLock(tmp_path / "lock", 5)
+    first.open()
+    second.open()
+    try:
+        await first.acquire()
+        waiting = asyncio.create_task(second.acquire())
+        with open(tmp_path / "lock-queue", "a+b") as queue:  # until the second waits in the kernel
+            for _ in range(500):
+                try:
+                    fcntl.flock(queue, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(queue, fcntl.LOCK_UN)
+                    await asyncio.sleep(0.01)
+                except BlockingIOError:
+                    break
+        first.release()
+        assert not first._try()  # the second's turn
+        await asyncio.wait_for(waiting, 5)
+        with pytest.raises(StoreUnavailable, match="held the store's write lock"):
+            await first.acquire()
+        second.release()
+        await first.acquire()
+        first.release()
+    finally:
+        first.close()
+        second.close()
 
 
 async def test_sqlite_reads_run_on_the_loop_only_within_their_budget(tmp_path: Path) -> None:
