@@ -131,6 +131,23 @@ async def test_the_same_sign_in_at_once_is_checked_once(
     assert await users.authenticate("alice", "wrong horse", "addr") is None and len(checks) == 3  # not remembered
 
 
+async def test_a_password_changed_on_another_worker_counts_at_once(client: TestClient, alice: Account) -> None:
+    """Two workers (two services over one store): the one that remembers alice's password
+    check sees the change made through the other at its next request."""
+    here = client.app[SERVICES].users
+    other = build(client.app[SERVICES].config)
+    await other.store.open()
+    try:
+        assert await here.authenticate("alice", "correct horse") is not None  # remembered here
+        changed = await other.users.get_by_name("alice")
+        assert changed is not None
+        await other.users.set_password(changed, "a new secret")
+        assert await here.authenticate("alice", "correct horse") is None
+        assert await here.authenticate("alice", "a new secret") is not None
+    finally:
+        await other.store.close()
+
+
 async def timed(client: TestClient, login: str, password: str) -> tuple[int, float]:
     started = time.perf_counter()
     response = await client.post("/v1/users/signin", json={"username": login, "password": password})

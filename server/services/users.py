@@ -55,8 +55,10 @@ class UserService:
         self.signup_open = signup == "open"
         self.throttle = throttle or LoginThrottle(store)
         #: recent successful checks, so that per-request Basic auth does not rehash each time:
-        #: (login, salted digest of the password) -> (user id, monotonic expiry)
-        self._verified: dict[tuple[str, str], tuple[int, float]] = {}
+        #: (login, salted digest of the password) -> (user id, the hash it matched, monotonic
+        #: expiry); the hash is compared at each use, so a password changed through another
+        #: worker or node counts there at once
+        self._verified: dict[tuple[str, str], tuple[int, str | None, float]] = {}
         #: the checks under way, by (login, salted digest, address): the same check asked again
         #: meanwhile (a client's parallel connections) waits for that one's answer
         self._checking: dict[tuple[str, str, str], asyncio.Future[User | None]] = {}
@@ -177,8 +179,11 @@ class UserService:
             return None  # no account has such a name or password: nothing to hash
         key = (login.lower(), digest(self._salt + password))
         cached = self._verified.get(key)
-        if cached is not None and cached[1] > time.monotonic():
-            return await self.store.get_user(cached[0])
+        if cached is not None and cached[2] > time.monotonic():
+            user = await self.store.get_user(cached[0])
+            if user is None or user.password_hash == cached[1]:
+                return user
+            self._verified.pop(key, None)  # the password changed: checked afresh
         # one check at a time of the same name, password and address: a client opening several
         # connections at once after a restart queued as many hashings (each a tenth of a second
         # of CPU in the one hashing thread), and held every request behind them for seconds
@@ -227,7 +232,7 @@ class UserService:
             await self.store.update_user(user.id, password_hash=new_hash)
         if len(self._verified) > 10_000:
             self._verified.clear()
-        self._verified[key] = (user.id, time.monotonic() + VERIFIED_FOR)
+        self._verified[key] = (user.id, new_hash or user.password_hash, time.monotonic() + VERIFIED_FOR)
         return user
 
     async def open_session(self, user: User, kind: str, timeout: int) -> str:
