@@ -90,14 +90,15 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
         counted, through = metrics(), door(request.path)
         counted.requests.labels(through, request.method, str(status)).inc()
         counted.latency.labels(through).observe(elapsed / 1000)
-        # a feed's or RSVP link's token is its credential; a query (WCAP's session ids) is never logged
-        fields = {
-            "method": request.method, "path": SECRET_PATHS.sub(r"\1<secret>", request.path), "status": status,
-            "ms": round(elapsed, 1), "user": request.get(REQUEST_USER, "-"), "client": client_address(request),
-            "request_id": request[REQUEST_ID], "agent": request.headers.get("User-Agent", "-")[:200],
-        }  # fmt: skip
-        log.info("%(method)s %(path)s %(status)d %(ms).1fms user=%(user)s client=%(client)s id=%(request_id)s "
-                 "agent=%(agent)r", fields, extra={"fields": fields})  # fmt: skip
+        if log.isEnabledFor(logging.INFO):  # nothing to gather for a line that is not written
+            # a feed's or RSVP link's token is its credential; a query (WCAP's session ids) is never logged
+            fields = {
+                "method": request.method, "path": SECRET_PATHS.sub(r"\1<secret>", request.path), "status": status,
+                "ms": round(elapsed, 1), "user": request.get(REQUEST_USER, "-"), "client": client_address(request),
+                "request_id": request[REQUEST_ID], "agent": request.headers.get("User-Agent", "-")[:200],
+            }  # fmt: skip
+            log.info("%(method)s %(path)s %(status)d %(ms).1fms user=%(user)s client=%(client)s "
+                     "id=%(request_id)s agent=%(agent)r", fields, extra={"fields": fields})  # fmt: skip
 
 
 async def common_headers(request: web.Request, response: web.StreamResponse) -> None:
