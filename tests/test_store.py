@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from protocol.formats import decode, parse
@@ -401,6 +402,28 @@ async def test_conformance_more_tasks_than_connections_all_get_one(store_url: st
         assert len([o for o in await small.list_objects([calendar]) if o.uid.startswith("crowd-")]) == 10
     finally:
         await small.close()
+
+
+async def test_conformance_writes_go_on_after_the_database_closed_the_connections(store: SQLStore) -> None:
+    """PostgreSQL ends every connection of the store (a restart, a failover) while they are idle:
+    the next writes and reads get fresh ones, none fails. (SQLite has no connection to lose.)"""
+    calendar = await calendar_of(store)
+    await asyncio.gather(*(store.list_objects([calendar]) for _ in range(6)))  # several connections kept
+    if store.db.backend == "postgres":
+        url = store.db.url  # type: ignore[attr-defined]
+        admin = await asyncpg.connect(url)
+        try:
+            ended = await admin.fetchval(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                "AND datname = current_database() AND usename = current_user AND backend_type = 'client backend'"
+            )
+        finally:
+            await admin.close()
+        assert ended >= 2
+        await asyncio.sleep(0.2)  # the ends reach this process
+    for n in range(12):
+        await store.put_object(calendar, write(f"after-{n}"))
+    assert len(await store.list_objects([calendar])) == 12
 
 
 async def test_conformance_a_write_cancelled_midway_leaves_nothing_held(store: SQLStore) -> None:

@@ -197,6 +197,8 @@ class PostgresDatabase(Database):
         the rest and holding its locks: that connection is closed at once (PostgreSQL rolls its
         transaction back), never handed to the next task."""
         pool = self._ready_pool()
+        while self._idle and not _reusable(self._idle[-1]):  # ended while idle (a restart): replaced
+            await pool.release(self._idle.pop())
         if self._idle:
             connection = self._idle.pop()
         else:
