@@ -179,8 +179,8 @@ def load_with_wrk(
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     failed = sum(int(n) for n in sockets.groups()) if sockets else 0
     loader = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return {"clients": clients, "req/s": total, "read": (ms("50%"), ms("99%")), "write": (0.0, 0.0),
-            "writes/s": 0.0, "errors": (int(bad.group(1)) if bad else 0) + failed,
+    return {"clients": clients, "req/s": total, "latency": (ms("50%"), ms("99%")),
+            "errors": (int(bad.group(1)) if bad else 0) + failed,
             "server cores": served / seconds, "loader cores": loader / seconds}  # fmt: skip
 
 
@@ -233,7 +233,7 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         if args.wrk:
-            p50, p99 = row["read"]  # type: ignore[misc]
+            p50, p99 = row["latency"]  # type: ignore[misc]
             print(f"| {row['clients']} | {row['req/s']:.0f} | {p50:.0f} ms | {p99:.0f} ms | {row['errors']} "
                   f"| {row['server cores']:.2f} / {row['loader cores']:.2f} |")  # fmt: skip
             continue
