@@ -80,6 +80,9 @@ class PostgresTx:
         return _affected(await self.connection.execute(_numbered(sql), *params))
 
     async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if len(rows) == 1:  # one row (a PUT's change): a plain statement, without a batch's task
+            await self.run(sql, rows[0])
+            return
         # asyncpg's executemany does not end when cancelled while the connection's buffers are
         # full (it keeps waiting to write): it runs as a task of its own, and a cancel cuts the
         # connection off under it (as _connection would) and waits for it to end.

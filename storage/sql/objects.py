@@ -255,14 +255,13 @@ class Objects(Tables):
     async def _record_many(self, tx: Tx, changes: Sequence[tuple[int, int, str, str, bool]], by: int | None) -> None:
         """Log changes of several calendars: rows of (calendar_id, revision, href, uid, deleted)."""
         now = now_iso()
-        rows = [
-            (calendar_id, href, uid, revision, int(deleted), now, by)
-            for calendar_id, revision, href, uid, deleted in changes
-        ]
-        if len(rows) == 1:  # a PUT or DELETE: one statement is lighter than a batch of one
-            await tx.run(_LOG_CHANGE, rows[0])
-        else:
-            await tx.many(_LOG_CHANGE, rows)
+        await tx.many(
+            _LOG_CHANGE,
+            [
+                (calendar_id, href, uid, revision, int(deleted), now, by)
+                for calendar_id, revision, href, uid, deleted in changes
+            ],
+        )
 
     async def put_object(
         self, calendar_id: int, write: ObjectWrite, *, if_etag: str | None = None, create_only: bool = False

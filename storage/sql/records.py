@@ -68,9 +68,8 @@ def calendar(row: Row) -> Calendar:
 
 
 def calendar_at(values: Sequence[Any]) -> Calendar:
-    """The calendar of values in the order of CALENDAR_COLUMNS."""
-    named = dict(zip(CALENDAR_COLUMNS, values, strict=True))
-    return Calendar(**{**named, "is_default": bool(named["is_default"]), "props": json.loads(named["props"])})
+    """The calendar of values in the order of CALENDAR_COLUMNS (a row whose names others share)."""
+    return calendar(dict(zip(CALENDAR_COLUMNS, values, strict=True)))
 
 
 #: what a listing reads of an object, before the size of its text (see ``listed_object``)
