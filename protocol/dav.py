@@ -266,10 +266,16 @@ _PREFIXES = {namespace: prefix for prefix, namespace in NSMAP.items()}
 def escape(text: str) -> str:
     """``text`` as XML character data, written as lxml writes it: markup escaped, CR as &#13;
     (XML parsers would read it as LF), without the characters XML cannot carry."""
-    if text.isprintable() and "&" not in text and "<" not in text and ">" not in text:
-        return text  # the usual case (isprintable is false for CR, LF, TAB and the rest)
+    if plain(text):
+        return text
     text = xml_text(text)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+
+
+def plain(text: str) -> bool:
+    """Whether ``text`` is written as it is in XML character data (the usual case: isprintable
+    is false for CR, LF, TAB and the rest)."""
+    return text.isprintable() and "&" not in text and "<" not in text and ">" not in text
 
 
 def empty_element(name: str) -> str:
@@ -348,15 +354,21 @@ def parse_mkcol(body: bytes, root_tag: str) -> list[etree._Element]:
 
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 _SEGMENT_SAFE = _UNRESERVED | frozenset("!$&'()*+,;=:@")
-_CANONICAL = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:@]*$")
+_CANONICAL = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@]*")
 _HEX = frozenset(string.hexdigits)
+
+
+def canonical(segments: str) -> bool:
+    """Whether ``segments`` (one or several path segments, joined) are kept as they are by
+    ``canonical_segment``: no escapes, nothing to escape."""
+    return _CANONICAL.fullmatch(segments) is not None
 
 
 def canonical_segment(raw: str) -> str:
     """One spelling of a URL path segment per resource (RFC 3986 6.2.2): escapes of unreserved
     characters decoded, other escapes upper-cased, anything a segment cannot hold escaped as
     UTF-8. Reserved characters keep their spelling, so ``a@b`` and ``a%40b`` are two names."""
-    if _CANONICAL.match(raw):
+    if _CANONICAL.fullmatch(raw):
         return raw
     out, index = [], 0
     while index < len(raw):

@@ -3,8 +3,10 @@ from the reference (calendar/providers/caldav in comm-central)."""
 
 from __future__ import annotations
 
-from typing import get_args
+from collections.abc import AsyncIterator
+from typing import Any, get_args
 
+import pytest
 from aiohttp.test_utils import TestClient
 from lxml import etree
 from yarl import URL
@@ -12,6 +14,7 @@ from yarl import URL
 from protocol.caldav.query import CALENDAR_REPORTS, Report
 from server.caldav.props import REPORTS
 from server.caldav.reports import HANDLERS
+from server.services.calendars import CalendarService
 from tests.helpers import (
     CAL,
     EVENT,
@@ -241,6 +244,34 @@ async def test_at_sign_and_its_escape_are_two_names(client: TestClient, alice: A
     assert "literal" in await (await client.get(f"{CAL}a@b.ics", headers=basic("alice"))).text()
     assert "encoded" in await (await client.session.get(encoded_url, headers=basic("alice"))).text()
     assert "literal" in await (await client.get(f"{CAL}%61@b.ics", headers=basic("alice"))).text()  # %61 is "a"
+
+
+async def test_an_initial_sync_covers_what_changes_while_it_is_written(
+    client: TestClient, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An initial sync is a listing under the revision the calendar had when it came: an edit,
+    a new object and a deletion made while its pages are written are all in the next sync."""
+    for uid in ("kept", "edited", "removed"):
+        await put_event(client, uid)
+    pages = CalendarService.object_pages
+
+    async def edited_meanwhile(self: CalendarService, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        async for page in pages(self, *args, **kwargs):
+            yield page
+            edit = await client.put(
+                f"{CAL}edited.ics", data=EVENT.format(uid="edited", summary="y"), headers=basic("alice")
+            )
+            assert edit.status == 204
+            await put_event(client, "new")
+            assert (await client.delete(f"{CAL}removed.ics", headers=basic("alice"))).status == 204
+
+    monkeypatch.setattr(CalendarService, "object_pages", edited_meanwhile)
+    first = await report(client, CAL, TB_SYNC.format(token=""))
+    assert set(responses(first)) == {f"{CAL}{uid}.ics" for uid in ("kept", "edited", "removed")}
+    monkeypatch.undo()
+    later = responses(await report(client, CAL, TB_SYNC.format(token=first.findtext("D:sync-token", namespaces=NS))))
+    assert set(later) == {f"{CAL}{uid}.ics" for uid in ("edited", "new", "removed")}
+    assert later[f"{CAL}removed.ics"].findtext("D:status", namespaces=NS) == "HTTP/1.1 404 Not Found"
 
 
 async def test_imports_through_other_doors_move_the_sync_token(client: TestClient, alice: Account) -> None:

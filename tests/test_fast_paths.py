@@ -24,6 +24,7 @@ from protocol.ical.windows import instances as windowed
 from server.caldav.members import MemberText
 from server.caldav.props import DavResource, Kind, answer
 from server.http import etag_condition, etag_matches
+from server.urls import object_href
 from storage.model import Calendar, CalendarObject, User
 from tests.helpers import Account, basic
 
@@ -63,6 +64,39 @@ def test_member_text_is_what_lxml_writes(
     href = f"/dav/calendars/alice/work/{name}"
     expected = dav.responses_text([answer(href, resource, names)])
     assert parsed(MemberText(names, "prop")(href, resource)) == parsed(expected)
+
+
+#: what a listing asks for, with Schedule-Tag (which not every object has)
+PAGE_NAMES = [tag(DAV, n) for n in ("getetag", "getcontenttype", "getcontentlength", "getlastmodified", "creationdate",
+                                    "displayname", "nope")] + [tag(CALDAV, "schedule-tag"), "{urn:x&y}z"]  # fmt: skip
+PLAIN = st.text('0123456789abcdef"', max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    members=st.lists(
+        st.tuples(st.text("abc-_.~!$&'()*+,;=:@%20", min_size=1, max_size=12), PLAIN | TEXT, st.none() | PLAIN),
+        max_size=6,
+    ),
+    names=st.lists(st.sampled_from(PAGE_NAMES), unique=True, max_size=6),
+    slug=st.sampled_from(["work", "my%20work", "a&b"]),
+)
+def test_a_page_of_members_is_what_lxml_writes(
+    members: list[tuple[str, str, str | None]], names: list[str], slug: str
+) -> None:
+    """A page written through the template (plain values, canonical names) or member by member
+    (anything else) says what each member's own response says."""
+    page = [CalendarObject(number, 1, name, "u", etag, "VEVENT", "", None, None, False, "", None, None,
+                           "2024-01-02T03:04:05", f"2024-02-03T04:05:{number:02}", None, schedule_tag, 40 + number)
+            for number, (name, etag, schedule_tag) in enumerate(members)]  # fmt: skip
+    base = f"/dav/calendars/alice/{slug}/"
+    expected = "".join(
+        dav.responses_text([answer(object_href(base, found.href), DavResource(Kind.OBJECT, USER, USER, CALENDAR, found),
+                                   names)])
+        for found in page
+    )  # fmt: skip
+    written = MemberText(names, "prop").page(base, page, DavResource(Kind.OBJECT, USER, USER, CALENDAR))
+    assert parsed(written) == parsed(expected)
 
 
 ZONES = ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", None]

@@ -56,7 +56,7 @@ from server.http import (
 from server.services import Services
 from server.services.access import Level
 from server.services.errors import BadEncoding, Invalid, NameTaken, NotFound, PreconditionFailed, TooLarge
-from server.urls import ROOT, calendar_href, home_href, object_href, principal_href
+from server.urls import ROOT, calendar_href, home_href, principal_href
 from storage.model import Calendar, CalendarObject, User
 
 log = logging.getLogger("almanac.caldav")
@@ -348,10 +348,7 @@ class CalDavDoor:
         write = MemberText(asked.names, asked.kind)
         member = DavResource(Kind.OBJECT, user, resource.owner, calendar)
         async for page in self.services.calendars.object_pages(user, calendar, text=False):
-            texts = []
-            for member.found in page:
-                texts.append(write(object_href(base, member.found.href), member))
-            await reply.add("".join(texts))
+            await reply.add(write.page(base, page, member))
         return await reply.finish()
 
     async def make_calendar(self, request: web.Request, user: User) -> web.Response:

@@ -106,6 +106,8 @@ class Live:
     read: Callable[[DavResource], Value]
     settable: Settable | None = None
     by_name_only: bool = False
+    #: an object's value read from the object alone (listings write their members from it)
+    of_object: Callable[[CalendarObject], str | None] | None = None
 
 
 def _of_calendar(read: Callable[[Calendar], Value]) -> Callable[[DavResource], Value]:
@@ -114,6 +116,21 @@ def _of_calendar(read: Callable[[Calendar], Value]) -> Callable[[DavResource], V
 
 def _of_object(read: Callable[[CalendarObject], Value]) -> Callable[[DavResource], Value]:
     return lambda resource: read(resource.found) if resource.found else None
+
+
+def _object(
+    name: str, of: Callable[[CalendarObject], str | None], calendars: Callable[[Calendar], Value] | None = None
+) -> Live:
+    """A property of objects whose value is read from the object alone, and of calendars
+    where ``calendars`` reads it."""
+    if calendars is None:
+        return Live(name, frozenset({Kind.OBJECT}), _of_object(of), of_object=of)
+    read = calendars
+
+    def either(resource: DavResource) -> Value:
+        return of(resource.found) if resource.found else read(resource.calendar) if resource.calendar else None
+
+    return Live(name, frozenset({Kind.OBJECT, Kind.CALENDAR}), either, of_object=of)
 
 
 def _hrefs(*hrefs: str) -> list[etree._Element]:
@@ -230,17 +247,6 @@ def _calendar_data_type(calendar: Calendar) -> Value:
 def _calendar_zone(calendar: Calendar) -> Value:
     zone_text = calendar.props.get("calendar-timezone")
     return zone_text or (timezone_text(calendar.timezone) if calendar.timezone else None)
-
-
-def _last_modified(resource: DavResource) -> Value:
-    if resource.found is not None:
-        return http_date(resource.found.modified_at)
-    return http_date(resource.calendar.updated_at) if resource.calendar else None
-
-
-def _created(resource: DavResource) -> Value:
-    held = resource.found or resource.calendar
-    return held.created_at if held else None
 
 
 def _quota(index: int) -> Callable[[DavResource], Value]:
@@ -396,8 +402,7 @@ LIVE = {
         Live(tag(CALDAV, "schedule-default-calendar-URL"), frozenset({Kind.INBOX}),
              lambda r: _hrefs(calendar_href(r.owner, r.calendar)) if r.calendar else None),
         Live(tag(CALDAV, "schedule-calendar-transp"), _ON_CALENDAR, _transp, Settable("", _transp_of)),
-        Live(tag(CALDAV, "schedule-tag"), _ON_OBJECT,
-             _of_object(lambda o: f'"{o.schedule_tag}"' if o.schedule_tag else None)),
+        _object(tag(CALDAV, "schedule-tag"), lambda o: f'"{o.schedule_tag}"' if o.schedule_tag else None),
         Live(tag(CALDAV, "schedule-inbox-URL"), frozenset({Kind.PRINCIPAL}),
              lambda r: _hrefs(inbox_href(r.owner)) if r.owner.id == r.user.id else None),
         Live(tag(CALDAV, "schedule-outbox-URL"), frozenset({Kind.PRINCIPAL}),
@@ -417,11 +422,11 @@ LIVE = {
         Live(tag(CALDAV, "min-date-time"), _ON_CALENDAR, lambda r: utc_stamp(MIN_EPOCH)),
         Live(tag(CALDAV, "max-date-time"), _ON_CALENDAR, lambda r: utc_stamp(MAX_EPOCH)),
         Live(tag(CALDAV, "max-instances"), _ON_CALENDAR, lambda r: str(MAX_INSTANCES)),
-        Live(tag(DAV, "getetag"), _ON_OBJECT, _of_object(lambda o: f'"{o.etag}"')),
-        Live(tag(DAV, "getcontenttype"), _ON_OBJECT, _of_object(content_type)),
-        Live(tag(DAV, "getcontentlength"), _ON_OBJECT, _of_object(lambda o: str(o.size()))),
-        Live(tag(DAV, "getlastmodified"), _ON_CALENDAR | _ON_OBJECT, _last_modified),
-        Live(tag(DAV, "creationdate"), _ON_CALENDAR | _ON_OBJECT, _created),
+        _object(tag(DAV, "getetag"), lambda o: f'"{o.etag}"'),
+        _object(tag(DAV, "getcontenttype"), content_type),
+        _object(tag(DAV, "getcontentlength"), lambda o: str(o.size())),
+        _object(tag(DAV, "getlastmodified"), lambda o: http_date(o.modified_at), lambda c: http_date(c.updated_at)),
+        _object(tag(DAV, "creationdate"), lambda o: o.created_at, lambda c: c.created_at),
         Live(tag(CALDAV, "calendar-description"), _ON_CALENDAR, _of_calendar(lambda c: c.description or None),
              Settable("description", _text_of)),
         Live(tag(APPLE, "calendar-color"), _ON_CALENDAR, _of_calendar(lambda c: c.color or None),

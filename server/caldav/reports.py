@@ -187,7 +187,9 @@ async def sync_collection(context: Context, query: SyncCollection) -> web.Stream
     """Changes since the token (RFC 6578): members changed (with their properties) or removed
     (404); with DAV:limit, at most that many and a 507 for the collection when more remain.
     Streamed a page of changes at a time; a change made meanwhile has a later revision, so a
-    later page holds it and the token covers it."""
+    later page holds it and the token covers it. An initial sync without a limit is a listing
+    of the objects (as PROPFIND's) under the revision the calendar had when the request came:
+    what changes meanwhile is in the next sync (perhaps twice, which is harmless)."""
     user, calendar = context.user, context.calendar
     try:
         position = parse_sync_token(calendar, query.token)
@@ -198,6 +200,15 @@ async def sync_collection(context: Context, query: SyncCollection) -> web.Stream
     wanted, remaining = query.props, query.limit
     base = calendar_href(user, calendar)
     reply = Multistatus(context.request)
+    if not query.token and remaining is None:
+        write = MemberText(wanted.names, wanted.kind)
+        member = DavResource(Kind.OBJECT, user, user, calendar)
+        async for page in context.calendars.object_pages(user, calendar, text=wanted.data is not None):
+            if wanted.data is None:
+                await reply.add(write.page(base, page, member))
+            else:
+                await reply.add("".join(await object_texts(user, calendar, page, wanted)))
+        return await reply.finish(sync_token(calendar, calendar.sync_revision))
     revision = calendar.sync_revision
     while True:
         asked = PAGE if remaining is None else min(PAGE, remaining + 1)
