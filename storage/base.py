@@ -10,6 +10,7 @@ from storage.model import (
     Calendar,
     CalendarObject,
     Change,
+    Detail,
     Feed,
     Grant,
     GrantChange,
@@ -210,11 +211,10 @@ class Store(ABC):
 
     @abstractmethod
     async def list_objects(
-        self, calendar_ids: Sequence[int], *, after_id: int = 0, limit: int | None = None, text: bool = True
+        self, calendar_ids: Sequence[int], *, after_id: int = 0, limit: int | None = None, detail: Detail = Detail.TEXT
     ) -> list[CalendarObject]:
-        """Objects ordered by id, a page at a time (time ranges go through ``objects_in_range``);
-        ``text=False``: only what a listing shows (ids, href, ETag, component, times, and
-        ``text_size`` instead of the text)."""
+        """Objects ordered by id, a page at a time (time ranges go through ``objects_in_range``),
+        with as much of each as ``detail`` says."""
 
     @abstractmethod
     async def objects_in_range(
@@ -256,10 +256,10 @@ class Store(ABC):
 
     @abstractmethod
     def object_pages(
-        self, calendar_ids: Sequence[int], batch: int = 1000, *, text: bool = True
+        self, calendar_ids: Sequence[int], batch: int | None = None, *, detail: Detail = Detail.TEXT
     ) -> AsyncIterator[list[CalendarObject]]:
-        """Every object of the calendars, a page of ``batch`` at a time (for listings), as
-        ``list_objects`` reads them."""
+        """Every object of the calendars, a page of ``batch`` at a time (for listings; None:
+        the size the database reads best), as ``list_objects`` reads them."""
 
     @abstractmethod
     async def put_object(

@@ -14,6 +14,17 @@ def now_iso(ago: timedelta = timedelta(0)) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+class Detail(StrEnum):
+    """How much of each object a listing reads: everything (``TEXT``), what a listing shows
+    (``LISTED``: ids, href, ETag, component, times and the size of its text) or its ETag
+    (``BRIEF``: ids, href, ETag and component). Each column left out makes a listing of
+    thousands faster; the fields not read are left empty."""
+
+    TEXT = "text"
+    LISTED = "listed"
+    BRIEF = "brief"
+
+
 @dataclass(slots=True, frozen=True)
 class User:
     id: int

@@ -246,6 +246,45 @@ async def test_at_sign_and_its_escape_are_two_names(client: TestClient, alice: A
     assert "literal" in await (await client.get(f"{CAL}%61@b.ics", headers=basic("alice"))).text()  # %61 is "a"
 
 
+def said(response: Any) -> dict[str, Any]:
+    """What a response says of each property: its text and children, or its status."""
+    found: dict[str, Any] = {}
+    for propstat in response.findall("D:propstat", NS):
+        status = propstat.findtext("D:status", namespaces=NS)
+        for prop in propstat.find("D:prop", NS):
+            found[prop.tag] = (prop.text or "", [child.tag for child in prop]) if status.endswith("200 OK") else status
+    return found
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        "<D:prop><D:getetag/></D:prop>",  # what most clients list
+        "<D:prop><D:getcontenttype/><D:resourcetype/><D:getetag/></D:prop>",  # Thunderbird's
+        "<D:prop><D:getetag/><D:getcontentlength/><D:getlastmodified/><D:creationdate/><C:schedule-tag/>"
+        "<D:displayname/></D:prop>",
+        "<D:allprop/>",
+    ],
+)
+async def test_a_listing_says_what_each_member_says(client: TestClient, alice: Account, asked: str) -> None:
+    """Each member of a PROPFIND Depth 1 (read as a listing reads it, only the columns the
+    asked properties need) has the values the member's own PROPFIND gives."""
+    for uid in ("one", "two", "a&b"):
+        await put_event(client, uid)
+    body = f'<D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">{asked}</D:propfind>'
+
+    async def members(path: str, depth: str) -> dict[str, Any]:
+        reply = await client.request("PROPFIND", path, data=body, headers={**basic("alice"), "Depth": depth})
+        assert reply.status == 207
+        return responses(etree.fromstring(await reply.read()))
+
+    listed = await members(CAL, "1")
+    assert len(listed) == 4
+    for href, response in listed.items():
+        if href != CAL:
+            assert said(response) == said((await members(href, "0"))[href]), href
+
+
 async def test_an_initial_sync_covers_what_changes_while_it_is_written(
     client: TestClient, alice: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:

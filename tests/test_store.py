@@ -17,7 +17,7 @@ from protocol.formats import decode, parse
 from server.services.calendars import object_write
 from storage import store_for
 from storage.errors import Conflict, Gone, PreconditionFailed, StoreUnavailable
-from storage.model import ImportTarget, JobStatus, NewCalendar, NewImport, ObjectWrite
+from storage.model import Detail, ImportTarget, JobStatus, NewCalendar, NewImport, ObjectWrite
 from storage.postgres import database as postgres_database
 from storage.sql import SQLStore
 from storage.sqlite import database as sqlite_database
@@ -629,6 +629,10 @@ async def test_sqlite_reads_run_on_the_loop_only_within_their_budget(tmp_path: P
         assert sorted(o.uid for o in listed) == sorted(f"many-{m}" for m in range(3000))
         assert len(store.db._slow) == 1  # the listing went to a reader, and goes there from now on
         assert len(await store.list_objects([calendar])) == 3000
+        for detail in (Detail.LISTED, Detail.BRIEF):  # a listing's pages fit the budget: all on the loop
+            pages = [page async for page in store.object_pages([calendar], detail=detail)]
+            assert {len(page) for page in pages} == {store.db.listing_page} and sum(map(len, pages)) == 3000
+        assert len(store.db._slow) == 1
     finally:
         await store.close()
 
@@ -650,7 +654,7 @@ async def test_sqlite_listing_pages_are_range_reads(tmp_path: Path) -> None:
             return await read(sql, params)
 
         store.db.all = noted  # type: ignore[method-assign]
-        await store.list_objects([calendar], after_id=0, limit=1000, text=False)
+        await store.list_objects([calendar], after_id=0, limit=1000, detail=Detail.LISTED)
         await store.changes_since(calendar, 0, "a.ics", limit=1000, text=False)
         store.db.all = read  # type: ignore[method-assign]
         for sql, params in asked:

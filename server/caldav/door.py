@@ -347,7 +347,7 @@ class CalDavDoor:
         await reply.add(dav.responses_text([first]))
         write = MemberText(asked.names, asked.kind)
         member = DavResource(Kind.OBJECT, user, resource.owner, calendar)
-        async for page in self.services.calendars.object_pages(user, calendar, text=False):
+        async for page in self.services.calendars.object_pages(user, calendar, write.detail):
             await reply.add(write.page(base, page, member))
         return await reply.finish()
 

@@ -9,7 +9,7 @@ from itertools import chain
 from protocol import dav
 from server.caldav.props import LIVE, DavResource, Kind, Value, answer
 from server.urls import object_href
-from storage.model import CalendarObject
+from storage.model import CalendarObject, Detail
 
 _OK = f"</D:prop><D:status>{dav.status_line(200)}</D:status></D:propstat>"
 
@@ -27,12 +27,17 @@ class MemberText:
         self.plan: list[tuple[str, Callable[[DavResource], Value] | None, str, str]] = []  # None: no object has it
         #: how each asked property an object has is read from the object (None: not all are)
         self.readers: list[Callable[[CalendarObject], str | None]] | None = []
+        #: how much of each object the asked properties read (allprop: every property's)
+        self.detail = Detail.BRIEF if kind == "prop" else Detail.LISTED
         template = ["%s</D:href>"]  # after the calendar's href: the member's name, then its values
         for name in names:
             live, written = LIVE.get(name), dav.prefixed(name)
             if live is None or Kind.OBJECT not in live.on:
                 self.plan.append((name, None, "", ""))
-            elif written is None:
+                continue
+            if not live.brief:
+                self.detail = Detail.LISTED
+            if written is None:
                 self.kind = "generic"
             else:
                 self.plan.append((name, live.read, f"<{written}>", f"</{written}>"))

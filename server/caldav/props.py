@@ -108,6 +108,8 @@ class Live:
     by_name_only: bool = False
     #: an object's value read from the object alone (listings write their members from it)
     of_object: Callable[[CalendarObject], str | None] | None = None
+    #: whether ``of_object`` reads no more than a brief listing holds (href, ETag, component)
+    brief: bool = False
 
 
 def _of_calendar(read: Callable[[Calendar], Value]) -> Callable[[DavResource], Value]:
@@ -119,12 +121,15 @@ def _of_object(read: Callable[[CalendarObject], Value]) -> Callable[[DavResource
 
 
 def _object(
-    name: str, of: Callable[[CalendarObject], str | None], calendars: Callable[[Calendar], Value] | None = None
+    name: str,
+    of: Callable[[CalendarObject], str | None],
+    calendars: Callable[[Calendar], Value] | None = None,
+    brief: bool = False,
 ) -> Live:
-    """A property of objects whose value is read from the object alone, and of calendars
-    where ``calendars`` reads it."""
+    """A property of objects whose value is read from the object alone (``brief``: from its
+    href, ETag and component), and of calendars where ``calendars`` reads it."""
     if calendars is None:
-        return Live(name, frozenset({Kind.OBJECT}), _of_object(of), of_object=of)
+        return Live(name, frozenset({Kind.OBJECT}), _of_object(of), of_object=of, brief=brief)
     read = calendars
 
     def either(resource: DavResource) -> Value:
@@ -381,7 +386,7 @@ LIVE = {
     live.name: live
     for live in (
         Live(tag(DAV, "resourcetype"), _ALL, _resource_type,
-             Settable("", _resource_type_of, at_creation_only=True)),
+             Settable("", _resource_type_of, at_creation_only=True), of_object=lambda o: "", brief=True),
         Live(tag(DAV, "displayname"), _ALL - _ON_OBJECT, _display_name, Settable("name", _name_of)),
         Live(tag(DAV, "owner"), _COLLECTIONS, lambda r: _hrefs(principal_href(r.owner))),
         Live(tag(DAV, "principal-URL"), frozenset({Kind.PRINCIPAL}), lambda r: _hrefs(principal_href(r.owner))),
@@ -422,8 +427,8 @@ LIVE = {
         Live(tag(CALDAV, "min-date-time"), _ON_CALENDAR, lambda r: utc_stamp(MIN_EPOCH)),
         Live(tag(CALDAV, "max-date-time"), _ON_CALENDAR, lambda r: utc_stamp(MAX_EPOCH)),
         Live(tag(CALDAV, "max-instances"), _ON_CALENDAR, lambda r: str(MAX_INSTANCES)),
-        _object(tag(DAV, "getetag"), lambda o: f'"{o.etag}"'),
-        _object(tag(DAV, "getcontenttype"), content_type),
+        _object(tag(DAV, "getetag"), lambda o: f'"{o.etag}"', brief=True),
+        _object(tag(DAV, "getcontenttype"), content_type, brief=True),
         _object(tag(DAV, "getcontentlength"), lambda o: str(o.size())),
         _object(tag(DAV, "getlastmodified"), lambda o: http_date(o.modified_at), lambda c: http_date(c.updated_at)),
         _object(tag(DAV, "creationdate"), lambda o: o.created_at, lambda c: c.created_at),

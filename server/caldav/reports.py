@@ -41,7 +41,7 @@ from server.caldav.props import DavResource, Kind, parse_sync_token, sync_token
 from server.caldav.replies import DavError, Multistatus, multistatus_reply
 from server.services.calendars import CalendarService
 from server.urls import calendar_href, home_href, object_href
-from storage.model import Calendar, CalendarObject, User
+from storage.model import Calendar, CalendarObject, Detail, User
 
 log = logging.getLogger("almanac.caldav")
 
@@ -203,7 +203,9 @@ async def sync_collection(context: Context, query: SyncCollection) -> web.Stream
     if not query.token and remaining is None:
         write = MemberText(wanted.names, wanted.kind)
         member = DavResource(Kind.OBJECT, user, user, calendar)
-        async for page in context.calendars.object_pages(user, calendar, text=wanted.data is not None):
+        async for page in context.calendars.object_pages(
+            user, calendar, write.detail if wanted.data is None else Detail.TEXT
+        ):
             if wanted.data is None:
                 await reply.add(write.page(base, page, member))
             else:

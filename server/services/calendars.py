@@ -36,6 +36,7 @@ from storage.model import (
     Calendar,
     CalendarObject,
     Change,
+    Detail,
     Grant,
     ImportTarget,
     NewCalendar,
@@ -370,12 +371,11 @@ class CalendarService(Feeds):
         return await self.store.spans_in_range([calendar.id], epoch(start), epoch(end))
 
     async def object_pages(
-        self, user: User, calendar: Calendar, *, text: bool = True
+        self, user: User, calendar: Calendar, detail: Detail = Detail.TEXT
     ) -> AsyncIterator[list[CalendarObject]]:
-        """Every object of a calendar, a page at a time; ``text=False``: each with the size of
-        its text instead of the text."""
+        """Every object of a calendar, a page at a time, as much of each as ``detail`` says."""
         await self.need(user, [calendar], Level.READ)
-        async for page in self.store.object_pages([calendar.id], text=text):
+        async for page in self.store.object_pages([calendar.id], detail=detail):
             yield page
 
     async def changes(

@@ -87,6 +87,8 @@ class Database(ABC):
     insertion_order: str
     #: SQL for the UTF-8 length in bytes of the text column ``{}``
     byte_length: str
+    #: rows in a page of a listing
+    listing_page = 1000
     #: what makes a SELECT lock the rows it reads until the transaction ends ("" where every
     #: write transaction holds the whole database)
     for_update: str

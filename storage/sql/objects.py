@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, NamedTuple
 
 from storage.errors import REPLACES_UID, Conflict, Gone, PreconditionFailed
-from storage.model import Calendar, CalendarObject, Change, ObjectWrite, Spanned, now_iso
+from storage.model import Calendar, CalendarObject, Change, Detail, ObjectWrite, Spanned, now_iso
 from storage.sql.database import HEAVY_SPANS, MAX_SPANS, Row, Tx
 from storage.sql.records import (
+    BRIEF_COLUMNS,
     CALENDAR_COLUMNS,
     OBJECT_COLUMNS,
     OBJECT_FIELDS,
     Tables,
+    brief_object,
     calendar_at,
     calendar_object,
     chunks,
@@ -125,18 +128,21 @@ class Objects(Tables):
         return calendar_object(row) if row else None
 
     async def list_objects(
-        self, calendar_ids: Sequence[int], *, after_id: int = 0, limit: int | None = None, text: bool = True
+        self, calendar_ids: Sequence[int], *, after_id: int = 0, limit: int | None = None, detail: Detail = Detail.TEXT
     ) -> list[CalendarObject]:
         if not calendar_ids:
             return []
-        columns = OBJECT_COLUMNS if text else listing_columns(self.db.byte_length)
+        columns, read = OBJECT_COLUMNS, calendar_object
+        if detail is Detail.LISTED:
+            columns, read = listing_columns(self.db.byte_length), listed_object
+        elif detail is Detail.BRIEF:
+            columns, read = BRIEF_COLUMNS, brief_object
         sql = f"SELECT {columns} FROM objects WHERE calendar_id IN ({marks(len(calendar_ids))}) AND id > ?"
         params: list[Any] = [*calendar_ids, after_id]
         sql += " ORDER BY id"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        read = calendar_object if text else listed_object
         return [read(row) for row in await self.db.all(sql, params)]
 
     async def objects_in_range(
@@ -220,16 +226,18 @@ class Objects(Tables):
         return [record(Change, row, deleted=True) for row in rows]
 
     async def object_pages(
-        self, calendar_ids: Sequence[int], batch: int = 1000, *, text: bool = True
+        self, calendar_ids: Sequence[int], batch: int | None = None, *, detail: Detail = Detail.TEXT
     ) -> AsyncIterator[list[CalendarObject]]:
+        batch = batch or self.db.listing_page
         after = 0
         while True:
-            rows = await self.list_objects(calendar_ids, after_id=after, limit=batch, text=text)
+            rows = await self.list_objects(calendar_ids, after_id=after, limit=batch, detail=detail)
             if rows:
                 yield rows
             if len(rows) < batch:
                 return
             after = rows[-1].id
+            await asyncio.sleep(0)  # a page read in the loop's thread: the other tasks' turn
 
     async def iter_objects(self, calendar_ids: Sequence[int], batch: int = 500) -> AsyncIterator[CalendarObject]:
         async for page in self.object_pages(calendar_ids, batch):

@@ -72,8 +72,10 @@ def calendar_at(values: Sequence[Any]) -> Calendar:
     return calendar(dict(zip(CALENDAR_COLUMNS, values, strict=True)))
 
 
-#: what a listing reads of an object, before the size of its text (see ``listed_object``)
+#: what a listing reads of an object, before the size of its text (see ``listed_object``);
+#: a brief one reads the first five (``brief_object``)
 LISTED_FIELDS = ("id", "calendar_id", "href", "etag", "component", "created_at", "modified_at")
+BRIEF_COLUMNS = ", ".join(LISTED_FIELDS[:5])
 
 
 def listing_columns(size: str, prefix: str = "") -> str:
@@ -88,6 +90,11 @@ def listed_object(row: Row | Sequence[Any]) -> CalendarObject:
     fields are left empty. Fewer columns make a listing of thousands several times faster."""
     return CalendarObject(row[0], row[1], row[2], "", row[3], row[4], "", None, None, False, "", None, None,
                           row[5], row[6], None, None, row[7])  # fmt: skip
+
+
+def brief_object(row: Row | Sequence[Any]) -> CalendarObject:
+    """The object of a row of BRIEF_COLUMNS: its ids, href, ETag and component."""
+    return CalendarObject(row[0], row[1], row[2], "", row[3], row[4], "", None, None, False, "", None, None, "", "")
 
 
 def calendar_object(row: Row | Sequence[Any]) -> CalendarObject:

@@ -163,6 +163,9 @@ class SQLiteDatabase(Database):
     backend = "sqlite"
     insertion_order = "rowid"
     byte_length = "LENGTH(CAST({} AS BLOB))"
+    #: a page of a listing is read in the loop's thread (at most 15 steps a row, within
+    #: LOOP_READ_STEPS), a trip to a thread and back less than pages of 1,000 there
+    listing_page = 250
     for_update = ""
     skip_locked = ""
 
