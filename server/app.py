@@ -8,7 +8,6 @@ import logging
 import re
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -17,7 +16,15 @@ from aiohttp.http_exceptions import HttpProcessingError
 from server import imip, urls, wcap
 from server.caldav import door as caldav
 from server.config import Config
-from server.http import IDLE_TIMEOUT, REQUEST_ID, REQUEST_STARTED, REQUEST_USER, SERVICES, client_address
+from server.http import (
+    IDLE_TIMEOUT,
+    REQUEST_ID,
+    REQUEST_STARTED,
+    REQUEST_USER,
+    SERVICES,
+    client_address,
+    new_request_id,
+)
 from server.metrics import door, metrics
 from server.rest import door as rest
 from server.services import Services, build
@@ -61,7 +68,7 @@ SECRET_PATHS = re.compile(r"^(/feeds/|/app/rsvp/)[^/]+?(?=\.ics$|$)")
 async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
     """One line per request: method, path, status, milliseconds, user."""
     request[REQUEST_STARTED] = time.perf_counter()
-    request[REQUEST_ID] = uuid.uuid4().hex
+    request[REQUEST_ID] = new_request_id()
     status = 500
     try:
         response = await handler(request)
@@ -105,7 +112,7 @@ async def common_headers(request: web.Request, response: web.StreamResponse) -> 
     """Headers every reply carries, streamed ones included."""
     response.headers.update(SECURITY_HEADERS)
     response.headers["Server"] = "Almanac"  # not aiohttp's name and version
-    response.headers["X-Request-Id"] = request.get(REQUEST_ID) or uuid.uuid4().hex
+    response.headers["X-Request-Id"] = request.get(REQUEST_ID) or new_request_id()
     if REQUEST_STARTED in request:
         response.headers["X-Runtime"] = f"{time.perf_counter() - request[REQUEST_STARTED]:.6f}"
     response.headers.setdefault("Cache-Control", "no-cache")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -16,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from server.app import create_app
 from server.cli import JsonLines
 from server.config import Config
+from server.http import new_request_id
 
 
 def access_lines(caplog: Any) -> list[logging.LogRecord]:
@@ -83,3 +86,20 @@ async def test_an_import_says_how_it_ended(aiohttp_server: Any, config: Config, 
     ended = [r.getMessage() for r in caplog.records if r.name == "almanac.imports"]
     assert any(m.startswith("import 1 by ada complete in ") and "1 created" in m for m in ended), ended
     assert any(m.startswith("import 2 by ada failed after ") for m in ended), ended
+
+
+def test_request_ids_differ_between_requests_and_workers() -> None:
+    """Two requests never share an id, nor do a worker forked from this process and this one
+    (each process draws its own prefix)."""
+    first, second = new_request_id(), new_request_id()
+    assert first != second and re.fullmatch("[0-9a-f]{32}", first) and first[:16] == second[:16]
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the worker: its first id, then gone
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    theirs = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert re.fullmatch("[0-9a-f]{32}", theirs) and theirs[:16] != first[:16]

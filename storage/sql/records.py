@@ -18,6 +18,7 @@ OBJECT_COLUMNS = ", ".join(OBJECT_FIELDS)
 _RECURRING = OBJECT_FIELDS.index("recurring")
 #: a calendar row's columns, by name and in the order of Calendar's fields
 CALENDAR_COLUMNS = tuple(f.name for f in fields(Calendar) if f.name not in ("object_count", "seen_by"))
+_IS_DEFAULT, _PROPS = CALENDAR_COLUMNS.index("is_default"), CALENDAR_COLUMNS.index("props")
 CALENDAR_FIELDS = {"name", "description", "color", "timezone", "components", "is_default", "props", "slug"}
 USER_FIELDS = {"username", "email", "password_hash", "is_admin", "prefs", "cutype", "source", "display_name"}
 #: parameters per statement: SQLite's limit on host parameters is 999 on old builds
@@ -42,34 +43,42 @@ def present(row: Row | None) -> Row:
     return row
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _field_names(cls: type) -> tuple[str, ...]:
-    """A record class's field names (asked for every row: kept once known)."""
-    if cls not in _FIELD_NAMES:
-        _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    return _FIELD_NAMES[cls]
+#: which of a row's columns (by position) fill which fields, per record class, row shape and
+#: converted fields: made once, as naming each column on a row is a search of its names
+_PLANS: dict[tuple[type, tuple[str, ...], tuple[str, ...]], tuple[tuple[str, int], ...]] = {}
 
 
 def record(cls: type[T], row: Row, **converted: Any) -> T:
     """A record from a row whose columns are named like the record's fields."""
-    keys = set(row.keys())
-    plain = {name: row[name] for name in _field_names(cls) if name not in converted and name in keys}
-    return cls(**plain, **converted)
+    key = (cls, tuple(row.keys()), tuple(converted))
+    plan = _PLANS.get(key)
+    if plan is None:
+        wanted = {f.name for f in fields(cls)} - set(converted)  # type: ignore[arg-type]
+        first = {name: index for index, name in reversed(list(enumerate(key[1]))) if name in wanted}
+        plan = _PLANS[key] = tuple(first.items())  # a name twice in a join: its first column, as row[name]
+    return cls(**{name: row[index] for name, index in plan}, **converted)
+
+
+def json_object(text: str) -> Any:
+    """A JSON column's value; the usual empty object without parsing (read with every user and
+    calendar: parsing it was a sixth of making one)."""
+    return {} if text == "{}" else json.loads(text)
 
 
 def user(row: Row) -> User:
-    return record(User, row, is_admin=bool(row["is_admin"]), prefs=json.loads(row["prefs"]))
+    return record(User, row, is_admin=bool(row["is_admin"]), prefs=json_object(row["prefs"]))
 
 
 def calendar(row: Row) -> Calendar:
-    return record(Calendar, row, is_default=bool(row["is_default"]), props=json.loads(row["props"]))
+    return record(Calendar, row, is_default=bool(row["is_default"]), props=json_object(row["props"]))
 
 
 def calendar_at(values: Sequence[Any]) -> Calendar:
     """The calendar of values in the order of CALENDAR_COLUMNS (a row whose names others share)."""
-    return calendar(dict(zip(CALENDAR_COLUMNS, values, strict=True)))
+    fields_ = list(values)
+    fields_[_IS_DEFAULT] = bool(fields_[_IS_DEFAULT])
+    fields_[_PROPS] = json_object(fields_[_PROPS])
+    return Calendar(*fields_)
 
 
 #: what a listing reads of an object, before the size of its text (see ``listed_object``);
