@@ -6,6 +6,7 @@ hostile body cannot expand, fetch or exhaust anything (the billion laughs, XXE).
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Iterable
@@ -398,6 +399,8 @@ def valid_name(segment: str) -> bool:
     return len(name.encode()) <= 255 and not _NOT_IN_NAMES.search(name)
 
 
-def path_segments(path: str) -> list[str]:
-    """The canonical segments of a raw (still percent-encoded) URL path."""
-    return [canonical_segment(part) for part in path.split("/")]
+@functools.lru_cache(maxsize=256)
+def path_segments(path: str) -> tuple[str, ...]:
+    """The canonical segments of a raw (still percent-encoded) URL path (remembered: a request
+    asks for its path's segments several times)."""
+    return tuple(canonical_segment(part) for part in path.split("/"))

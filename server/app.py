@@ -94,9 +94,7 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
         return web.json_response({"error": "internal server error"}, status=500)
     finally:
         elapsed = (time.perf_counter() - request[REQUEST_STARTED]) * 1000
-        counted, through = metrics(), door(request.path)
-        counted.requests.labels(through, request.method, str(status)).inc()
-        counted.latency.labels(through).observe(elapsed / 1000)
+        metrics().answered(door(request.path), request.method, status, elapsed / 1000)
         if log.isEnabledFor(logging.INFO):  # nothing to gather for a line that is not written
             # a feed's or RSVP link's token is its credential; a query (WCAP's session ids) is never logged
             fields = {

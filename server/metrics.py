@@ -80,6 +80,27 @@ class Metrics:
         self.workers = Gauge("almanac_workers", "Server processes serving", registry=mine, multiprocess_mode="livesum")
         if shared:
             multiprocess.MultiProcessCollector(self.registry)
+        # the values of each set of labels, found once (the client library looks them up under
+        # a lock at every use; a GET counts four)
+        self._answered: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._stored: dict[str, Histogram] = {}
+
+    def answered(self, door: str, method: str, status: int, seconds: float) -> None:
+        """A request answered through ``door``, and its time."""
+        counted = self._answered.get((door, method, status))
+        if counted is None:
+            counted = self._answered[door, method, status] = (
+                self.requests.labels(door, method, str(status)), self.latency.labels(door),
+            )  # fmt: skip
+        counted[0].inc()
+        counted[1].observe(seconds)
+
+    def stored(self, kind: str, seconds: float) -> None:
+        """The store's time at something of ``kind``."""
+        timed = self._stored.get(kind)
+        if timed is None:
+            timed = self._stored[kind] = self.store.labels(kind)
+        timed.observe(seconds)
 
     def scrape(self) -> bytes:
         return generate_latest(self.registry)

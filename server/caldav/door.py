@@ -522,8 +522,8 @@ class CalDavDoor:
         try:
             parts = dav.path_segments(urlsplit(request.headers.get("Destination", "")).path)
         except ValueError:
-            parts = []
-        if len(parts) != 6 or parts[:3] != ["", "dav", "calendars"] or not all(map(dav.valid_name, parts[3:])):
+            parts = ()
+        if len(parts) != 6 or parts[:3] != ("", "dav", "calendars") or not all(map(dav.valid_name, parts[3:])):
             raise web.HTTPBadRequest(text="the Destination must name an object in one of your calendars\n")
         target = await self.find_calendar(user, parts[4]) if parts[3].lower() == user.username.lower() else None
         if target is None:

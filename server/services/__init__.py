@@ -45,7 +45,7 @@ def build(config: Config, store: Store | None = None) -> Services:
         config.store_url, readers=config.readers, pool_size=config.pool_size,
         statement_timeout=config.statement_timeout,
     )  # fmt: skip
-    store.observe(lambda kind, seconds: metrics().store.labels(kind).observe(seconds))
+    store.observe(lambda kind, seconds: metrics().stored(kind, seconds))
     access = AccessService(store)
     calendars = CalendarService(store, access)
     throttle = LoginThrottle(store, config.login_failures, config.login_window)
