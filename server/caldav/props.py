@@ -116,10 +116,6 @@ def _of_calendar(read: Callable[[Calendar], Value]) -> Callable[[DavResource], V
     return lambda resource: read(resource.calendar) if resource.calendar else None
 
 
-def _of_object(read: Callable[[CalendarObject], Value]) -> Callable[[DavResource], Value]:
-    return lambda resource: read(resource.found) if resource.found else None
-
-
 def _object(
     name: str,
     of: Callable[[CalendarObject], str | None],
@@ -128,14 +124,14 @@ def _object(
 ) -> Live:
     """A property of objects whose value is read from the object alone (``brief``: from its
     href, ETag and component), and of calendars where ``calendars`` reads it."""
-    if calendars is None:
-        return Live(name, frozenset({Kind.OBJECT}), _of_object(of), of_object=of, brief=brief)
-    read = calendars
 
-    def either(resource: DavResource) -> Value:
-        return of(resource.found) if resource.found else read(resource.calendar) if resource.calendar else None
+    def read(resource: DavResource) -> Value:
+        if resource.found:
+            return of(resource.found)
+        return calendars(resource.calendar) if calendars and resource.calendar else None
 
-    return Live(name, frozenset({Kind.OBJECT, Kind.CALENDAR}), either, of_object=of)
+    on = frozenset({Kind.OBJECT, Kind.CALENDAR} if calendars else {Kind.OBJECT})
+    return Live(name, on, read, of_object=of, brief=brief)
 
 
 def _hrefs(*hrefs: str) -> list[etree._Element]:
