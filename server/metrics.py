@@ -19,6 +19,10 @@ FOLDER = "PROMETHEUS_MULTIPROC_DIR"
 #: seconds: where a request's or a store operation's time falls
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 #: the door a request went through, by the start of its path
+#: the methods counted by name (a client may send any token as a method: the others are "other",
+#: so that no client can make labels without end)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND", "PROPPATCH", "REPORT",
+                     "MKCALENDAR", "MKCOL", "COPY", "MOVE", "ACL", "LOCK", "UNLOCK"})  # fmt: skip
 DOORS = (("/dav", "caldav"), ("/.well-known", "caldav"), ("/v1", "rest"), ("/app", "web"), ("/feeds", "feeds"),
          ("/wcap", "wcap"), ("/metrics", "metrics"), ("/healthz", "health"), ("/readyz", "health"))  # fmt: skip
 
@@ -87,6 +91,7 @@ class Metrics:
 
     def answered(self, door: str, method: str, status: int, seconds: float) -> None:
         """A request answered through ``door``, and its time."""
+        method = method if method in METHODS else "other"
         counted = self._answered.get((door, method, status))
         if counted is None:
             counted = self._answered[door, method, status] = (

@@ -10,9 +10,11 @@ import base64
 from collections.abc import Callable
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.generate import ics
+from server.metrics import FOLDER, Metrics
 from tests.helpers import Server, free_port
 
 
@@ -75,3 +77,16 @@ async def test_one_scrape_sees_every_worker(node: Callable[..., Server]) -> None
     assert total(found, "almanac_imported_objects_total") == 5 and total(found, "almanac_imports_running") == 0
     pids = {dict(ls).get("pid") for (n, ls), _ in found.items() if n == "almanac_workers"}
     assert len(pids - {None}) <= 2  # one series per live worker (or their sum)
+
+
+def test_an_invented_method_is_counted_as_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client may send any token as a method: those Almanac does not know are counted under
+    one label, so that no client makes labels (and the files that hold them) without end."""
+    monkeypatch.delenv(FOLDER, raising=False)  # this process's own values only
+    counted = Metrics()
+    for method in ("GET", "FROB", "X-RANDOM-1", "X-RANDOM-2"):
+        counted.answered("caldav", method, 405, 0.001)
+    found = samples(counted.scrape().decode())
+    methods = {dict(labels)["method"] for name, labels in found if name == "almanac_requests_total"}
+    assert methods == {"GET", "other"}
+    assert total(found, "almanac_requests_total", method="other") == 3
