@@ -16,7 +16,7 @@ def now_iso(ago: timedelta = timedelta(0)) -> str:
 
 class Detail(StrEnum):
     """How much of each object a listing reads: everything (``TEXT``), what a listing shows
-    (``LISTED``: ids, href, ETag, component, times and the size of its text) or its ETag
+    (``LISTED``: ids, href, ETag, component, times, Schedule-Tag and the size of its text) or its ETag
     (``BRIEF``: ids, href, ETag and component). Each column left out makes a listing of
     thousands faster; the fields not read are left empty."""
 

@@ -271,6 +271,11 @@ async def test_a_listing_says_what_each_member_says(client: TestClient, alice: A
     asked properties need) has the values the member's own PROPFIND gives."""
     for uid in ("one", "two", "a&b"):
         await put_event(client, uid)
+    # a meeting Alice organizes: a scheduling object, with a Schedule-Tag
+    meeting = EVENT.format(uid="meeting", summary="x").replace(
+        "END:VEVENT", "ORGANIZER:mailto:alice@example.org\r\nATTENDEE:mailto:zed@elsewhere.example\r\nEND:VEVENT"
+    )
+    assert (await client.put(f"{CAL}meeting.ics", data=meeting, headers=basic("alice"))).status == 201
     body = f'<D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">{asked}</D:propfind>'
 
     async def members(path: str, depth: str) -> dict[str, Any]:
@@ -279,10 +284,23 @@ async def test_a_listing_says_what_each_member_says(client: TestClient, alice: A
         return responses(etree.fromstring(await reply.read()))
 
     listed = await members(CAL, "1")
-    assert len(listed) == 4
+    assert len(listed) == 5
     for href, response in listed.items():
         if href != CAL:
             assert said(response) == said((await members(href, "0"))[href]), href
+
+
+async def test_head_and_a_304_carry_a_meetings_schedule_tag(client: TestClient, alice: Account) -> None:
+    """HEAD and a GET answered 304 read no text, and still say the Schedule-Tag a GET says."""
+    meeting = EVENT.format(uid="m", summary="x").replace(
+        "END:VEVENT", "ORGANIZER:mailto:alice@example.org\r\nATTENDEE:mailto:zed@elsewhere.example\r\nEND:VEVENT"
+    )
+    assert (await client.put(f"{CAL}m.ics", data=meeting, headers=basic("alice"))).status == 201
+    got = await client.get(f"{CAL}m.ics", headers=basic("alice"))
+    head = await client.head(f"{CAL}m.ics", headers=basic("alice"))
+    same = await client.get(f"{CAL}m.ics", headers={**basic("alice"), "If-None-Match": got.headers["ETag"]})
+    assert same.status == 304
+    assert got.headers["Schedule-Tag"] == head.headers.get("Schedule-Tag") == same.headers.get("Schedule-Tag")
 
 
 async def test_an_initial_sync_covers_what_changes_while_it_is_written(

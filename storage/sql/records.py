@@ -83,7 +83,7 @@ def calendar_at(values: Sequence[Any]) -> Calendar:
 
 #: what a listing reads of an object, before the size of its text (see ``listed_object``);
 #: a brief one reads the first five (``brief_object``)
-LISTED_FIELDS = ("id", "calendar_id", "href", "etag", "component", "created_at", "modified_at")
+LISTED_FIELDS = ("id", "calendar_id", "href", "etag", "component", "created_at", "modified_at", "schedule_tag")
 BRIEF_COLUMNS = ", ".join(LISTED_FIELDS[:5])
 
 
@@ -95,10 +95,11 @@ def listing_columns(size: str, prefix: str = "") -> str:
 
 def listed_object(row: Row | Sequence[Any]) -> CalendarObject:
     """The object of a row starting with ``listing_columns``: what a listing shows of it (ids,
-    href, ETag, component, times and the size of its text); its text, UID, summary and index
-    fields are left empty. Fewer columns make a listing of thousands several times faster."""
+    href, ETag, component, times, Schedule-Tag and the size of its text); its text, UID,
+    summary and index fields are left empty. Fewer columns make a listing of thousands several
+    times faster."""
     return CalendarObject(row[0], row[1], row[2], "", row[3], row[4], "", None, None, False, "", None, None,
-                          row[5], row[6], None, None, row[7])  # fmt: skip
+                          row[5], row[6], None, row[7], row[8])  # fmt: skip
 
 
 def brief_object(row: Row | Sequence[Any]) -> CalendarObject:

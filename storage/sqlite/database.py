@@ -37,7 +37,7 @@ from storage.sqlite.lock import ProcessLock
 T = TypeVar("T")
 
 #: SQLite VM instructions a read may take on the event loop before it is interrupted and sent
-#: to a reader thread (a read by a key takes tens, a listing row about 15: a few hundred rows,
+#: to a reader thread (a read by a key takes tens, a listing row about 16: a few hundred rows,
 #: under half a millisecond here), counted LOOP_READ_CHECK at a time (the progress handler's
 #: interval)
 LOOP_READ_STEPS = 4000
@@ -163,7 +163,7 @@ class SQLiteDatabase(Database):
     backend = "sqlite"
     insertion_order = "rowid"
     byte_length = "LENGTH(CAST({} AS BLOB))"
-    #: a page of a listing is read in the loop's thread (at most 15 steps a row, within
+    #: a page of a listing is read in the loop's thread (at most 16 steps a row, within
     #: LOOP_READ_STEPS), a trip to a thread and back less than pages of 1,000 there
     listing_page = 250
     for_update = ""
