@@ -180,13 +180,13 @@ class Store(ABC):
 
     @abstractmethod
     async def get_object(
-        self, calendar_id: int, *, href: str | None = None, uid: str | None = None, text: bool = True
+        self, calendar_id: int, *, href: str | None = None, uid: str | None = None, detail: Detail = Detail.TEXT
     ) -> CalendarObject | None:
-        """The object with this href or UID (``text=False``: what a listing reads of it)."""
+        """The object with this href or UID, as much of it as ``detail`` says."""
 
     @abstractmethod
     async def calendar_with_object(
-        self, owner_id: int, slug: str, href: str, *, text: bool = True
+        self, owner_id: int, slug: str, href: str, *, detail: Detail = Detail.TEXT
     ) -> tuple[Calendar, CalendarObject | None] | None:
         """``get_calendar_by_slug`` and that calendar's ``get_object`` by href, in one read."""
 
@@ -196,11 +196,16 @@ class Store(ABC):
 
     @abstractmethod
     async def changes_since(
-        self, calendar_id: int, revision: int, after_href: str = "", *, limit: int | None = None, text: bool = True
+        self,
+        calendar_id: int,
+        revision: int,
+        after_href: str = "",
+        *,
+        limit: int | None = None,
+        detail: Detail = Detail.TEXT,
     ) -> list[tuple[Change, CalendarObject | None]]:
         """Changes after ``revision`` (after ``(revision, after_href)`` when given) in that order,
-        each with its object (None when deleted); ``text=False``: only what a listing shows of
-        it, as ``list_objects`` reads it."""
+        each with its object (None when deleted), as much of it as ``detail`` says."""
 
     @abstractmethod
     async def calendar_size(self, calendar_id: int) -> int:

@@ -212,7 +212,7 @@ async def test_conformance_changes_say_who_changed_what_and_when(store: SQLStore
     assert second.changed_by == deleter.id
     assert first.changed_at[:2] == "20" and first.changed_at.endswith("Z") and gone is None
     assert a is not None and (a.uid, a.etag, a.ical) == ("a", '"a-1"', "UID:a")
-    [(_, listed), _] = await store.changes_since(calendar, 0, text=False)
+    [(_, listed), _] = await store.changes_since(calendar, 0, detail=Detail.LISTED)
     assert listed is not None and (listed.href, listed.etag, listed.ical, listed.text_size) == ("a.ics", '"a-1"', "", 5)
     window = (first.changed_at, second.changed_at)
     assert [c.href for c in await store.deleted_since([calendar], *window)] == ["b.ics"]
@@ -372,8 +372,8 @@ async def test_conformance_a_calendar_with_its_object_in_one_read(store: SQLStor
     assert saved == await store.get_object(calendar, href=made.href) and saved.created_at == made.created_at
     alone = await store.get_calendar_by_slug(owner.id, "c")
     assert await store.calendar_with_object(owner.id, "c", saved.href) == (alone, saved)
-    listed = await store.calendar_with_object(owner.id, "c", saved.href, text=False)
-    assert listed == (alone, await store.get_object(calendar, href=saved.href, text=False))
+    listed = await store.calendar_with_object(owner.id, "c", saved.href, detail=Detail.LISTED)
+    assert listed == (alone, await store.get_object(calendar, href=saved.href, detail=Detail.LISTED))
     assert listed[1] is not None and listed[1].ical == "" and listed[1].size() == len(saved.ical.encode())
     assert await store.calendar_with_object(owner.id, "c", "other.ics") == (alone, None)
     assert await store.calendar_with_object(owner.id, "missing", saved.href) is None
@@ -655,7 +655,7 @@ async def test_sqlite_listing_pages_are_range_reads(tmp_path: Path) -> None:
 
         store.db.all = noted  # type: ignore[method-assign]
         await store.list_objects([calendar], after_id=0, limit=1000, detail=Detail.LISTED)
-        await store.changes_since(calendar, 0, "a.ics", limit=1000, text=False)
+        await store.changes_since(calendar, 0, "a.ics", limit=1000, detail=Detail.LISTED)
         store.db.all = read  # type: ignore[method-assign]
         for sql, params in asked:
             plan = " ".join(str(row[3]) for row in await store.db.all("EXPLAIN QUERY PLAN " + sql, params))

@@ -57,7 +57,7 @@ from server.services import Services
 from server.services.access import Level
 from server.services.errors import BadEncoding, Invalid, NameTaken, NotFound, PreconditionFailed, TooLarge
 from server.urls import ROOT, calendar_href, home_href, principal_href
-from storage.model import Calendar, CalendarObject, User
+from storage.model import Calendar, CalendarObject, Detail, User
 
 log = logging.getLogger("almanac.caldav")
 #: honest: no class 2 (no LOCK); calendar-auto-schedule: the server schedules (RFC 6638; clients
@@ -458,7 +458,8 @@ class CalDavDoor:
         objects = self.services.objects
         condition = request.headers.get("If-None-Match")
         text = request.method == "GET" and condition is None
-        calendar, found = await objects.find_at(user, segment(request, 4), name, text=text) or (None, None)
+        detail = Detail.TEXT if text else Detail.LISTED
+        calendar, found = await objects.find_at(user, segment(request, 4), name, detail=detail) or (None, None)
         if calendar is None or found is None:
             raise web.HTTPNotFound()
         headers = {"ETag": f'"{found.etag}"', "Last-Modified": http_date(found.modified_at)}

@@ -63,11 +63,12 @@ class MemberText:
         columns = (
             None if self.kind != "prop" or self.readers is None else [list(map(of, objects)) for of in self.readers]
         )
+        hrefs = "".join(names)
         if (
             columns is not None
             and not any(None in column for column in columns)
-            and dav.canonical("".join(names))
-            and dav.plain("".join(chain(names, *columns)))  # type: ignore[arg-type]
+            and dav.canonical(hrefs)
+            and dav.plain(hrefs + "".join(chain(*columns)))  # type: ignore[arg-type]
         ):
             template = f"<D:response><D:href>{dav.escape(base).replace('%', '%%')}{self.template}"
             return "".join([template % values for values in zip(names, *columns, strict=True)])

@@ -200,12 +200,11 @@ async def sync_collection(context: Context, query: SyncCollection) -> web.Stream
     wanted, remaining = query.props, query.limit
     base = calendar_href(user, calendar)
     reply = Multistatus(context.request)
+    write = MemberText(wanted.names, wanted.kind)
+    detail = write.detail if wanted.data is None else Detail.TEXT
     if not query.token and remaining is None:
-        write = MemberText(wanted.names, wanted.kind)
         member = DavResource(Kind.OBJECT, user, user, calendar)
-        async for page in context.calendars.object_pages(
-            user, calendar, write.detail if wanted.data is None else Detail.TEXT
-        ):
+        async for page in context.calendars.object_pages(user, calendar, detail):
             if wanted.data is None:
                 await reply.add(write.page(base, page, member))
             else:
@@ -214,7 +213,7 @@ async def sync_collection(context: Context, query: SyncCollection) -> web.Stream
     revision = calendar.sync_revision
     while True:
         asked = PAGE if remaining is None else min(PAGE, remaining + 1)
-        rows = await context.calendars.changes(user, calendar, *position, limit=asked, text=wanted.data is not None)
+        rows = await context.calendars.changes(user, calendar, *position, limit=asked, detail=detail)
         truncated = remaining is not None and len(rows) > remaining
         rows = rows[:remaining] if truncated else rows
         present = [found for _, found in rows if found is not None]

@@ -386,11 +386,12 @@ class CalendarService(Feeds):
         after_href: str = "",
         *,
         limit: int | None = None,
-        text: bool = True,
+        detail: Detail = Detail.TEXT,
     ) -> list[tuple[Change, CalendarObject | None]]:
-        """What changed in a calendar after a sync position, each with its object (None: deleted)."""
+        """What changed in a calendar after a sync position, each with its object (None: deleted)
+        as much of it as ``detail`` says."""
         await self.need(user, [calendar], Level.READ)
-        return await self.store.changes_since(calendar.id, revision, after_href, limit=limit, text=text)
+        return await self.store.changes_since(calendar.id, revision, after_href, limit=limit, detail=detail)
 
     async def modified(
         self, user: User, calendar: Calendar, since: str | None, until: str | None

@@ -29,7 +29,7 @@ from server.services.imports.files import FileReader, ImportRequest, Upload
 from server.services.scheduling import Scheduled, SchedulingService
 from storage.base import Store
 from storage.errors import REPLACES_UID, Conflict, Gone, PreconditionFailed, StoreUnavailable
-from storage.model import Calendar, CalendarObject, InboxItem, Mail, ObjectDelete, ObjectPut, User
+from storage.model import Calendar, CalendarObject, Detail, InboxItem, Mail, ObjectDelete, ObjectPut, User
 
 #: a change to an object: given its parsed text, changes it in place and returns the component it
 #: changed, which is checked before anything is written (runs in a thread; ValueError refuses it)
@@ -91,23 +91,28 @@ class ObjectService:
         return found, calendar
 
     async def find(
-        self, user: User, calendar: Calendar, *, href: str | None = None, uid: str | None = None, text: bool = True
+        self,
+        user: User,
+        calendar: Calendar,
+        *,
+        href: str | None = None,
+        uid: str | None = None,
+        detail: Detail = Detail.TEXT,
     ) -> CalendarObject | None:
-        """The object of a calendar with this href or UID (``text=False``: what a listing shows
-        of it, its text's size instead of the text)."""
+        """The object of a calendar with this href or UID, as much of it as ``detail`` says."""
         await self.calendars.need(user, [calendar], Level.READ)
-        return await self.store.get_object(calendar.id, href=href, uid=uid, text=text)
+        return await self.store.get_object(calendar.id, href=href, uid=uid, detail=detail)
 
     async def find_at(
-        self, user: User, slug: str, href: str, *, text: bool = True
+        self, user: User, slug: str, href: str, *, detail: Detail = Detail.TEXT
     ) -> tuple[Calendar, CalendarObject | None] | None:
         """The calendar of the user's home with this slug (``CalendarService.find``) and its
         object at ``href`` (``find``); for one of their own, both in one read."""
-        own = await self.store.calendar_with_object(user.id, slug, href, text=text)
+        own = await self.store.calendar_with_object(user.id, slug, href, detail=detail)
         if own is not None:  # an owner may read everything of theirs
             return own
         calendar = await self.calendars.find_shared(user, slug)
-        return None if calendar is None else (calendar, await self.find(user, calendar, href=href, text=text))
+        return None if calendar is None else (calendar, await self.find(user, calendar, href=href, detail=detail))
 
     async def put(
         self,

@@ -10,18 +10,14 @@ from storage.errors import REPLACES_UID, Conflict, Gone, PreconditionFailed
 from storage.model import Calendar, CalendarObject, Change, Detail, ObjectWrite, Spanned, now_iso
 from storage.sql.database import HEAVY_SPANS, MAX_SPANS, Row, Tx
 from storage.sql.records import (
-    BRIEF_COLUMNS,
     CALENDAR_COLUMNS,
     OBJECT_COLUMNS,
-    OBJECT_FIELDS,
     Tables,
-    brief_object,
     calendar_at,
     calendar_object,
     chunks,
-    listed_object,
-    listing_columns,
     marks,
+    object_reading,
     record,
 )
 
@@ -42,7 +38,7 @@ _LOG_CHANGE = (
 )
 
 
-OBJECT_COLUMNS_OF_O = ", ".join(f"o.{name}" for name in OBJECT_FIELDS)
+OBJECT_COLUMNS_OF_O = object_reading(Detail.TEXT, "", "o.")[0]
 
 
 class Placed(NamedTuple):
@@ -63,19 +59,19 @@ class Objects(Tables):
     order of their revisions, on every database."""
 
     async def get_object(
-        self, calendar_id: int, *, href: str | None = None, uid: str | None = None, text: bool = True
+        self, calendar_id: int, *, href: str | None = None, uid: str | None = None, detail: Detail = Detail.TEXT
     ) -> CalendarObject | None:
         column, value = ("href", href) if href is not None else ("uid", uid)
-        columns = OBJECT_COLUMNS if text else listing_columns(self.db.byte_length)
+        columns, read = object_reading(detail, self.db.byte_length)
         row = await self.db.one(
             f"SELECT {columns} FROM objects WHERE calendar_id = ? AND {column} = ?", (calendar_id, value)
         )
-        return None if row is None else calendar_object(row) if text else listed_object(row)
+        return None if row is None else read(row)
 
     async def calendar_with_object(
-        self, owner_id: int, slug: str, href: str, *, text: bool = True
+        self, owner_id: int, slug: str, href: str, *, detail: Detail = Detail.TEXT
     ) -> tuple[Calendar, CalendarObject | None] | None:
-        columns = OBJECT_COLUMNS_OF_O if text else listing_columns(self.db.byte_length, "o.")
+        columns, read = object_reading(detail, self.db.byte_length, "o.")
         row = await self.db.one(
             f"SELECT {', '.join('c.' + name for name in CALENDAR_COLUMNS)}, {columns} FROM calendars AS c "
             "LEFT JOIN objects AS o ON o.calendar_id = c.id AND o.href = ? WHERE c.owner_id = ? AND c.slug = ?",
@@ -85,7 +81,6 @@ class Objects(Tables):
             return None
         values, split = tuple(row), len(CALENDAR_COLUMNS)
         found = values[split:]
-        read = calendar_object if text else listed_object
         return calendar_at(values[:split]), read(found) if found[0] is not None else None
 
     async def get_objects(self, calendar_id: int, hrefs: Sequence[str]) -> list[CalendarObject]:
@@ -96,9 +91,15 @@ class Objects(Tables):
         return found
 
     async def changes_since(
-        self, calendar_id: int, revision: int, after_href: str = "", *, limit: int | None = None, text: bool = True
+        self,
+        calendar_id: int,
+        revision: int,
+        after_href: str = "",
+        *,
+        limit: int | None = None,
+        detail: Detail = Detail.TEXT,
     ) -> list[tuple[Change, CalendarObject | None]]:
-        columns = OBJECT_COLUMNS_OF_O if text else listing_columns(self.db.byte_length, "o.")
+        columns, read = object_reading(detail, self.db.byte_length, "o.")
         sql = (
             f"SELECT c.calendar_id, c.href, c.uid, c.revision, c.deleted, c.changed_at, c.changed_by, {columns} "
             "FROM changes AS c LEFT JOIN objects AS o ON o.calendar_id = c.calendar_id AND o.href = c.href "
@@ -110,7 +111,6 @@ class Objects(Tables):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        read = calendar_object if text else listed_object
         result = []
         for row in await self.db.all(sql, params):  # by position: this runs for every change listed
             values = tuple(row)
@@ -132,11 +132,7 @@ class Objects(Tables):
     ) -> list[CalendarObject]:
         if not calendar_ids:
             return []
-        columns, read = OBJECT_COLUMNS, calendar_object
-        if detail is Detail.LISTED:
-            columns, read = listing_columns(self.db.byte_length), listed_object
-        elif detail is Detail.BRIEF:
-            columns, read = BRIEF_COLUMNS, brief_object
+        columns, read = object_reading(detail, self.db.byte_length)
         sql = f"SELECT {columns} FROM objects WHERE calendar_id IN ({marks(len(calendar_ids))}) AND id > ?"
         params: list[Any] = [*calendar_ids, after_id]
         sql += " ORDER BY id"

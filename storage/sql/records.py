@@ -3,13 +3,14 @@ the update of one row."""
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from typing import Any, TypeVar
 
 from storage.errors import Conflict, Gone
-from storage.model import Calendar, CalendarObject, ImportJob, User, now_iso
+from storage.model import Calendar, CalendarObject, Detail, ImportJob, User, now_iso
 from storage.sql.database import Database, Duplicate, Row, Tx
 
 #: an object row's columns: CalendarObject's fields, by name and in order (``klass`` is ``class``)
@@ -84,17 +85,23 @@ def calendar_at(values: Sequence[Any]) -> Calendar:
 #: what a listing reads of an object, before the size of its text (see ``listed_object``);
 #: a brief one reads the first five (``brief_object``)
 LISTED_FIELDS = ("id", "calendar_id", "href", "etag", "component", "created_at", "modified_at", "schedule_tag")
-BRIEF_COLUMNS = ", ".join(LISTED_FIELDS[:5])
 
 
-def listing_columns(size: str, prefix: str = "") -> str:
-    """LISTED_FIELDS, each after ``prefix``, then the size of the text (``size``: the database's
-    SQL for a text's bytes, ``{}`` for the column)."""
-    return ", ".join(prefix + name for name in LISTED_FIELDS) + f", {size.format(prefix + 'ical')}"
+@functools.cache
+def object_reading(detail: Detail, size: str, prefix: str = "") -> tuple[str, Callable[[Any], CalendarObject]]:
+    """The columns (each after ``prefix``) that read an object at ``detail``, and what makes the
+    object of a row starting with them (``size``: the database's SQL for a text's bytes, ``{}``
+    for the column)."""
+    if detail is Detail.TEXT:
+        return ", ".join(prefix + name for name in OBJECT_FIELDS), calendar_object
+    if detail is Detail.LISTED:
+        columns = ", ".join(prefix + name for name in LISTED_FIELDS)
+        return f"{columns}, {size.format(prefix + 'ical')}", listed_object
+    return ", ".join(prefix + name for name in LISTED_FIELDS[:5]), brief_object
 
 
 def listed_object(row: Row | Sequence[Any]) -> CalendarObject:
-    """The object of a row starting with ``listing_columns``: what a listing shows of it (ids,
+    """The object of a row of LISTED_FIELDS and its text's size: what a listing shows of it (ids,
     href, ETag, component, times, Schedule-Tag and the size of its text); its text, UID,
     summary and index fields are left empty. Fewer columns make a listing of thousands several
     times faster."""
@@ -103,7 +110,7 @@ def listed_object(row: Row | Sequence[Any]) -> CalendarObject:
 
 
 def brief_object(row: Row | Sequence[Any]) -> CalendarObject:
-    """The object of a row of BRIEF_COLUMNS: its ids, href, ETag and component."""
+    """The object of a row of the first five LISTED_FIELDS: its ids, href, ETag and component."""
     return CalendarObject(row[0], row[1], row[2], "", row[3], row[4], "", None, None, False, "", None, None, "", "")
 
 
